@@ -1,0 +1,344 @@
+"""Demo definitions that do real (harmless) work on the local machine.
+
+They show every shape the engine supports: a chain with shell steps, a fan-out/fan-in
+with parallel subtasks, a DAG of 60+ subtasks, a step that fails on demand (to show
+retry, skip and rollback), a long step to cancel, an HTTP check, and the no-op shapes
+that the benchmarks time.
+"""
+
+from __future__ import annotations
+
+from taskcenter.tasks.definitions import (
+    DefinitionSpec,
+    ParameterSpec,
+    SubtaskSpec,
+    register_callable,
+    register_definition,
+)
+from taskcenter.tasks.models import NodeType
+
+PY, SH, HTTP = NodeType.PYTHON_TASK, NodeType.SHELL_TASK, NodeType.HTTP_TASK
+
+
+# --- Callables -----------------------------------------------------------------------------------
+
+
+@register_callable("demo.noop")
+def noop(ctx) -> None:
+    return None
+
+
+@register_callable("demo.step")
+def step(ctx, step: str, seconds: float = 1.0, lines: int = 3) -> dict:
+    """Log `lines` lines over `seconds`; fail when the task's fail_step names this step.
+
+    A step fails on its first `fail_times` runs, so a retry after that succeeds.
+    """
+    for index in range(lines):
+        ctx.log(f"{step}: working ({index + 1}/{lines})")
+        ctx.sleep(seconds / max(lines, 1))
+    if ctx.params.get("fail_step") == step and ctx.run_time <= int(
+        ctx.params.get("fail_times") or 0
+    ):
+        raise RuntimeError(f"{step} failed on purpose (fail_step={step}, run {ctx.run_time})")
+    ctx.log(f"{step}: done")
+    return {
+        "schema": [{"name": "step", "type": "string"}, {"name": "run", "type": "number"}],
+        "data": [[step, ctx.run_time]],
+    }
+
+
+@register_callable("demo.undo")
+def undo(ctx, step: str) -> None:
+    ctx.log(f"{step}: undoing the changes of this step")
+    ctx.sleep(0.2)
+    ctx.log(f"{step}: rolled back")
+
+
+@register_callable("demo.sleep")
+def sleep(ctx, seconds: float = 2.0) -> None:
+    waited = 0.0
+    while waited < seconds:
+        ctx.sleep(min(0.5, seconds - waited))
+        waited += 0.5
+        ctx.log(f"slept {min(waited, seconds):.1f}/{seconds:g} s")
+
+
+def _py(key, name, upstreams=(), **kwargs):
+    options = {k: kwargs.pop(k) for k in list(kwargs) if k in _SPEC_OPTIONS}
+    return SubtaskSpec(
+        key=key,
+        name=name,
+        kind=PY,
+        action={"callable": kwargs.pop("callable", "demo.step"), "kwargs": kwargs},
+        upstreams=list(upstreams),
+        **options,
+    )
+
+
+_SPEC_OPTIONS = {
+    "timeout",
+    "retry_count",
+    "prohibit_rollback",
+    "parallel_idx",
+    "rollback",
+    "description",
+}
+
+
+# --- Definitions ---------------------------------------------------------------------------------
+
+
+def _reinstall_agent(params):
+    return [
+        SubtaskSpec(
+            "prepare",
+            "Prepare reinstalling OCP agent",
+            SH,
+            {"command": 'echo "checking $TC_PARAM_HOST"; sleep 0.5; echo "host reachable"'},
+            timeout=60,
+        ),
+        SubtaskSpec(
+            "uninstall",
+            "Uninstall ocp agent",
+            SH,
+            {
+                "command": 'echo "stopping agent on $TC_PARAM_HOST"; sleep 0.5; '
+                'echo "removing package"; sleep 0.5; echo "agent removed"'
+            },
+            upstreams=["prepare"],
+            timeout=1800,
+        ),
+        SubtaskSpec(
+            "install",
+            "Install ocp agent",
+            SH,
+            {
+                "command": 'for i in 1 2 3 4; do echo "installing agent: step $i/4"; '
+                'sleep 0.4; done; echo "agent installed on $TC_PARAM_HOST"'
+            },
+            upstreams=["uninstall"],
+            timeout=5400,
+            rollback={"command": 'echo "removing half-installed agent"'},
+        ),
+        _py(
+            "finish",
+            "Finish reinstalling OCP agent",
+            ["install"],
+            step="finish",
+            seconds=0.3,
+            lines=2,
+            timeout=60,
+        ),
+    ]
+
+
+register_definition(
+    DefinitionSpec(
+        name="Reinstall OCP agent",
+        description="Reinstall the OCP agent on a host: prepare, uninstall, install, finish.",
+        parameters=[ParameterSpec("host", "127.0.0.1", "Address of the host")],
+        build=_reinstall_agent,
+    )
+)
+
+
+def _scale_out(params):
+    width = int(params["units"])
+    units = [
+        _py(
+            f"unit{i}",
+            f"Create resource unit on node {i + 1}",
+            ["prepare"],
+            step=f"unit{i}",
+            seconds=1.0,
+            lines=3,
+            parallel_idx=i,
+            rollback={"callable": "demo.undo", "kwargs": {"step": f"unit{i}"}},
+        )
+        for i in range(width)
+    ]
+    return [
+        _py("prepare", "Check tenant resources", step="prepare", seconds=0.3, lines=2),
+        *units,
+        _py("balance", "Balance units", [u.key for u in units], step="balance", seconds=0.3),
+    ]
+
+
+register_definition(
+    DefinitionSpec(
+        name="Scale out tenant units",
+        description="Fan-out/fan-in: create resource units on several nodes in parallel.",
+        parameters=[
+            ParameterSpec("units", 4, "How many units to create in parallel"),
+            ParameterSpec("fail_step", "", "Step key to fail on purpose (e.g. unit2)"),
+            ParameterSpec("fail_times", 1, "How many runs of that step fail"),
+        ],
+        build=_scale_out,
+    )
+)
+
+
+def _rolling_upgrade(params):
+    per_zone = int(params["servers_per_zone"])
+    specs = [_py("precheck", "Pre-check upgrade", step="precheck", seconds=0.2, lines=1)]
+    previous = "precheck"
+    for zone in range(1, 4):
+        servers = [
+            _py(
+                f"z{zone}s{n}",
+                f"Upgrade observer zone{zone}-{n:02d}",
+                [previous],
+                step=f"z{zone}s{n}",
+                seconds=0.1,
+                lines=1,
+                parallel_idx=n - 1,
+            )
+            for n in range(1, per_zone + 1)
+        ]
+        barrier = _py(
+            f"zone{zone}",
+            f"Verify zone{zone}",
+            [s.key for s in servers],
+            step=f"zone{zone}",
+            seconds=0.1,
+            lines=1,
+        )
+        specs += [*servers, barrier]
+        previous = barrier.key
+    specs.append(_py("finish", "Finish upgrade", [previous], step="finish", seconds=0.1, lines=1))
+    return specs
+
+
+register_definition(
+    DefinitionSpec(
+        name="Rolling upgrade of observers",
+        description="A large DAG: three zones of observers upgraded zone by zone (65 subtasks).",
+        parameters=[ParameterSpec("servers_per_zone", 20, "Observers per zone")],
+        build=_rolling_upgrade,
+    )
+)
+
+
+def _migrate_tenant(params):
+    steps = [
+        ("precheck", "Pre-check source and target"),
+        ("snapshot", "Take a snapshot"),
+        ("copy", "Copy tenant data"),
+        ("verify", "Verify row counts"),
+        ("switch", "Switch traffic to the target"),
+    ]
+    specs, previous = [], []
+    for key, name in steps:
+        specs.append(
+            _py(
+                key,
+                name,
+                previous,
+                step=key,
+                seconds=1.0,
+                lines=4,
+                rollback={"callable": "demo.undo", "kwargs": {"step": key}},
+                prohibit_rollback=(key == "switch"),
+            )
+        )
+        previous = [key]
+    return specs
+
+
+register_definition(
+    DefinitionSpec(
+        name="Migrate tenant",
+        description="A chain whose step fails on demand, to show retry, skip and rollback. "
+        "'switch' prohibits rollback once it has run.",
+        parameters=[
+            ParameterSpec(
+                "fail_step",
+                "copy",
+                "Step that fails: precheck, snapshot, copy, verify, switch, or empty for none",
+            ),
+            ParameterSpec("fail_times", 1, "How many runs of that step fail"),
+        ],
+        build=_migrate_tenant,
+    )
+)
+
+
+register_definition(
+    DefinitionSpec(
+        name="Back up cluster",
+        description="A long-running shell step that prints progress every second; cancel it.",
+        parameters=[ParameterSpec("seconds", 600, "How long the backup runs")],
+        build=lambda params: [
+            SubtaskSpec(
+                "prepare", "Prepare backup", SH, {"command": "echo 'backup destination ready'"}
+            ),
+            SubtaskSpec(
+                "backup",
+                "Back up data files",
+                SH,
+                {
+                    "command": 'i=0; while [ "$i" -lt "$TC_PARAM_SECONDS" ]; do i=$((i+1)); '
+                    'echo "copied block $i of $TC_PARAM_SECONDS"; sleep 1; done'
+                },
+                upstreams=["prepare"],
+                timeout=int(params["seconds"]) + 60,
+            ),
+            SubtaskSpec(
+                "finish",
+                "Finish backup",
+                SH,
+                {"command": "echo 'backup done'"},
+                upstreams=["backup"],
+            ),
+        ],
+    )
+)
+
+
+register_definition(
+    DefinitionSpec(
+        name="Check service health",
+        description="An HTTP check of a URL (by default this task center's own health endpoint).",
+        parameters=[ParameterSpec("url", "http://127.0.0.1:8000/healthz", "URL to call")],
+        build=lambda params: [
+            SubtaskSpec(
+                "check",
+                "Call the health endpoint",
+                HTTP,
+                {"method": "GET", "url": "{url}", "timeout": 10},
+                timeout=30,
+            ),
+        ],
+    )
+)
+
+
+register_definition(
+    DefinitionSpec(
+        name="Benchmark fan-out",
+        description="1 -> width -> 1 no-op subtasks (engine overhead benchmark).",
+        parameters=[ParameterSpec("width", 1000, "Parallel subtasks")],
+        build=lambda params: [
+            _py("start", "start", callable="demo.noop"),
+            *[
+                _py(f"n{i}", f"node {i}", ["start"], callable="demo.noop", parallel_idx=i)
+                for i in range(int(params["width"]))
+            ],
+            _py("end", "end", [f"n{i}" for i in range(int(params["width"]))], callable="demo.noop"),
+        ],
+    )
+)
+
+
+register_definition(
+    DefinitionSpec(
+        name="Benchmark chain",
+        description="A chain of no-op subtasks (engine overhead benchmark).",
+        parameters=[ParameterSpec("length", 100, "Subtasks in the chain")],
+        build=lambda params: [
+            _py(f"c{i}", f"link {i}", [f"c{i - 1}"] if i else [], callable="demo.noop")
+            for i in range(int(params["length"]))
+        ],
+    )
+)

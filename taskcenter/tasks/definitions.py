@@ -1,0 +1,247 @@
+"""Task definitions: named, versioned DAG templates, and the registry that apps fill.
+
+A definition turns parameters into a list of SubtaskSpec. Python definitions may build
+the list with code (fan-outs whose width is a parameter); data definitions (JSON, stored
+in TaskDefinition.spec) list their subtasks literally and may only use shell and HTTP
+actions, so that no code path is ever chosen by data.
+
+Actions are small dicts:
+    {"callable": "demo.sleep", "kwargs": {...}}                  PYTHON_TASK
+    {"command": "echo hi", "env": {...}}                          SHELL_TASK
+    {"method": "GET", "url": "...", "headers": {}, "json": ...,   HTTP_TASK
+     "expect_status": [200]}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskcenter.tasks.errors import InvalidDefinition
+from taskcenter.tasks.models import NodeType
+
+KIND_REQUIRED_KEY = {
+    NodeType.PYTHON_TASK: "callable",
+    NodeType.SHELL_TASK: "command",
+    NodeType.HTTP_TASK: "url",
+}
+
+
+@dataclass
+class SubtaskSpec:
+    key: str
+    name: str
+    kind: str
+    action: dict[str, Any]
+    upstreams: list[str] = field(default_factory=list)
+    description: str = ""
+    timeout: int = 600
+    retry_count: int = 0
+    prohibit_rollback: bool = False
+    parallel_idx: int = -1
+    rollback: dict[str, Any] | None = None
+
+
+@dataclass
+class ParameterSpec:
+    name: str
+    default: Any = None
+    description: str = ""
+    required: bool = False
+
+
+@dataclass
+class DefinitionSpec:
+    name: str
+    build: Callable[[dict[str, Any]], list[SubtaskSpec]]
+    version: int = 1
+    description: str = ""
+    parameters: list[ParameterSpec] = field(default_factory=list)
+    source: str = "CODE"
+
+    def resolve_parameters(self, given: dict[str, Any]) -> dict[str, Any]:
+        known = {p.name for p in self.parameters}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise InvalidDefinition(
+                f"Unknown parameter(s) for '{self.name}': {', '.join(unknown)}. "
+                f"Known: {', '.join(sorted(known)) or 'none'}."
+            )
+        resolved = {}
+        for param in self.parameters:
+            if param.name in given:
+                resolved[param.name] = given[param.name]
+            elif param.required:
+                raise InvalidDefinition(f"Parameter '{param.name}' is required for '{self.name}'.")
+            else:
+                resolved[param.name] = param.default
+        return resolved
+
+
+# --- Registries ---------------------------------------------------------------------------
+
+_DEFINITIONS: dict[str, DefinitionSpec] = {}
+_CALLABLES: dict[str, Callable[..., Any]] = {}
+
+
+def register_callable(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Make a Python function available to PYTHON_TASK actions under `name`.
+
+    Only registered names can run: an action never imports a dotted path it was given.
+    """
+
+    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        _CALLABLES[name] = func
+        return func
+
+    return decorator
+
+
+def get_callable(name: str) -> Callable[..., Any]:
+    try:
+        return _CALLABLES[name]
+    except KeyError:
+        raise InvalidDefinition(f"Unknown callable '{name}': it is not registered.") from None
+
+
+def register_definition(spec: DefinitionSpec) -> DefinitionSpec:
+    _DEFINITIONS[spec.name] = spec
+    return spec
+
+
+def registered_definitions() -> list[DefinitionSpec]:
+    return sorted(_DEFINITIONS.values(), key=lambda spec: spec.name)
+
+
+def get_registered_definition(name: str) -> DefinitionSpec | None:
+    return _DEFINITIONS.get(name)
+
+
+# --- Data definitions -----------------------------------------------------------------------
+
+
+def definition_from_data(name: str, version: int, spec: dict[str, Any]) -> DefinitionSpec:
+    """A DefinitionSpec from a JSON document: {description, parameters, subtasks: [...]}."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("subtasks"), list):
+        raise InvalidDefinition("A data definition needs a 'subtasks' list.")
+    raw_params = spec.get("parameters", [])
+    if not isinstance(raw_params, list):
+        raise InvalidDefinition("'parameters' must be a list.")
+    parameters = []
+    for raw in raw_params:
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            raise InvalidDefinition("Each parameter needs a 'name'.")
+        parameters.append(
+            ParameterSpec(
+                name=raw["name"],
+                default=raw.get("default"),
+                description=str(raw.get("description", "")),
+                required=bool(raw.get("required", False)),
+            )
+        )
+    subtasks = []
+    for index, raw in enumerate(spec["subtasks"]):
+        if not isinstance(raw, dict):
+            raise InvalidDefinition(f"Subtask #{index} must be an object.")
+        kind = raw.get("kind")
+        if kind not in (NodeType.SHELL_TASK, NodeType.HTTP_TASK):
+            raise InvalidDefinition(
+                f"Subtask #{index}: kind must be SHELL_TASK or HTTP_TASK in a data definition, "
+                f"got {kind!r}."
+            )
+        try:
+            subtasks.append(
+                SubtaskSpec(
+                    key=str(raw["key"]),
+                    name=str(raw.get("name", raw["key"])),
+                    kind=kind,
+                    action=dict(raw["action"]),
+                    upstreams=[str(u) for u in raw.get("upstreams", [])],
+                    description=str(raw.get("description", "")),
+                    timeout=int(raw.get("timeout", 600)),
+                    retry_count=int(raw.get("retryCount", 0)),
+                    prohibit_rollback=bool(raw.get("prohibitRollback", False)),
+                    parallel_idx=int(raw.get("parallelIdx", -1)),
+                    rollback=dict(raw["rollback"]) if raw.get("rollback") else None,
+                )
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidDefinition(f"Subtask #{index} is malformed: {exc}") from None
+    static = subtasks
+    definition = DefinitionSpec(
+        name=name,
+        version=version,
+        description=str(spec.get("description", "")),
+        parameters=parameters,
+        build=lambda params: static,
+        source="DATA",
+    )
+    validate_subtasks(definition.name, static)
+    return definition
+
+
+# --- Validation ------------------------------------------------------------------------------
+
+
+def validate_subtasks(definition_name: str, subtasks: list[SubtaskSpec]) -> list[SubtaskSpec]:
+    """Check the DAG and the actions; return the subtasks in topological order.
+
+    Raises InvalidDefinition naming the first problem: an empty DAG, duplicate keys, an
+    unknown upstream, a cycle, an unknown kind or callable, a missing action field.
+    """
+    prefix = f"Definition '{definition_name}'"
+    if not subtasks:
+        raise InvalidDefinition(f"{prefix} has no subtasks.")
+    by_key: dict[str, SubtaskSpec] = {}
+    for spec in subtasks:
+        if spec.key in by_key:
+            raise InvalidDefinition(f"{prefix}: duplicate subtask key '{spec.key}'.")
+        by_key[spec.key] = spec
+    for spec in subtasks:
+        _validate_action(prefix, spec, spec.action, "action")
+        if spec.rollback is not None:
+            _validate_action(prefix, spec, spec.rollback, "rollback")
+        if spec.timeout <= 0:
+            raise InvalidDefinition(f"{prefix}: subtask '{spec.key}' needs a positive timeout.")
+        for upstream in spec.upstreams:
+            if upstream not in by_key:
+                raise InvalidDefinition(
+                    f"{prefix}: subtask '{spec.key}' has unknown upstream '{upstream}'."
+                )
+    return _topological_order(prefix, subtasks, by_key)
+
+
+def _validate_action(prefix: str, spec: SubtaskSpec, action: dict, what: str) -> None:
+    if spec.kind not in KIND_REQUIRED_KEY:
+        raise InvalidDefinition(f"{prefix}: subtask '{spec.key}' has unknown kind '{spec.kind}'.")
+    required = KIND_REQUIRED_KEY[spec.kind]
+    if not isinstance(action, dict) or not action.get(required):
+        raise InvalidDefinition(f"{prefix}: subtask '{spec.key}' {what} needs '{required}'.")
+    if spec.kind == NodeType.PYTHON_TASK:
+        get_callable(action["callable"])  # raises with the name when unknown
+
+
+def _topological_order(
+    prefix: str, subtasks: list[SubtaskSpec], by_key: dict[str, SubtaskSpec]
+) -> list[SubtaskSpec]:
+    # Kahn's algorithm, keeping the declaration order among nodes that are ready together
+    # so that seriesId reads naturally.
+    indegree = {spec.key: len(set(spec.upstreams)) for spec in subtasks}
+    downstream: dict[str, list[str]] = {spec.key: [] for spec in subtasks}
+    for spec in subtasks:
+        for upstream in set(spec.upstreams):
+            downstream[upstream].append(spec.key)
+    ready = [spec.key for spec in subtasks if indegree[spec.key] == 0]
+    ordered: list[SubtaskSpec] = []
+    while ready:
+        key = ready.pop(0)
+        ordered.append(by_key[key])
+        for child in downstream[key]:
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                ready.append(child)
+    if len(ordered) != len(subtasks):
+        stuck = sorted(key for key, degree in indegree.items() if degree > 0)
+        raise InvalidDefinition(f"{prefix}: the subtasks form a cycle through {', '.join(stuck)}.")
+    return ordered

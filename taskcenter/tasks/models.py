@@ -1,0 +1,284 @@
+"""Tasks in OCP's shape: a task instance is a DAG of subtask instances.
+
+Statuses only change in taskcenter.tasks.services; these classes hold data and names.
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class Cluster(models.Model):
+    class Type(models.TextChoices):
+        PRIMARY = "PRIMARY"
+        STANDBY = "STANDBY"
+
+    name = models.CharField(max_length=128, unique=True)
+    ob_cluster_id = models.BigIntegerField()
+    type = models.CharField(max_length=16, choices=Type.choices, default=Type.PRIMARY)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Tenant(models.Model):
+    class Mode(models.TextChoices):
+        ORACLE = "ORACLE"
+        MYSQL = "MYSQL"
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="tenants")
+    name = models.CharField(max_length=128)
+    ob_tenant_id = models.BigIntegerField()
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.MYSQL)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "name"], name="tenant_unique_per_cluster")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cluster.name}/{self.name}"
+
+
+class Host(models.Model):
+    address = models.CharField(max_length=255, unique=True)
+    cluster = models.ForeignKey(
+        Cluster, on_delete=models.SET_NULL, null=True, blank=True, related_name="hosts"
+    )
+
+    def __str__(self) -> str:
+        return self.address
+
+
+class TaskDefinition(models.Model):
+    """A named, versioned DAG template.
+
+    CODE definitions are registered in Python (taskcenter.tasks.definitions) and mirrored
+    here so that instances can point at an id; DATA definitions hold their whole spec as
+    JSON (shell and HTTP subtasks only, so no code is named by data).
+    """
+
+    class Source(models.TextChoices):
+        CODE = "CODE"
+        DATA = "DATA"
+
+    name = models.CharField(max_length=200)
+    version = models.PositiveIntegerField(default=1)
+    description = models.TextField(blank=True)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.DATA)
+    spec = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="definition_name_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class TaskStatus(models.TextChoices):
+    RUNNING = "RUNNING"
+    FAILED = "FAILED"
+    SUCCESSFUL = "SUCCESSFUL"
+
+
+class TaskType(models.TextChoices):
+    MANUAL = "MANUAL"
+    SYS_ONECE = "SYS_ONECE"
+    SCHEDULED = "SCHEDULED"
+    SYS_SCHEDULED = "SYS_SCHEDULED"
+
+
+class TaskOperation(models.TextChoices):
+    EXECUTE = "EXECUTE"
+    RETRY = "RETRY"
+    ROLLBACK = "ROLLBACK"
+
+
+class SubtaskStatus(models.TextChoices):
+    PENDING = "PENDING"
+    READY = "READY"
+    RUNNING = "RUNNING"
+    CANCELING = "CANCELING"
+    FAILED = "FAILED"
+    SUCCESSFUL = "SUCCESSFUL"
+
+
+ACTIVE_SUBTASK_STATUSES = (SubtaskStatus.READY, SubtaskStatus.RUNNING, SubtaskStatus.CANCELING)
+
+
+class SubtaskOperation(models.TextChoices):
+    EXECUTE = "EXECUTE"
+    RETRY = "RETRY"
+    ROLLBACK = "ROLLBACK"
+    SKIP = "SKIP"
+    ROLLBACK_SKIP = "ROLLBACK_SKIP"
+    CANCEL = "CANCEL"
+
+
+class NodeType(models.TextChoices):
+    PYTHON_TASK = "PYTHON_TASK"
+    SHELL_TASK = "SHELL_TASK"
+    HTTP_TASK = "HTTP_TASK"
+
+
+class TaskInstance(models.Model):
+    name = models.CharField(max_length=200)
+    definition = models.ForeignKey(
+        TaskDefinition, on_delete=models.PROTECT, null=True, blank=True, related_name="instances"
+    )
+    cluster = models.ForeignKey(
+        Cluster, on_delete=models.SET_NULL, null=True, blank=True, related_name="tasks"
+    )
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.SET_NULL, null=True, blank=True, related_name="tasks"
+    )
+    hosts = models.ManyToManyField(Host, blank=True, related_name="tasks")
+    creator = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="created_tasks",
+    )
+    status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.RUNNING)
+    type = models.CharField(max_length=16, choices=TaskType.choices, default=TaskType.MANUAL)
+    operation = models.CharField(
+        max_length=16, choices=TaskOperation.choices, default=TaskOperation.EXECUTE
+    )
+    executor = models.CharField(max_length=255, blank=True)
+    prohibit_rollback = models.BooleanField(default=False)
+    parameters = models.JSONField(default=dict, blank=True)
+    create_time = models.DateTimeField(auto_now_add=True, db_index=True)
+    start_time = models.DateTimeField(null=True, blank=True)
+    finish_time = models.DateTimeField(null=True, blank=True)
+    subtask_total = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "-id"], name="task_status_id"),
+            models.Index(fields=["type", "-id"], name="task_type_id"),
+        ]
+        permissions = [
+            ("retry_taskinstance", "Can retry tasks and subtasks"),
+            ("rollback_taskinstance", "Can roll back tasks"),
+            ("skip_subtaskinstance", "Can skip subtasks"),
+            ("cancel_subtaskinstance", "Can cancel subtasks"),
+            ("run_taskinstance", "Can start tasks from definitions"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.name}"
+
+    @property
+    def is_rolled_back(self) -> bool:
+        return self.status == TaskStatus.SUCCESSFUL and self.operation == TaskOperation.ROLLBACK
+
+
+class SubtaskInstance(models.Model):
+    task = models.ForeignKey(TaskInstance, on_delete=models.CASCADE, related_name="subtasks")
+    name = models.CharField(max_length=200)
+    series_id = models.PositiveIntegerField(default=0)
+    description = models.TextField(blank=True)
+    timeout = models.PositiveIntegerField(default=3600, help_text="seconds")
+    status = models.CharField(
+        max_length=16, choices=SubtaskStatus.choices, default=SubtaskStatus.PENDING
+    )
+    operation = models.CharField(
+        max_length=16, choices=SubtaskOperation.choices, default=SubtaskOperation.EXECUTE
+    )
+    executor = models.CharField(max_length=255, blank=True)
+    run_time = models.PositiveIntegerField(default=0)
+    retry_count = models.PositiveIntegerField(default=0)
+    node_type = models.CharField(max_length=16, choices=NodeType.choices)
+    parallel_idx = models.IntegerField(default=-1)
+    prohibit_rollback = models.BooleanField(default=False)
+    # The DAG never changes after creation, so edges are stored on both ends as id lists:
+    # one row read gives a node's neighbours, with no join table to walk.
+    upstream_ids = models.JSONField(default=list, blank=True)
+    downstream_ids = models.JSONField(default=list, blank=True)
+    action = models.JSONField(default=dict, blank=True)
+    rollback_action = models.JSONField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    create_time = models.DateTimeField(auto_now_add=True)
+    start_time = models.DateTimeField(null=True, blank=True)
+    finish_time = models.DateTimeField(null=True, blank=True)
+    # Engine bookkeeping, not part of OCP's shape.
+    attempt = models.PositiveIntegerField(
+        default=0, help_text="Bumped each time the subtask is made READY; keys the claim."
+    )
+    ready_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    rollback_pending = models.BooleanField(default=False)
+    log_size = models.BigIntegerField(default=0)
+    log_truncated = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["task", "status"], name="subtask_task_status"),
+            models.Index(fields=["status", "heartbeat_at"], name="subtask_status_heartbeat"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.name}"
+
+    @property
+    def is_rollback(self) -> bool:
+        return self.operation in (SubtaskOperation.ROLLBACK, SubtaskOperation.ROLLBACK_SKIP)
+
+
+class LogChunk(models.Model):
+    """An append-only piece of a subtask's log.
+
+    `offset` is the byte position of the chunk within the subtask's whole log (all
+    attempts), so a reader asks for "bytes from N" and gets only the chunks it needs.
+    """
+
+    subtask = models.ForeignKey(SubtaskInstance, on_delete=models.CASCADE, related_name="chunks")
+    attempt = models.PositiveIntegerField()
+    offset = models.BigIntegerField()
+    length = models.PositiveIntegerField()
+    data = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subtask", "offset"], name="logchunk_subtask_offset")
+        ]
+
+
+class Operation(models.Model):
+    """The audit trail: one row per operation, written in the transaction of the change."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="operations",
+    )
+    actor_name = models.CharField(max_length=150, help_text="Kept if the user is deleted.")
+    action = models.CharField(max_length=32, db_index=True)
+    task = models.ForeignKey(
+        TaskInstance, on_delete=models.CASCADE, null=True, blank=True, related_name="operations"
+    )
+    subtask = models.ForeignKey(
+        SubtaskInstance,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="operations",
+    )
+    target = models.CharField(max_length=255, blank=True)
+    from_status = models.CharField(max_length=32, blank=True)
+    to_status = models.CharField(max_length=32, blank=True)
+    reason = models.TextField(blank=True)
+    trace_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name} {self.action} {self.target}"

@@ -1,0 +1,130 @@
+"""Every read of tasks, subtasks and logs: one function per question."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from taskcenter.tasks.errors import TaskNotFound
+from taskcenter.tasks.models import (
+    LogChunk,
+    SubtaskInstance,
+    SubtaskStatus,
+    TaskInstance,
+)
+from taskcenter.tasks.services import LOG_CHUNK_MAX
+
+
+def task_get(*, task_id: int) -> TaskInstance:
+    try:
+        return TaskInstance.objects.select_related("cluster", "tenant", "creator").get(pk=task_id)
+    except (TaskInstance.DoesNotExist, ValueError, TypeError):
+        raise TaskNotFound(f"The {task_id} task does not exist.") from None
+
+
+def task_subtasks(*, task: TaskInstance) -> list[SubtaskInstance]:
+    return list(task.subtasks.order_by("series_id", "pk"))
+
+
+def subtask_get(*, task_id: int, subtask_id: int) -> SubtaskInstance:
+    try:
+        return SubtaskInstance.objects.get(pk=subtask_id, task_id=task_id)
+    except (SubtaskInstance.DoesNotExist, ValueError, TypeError):
+        raise TaskNotFound(
+            f"The {subtask_id} subtask does not exist in the {task_id} task."
+        ) from None
+
+
+def task_parameters(*, task_id: int) -> dict[str, Any]:
+    return TaskInstance.objects.filter(pk=task_id).values_list("parameters", flat=True).get()
+
+
+def subtask_attempt_status(*, subtask_id: int, attempt: int) -> str | None:
+    """The status of this attempt, or None when the subtask has moved on to another."""
+    row = SubtaskInstance.objects.filter(pk=subtask_id).values_list("attempt", "status").first()
+    if row is None or row[0] != attempt:
+        return None
+    return row[1]
+
+
+def attempts_without_heartbeat(*, since: datetime) -> list[tuple[int, int, datetime]]:
+    """Running attempts whose last heartbeat (or claim) is older than `since`."""
+    return list(
+        SubtaskInstance.objects.filter(
+            status__in=[SubtaskStatus.RUNNING, SubtaskStatus.CANCELING], heartbeat_at__lt=since
+        ).values_list("pk", "attempt", "heartbeat_at")
+    )
+
+
+def attempts_ready_since(*, before: datetime) -> list[tuple[int, int]]:
+    """READY attempts that no worker has claimed since `before`."""
+    return list(
+        SubtaskInstance.objects.filter(status=SubtaskStatus.READY, ready_at__lt=before).values_list(
+            "pk", "attempt"
+        )
+    )
+
+
+@dataclass
+class LogSlice:
+    text: str
+    offset: int
+    next_offset: int
+    size: int
+    finished: bool
+    truncated: bool
+
+
+def log_read(*, subtask: SubtaskInstance, offset: int = 0, limit: int | None = None) -> LogSlice:
+    """Bytes [offset, offset+limit) of a subtask's log, reading only the chunks that hold them.
+
+    Chunks are at most LOG_CHUNK_MAX bytes and contiguous, so the first one needed starts
+    after offset - LOG_CHUNK_MAX; the (subtask, offset) index finds it directly.
+    """
+    size = subtask.log_size
+    offset = max(0, min(offset, size))
+    end = size if limit is None else min(size, offset + max(0, limit))
+    parts: list[bytes] = []
+    if end > offset:
+        chunks = (
+            LogChunk.objects.filter(
+                subtask_id=subtask.pk, offset__gt=offset - LOG_CHUNK_MAX, offset__lt=end
+            )
+            .order_by("offset")
+            .values_list("offset", "data")
+        )
+        for chunk_offset, data in chunks:
+            data = bytes(data)
+            lo = max(offset - chunk_offset, 0)
+            hi = min(end - chunk_offset, len(data))
+            if hi > lo:
+                parts.append(data[lo:hi])
+    blob = b"".join(parts)
+    return LogSlice(
+        text=blob.decode(errors="replace"),
+        offset=offset,
+        next_offset=offset + len(blob),
+        size=size,
+        finished=subtask.status
+        not in (
+            SubtaskStatus.READY,
+            SubtaskStatus.RUNNING,
+            SubtaskStatus.CANCELING,
+        ),
+        truncated=subtask.log_truncated,
+    )
+
+
+def log_tail(*, subtask: SubtaskInstance, max_bytes: int = 64 * 1024) -> LogSlice:
+    return log_read(subtask=subtask, offset=max(0, subtask.log_size - max_bytes))
+
+
+def log_attempts(*, subtask: SubtaskInstance) -> list[tuple[int, bytes]]:
+    """The log split by attempt, for downloads: [(attempt, bytes), ...] in order."""
+    by_attempt: dict[int, list[bytes]] = {}
+    for attempt, data in (
+        subtask.chunks.order_by("offset").values_list("attempt", "data").iterator()
+    ):
+        by_attempt.setdefault(attempt, []).append(bytes(data))
+    return [(attempt, b"".join(parts)) for attempt, parts in by_attempt.items()]
