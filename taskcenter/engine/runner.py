@@ -14,7 +14,7 @@ import traceback
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 
 from taskcenter.engine.actions import ActionFailed, Stopped, run_action
 from taskcenter.tasks import selectors, services
@@ -120,7 +120,6 @@ class Watcher(threading.Thread):
 
 
 def execute_attempt(*, subtask_id: int, attempt: int) -> None:
-    close_old_connections()
     executor = socket.gethostname()
     subtask = services.attempt_claim(subtask_id=subtask_id, attempt=attempt, executor=executor)
     if subtask is None:

@@ -247,6 +247,9 @@ class LogChunk(models.Model):
             models.UniqueConstraint(fields=["subtask", "offset"], name="logchunk_subtask_offset")
         ]
 
+    def __str__(self) -> str:
+        return f"subtask {self.subtask_id} bytes {self.offset}+{self.length}"
+
 
 class Operation(models.Model):
     """The audit trail: one row per operation, written in the transaction of the change."""

@@ -1,0 +1,176 @@
+"""Shared fixtures: personas, and a real Celery worker process on the test database.
+
+The worker is a separate `celery worker` process talking to the same broker and the same
+test database as the tests (SQLite file or PostgreSQL), so the tests that use it exercise
+the broker, the database and the worker for real. Tests that use it must commit their
+data: mark them `django_db(transaction=True)`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from taskcenter.accounts import roles
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Engine timings used by the worker process and, through the `fast_engine` fixture, by the
+# test process, so that lost workers and cancels are seen in seconds.
+FAST_ENGINE = {
+    "TASKCENTER_HEARTBEAT_INTERVAL": "0.5",
+    "TASKCENTER_WORKER_LOST_AFTER": "3",
+    "TASKCENTER_CANCEL_POLL_INTERVAL": "0.2",
+}
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.1):
+    """Poll until predicate() is truthy; return its value or fail with the last one."""
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value:
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s (last value: {value!r})")
+        time.sleep(interval)
+        value = predicate()
+    return value
+
+
+def _database_url() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}{port}/{db['NAME']}"
+
+
+class WorkerProcess:
+    """A `celery worker` subprocess in its own process group."""
+
+    def __init__(self, log_path: Path, concurrency: int = 4):
+        self.log_path = log_path
+        self.concurrency = concurrency
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env.update(FAST_ENGINE)
+        env["DATABASE_URL"] = _database_url()
+        env["PYTHONUNBUFFERED"] = "1"
+        self.log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        start_mark = self.log_path.stat().st_size
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "taskcenter", "worker",
+                "-l", "info", "-c", str(self.concurrency), "-P", "prefork",
+                "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+                "--without-gossip", "--without-mingle", "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(lambda: b" ready." in self.log_path.read_bytes()[start_mark:] or self._died(),
+                 timeout=60)
+        if self._died():
+            pytest.fail(f"celery worker exited at start; see {self.log_path}")
+
+    def _died(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and pool children), as a crash would."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+        self.proc = None
+        self.log_file.close()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    """One real worker for the session (restartable by tests that kill it)."""
+    from taskcenter.celery import app
+
+    with app.connection_for_write() as conn:  # drop messages left by an earlier run
+        for queue in ("celery",):
+            try:
+                conn.default_channel.queue_purge(queue)
+            except Exception:  # noqa: BLE001 - the queue may not exist yet
+                pass
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    worker = WorkerProcess(log_path)
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker(celery_worker, transactional_db):
+    if celery_worker.proc is None:
+        celery_worker.start()
+    return celery_worker
+
+
+@pytest.fixture
+def fast_engine(settings):
+    for name, value in FAST_ENGINE.items():
+        setattr(settings, name, float(value))
+    return settings
+
+
+# --- Personas --------------------------------------------------------------------------------
+
+
+def make_user(username: str, *role_names: str, password: str = "Pa55word!long"):
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(username=username, password=password)
+    for role in role_names:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def viewer(db):
+    return make_user("viewer", roles.VIEWER)
+
+
+@pytest.fixture
+def operator(db):
+    return make_user("operator", roles.MANAGER)
+
+
+@pytest.fixture
+def admin(db):
+    return make_user("admin", roles.ADMIN)
