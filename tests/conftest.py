@@ -72,10 +72,23 @@ class WorkerProcess:
         start_mark = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "taskcenter", "worker",
-                "-l", "info", "-c", str(self.concurrency), "-P", "prefork",
-                "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
-                "--without-gossip", "--without-mingle", "--without-heartbeat",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "taskcenter",
+                "worker",
+                "-l",
+                "info",
+                "-c",
+                str(self.concurrency),
+                "-P",
+                "prefork",
+                "-n",
+                f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
             ],
             cwd=ROOT,
             env=env,
@@ -83,8 +96,10 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_for(lambda: b" ready." in self.log_path.read_bytes()[start_mark:] or self._died(),
-                 timeout=60)
+        wait_for(
+            lambda: b" ready." in self.log_path.read_bytes()[start_mark:] or self._died(),
+            timeout=60,
+        )
         if self._died():
             pytest.fail(f"celery worker exited at start; see {self.log_path}")
 
@@ -102,8 +117,8 @@ class WorkerProcess:
         if self.proc is None:
             return
         try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=15)
+            os.killpg(self.proc.pid, signal.SIGQUIT)
+            self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=5)
@@ -174,3 +189,16 @@ def operator(db):
 @pytest.fixture
 def admin(db):
     return make_user("admin", roles.ADMIN)
+
+
+@pytest.fixture
+def eager_engine(transactional_db):
+    """Run each enqueued attempt in-process, right after the enqueuing commit.
+
+    For tests of the state machine; the broker and worker are covered by `worker` tests.
+    """
+    from taskcenter.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False

@@ -13,7 +13,6 @@ import subprocess
 import threading
 import time
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import httpx
 
@@ -119,11 +118,15 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def _run_http(action: dict[str, Any], ctx: AttemptContext) -> Any:
-    quoted = {k: quote(str(v), safe="") for k, v in ctx.params.items() if v is not None}
+    # Parameters fill {name} placeholders in the URL as given (a parameter may be a whole
+    # URL); values with whitespace or control characters are refused, not sent.
+    values = {k: str(v) for k, v in ctx.params.items() if v is not None}
     try:
-        url = action["url"].format_map(quoted)
-    except KeyError as exc:
-        raise ActionFailed(f"the URL names an unknown parameter {exc}") from None
+        url = action["url"].format_map(values)
+    except (KeyError, ValueError) as exc:
+        raise ActionFailed(f"the URL template cannot be filled: {exc}") from None
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        raise ActionFailed(f"the URL contains whitespace or control characters: {url!r}")
     method = action.get("method", "GET").upper()
     timeout = min(float(action.get("timeout", ctx.remaining_seconds())), ctx.remaining_seconds())
     expected = action.get("expect_status") or list(range(200, 300))

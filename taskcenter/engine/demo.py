@@ -236,7 +236,7 @@ def _migrate_tenant(params):
                 name,
                 previous,
                 step=key,
-                seconds=1.0,
+                seconds=float(params["step_seconds"]),
                 lines=4,
                 rollback={"callable": "demo.undo", "kwargs": {"step": key}},
                 prohibit_rollback=(key == "switch"),
@@ -258,6 +258,7 @@ register_definition(
                 "Step that fails: precheck, snapshot, copy, verify, switch, or empty for none",
             ),
             ParameterSpec("fail_times", 1, "How many runs of that step fail"),
+            ParameterSpec("step_seconds", 1.0, "How long each step works"),
         ],
         build=_migrate_tenant,
     )

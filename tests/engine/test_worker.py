@@ -1,0 +1,251 @@
+"""The engine through a real Celery worker process, broker and database."""
+
+import http.server
+import threading
+import time
+
+import pytest
+
+from taskcenter.engine import reaper
+from taskcenter.engine.tasks import run_attempt
+from taskcenter.tasks import selectors, services
+from taskcenter.tasks.definitions import DefinitionSpec, SubtaskSpec, register_definition
+from taskcenter.tasks.models import SubtaskInstance
+from tests.conftest import wait_for
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def finished(task, timeout=60):
+    def done():
+        current = selectors.task_get(task_id=task.pk)
+        return current if current.status != "RUNNING" else None
+
+    return wait_for(done, timeout=timeout)
+
+
+def subtask_named(task, name):
+    return next(s for s in selectors.task_subtasks(task=task) if s.name == name)
+
+
+def assert_dag_order(task):
+    subs = {s.pk: s for s in selectors.task_subtasks(task=task)}
+    for sub in subs.values():
+        for upstream in sub.upstream_ids:
+            assert sub.start_time >= subs[upstream].finish_time, (sub.name, subs[upstream].name)
+
+
+@pytest.mark.parametrize(
+    ("definition", "parameters"),
+    [
+        ("Reinstall OCP agent", {"host": "10.0.0.9"}),
+        ("Scale out tenant units", {"units": 4}),
+        ("Rolling upgrade of observers", {"servers_per_zone": 20}),
+        ("Migrate tenant", {"fail_step": "", "step_seconds": 0.1}),
+        ("Back up cluster", {"seconds": 1}),
+        ("Benchmark fan-out", {"width": 50}),
+        ("Benchmark chain", {"length": 20}),
+    ],
+)
+def test_definition_runs_to_successful_in_dag_order(worker, definition, parameters):
+    task = finished(services.task_start(definition_name=definition, parameters=parameters), 120)
+    assert task.status == "SUCCESSFUL", [
+        (s.name, s.status) for s in selectors.task_subtasks(task=task)
+    ]
+    subs = selectors.task_subtasks(task=task)
+    assert all(s.status == "SUCCESSFUL" and s.run_time == 1 for s in subs)
+    assert all(s.executor for s in subs)
+    assert_dag_order(task)
+
+
+def test_rolling_upgrade_has_more_than_fifty_subtasks(worker):
+    task = services.task_start(definition_name="Rolling upgrade of observers")
+    assert task.subtask_total == 65
+    assert finished(task, 120).status == "SUCCESSFUL"
+
+
+def test_parallel_branches_run_at_the_same_time(worker):
+    task = finished(
+        services.task_start(definition_name="Scale out tenant units", parameters={"units": 3})
+    )
+    units = [s for s in selectors.task_subtasks(task=task) if s.parallel_idx >= 0]
+    assert sorted(s.parallel_idx for s in units) == [0, 1, 2]
+    latest_start = max(s.start_time for s in units)
+    earliest_finish = min(s.finish_time for s in units)
+    assert latest_start < earliest_finish, "the three 1 s units did not overlap"
+
+
+def test_shell_output_is_streamed_into_the_log_while_it_runs(worker):
+    task = services.task_start(definition_name="Back up cluster", parameters={"seconds": 4})
+    backup = subtask_named(task, "Back up data files")
+
+    def lines_so_far():
+        sub = SubtaskInstance.objects.get(pk=backup.pk)
+        text = selectors.log_read(subtask=sub).text
+        return sub.status == "RUNNING" and "copied block 2 of 4" in text
+
+    wait_for(lines_so_far, timeout=20)
+    assert finished(task).status == "SUCCESSFUL"
+
+
+def test_cancel_stops_a_running_shell_step_within_two_seconds(worker):
+    task = services.task_start(definition_name="Back up cluster", parameters={"seconds": 120})
+    backup = subtask_named(task, "Back up data files")
+    wait_for(
+        lambda: (
+            "copied block 1"
+            in selectors.log_read(subtask=SubtaskInstance.objects.get(pk=backup.pk)).text
+        ),
+        timeout=20,
+    )
+    asked = time.monotonic()
+    services.subtask_cancel(task_id=task.pk, subtask_id=backup.pk, reason="wrong window")
+    ended = wait_for(
+        lambda: SubtaskInstance.objects.filter(pk=backup.pk, status="FAILED").first(),
+        timeout=10,
+        interval=0.05,
+    )
+    assert time.monotonic() - asked < 2.0
+    assert ended.operation == "CANCEL"
+    assert selectors.task_get(task_id=task.pk).status == "FAILED"
+    log = selectors.log_read(subtask=ended).text
+    assert "cancel requested" in log and "stopped: canceled" in log
+    assert subtask_named(task, "Finish backup").status == "PENDING"
+
+
+def test_timeout_kills_the_step_and_fails_it(worker):
+    register_definition(
+        DefinitionSpec(
+            name="Too slow",
+            build=lambda p: [
+                SubtaskSpec(
+                    "slow",
+                    "Slow step",
+                    "SHELL_TASK",
+                    {"command": "echo begin; sleep 30"},
+                    timeout=1,
+                )
+            ],
+        )
+    )
+    started = time.monotonic()
+    task = finished(services.task_start(definition_name="Too slow"))
+    assert time.monotonic() - started < 10
+    slow = selectors.task_subtasks(task=task)[0]
+    assert (task.status, slow.status) == ("FAILED", "FAILED")
+    assert "timed out after 1 s" in selectors.log_read(subtask=slow).text
+
+
+def test_retry_after_failure_through_the_worker(worker):
+    task = finished(
+        services.task_start(definition_name="Migrate tenant", parameters={"step_seconds": 0.1})
+    )
+    assert task.status == "FAILED"
+    services.task_retry(task_id=task.pk)
+    task = finished(task)
+    assert (task.status, task.operation) == ("SUCCESSFUL", "RETRY")
+    assert subtask_named(task, "Copy tenant data").run_time == 2
+
+
+def test_rollback_through_the_worker(worker):
+    task = finished(
+        services.task_start(
+            definition_name="Migrate tenant", parameters={"step_seconds": 0.1, "fail_times": 9}
+        )
+    )
+    services.task_rollback(task_id=task.pk)
+    task = finished(task)
+    assert task.is_rolled_back
+    assert all(s.status == "PENDING" for s in selectors.task_subtasks(task=task))
+
+
+def test_same_message_delivered_twice_runs_the_attempt_once(worker):
+    register_definition(
+        DefinitionSpec(
+            name="Count runs",
+            build=lambda p: [
+                SubtaskSpec("gate", "Gate", "SHELL_TASK", {"command": "sleep 1"}),
+                SubtaskSpec(
+                    "once", "Once", "SHELL_TASK", {"command": "echo ran"}, upstreams=["gate"]
+                ),
+            ],
+        )
+    )
+    task = services.task_start(definition_name="Count runs")
+    once = subtask_named(task, "Once")
+    wait_for(lambda: SubtaskInstance.objects.get(pk=once.pk).status != "PENDING", timeout=20)
+    attempt = SubtaskInstance.objects.get(pk=once.pk).attempt
+    run_attempt.apply_async(args=[once.pk, attempt])  # the broker redelivers it
+    run_attempt.apply_async(args=[once.pk, attempt])
+    assert finished(task).status == "SUCCESSFUL"
+    time.sleep(1.5)  # give the duplicates time to be consumed
+    once = SubtaskInstance.objects.get(pk=once.pk)
+    log = selectors.log_read(subtask=once).text
+    assert log.count("start run") == 1 and log.count("echo ran") == 1
+    assert once.run_time == 1
+
+
+def test_worker_killed_mid_subtask_is_reaped_and_retry_succeeds(worker, fast_engine):
+    task = services.task_start(definition_name="Back up cluster", parameters={"seconds": 3})
+    backup = subtask_named(task, "Back up data files")
+    wait_for(
+        lambda: (
+            "copied block 1"
+            in selectors.log_read(subtask=SubtaskInstance.objects.get(pk=backup.pk)).text
+        ),
+        timeout=20,
+    )
+    worker.kill()
+    killed_at = time.monotonic()
+    try:
+
+        def reaped():
+            reaper.reap()
+            return SubtaskInstance.objects.filter(pk=backup.pk, status="FAILED").first()
+
+        lost = wait_for(reaped, timeout=15, interval=0.25)
+        # WORKER_LOST_AFTER is 3 s here; the reaper acts within one more pass.
+        assert time.monotonic() - killed_at < 3 + 2
+        assert "worker lost: no heartbeat since" in selectors.log_read(subtask=lost).text
+        assert selectors.task_get(task_id=task.pk).status == "FAILED"
+    finally:
+        worker.start()
+    services.task_retry(task_id=task.pk)
+    task = finished(task)
+    assert task.status == "SUCCESSFUL"
+    assert subtask_named(task, "Back up data files").run_time == 2
+
+
+def test_http_step_logs_status_and_stores_a_tabular_result(worker):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/ok" else 503)
+            self.end_headers()
+            self.wfile.write(b'{"status": "fine"}')
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        ok = finished(
+            services.task_start(
+                definition_name="Check service health", parameters={"url": f"{base}/ok"}
+            )
+        )
+        bad = finished(
+            services.task_start(
+                definition_name="Check service health", parameters={"url": f"{base}/down"}
+            )
+        )
+    finally:
+        server.shutdown()
+    check = selectors.task_subtasks(task=ok)[0]
+    assert ok.status == "SUCCESSFUL"
+    assert check.result["schema"][0]["name"] == "status" and check.result["data"][0][0] == 200
+    assert "HTTP 200" in selectors.log_read(subtask=check).text
+    failed = selectors.task_subtasks(task=bad)[0]
+    assert bad.status == "FAILED"
+    assert "unexpected HTTP status 503" in selectors.log_read(subtask=failed).text

@@ -1,0 +1,481 @@
+"""The management commands: seed_demo, run_task and serve."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from datetime import timedelta
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from taskcenter.accounts import roles
+from taskcenter.tasks import selectors
+from taskcenter.tasks.models import (
+    Cluster,
+    Host,
+    LogChunk,
+    Operation,
+    SubtaskStatus,
+    TaskInstance,
+    TaskType,
+    Tenant,
+)
+from tests.conftest import _database_url
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@pytest.fixture(autouse=True)
+def fast_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def run(*args, **options) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command(*args, stdout=out, stderr=err, **options)
+    return out.getvalue(), err.getvalue()
+
+
+def printed_password(output: str) -> str | None:
+    match = re.search(r"demo users viewer, operator, admin; password: (\S+)", output)
+    return match.group(1) if match else None
+
+
+# --- seed_demo ------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_seed_demo_creates_ocp_shaped_topology():
+    run("seed_demo", tasks=0)
+
+    clusters = {c.name: c for c in Cluster.objects.all()}
+    assert set(clusters) == {"meta", "prod-east", "prod-east-standby"}
+    assert (clusters["meta"].ob_cluster_id, clusters["meta"].type) == (1, "PRIMARY")
+    assert clusters["prod-east"].type == "PRIMARY"
+    assert clusters["prod-east-standby"].type == "STANDBY"
+    for cluster in clusters.values():
+        assert cluster.tenants.filter(name="sys").exists()
+    assert set(Tenant.objects.values_list("mode", flat=True)) == {"ORACLE", "MYSQL"}
+    hosts = list(Host.objects.all())
+    assert len(hosts) >= 8
+    assert all(h.address.startswith("10.") and h.cluster_id for h in hosts)
+
+
+@pytest.mark.django_db
+def test_seed_demo_creates_demo_users_in_their_roles_and_prints_the_password():
+    out, _ = run("seed_demo", tasks=0)
+
+    password = printed_password(out)
+    assert password
+    expected = {"viewer": roles.VIEWER, "operator": roles.MANAGER, "admin": roles.ADMIN}
+    for username, role in expected.items():
+        user = User.objects.get(username=username)
+        assert list(user.groups.values_list("name", flat=True)) == [role]
+        assert user.check_password(password)
+    assert User.objects.get(username="admin").is_staff
+    assert not User.objects.get(username="viewer").is_staff
+
+
+@pytest.mark.django_db
+def test_seed_demo_uses_the_configured_password_without_printing_it(settings):
+    settings.TASKCENTER_DEMO_PASSWORD = "configured-Secret-42"
+    out, _ = run("seed_demo", tasks=0)
+
+    assert "configured-Secret-42" not in out
+    assert "from TASKCENTER_DEMO_PASSWORD" in out
+    assert User.objects.get(username="operator").check_password("configured-Secret-42")
+
+
+@pytest.mark.django_db
+def test_seed_demo_twice_duplicates_nothing_and_keeps_passwords():
+    first, _ = run("seed_demo", tasks=30, seed=1)
+    password = printed_password(first)
+    counts = [
+        model.objects.count() for model in (Cluster, Tenant, Host, User, TaskInstance, Operation)
+    ]
+
+    second, _ = run("seed_demo", tasks=30, seed=2)
+
+    assert printed_password(second) is None
+    assert "password" not in second.replace("passwords are unchanged", "")
+    assert "already exist" in second
+    assert counts == [
+        model.objects.count() for model in (Cluster, Tenant, Host, User, TaskInstance, Operation)
+    ]
+    assert User.objects.get(username="admin").check_password(password)
+
+
+@pytest.mark.django_db
+def test_seed_demo_history_has_every_status_type_and_creator():
+    run("seed_demo", tasks=60, seed=7)
+
+    tasks = list(TaskInstance.objects.all())
+    assert len(tasks) == 60
+    kinds = Counter(
+        "rolled back" if t.is_rolled_back else f"{t.status}/{t.operation}" for t in tasks
+    )
+    assert set(kinds) == {"SUCCESSFUL/EXECUTE", "SUCCESSFUL/RETRY", "FAILED/EXECUTE", "rolled back"}
+    assert {t.type for t in tasks} == set(TaskType.values)
+    assert {t.creator.username for t in tasks if t.creator} == {"operator", "admin"}
+    assert all(t.creator is None for t in tasks if t.type.startswith("SYS_"))
+    assert len({t.cluster_id for t in tasks if t.cluster_id}) == 3
+    assert any(t.tenant_id for t in tasks) and any(t.hosts.exists() for t in tasks)
+    names = {t.name for t in tasks}
+    assert not any(name.startswith("Benchmark") for name in names)
+    assert {"Migrate tenant", "Reinstall OCP agent"} <= names
+
+    now = timezone.now()
+    for task in tasks:
+        assert now - timedelta(days=31) < task.create_time <= task.start_time
+        assert task.start_time < task.finish_time < now
+
+
+def assert_consistent(task: TaskInstance) -> None:
+    subs = selectors.task_subtasks(task=task)
+    by_id = {s.pk: s for s in subs}
+    assert task.subtask_total == len(subs)
+    for sub in subs:
+        for up in sub.upstream_ids:
+            assert sub.pk in by_id[up].downstream_ids
+        for down in sub.downstream_ids:
+            assert sub.pk in by_id[down].upstream_ids
+        if sub.attempt:
+            assert task.start_time <= sub.start_time <= sub.finish_time <= task.finish_time
+            assert sub.executor
+        else:
+            assert (sub.start_time, sub.finish_time, sub.log_size) == (None, None, 0)
+        chunks = list(LogChunk.objects.filter(subtask=sub).order_by("offset"))
+        offset = 0
+        for chunk in chunks:
+            assert (chunk.offset, chunk.length) == (offset, len(bytes(chunk.data)))
+            offset += chunk.length
+        assert offset == sub.log_size
+        assert len({c.attempt for c in chunks}) == sub.attempt
+
+    statuses = Counter(s.status for s in subs)
+    if task.is_rolled_back:
+        assert statuses == {SubtaskStatus.PENDING: len(subs)}
+        undone = [s for s in subs if s.operation == "ROLLBACK"]
+        assert undone and all((s.run_time, s.attempt) == (1, 2) for s in undone)
+        assert all("start rollback of" in selectors.log_tail(subtask=s).text for s in undone)
+    elif task.status == "SUCCESSFUL":
+        assert statuses == {SubtaskStatus.SUCCESSFUL: len(subs)}
+        retried = [s for s in subs if s.operation == "RETRY"]
+        if task.operation == "RETRY":
+            assert len(retried) == 1 and (retried[0].run_time, retried[0].attempt) == (2, 2)
+        else:
+            assert not retried and all(s.run_time == 1 for s in subs)
+    else:
+        (failed,) = [s for s in subs if s.status == SubtaskStatus.FAILED]
+        assert all(by_id[u].status == SubtaskStatus.SUCCESSFUL for u in failed.upstream_ids)
+        assert all(by_id[d].status == SubtaskStatus.PENDING for d in failed.downstream_ids)
+        assert statuses[SubtaskStatus.SUCCESSFUL] + statuses[SubtaskStatus.PENDING] == len(subs) - 1
+        assert "failed" in selectors.log_tail(subtask=failed).text
+
+    audit = list(task.operations.order_by("created_at", "pk"))
+    assert audit[0].action == "START" and audit[0].actor == task.creator
+    assert audit[-1].action == "FINISH" and audit[-1].to_status == task.status
+    assert all(task.start_time <= op.created_at <= task.finish_time for op in audit)
+
+
+@pytest.mark.django_db
+def test_seed_demo_history_subtasks_logs_and_audit_are_consistent():
+    run("seed_demo", tasks=60, seed=11)
+
+    tasks = list(TaskInstance.objects.all())
+    assert not TaskInstance.objects.filter(status="RUNNING").exists()
+    for task in tasks:
+        assert_consistent(task)
+    migrations = [t for t in tasks if t.name == "Migrate tenant" and t.status == "FAILED"]
+    for task in migrations:  # the failed step is the one the parameters name
+        failed = task.subtasks.get(status="FAILED")
+        assert failed.action["kwargs"]["step"] == task.parameters["fail_step"]
+
+
+@pytest.mark.django_db
+def test_seed_demo_live_starts_three_demo_tasks_once():
+    out, _ = run("seed_demo", tasks=0, live=True)
+    live = TaskInstance.objects.filter(status="RUNNING")
+    assert sorted(live.values_list("name", flat=True)) == [
+        "Back up cluster",
+        "Migrate tenant",
+        "Scale out tenant units",
+    ]
+    assert all(t.creator.username == "operator" and t.cluster_id for t in live)
+    assert out.count("live: started task") == 3
+
+    out, _ = run("seed_demo", tasks=0, live=True)
+    assert TaskInstance.objects.count() == 3
+    assert "live: started task" not in out
+
+
+# --- run_task ------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_task_wait_on_reinstall_agent_exits_0_when_successful(worker):
+    out, _ = run("run_task", "Reinstall OCP agent", "--wait", "--timeout", "90")
+
+    task = TaskInstance.objects.get(pk=int(out.splitlines()[0]))
+    assert task.status == "SUCCESSFUL"
+    assert "SUCCESSFUL" in out.splitlines()[-1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_task_wait_on_failing_migration_exits_1_with_the_failed_log(worker):
+    with pytest.raises(SystemExit) as exited:
+        run("run_task", "Migrate tenant", "--wait", "--timeout", "90", "--interval", "0.2")
+
+    assert exited.value.code == 1
+    task = TaskInstance.objects.get()
+    assert task.status == "FAILED"
+    assert task.subtasks.get(status="FAILED").name == "Copy tenant data"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_task_failure_prints_failed_subtask_and_log_tail(worker):
+    out, err = StringIO(), StringIO()
+    with pytest.raises(SystemExit):
+        call_command(
+            "run_task",
+            "Migrate tenant",
+            "--wait",
+            "--param",
+            "fail_step=snapshot",
+            stdout=out,
+            stderr=err,
+        )
+
+    assert "FAILED" in err.getvalue()
+    assert "'Take a snapshot'" in err.getvalue()
+    assert "snapshot failed on purpose" in err.getvalue()
+
+
+@pytest.mark.django_db
+def test_run_task_timeout_exits_2():
+    # In a non-transactional test nothing is committed, so nothing is ever enqueued.
+    with pytest.raises(SystemExit) as exited:
+        run("run_task", "Reinstall OCP agent", "--wait", "--timeout", "0.3", "--interval", "0.1")
+    assert exited.value.code == 2
+
+
+@pytest.mark.django_db
+def test_run_task_parses_params_as_json_or_strings_and_sets_target():
+    run("seed_demo", tasks=0)
+    out, _ = run(
+        "run_task",
+        "Scale out tenant units",
+        "--param",
+        "units=3",
+        "--param",
+        "fail_step=unit1",
+        "--tenant",
+        "billing",
+        "--cluster",
+        "prod-east",
+        "--creator",
+        "operator",
+    )
+
+    task = TaskInstance.objects.get(pk=int(out.strip()))
+    assert task.parameters == {"units": 3, "fail_step": "unit1", "fail_times": 1}
+    assert task.subtask_total == 5
+    assert (task.cluster.name, task.tenant.name, task.creator.username) == (
+        "prod-east",
+        "billing",
+        "operator",
+    )
+    assert task.operations.get(action="START").trace_id not in ("", "-")
+
+
+@pytest.mark.django_db
+def test_run_task_unknown_definition_lists_the_available_ones_and_creates_nothing():
+    with pytest.raises(CommandError) as error:
+        run("run_task", "Reinstal OCP agent")
+
+    message = str(error.value)
+    assert "There is no task definition named 'Reinstal OCP agent'" in message
+    assert "'Reinstall OCP agent'" in message and "'Migrate tenant'" in message
+    assert not TaskInstance.objects.exists()
+
+
+@pytest.mark.django_db
+def test_run_task_unknown_param_lists_the_known_ones_and_creates_nothing():
+    with pytest.raises(CommandError) as error:
+        run("run_task", "Scale out tenant units", "--param", "unit=3")
+
+    message = str(error.value)
+    assert "Unknown parameter(s) for 'Scale out tenant units': unit" in message
+    assert "Known: fail_step, fail_times, units" in message
+    assert not TaskInstance.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--param", "units"], "--param expects KEY=VALUE"),
+        (["--cluster", "nowhere"], "There is no cluster named 'nowhere'"),
+        (["--tenant", "trade"], "exists in several clusters"),
+        (["--creator", "nobody"], "There is no user named 'nobody'"),
+    ],
+)
+def test_run_task_bad_input_is_refused_before_anything_is_created(args, expected):
+    run("seed_demo", tasks=0)
+    with pytest.raises(CommandError, match=expected):
+        run("run_task", "Scale out tenant units", *args)
+    assert not TaskInstance.objects.exists()
+
+
+@pytest.mark.django_db
+def test_run_task_unknown_definition_exits_non_zero_from_the_shell():
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "run_task", "No such thing"],
+        cwd=ROOT,
+        env=dict(os.environ, DATABASE_URL=_database_url()),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "There is no task definition named 'No such thing'" in proc.stderr
+    assert proc.stdout == ""
+
+
+# --- serve ---------------------------------------------------------------------------------------
+
+
+def _isolated_env(var_dir: Path) -> dict[str, str]:
+    """A fresh SQLite database and filesystem broker under var_dir."""
+    env = dict(os.environ, TASKCENTER_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "STATIC_ROOT"):
+        env.pop(name, None)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _live_processes_in_groups(groups: set[int]) -> list[str]:
+    """Processes (not zombies) whose process group is one of `groups`, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...; comm may contain spaces, so split after ')'.
+        state, _ppid, pgrp = text.rsplit(")", 1)[1].split()[:3]
+        if int(pgrp) in groups and state != "Z":
+            found.append(text[:80])
+    return found
+
+
+def _healthz(port: int) -> int | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+            return response.status
+    except OSError:
+        return None
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_serve_runs_web_worker_scheduler_and_stops_cleanly_on_ctrl_c(tmp_path):
+    port = _free_port()
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--port", str(port), "--concurrency", "1"],
+            cwd=ROOT,
+            env=_isolated_env(tmp_path / "var"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    groups: set[int] = set()
+    try:
+        deadline = time.monotonic() + 90
+        while _healthz(port) != 200:
+            assert proc.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+        output = log_path.read_text()
+        groups = {int(pid) for pid in re.findall(r"started \w+ \(pid (\d+)\)", output)}
+        assert len(groups) == 3, output
+        deadline = time.monotonic() + 30  # the worker's banner comes after the web server
+        while " ready." not in log_path.read_text() or "scheduler | " not in log_path.read_text():
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+        assert _live_processes_in_groups(groups)
+
+        started = time.monotonic()
+        os.kill(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=15) == 0, log_path.read_text()
+        assert time.monotonic() - started < 15
+
+        output = log_path.read_text()
+        assert "web       | " in output and "worker    | " in output
+        assert f"http://127.0.0.1:{port}/" in output
+        assert "serve: stopped" in output
+        assert _live_processes_in_groups(groups) == []
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for group in groups:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_serve_stops_everything_and_fails_when_a_child_dies(tmp_path):
+    port = _free_port()
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--port", str(port), "--concurrency", "1"],
+            cwd=ROOT,
+            env=_isolated_env(tmp_path / "var"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    groups: set[int] = set()
+    try:
+        deadline = time.monotonic() + 90
+        while _healthz(port) != 200:
+            assert proc.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+        pids = dict(re.findall(r"started (\w+) \(pid (\d+)\)", log_path.read_text()))
+        groups = {int(pid) for pid in pids.values()}
+
+        os.killpg(int(pids["scheduler"]), signal.SIGKILL)
+
+        assert proc.wait(timeout=20) != 0
+        assert "scheduler exited unexpectedly" in log_path.read_text()
+        assert _live_processes_in_groups(groups) == []
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for group in groups:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -1,0 +1,91 @@
+import pytest
+
+from taskcenter.tasks import services
+from taskcenter.tasks.definitions import (
+    DefinitionSpec,
+    SubtaskSpec,
+    register_definition,
+    validate_subtasks,
+)
+from taskcenter.tasks.errors import InvalidDefinition
+from taskcenter.tasks.models import NodeType, TaskInstance
+
+SH = NodeType.SHELL_TASK
+
+
+def shell(key, upstreams=()):
+    return SubtaskSpec(key, key, SH, {"command": "true"}, upstreams=list(upstreams))
+
+
+def test_cycle_is_refused_naming_the_nodes():
+    with pytest.raises(InvalidDefinition, match=r"cycle through a, b"):
+        validate_subtasks("loop", [shell("a", ["b"]), shell("b", ["a"]), shell("c")])
+
+
+def test_unknown_upstream_is_refused():
+    with pytest.raises(InvalidDefinition, match="unknown upstream 'nope'"):
+        validate_subtasks("bad", [shell("a", ["nope"])])
+
+
+def test_unknown_callable_is_refused():
+    spec = SubtaskSpec("a", "a", NodeType.PYTHON_TASK, {"callable": "os.system"})
+    with pytest.raises(InvalidDefinition, match="Unknown callable 'os.system'"):
+        validate_subtasks("bad", [spec])
+
+
+def test_duplicate_key_and_empty_dag_are_refused():
+    with pytest.raises(InvalidDefinition, match="duplicate subtask key 'a'"):
+        validate_subtasks("dup", [shell("a"), shell("a")])
+    with pytest.raises(InvalidDefinition, match="has no subtasks"):
+        validate_subtasks("empty", [])
+
+
+def test_action_without_its_required_field_is_refused():
+    spec = SubtaskSpec("a", "a", NodeType.HTTP_TASK, {"method": "GET"})
+    with pytest.raises(InvalidDefinition, match="needs 'url'"):
+        validate_subtasks("bad", [spec])
+
+
+def test_topological_order_keeps_declaration_order():
+    ordered = validate_subtasks("ok", [shell("c", ["a", "b"]), shell("a"), shell("b", ["a"])])
+    assert [s.key for s in ordered] == ["a", "b", "c"]
+
+
+@pytest.mark.django_db
+def test_invalid_registered_definition_creates_no_task():
+    register_definition(
+        DefinitionSpec(name="Broken cycle", build=lambda p: [shell("a", ["b"]), shell("b", ["a"])])
+    )
+    with pytest.raises(InvalidDefinition, match="cycle"):
+        services.task_start(definition_name="Broken cycle")
+    assert not TaskInstance.objects.exists()
+
+
+@pytest.mark.django_db
+def test_unknown_definition_and_unknown_parameter_are_refused():
+    with pytest.raises(InvalidDefinition, match="no task definition named 'Nope'"):
+        services.task_start(definition_name="Nope")
+    with pytest.raises(InvalidDefinition, match="Unknown parameter.*colour"):
+        services.task_start(definition_name="Reinstall OCP agent", parameters={"colour": "red"})
+    assert not TaskInstance.objects.exists()
+
+
+@pytest.mark.django_db
+def test_data_definition_is_stored_versioned_and_refuses_python_steps():
+    spec = {"subtasks": [{"key": "a", "kind": "SHELL_TASK", "action": {"command": "echo hi"}}]}
+    first = services.definition_create_from_data(name="Echo", spec=spec)
+    second = services.definition_create_from_data(name="Echo", spec=spec)
+    assert (first.version, second.version) == (1, 2)
+    python_step = {
+        "subtasks": [{"key": "a", "kind": "PYTHON_TASK", "action": {"callable": "demo.noop"}}]
+    }
+    with pytest.raises(InvalidDefinition, match="SHELL_TASK or HTTP_TASK"):
+        services.definition_create_from_data(name="Sneaky", spec=python_step)
+    cyclic = {
+        "subtasks": [
+            {"key": "a", "kind": "SHELL_TASK", "action": {"command": "x"}, "upstreams": ["b"]},
+            {"key": "b", "kind": "SHELL_TASK", "action": {"command": "x"}, "upstreams": ["a"]},
+        ]
+    }
+    with pytest.raises(InvalidDefinition, match="cycle"):
+        services.definition_create_from_data(name="Cyclic", spec=cyclic)
