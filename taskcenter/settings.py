@@ -40,9 +40,14 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "django_filters",
+    "rest_framework",
+    "drf_spectacular",
     "taskcenter.accounts",
     "taskcenter.tasks",
     "taskcenter.engine",
+    "taskcenter.api",
+    "taskcenter.dashboard",
 ]
 
 MIDDLEWARE = [

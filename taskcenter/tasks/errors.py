@@ -36,3 +36,10 @@ class NotPermitted(TaskCenterError):
 class InvalidDefinition(TaskCenterError):
     code = 10000
     http_status = 400
+
+
+class InvalidParameter(TaskCenterError):
+    """A request parameter is malformed or out of range; the message names it."""
+
+    code = 10001
+    http_status = 400

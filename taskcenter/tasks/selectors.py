@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db.models import Count, Prefetch, Q, QuerySet
+
 from taskcenter.tasks.errors import TaskNotFound
+from taskcenter.tasks.filters import filter_tasks, parse_sort
 from taskcenter.tasks.models import (
     LogChunk,
     SubtaskInstance,
@@ -21,6 +24,52 @@ def task_get(*, task_id: int) -> TaskInstance:
         return TaskInstance.objects.select_related("cluster", "tenant", "creator").get(pk=task_id)
     except (TaskInstance.DoesNotExist, ValueError, TypeError):
         raise TaskNotFound(f"The {task_id} task does not exist.") from None
+
+
+def task_list(*, visible: QuerySet[TaskInstance], params) -> QuerySet[TaskInstance]:
+    """The filtered, sorted list of tasks (params: OCP list parameters, a QueryDict).
+
+    `visible` is the caller's scope, from taskcenter.accounts.access.visible_tasks(user).
+    Raises InvalidParameter for a malformed filter or sort.
+    """
+    queryset = filter_tasks(visible, params)
+    return queryset.order_by(*parse_sort(params.getlist("sort")))
+
+
+def task_page(*, queryset: QuerySet[TaskInstance], page: int, size: int
+              ) -> tuple[list[TaskInstance], int]:
+    """One page of tasks with cluster, tenant, creator and basic subtasks, and the total.
+
+    A constant number of queries whatever the page size: count, page, subtasks.
+    """
+    total = queryset.count()
+    rows = list(
+        queryset.select_related("cluster", "tenant", "creator")
+        .annotate(subtask_successful=Count("subtasks", filter=Q(subtasks__status="SUCCESSFUL")))
+        .prefetch_related(
+            Prefetch(
+                "subtasks",
+                queryset=SubtaskInstance.objects.only(
+                    "id", "task_id", "name", "description", "status", "operation", "series_id"
+                ).order_by("series_id", "pk"),
+            )
+        )[(page - 1) * size : page * size]
+    )
+    return rows, total
+
+
+def task_creators(*, visible: QuerySet[TaskInstance]) -> list[tuple[int, str]]:
+    """The users who created at least one visible task, as (id, username)."""
+    return list(
+        visible.filter(creator__isnull=False)
+        .values_list("creator_id", "creator__username")
+        .distinct()
+        .order_by("creator__username")
+    )
+
+
+def task_counts_by_status(*, visible: QuerySet[TaskInstance]) -> dict[str, int]:
+    return dict(visible.values_list("status").annotate(n=Count("pk")).order_by())
 
 
 def task_subtasks(*, task: TaskInstance) -> list[SubtaskInstance]:

@@ -1,0 +1,158 @@
+"""Parsing and applying the task list filters, shared by the API and the dashboard.
+
+The parameter names are OCP's (name, status, type, clusterName, clusterId, tenantName,
+tenantId, hostId, creator, keyword) plus a time range (createdFrom, createdTo). List
+parameters arrive repeated (status=A&status=B) or comma-separated (status=A,B).
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.db.models import Q, QuerySet
+from django_filters import rest_framework as filters
+
+from taskcenter.tasks.errors import InvalidParameter
+from taskcenter.tasks.models import TaskInstance, TaskStatus, TaskType
+
+SORT_FIELDS = {
+    "id": "id",
+    "name": "name",
+    "status": "status",
+    "type": "type",
+    "createTime": "create_time",
+    "startTime": "start_time",
+    "finishTime": "finish_time",
+}
+
+
+class CommaSeparatedMultipleField(forms.MultipleChoiceField):
+    """A multiple choice that also accepts one comma-separated value."""
+
+    def to_python(self, value):
+        values = super().to_python(value)
+        return [part.strip() for item in values for part in item.split(",") if part.strip()]
+
+
+class CommaMultipleChoiceFilter(filters.MultipleChoiceFilter):
+    field_class = CommaSeparatedMultipleField
+
+
+class CommaCharListField(forms.Field):
+    def to_python(self, value):
+        if not value:
+            return []
+        values = value if isinstance(value, list) else [value]
+        return [part.strip() for item in values for part in str(item).split(",") if part.strip()]
+
+
+class CommaCharListFilter(filters.Filter):
+    field_class = CommaCharListField
+
+    def filter(self, qs, value):
+        if not value:
+            return qs
+        return qs.filter(**{f"{self.field_name}__in": value})
+
+
+class MultiValueWidget(forms.SelectMultiple):
+    """Reads every value of a repeated parameter."""
+
+
+class TaskInstanceFilter(filters.FilterSet):
+    name = filters.CharFilter(field_name="name", lookup_expr="icontains")
+    status = CommaMultipleChoiceFilter(field_name="status", choices=TaskStatus.choices)
+    type = CommaMultipleChoiceFilter(field_name="type", choices=TaskType.choices)
+    clusterName = filters.CharFilter(field_name="cluster__name", lookup_expr="icontains")
+    clusterId = filters.NumberFilter(field_name="cluster_id")
+    tenantName = filters.CharFilter(field_name="tenant__name", lookup_expr="icontains")
+    tenantId = filters.NumberFilter(field_name="tenant_id")
+    hostId = filters.NumberFilter(method="filter_host")
+    creator = CommaCharListFilter(field_name="creator__username", widget=MultiValueWidget)
+    keyword = filters.CharFilter(method="filter_keyword")
+    createdFrom = filters.IsoDateTimeFilter(field_name="create_time", lookup_expr="gte")
+    createdTo = filters.IsoDateTimeFilter(field_name="create_time", lookup_expr="lt")
+
+    class Meta:
+        model = TaskInstance
+        fields: list[str] = []
+
+    def filter_host(self, qs, name, value):
+        # A subquery instead of a join keeps one row per task without DISTINCT.
+        return qs.filter(pk__in=TaskInstance.hosts.through.objects.filter(host_id=value)
+                         .values("taskinstance_id"))
+
+    def filter_keyword(self, qs, name, value):
+        match = (
+            Q(name__icontains=value)
+            | Q(cluster__name__icontains=value)
+            | Q(tenant__name__icontains=value)
+            | Q(creator__username__icontains=value)
+        )
+        if value.strip().isdigit():
+            match |= Q(pk=int(value.strip()))
+        return qs.filter(match)
+
+
+def filter_tasks(queryset: QuerySet, params) -> QuerySet:
+    """Apply the list filters in `params` (a QueryDict) or raise InvalidParameter."""
+    filterset = TaskInstanceFilter(params, queryset=queryset)
+    if not filterset.is_valid():
+        raise InvalidParameter(_describe_errors(filterset.errors))
+    return filterset.qs
+
+
+def parse_sort(values: list[str]) -> list[str]:
+    """OCP's sort=field,asc|desc (repeatable) as ORDER BY terms, always ending with -id."""
+    order: list[str] = []
+    for value in values:
+        if not value:
+            continue
+        field, _, direction = value.partition(",")
+        field, direction = field.strip(), (direction.strip().lower() or "asc")
+        if field not in SORT_FIELDS:
+            raise InvalidParameter(
+                f"Invalid parameter 'sort': unknown field '{field}'; sortable fields are "
+                f"{', '.join(SORT_FIELDS)}."
+            )
+        if direction not in ("asc", "desc"):
+            raise InvalidParameter(
+                f"Invalid parameter 'sort': direction must be asc or desc, got '{direction}'."
+            )
+        order.append(("-" if direction == "desc" else "") + SORT_FIELDS[field])
+    if not any(term.lstrip("-") == "id" for term in order):
+        order.append("-id")
+    return order
+
+
+def _describe_errors(errors) -> str:
+    parts = []
+    for field, messages in errors.items():
+        text = " ".join(str(m) for m in messages)
+        parts.append(f"Invalid parameter '{field}': {text}")
+    return " ".join(parts)
+
+
+DEFAULT_PAGE_SIZE = 10
+MAX_PAGE_SIZE = 2000
+
+
+def parse_page(params, default_size: int = DEFAULT_PAGE_SIZE) -> tuple[int, int]:
+    """OCP paging: page is 1-based, size defaults to 10 and is at most 2000."""
+    page = _positive_int(params, "page", 1, maximum=10**9)
+    size = _positive_int(params, "size", default_size, maximum=MAX_PAGE_SIZE)
+    return page, size
+
+
+def _positive_int(params, name: str, default: int, maximum: int) -> int:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise InvalidParameter(f"Invalid parameter '{name}': '{raw}' is not an integer.") from None
+    if not 1 <= value <= maximum:
+        raise InvalidParameter(
+            f"Invalid parameter '{name}': {value} is out of range (1 to {maximum})."
+        )
+    return value
