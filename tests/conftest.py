@@ -32,6 +32,31 @@ FAST_ENGINE = {
 }
 
 
+# Each pytest session gets its own test database and Celery queue, so that several runs on
+# one machine (or one broker) never consume each other's messages or rows.
+RUN_ID = os.environ.get("TASKCENTER_TEST_RUN_ID") or str(os.getpid())
+TEST_QUEUE = f"taskcenter-test-{RUN_ID}"
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings():
+    for db in settings.DATABASES.values():
+        test = db.setdefault("TEST", {})
+        name = test.get("NAME") or f"test_{db['NAME']}"
+        if name.endswith(".sqlite3"):
+            test["NAME"] = name.replace(".sqlite3", f"-{RUN_ID}.sqlite3")
+        else:
+            test["NAME"] = f"{name}_{RUN_ID}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_celery_queue():
+    from taskcenter.celery import app
+
+    app.conf.task_default_queue = TEST_QUEUE
+    yield TEST_QUEUE
+
+
 def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.1):
     """Poll until predicate() is truthy; return its value or fail with the last one."""
     deadline = time.monotonic() + timeout
@@ -67,6 +92,7 @@ class WorkerProcess:
         env = dict(os.environ)
         env.update(FAST_ENGINE)
         env["DATABASE_URL"] = _database_url()
+        env["TASKCENTER_QUEUE"] = TEST_QUEUE
         env["PYTHONUNBUFFERED"] = "1"
         self.log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         start_mark = self.log_path.stat().st_size
@@ -138,7 +164,7 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     from taskcenter.celery import app
 
     with app.connection_for_write() as conn:  # drop messages left by an earlier run
-        for queue in ("celery",):
+        for queue in (TEST_QUEUE,):
             try:
                 conn.default_channel.queue_purge(queue)
             except Exception:  # noqa: BLE001 - the queue may not exist yet
