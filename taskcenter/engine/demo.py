@@ -8,6 +8,8 @@ that the benchmarks time.
 
 from __future__ import annotations
 
+import os
+
 from taskcenter.tasks.definitions import (
     DefinitionSpec,
     ParameterSpec,
@@ -301,7 +303,13 @@ register_definition(
     DefinitionSpec(
         name="Check service health",
         description="An HTTP check of a URL (by default this task center's own health endpoint).",
-        parameters=[ParameterSpec("url", "http://127.0.0.1:8000/healthz", "URL to call")],
+        parameters=[
+            ParameterSpec(
+                "url",
+                os.environ.get("TASKCENTER_BASE_URL", "http://127.0.0.1:8000") + "/healthz",
+                "URL to call",
+            )
+        ],
         build=lambda params: [
             SubtaskSpec(
                 "check",

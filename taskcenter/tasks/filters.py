@@ -12,7 +12,7 @@ from django.db.models import Q, QuerySet
 from django_filters import rest_framework as filters
 
 from taskcenter.tasks.errors import InvalidParameter
-from taskcenter.tasks.models import TaskInstance, TaskStatus, TaskType
+from taskcenter.tasks.models import Operation, TaskInstance, TaskStatus, TaskType
 
 SORT_FIELDS = {
     "id": "id",
@@ -58,15 +58,26 @@ class MultiValueWidget(forms.SelectMultiple):
     """Reads every value of a repeated parameter."""
 
 
+class IdFilter(filters.NumberFilter):
+    """An id: an integer that fits a 64-bit column (a larger one would be a database error)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)
+
+
 class TaskInstanceFilter(filters.FilterSet):
     name = filters.CharFilter(field_name="name", lookup_expr="icontains")
     status = CommaMultipleChoiceFilter(field_name="status", choices=TaskStatus.choices)
     type = CommaMultipleChoiceFilter(field_name="type", choices=TaskType.choices)
     clusterName = filters.CharFilter(field_name="cluster__name", lookup_expr="icontains")
-    clusterId = filters.NumberFilter(field_name="cluster_id")
+    clusterId = IdFilter(field_name="cluster_id")
     tenantName = filters.CharFilter(field_name="tenant__name", lookup_expr="icontains")
-    tenantId = filters.NumberFilter(field_name="tenant_id")
-    hostId = filters.NumberFilter(method="filter_host")
+    tenantId = IdFilter(field_name="tenant_id")
+    hostId = IdFilter(method="filter_host")
     creator = CommaCharListFilter(field_name="creator__username", widget=MultiValueWidget)
     keyword = filters.CharFilter(method="filter_keyword")
     createdFrom = filters.IsoDateTimeFilter(field_name="create_time", lookup_expr="gte")
@@ -88,8 +99,10 @@ class TaskInstanceFilter(filters.FilterSet):
             | Q(tenant__name__icontains=value)
             | Q(creator__username__icontains=value)
         )
-        if value.strip().isdigit():
-            match |= Q(pk=int(value.strip()))
+        digits = value.strip()
+        # isdecimal, not isdigit: "²" is a digit that int() refuses; and ids fit 64 bits.
+        if digits.isdecimal() and len(digits) <= 18:
+            match |= Q(pk=int(digits))
         return qs.filter(match)
 
 
@@ -156,3 +169,25 @@ def _positive_int(params, name: str, default: int, maximum: int) -> int:
             f"Invalid parameter '{name}': {value} is out of range (1 to {maximum})."
         )
     return value
+
+
+class OperationFilter(filters.FilterSet):
+    """The audit trail's filters: user, action (repeat or comma), task, time range."""
+
+    user = filters.CharFilter(field_name="actor_name", lookup_expr="iexact")
+    action = CommaCharListFilter(field_name="action", widget=MultiValueWidget)
+    task = filters.NumberFilter(field_name="task_id", min_value=1)
+    createdFrom = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    createdTo = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Operation
+        fields: list[str] = []
+
+
+def filter_operations(queryset: QuerySet, params) -> QuerySet:
+    """Apply the audit filters in `params` (a QueryDict) or raise InvalidParameter."""
+    filterset = OperationFilter(params, queryset=queryset)
+    if not filterset.is_valid():
+        raise InvalidParameter(_describe_errors(filterset.errors))
+    return filterset.qs

@@ -9,9 +9,12 @@ from typing import Any
 from django.db.models import Count, Prefetch, Q, QuerySet
 
 from taskcenter.tasks.errors import TaskNotFound
-from taskcenter.tasks.filters import filter_tasks, parse_sort
+from taskcenter.tasks.filters import filter_operations, filter_tasks, parse_sort
 from taskcenter.tasks.models import (
+    Cluster,
+    Host,
     LogChunk,
+    Operation,
     SubtaskInstance,
     SubtaskStatus,
     TaskInstance,
@@ -36,26 +39,36 @@ def task_list(*, visible: QuerySet[TaskInstance], params) -> QuerySet[TaskInstan
     return queryset.order_by(*parse_sort(params.getlist("sort")))
 
 
-def task_page(*, queryset: QuerySet[TaskInstance], page: int, size: int
-              ) -> tuple[list[TaskInstance], int]:
+def task_page(*, queryset: QuerySet[TaskInstance], page: int, size: int,
+              with_subtasks: bool = True) -> tuple[list[TaskInstance], int]:
     """One page of tasks with cluster, tenant, creator and basic subtasks, and the total.
 
-    A constant number of queries whatever the page size: count, page, subtasks.
+    A constant number of queries whatever the page size: count, page ids, page, subtasks.
+    with_subtasks=False skips the subtasks (the dashboard's list shows only counts, and a
+    page of 50 tasks of 1,000 subtasks each would otherwise load 50,000 rows).
+
+    The page's ids come first from the bare filtered, sorted queryset (an index walk), and
+    only those rows are then joined and counted: joining and grouping before the OFFSET
+    would make a deep page of a million tasks aggregate every row before it.
     """
     total = queryset.count()
-    rows = list(
-        queryset.select_related("cluster", "tenant", "creator")
-        .annotate(subtask_successful=Count("subtasks", filter=Q(subtasks__status="SUCCESSFUL")))
-        .prefetch_related(
+    ids = list(queryset.values_list("pk", flat=True)[(page - 1) * size : page * size])
+    if not ids:
+        return [], total
+    rows = queryset.filter(pk__in=ids).select_related("cluster", "tenant", "creator").annotate(
+        subtask_successful=Count("subtasks", filter=Q(subtasks__status="SUCCESSFUL"))
+    )
+    if with_subtasks:
+        rows = rows.prefetch_related(
             Prefetch(
                 "subtasks",
                 queryset=SubtaskInstance.objects.only(
                     "id", "task_id", "name", "description", "status", "operation", "series_id"
                 ).order_by("series_id", "pk"),
             )
-        )[(page - 1) * size : page * size]
-    )
-    return rows, total
+        )
+    by_id = {row.pk: row for row in rows}
+    return [by_id[pk] for pk in ids if pk in by_id], total
 
 
 def task_creators(*, visible: QuerySet[TaskInstance]) -> list[tuple[int, str]]:
@@ -177,3 +190,85 @@ def log_attempts(*, subtask: SubtaskInstance) -> list[tuple[int, bytes]]:
     ):
         by_attempt.setdefault(attempt, []).append(bytes(data))
     return [(attempt, b"".join(parts)) for attempt, parts in by_attempt.items()]
+
+
+# --- Dashboard: the graph, live states, filter choices and the audit trail --------------------
+
+GRAPH_FIELDS = (
+    "id",
+    "task_id",
+    "name",
+    "status",
+    "operation",
+    "node_type",
+    "run_time",
+    "retry_count",
+    "parallel_idx",
+    "series_id",
+    "prohibit_rollback",
+    "upstream_ids",
+    "downstream_ids",
+    "start_time",
+    "finish_time",
+)
+
+
+def task_graph_nodes(*, task: TaskInstance) -> list[SubtaskInstance]:
+    """A task's subtasks with only what the DAG and the subtask list show (no actions, logs)."""
+    return list(task.subtasks.only(*GRAPH_FIELDS).order_by("series_id", "pk"))
+
+
+def task_subtask_states(*, task_id: int) -> list[tuple[int, str, str, int]]:
+    """(id, status, operation, run_time) of every subtask: what a live view polls."""
+    return list(
+        SubtaskInstance.objects.filter(task_id=task_id)
+        .order_by("pk")
+        .values_list("pk", "status", "operation", "run_time")
+    )
+
+
+def task_filter_choices() -> dict[str, list[tuple[int, str]]]:
+    """Clusters and hosts as (id, name) for the task list's filter menus."""
+    return {
+        "clusters": list(Cluster.objects.order_by("name").values_list("pk", "name")),
+        "hosts": list(Host.objects.order_by("address").values_list("pk", "address")),
+    }
+
+
+def operation_list(*, visible: QuerySet[TaskInstance], params) -> QuerySet[Operation]:
+    """The audit trail, newest first, filtered by user, action, task and time (a QueryDict).
+
+    Only operations on tasks in `visible` (from visible_tasks(user)). Raises InvalidParameter.
+    """
+    queryset = Operation.objects.filter(task__in=visible.values("pk")).select_related(
+        "subtask"
+    )
+    return filter_operations(queryset, params).order_by("-id")
+
+
+def operation_page(*, queryset: QuerySet[Operation], page: int, size: int
+                   ) -> tuple[list[Operation], int]:
+    return list(queryset[(page - 1) * size : page * size]), queryset.count()
+
+
+def operation_actions() -> list[str]:
+    """The actions that occur in the audit trail, for its filter menu."""
+    return list(Operation.objects.order_by("action").values_list("action", flat=True).distinct())
+
+
+def task_last_operation_id(*, task_id: int) -> int:
+    """The id of the newest audit row of a task (0 if none): a page's "seen up to" mark."""
+    return (
+        Operation.objects.filter(task_id=task_id).order_by("-id").values_list("pk", flat=True)
+        .first()
+        or 0
+    )
+
+
+def task_operations_after(*, task_id: int, after_id: int) -> list[Operation]:
+    """Audit rows of a task newer than after_id by a person, newest first."""
+    return list(
+        Operation.objects.filter(task_id=task_id, pk__gt=after_id, actor__isnull=False)
+        .select_related("subtask")
+        .order_by("-id")[:20]
+    )

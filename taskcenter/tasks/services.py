@@ -53,21 +53,31 @@ LOG_CHUNK_MAX = 64 * 1024
 
 def definition_resolve(
     *, name: str, version: int | None = None
-) -> tuple[definitions.DefinitionSpec, TaskDefinition]:
-    """The spec and the stored row of a definition, code-registered or data."""
+) -> tuple[definitions.DefinitionSpec, TaskDefinition | None]:
+    """The spec of a definition, code-registered or data, and its stored row if any.
+
+    A code definition's row is created by task_start, once the parameters are accepted,
+    so a refused request leaves nothing behind.
+    """
     spec = definitions.get_registered_definition(name)
     if spec is not None and (version is None or version == spec.version):
-        row, _ = TaskDefinition.objects.get_or_create(
-            name=spec.name,
-            version=spec.version,
-            defaults={"description": spec.description, "source": TaskDefinition.Source.CODE},
-        )
+        row = TaskDefinition.objects.filter(name=spec.name, version=spec.version).first()
         return spec, row
     rows = TaskDefinition.objects.filter(name=name, source=TaskDefinition.Source.DATA)
     row = rows.filter(version=version).first() if version else rows.order_by("-version").first()
     if row is None:
         raise InvalidDefinition(f"There is no task definition named '{name}'.")
     return definitions.definition_from_data(row.name, row.version, row.spec), row
+
+
+def definition_sync(*, spec: definitions.DefinitionSpec) -> TaskDefinition:
+    """The stored row mirroring a code definition, created on first use."""
+    row, _ = TaskDefinition.objects.get_or_create(
+        name=spec.name,
+        version=spec.version,
+        defaults={"description": spec.description, "source": TaskDefinition.Source.CODE},
+    )
+    return row
 
 
 def definition_create_from_data(*, name: str, spec: dict[str, Any]) -> TaskDefinition:
@@ -107,6 +117,7 @@ def task_start(
     ordered = definitions.validate_subtasks(spec.name, spec.build(params))
     now = timezone.now()
     with transaction.atomic():
+        definition_row = definition_row or definition_sync(spec=spec)
         task = TaskInstance.objects.create(
             name=name or spec.name,
             definition=definition_row,

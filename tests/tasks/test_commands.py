@@ -224,6 +224,7 @@ def test_seed_demo_live_starts_three_demo_tasks_once():
 # --- run_task ------------------------------------------------------------------------------------
 
 
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_run_task_wait_on_reinstall_agent_exits_0_when_successful(worker):
     out, _ = run("run_task", "Reinstall OCP agent", "--wait", "--timeout", "90")
@@ -233,6 +234,7 @@ def test_run_task_wait_on_reinstall_agent_exits_0_when_successful(worker):
     assert "SUCCESSFUL" in out.splitlines()[-1]
 
 
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_run_task_wait_on_failing_migration_exits_1_with_the_failed_log(worker):
     with pytest.raises(SystemExit) as exited:
@@ -244,6 +246,7 @@ def test_run_task_wait_on_failing_migration_exits_1_with_the_failed_log(worker):
     assert task.subtasks.get(status="FAILED").name == "Copy tenant data"
 
 
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_run_task_failure_prints_failed_subtask_and_log_tail(worker):
     out, err = StringIO(), StringIO()

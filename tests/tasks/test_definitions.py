@@ -89,3 +89,12 @@ def test_data_definition_is_stored_versioned_and_refuses_python_steps():
     }
     with pytest.raises(InvalidDefinition, match="cycle"):
         services.definition_create_from_data(name="Cyclic", spec=cyclic)
+
+
+@pytest.mark.django_db
+def test_refused_parameters_leave_no_definition_row():
+    from taskcenter.tasks.models import TaskDefinition
+
+    with pytest.raises(InvalidDefinition):
+        services.task_start(definition_name="Reinstall OCP agent", parameters={"bad": 1})
+    assert not TaskDefinition.objects.exists()

@@ -35,7 +35,9 @@ def test_reading_from_an_offset_returns_the_rest_and_the_next_offset(subtask):
 def test_large_writes_are_split_into_bounded_chunks_and_tail_reads_few(subtask):
     payload = b"".join(f"{i:07d}\n".encode() for i in range(100_000))  # 800 KB
     services.log_append(subtask_id=subtask.pk, attempt=1, data=payload)
-    assert LogChunk.objects.filter(subtask_id=subtask.pk).count() == -(-len(payload) // LOG_CHUNK_MAX)
+    assert LogChunk.objects.filter(subtask_id=subtask.pk).count() == -(
+        -len(payload) // LOG_CHUNK_MAX
+    )
     current = reload(subtask)
     with CaptureQueriesContext(connection) as queries:
         tail = selectors.log_tail(subtask=current, max_bytes=16)
@@ -61,4 +63,6 @@ def test_log_is_split_by_attempt_for_downloads(subtask):
     services.log_append(subtask_id=subtask.pk, attempt=1, data=b"first run\n")
     services.log_append(subtask_id=subtask.pk, attempt=2, data=b"second run\n")
     assert selectors.log_attempts(subtask=reload(subtask)) == [
-        (1, b"first run\n"), (2, b"second run\n")]
+        (1, b"first run\n"),
+        (2, b"second run\n"),
+    ]

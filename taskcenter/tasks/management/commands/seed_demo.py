@@ -22,7 +22,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from taskcenter.accounts import roles
@@ -98,7 +98,8 @@ LIVE_TASKS = [
     ("Scale out tenant units", {"units": 4}, "prod-east", "billing"),
 ]
 
-SUCCESSFUL, RETRIED, FAILED, ROLLED_BACK = "successful", "retried", "failed", "rolled back"
+SUCCESSFUL, RETRIED = "successful", "successful after a retry"
+FAILED, ROLLED_BACK = "failed", "rolled back"
 OUTCOME_WEIGHTS = {SUCCESSFUL: 60, RETRIED: 10, FAILED: 18, ROLLED_BACK: 12}
 TYPE_WEIGHTS = {
     TaskType.MANUAL: 50,
@@ -219,7 +220,9 @@ class Command(BaseCommand):
         writer = _HistoryWriter(rng, users, specs)
         with transaction.atomic():
             outcomes = writer.write(count)
-        summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items()))
+        summary = ", ".join(
+            f"{outcomes[outcome]} {outcome}" for outcome in OUTCOME_WEIGHTS if outcomes[outcome]
+        )
         self.stdout.write(f"history: {count} tasks over the last {HISTORY_DAYS} days ({summary})")
 
     # --- Live tasks ----------------------------------------------------------------------------
@@ -308,7 +311,7 @@ class _HistoryWriter:
         self.operators = [users["operator"], users["operator"], users["operator"], users["admin"]]
         self.specs = specs
         self.weights = [DEFINITION_WEIGHTS.get(spec.name, 3) for spec in specs]
-        self.rows = {spec.name: services.definition_resolve(name=spec.name)[1] for spec in specs}
+        self.rows = {spec.name: services.definition_sync(spec=spec) for spec in specs}
         self.clusters = list(Cluster.objects.order_by("pk"))
         self.hosts = list(Host.objects.select_related("cluster").order_by("pk"))
         self.tenants = list(Tenant.objects.select_related("cluster").order_by("pk"))
@@ -631,7 +634,7 @@ class _HistoryWriter:
         )
         for task, run in zip(tasks, runs, strict=True):
             task.create_time = run.start  # auto_now_add stamped "now" on insert
-        TaskInstance.objects.bulk_update(tasks, ["create_time"], batch_size=500)
+        _update_columns(tasks, ["create_time"])
         TaskInstance.hosts.through.objects.bulk_create(
             [
                 TaskInstance.hosts.through(taskinstance_id=task.pk, host_id=host.pk)
@@ -703,13 +706,11 @@ class _HistoryWriter:
                     )
                 )
                 offset += len(data)
-        SubtaskInstance.objects.bulk_update(
-            rows, ["upstream_ids", "downstream_ids", "create_time"], batch_size=500
-        )
+        _update_columns(rows, ["upstream_ids", "downstream_ids", "create_time"])
         chunk_rows = LogChunk.objects.bulk_create(chunk_rows, batch_size=500)
         for chunk, written in zip(chunk_rows, chunk_times, strict=True):
             chunk.created_at = written
-        LogChunk.objects.bulk_update(chunk_rows, ["created_at"], batch_size=500)
+        _update_columns(chunk_rows, ["created_at"])
 
         audit = [
             (when, task, actor, action, from_status, to_status, reason)
@@ -736,7 +737,31 @@ class _HistoryWriter:
         )
         for operation, item in zip(operations, audit, strict=True):
             operation.created_at = item[0]
-        Operation.objects.bulk_update(operations, ["created_at"], batch_size=500)
+        _update_columns(operations, ["created_at"])
+
+
+def _update_columns(objs: list, names: list[str]) -> None:
+    """Write the objects' current values of `names` back, one prepared UPDATE for all rows.
+
+    What bulk_update does, without its CASE WHEN per row, which is most of the seeding time
+    for a few thousand rows. Also how the creation times get past auto_now_add.
+    """
+    if not objs:
+        return
+    meta = type(objs[0])._meta
+    fields = [meta.get_field(name) for name in names]
+    quote = connection.ops.quote_name
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET "
+        + ", ".join(f"{quote(f.column)} = %s" for f in fields)
+        + f" WHERE {quote(meta.pk.column)} = %s"
+    )
+    params = [
+        [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields] + [obj.pk]
+        for obj in objs
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 _ECHO = re.compile(r"""echo\s+(["'])(.*?)\1""")

@@ -131,7 +131,8 @@ class Command(BaseCommand):
         ]
 
     def _run(self, children: list[Child], host: str, port: int, demo: bool) -> int:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # The demo's HTTP check calls this server, wherever it listens.
+        env = dict(os.environ, PYTHONUNBUFFERED="1", TASKCENTER_BASE_URL=f"http://{host}:{port}")
         width = max(len(child.name) for child in children)
         try:
             for child in children:
@@ -191,7 +192,10 @@ class Command(BaseCommand):
     def _pump(self, child: Child, prefix: str) -> None:
         assert child.proc is not None and child.proc.stdout is not None
         for raw in iter(child.proc.stdout.readline, b""):
-            self.say(prefix + raw.decode(errors="replace").rstrip("\r\n"))
+            try:
+                self.say(prefix + raw.decode(errors="replace").rstrip("\r\n"))
+            except (OSError, ValueError):
+                pass  # our own output is gone; keep draining so the child never blocks
         child.proc.stdout.close()
 
     def _shutdown(self, children: list[Child]) -> None:
