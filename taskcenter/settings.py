@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django_filters",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "taskcenter.accounts",
     "taskcenter.tasks",
     "taskcenter.engine",
@@ -51,6 +52,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every later line logged for a request carries its trace id.
+    "taskcenter.core.middleware.TraceIdMiddleware",
+    "taskcenter.api.exceptions.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -109,7 +113,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "dashboard:login"
+LOGIN_REDIRECT_URL = "dashboard:task_list"
+LOGOUT_REDIRECT_URL = "dashboard:login"
+# CSRF refusals as a clear page, or a flash message for htmx requests.
+CSRF_FAILURE_VIEW = "taskcenter.dashboard.views.csrf_failure"
 
 # --- Internationalisation ----------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -139,6 +147,43 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if SECURE_HTTPS el
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, 60)
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+
+# --- REST API (OCP v2 facade) ---------------------------------------------------------------
+REST_FRAMEWORK = {
+    # Basic first: its WWW-Authenticate makes an unauthenticated call a 401, not a 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.BasicAuthentication",
+        "taskcenter.api.authentication.AccessKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",  # enforces CSRF
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_METADATA_CLASS": None,  # OPTIONS is a 405 in the envelope, not DRF's metadata
+    "EXCEPTION_HANDLER": "taskcenter.api.exceptions.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "taskcenter API",
+    "DESCRIPTION": "OceanBase Cloud Platform compatible task API (v2): task instances, "
+    "subtasks, logs and operations, in OCP's response envelope.",
+    "VERSION": "2",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "TaskStatusEnum": "taskcenter.tasks.models.TaskStatus",
+        "TaskTypeEnum": "taskcenter.tasks.models.TaskType",
+        "TaskOperationEnum": "taskcenter.tasks.models.TaskOperation",
+        "SubtaskStatusEnum": "taskcenter.tasks.models.SubtaskStatus",
+        "SubtaskOperationEnum": "taskcenter.tasks.models.SubtaskOperation",
+        "NodeTypeEnum": "taskcenter.tasks.models.NodeType",
+        "ClusterTypeEnum": "taskcenter.tasks.models.Cluster.Type",
+        "TenantModeEnum": "taskcenter.tasks.models.Tenant.Mode",
+    },
+}
 
 # --- Celery ------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or f"filesystem://{VAR_DIR / 'broker'}"
@@ -182,6 +227,9 @@ TASKCENTER_REDISPATCH_AFTER = env_float("TASKCENTER_REDISPATCH_AFTER", 300.0, 1.
 TASKCENTER_REAPER_INTERVAL = env_float("TASKCENTER_REAPER_INTERVAL", 5.0, 0.1)
 TASKCENTER_LOG_CAP_BYTES = env_int("TASKCENTER_LOG_CAP_BYTES", 100 * 1024 * 1024, 1024)
 TASKCENTER_DEMO_PASSWORD = env_str("TASKCENTER_DEMO_PASSWORD")
+# A task list count slower than 50 ms (a substring filter on a million tasks) is reused for
+# this many seconds by later pages of the same list; 0 always counts.
+TASKCENTER_SLOW_COUNT_CACHE_SECONDS = env_float("TASKCENTER_SLOW_COUNT_CACHE_SECONDS", 5.0, 0)
 
 # --- Logging -----------------------------------------------------------------------------
 LOGGING = {

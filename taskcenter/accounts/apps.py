@@ -1,8 +1,15 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
+# The roles hold permissions of these apps; syncing after each of their post_migrate (the
+# signal goes out app by app, in INSTALLED_APPS order) means the last run sees them all,
+# also after a flush (transactional tests), where no data migration runs again.
+_ROLE_APPS = {"accounts", "tasks"}
+
 
 def _sync_roles(sender, **kwargs) -> None:
+    if sender.label not in _ROLE_APPS:
+        return
     from django.contrib.auth.models import Group, Permission
 
     from taskcenter.accounts.roles import sync_builtin_roles
@@ -18,4 +25,4 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         # Runs after every migrate, once all permissions exist, so roles stay in sync on
         # upgrade; the data migration creates the groups on first install.
-        post_migrate.connect(_sync_roles, sender=self)
+        post_migrate.connect(_sync_roles, dispatch_uid="taskcenter.accounts.sync_roles")

@@ -29,6 +29,8 @@ ADMIN_PERMISSIONS = [
     "auth.add_group",
     "auth.change_group",
     "auth.delete_group",
+    "accounts.view_accesskey",
+    "accounts.manage_all_accesskeys",
 ]
 
 ROLE_PERMISSIONS = {

@@ -36,6 +36,13 @@ class CommaSeparatedMultipleField(forms.MultipleChoiceField):
 class CommaMultipleChoiceFilter(filters.MultipleChoiceFilter):
     field_class = CommaSeparatedMultipleField
 
+    def __init__(self, *args, **kwargs):
+        # MultipleChoiceFilter adds DISTINCT by default; on a column of the row itself it
+        # cannot duplicate rows, and DISTINCT over every column makes the count sort the
+        # whole match (a third of a second for 200,000 tasks).
+        kwargs.setdefault("distinct", False)
+        super().__init__(*args, **kwargs)
+
 
 class CommaCharListField(forms.Field):
     def to_python(self, value):

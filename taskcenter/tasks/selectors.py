@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Prefetch, Q, QuerySet
 
 from taskcenter.tasks.errors import TaskNotFound
@@ -39,8 +43,9 @@ def task_list(*, visible: QuerySet[TaskInstance], params) -> QuerySet[TaskInstan
     return queryset.order_by(*parse_sort(params.getlist("sort")))
 
 
-def task_page(*, queryset: QuerySet[TaskInstance], page: int, size: int,
-              with_subtasks: bool = True) -> tuple[list[TaskInstance], int]:
+def task_page(
+    *, queryset: QuerySet[TaskInstance], page: int, size: int, with_subtasks: bool = True
+) -> tuple[list[TaskInstance], int]:
     """One page of tasks with cluster, tenant, creator and basic subtasks, and the total.
 
     A constant number of queries whatever the page size: count, page ids, page, subtasks.
@@ -51,12 +56,14 @@ def task_page(*, queryset: QuerySet[TaskInstance], page: int, size: int,
     only those rows are then joined and counted: joining and grouping before the OFFSET
     would make a deep page of a million tasks aggregate every row before it.
     """
-    total = queryset.count()
+    total = _task_count(queryset)
     ids = list(queryset.values_list("pk", flat=True)[(page - 1) * size : page * size])
     if not ids:
         return [], total
-    rows = queryset.filter(pk__in=ids).select_related("cluster", "tenant", "creator").annotate(
-        subtask_successful=Count("subtasks", filter=Q(subtasks__status="SUCCESSFUL"))
+    rows = (
+        queryset.filter(pk__in=ids)
+        .select_related("cluster", "tenant", "creator")
+        .annotate(subtask_successful=Count("subtasks", filter=Q(subtasks__status="SUCCESSFUL")))
     )
     if with_subtasks:
         rows = rows.prefetch_related(
@@ -69,6 +76,32 @@ def task_page(*, queryset: QuerySet[TaskInstance], page: int, size: int,
         )
     by_id = {row.pk: row for row in rows}
     return [by_id[pk] for pk in ids if pk in by_id], total
+
+
+SLOW_COUNT_SECONDS = 0.05
+
+
+def _task_count(queryset: QuerySet[TaskInstance]) -> int:
+    """The count of a filtered list; a slow one is kept for a few seconds.
+
+    On a million tasks a substring filter matching many rows costs ~0.2 s to count, and a
+    list is asked for again and again (paging, the dashboard's refresh). A count that took
+    longer than SLOW_COUNT_SECONDS is cached for TASKCENTER_SLOW_COUNT_CACHE_SECONDS under
+    its exact SQL (filters and visibility included); fast counts are always exact.
+    """
+    ttl = getattr(settings, "TASKCENTER_SLOW_COUNT_CACHE_SECONDS", 0)
+    if ttl <= 0:
+        return queryset.count()
+    sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    key = "taskcenter:task-count:" + hashlib.sha256(repr((sql, params)).encode()).hexdigest()
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    started = time.monotonic()
+    total = queryset.count()
+    if time.monotonic() - started >= SLOW_COUNT_SECONDS:
+        cache.set(key, total, ttl)
+    return total
 
 
 def task_creators(*, visible: QuerySet[TaskInstance]) -> list[tuple[int, str]]:
@@ -194,28 +227,33 @@ def log_attempts(*, subtask: SubtaskInstance) -> list[tuple[int, bytes]]:
 
 # --- Dashboard: the graph, live states, filter choices and the audit trail --------------------
 
-GRAPH_FIELDS = (
-    "id",
-    "task_id",
-    "name",
-    "status",
-    "operation",
-    "node_type",
-    "run_time",
-    "retry_count",
-    "parallel_idx",
-    "series_id",
-    "prohibit_rollback",
-    "upstream_ids",
-    "downstream_ids",
-    "start_time",
-    "finish_time",
-)
+
+class SubtaskNode(NamedTuple):
+    """What the DAG and the subtask list show of a subtask (no actions, results or logs)."""
+
+    pk: int
+    name: str
+    status: str
+    operation: str
+    node_type: str
+    run_time: int
+    retry_count: int
+    parallel_idx: int
+    series_id: int
+    upstream_ids: list[int]
+    downstream_ids: list[int]
+    start_time: datetime | None
+    finish_time: datetime | None
 
 
-def task_graph_nodes(*, task: TaskInstance) -> list[SubtaskInstance]:
-    """A task's subtasks with only what the DAG and the subtask list show (no actions, logs)."""
-    return list(task.subtasks.only(*GRAPH_FIELDS).order_by("series_id", "pk"))
+def task_graph_nodes(*, task: TaskInstance) -> list[SubtaskNode]:
+    """A task's subtasks as light tuples: thousands of them without building models."""
+    rows = (
+        SubtaskInstance.objects.filter(task_id=task.pk)
+        .order_by("series_id", "pk")
+        .values_list(*SubtaskNode._fields)
+    )
+    return [SubtaskNode._make(row) for row in rows]
 
 
 def task_subtask_states(*, task_id: int) -> list[tuple[int, str, str, int]]:
@@ -241,13 +279,14 @@ def operation_list(*, visible: QuerySet[TaskInstance], params) -> QuerySet[Opera
     Only operations on tasks in `visible` (from visible_tasks(user)). Raises InvalidParameter.
     """
     queryset = Operation.objects.filter(task__in=visible.values("pk")).select_related(
-        "subtask"
+        "task", "subtask"
     )
     return filter_operations(queryset, params).order_by("-id")
 
 
-def operation_page(*, queryset: QuerySet[Operation], page: int, size: int
-                   ) -> tuple[list[Operation], int]:
+def operation_page(
+    *, queryset: QuerySet[Operation], page: int, size: int
+) -> tuple[list[Operation], int]:
     return list(queryset[(page - 1) * size : page * size]), queryset.count()
 
 
@@ -259,7 +298,9 @@ def operation_actions() -> list[str]:
 def task_last_operation_id(*, task_id: int) -> int:
     """The id of the newest audit row of a task (0 if none): a page's "seen up to" mark."""
     return (
-        Operation.objects.filter(task_id=task_id).order_by("-id").values_list("pk", flat=True)
+        Operation.objects.filter(task_id=task_id)
+        .order_by("-id")
+        .values_list("pk", flat=True)
         .first()
         or 0
     )

@@ -181,7 +181,7 @@ def task_retry(*, task_id: int, actor=None, reason: str = "") -> TaskInstance:
             task.subtasks.filter(status=SubtaskStatus.FAILED).values_list("pk", flat=True)
         )
         _make_ready(failed, from_statuses=[SubtaskStatus.FAILED], operation=SubtaskOperation.RETRY)
-        _set_task(task, status=TaskStatus.RUNNING, operation=TaskOperation.RETRY)
+        _set_task(task, status=TaskStatus.RUNNING, operation=TaskOperation.RETRY, finish_time=None)
         _audit(actor, "RETRY", task, TaskStatus.FAILED, TaskStatus.RUNNING, reason)
     return task
 
@@ -202,7 +202,9 @@ def task_rollback(*, task_id: int, actor=None, reason: str = "") -> TaskInstance
         task.subtasks.exclude(status=SubtaskStatus.PENDING).update(
             operation=SubtaskOperation.ROLLBACK, rollback_pending=True
         )
-        _set_task(task, status=TaskStatus.RUNNING, operation=TaskOperation.ROLLBACK)
+        _set_task(
+            task, status=TaskStatus.RUNNING, operation=TaskOperation.ROLLBACK, finish_time=None
+        )
         _audit(actor, "ROLLBACK", task, TaskStatus.FAILED, TaskStatus.RUNNING, reason)
         _ready_rollback(task)
         _task_refresh_status(task)

@@ -72,9 +72,11 @@ def test_failure_fails_the_task_and_leaves_downstream_pending():
 
 def test_retry_task_continues_downstream_and_counts_the_run():
     task = start_failing_migration()
+    failed_at = task.finish_time
     services.task_retry(task_id=task.pk, reason="transient")
     task = reload(task)
     assert (task.status, task.operation) == ("SUCCESSFUL", "RETRY")
+    assert task.finish_time > failed_at
     copy = subtasks_by_name(task)["Copy tenant data"]
     assert (copy.status, copy.operation, copy.run_time) == ("SUCCESSFUL", "RETRY", 2)
     assert subtasks_by_name(task)["Switch traffic to the target"].status == "SUCCESSFUL"

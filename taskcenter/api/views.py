@@ -1,0 +1,435 @@
+"""The OCP v2 task API: parse -> access helper -> service or selector -> serializer.
+
+Function-based DRF views. Every answer is OCP's envelope (taskcenter.api.envelope);
+every failure goes through taskcenter.api.exceptions.exception_handler.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import tempfile
+import tomllib
+from pathlib import Path
+
+from django.conf import settings
+from django.http import FileResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions as drf
+from rest_framework.decorators import api_view, parser_classes, permission_classes
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+
+from taskcenter.accounts import access
+from taskcenter.api import serializers as s
+from taskcenter.api.envelope import SERVER, iso, ok, paged
+from taskcenter.tasks import diagnosis, selectors, services
+from taskcenter.tasks.errors import InvalidParameter
+from taskcenter.tasks.filters import parse_page
+from taskcenter.tasks.models import TaskStatus, TaskType
+
+INT64_MAX = 2**63 - 1
+# Operations take an optional {"reason"} as JSON or a form; clients that POST with no body
+# often still send a form content type.
+OPERATION_PARSERS = [JSONParser, FormParser, MultiPartParser]
+LOG_READ_MAX = 16 * 1024 * 1024
+API_VERSION = "v2"
+
+# --- Parsing ---------------------------------------------------------------------------------------
+
+
+def parse_id(value: str, name: str) -> int:
+    text = str(value).strip()
+    if not re.fullmatch(r"\d{1,19}", text) or not 1 <= int(text) <= INT64_MAX:
+        raise InvalidParameter(
+            f"Invalid parameter '{name}': '{value}' is not a positive 64-bit integer id."
+        )
+    return int(text)
+
+
+def parse_int(params, name: str, default: int | None, minimum: int, maximum: int) -> int | None:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return default
+    text = str(raw).strip()
+    if not re.fullmatch(r"-?\d{1,19}", text):
+        raise InvalidParameter(f"Invalid parameter '{name}': '{raw}' is not an integer.")
+    value = int(text)
+    if not minimum <= value <= maximum:
+        raise InvalidParameter(
+            f"Invalid parameter '{name}': {value} is out of range ({minimum} to {maximum})."
+        )
+    return value
+
+
+def clean_params(request):
+    """The query parameters, refused whole when a value holds a NUL (no database takes it)."""
+    params = request.query_params
+    for name, values in params.lists():
+        if "\x00" in name or any("\x00" in value for value in values):
+            raise InvalidParameter(f"Invalid parameter '{name}': contains a NUL character.")
+    return params
+
+
+def operation_reason(request) -> str:
+    """The optional {"reason": "..."} body of an operation (malformed JSON is refused)."""
+    data = request.data
+    if not data:
+        return ""
+    if hasattr(data, "dict"):  # a form's QueryDict
+        data = data.dict()
+    if not isinstance(data, dict):
+        raise InvalidParameter("Invalid parameter 'body': expected a JSON object or no body.")
+    serializer = s.OperationRequestSerializer(data=data)
+    if not serializer.is_valid():
+        field, messages = next(iter(serializer.errors.items()))
+        raise InvalidParameter(f"Invalid parameter '{field}': {' '.join(map(str, messages))}")
+    return serializer.validated_data.get("reason", "")
+
+
+# --- Schema pieces ----------------------------------------------------------------------------------
+
+_ERROR = OpenApiResponse(s.ErrorResponseSerializer, description="OCP's error envelope.")
+
+
+def _errors(*codes: int) -> dict:
+    base = {401: _ERROR, 403: _ERROR, 405: _ERROR, 406: _ERROR, 415: _ERROR, 500: _ERROR}
+    base.update({code: _ERROR for code in codes})
+    return base
+
+
+TASK_ID = OpenApiParameter(
+    "taskInstanceId",
+    OpenApiTypes.INT64,
+    OpenApiParameter.PATH,
+    description="The task instance id.",
+)
+SUBTASK_ID = OpenApiParameter(
+    "subtaskInstanceId",
+    OpenApiTypes.INT64,
+    OpenApiParameter.PATH,
+    description="The subtask instance id.",
+)
+_STATUS_LIST = {"type": "array", "items": {"type": "string", "enum": list(TaskStatus.values)}}
+LIST_PARAMETERS = [
+    OpenApiParameter("name", str, description="Name contains (case-insensitive)."),
+    OpenApiParameter(
+        "status",
+        _STATUS_LIST,
+        description="Repeated (status=RUNNING&status=FAILED) or comma-separated.",
+        explode=True,
+    ),
+    OpenApiParameter("type", str, enum=list(TaskType.values)),
+    OpenApiParameter("clusterName", str, description="Cluster name contains."),
+    OpenApiParameter("clusterId", {"type": "integer", "minimum": 1, "maximum": INT64_MAX}),
+    OpenApiParameter("tenantName", str, description="Tenant name contains (use with clusterId)."),
+    OpenApiParameter("tenantId", {"type": "integer", "minimum": 1, "maximum": INT64_MAX}),
+    OpenApiParameter("hostId", {"type": "integer", "minimum": 1, "maximum": INT64_MAX}),
+    OpenApiParameter(
+        "creator",
+        {"type": "array", "items": {"type": "string"}},
+        description="Creator user names, repeated or comma-separated.",
+        explode=True,
+    ),
+    OpenApiParameter("keyword", str, description="Matches name, cluster, tenant, creator or id."),
+    OpenApiParameter("page", {"type": "integer", "minimum": 1, "maximum": 10**9}),
+    OpenApiParameter(
+        "size", {"type": "integer", "minimum": 1, "maximum": 2000}, description="Default 10."
+    ),
+    OpenApiParameter(
+        "sort",
+        {"type": "array", "items": {"type": "string"}},
+        description="field,asc|desc (repeatable); fields: id, name, status, type, createTime, "
+        "startTime, finishTime.",
+        explode=True,
+    ),
+]
+
+
+# --- Tasks ------------------------------------------------------------------------------------------
+
+
+@extend_schema(
+    operation_id="listTaskInstances",
+    summary="Query the task list",
+    parameters=LIST_PARAMETERS,
+    responses={200: s.TaskPageResponse, **_errors(400)},
+    tags=["tasks"],
+)
+@api_view(["GET"])
+def task_list(request):
+    access.require_view(request.user)
+    params = clean_params(request)
+    page, size = parse_page(params)
+    queryset = selectors.task_list(visible=access.visible_tasks(request.user), params=params)
+    rows, total = selectors.task_page(queryset=queryset, page=page, size=size)
+    contents = [s.BasicTaskInstanceSerializer.represent(task) for task in rows]
+    return ok(request, paged(contents, total=total, page=page, size=size))
+
+
+@extend_schema(
+    operation_id="listTaskCreators",
+    summary="The users who created tasks (for the list's creator filter)",
+    responses={200: s.CreatorListResponse, **_errors()},
+    tags=["tasks"],
+)
+@api_view(["GET"])
+def task_creators(request):
+    access.require_view(request.user)
+    creators = selectors.task_creators(visible=access.visible_tasks(request.user))
+    return ok(request, {"contents": [{"id": pk, "name": name} for pk, name in creators]})
+
+
+def _wrapped(task_id: int) -> dict:
+    task = selectors.task_get(task_id=task_id)
+    return s.WrappedTaskInstanceSerializer.represent(task, selectors.task_subtasks(task=task))
+
+
+@extend_schema(
+    operation_id="getTaskInstance",
+    summary="Query details about a task",
+    parameters=[TASK_ID],
+    responses={200: s.WrappedTaskInstanceResponse, **_errors(400, 404)},
+    tags=["tasks"],
+)
+@api_view(["GET"])
+def task_detail(request, taskInstanceId):
+    return _detail(request, taskInstanceId)
+
+
+def _detail(request, raw_id):
+    task = access.get_task_for_user(request.user, parse_id(raw_id, "taskInstanceId"))
+    return ok(
+        request,
+        s.WrappedTaskInstanceSerializer.represent(task, selectors.task_subtasks(task=task)),
+    )
+
+
+@extend_schema(
+    operation_id="getTask",
+    summary="Query details about a task (alias of /api/v2/tasks/instances/{taskInstanceId})",
+    parameters=[TASK_ID],
+    responses={200: s.WrappedTaskInstanceResponse, **_errors(400, 404)},
+    tags=["tasks"],
+)
+@api_view(["GET"])
+def task_detail_alias(request, taskInstanceId):
+    return _detail(request, taskInstanceId)
+
+
+@extend_schema(
+    operation_id="retryTask",
+    summary="Retry every failed subtask of a FAILED task",
+    parameters=[TASK_ID],
+    request=s.OperationRequestSerializer,
+    responses={200: s.WrappedTaskInstanceResponse, **_errors(400, 404)},
+    tags=["tasks"],
+)
+@api_view(["POST"])
+@parser_classes(OPERATION_PARSERS)
+def task_retry(request, taskInstanceId):
+    task_id = parse_id(taskInstanceId, "taskInstanceId")
+    access.get_operable_task_for_user(request.user, task_id, "retry")
+    services.task_retry(task_id=task_id, actor=request.user, reason=operation_reason(request))
+    return ok(request, _wrapped(task_id))
+
+
+@extend_schema(
+    operation_id="rollbackTask",
+    summary="Roll back a FAILED task (give up), walking its subtasks in reverse",
+    parameters=[TASK_ID],
+    request=s.OperationRequestSerializer,
+    responses={200: s.WrappedTaskInstanceResponse, **_errors(400, 404)},
+    tags=["tasks"],
+)
+@api_view(["POST"])
+@parser_classes(OPERATION_PARSERS)
+def task_rollback(request, taskInstanceId):
+    task_id = parse_id(taskInstanceId, "taskInstanceId")
+    access.get_operable_task_for_user(request.user, task_id, "rollback")
+    services.task_rollback(task_id=task_id, actor=request.user, reason=operation_reason(request))
+    return ok(request, _wrapped(task_id))
+
+
+# --- Subtasks ---------------------------------------------------------------------------------------
+
+
+def _subtask_operation(request, taskInstanceId, subtaskInstanceId, operation: str, service):
+    task_id = parse_id(taskInstanceId, "taskInstanceId")
+    subtask_id = parse_id(subtaskInstanceId, "subtaskInstanceId")
+    access.get_operable_task_for_user(request.user, task_id, operation)
+    subtask = service(
+        task_id=task_id,
+        subtask_id=subtask_id,
+        actor=request.user,
+        reason=operation_reason(request),
+    )
+    return ok(request, s.SubtaskInstanceSerializer.represent(subtask))
+
+
+def _subtask_schema(operation_id: str, summary: str):
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        parameters=[TASK_ID, SUBTASK_ID],
+        request=s.OperationRequestSerializer,
+        responses={200: s.SubtaskInstanceResponse, **_errors(400, 404)},
+        tags=["subtasks"],
+    )
+
+
+@_subtask_schema("retrySubtask", "Run a FAILED subtask again")
+@api_view(["POST"])
+@parser_classes(OPERATION_PARSERS)
+def subtask_retry(request, taskInstanceId, subtaskInstanceId):
+    return _subtask_operation(
+        request, taskInstanceId, subtaskInstanceId, "subtask_retry", services.subtask_retry
+    )
+
+
+@_subtask_schema("skipSubtask", "Set a FAILED subtask to success (skip it)")
+@api_view(["POST"])
+@parser_classes(OPERATION_PARSERS)
+def subtask_skip(request, taskInstanceId, subtaskInstanceId):
+    return _subtask_operation(
+        request, taskInstanceId, subtaskInstanceId, "skip", services.subtask_skip
+    )
+
+
+@_subtask_schema("cancelSubtask", "Stop a RUNNING subtask; it ends FAILED with operation CANCEL")
+@api_view(["POST"])
+@parser_classes(OPERATION_PARSERS)
+def subtask_cancel(request, taskInstanceId, subtaskInstanceId):
+    return _subtask_operation(
+        request, taskInstanceId, subtaskInstanceId, "cancel", services.subtask_cancel
+    )
+
+
+@extend_schema(
+    operation_id="getSubtaskLog",
+    summary="Read a subtask's log, whole or incrementally",
+    description=(
+        "Without parameters: the whole log, {log}. To tail, pass offset (bytes already read) "
+        "and optionally limit; read again from nextOffset until finished is true and "
+        "nextOffset equals size. tail=N reads the last N bytes."
+    ),
+    parameters=[
+        TASK_ID,
+        SUBTASK_ID,
+        OpenApiParameter("offset", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}),
+        OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": LOG_READ_MAX}),
+        OpenApiParameter("tail", {"type": "integer", "minimum": 1, "maximum": LOG_READ_MAX}),
+    ],
+    responses={200: s.SubtaskLogResponse, **_errors(400, 404)},
+    tags=["subtasks"],
+)
+@api_view(["GET"])
+def subtask_log(request, taskInstanceId, subtaskInstanceId):
+    task_id = parse_id(taskInstanceId, "taskInstanceId")
+    subtask_id = parse_id(subtaskInstanceId, "subtaskInstanceId")
+    params = clean_params(request)
+    offset = parse_int(params, "offset", 0, 0, INT64_MAX)
+    limit = parse_int(params, "limit", None, 1, LOG_READ_MAX)
+    tail = parse_int(params, "tail", None, 1, LOG_READ_MAX)
+    if tail is not None and params.get("offset") not in (None, ""):
+        raise InvalidParameter("Invalid parameter 'tail': use either offset or tail, not both.")
+    task = access.get_task_for_user(request.user, task_id)
+    subtask = selectors.subtask_get(task_id=task.pk, subtask_id=subtask_id)
+    if tail is not None:
+        piece = selectors.log_tail(subtask=subtask, max_bytes=tail)
+    else:
+        piece = selectors.log_read(subtask=subtask, offset=offset, limit=limit)
+    return ok(
+        request,
+        {
+            "log": piece.text,
+            "offset": piece.offset,
+            "nextOffset": piece.next_offset,
+            "size": piece.size,
+            "finished": piece.finished,
+            "truncated": piece.truncated,
+        },
+    )
+
+
+# --- Diagnosis download ------------------------------------------------------------------------------
+
+
+@extend_schema(
+    operation_id="downloadDiagnosis",
+    summary="Download a zip: the task summary and one log file per subtask attempt",
+    parameters=[TASK_ID],
+    request=None,
+    responses={
+        (200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY, description="A zip file."),
+        **_errors(400, 404),
+    },
+    tags=["tasks"],
+)
+@api_view(["POST"])
+@parser_classes(OPERATION_PARSERS)
+def task_download_diagnosis(request, taskInstanceId):
+    task = access.get_task_for_user(request.user, parse_id(taskInstanceId, "taskInstanceId"))
+    # Spooled: a task with large logs goes to a temporary file instead of memory.
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+    diagnosis.write_diagnosis_zip(task, spool)
+    spool.seek(0)
+    return FileResponse(
+        spool,
+        as_attachment=True,
+        filename=diagnosis.diagnosis_filename(task),
+        content_type="application/zip",
+    )
+
+
+# --- Info and the catch-all -----------------------------------------------------------------------
+
+
+@functools.cache
+def _version() -> str:
+    """The installed package's version, or pyproject's when running from a checkout."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("taskcenter")
+    except PackageNotFoundError:
+        pyproject = Path(settings.BASE_DIR) / "pyproject.toml"
+        try:
+            return tomllib.loads(pyproject.read_text())["project"]["version"]
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "0.0.0"
+
+
+@extend_schema(
+    operation_id="getInfo",
+    summary="Build and version information (a health check; no authentication needed)",
+    responses={200: s.InfoResponse, **_errors()},
+    auth=[],
+    tags=["system"],
+)
+@api_view(["GET"])
+@permission_classes([AllowAny])
+def info(request):
+    build = _version()
+    return ok(
+        request,
+        {
+            "name": "taskcenter",
+            "version": build,
+            "buildVersion": build,
+            "buildTime": getattr(settings, "TASKCENTER_BUILD_TIME", None),
+            "apiVersion": API_VERSION,
+            "time": iso(timezone.now()),
+            "timeZone": settings.TIME_ZONE,
+            "server": SERVER,
+        },
+    )
+
+
+@extend_schema(exclude=True)
+@api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+@permission_classes([AllowAny])
+def not_found(request, *args, **kwargs):
+    raise drf.NotFound(f"There is no API endpoint at {request.method} {request.path}.")

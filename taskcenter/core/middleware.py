@@ -1,0 +1,67 @@
+"""Per-request trace id: read from the caller or made here, put on log lines and responses.
+
+The id is what the API envelope reports as `traceId`, what audit rows record, and what
+every log line printed while the request runs carries (LOGGING's %(trace_id)s), so one id
+finds a request's lines in the server log.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+from taskcenter.core.trace import new_trace_id, reset_trace_id, set_trace_id
+
+logger = logging.getLogger("taskcenter.request")
+
+# A caller's id is kept only when it is short and plain, so it cannot forge log lines.
+_VALID_TRACE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+TRACE_HEADERS = ("X-Trace-Id", "traceId", "X-Request-Id")
+
+
+def incoming_trace_id(request) -> str | None:
+    for name in TRACE_HEADERS:
+        value = request.headers.get(name)
+        if value and _VALID_TRACE_ID.match(value.strip()):
+            return value.strip()
+    return None
+
+
+class TraceIdMiddleware:
+    """Outermost middleware: sets the trace id and the start time, logs one line per API call."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        trace_id = incoming_trace_id(request) or new_trace_id()
+        token = set_trace_id(trace_id)
+        request.trace_id = trace_id
+        request.started_at = time.monotonic()
+        try:
+            response = self.get_response(request)
+            response["X-Trace-Id"] = trace_id
+            elapsed_ms = (time.monotonic() - request.started_at) * 1000
+            # API calls are what operators trace; pages and static files would be noise.
+            level = logging.INFO if request.path.startswith("/api/") else logging.DEBUG
+            if response.status_code >= 500:
+                level = logging.ERROR
+            elif response.status_code >= 400:
+                level = logging.WARNING
+            # Django would log 4xx/5xx again after the middleware, where the trace id is
+            # already gone; this line says the same with the id.
+            response._has_been_logged = True
+            user = getattr(request, "user", None)
+            logger.log(
+                level,
+                "%s %s -> %s in %.0f ms (user %s)",
+                request.method,
+                request.get_full_path(),
+                response.status_code,
+                elapsed_ms,
+                user.get_username() if user is not None and user.is_authenticated else "-",
+            )
+            return response
+        finally:
+            reset_trace_id(token)
