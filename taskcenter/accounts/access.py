@@ -1,13 +1,14 @@
 """Who may see and do what: the one place every view, API endpoint and page asks.
 
 Every view calls get_task_for_user / get_operable_task_for_user first; every list starts
-from visible_tasks(user). Scoping by cluster, when added, belongs here and nowhere else.
+from visible_tasks(user). Scoping by cluster (RoleScope) is applied here and nowhere else.
 """
 
 from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from taskcenter.accounts.models import RoleScope
 from taskcenter.tasks.errors import NotPermitted, TaskNotFound
 from taskcenter.tasks.models import TaskInstance
 
@@ -28,8 +29,58 @@ OPERATION_PERMISSIONS = {
 }
 
 
-def can_view(user) -> bool:
-    return bool(user and user.is_authenticated and user.is_active and user.has_perm(PERM_VIEW))
+ALL_CLUSTERS = None  # an unscoped grant
+
+
+def permission_clusters(user, permission: str) -> frozenset[int] | None:
+    """Where `user` holds `permission`: None for everywhere, else a set of cluster ids.
+
+    A user holds a permission through a group (a role) or directly. A RoleScope limits a
+    user's grant of one group to some clusters; any unscoped grant of the permission wins.
+    An empty set means the user does not hold the permission at all.
+    """
+    if not (user and user.is_authenticated and user.is_active):
+        return frozenset()
+    cache = user.__dict__.setdefault("_taskcenter_permission_clusters", {})
+    if permission not in cache:
+        cache[permission] = _permission_clusters(user, permission)
+    return cache[permission]
+
+
+def _permission_clusters(user, permission: str) -> frozenset[int] | None:
+    if user.is_superuser:
+        return ALL_CLUSTERS
+    app_label, codename = permission.split(".", 1)
+    if user.user_permissions.filter(codename=codename, content_type__app_label=app_label).exists():
+        return ALL_CLUSTERS
+    groups = list(
+        user.groups.filter(
+            permissions__codename=codename, permissions__content_type__app_label=app_label
+        ).values_list("pk", flat=True)
+    )
+    if not groups:
+        return frozenset()
+    scopes = {
+        scope.group_id: scope
+        for scope in RoleScope.objects.filter(user=user, group_id__in=groups).prefetch_related(
+            "clusters"
+        )
+    }
+    if any(group not in scopes for group in groups):
+        return ALL_CLUSTERS
+    return frozenset(cluster.pk for scope in scopes.values() for cluster in scope.clusters.all())
+
+
+def _allows(clusters: frozenset[int] | None, task: TaskInstance | None) -> bool:
+    if clusters is ALL_CLUSTERS:
+        return True
+    if task is None:
+        return bool(clusters)
+    return task.cluster_id in clusters
+
+
+def can_view(user, task: TaskInstance | None = None) -> bool:
+    return _allows(permission_clusters(user, PERM_VIEW), task)
 
 
 def require_view(user) -> None:
@@ -37,15 +88,21 @@ def require_view(user) -> None:
         raise NotPermitted("You do not have permission to view tasks (TASK_VIEWER).")
 
 
-def can_operate(user, operation: str) -> bool:
-    return can_view(user) and user.has_perm(OPERATION_PERMISSIONS[operation])
+def can_operate(user, operation: str, task: TaskInstance | None = None) -> bool:
+    """Whether `user` may run `operation` on `task` (or on some task, when task is None)."""
+    return can_view(user, task) and _allows(
+        permission_clusters(user, OPERATION_PERMISSIONS[operation]), task
+    )
 
 
 def visible_tasks(user) -> QuerySet[TaskInstance]:
-    """The tasks `user` may see: every task for a viewer, none for anyone else."""
-    if not can_view(user):
+    """The tasks `user` may see: all, those of the clusters of a scoped grant, or none."""
+    clusters = permission_clusters(user, PERM_VIEW)
+    if clusters is ALL_CLUSTERS:
+        return TaskInstance.objects.all()
+    if not clusters:
         return TaskInstance.objects.none()
-    return TaskInstance.objects.all()
+    return TaskInstance.objects.filter(cluster_id__in=clusters)
 
 
 def get_task_for_user(user, task_id) -> TaskInstance:
@@ -58,6 +115,6 @@ def get_task_for_user(user, task_id) -> TaskInstance:
 
 def get_operable_task_for_user(user, task_id, operation: str) -> TaskInstance:
     task = get_task_for_user(user, task_id)
-    if not can_operate(user, operation):
+    if not can_operate(user, operation, task):
         raise NotPermitted(f"You do not have permission to {operation.replace('_', ' ')} tasks.")
     return task

@@ -33,3 +33,25 @@ class AccessKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class RoleScope(models.Model):
+    """Limits one user's grant of one role (a group) to some clusters and their tenants.
+
+    Without a RoleScope the grant is unscoped: the role's permissions apply to every task.
+    With one, they apply only to tasks of the listed clusters (taskcenter.accounts.access).
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="role_scopes"
+    )
+    group = models.ForeignKey("auth.Group", on_delete=models.CASCADE, related_name="scopes")
+    clusters = models.ManyToManyField("tasks.Cluster", related_name="role_scopes")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "group"], name="rolescope_user_group")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} as {self.group} on {', '.join(c.name for c in self.clusters.all())}"

@@ -1,0 +1,101 @@
+"""Role grants limited to clusters: what a scoped user sees and may operate."""
+
+import pytest
+from django.contrib.auth.models import Group
+
+from taskcenter.accounts import access, roles
+from taskcenter.accounts.models import RoleScope
+from taskcenter.tasks.errors import NotPermitted, TaskNotFound
+from taskcenter.tasks.models import Cluster, TaskInstance
+from tests.conftest import make_user
+
+
+@pytest.fixture
+def clusters(db):
+    return Cluster.objects.create(name="A", ob_cluster_id=1), Cluster.objects.create(
+        name="B", ob_cluster_id=2
+    )
+
+
+@pytest.fixture
+def tasks(clusters):
+    a, b = clusters
+    return (
+        TaskInstance.objects.create(name="on A", cluster=a, status="FAILED"),
+        TaskInstance.objects.create(name="on B", cluster=b, status="FAILED"),
+    )
+
+
+def scope(user, role, *clusters):
+    grant = RoleScope.objects.create(user=user, group=Group.objects.get(name=role))
+    grant.clusters.set(clusters)
+
+
+def fresh(user):
+    return type(user).objects.get(pk=user.pk)  # permission caches live on the user object
+
+
+def test_scoped_operator_sees_and_operates_only_their_cluster(clusters, tasks):
+    a, _ = clusters
+    on_a, on_b = tasks
+    user = make_user("scoped", roles.MANAGER)
+    scope(user, roles.MANAGER, a)
+    user = fresh(user)
+    assert list(access.visible_tasks(user)) == [on_a]
+    assert access.get_operable_task_for_user(user, on_a.pk, "retry") == on_a
+    with pytest.raises(TaskNotFound):
+        access.get_task_for_user(user, on_b.pk)
+    with pytest.raises(TaskNotFound):
+        access.get_operable_task_for_user(user, on_b.pk, "retry")
+    assert access.can_operate(user, "retry", on_a) and not access.can_operate(user, "retry", on_b)
+
+
+def test_unscoped_view_with_scoped_operations_sees_all_but_operates_one_cluster(clusters, tasks):
+    a, _ = clusters
+    on_a, on_b = tasks
+    user = make_user("mixed", roles.VIEWER, roles.MANAGER)
+    scope(user, roles.MANAGER, a)
+    user = fresh(user)
+    assert set(access.visible_tasks(user)) == {on_a, on_b}
+    access.get_operable_task_for_user(user, on_a.pk, "rollback")
+    with pytest.raises(NotPermitted):
+        access.get_operable_task_for_user(user, on_b.pk, "rollback")
+
+
+def test_unscoped_grants_and_superusers_see_everything(tasks):
+    viewer = make_user("plain", roles.VIEWER)
+    assert access.visible_tasks(viewer).count() == 2
+    boss = type(viewer).objects.create_superuser("boss", password="x")
+    assert access.visible_tasks(boss).count() == 2 and access.can_operate(boss, "cancel", tasks[1])
+
+
+def test_inactive_and_anonymous_users_see_nothing(tasks):
+    from django.contrib.auth.models import AnonymousUser
+
+    user = make_user("gone", roles.MANAGER)
+    user.is_active = False
+    assert access.visible_tasks(user).count() == 0
+    assert access.visible_tasks(AnonymousUser()).count() == 0
+    with pytest.raises(NotPermitted):
+        access.get_task_for_user(AnonymousUser(), tasks[0].pk)
+
+
+def test_scoped_user_sees_no_other_cluster_task_through_the_api(clusters, tasks, client):
+    a, _ = clusters
+    user = make_user("apiscoped", roles.MANAGER)
+    scope(user, roles.MANAGER, a)
+    client.force_login(user)
+    listed = client.get("/api/v2/tasks/instances", {"size": 100}).json()["data"]
+    assert [t["name"] for t in listed["contents"]] == ["on A"]
+    assert listed["page"]["totalElements"] == 1
+    assert (
+        client.get("/api/v2/tasks/instances", {"keyword": "on B"}).json()["data"]["page"][
+            "totalElements"
+        ]
+        == 0
+    )
+    detail = client.get(f"/api/v2/tasks/instances/{tasks[1].pk}")
+    assert detail.status_code == 404 and detail.json()["error"]["code"] == 20000
+    refused = client.post(f"/api/v2/tasks/instances/{tasks[1].pk}/retry")
+    assert refused.status_code == 404
+    assert TaskInstance.objects.get(pk=tasks[1].pk).status == "FAILED"
