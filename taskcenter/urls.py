@@ -11,5 +11,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("api/", include("taskcenter.api.urls")),
+    path("", include("taskcenter.accounts.urls")),
     path("", include("taskcenter.dashboard.urls")),
 ]
