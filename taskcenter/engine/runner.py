@@ -127,7 +127,7 @@ def execute_attempt(*, subtask_id: int, attempt: int) -> None:
             "subtask %s attempt %s already claimed or moved on; skipping", subtask_id, attempt
         )
         return
-    ctx = AttemptContext(subtask, attempt, selectors.task_parameters(task_id=subtask.task_id))
+    ctx = AttemptContext(subtask, attempt, subtask.task.parameters)
     rollback = subtask.operation == SubtaskOperation.ROLLBACK
     action = subtask.rollback_action if rollback else subtask.action
     what = "rollback" if rollback else f"run {subtask.run_time}"
@@ -158,6 +158,7 @@ def execute_attempt(*, subtask_id: int, attempt: int) -> None:
     services.attempt_finish(
         subtask_id=subtask_id,
         attempt=attempt,
+        task_id=subtask.task_id,
         succeeded=succeeded,
         log=ctx.drain(),
         result=result if _is_json_result(result) else None,

@@ -96,8 +96,11 @@ class TaskInstanceFilter(filters.FilterSet):
 
     def filter_host(self, qs, name, value):
         # A subquery instead of a join keeps one row per task without DISTINCT.
-        return qs.filter(pk__in=TaskInstance.hosts.through.objects.filter(host_id=value)
-                         .values("taskinstance_id"))
+        return qs.filter(
+            pk__in=TaskInstance.hosts.through.objects.filter(host_id=value).values(
+                "taskinstance_id"
+            )
+        )
 
     def filter_keyword(self, qs, name, value):
         match = (

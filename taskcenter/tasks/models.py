@@ -72,6 +72,8 @@ class TaskDefinition(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["name", "version"], name="definition_name_version")
         ]
+        # Schedules start definitions; until they have a model, their permission lives here.
+        permissions = [("manage_schedules", "Can create, change and delete schedules")]
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
@@ -198,6 +200,10 @@ class SubtaskInstance(models.Model):
     # one row read gives a node's neighbours, with no join table to walk.
     upstream_ids = models.JSONField(default=list, blank=True)
     downstream_ids = models.JSONField(default=list, blank=True)
+    # How many upstreams have not succeeded yet: a finishing subtask decrements its
+    # downstreams' counters, so a fan-in of 1,000 costs one row update per finish instead
+    # of re-reading 1,000 statuses. Recounted from the statuses before every retry.
+    upstreams_left = models.IntegerField(default=0)
     action = models.JSONField(default=dict, blank=True)
     rollback_action = models.JSONField(null=True, blank=True)
     result = models.JSONField(null=True, blank=True)

@@ -6,7 +6,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
@@ -129,10 +129,6 @@ def subtask_get(*, task_id: int, subtask_id: int) -> SubtaskInstance:
         raise TaskNotFound(
             f"The {subtask_id} subtask does not exist in the {task_id} task."
         ) from None
-
-
-def task_parameters(*, task_id: int) -> dict[str, Any]:
-    return TaskInstance.objects.filter(pk=task_id).values_list("parameters", flat=True).get()
 
 
 def subtask_attempt_status(*, subtask_id: int, attempt: int) -> str | None:

@@ -147,6 +147,7 @@ def task_start(
                     retry_count=sub.retry_count,
                     action=sub.action,
                     rollback_action=sub.rollback,
+                    upstreams_left=len(set(sub.upstreams)),
                 )
                 for index, sub in enumerate(ordered)
             ]
@@ -163,7 +164,8 @@ def task_start(
             rows, ["upstream_ids", "downstream_ids"], batch_size=500
         )
         _audit(creator, "START", task, to_status=TaskStatus.RUNNING, reason=spec.name)
-        _ready_forward(task, candidate_ids=[row.pk for row in rows if not row.upstream_ids])
+        roots = [row.pk for row in rows if not row.upstream_ids]
+        _make_ready(roots, [SubtaskStatus.PENDING], operation=SubtaskOperation.EXECUTE)
     return task
 
 
@@ -177,6 +179,7 @@ def task_retry(*, task_id: int, actor=None, reason: str = "") -> TaskInstance:
         refused = _invalid_state(task, "retry")
         if task.status != TaskStatus.FAILED or task.operation == TaskOperation.ROLLBACK:
             raise refused
+        _recount_upstreams(task)
         failed = list(
             task.subtasks.filter(status=SubtaskStatus.FAILED).values_list("pk", flat=True)
         )
@@ -222,6 +225,7 @@ def subtask_retry(
         subtask = _get_subtask(task, subtask_id)
         if subtask.status != SubtaskStatus.FAILED or subtask.is_rollback:
             raise _invalid_state(subtask, "retry", kind="subtask")
+        _recount_upstreams(task)
         _make_ready([subtask.pk], [SubtaskStatus.FAILED], operation=SubtaskOperation.RETRY)
         _audit(
             actor,
@@ -259,7 +263,8 @@ def subtask_skip(*, task_id: int, subtask_id: int, actor=None, reason: str = "")
         if subtask.is_rollback:
             _ready_rollback(task)
         else:
-            _ready_forward(task, candidate_ids=subtask.downstream_ids)
+            _recount_upstreams(task)  # counts the skipped subtask as succeeded
+            _start_unblocked(subtask.downstream_ids)
         _task_refresh_status(task)
         subtask.refresh_from_db()
     return subtask
@@ -312,11 +317,13 @@ def attempt_claim(*, subtask_id: int, attempt: int, executor: str) -> SubtaskIns
         )
         if claimed != 1:
             return None
-        subtask = SubtaskInstance.objects.get(pk=subtask_id)
+        # The task comes along for its parameters, which the action needs.
+        subtask = SubtaskInstance.objects.select_related("task").get(pk=subtask_id)
         task_updates: dict[str, Any] = {}
         if subtask.prohibit_rollback and not subtask.is_rollback:
             task_updates["prohibit_rollback"] = True
-        TaskInstance.objects.filter(pk=subtask.task_id, executor="").update(executor=executor)
+        if not subtask.task.executor:
+            task_updates["executor"] = executor
         if task_updates:
             TaskInstance.objects.filter(pk=subtask.task_id).update(**task_updates)
     return subtask
@@ -338,6 +345,7 @@ def attempt_finish(
     *,
     subtask_id: int,
     attempt: int,
+    task_id: int | None = None,
     succeeded: bool,
     log: bytes = b"",
     result: Any = None,
@@ -348,8 +356,9 @@ def attempt_finish(
     it was cancelled. Returns None when the attempt had already been ended (by the reaper).
     """
     with transaction.atomic():
-        task_id = SubtaskInstance.objects.filter(pk=subtask_id).values_list("task_id", flat=True)
-        task = _lock_task(task_id.first() or 0)
+        if task_id is None:
+            task_id = _task_id_of(subtask_id)
+        task = _lock_task(task_id)
         subtask = SubtaskInstance.objects.get(pk=subtask_id)
         if subtask.attempt != attempt or subtask.status not in (
             SubtaskStatus.RUNNING,
@@ -365,8 +374,7 @@ def attempt_finish(
 def attempt_fail_lost(*, subtask_id: int, attempt: int, why: str) -> bool:
     """The reaper's verdict on an attempt whose worker stopped answering."""
     with transaction.atomic():
-        task_id = SubtaskInstance.objects.filter(pk=subtask_id).values_list("task_id", flat=True)
-        task = _lock_task(task_id.first() or 0)
+        task = _lock_task(_task_id_of(subtask_id))
         subtask = SubtaskInstance.objects.get(pk=subtask_id)
         if subtask.attempt != attempt or subtask.status not in (
             SubtaskStatus.RUNNING,
@@ -412,6 +420,12 @@ def _lock_task(task_id: int) -> TaskInstance:
         return TaskInstance.objects.select_for_update().get(pk=task_id)
     except TaskInstance.DoesNotExist:
         raise TaskNotFound(f"The {task_id} task does not exist.") from None
+
+
+def _task_id_of(subtask_id: int) -> int:
+    return (
+        SubtaskInstance.objects.filter(pk=subtask_id).values_list("task_id", flat=True).first() or 0
+    )
 
 
 def _get_subtask(task: TaskInstance, subtask_id: int) -> SubtaskInstance:
@@ -493,23 +507,35 @@ def _make_ready(
     return [pk for pk, _ in ready]
 
 
-def _ready_forward(task: TaskInstance, candidate_ids: Iterable[int]) -> None:
-    """Make READY every PENDING candidate whose upstreams have all succeeded."""
-    candidates = list(
-        SubtaskInstance.objects.filter(
-            task=task, pk__in=list(candidate_ids), status=SubtaskStatus.PENDING
-        ).values_list("pk", "upstream_ids")
-    )
-    if not candidates:
+def _release_downstreams(subtask: SubtaskInstance) -> None:
+    """A subtask succeeded: count it off its downstreams and start those now unblocked."""
+    if not subtask.downstream_ids:
         return
-    upstream_ids = {u for _, ups in candidates for u in ups}
-    succeeded = set(
+    SubtaskInstance.objects.filter(pk__in=subtask.downstream_ids).update(
+        upstreams_left=F("upstreams_left") - 1
+    )
+    _start_unblocked(subtask.downstream_ids)
+
+
+def _start_unblocked(candidate_ids: list[int]) -> None:
+    unblocked = list(
         SubtaskInstance.objects.filter(
-            pk__in=upstream_ids, status=SubtaskStatus.SUCCESSFUL
+            pk__in=candidate_ids, status=SubtaskStatus.PENDING, upstreams_left__lte=0
         ).values_list("pk", flat=True)
     )
-    ready = [pk for pk, ups in candidates if all(u in succeeded for u in ups)]
-    _make_ready(ready, [SubtaskStatus.PENDING], operation=SubtaskOperation.EXECUTE)
+    _make_ready(unblocked, [SubtaskStatus.PENDING], operation=SubtaskOperation.EXECUTE)
+
+
+def _recount_upstreams(task: TaskInstance) -> None:
+    """Set every subtask's upstreams_left from the statuses (before work resumes)."""
+    rows = list(task.subtasks.values_list("pk", "status", "upstream_ids", "upstreams_left"))
+    succeeded = {pk for pk, status, _, _ in rows if status == SubtaskStatus.SUCCESSFUL}
+    changed = [
+        SubtaskInstance(pk=pk, upstreams_left=left)
+        for pk, _, ups, current in rows
+        if (left := sum(1 for u in ups if u not in succeeded)) != current
+    ]
+    SubtaskInstance.objects.bulk_update(changed, ["upstreams_left"], batch_size=500)
 
 
 def _ready_rollback(task: TaskInstance) -> None:
@@ -533,6 +559,9 @@ def _ready_rollback(task: TaskInstance) -> None:
 
 def _task_refresh_status(task: TaskInstance) -> None:
     """Derive the task status from its subtasks (OCP's rules) and record a finish."""
+    active = task.subtasks.filter(status__in=ACTIVE_SUBTASK_STATUSES)
+    if task.status == TaskStatus.RUNNING and active.exists():
+        return  # the common case while work goes on: one indexed EXISTS, no aggregate
     counts = dict(task.subtasks.values_list("status").annotate(n=Count("pk")).order_by())
     total = sum(counts.values())
     if any(counts.get(status, 0) for status in ACTIVE_SUBTASK_STATUSES):
@@ -578,7 +607,7 @@ def _attempt_end(
     if succeeded and rollback:
         _ready_rollback(task)
     elif succeeded:
-        _ready_forward(task, candidate_ids=subtask.downstream_ids)
+        _release_downstreams(subtask)
     elif not rollback and not canceled and subtask.run_time <= subtask.retry_count:
         _log_line(
             subtask,

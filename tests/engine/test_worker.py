@@ -252,16 +252,20 @@ def test_http_step_logs_status_and_stores_a_tabular_result(worker):
 
 
 def test_ready_attempt_whose_message_was_lost_is_sent_again(worker, settings):
-    register_definition(DefinitionSpec(
-        name="Lost message",
-        build=lambda p: [
-            SubtaskSpec("gate", "Gate", "SHELL_TASK", {"command": "sleep 2"}),
-            SubtaskSpec("after", "After", "SHELL_TASK", {"command": "echo after"},
-                        upstreams=["gate"]),
-            SubtaskSpec("orphan", "Orphan", "SHELL_TASK", {"command": "echo orphan"},
-                        upstreams=["gate"]),
-        ],
-    ))
+    register_definition(
+        DefinitionSpec(
+            name="Lost message",
+            build=lambda p: [
+                SubtaskSpec("gate", "Gate", "SHELL_TASK", {"command": "sleep 2"}),
+                SubtaskSpec(
+                    "after", "After", "SHELL_TASK", {"command": "echo after"}, upstreams=["gate"]
+                ),
+                SubtaskSpec(
+                    "orphan", "Orphan", "SHELL_TASK", {"command": "echo orphan"}, upstreams=["gate"]
+                ),
+            ],
+        )
+    )
     task = services.task_start(definition_name="Lost message")
     orphan = subtask_named(task, "Orphan")
     # Simulate a READY attempt whose Celery message never arrived: set it READY in the
@@ -271,7 +275,8 @@ def test_ready_attempt_whose_message_was_lost_is_sent_again(worker, settings):
     from django.utils import timezone
 
     SubtaskInstance.objects.filter(pk=orphan.pk).update(
-        status="READY", attempt=7, run_time=1, ready_at=timezone.now() - timedelta(hours=1))
+        status="READY", attempt=7, run_time=1, ready_at=timezone.now() - timedelta(hours=1)
+    )
     settings.TASKCENTER_REDISPATCH_AFTER = 60
     report = reaper.reap()
     assert report.redispatched == 1

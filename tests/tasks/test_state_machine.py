@@ -276,3 +276,32 @@ def test_task_status_filters_support_every_status():
         "FAILED",
         "SUCCESSFUL",
     }
+
+
+def test_skip_in_a_fan_in_releases_the_join_only_when_every_branch_is_done():
+    task = reload(
+        services.task_start(
+            definition_name="Scale out tenant units",
+            parameters={"units": 3, "fail_step": "unit1", "fail_times": 9},
+        )
+    )
+    assert task.status == "FAILED"
+    balance = subtasks_by_name(task)["Balance units"]
+    assert (balance.status, balance.upstreams_left) == ("PENDING", 1)
+    failed = subtasks_by_name(task)["Create resource unit on node 2"]
+    services.subtask_skip(task_id=task.pk, subtask_id=failed.pk)
+    task = reload(task)
+    assert task.status == "SUCCESSFUL"
+    assert subtasks_by_name(task)["Balance units"].run_time == 1
+
+
+def test_retry_recounts_upstreams_of_rows_written_without_counters():
+    task = start_failing_migration()
+    # Rows written by other means (imported history) carry no counters.
+    SubtaskInstance.objects.filter(task=task).update(upstreams_left=0)
+    services.task_retry(task_id=task.pk)
+    task = reload(task)
+    assert task.status == "SUCCESSFUL"
+    subs = selectors.task_subtasks(task=task)
+    for before, after in zip(subs, subs[1:], strict=False):
+        assert after.start_time >= before.finish_time
