@@ -8,6 +8,7 @@ settings read it once at import.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import statistics
@@ -73,17 +74,22 @@ def setup_django(database: str) -> None:
     from django.core.management import call_command
 
     django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
+    # kombu warns on every connection to "filesystem://localhost/" that it has no hostname.
+    logging.getLogger("kombu.connection").setLevel(logging.ERROR)
+    call_command("migrate", verbosity=0, interactive=False, skip_checks=True)
 
 
 def exit_on_sigterm() -> None:
-    """Turn SIGTERM/SIGHUP into KeyboardInterrupt so `finally` blocks clean up."""
+    """Turn SIGINT/SIGTERM/SIGHUP into KeyboardInterrupt so `finally` blocks clean up.
+
+    SIGINT too: a shell starts background jobs with SIGINT ignored, and Python keeps that.
+    """
 
     def handler(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGHUP, handler)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, handler)
 
 
 def median(values: list[float]) -> float:

@@ -22,6 +22,7 @@ config = json.loads(os.environ.get("BENCH_PLAIN_CONFIG") or "{}")
 app = Celery("plain_bench", set_as_current=False)
 app.conf.update(
     broker_url=config.get("broker_url"),
+    broker_transport=config.get("broker_transport"),
     broker_transport_options=config.get("broker_transport_options") or {},
     result_backend=config.get("result_backend"),
     task_serializer="json",
