@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 
 from taskcenter.core.trace import current_trace_id
@@ -165,7 +165,11 @@ def task_start(
         )
         _audit(creator, "START", task, to_status=TaskStatus.RUNNING, reason=spec.name)
         roots = [row.pk for row in rows if not row.upstream_ids]
-        _make_ready(roots, [SubtaskStatus.PENDING], operation=SubtaskOperation.EXECUTE)
+        _make_ready(
+            SubtaskInstance.objects.filter(pk__in=roots),
+            [SubtaskStatus.PENDING],
+            operation=SubtaskOperation.EXECUTE,
+        )
     return task
 
 
@@ -180,10 +184,7 @@ def task_retry(*, task_id: int, actor=None, reason: str = "") -> TaskInstance:
         if task.status != TaskStatus.FAILED or task.operation == TaskOperation.ROLLBACK:
             raise refused
         _recount_upstreams(task)
-        failed = list(
-            task.subtasks.filter(status=SubtaskStatus.FAILED).values_list("pk", flat=True)
-        )
-        _make_ready(failed, from_statuses=[SubtaskStatus.FAILED], operation=SubtaskOperation.RETRY)
+        _make_ready(task.subtasks.all(), [SubtaskStatus.FAILED], operation=SubtaskOperation.RETRY)
         _set_task(task, status=TaskStatus.RUNNING, operation=TaskOperation.RETRY, finish_time=None)
         _audit(actor, "RETRY", task, TaskStatus.FAILED, TaskStatus.RUNNING, reason)
     return task
@@ -226,7 +227,11 @@ def subtask_retry(
         if subtask.status != SubtaskStatus.FAILED or subtask.is_rollback:
             raise _invalid_state(subtask, "retry", kind="subtask")
         _recount_upstreams(task)
-        _make_ready([subtask.pk], [SubtaskStatus.FAILED], operation=SubtaskOperation.RETRY)
+        _make_ready(
+            task.subtasks.filter(pk=subtask.pk),
+            [SubtaskStatus.FAILED],
+            operation=SubtaskOperation.RETRY,
+        )
         _audit(
             actor,
             "SUBTASK_RETRY",
@@ -365,9 +370,11 @@ def attempt_finish(
             SubtaskStatus.CANCELING,
         ):
             return None
-        if log:
-            _log_append(subtask, attempt, log)
-        _attempt_end(task, subtask, succeeded=succeeded, result=result)
+        # The subtask row was just read under the task lock: its log size is current.
+        log_fields = _write_log_chunks(
+            subtask.pk, attempt, log, subtask.log_size, subtask.log_truncated
+        )
+        _attempt_end(task, subtask, succeeded=succeeded, result=result, extra_fields=log_fields)
     return subtask
 
 
@@ -479,51 +486,52 @@ def _set_task(task: TaskInstance, **fields: Any) -> None:
 
 
 def _make_ready(
-    subtask_ids: list[int], from_statuses: list[str], operation: str, count_run: bool = True
+    candidates: QuerySet[SubtaskInstance],
+    from_statuses: list[str],
+    operation: str,
+    count_run: bool = True,
 ) -> list[int]:
-    """Compare-and-set subtasks to READY with a new attempt, and enqueue them on commit."""
-    if not subtask_ids:
+    """Compare-and-set the candidates to READY with a new attempt; enqueue them on commit.
+
+    The caller holds the task lock, so the attempts read here are the ones being bumped.
+    """
+    rows = list(candidates.filter(status__in=from_statuses).values_list("pk", "attempt"))
+    if not rows:
         return []
-    now = timezone.now()
     updates: dict[str, Any] = {
         "status": SubtaskStatus.READY,
         "operation": operation,
         "attempt": F("attempt") + 1,
-        "ready_at": now,
+        "ready_at": timezone.now(),
         "finish_time": None,
     }
     if count_run:
         updates["run_time"] = F("run_time") + 1
     if operation == SubtaskOperation.ROLLBACK:
         updates["rollback_pending"] = False
-    SubtaskInstance.objects.filter(pk__in=subtask_ids, status__in=from_statuses).update(**updates)
-    ready = list(
-        SubtaskInstance.objects.filter(
-            pk__in=subtask_ids, status=SubtaskStatus.READY, ready_at=now
-        ).values_list("pk", "attempt")
-    )
-    for pk, attempt in ready:
-        enqueue_attempt(pk, attempt)
-    return [pk for pk, _ in ready]
+    ids = [pk for pk, _ in rows]
+    SubtaskInstance.objects.filter(pk__in=ids, status__in=from_statuses).update(**updates)
+    for pk, attempt in rows:
+        enqueue_attempt(pk, attempt + 1)
+    return ids
 
 
-def _release_downstreams(subtask: SubtaskInstance) -> None:
+def _release_downstreams(subtask: SubtaskInstance) -> list[int]:
     """A subtask succeeded: count it off its downstreams and start those now unblocked."""
     if not subtask.downstream_ids:
-        return
+        return []
     SubtaskInstance.objects.filter(pk__in=subtask.downstream_ids).update(
         upstreams_left=F("upstreams_left") - 1
     )
-    _start_unblocked(subtask.downstream_ids)
+    return _start_unblocked(subtask.downstream_ids)
 
 
-def _start_unblocked(candidate_ids: list[int]) -> None:
-    unblocked = list(
-        SubtaskInstance.objects.filter(
-            pk__in=candidate_ids, status=SubtaskStatus.PENDING, upstreams_left__lte=0
-        ).values_list("pk", flat=True)
+def _start_unblocked(candidate_ids: list[int]) -> list[int]:
+    return _make_ready(
+        SubtaskInstance.objects.filter(pk__in=candidate_ids, upstreams_left__lte=0),
+        [SubtaskStatus.PENDING],
+        operation=SubtaskOperation.EXECUTE,
     )
-    _make_ready(unblocked, [SubtaskStatus.PENDING], operation=SubtaskOperation.EXECUTE)
 
 
 def _recount_upstreams(task: TaskInstance) -> None:
@@ -550,7 +558,7 @@ def _ready_rollback(task: TaskInstance) -> None:
         and all(status_of[d] == SubtaskStatus.PENDING for d in downs)
     ]
     _make_ready(
-        ready,
+        SubtaskInstance.objects.filter(pk__in=ready),
         [SubtaskStatus.SUCCESSFUL, SubtaskStatus.FAILED],
         operation=SubtaskOperation.ROLLBACK,
         count_run=False,
@@ -583,12 +591,16 @@ def _task_refresh_status(task: TaskInstance) -> None:
 
 
 def _attempt_end(
-    task: TaskInstance, subtask: SubtaskInstance, succeeded: bool, result: Any
+    task: TaskInstance,
+    subtask: SubtaskInstance,
+    succeeded: bool,
+    result: Any,
+    extra_fields: dict[str, Any] | None = None,
 ) -> None:
     now = timezone.now()
     rollback = subtask.operation == SubtaskOperation.ROLLBACK
     canceled = subtask.status == SubtaskStatus.CANCELING
-    fields: dict[str, Any] = {"finish_time": now, "heartbeat_at": None}
+    fields: dict[str, Any] = {"finish_time": now, "heartbeat_at": None, **(extra_fields or {})}
     if result is not None:
         fields["result"] = result
     if succeeded:
@@ -607,7 +619,8 @@ def _attempt_end(
     if succeeded and rollback:
         _ready_rollback(task)
     elif succeeded:
-        _release_downstreams(subtask)
+        if _release_downstreams(subtask):
+            return  # work was just started, so the task is still RUNNING
     elif not rollback and not canceled and subtask.run_time <= subtask.retry_count:
         _log_line(
             subtask,
@@ -615,7 +628,11 @@ def _attempt_end(
             f"{subtask.retry_count + 1})",
         )
         _audit(None, "AUTO_RETRY", task, SubtaskStatus.FAILED, SubtaskStatus.READY, subtask=subtask)
-        _make_ready([subtask.pk], [SubtaskStatus.FAILED], operation=SubtaskOperation.RETRY)
+        _make_ready(
+            SubtaskInstance.objects.filter(pk=subtask.pk),
+            [SubtaskStatus.FAILED],
+            operation=SubtaskOperation.RETRY,
+        )
     _task_refresh_status(task)
 
 
@@ -629,16 +646,23 @@ def format_log_line(message: str) -> bytes:
 
 
 def _log_append(subtask: SubtaskInstance, attempt: int, data: bytes) -> None:
-    """Write `data` as chunks at the end of the log, respecting the size cap.
-
-    The caller holds a lock on the subtask row (or the task row), so log_size is stable.
-    """
+    """Append `data` to the log; the caller holds a lock on the subtask or task row."""
     row = SubtaskInstance.objects.filter(pk=subtask.pk).values("log_size", "log_truncated").get()
-    if row["log_truncated"]:
-        return
-    size = row["log_size"]
+    fields = _write_log_chunks(subtask.pk, attempt, data, row["log_size"], row["log_truncated"])
+    if fields:
+        SubtaskInstance.objects.filter(pk=subtask.pk).update(**fields)
+
+
+def _write_log_chunks(
+    subtask_id: int, attempt: int, data: bytes, size: int, truncated: bool
+) -> dict[str, Any]:
+    """Insert `data` as chunks from byte `size` on, respecting the cap.
+
+    Returns the log_size/log_truncated fields for the caller's UPDATE of the subtask.
+    """
+    if truncated or not data:
+        return {}
     cap = settings.TASKCENTER_LOG_CAP_BYTES
-    truncated = False
     if size + len(data) > cap:
         marker = (
             f"\n[log truncated: reached the limit of {cap} bytes; "
@@ -651,9 +675,9 @@ def _log_append(subtask: SubtaskInstance, attempt: int, data: bytes) -> None:
         piece = data[start : start + LOG_CHUNK_MAX]
         chunks.append(
             LogChunk(
-                subtask_id=subtask.pk, attempt=attempt, offset=size, length=len(piece), data=piece
+                subtask_id=subtask_id, attempt=attempt, offset=size, length=len(piece), data=piece
             )
         )
         size += len(piece)
     LogChunk.objects.bulk_create(chunks)
-    SubtaskInstance.objects.filter(pk=subtask.pk).update(log_size=size, log_truncated=truncated)
+    return {"log_size": size, "log_truncated": truncated}
