@@ -118,3 +118,57 @@ def get_operable_task_for_user(user, task_id, operation: str) -> TaskInstance:
     if not can_operate(user, operation, task):
         raise NotPermitted(f"You do not have permission to {operation.replace('_', ' ')} tasks.")
     return task
+
+
+# --- Accounts: users, roles and access keys ----------------------------------------------------
+# Account management is not scoped by cluster: a RoleScope limits task permissions only.
+
+PERM_MANAGE_USERS = "auth.change_user"
+PERM_MANAGE_ROLES = "auth.change_group"
+PERM_MANAGE_ALL_KEYS = "accounts.manage_all_accesskeys"
+
+
+def _holds(user, permission: str) -> bool:
+    return bool(user and user.is_authenticated and user.is_active and user.has_perm(permission))
+
+
+def can_manage_users(user) -> bool:
+    return _holds(user, PERM_MANAGE_USERS)
+
+
+def can_manage_roles(user) -> bool:
+    return _holds(user, PERM_MANAGE_ROLES)
+
+
+def can_manage_all_keys(user) -> bool:
+    return _holds(user, PERM_MANAGE_ALL_KEYS)
+
+
+def can_manage_accounts(user) -> bool:
+    """Whether `user` gets the admin pages at all (any of users, roles, all keys)."""
+    return can_manage_users(user) or can_manage_roles(user) or can_manage_all_keys(user)
+
+
+def can_manage_user(actor, target) -> bool:
+    """Admins manage users; only a superuser manages a superuser (no escalation by reset)."""
+    return can_manage_users(actor) and (actor.is_superuser or not target.is_superuser)
+
+
+def require_manage_users(user) -> None:
+    if not can_manage_users(user):
+        raise NotPermitted("You do not have permission to manage users (ADMIN).")
+
+
+def require_manage_roles(user) -> None:
+    if not can_manage_roles(user):
+        raise NotPermitted("You do not have permission to manage roles (ADMIN).")
+
+
+def require_manage_all_keys(user) -> None:
+    if not can_manage_all_keys(user):
+        raise NotPermitted("You do not have permission to manage other users' access keys.")
+
+
+def require_manage_accounts(user) -> None:
+    if not can_manage_accounts(user):
+        raise NotPermitted("You do not have permission to manage users, roles or keys (ADMIN).")

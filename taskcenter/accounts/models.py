@@ -55,3 +55,32 @@ class RoleScope(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} as {self.group} on {', '.join(c.name for c in self.clusters.all())}"
+
+
+class SignInFailureCount(models.Model):
+    """Failed and in-flight sign-ins of one user name or one address in one time window.
+
+    One row per (kind, key, bucket) under a unique constraint; an attempt is admitted by a
+    compare-and-set UPDATE (count + pending < limit), so concurrent attempts cannot slip
+    past (taskcenter.accounts.throttle).
+    """
+
+    class Kind(models.TextChoices):
+        USER = "user"
+        ADDRESS = "address"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    key = models.CharField(max_length=255)
+    bucket = models.BigIntegerField(help_text="Start of the window, in windows since the epoch.")
+    count = models.PositiveIntegerField(default=0, help_text="Failed sign-ins.")
+    pending = models.PositiveIntegerField(default=0, help_text="Passwords being checked now.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "key", "bucket"], name="signin_failure_kind_key_bucket"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key}: {self.count} in window {self.bucket}"

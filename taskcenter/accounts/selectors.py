@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from taskcenter.accounts import crypto
-from taskcenter.accounts.models import AccessKey
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db.models import Count, Q
+
+from taskcenter.accounts import crypto, roles
+from taskcenter.accounts.models import AccessKey, RoleScope
+from taskcenter.accounts.services import AccountNotFound
+from taskcenter.tasks.models import Cluster, Operation
 
 
 def access_key_for_signature(*, key_id: str) -> tuple[AccessKey, str] | None:
@@ -23,3 +31,130 @@ def access_key_for_signature(*, key_id: str) -> tuple[AccessKey, str] | None:
 
 def access_keys_of(*, owner) -> list[AccessKey]:
     return list(AccessKey.objects.filter(owner=owner).order_by("-id"))
+
+
+# --- Users, roles and the account audit -------------------------------------------------------
+
+ACCOUNT_ACTIONS = (
+    "USER_CREATE",
+    "USER_DEACTIVATE",
+    "USER_ACTIVATE",
+    "PASSWORD_RESET",
+    "PASSWORD_CHANGE",
+    "ROLE_GRANT",
+    "ROLE_REVOKE",
+    "SCOPE_SET",
+    "ROLE_CREATE",
+    "ROLE_UPDATE",
+    "ROLE_DELETE",
+    "ACCESS_KEY_CREATE",
+    "ACCESS_KEY_REVOKE",
+)
+
+
+@dataclass(frozen=True)
+class Grant:
+    role: Group
+    clusters: tuple[Cluster, ...]  # empty: every cluster
+
+    @property
+    def scoped(self) -> bool:
+        return bool(self.clusters)
+
+
+def user_list(*, query: str = "", state: str = "") -> list:
+    users = get_user_model().objects.prefetch_related("groups").order_by("username")
+    if query:
+        users = users.filter(Q(username__icontains=query) | Q(email__icontains=query))
+    if state == "active":
+        users = users.filter(is_active=True)
+    elif state == "inactive":
+        users = users.filter(is_active=False)
+    users = list(users)
+    scoped = set(
+        RoleScope.objects.filter(user__in=users).values_list("user_id", "group_id").distinct()
+    )
+    for user in users:
+        user.grant_labels = [
+            (group.name, (user.pk, group.pk) in scoped)
+            for group in sorted(user.groups.all(), key=lambda g: g.name)
+        ]
+    return users
+
+
+def user_get(*, user_id):
+    User = get_user_model()
+    try:
+        return User.objects.get(pk=user_id)
+    except (User.DoesNotExist, ValueError, TypeError):
+        raise AccountNotFound(f"The user {user_id} does not exist.") from None
+
+
+def user_grants(*, user) -> list[Grant]:
+    scopes = {
+        s.group_id: tuple(sorted(s.clusters.all(), key=lambda c: c.name))
+        for s in RoleScope.objects.filter(user=user).prefetch_related("clusters")
+    }
+    return [
+        Grant(role=group, clusters=scopes.get(group.pk, ()))
+        for group in user.groups.order_by("name")
+    ]
+
+
+def role_list() -> list[Group]:
+    groups = list(
+        Group.objects.annotate(holders=Count("user", distinct=True))
+        .prefetch_related("permissions__content_type")
+        .order_by("name")
+    )
+    for group in groups:
+        group.builtin = group.name in roles.ROLE_PERMISSIONS
+    # Built-in roles first, from least to most rights; then the custom ones by name.
+    order = {name: i for i, name in enumerate(roles.ROLE_PERMISSIONS)}
+    return sorted(groups, key=lambda g: (order.get(g.name, len(order)), g.name.lower()))
+
+
+def role_get(*, role_id) -> Group:
+    try:
+        group = Group.objects.get(pk=role_id)
+    except (Group.DoesNotExist, ValueError, TypeError):
+        raise AccountNotFound(f"The role {role_id} does not exist.") from None
+    group.builtin = group.name in roles.ROLE_PERMISSIONS
+    return group
+
+
+def role_permission_names(*, role: Group) -> set[str]:
+    return {
+        f"{p.content_type.app_label}.{p.codename}"
+        for p in role.permissions.select_related("content_type")
+    }
+
+
+def cluster_choices() -> list[tuple[int, str]]:
+    return list(Cluster.objects.order_by("name").values_list("pk", "name"))
+
+
+def access_key_list(*, state: str = "") -> list[AccessKey]:
+    keys = AccessKey.objects.select_related("owner").order_by("-id")
+    if state == "active":
+        keys = keys.filter(revoked_at__isnull=True)
+    elif state == "revoked":
+        keys = keys.filter(revoked_at__isnull=False)
+    return list(keys)
+
+
+def access_key_get(*, key_id: str) -> AccessKey:
+    key = AccessKey.objects.select_related("owner").filter(key_id=key_id).first()
+    if key is None:
+        raise AccountNotFound(f"The access key {key_id} does not exist.")
+    return key
+
+
+def account_operations(*, action: str = "", user: str = ""):
+    """The account part of the audit trail (no task): who changed which user, role or key."""
+    rows = Operation.objects.filter(task__isnull=True, action__in=ACCOUNT_ACTIONS)
+    if action:
+        rows = rows.filter(action=action)
+    if user:
+        rows = rows.filter(Q(actor_name__iexact=user) | Q(target__icontains=f" {user}"))
+    return rows.order_by("-id")

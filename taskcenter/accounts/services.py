@@ -1,18 +1,28 @@
-"""Writes on accounts: creating and revoking access keys, each with its audit row."""
+"""Writes on accounts: users, roles and their scopes, access keys; each with its audit row.
+
+Views check permission first with taskcenter.accounts.access; these services check again
+when an actor is given (actor=None is the command line, run by whoever holds the server).
+Every change writes an Operation row (task=None, a `target` text) in its transaction.
+"""
 
 from __future__ import annotations
 
 import secrets
 from datetime import timedelta
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from taskcenter.accounts import crypto
-from taskcenter.accounts.models import AccessKey
+from taskcenter.accounts import access, crypto, roles
+from taskcenter.accounts.models import AccessKey, RoleScope
 from taskcenter.core.trace import current_trace_id
-from taskcenter.tasks.errors import NotPermitted, TaskCenterError
-from taskcenter.tasks.models import Operation
+from taskcenter.tasks.errors import InvalidParameter, NotPermitted, TaskCenterError
+from taskcenter.tasks.models import Cluster, Operation
 
 PERM_MANAGE_ALL_KEYS = "accounts.manage_all_accesskeys"
 # last_used_at is a hint for people, not an audit trail: write it at most this often.
@@ -82,3 +92,316 @@ def _audit(actor, action: str, key: AccessKey) -> None:
         target=f"access key {key.key_id} of {key.owner.get_username()}",
         trace_id=current_trace_id(),
     )
+
+
+# --- Users, roles and scopes ----------------------------------------------------------------
+
+USERNAME_MAX = 150
+
+
+class AccountNotFound(TaskCenterError):
+    code = 10002
+    http_status = 404
+
+
+def _actor_name(actor) -> str:
+    return actor.get_username() if actor is not None else "system"
+
+
+def _audit_account(actor, action: str, target: str, reason: str = "", **states) -> None:
+    Operation.objects.create(
+        actor=actor,
+        actor_name=_actor_name(actor),
+        action=action,
+        target=target[:255],
+        reason=reason,
+        from_status=states.get("from_status", ""),
+        to_status=states.get("to_status", ""),
+        trace_id=current_trace_id(),
+    )
+
+
+def _check_users(actor, target=None) -> None:
+    if actor is None:
+        return
+    access.require_manage_users(actor)
+    if target is not None and not access.can_manage_user(actor, target):
+        raise NotPermitted("Only a superuser may change a superuser.")
+
+
+def _check_roles(actor) -> None:
+    if actor is None:
+        return
+    access.require_manage_roles(actor)
+
+
+def _validated_password(password: str, user) -> None:
+    try:
+        validate_password(password, user=user)
+    except ValidationError as exc:
+        raise InvalidParameter("Invalid parameter 'password': " + " ".join(exc.messages)) from None
+
+
+def _user_for_update(user_id):
+    User = get_user_model()
+    try:
+        return User.objects.select_for_update().get(pk=user_id)
+    except (User.DoesNotExist, ValueError, TypeError):
+        raise AccountNotFound(f"The user {user_id} does not exist.") from None
+
+
+def user_create(
+    *,
+    username: str,
+    password: str,
+    actor=None,
+    email: str = "",
+    is_staff: bool = False,
+    grants: dict[int, list[int]] | None = None,
+):
+    """A new active user; `grants` maps role (group) ids to cluster ids ([] = unscoped)."""
+    _check_users(actor)
+    User = get_user_model()
+    username = (username or "").strip()
+    if not username or len(username) > USERNAME_MAX:
+        raise InvalidParameter(
+            f"Invalid parameter 'username': give 1 to {USERNAME_MAX} characters."
+        )
+    try:
+        User.username_validator(username)
+    except ValidationError:
+        raise InvalidParameter(
+            "Invalid parameter 'username': use letters, digits and @ . + - _ only."
+        ) from None
+    if User.objects.filter(username__iexact=username).exists():
+        raise InvalidParameter(f"Invalid parameter 'username': '{username}' is already taken.")
+    _validated_password(password, User(username=username, email=email))
+    with transaction.atomic():
+        user = User.objects.create_user(
+            username=username, password=password, email=email, is_staff=is_staff
+        )
+        _audit_account(actor, "USER_CREATE", f"user {username}", to_status="ACTIVE")
+        if grants:
+            _apply_grants(user, grants, actor)
+    return user
+
+
+def user_deactivate(*, user_id, actor=None):
+    """Sign-ins, sessions, Basic auth and the user's access keys stop working at once."""
+    with transaction.atomic():
+        user = _user_for_update(user_id)
+        _check_users(actor, user)
+        if actor is not None and actor.pk == user.pk:
+            raise InvalidParameter("You cannot deactivate your own account.")
+        if user.is_active:
+            user.is_active = False
+            user.save(update_fields=["is_active"])
+            _audit_account(
+                actor,
+                "USER_DEACTIVATE",
+                f"user {user.get_username()}",
+                from_status="ACTIVE",
+                to_status="INACTIVE",
+            )
+    return user
+
+
+def user_activate(*, user_id, actor=None):
+    with transaction.atomic():
+        user = _user_for_update(user_id)
+        _check_users(actor, user)
+        if not user.is_active:
+            user.is_active = True
+            user.save(update_fields=["is_active"])
+            _audit_account(
+                actor,
+                "USER_ACTIVATE",
+                f"user {user.get_username()}",
+                from_status="INACTIVE",
+                to_status="ACTIVE",
+            )
+    return user
+
+
+def user_set_password(*, user_id, password: str, actor=None):
+    """Set a password: an admin's reset of someone else's, or a user's own change.
+
+    The user's other sessions end (their session hash changes); the view keeps the
+    changing user's own session with update_session_auth_hash.
+    """
+    with transaction.atomic():
+        user = _user_for_update(user_id)
+        own = actor is not None and actor.pk == user.pk
+        if not own:
+            _check_users(actor, user)
+        _validated_password(password, user)
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        _audit_account(
+            actor,
+            "PASSWORD_CHANGE" if own else "PASSWORD_RESET",
+            f"user {user.get_username()}",
+        )
+    return user
+
+
+def user_set_roles(*, user_id, grants: dict[int, list[int]], actor=None):
+    """Make the user's roles exactly `grants`: role (group) id -> cluster ids ([] = all).
+
+    Writes ROLE_GRANT / ROLE_REVOKE for roles added or removed and SCOPE_SET for each
+    grant whose clusters changed.
+    """
+    with transaction.atomic():
+        user = _user_for_update(user_id)
+        _check_users(actor, user)
+        _apply_grants(user, grants, actor)
+        user.__dict__.pop("_taskcenter_permission_clusters", None)
+        for cache in ("_perm_cache", "_group_perm_cache", "_user_perm_cache"):
+            user.__dict__.pop(cache, None)
+    return user
+
+
+def _apply_grants(user, grants: dict[int, list[int]], actor) -> None:
+    wanted_groups = {g.pk: g for g in Group.objects.filter(pk__in=list(grants))}
+    missing = set(grants) - set(wanted_groups)
+    if missing:
+        raise InvalidParameter(f"Invalid parameter 'roles': no role with id {min(missing)}.")
+    cluster_ids = {c for ids in grants.values() for c in ids or ()}
+    clusters = {c.pk: c for c in Cluster.objects.filter(pk__in=cluster_ids)}
+    if cluster_ids - set(clusters):
+        raise InvalidParameter(
+            f"Invalid parameter 'clusters': no cluster with id {min(cluster_ids - set(clusters))}."
+        )
+    name = user.get_username()
+    current = {g.pk: g for g in user.groups.all()}
+    scopes = {
+        s.group_id: s for s in RoleScope.objects.filter(user=user).prefetch_related("clusters")
+    }
+    for group_id in sorted(set(current) - set(wanted_groups)):
+        user.groups.remove(current[group_id])
+        if group_id in scopes:
+            scopes.pop(group_id).delete()
+        _audit_account(actor, "ROLE_REVOKE", f"user {name}", reason=current[group_id].name)
+    for group_id, group in sorted(wanted_groups.items()):
+        wanted = sorted(set(grants[group_id] or ()))
+        scope = scopes.get(group_id)
+        before = sorted(c.pk for c in scope.clusters.all()) if scope else []
+        where = ", ".join(clusters[c].name for c in wanted) if wanted else "all clusters"
+        if group_id not in current:
+            user.groups.add(group)
+            _audit_account(actor, "ROLE_GRANT", f"user {name}", reason=f"{group.name} on {where}")
+        elif before != wanted:
+            _audit_account(actor, "SCOPE_SET", f"user {name}", reason=f"{group.name} on {where}")
+        if not wanted:
+            if scope is not None:
+                scope.delete()
+        elif before != wanted:
+            if scope is None:
+                scope = RoleScope.objects.create(user=user, group=group)
+            scope.clusters.set(wanted)
+
+
+def _is_builtin(group) -> bool:
+    return group.name in roles.ROLE_PERMISSIONS
+
+
+def assignable_permissions():
+    """The permissions a role may hold: those of the built-in roles (ADMIN holds them all)."""
+    query = Q(pk__in=[])
+    for name in roles.ROLE_PERMISSIONS[roles.ADMIN]:
+        app_label, codename = name.split(".", 1)
+        query |= Q(content_type__app_label=app_label, codename=codename)
+    return Permission.objects.filter(query).select_related("content_type")
+
+
+def _permissions_from(names) -> list:
+    wanted = set(names)
+    available = {f"{p.content_type.app_label}.{p.codename}": p for p in assignable_permissions()}
+    unknown = wanted - set(available)
+    if unknown:
+        raise InvalidParameter(
+            f"Invalid parameter 'permissions': '{sorted(unknown)[0]}' cannot be given to a role."
+        )
+    return [available[name] for name in sorted(wanted)]
+
+
+def _clean_role_name(name: str, *, exclude_pk=None) -> str:
+    name = (name or "").strip()
+    if not name or len(name) > 150:
+        raise InvalidParameter("Invalid parameter 'name': give 1 to 150 characters.")
+    if name.upper() in {r.upper() for r in roles.ROLE_PERMISSIONS}:
+        raise InvalidParameter(f"Invalid parameter 'name': '{name}' is a built-in role.")
+    taken = Group.objects.filter(name__iexact=name)
+    if exclude_pk is not None:
+        taken = taken.exclude(pk=exclude_pk)
+    if taken.exists():
+        raise InvalidParameter(f"Invalid parameter 'name': a role named '{name}' exists.")
+    return name
+
+
+def _role_for_update(role_id):
+    try:
+        return Group.objects.select_for_update().get(pk=role_id)
+    except (Group.DoesNotExist, ValueError, TypeError):
+        raise AccountNotFound(f"The role {role_id} does not exist.") from None
+
+
+def role_create(*, name: str, permissions, actor=None):
+    """A custom role holding `permissions` ("app_label.codename" names)."""
+    _check_roles(actor)
+    name = _clean_role_name(name)
+    perms = _permissions_from(permissions)
+    with transaction.atomic():
+        group = Group.objects.create(name=name)
+        group.permissions.set(perms)
+        _audit_account(
+            actor,
+            "ROLE_CREATE",
+            f"role {name}",
+            reason=", ".join(p.codename for p in perms) or "no permissions",
+        )
+    return group
+
+
+def role_update(*, role_id, permissions, name: str | None = None, actor=None):
+    """Set a custom role's permissions (and name). Built-in roles are kept in sync by the
+    product and cannot be changed here."""
+    _check_roles(actor)
+    perms = _permissions_from(permissions)
+    with transaction.atomic():
+        group = _role_for_update(role_id)
+        if _is_builtin(group):
+            raise InvalidParameter(
+                f"{group.name} is a built-in role: it cannot be changed. Create a custom role."
+            )
+        old_name = group.name
+        if name is not None and name.strip() != group.name:
+            group.name = _clean_role_name(name, exclude_pk=group.pk)
+            group.save(update_fields=["name"])
+        before = {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all()}
+        after = {f"{p.content_type.app_label}.{p.codename}" for p in perms}
+        group.permissions.set(perms)
+        changes = [f"+{n.split('.')[1]}" for n in sorted(after - before)]
+        changes += [f"-{n.split('.')[1]}" for n in sorted(before - after)]
+        if old_name != group.name:
+            changes.insert(0, f"renamed from {old_name}")
+        if changes:
+            _audit_account(actor, "ROLE_UPDATE", f"role {group.name}", reason=", ".join(changes))
+    return group
+
+
+def role_delete(*, role_id, actor=None) -> None:
+    _check_roles(actor)
+    with transaction.atomic():
+        group = _role_for_update(role_id)
+        if _is_builtin(group):
+            raise InvalidParameter(f"{group.name} is a built-in role: it cannot be deleted.")
+        holders = group.user_set.count()
+        name = group.name
+        group.delete()  # its grants and their scopes go with it
+        _audit_account(
+            actor,
+            "ROLE_DELETE",
+            f"role {name}",
+            reason=f"held by {holders} user{'s' if holders != 1 else ''}",
+        )

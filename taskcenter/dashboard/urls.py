@@ -1,4 +1,43 @@
-from django.urls import path  # noqa: F401
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from taskcenter.dashboard import views
 
 app_name = "dashboard"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.index, name="index"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("tasks/", views.task_list, name="task_list"),
+    path("tasks/live/", views.task_list_live, name="task_list_live"),
+    path("tasks/<int:task_id>/", views.task_detail, name="task_detail"),
+    path("tasks/<int:task_id>/live/", views.task_live, name="task_live"),
+    path("tasks/<int:task_id>/confirm/", views.confirm, name="confirm"),
+    path("tasks/<int:task_id>/diagnosis/", views.task_diagnosis, name="task_diagnosis"),
+    path("tasks/<int:task_id>/<str:op>/", views.task_operate, name="task_operate"),
+    path(
+        "tasks/<int:task_id>/subtasks/<int:subtask_id>/",
+        views.subtask_panel,
+        name="subtask_panel",
+    ),
+    path(
+        "tasks/<int:task_id>/subtasks/<int:subtask_id>/log/",
+        views.subtask_log,
+        name="subtask_log",
+    ),
+    path(
+        "tasks/<int:task_id>/subtasks/<int:subtask_id>/log/download/",
+        views.subtask_log_download,
+        name="subtask_log_download",
+    ),
+    path(
+        "tasks/<int:task_id>/subtasks/<int:subtask_id>/<str:op>/",
+        views.subtask_operate,
+        name="subtask_operate",
+    ),
+    path("audit/", views.audit, name="audit"),
+]

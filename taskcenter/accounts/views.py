@@ -1,0 +1,481 @@
+"""Account pages: the admin pages (users, roles, access keys, account audit) and every
+user's own page (password, own access keys).
+
+Function-based views. Each one asks taskcenter.accounts.access first (through the
+@account_view / @admin_view decorators and the helpers they call), reads through the
+selectors and writes through the services. Domain errors become the dashboard's error page.
+The top bar comes from the dashboard's page(), so these pages look like the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth.views import redirect_to_login
+from django.shortcuts import redirect
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from taskcenter.accounts import access, selectors, services
+from taskcenter.accounts.forms import (
+    AdminKeyCreateForm,
+    GrantsForm,
+    KeyCreateForm,
+    OwnPasswordForm,
+    PasswordPairForm,
+    RoleForm,
+    UserCreateForm,
+)
+from taskcenter.dashboard.views import error_response, page
+from taskcenter.tasks.errors import InvalidParameter, TaskCenterError
+
+AUDIT_PAGE_SIZE = 50
+
+
+def account_view(view):
+    """Signed-in users only; domain errors become the error page."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        try:
+            return view(request, *args, **kwargs)
+        except TaskCenterError as exc:
+            return error_response(request, exc.http_status, exc.message)
+
+    return wrapper
+
+
+def admin_view(require):
+    """An admin page: signed in, and `require(user)` (an access helper) passes, else 403."""
+
+    def decorate(view):
+        @account_view
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            require(request.user)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def _admin_page(request, template: str, context: dict, status: int = 200):
+    user = request.user
+    context = {
+        "nav": "admin",
+        "can_users": access.can_manage_users(user),
+        "can_roles": access.can_manage_roles(user),
+        "can_keys": access.can_manage_all_keys(user),
+        **context,
+    }
+    response = page(request, template, context, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _form_error(form, exc: InvalidParameter, field: str | None = None) -> None:
+    """Put a service's refusal next to the field it names ("Invalid parameter 'x': ...")."""
+    message = exc.message
+    for name in form.fields:
+        prefix = f"Invalid parameter '{name}': "
+        if message.startswith(prefix):
+            form.add_error(name, message.removeprefix(prefix))
+            return
+    if message.startswith("Invalid parameter 'password': ") and "password1" in form.fields:
+        form.add_error("password1", message.removeprefix("Invalid parameter 'password': "))
+        return
+    form.add_error(field, message)
+
+
+# --- Users ------------------------------------------------------------------------------------
+
+
+@require_GET
+def manage_index(request):
+    return redirect("accounts:user_list")
+
+
+@admin_view(access.require_manage_users)
+@require_GET
+def user_list(request):
+    query = request.GET.get("q", "").strip()
+    state = request.GET.get("state", "")
+    if state not in ("", "active", "inactive"):
+        state = ""
+    users = selectors.user_list(query=query, state=state)
+    return _admin_page(
+        request,
+        "accounts/user_list.html",
+        {"tab": "users", "users": users, "query": query, "state": state},
+    )
+
+
+@admin_view(access.require_manage_users)
+@require_http_methods(["GET", "POST"])
+def user_create(request):
+    form = UserCreateForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                user = services.user_create(
+                    username=form.cleaned_data["username"],
+                    password=form.cleaned_data["password1"],
+                    email=form.cleaned_data["email"],
+                    is_staff=form.cleaned_data["is_staff"],
+                    grants=form.grants(),
+                    actor=request.user,
+                )
+            except InvalidParameter as exc:
+                _form_error(form, exc)
+            else:
+                messages.success(request, f"User {user.get_username()} was created.")
+                return redirect("accounts:user_detail", user_id=user.pk)
+    return _admin_page(request, "accounts/user_create.html", {"tab": "users", "form": form}, status)
+
+
+def _user_context(request, target, **forms) -> dict:
+    all_roles = selectors.role_list()
+    grants = {g.role.pk: g for g in selectors.user_grants(user=target)}
+    grants_form = forms.get("grants_form") or GrantsForm(
+        initial={
+            **{f"role_{pk}": True for pk in grants},
+            **{f"clusters_{pk}": [str(c.pk) for c in g.clusters] for pk, g in grants.items()},
+        },
+        roles_=all_roles,
+    )
+    return {
+        "tab": "users",
+        "target": target,
+        "grants": list(grants.values()),
+        "grants_form": grants_form,
+        "password_form": forms.get("password_form") or PasswordPairForm(),
+        "keys": selectors.access_keys_of(owner=target),
+        "can_change": access.can_manage_user(request.user, target),
+        "is_self": target.pk == request.user.pk,
+        "has_clusters": bool(selectors.cluster_choices()),
+        "history": selectors.account_operations(user=target.get_username())[:10],
+    }
+
+
+@admin_view(access.require_manage_users)
+@require_GET
+def user_detail(request, user_id: int):
+    target = selectors.user_get(user_id=user_id)
+    return _admin_page(request, "accounts/user_detail.html", _user_context(request, target))
+
+
+@admin_view(access.require_manage_users)
+@require_POST
+def user_roles(request, user_id: int):
+    target = selectors.user_get(user_id=user_id)
+    form = GrantsForm(request.POST, roles_=selectors.role_list())
+    if form.is_valid():
+        try:
+            services.user_set_roles(user_id=target.pk, grants=form.grants(), actor=request.user)
+        except InvalidParameter as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"Roles of {target.get_username()} were saved.")
+            return redirect("accounts:user_detail", user_id=target.pk)
+    context = _user_context(request, target, grants_form=form)
+    return _admin_page(request, "accounts/user_detail.html", context, status=400)
+
+
+@admin_view(access.require_manage_users)
+@require_POST
+def user_password(request, user_id: int):
+    target = selectors.user_get(user_id=user_id)
+    form = PasswordPairForm(request.POST)
+    if form.is_valid():
+        try:
+            services.user_set_password(
+                user_id=target.pk, password=form.cleaned_data["password1"], actor=request.user
+            )
+        except InvalidParameter as exc:
+            _form_error(form, exc)
+        else:
+            if target.pk == request.user.pk:
+                update_session_auth_hash(request, selectors.user_get(user_id=target.pk))
+            messages.success(
+                request,
+                f"The password of {target.get_username()} was reset; "
+                "their other sessions have ended.",
+            )
+            return redirect("accounts:user_detail", user_id=target.pk)
+    context = _user_context(request, target, password_form=form)
+    return _admin_page(request, "accounts/user_detail.html", context, status=400)
+
+
+@admin_view(access.require_manage_users)
+@require_POST
+def user_deactivate(request, user_id: int):
+    target = selectors.user_get(user_id=user_id)
+    try:
+        services.user_deactivate(user_id=target.pk, actor=request.user)
+    except InvalidParameter as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            f"{target.get_username()} was deactivated: their sessions, passwords and access "
+            "keys are refused from now on.",
+        )
+    return redirect("accounts:user_detail", user_id=target.pk)
+
+
+@admin_view(access.require_manage_users)
+@require_POST
+def user_activate(request, user_id: int):
+    target = selectors.user_get(user_id=user_id)
+    services.user_activate(user_id=target.pk, actor=request.user)
+    messages.success(request, f"{target.get_username()} was activated again.")
+    return redirect("accounts:user_detail", user_id=target.pk)
+
+
+# --- Roles ------------------------------------------------------------------------------------
+
+
+def _permission_groups(form_field, checked: set[str]) -> list[dict]:
+    """The permissions checklist in three groups: seeing, operating, administering."""
+    from taskcenter.accounts import roles
+
+    groups = [
+        ("See", set(roles.VIEW_PERMISSIONS)),
+        ("Operate", set(roles.OPERATE_PERMISSIONS)),
+        ("Administer", set(roles.ADMIN_PERMISSIONS)),
+    ]
+    out = []
+    for title, names in groups:
+        items = [
+            {"value": value, "label": label, "checked": value in checked}
+            for value, label in form_field.field.choices
+            if value in names
+        ]
+        out.append({"title": title, "items": items})
+    return out
+
+
+@admin_view(access.require_manage_roles)
+@require_http_methods(["GET", "POST"])
+def role_list(request):
+    form = RoleForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                role = services.role_create(
+                    name=form.cleaned_data["name"],
+                    permissions=form.cleaned_data["permissions"],
+                    actor=request.user,
+                )
+            except InvalidParameter as exc:
+                _form_error(form, exc)
+            else:
+                messages.success(request, f"Role {role.name} was created.")
+                return redirect("accounts:role_detail", role_id=role.pk)
+    checked = set(form["permissions"].value() or []) if form.is_bound else set()
+    context = {
+        "tab": "roles",
+        "roles": selectors.role_list(),
+        "form": form,
+        "permission_groups": _permission_groups(form["permissions"], checked),
+        "open_create": form.is_bound,
+    }
+    return _admin_page(request, "accounts/role_list.html", context, status)
+
+
+@admin_view(access.require_manage_roles)
+@require_http_methods(["GET", "POST"])
+def role_detail(request, role_id: int):
+    role = selectors.role_get(role_id=role_id)
+    current = selectors.role_permission_names(role=role)
+    status = 200
+    if request.method == "POST":
+        form = RoleForm(request.POST)
+        status = 400
+        if form.is_valid():
+            try:
+                services.role_update(
+                    role_id=role.pk,
+                    name=form.cleaned_data["name"],
+                    permissions=form.cleaned_data["permissions"],
+                    actor=request.user,
+                )
+            except InvalidParameter as exc:
+                _form_error(form, exc)
+            else:
+                messages.success(request, f"Role {form.cleaned_data['name']} was saved.")
+                return redirect("accounts:role_detail", role_id=role.pk)
+        checked = set(form["permissions"].value() or [])
+    else:
+        form = RoleForm(initial={"name": role.name, "permissions": sorted(current)})
+        checked = current
+    holders = list(role.user_set.order_by("username"))
+    context = {
+        "tab": "roles",
+        "role": role,
+        "form": form,
+        "holders": holders,
+        "permission_groups": _permission_groups(form["permissions"], checked),
+    }
+    return _admin_page(request, "accounts/role_detail.html", context, status)
+
+
+@admin_view(access.require_manage_roles)
+@require_POST
+def role_delete(request, role_id: int):
+    role = selectors.role_get(role_id=role_id)
+    try:
+        services.role_delete(role_id=role.pk, actor=request.user)
+    except InvalidParameter as exc:
+        messages.error(request, exc.message)
+        return redirect("accounts:role_detail", role_id=role.pk)
+    messages.success(request, f"Role {role.name} was deleted.")
+    return redirect("accounts:role_list")
+
+
+# --- Access keys ------------------------------------------------------------------------------
+
+
+@admin_view(access.require_manage_all_keys)
+@require_http_methods(["GET", "POST"])
+def key_list(request):
+    state = request.GET.get("state", "")
+    if state not in ("", "active", "revoked"):
+        state = ""
+    form = AdminKeyCreateForm(request.POST or None)
+    status, created = 200, None
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            key, secret = services.access_key_create(
+                owner=form.cleaned_data["owner"],
+                description=form.cleaned_data["description"],
+                actor=request.user,
+            )
+            created, status = {"key": key, "secret": secret}, 200
+            form = AdminKeyCreateForm()
+    context = {
+        "tab": "keys",
+        "keys": selectors.access_key_list(state=state),
+        "state": state,
+        "form": form,
+        "created": created,
+        "open_create": status == 400,
+    }
+    return _admin_page(request, "accounts/key_list.html", context, status)
+
+
+@admin_view(access.require_manage_all_keys)
+@require_POST
+def key_revoke(request, key_id: str):
+    key = services.access_key_revoke(key_id=key_id, actor=request.user)
+    messages.success(request, f"Access key {key.key_id} of {key.owner.get_username()} was revoked.")
+    return redirect("accounts:key_list")
+
+
+# --- Account audit ----------------------------------------------------------------------------
+
+
+@admin_view(access.require_manage_accounts)
+@require_GET
+def account_audit(request):
+    action = request.GET.get("action", "")
+    if action not in selectors.ACCOUNT_ACTIONS:
+        action = ""
+    who = request.GET.get("user", "").strip()
+    try:
+        page_no = max(1, int(request.GET.get("page") or 1))
+    except ValueError:
+        page_no = 1
+    rows = selectors.account_operations(action=action, user=who)
+    total = rows.count()
+    pages = max(1, math.ceil(total / AUDIT_PAGE_SIZE))
+    start = (page_no - 1) * AUDIT_PAGE_SIZE
+    context = {
+        "tab": "audit",
+        "rows": list(rows[start : start + AUDIT_PAGE_SIZE]),
+        "total": total,
+        "page_no": page_no,
+        "pages": pages,
+        "actions": selectors.ACCOUNT_ACTIONS,
+        "action": action,
+        "who": who,
+    }
+    return _admin_page(request, "accounts/audit.html", context)
+
+
+# --- Own account ------------------------------------------------------------------------------
+
+
+def _account_page(request, status: int = 200, **extra):
+    user = request.user
+    context = {
+        "nav": "account",
+        "password_form": extra.pop("password_form", None) or OwnPasswordForm(user=user),
+        "key_form": extra.pop("key_form", None) or KeyCreateForm(),
+        "keys": selectors.access_keys_of(owner=user),
+        "grants": selectors.user_grants(user=user),
+        **extra,
+    }
+    response = page(request, "accounts/account.html", context, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@account_view
+@require_GET
+def account(request):
+    return _account_page(request)
+
+
+@account_view
+@require_POST
+def account_password(request):
+    form = OwnPasswordForm(request.POST, user=request.user)
+    if form.is_valid():
+        try:
+            user = services.user_set_password(
+                user_id=request.user.pk,
+                password=form.cleaned_data["password1"],
+                actor=request.user,
+            )
+        except InvalidParameter as exc:
+            _form_error(form, exc)
+        else:
+            update_session_auth_hash(request, user)
+            messages.success(request, "Your password was changed; your other sessions ended.")
+            return redirect("accounts:account")
+    return _account_page(request, status=400, password_form=form)
+
+
+@account_view
+@require_POST
+def account_key_create(request):
+    form = KeyCreateForm(request.POST)
+    if not form.is_valid():
+        return _account_page(request, status=400, key_form=form)
+    key, secret = services.access_key_create(
+        owner=request.user, description=form.cleaned_data["description"], actor=request.user
+    )
+    return _account_page(request, created={"key": key, "secret": secret})
+
+
+@account_view
+@require_POST
+def account_key_revoke(request, key_id: str):
+    key = selectors.access_key_get(key_id=key_id)
+    if key.owner_id != request.user.pk:
+        # Someone else's key id is not confirmed to exist (admins use the keys page).
+        raise services.AccessKeyNotFound(f"The access key {key_id} does not exist.")
+    services.access_key_revoke(key_id=key.key_id, actor=request.user)
+    messages.success(request, f"Access key {key.key_id} was revoked.")
+    return redirect("accounts:account")

@@ -1,0 +1,277 @@
+"""What the pages say about a task or subtask: status labels, durations, and which buttons
+an operator gets, enabled or not and why.
+
+Views and templates ask here so that the list, the header, the DAG and the live updates
+all use the same words. Permissions come from taskcenter.accounts.access; whether a state
+allows an operation mirrors the services' own checks (the services still decide).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.urls import reverse
+from django.utils import timezone
+
+from taskcenter.accounts import access, roles
+from taskcenter.tasks.models import (
+    SubtaskInstance,
+    SubtaskOperation,
+    SubtaskStatus,
+    TaskInstance,
+    TaskOperation,
+    TaskStatus,
+)
+
+ACTIVE = {SubtaskStatus.READY, SubtaskStatus.RUNNING, SubtaskStatus.CANCELING}
+
+
+# --- Status words ------------------------------------------------------------------------------
+
+
+def task_label(status: str, operation: str) -> str:
+    if status == TaskStatus.RUNNING:
+        return {TaskOperation.ROLLBACK: "Rolling back", TaskOperation.RETRY: "Running (retry)"}.get(
+            operation, "Running"
+        )
+    if status == TaskStatus.FAILED:
+        return "Rollback failed" if operation == TaskOperation.ROLLBACK else "Failed"
+    return "Rolled back" if operation == TaskOperation.ROLLBACK else "Successful"
+
+
+def task_tone(status: str, operation: str) -> str:
+    """The badge colour: running, failed, successful or rolledback."""
+    if status == TaskStatus.SUCCESSFUL and operation == TaskOperation.ROLLBACK:
+        return "rolledback"
+    return status.lower()
+
+
+_SUBTASK_LABELS = {
+    (SubtaskStatus.PENDING, SubtaskOperation.ROLLBACK): "Rolled back",
+    (SubtaskStatus.PENDING, SubtaskOperation.ROLLBACK_SKIP): "Rollback skipped",
+    (SubtaskStatus.READY, SubtaskOperation.ROLLBACK): "Rollback queued",
+    (SubtaskStatus.READY, SubtaskOperation.RETRY): "Queued (retry)",
+    (SubtaskStatus.RUNNING, SubtaskOperation.ROLLBACK): "Rolling back",
+    (SubtaskStatus.FAILED, SubtaskOperation.CANCEL): "Canceled",
+    (SubtaskStatus.FAILED, SubtaskOperation.ROLLBACK): "Rollback failed",
+    (SubtaskStatus.SUCCESSFUL, SubtaskOperation.SKIP): "Skipped",
+}
+_SUBTASK_DEFAULT = {
+    SubtaskStatus.PENDING: "Pending",
+    SubtaskStatus.READY: "Queued",
+    SubtaskStatus.RUNNING: "Running",
+    SubtaskStatus.CANCELING: "Canceling",
+    SubtaskStatus.FAILED: "Failed",
+    SubtaskStatus.SUCCESSFUL: "Successful",
+}
+
+
+def subtask_label(status: str, operation: str) -> str:
+    return _SUBTASK_LABELS.get((status, operation)) or _SUBTASK_DEFAULT.get(status, status.title())
+
+
+def subtask_tone(status: str, operation: str) -> str:
+    """The colour key: the status, except that a finished rollback reads as rolled back."""
+    if status == SubtaskStatus.PENDING and operation in (
+        SubtaskOperation.ROLLBACK,
+        SubtaskOperation.ROLLBACK_SKIP,
+    ):
+        return "rolledback"
+    if status == SubtaskStatus.SUCCESSFUL and operation == SubtaskOperation.SKIP:
+        return "skipped"
+    return status.lower()
+
+
+# --- Times ---------------------------------------------------------------------------------------
+
+
+def duration_between(start: datetime | None, finish: datetime | None) -> timedelta | None:
+    if start is None:
+        return None
+    return (finish or timezone.now()) - start
+
+
+def format_duration(value: timedelta | None) -> str:
+    if value is None:
+        return "—"
+    seconds = max(0, int(value.total_seconds()))
+    if seconds < 60:
+        if value.total_seconds() < 0.1:
+            return "<0.1s"
+        if value.total_seconds() < 1:
+            return f"{value.total_seconds():.1f}s"
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
+
+
+# --- Roles ---------------------------------------------------------------------------------------
+
+ROLE_NAMES = {roles.VIEWER: "Viewer", roles.MANAGER: "Operator", roles.ADMIN: "Admin"}
+
+
+def role_label(user) -> str:
+    if user.is_superuser:
+        return "Superuser"
+    names = {group.name for group in user.groups.all()}
+    for role in (roles.ADMIN, roles.MANAGER, roles.VIEWER):
+        if role in names:
+            return ROLE_NAMES[role]
+    return "No role"
+
+
+def is_admin(user) -> bool:
+    """Admins get the link to Django's admin: superusers and staff members of ADMIN."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    return user.is_staff and user.groups.filter(name=roles.ADMIN).exists()
+
+
+# --- Buttons -------------------------------------------------------------------------------------
+
+TASK_OPS = ("retry", "rollback")
+SUBTASK_OPS = ("subtask_retry", "skip", "cancel")
+REASON_REQUIRED = {"rollback", "skip"}
+
+OP_LABELS = {
+    "retry": "Retry",
+    "rollback": "Roll back",
+    "subtask_retry": "Retry",
+    "skip": "Skip",
+    "cancel": "Cancel",
+}
+OP_VERBS = {
+    "retry": "retry tasks",
+    "rollback": "roll back tasks",
+    "subtask_retry": "retry subtasks",
+    "skip": "skip subtasks",
+    "cancel": "cancel subtasks",
+}
+
+
+@dataclass(frozen=True)
+class Button:
+    op: str
+    label: str
+    enabled: bool
+    why: str  # why it is disabled, or what it does when it is enabled
+    confirm_url: str
+    danger: bool = False
+
+
+def _permission_note(op: str) -> str:
+    return f"Your role does not allow you to {OP_VERBS[op]}."
+
+
+def task_buttons(user, task: TaskInstance) -> list[Button]:
+    """Retry and Roll back: none for a user who may do neither, none once it succeeded."""
+    if task.status == TaskStatus.SUCCESSFUL:
+        return []
+    allowed = {op: access.can_operate(user, op, task) for op in TASK_OPS}
+    if not any(allowed.values()):
+        return []
+    running = task.status == TaskStatus.RUNNING
+    in_rollback = task.operation == TaskOperation.ROLLBACK
+    url = reverse("dashboard:confirm", args=[task.pk])
+
+    if not allowed["retry"]:
+        retry_ok, retry_why = False, _permission_note("retry")
+    elif running:
+        retry_ok, retry_why = False, "The task is running; Retry becomes available if it fails."
+    elif in_rollback:
+        retry_ok, retry_why = (
+            False,
+            "The task failed while rolling back; a rollback cannot be retried as a task. "
+            "Roll back again, or skip the failed rollback step.",
+        )
+    else:
+        retry_ok, retry_why = True, "Run every failed subtask again and continue the task."
+
+    if not allowed["rollback"]:
+        back_ok, back_why = False, _permission_note("rollback")
+    elif running:
+        back_ok, back_why = False, "The task is running; Roll back becomes available if it fails."
+    elif task.prohibit_rollback:
+        back_ok, back_why = (
+            False,
+            "Rollback is prohibited: a subtask that has run cannot be undone.",
+        )
+    else:
+        back_ok, back_why = True, "Undo every subtask that has run, in reverse order."
+
+    buttons = [
+        Button("retry", "Retry", retry_ok, retry_why, f"{url}?op=retry"),
+        Button("rollback", "Roll back", back_ok, back_why, f"{url}?op=rollback", danger=True),
+    ]
+    # Only the operations the user's roles allow on this task are shown (accounts issue).
+    return [b for b in buttons if allowed[b.op]]
+
+
+def subtask_buttons(user, subtask: SubtaskInstance, task: TaskInstance) -> list[Button]:
+    """Retry and Skip for a failed subtask, Cancel for a running one."""
+    if subtask.status not in (
+        SubtaskStatus.FAILED,
+        SubtaskStatus.RUNNING,
+        SubtaskStatus.CANCELING,
+    ):
+        return []
+    wanted = ("subtask_retry", "skip") if subtask.status == SubtaskStatus.FAILED else ("cancel",)
+    allowed = {op: access.can_operate(user, op, task) for op in wanted}
+    if not any(allowed.values()):
+        return []
+    url = reverse("dashboard:confirm", args=[subtask.task_id])
+    base = f"{url}?subtask={subtask.pk}&op="
+    buttons: list[Button] = []
+    if subtask.status == SubtaskStatus.FAILED:
+        if not allowed["subtask_retry"]:
+            ok, why = False, _permission_note("subtask_retry")
+        elif subtask.is_rollback:
+            ok, why = (
+                False,
+                "This step failed while rolling back; skip it, or roll the task back again.",
+            )
+        else:
+            ok, why = True, "Run this subtask again."
+        buttons.append(Button("subtask_retry", "Retry", ok, why, base + "subtask_retry"))
+        if not allowed["skip"]:
+            ok, why = False, _permission_note("skip")
+        elif subtask.is_rollback:
+            ok, why = True, "Treat this step's rollback as done without running it."
+        else:
+            ok, why = True, "Set this subtask to successful without running it (set to success)."
+        buttons.append(Button("skip", "Skip", ok, why, base + "skip", danger=True))
+    elif subtask.status in (SubtaskStatus.RUNNING, SubtaskStatus.CANCELING):
+        if not allowed["cancel"]:
+            ok, why = False, _permission_note("cancel")
+        elif subtask.status == SubtaskStatus.CANCELING:
+            ok, why = False, "Cancel was requested; waiting for the worker to stop the step."
+        else:
+            ok, why = True, "Stop this running subtask; it ends as failed (canceled)."
+        buttons.append(Button("cancel", "Cancel", ok, why, base + "cancel", danger=True))
+    return [b for b in buttons if allowed[b.op]]
+
+
+def current_subtask(subtasks: list[SubtaskInstance]) -> SubtaskInstance | None:
+    """Where the task is now: the first running, else failed, else queued subtask, else the
+    last one that started. "Locate current progress" and the default selection use this."""
+    for wanted in (
+        (SubtaskStatus.RUNNING, SubtaskStatus.CANCELING),
+        (SubtaskStatus.FAILED,),
+        (SubtaskStatus.READY,),
+    ):
+        for subtask in subtasks:
+            if subtask.status in wanted:
+                return subtask
+    started = [s for s in subtasks if s.start_time is not None]
+    if started:
+        return max(started, key=lambda s: (s.start_time, s.series_id))
+    return subtasks[0] if subtasks else None

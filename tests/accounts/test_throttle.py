@@ -1,0 +1,192 @@
+"""Sign-in throttling: concurrent attempts against the real database, per user name and
+per address, on the sign-in page and over HTTP Basic, and the window running out."""
+
+from __future__ import annotations
+
+import base64
+import threading
+
+import pytest
+from django.contrib.auth import authenticate
+from django.db import connection
+from django.test import Client, RequestFactory
+
+from taskcenter.accounts import roles, throttle
+from taskcenter.accounts.throttle import SignInThrottled
+from tests.accounts.conftest import PASSWORD
+from tests.conftest import make_user
+
+LIMIT = 5
+
+
+@pytest.fixture(autouse=True)
+def limits(settings):
+    settings.TASKCENTER_SIGNIN_FAILURE_LIMIT = LIMIT
+    settings.TASKCENTER_SIGNIN_WINDOW_SECONDS = 60.0
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """A settable clock, starting at the beginning of a window."""
+    now = {"t": 6000.0}
+    monkeypatch.setattr(throttle, "clock", lambda: now["t"])
+    return now
+
+
+def attempt(username: str, password: str, address: str = "10.0.0.1") -> str:
+    request = RequestFactory().post("/login/", REMOTE_ADDR=address)
+    try:
+        user = authenticate(request, username=username, password=password)
+    except SignInThrottled:
+        return "throttled"
+    return "ok" if user is not None else "wrong"
+
+
+def run_concurrently(count: int, target) -> list[str]:
+    barrier = threading.Barrier(count)
+    results: list[str] = [""] * count
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = target(index)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_simultaneous_wrong_passwords_get_five_evaluations(clock):
+    make_user("alice", roles.VIEWER)
+    evaluated = []
+    real = throttle.ModelBackend.authenticate
+
+    def counting(self, *args, **kwargs):
+        evaluated.append(1)
+        return real(self, *args, **kwargs)
+
+    throttle.ModelBackend.authenticate = counting
+    try:
+        results = run_concurrently(20, lambda i: attempt("alice", "wrong", f"10.1.0.{i}"))
+    finally:
+        throttle.ModelBackend.authenticate = real
+    assert results.count("wrong") == LIMIT == len(evaluated)  # exactly: compare-and-set
+    assert results.count("throttled") == 20 - LIMIT
+    # Even the right password is refused now, without being checked.
+    assert attempt("alice", PASSWORD, "10.9.9.9") == "throttled"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_simultaneous_right_passwords_all_get_in(clock):
+    """An API client using Basic in parallel is not throttled: attempts beyond the limit
+    wait for the checks in flight instead of being refused."""
+    make_user("alice", roles.VIEWER)
+    results = run_concurrently(20, lambda i: attempt("alice", PASSWORD, "10.5.0.1"))
+    assert results == ["ok"] * 20
+    from taskcenter.accounts.models import SignInFailureCount
+
+    assert set(SignInFailureCount.objects.values_list("count", "pending")) == {(0, 0)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_attempts_on_many_users_from_one_address(clock):
+    for i in range(12):
+        make_user(f"user{i}", roles.VIEWER)
+    results = run_concurrently(12, lambda i: attempt(f"user{i}", "wrong", "192.0.2.7"))
+    assert results.count("wrong") == LIMIT and results.count("throttled") == 12 - LIMIT
+    assert attempt("user0", PASSWORD, "192.0.2.8") == "ok"  # same user, another address
+
+
+def test_per_address_across_users(db, clock):
+    make_user("bob", roles.VIEWER)
+    for i in range(LIMIT):
+        assert attempt(f"nobody{i}", "guess", "203.0.113.5") == "wrong"
+    assert attempt("bob", PASSWORD, "203.0.113.5") == "throttled"
+    assert attempt("bob", PASSWORD, "203.0.113.6") == "ok"
+
+
+def test_a_success_does_not_reset_the_address_counter_for_others(db, clock):
+    make_user("alice", roles.VIEWER)
+    make_user("bob", roles.VIEWER)
+    for _ in range(LIMIT - 1):
+        assert attempt("alice", "wrong", "198.51.100.1") == "wrong"
+    assert attempt("bob", PASSWORD, "198.51.100.1") == "ok"
+    assert attempt("mallory", "wrong", "198.51.100.1") == "wrong"  # the 5th failure
+    assert attempt("mallory2", "wrong", "198.51.100.1") == "throttled"
+
+
+def test_a_success_resets_the_user_counter(db, clock):
+    make_user("alice", roles.VIEWER)
+    for i in range(LIMIT - 1):
+        assert attempt("alice", "wrong", f"10.2.0.{i}") == "wrong"
+    assert attempt("alice", PASSWORD, "10.2.1.1") == "ok"
+    for i in range(LIMIT):
+        assert attempt("alice", "wrong", f"10.3.0.{i}") == "wrong"
+    assert attempt("alice", "wrong", "10.3.1.1") == "throttled"
+
+
+def test_the_lockout_expires_with_the_window(db, clock):
+    make_user("alice", roles.VIEWER)
+    for _ in range(LIMIT):
+        attempt("alice", "wrong")
+    clock["t"] += 45
+    with pytest.raises(SignInThrottled) as refused:
+        authenticate(
+            RequestFactory().post("/", REMOTE_ADDR="10.0.0.1"), username="alice", password=PASSWORD
+        )
+    assert refused.value.wait == 15
+    clock["t"] += 15
+    assert attempt("alice", PASSWORD) == "ok"
+
+
+def test_user_names_are_counted_case_insensitively(db, clock):
+    make_user("alice", roles.VIEWER)
+    for i, name in enumerate(["alice", "ALICE", "Alice ", "aLiCe", "alice"]):
+        assert attempt(name, "wrong", f"10.4.0.{i}") == "wrong"
+    assert attempt("alice", PASSWORD, "10.4.1.1") == "throttled"
+
+
+def test_the_sign_in_page_says_when_to_try_again(db, clock):
+    make_user("alice", roles.VIEWER)
+    client = Client()
+    for _ in range(LIMIT):
+        response = client.post("/login/", {"username": "alice", "password": "nope"})
+        assert response.status_code == 200 and b"Too many" not in response.content
+    response = client.post("/login/", {"username": "alice", "password": PASSWORD})
+    assert response.status_code == 200
+    assert "Too many failed sign-ins, try again in 60 seconds." in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_the_api_answers_429_in_its_envelope(db, clock):
+    make_user("alice", roles.VIEWER)
+
+    def basic(password: str):
+        token = base64.b64encode(f"alice:{password}".encode()).decode()
+        return Client().get("/api/v2/tasks/instances", HTTP_AUTHORIZATION=f"Basic {token}")
+
+    for _ in range(LIMIT):
+        assert basic("nope").status_code == 401
+    response = basic(PASSWORD)
+    assert response.status_code == 429
+    body = response.json()
+    assert body["successful"] is False and body["error"]["code"] == 30004
+    assert body["error"]["message"] == "Too many failed sign-ins, try again in 60 seconds."
+    assert response["Retry-After"] == "60"
+    clock["t"] += 60
+    assert basic(PASSWORD).status_code == 200
+
+
+def test_old_windows_are_cleaned_up(db, clock):
+    from taskcenter.accounts.models import SignInFailureCount
+
+    attempt("alice", "wrong")
+    clock["t"] += 600
+    attempt("alice", "wrong")
+    assert set(SignInFailureCount.objects.values_list("bucket", flat=True)) == {110}

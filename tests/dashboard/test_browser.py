@@ -1,0 +1,345 @@
+"""The dashboard in a real headless Chromium (Playwright), against a live server and a real
+Celery worker: sign in, filter, open a failed task, follow a log while it runs, operate.
+
+Debian's chromium is used (`playwright install` is not needed): CHROMIUM overrides the path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+
+import pytest
+
+from taskcenter.tasks import selectors, services
+from taskcenter.tasks.models import Operation, SubtaskInstance
+from tests.conftest import wait_for
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORD = "Pa55word!long"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM}"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls
+    # are still synchronous, so Django's async guard is lifted for these tests only.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        driver = playwright_api.sync_playwright().start()
+        chromium = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+        driver.stop()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.on(
+        "console",
+        lambda msg: errors.append(msg.text) if msg.type == "error" and "htmx" in msg.text else None,
+    )
+    yield tab
+    context.close()
+    assert not errors, f"errors in the page: {errors}"
+
+
+def sign_in(page, live_server, username: str) -> None:
+    page.goto(f"{live_server.url}/login/?next=/tasks/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/tasks/$"))
+
+
+def task_status(task) -> str:
+    return selectors.task_get(task_id=task.pk).status
+
+
+def wait_status(task, status: str, timeout: float = 60):
+    wait_for(lambda: task_status(task) == status, timeout=timeout)
+
+
+def node(page, name: str):
+    return page.locator("#dag-svg [data-sid]").filter(has_text=name).first
+
+
+# --- The operator's day ------------------------------------------------------------------------
+
+
+def test_operator_filters_opens_failed_task_follows_the_log_and_retries(
+    worker, live_server, page, operator
+):
+    failing = services.task_start(
+        definition_name="Migrate tenant", parameters={"step_seconds": 2}, creator=operator
+    )
+    fine = services.task_start(definition_name="Reinstall OCP agent", creator=operator)
+    wait_status(failing, "FAILED")
+    wait_status(fine, "SUCCESSFUL")
+
+    sign_in(page, live_server, "operator")
+    expect(page.locator(".topbar")).to_contain_text("1 failed")
+
+    # Filter the list to failed tasks; the filter is in the URL and survives a reload.
+    page.locator("label.chip-failed").click()
+    expect(page).to_have_url(re.compile(r"status=FAILED"))
+    expect(page.locator(f"#task-row-{fine.pk}")).to_have_count(0)
+    page.reload()
+    expect(page.locator('input[name="status"][value="FAILED"]')).to_be_checked()
+    expect(page.locator(f"#task-row-{fine.pk}")).to_have_count(0)
+    page.locator(f"#task-row-{failing.pk} .row-link").click()
+
+    # The DAG: five nodes, one failed, selected by default; clicking a node selects it.
+    expect(page.locator("#dag-svg [data-sid]")).to_have_count(5)
+    expect(page.locator('#dag-svg [data-tone="failed"]')).to_have_count(1)
+    node(page, "Take a snapshot").click()
+    expect(page.locator("#subtask-title")).to_have_text("Take a snapshot")
+    expect(page).to_have_url(re.compile(r"subtask=\d+"))
+    page.get_by_role("button", name=re.compile("Locate current progress")).click()
+    expect(page.locator("#subtask-title")).to_have_text("Copy tenant data")
+    expect(page.locator("#log-text")).to_contain_text("copy failed on purpose")
+
+    # Retry, with a reason, from the confirmation dialog.
+    log_polls: list[int] = []
+    page.on(
+        "request",
+        lambda r: (
+            log_polls.append(int(r.url.split("offset=")[1])) if "/log/?offset=" in r.url else None
+        ),
+    )
+    page.locator("#task-header [data-action=retry]").click()
+    dialog = page.locator("dialog[open]")
+    expect(dialog).to_contain_text("Retry task")
+    dialog.get_by_label(re.compile("Reason")).fill("network blip")
+    dialog.get_by_role("button", name="Retry task").click()
+    expect(page.locator("#flash")).to_contain_text("Retry started")
+    expect(dialog).to_have_count(0)
+
+    # The copy step runs again for 2 s, writing a line every 0.5 s: the lines arrive one
+    # by one while it runs, appended from the last offset.
+    log = page.locator("#log-text")
+    expect(log).to_contain_text("start run 2", timeout=20_000)
+    seen_counts = set()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        text = log.inner_text()
+        run2 = text.split("start run 2", 1)[-1]
+        seen_counts.add(run2.count("copy: working"))
+        if "copy: done" in run2:
+            break
+        time.sleep(0.15)
+    assert len(seen_counts - {0}) >= 2, f"lines did not arrive progressively: {seen_counts}"
+    assert log_polls == sorted(log_polls) and log_polls[-1] > 0
+    assert page.locator("#log-text .log-chunk").count() >= 3  # appended, not replaced
+
+    # The task goes on to SUCCESSFUL; the page says so without a reload and stops polling.
+    expect(page.locator("#task-status")).to_have_text("Successful", timeout=60_000)
+    expect(node(page, "Switch traffic to the target")).to_have_attribute("data-tone", "successful")
+    expect(page.locator("#live-poller")).not_to_have_attribute("hx-get", re.compile(".+"))
+    assert task_status(failing) == "SUCCESSFUL"
+    assert Operation.objects.get(task=failing, action="RETRY").reason == "network blip"
+
+
+def test_log_follows_a_long_step_within_a_second_and_cancel_stops_it(
+    worker, live_server, page, operator
+):
+    task = services.task_start(
+        definition_name="Back up cluster", parameters={"seconds": 60}, creator=operator
+    )
+    backup = task.subtasks.get(name="Back up data files")
+    wait_for(lambda: SubtaskInstance.objects.get(pk=backup.pk).status == "RUNNING", timeout=30)
+    sign_in(page, live_server, "operator")
+    page.goto(f"{live_server.url}/tasks/{task.pk}/?view=log&subtask={backup.pk}")
+    log = page.locator("#log-text")
+    expect(log).to_contain_text("copied block 2 of 60", timeout=10_000)
+
+    # A line written by the worker is on the page within about a second.
+    target = "copied block 6 of 60"
+    wait_for(
+        lambda: (
+            target in selectors.log_read(subtask=SubtaskInstance.objects.get(pk=backup.pk)).text
+        ),
+        timeout=20,
+        interval=0.02,
+    )
+    expect(log).to_contain_text(target, timeout=1_600)
+
+    # Scrolled to the bottom while following.
+    at_bottom = page.evaluate(
+        "() => { const el = document.getElementById('log-text');"
+        " return el.scrollHeight - el.scrollTop - el.clientHeight < 30; }"
+    )
+    assert at_bottom
+
+    summary = page.locator("#subtask-summary")
+    summary.locator("[data-action=cancel]").click()
+    page.locator("dialog[open]").get_by_role("button", name="Cancel subtask").click()
+    expect(page.locator("#flash")).to_contain_text("Cancel requested")
+    expect(page.locator("#task-status")).to_have_text("Failed", timeout=15_000)
+    expect(page.locator("#subtask-summary .badge")).to_have_text("Canceled", timeout=10_000)
+    expect(log).to_contain_text("stopped: canceled", timeout=10_000)
+    expect(page.locator("#log-poller")).not_to_have_attribute("hx-get", re.compile(".+"))
+    row = page.locator(f'.subtask-row[data-sid="{backup.pk}"]')
+    expect(row).to_have_attribute("data-tone", "failed")
+
+
+# --- The viewer --------------------------------------------------------------------------------
+
+
+def test_viewer_sees_no_operation_buttons_and_direct_posts_are_refused(
+    worker, live_server, page, viewer, operator
+):
+    task = services.task_start(
+        definition_name="Migrate tenant", parameters={"step_seconds": 0.1}, creator=operator
+    )
+    wait_status(task, "FAILED")
+    copy = task.subtasks.get(name="Copy tenant data")
+    sign_in(page, live_server, "viewer")
+    page.goto(f"{live_server.url}/tasks/{task.pk}/?subtask={copy.pk}")
+    expect(page.locator("#subtask-title")).to_have_text("Copy tenant data")
+    expect(page.locator("[data-action]")).to_have_count(0)
+    expect(page.get_by_role("button", name="Download diagnosis")).to_be_visible()
+
+    statuses = page.evaluate(
+        """async (urls) => {
+            const token = JSON.parse(document.body.getAttribute('hx-headers'))['X-CSRFToken'];
+            const out = [];
+            for (const url of urls) {
+                const r = await fetch(url, {method: 'POST', headers: {'X-CSRFToken': token,
+                    'Content-Type': 'application/x-www-form-urlencoded'}, body: 'reason=please'});
+                out.push(r.status);
+            }
+            return out;
+        }""",
+        [
+            f"/tasks/{task.pk}/retry/",
+            f"/tasks/{task.pk}/rollback/",
+            f"/tasks/{task.pk}/subtasks/{copy.pk}/retry/",
+            f"/tasks/{task.pk}/subtasks/{copy.pk}/skip/",
+        ],
+    )
+    assert statuses == [403, 403, 403, 403]
+    assert task_status(task) == "FAILED"
+    assert not Operation.objects.filter(task=task, actor__username="viewer").exists()
+
+
+# --- Skip and rollback end in the audit trail -----------------------------------------------------
+
+
+def test_skip_and_rollback_with_reasons_end_in_the_audit_page(worker, live_server, page, operator):
+    to_skip = services.task_start(
+        definition_name="Migrate tenant",
+        parameters={"step_seconds": 0.1, "fail_times": 9},
+        creator=operator,
+    )
+    to_undo = services.task_start(
+        definition_name="Migrate tenant",
+        parameters={"step_seconds": 0.1, "fail_times": 9, "fail_step": "verify"},
+        creator=operator,
+    )
+    wait_status(to_skip, "FAILED")
+    wait_status(to_undo, "FAILED")
+    sign_in(page, live_server, "operator")
+
+    # Skip "Copy tenant data": the reason is required before the dialog submits.
+    copy = to_skip.subtasks.get(name="Copy tenant data")
+    page.goto(f"{live_server.url}/tasks/{to_skip.pk}/?view=log&subtask={copy.pk}")
+    page.locator("#subtask-summary [data-action=skip]").click()
+    dialog = page.locator("dialog[open]")
+    dialog.get_by_role("button", name="Skip subtask").click()
+    expect(dialog).to_be_visible()  # the browser asks for the reason first
+    assert SubtaskInstance.objects.get(pk=copy.pk).status == "FAILED"
+    dialog.get_by_label(re.compile("Reason")).fill("rows copied by hand, counts verified")
+    dialog.get_by_role("button", name="Skip subtask").click()
+    expect(page.locator("#flash")).to_contain_text("was skipped")
+    expect(page.locator("#task-status")).to_have_text("Successful", timeout=30_000)
+
+    # Roll back the other one ("give up").
+    page.goto(f"{live_server.url}/tasks/{to_undo.pk}/")
+    page.locator("#task-header [data-action=rollback]").click()
+    dialog = page.locator("dialog[open]")
+    dialog.get_by_label(re.compile("Reason")).fill("maintenance window is over")
+    dialog.get_by_role("button", name="Roll back task").click()
+    expect(page.locator("#flash")).to_contain_text("Rollback started")
+    expect(page.locator("#task-status")).to_have_text("Rolled back", timeout=30_000)
+    assert selectors.task_get(task_id=to_undo.pk).is_rolled_back
+
+    # Both, with who, what, target, change and reason, in the audit trail.
+    page.get_by_role("link", name="Audit").click()
+    skip_row = page.locator("tr", has_text="SKIP").first
+    expect(skip_row).to_contain_text("operator")
+    expect(skip_row).to_contain_text("rows copied by hand, counts verified")
+    expect(skip_row).to_contain_text("Copy tenant data")
+    expect(skip_row).to_contain_text("FAILED")
+    rollback_row = page.locator("tr", has_text="ROLLBACK").first
+    expect(rollback_row).to_contain_text("maintenance window is over")
+    expect(rollback_row).to_contain_text(f"#{to_undo.pk}")
+
+    # Filtering the audit trail by action keeps the filter in the URL.
+    page.get_by_label("Action").select_option("SKIP")
+    expect(page).to_have_url(re.compile(r"action=SKIP"))
+    expect(page.locator("#audit-results tbody tr")).to_have_count(1)
+
+
+# --- Narrow window, dark theme, keyboard ---------------------------------------------------------
+
+
+def test_narrow_window_dark_theme_and_keyboard(worker, live_server, browser, operator):
+    task = services.task_start(
+        definition_name="Scale out tenant units",
+        parameters={"units": 3, "fail_step": "unit1"},
+        creator=operator,
+    )
+    wait_status(task, "FAILED")
+    context = browser.new_context(viewport={"width": 420, "height": 860}, color_scheme="dark")
+    page = context.new_page()
+    try:
+        sign_in(page, live_server, "operator")
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 420, f"the list page scrolls sideways at 420 px ({width})"
+        background = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(13, 16, 22)", background  # the dark palette
+        page.goto(f"{live_server.url}/tasks/{task.pk}/")
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 420, f"the detail page scrolls sideways at 420 px ({width})"
+
+        # Keyboard only: focus the graph, Tab to a subtask, Enter selects it.
+        page.locator("#dag-canvas").focus()
+        page.keyboard.press("Tab")
+        focused = page.evaluate("() => document.activeElement.getAttribute('aria-label')")
+        assert focused and " — " in focused
+        page.keyboard.press("Enter")
+        expect(page.locator("#subtask-title")).to_have_text(focused.split(" — ")[0])
+        # Buttons are buttons, and the dialog closes with Escape.
+        page.locator("#task-header [data-action=retry]").focus()
+        page.keyboard.press("Enter")
+        expect(page.locator("dialog[open]")).to_be_visible()
+        page.keyboard.press("Escape")
+        expect(page.locator("dialog[open]")).to_have_count(0)
+    finally:
+        context.close()
