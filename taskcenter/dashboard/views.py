@@ -907,7 +907,11 @@ def audit(request):
     rows, total, page_no = [], 0, 1
     try:
         page_no, size = parse_page(params, default_size=AUDIT_PAGE_SIZE)
-        queryset = selectors.operation_list(visible=access.visible_tasks(user), params=params)
+        queryset = selectors.operation_list(
+            visible=access.visible_tasks(user),
+            params=params,
+            include_account_changes=access.can_manage_accounts(user),
+        )
         rows, total = selectors.operation_page(queryset=queryset, page=page_no, size=size)
     except InvalidParameter as exc:
         status, error, size = 400, exc.message, AUDIT_PAGE_SIZE

@@ -269,14 +269,19 @@ def task_filter_choices() -> dict[str, list[tuple[int, str]]]:
     }
 
 
-def operation_list(*, visible: QuerySet[TaskInstance], params) -> QuerySet[Operation]:
+def operation_list(
+    *, visible: QuerySet[TaskInstance], params, include_account_changes: bool = False
+) -> QuerySet[Operation]:
     """The audit trail, newest first, filtered by user, action, task and time (a QueryDict).
 
-    Only operations on tasks in `visible` (from visible_tasks(user)). Raises InvalidParameter.
+    Operations on tasks in `visible` (from visible_tasks(user)), plus the changes to users,
+    roles, scopes and keys (rows without a task) for those who manage accounts.
+    Raises InvalidParameter.
     """
-    queryset = Operation.objects.filter(task__in=visible.values("pk")).select_related(
-        "task", "subtask"
-    )
+    shown = Q(task__in=visible.values("pk"))
+    if include_account_changes:
+        shown |= Q(task__isnull=True)
+    queryset = Operation.objects.filter(shown).select_related("task", "subtask")
     return filter_operations(queryset, params).order_by("-id")
 
 

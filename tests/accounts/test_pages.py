@@ -436,3 +436,16 @@ def test_account_changes_appear_in_the_account_audit_with_who_and_when(people, c
     filtered = client.get("/manage/audit/", {"action": "ROLE_CREATE"}).content.decode()
     assert "Readers" in filtered and "USER_CREATE</span>" not in filtered
     assert client_for(people["viewer"]).get("/manage/audit/").status_code == 403
+
+
+def test_account_changes_also_appear_in_the_main_audit_page_for_admins_only(people):
+    admin = people["admin"]
+    client_for(admin).post(
+        "/manage/users/new/",
+        {"username": "gwen", "password1": "Gwen-passw0rd", "password2": "Gwen-passw0rd"},
+    )
+    audit = client_for(admin).get("/audit/", {"action": "USER_CREATE"})
+    assert audit.status_code == 200 and "USER_CREATE" in audit.content.decode()
+    assert "gwen" in audit.content.decode()
+    viewer_page = client_for(people["viewer"]).get("/audit/").content.decode()
+    assert "gwen" not in viewer_page
