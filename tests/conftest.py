@@ -228,3 +228,50 @@ def eager_engine(transactional_db):
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = False
+
+
+# --- Browser (headless Chromium through Playwright) ------------------------------------------
+
+# Debian's chromium (tests/run.sh installs it); Playwright's own browser download is not used.
+CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; the tests' own ORM calls
+    # are still synchronous, so Django's async guard is lifted for the browser tests only.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        driver = sync_playwright().start()
+        chromium = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+        driver.stop()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser tab; the test fails if the page raised a script or htmx error."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.on(
+        "console",
+        lambda msg: errors.append(msg.text) if msg.type == "error" and "htmx" in msg.text else None,
+    )
+    yield tab
+    context.close()
+    assert not errors, f"errors in the page: {errors}"

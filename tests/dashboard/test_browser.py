@@ -6,67 +6,23 @@ Debian's chromium is used (`playwright install` is not needed): CHROMIUM overrid
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from taskcenter.tasks import selectors, services
 from taskcenter.tasks.models import Operation, SubtaskInstance
 from tests.conftest import wait_for
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-expect = playwright_api.expect
-
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PASSWORD = "Pa55word!long"
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.worker,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM}"),
 ]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls
-    # are still synchronous, so Django's async guard is lifted for these tests only.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        driver = playwright_api.sync_playwright().start()
-        chromium = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-        driver.stop()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(15_000)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    tab.on(
-        "console",
-        lambda msg: errors.append(msg.text) if msg.type == "error" and "htmx" in msg.text else None,
-    )
-    yield tab
-    context.close()
-    assert not errors, f"errors in the page: {errors}"
 
 
 def sign_in(page, live_server, username: str) -> None:
