@@ -405,7 +405,7 @@ def profile_inline(shape: Shape) -> tuple[Profile, float]:
     from django.db import connections
 
     from taskcenter.engine import dispatch, runner
-    from taskcenter.tasks import selectors, services
+    from taskcenter.tasks import services
     from taskcenter.tasks.models import TaskInstance, TaskStatus
 
     connection = connections["default"]
@@ -433,7 +433,6 @@ def profile_inline(shape: Shape) -> tuple[Profile, float]:
         (dispatch, "_send"): lambda subtask_id, attempt: pending.append((subtask_id, attempt)),
         (services, "attempt_claim"): measured("attempt_claim", services.attempt_claim),
         (services, "attempt_finish"): measured("attempt_finish", services.attempt_finish),
-        (selectors, "task_parameters"): measured("task_parameters", selectors.task_parameters),
         (connection, "_commit"): timed_commit,
     }
     originals = {key: getattr(*key) for key in patched}
