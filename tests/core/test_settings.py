@@ -38,8 +38,14 @@ def test_bad_database_url_stops_the_process(tmp_path):
 
     result = subprocess.run(
         [sys.executable, "manage.py", "check"],
-        env={"DATABASE_URL": "nosuchdb://x", "TASKCENTER_VAR_DIR": str(tmp_path), "PATH": "/usr/bin"},
-        capture_output=True, text=True, cwd=__file__.rsplit("/tests/", 1)[0],
+        env={
+            "DATABASE_URL": "nosuchdb://x",
+            "TASKCENTER_VAR_DIR": str(tmp_path),
+            "PATH": "/usr/bin",
+        },
+        capture_output=True,
+        text=True,
+        cwd=__file__.rsplit("/tests/", 1)[0],
     )
     assert result.returncode != 0
     assert "DATABASE_URL" in result.stderr
