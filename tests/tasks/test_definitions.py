@@ -98,3 +98,68 @@ def test_refused_parameters_leave_no_definition_row():
     with pytest.raises(InvalidDefinition):
         services.task_start(definition_name="Reinstall OCP agent", parameters={"bad": 1})
     assert not TaskDefinition.objects.exists()
+
+
+@pytest.mark.django_db
+def test_load_definition_command_stores_versions_and_refuses_bad_documents(tmp_path):
+    import json
+
+    from django.core.management import CommandError, call_command
+
+    from taskcenter.tasks.models import TaskDefinition
+
+    good = tmp_path / "rotate.json"
+    good.write_text(
+        json.dumps(
+            {
+                "description": "Rotate logs",
+                "parameters": [{"name": "dir", "default": "/var/log/app"}],
+                "subtasks": [
+                    {
+                        "key": "rotate",
+                        "kind": "SHELL_TASK",
+                        "action": {"command": "echo $TC_PARAM_DIR"},
+                    },
+                    {
+                        "key": "ping",
+                        "kind": "HTTP_TASK",
+                        "upstreams": ["rotate"],
+                        "action": {"url": "http://127.0.0.1:9/healthz"},
+                    },
+                ],
+            }
+        )
+    )
+    call_command("load_definition", "Rotate logs", str(good))
+    call_command("load_definition", "Rotate logs", str(good))
+    assert list(
+        TaskDefinition.objects.filter(name="Rotate logs")
+        .values_list("version", flat=True)
+        .order_by("version")
+    ) == [1, 2]
+    task = services.task_start(definition_name="Rotate logs")
+    assert task.subtask_total == 2 and task.definition.version == 2
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(CommandError, match="not valid JSON"):
+        call_command("load_definition", "Broken", str(broken))
+    cyclic = tmp_path / "cyclic.json"
+    cyclic.write_text(
+        json.dumps(
+            {
+                "subtasks": [
+                    {
+                        "key": "a",
+                        "kind": "SHELL_TASK",
+                        "action": {"command": "x"},
+                        "upstreams": ["a"],
+                    }
+                ]
+            }
+        )
+    )
+    with pytest.raises(CommandError, match="cycle"):
+        call_command("load_definition", "Cyclic", str(cyclic))
+    with pytest.raises(CommandError, match="Cannot read"):
+        call_command("load_definition", "Missing", str(tmp_path / "nope.json"))
+    assert not TaskDefinition.objects.filter(name__in=["Broken", "Cyclic", "Missing"]).exists()
