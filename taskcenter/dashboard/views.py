@@ -229,12 +229,7 @@ def task_list(request):
         "form": form,
         "rows": [_list_row(task, prefix) for task in rows],
         "total": total,
-        "page_no": page_no,
-        "pages": pages,
-        "size": size,
-        "first_row": (page_no - 1) * size + 1 if rows else 0,
-        "last_row": (page_no - 1) * size + len(rows),
-        "past_end": bool(total) and not rows,
+        **_paging(page_no, pages, size, rows, total),
         "error": error,
         "filtered": form.active_count > 0,
         "any_tasks": total > 0 or visible.exists(),
@@ -324,12 +319,7 @@ def task_list_live(request):
         raise InvalidParameter(f"Invalid parameter 'ids': '{raw}' is not a list of ids.") from None
     visible = access.visible_tasks(request.user)
     prefix = _detail_prefix()
-    rows, _ = selectors.task_page(
-        queryset=visible.filter(pk__in=ids).order_by("-id"),
-        page=1,
-        size=max(1, len(ids)),
-        with_subtasks=False,
-    )
+    rows = selectors.task_rows_by_id(visible=visible, ids=ids)
     context = {
         "rows": [_list_row(task, prefix) for task in rows],
         "nav_counts": selectors.task_counts_by_status(visible=visible),
@@ -898,6 +888,18 @@ def _flash_response(request, flash: dict, status: int = 200) -> HttpResponse:
 # --- Audit -------------------------------------------------------------------------------------
 
 
+def _paging(page_no: int, pages: int, size: int, rows: list, total: int) -> dict:
+    """The pagination fields the list and audit templates share."""
+    return {
+        "page_no": page_no,
+        "pages": pages,
+        "size": size,
+        "first_row": (page_no - 1) * size + 1 if rows else 0,
+        "last_row": (page_no - 1) * size + len(rows),
+        "past_end": bool(total) and not rows,
+    }
+
+
 @dashboard_view
 @require_GET
 def audit(request):
@@ -922,12 +924,7 @@ def audit(request):
         "form": form,
         "rows": rows,
         "total": total,
-        "page_no": page_no,
-        "pages": pages,
-        "size": size,
-        "first_row": (page_no - 1) * size + 1 if rows else 0,
-        "last_row": (page_no - 1) * size + len(rows),
-        "past_end": bool(total) and not rows,
+        **_paging(page_no, pages, size, rows, total),
         "error": error,
         "filtered": form.active_count > 0,
         "query": _clean_query(params),

@@ -104,6 +104,17 @@ def _task_count(queryset: QuerySet[TaskInstance]) -> int:
     return total
 
 
+def task_rows_by_id(*, visible: QuerySet[TaskInstance], ids: list[int]) -> list[TaskInstance]:
+    """The visible tasks among `ids`, newest first, shaped like the rows of a list page."""
+    rows, _ = task_page(
+        queryset=visible.filter(pk__in=ids).order_by("-id"),
+        page=1,
+        size=max(1, len(ids)),
+        with_subtasks=False,
+    )
+    return rows
+
+
 def task_creators(*, visible: QuerySet[TaskInstance]) -> list[tuple[int, str]]:
     """The users who created at least one visible task, as (id, username)."""
     return list(

@@ -397,8 +397,8 @@ def _healthz(port: int) -> int | None:
         return None
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
-def test_serve_runs_web_worker_scheduler_and_stops_cleanly_on_ctrl_c(tmp_path):
+def _start_serve(tmp_path):
+    """Start `serve` on a free port with its own var dir; return once /healthz answers."""
     port = _free_port()
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:
@@ -410,13 +410,20 @@ def test_serve_runs_web_worker_scheduler_and_stops_cleanly_on_ctrl_c(tmp_path):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    deadline = time.monotonic() + 90
+    while _healthz(port) != 200:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"serve did not come up:\n{log_path.read_text()}")
+        time.sleep(0.2)
+    return proc, port, log_path
+
+
+def test_serve_runs_web_worker_scheduler_and_stops_cleanly_on_ctrl_c(tmp_path):
+    proc, port, log_path = _start_serve(tmp_path)
     groups: set[int] = set()
     try:
-        deadline = time.monotonic() + 90
-        while _healthz(port) != 200:
-            assert proc.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
         output = log_path.read_text()
         groups = {int(pid) for pid in re.findall(r"started \w+ \(pid (\d+)\)", output)}
         assert len(groups) == 3, output
@@ -446,26 +453,10 @@ def test_serve_runs_web_worker_scheduler_and_stops_cleanly_on_ctrl_c(tmp_path):
                 pass
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_serve_stops_everything_and_fails_when_a_child_dies(tmp_path):
-    port = _free_port()
-    log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", str(port), "--concurrency", "1"],
-            cwd=ROOT,
-            env=_isolated_env(tmp_path / "var"),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc, port, log_path = _start_serve(tmp_path)
     groups: set[int] = set()
     try:
-        deadline = time.monotonic() + 90
-        while _healthz(port) != 200:
-            assert proc.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
         pids = dict(re.findall(r"started (\w+) \(pid (\d+)\)", log_path.read_text()))
         groups = {int(pid) for pid in pids.values()}
 
