@@ -74,6 +74,9 @@ class SignInFailureCount(models.Model):
     bucket = models.BigIntegerField(help_text="Start of the window, in windows since the epoch.")
     count = models.PositiveIntegerField(default=0, help_text="Failed sign-ins.")
     pending = models.PositiveIntegerField(default=0, help_text="Passwords being checked now.")
+    checked = models.PositiveIntegerField(
+        default=0, help_text="Passwords checked in this window; waiting attempts watch it move."
+    )
 
     class Meta:
         constraints = [

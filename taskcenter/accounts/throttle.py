@@ -78,7 +78,7 @@ def client_address(request) -> str:
     return (meta.get("REMOTE_ADDR") or "unknown")[:255]
 
 
-# How long an attempt waits for in-flight checks of the same user or address to finish.
+# How long an attempt waits for in-flight checks of the same user or address to move on.
 ADMISSION_WAIT_SECONDS = 10.0
 _POLL_SECONDS = 0.02
 
@@ -98,20 +98,22 @@ def _counters(slot: Slot):
     )
 
 
-def _admit(slot: Slot, limit: int) -> bool | None:
+def _admit(slot: Slot, limit: int) -> bool | int | None:
     """True: admitted (a slot taken on both counters). None: refused, the failures reached
-    the limit. False: not now (checks in flight), try again."""
+    the limit. Otherwise not now (checks in flight): how many checks have finished so far
+    on the two counters, so that the caller can tell whether the queue is moving."""
     by_user, by_address = _counters(slot)
     with transaction.atomic():
         for rows in (by_user, by_address):
             taken = rows.filter(count__lt=limit - F("pending")).update(pending=F("pending") + 1)
             if not taken:
-                failures = max(
-                    by_user.values_list("count", flat=True).first() or 0,
-                    by_address.values_list("count", flat=True).first() or 0,
-                )
+                seen = [
+                    counter.values_list("count", "checked").first() or (0, 0)
+                    for counter in (by_user, by_address)
+                ]
                 transaction.set_rollback(True)  # give back the slot taken on the user row
-                return None if failures >= limit else False
+                failures = max(count for count, _checked in seen)
+                return None if failures >= limit else sum(checked for _count, checked in seen)
     return True
 
 
@@ -130,11 +132,18 @@ def attempt_begin(*, username: str, address: str) -> Slot:
                 [SignInFailureCount(kind=kind, key=key, bucket=slot.bucket)],
                 ignore_conflicts=True,
             )
+    # The wait is counted from the last sign of progress, not from the start: on a busy
+    # machine 20 parallel right passwords take several rounds of N slow hashes, and each
+    # round that ends (a slot freed, a failure counted) shows the queue is moving.
     deadline = time.monotonic() + ADMISSION_WAIT_SECONDS
+    checked_before = None
     while True:
         admitted = _admit(slot, limit)
-        if admitted:
+        if admitted is True:
             return slot
+        if admitted is not None and admitted != checked_before:
+            checked_before = admitted
+            deadline = time.monotonic() + ADMISSION_WAIT_SECONDS
         if admitted is None or time.monotonic() > deadline:
             raise SignInThrottled(max(1, math.ceil((slot.bucket + 1) * window - clock())))
         time.sleep(_POLL_SECONDS)
@@ -143,12 +152,13 @@ def attempt_begin(*, username: str, address: str) -> Slot:
 def attempt_finish(slot: Slot, *, succeeded: bool) -> None:
     by_user, by_address = _counters(slot)
     with transaction.atomic():
+        done = {"pending": F("pending") - 1, "checked": F("checked") + 1}
         if succeeded:
-            by_user.filter(pending__gt=0).update(pending=F("pending") - 1, count=0)
-            by_address.filter(pending__gt=0).update(pending=F("pending") - 1)
+            by_user.filter(pending__gt=0).update(**done, count=0)
+            by_address.filter(pending__gt=0).update(**done)
         else:
             for rows in (by_user, by_address):
-                rows.filter(pending__gt=0).update(pending=F("pending") - 1, count=F("count") + 1)
+                rows.filter(pending__gt=0).update(**done, count=F("count") + 1)
 
 
 class ThrottledModelBackend(ModelBackend):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 
 import pytest
 from django.contrib.auth import authenticate
@@ -92,6 +93,23 @@ def test_twenty_simultaneous_right_passwords_all_get_in(clock):
     from taskcenter.accounts.models import SignInFailureCount
 
     assert set(SignInFailureCount.objects.values_list("count", "pending")) == {(0, 0)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_slow_password_checks_keep_the_waiting_attempts_in(clock, monkeypatch):
+    """On a busy machine the rounds of slow hashes together outlast the admission wait;
+    the attempts still get in because the wait restarts each time a check finishes."""
+    make_user("alice", roles.VIEWER)
+    monkeypatch.setattr(throttle, "ADMISSION_WAIT_SECONDS", 0.5)
+    real = throttle.ModelBackend.authenticate
+
+    def slow(self, *args, **kwargs):
+        time.sleep(0.3)  # four rounds of five: 1.2 s in all, well past the 0.5 s wait
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(throttle.ModelBackend, "authenticate", slow)
+    results = run_concurrently(20, lambda i: attempt("alice", PASSWORD, "10.6.0.1"))
+    assert results == ["ok"] * 20
 
 
 @pytest.mark.django_db(transaction=True)
