@@ -8,11 +8,12 @@ parameters arrive repeated (status=A&status=B) or comma-separated (status=A,B).
 from __future__ import annotations
 
 from django import forms
-from django.db.models import Q, QuerySet
+from django.db.models import F, Lookup, Q, QuerySet
+from django.db.models.lookups import In
 from django_filters import rest_framework as filters
 
 from taskcenter.tasks.errors import InvalidParameter
-from taskcenter.tasks.models import Operation, TaskInstance, TaskStatus, TaskType
+from taskcenter.tasks.models import Operation, TaskInstance, TaskName, TaskStatus, TaskType
 
 SORT_FIELDS = {
     "id": "id",
@@ -77,7 +78,7 @@ class IdFilter(filters.NumberFilter):
 
 
 class TaskInstanceFilter(filters.FilterSet):
-    name = filters.CharFilter(field_name="name", lookup_expr="icontains")
+    name = filters.CharFilter(method="filter_name")
     status = CommaMultipleChoiceFilter(field_name="status", choices=TaskStatus.choices)
     type = CommaMultipleChoiceFilter(field_name="type", choices=TaskType.choices)
     clusterName = filters.CharFilter(field_name="cluster__name", lookup_expr="icontains")
@@ -94,6 +95,9 @@ class TaskInstanceFilter(filters.FilterSet):
         model = TaskInstance
         fields: list[str] = []
 
+    def filter_name(self, qs, name, value):
+        return qs.filter(name_contains(value))
+
     def filter_host(self, qs, name, value):
         # A subquery instead of a join keeps one row per task without DISTINCT.
         return qs.filter(
@@ -104,7 +108,7 @@ class TaskInstanceFilter(filters.FilterSet):
 
     def filter_keyword(self, qs, name, value):
         match = (
-            Q(name__icontains=value)
+            name_contains(value)
             | Q(cluster__name__icontains=value)
             | Q(tenant__name__icontains=value)
             | Q(creator__username__icontains=value)
@@ -114,6 +118,55 @@ class TaskInstanceFilter(filters.FilterSet):
         if digits.isdecimal() and len(digits) <= 18:
             match |= Q(pk=int(digits))
         return qs.filter(match)
+
+
+# Beyond this many matching names, names are not "few" and listing them in the SQL stops
+# paying for itself (10,000 names are ~300 KB of SQL and ~7 ms of planning on PostgreSQL).
+NAME_LIST_MAX = 10_000
+
+
+def name_contains(value: str) -> Q:
+    """Tasks whose name contains `value`, case-insensitive: OCP's name filter.
+
+    The same icontains test as on the task's own column, but on the few distinct names in
+    TaskName (one query); the tasks are then found by name through the (name, id) index.
+    Testing every task's name instead costs a full scan for the count and a walk of every
+    match before a deep page's offset (~0.25 and ~0.5 s on a million tasks).
+
+    The names go into the SQL as a list, not as a subquery: PostgreSQL then estimates the
+    matches from each name's statistics, and picks an index walk for a first page and the
+    (name, id) index plus a top-N sort for a deep one. Behind a subquery it cannot see
+    which names match: it guessed 1 name where 1,001 matched, 2,000 where 10,000 rare ones
+    did, and then walked half of a million tasks for a deep page (0.4 s instead of 0.15).
+    Past NAME_LIST_MAX names the subquery it is, still cheaper than testing every task.
+    """
+    names = list(
+        TaskName.objects.filter(name__icontains=value)
+        .order_by()
+        .values_list("name", flat=True)[: NAME_LIST_MAX + 1]
+    )
+    if len(names) > NAME_LIST_MAX:
+        return Q(name__in=TaskName.objects.filter(name__icontains=value).values("name"))
+    return Q(AnyOf(F("name"), names))
+
+
+class AnyOf(Lookup):
+    """`field IN (list)`, sent to PostgreSQL as one array parameter: `field = ANY(%s)`.
+
+    The planner sees the same constant list either way; but a thousand %s placeholders
+    cost Django and psycopg ~35 ms per list request to build, quote and parse (three
+    statements carry the filter: count, page ids, page rows). Other databases get IN.
+    """
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        return In(self.lhs, self.rhs).as_sql(compiler, connection)
+
+    def as_postgresql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s)", [*lhs_params, list(self.rhs)]
 
 
 def filter_tasks(queryset: QuerySet, params) -> QuerySet:

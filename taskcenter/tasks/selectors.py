@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import EmptyResultSet
 from django.db.models import Count, Prefetch, Q, QuerySet
 
 from taskcenter.tasks.errors import TaskNotFound
@@ -92,7 +93,10 @@ def _task_count(queryset: QuerySet[TaskInstance]) -> int:
     ttl = getattr(settings, "TASKCENTER_SLOW_COUNT_CACHE_SECONDS", 0)
     if ttl <= 0:
         return queryset.count()
-    sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    try:
+        sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    except EmptyResultSet:  # e.g. a name filter that matches no name: no SQL to run
+        return 0
     key = "taskcenter:task-count:" + hashlib.sha256(repr((sql, params)).encode()).hexdigest()
     cached = cache.get(key)
     if cached is not None:
