@@ -42,7 +42,6 @@ import re
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -397,8 +396,8 @@ def _statement_shape(sql: str) -> str:
 def profile_inline(shape: Shape) -> tuple[Profile, float]:
     """Run every attempt of one task in this process, timing each engine step and its SQL.
 
-    Like the Celery worker (whose Django fixup closes the connections after every task),
-    each attempt starts on a new database connection; that cost is the 'reconnect' step.
+    Like the Celery worker (CELERY_DB_REUSE_MAX keeps its connection for 1,000 tasks), every
+    attempt reuses one database connection.
     Statements are timed with an execute wrapper, commits by wrapping the connection's
     commit, and each is counted under the innermost step that ran it.
     """
@@ -430,7 +429,9 @@ def profile_inline(shape: Shape) -> tuple[Profile, float]:
 
     measured = profile.measured
     patched = {
-        (dispatch, "_send"): lambda subtask_id, attempt: pending.append((subtask_id, attempt)),
+        (dispatch, "_send"): lambda subtask_id, attempt, producer=None: pending.append(
+            (subtask_id, attempt)
+        ),
         (services, "attempt_claim"): measured("attempt_claim", services.attempt_claim),
         (services, "attempt_finish"): measured("attempt_finish", services.attempt_finish),
         (connection, "_commit"): timed_commit,
@@ -440,18 +441,6 @@ def profile_inline(shape: Shape) -> tuple[Profile, float]:
         setattr(target, name, value)
     execute = measured("execute_attempt, own", runner.execute_attempt)
 
-    def reconnect():
-        connection.close()
-        connection.ensure_connection()
-
-    reconnect = measured("reconnect", reconnect)
-    # In the real set-up other processes keep the SQLite file open; alone, every close
-    # would be the last one and checkpoint the WAL, which is not what a worker pays.
-    sidecar = (
-        sqlite3.connect(connection.settings_dict["NAME"]) if connection.vendor == "sqlite" else None
-    )
-    if sidecar is not None:
-        sidecar.execute("SELECT count(*) FROM sqlite_master").fetchall()
     try:
         with connection.execute_wrapper(timed_execute):
             name, params = (
@@ -466,15 +455,12 @@ def profile_inline(shape: Shape) -> tuple[Profile, float]:
             _created_tasks.append(task.pk)
             while pending:
                 subtask_id, attempt = pending.popleft()
-                reconnect()
                 execute(subtask_id=subtask_id, attempt=attempt)
             total = time.perf_counter() - started
             profile.cpu_total = time.process_time() - cpu_started
     finally:
         for (target, name), value in originals.items():
             setattr(target, name, value)
-        if sidecar is not None:
-            sidecar.close()
     status = TaskInstance.objects.filter(pk=task.pk).values_list("status", flat=True).get()
     if status != TaskStatus.SUCCESSFUL:
         raise BenchError(f"inline run of {shape.label} ended {status}")
@@ -487,7 +473,7 @@ def print_profile(shape: Shape, profile: Profile, total: float) -> None:
           f"{total:.3f} s wall, {1000 * total / n:.2f} ms per subtask; "
           f"CPU {profile.cpu_total:.3f} s, {1000 * profile.cpu_total / n:.2f} ms per subtask")  # fmt: skip
     rows = []
-    order = ["task_start", "reconnect", "attempt_claim", "task_parameters", "attempt_finish",
+    order = ["task_start", "attempt_claim", "attempt_finish",
              "execute_attempt, own"]  # fmt: skip
     for name in order:
         phase = profile.phases[name]

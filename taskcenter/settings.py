@@ -238,6 +238,12 @@ TASKCENTER_CANCEL_POLL_INTERVAL = env_float("TASKCENTER_CANCEL_POLL_INTERVAL", 0
 # idempotent, so a duplicate is harmless.
 TASKCENTER_REDISPATCH_AFTER = env_float("TASKCENTER_REDISPATCH_AFTER", 300.0, 1.0)
 TASKCENTER_REAPER_INTERVAL = env_float("TASKCENTER_REAPER_INTERVAL", 5.0, 0.1)
+# On PostgreSQL a worker's own writes (claims, finishes, heartbeats, logs) do not wait for
+# the WAL to reach the disk: a flush per subtask, under the task's row lock, was most of a
+# fan-out's time. A database crash can then lose the last moments of engine bookkeeping,
+# which the reaper repairs (a lost finish reads as a lost worker, a lost READY is sent
+# again). Operators' actions from the pages and the API always wait for the disk.
+TASKCENTER_WORKER_SYNCHRONOUS_COMMIT = env_bool("TASKCENTER_WORKER_SYNCHRONOUS_COMMIT", False)
 TASKCENTER_LOG_CAP_BYTES = env_int("TASKCENTER_LOG_CAP_BYTES", 100 * 1024 * 1024, 1024)
 TASKCENTER_DEMO_PASSWORD = env_str("TASKCENTER_DEMO_PASSWORD")
 # A task list count slower than 50 ms (a substring filter on a million tasks) is reused for

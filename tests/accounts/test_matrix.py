@@ -34,7 +34,7 @@ ALLOWED = {
 def no_broker(monkeypatch):
     from taskcenter.engine import dispatch
 
-    monkeypatch.setattr(dispatch, "_send", lambda subtask_id, attempt: None)
+    monkeypatch.setattr(dispatch, "_send", lambda subtask_id, attempt, producer=None: None)
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def no_broker(monkeypatch):
     sent: list[tuple[int, int]] = []
     real_send = dispatch._send
 
-    def send(subtask_id: int, attempt: int) -> None:
+    def send(subtask_id: int, attempt: int, producer=None) -> None:
         if app.conf.task_always_eager:  # the eager_engine fixture runs attempts in-process
             real_send(subtask_id, attempt)
         else:

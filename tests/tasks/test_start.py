@@ -1,0 +1,112 @@
+"""Starting a task: the rows, the DAG edges, and which subtasks may run first."""
+
+import pytest
+
+from taskcenter.tasks import selectors, services
+
+
+def test_start_makes_only_the_roots_ready_and_stores_both_ends_of_every_edge(db):
+    task = services.task_start(definition_name="Benchmark fan-out", parameters={"width": 3})
+    subs = {s.name: s for s in selectors.task_subtasks(task=task)}
+    start, end = subs["start"], subs["end"]
+    nodes = [subs[f"node {i}"] for i in range(3)]
+
+    assert (start.status, start.attempt, start.run_time) == ("READY", 1, 1)
+    assert all(s.status == "PENDING" and s.attempt == 0 for s in [*nodes, end])
+    assert start.upstream_ids == [] and start.downstream_ids == [n.pk for n in nodes]
+    assert all(n.upstream_ids == [start.pk] and n.downstream_ids == [end.pk] for n in nodes)
+    assert end.upstream_ids == [n.pk for n in nodes] and end.downstream_ids == []
+    assert [n.upstreams_left for n in nodes] == [1, 1, 1] and end.upstreams_left == 3
+
+
+def test_an_attempt_is_claimed_once_and_carries_what_the_action_needs(db):
+    task = services.task_start(
+        definition_name="Reinstall OCP agent", parameters={"host": "10.0.0.7"}
+    )
+    first = selectors.task_subtasks(task=task)[0]
+
+    claimed = services.attempt_claim(subtask_id=first.pk, attempt=1, executor="host-a")
+    again = services.attempt_claim(subtask_id=first.pk, attempt=1, executor="host-b")
+
+    assert again is None
+    assert claimed.name == first.name and claimed.task_id == task.pk
+    assert claimed.parameters["host"] == "10.0.0.7"
+    assert claimed.action == first.action and not claimed.is_rollback
+    row = selectors.task_subtasks(task=task)[0]
+    assert (row.status, row.executor) == ("RUNNING", "host-a")
+    assert selectors.task_get(task_id=task.pk).executor == "host-a"
+
+
+def test_finishing_a_stale_attempt_changes_nothing(db):
+    task = services.task_start(definition_name="Benchmark chain", parameters={"length": 2})
+    first = selectors.task_subtasks(task=task)[0]
+    services.attempt_claim(subtask_id=first.pk, attempt=1, executor="host-a")
+
+    assert not services.attempt_finish(subtask_id=first.pk, attempt=2, succeeded=True).ended
+    assert services.attempt_finish(subtask_id=first.pk, attempt=1, succeeded=True).ended
+    assert not services.attempt_finish(subtask_id=first.pk, attempt=1, succeeded=True).ended
+    second = selectors.task_subtasks(task=task)[1]
+    assert (second.status, second.attempt) == ("READY", 1)
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[tuple[int, int]]:
+    """The (subtask id, attempt) messages that committed transactions hand to the broker."""
+    from taskcenter.engine import dispatch
+
+    messages: list[tuple[int, int]] = []
+    monkeypatch.setattr(dispatch, "_send_all", messages.extend)
+    return messages
+
+
+def test_a_finish_can_claim_the_next_link_for_its_own_worker(
+    db, django_capture_on_commit_callbacks, sent
+):
+    task = services.task_start(definition_name="Benchmark chain", parameters={"length": 3})
+    first, second, third = selectors.task_subtasks(task=task)
+    services.attempt_claim(subtask_id=first.pk, attempt=1, executor="host-a")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        finished = services.attempt_finish(
+            subtask_id=first.pk, attempt=1, succeeded=True, claim_next_as="host-a"
+        )
+
+    assert finished.ended and finished.next.subtask_id == second.pk
+    assert finished.next.attempt == 1 and finished.next.name == second.name
+    assert sent == []  # nothing goes through the broker
+    second = selectors.task_subtasks(task=task)[1]
+    assert (second.status, second.executor, second.run_time) == ("RUNNING", "host-a", 1)
+    assert second.heartbeat_at is not None
+    assert selectors.task_subtasks(task=task)[2].status == "PENDING"
+
+
+def test_a_finish_that_starts_several_claims_one_and_sends_the_others(
+    db, django_capture_on_commit_callbacks, sent
+):
+    task = services.task_start(definition_name="Benchmark fan-out", parameters={"width": 3})
+    subs = {s.name: s for s in selectors.task_subtasks(task=task)}
+    services.attempt_claim(subtask_id=subs["start"].pk, attempt=1, executor="host-a")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        finished = services.attempt_finish(
+            subtask_id=subs["start"].pk, attempt=1, succeeded=True, claim_next_as="host-a"
+        )
+
+    nodes = [subs[f"node {i}"].pk for i in range(3)]
+    assert finished.next.subtask_id == nodes[0]
+    assert sent == [(nodes[1], 1), (nodes[2], 1)]
+    statuses = {s.pk: s.status for s in selectors.task_subtasks(task=task)}
+    assert [statuses[pk] for pk in nodes] == ["RUNNING", "READY", "READY"]
+
+
+def test_a_failed_attempt_claims_nothing(db):
+    task = services.task_start(definition_name="Benchmark chain", parameters={"length": 2})
+    first = selectors.task_subtasks(task=task)[0]
+    services.attempt_claim(subtask_id=first.pk, attempt=1, executor="host-a")
+
+    finished = services.attempt_finish(
+        subtask_id=first.pk, attempt=1, succeeded=False, claim_next_as="host-a"
+    )
+
+    assert finished.ended and finished.next is None
+    assert selectors.task_get(task_id=task.pk).status == "FAILED"
