@@ -427,6 +427,12 @@ def attempt_finish(
     sent to the broker: a worker runs the next link of a chain itself, without a trip
     through the broker. The others are sent as usual.
     """
+    if succeeded and task_id and connection.vendor == "postgresql":
+        finished = _forward_success_in_one_trip(
+            task_id, subtask_id, attempt, log, result, claim_next_as
+        )
+        if finished is not None:
+            return finished
     with transaction.atomic():
         task, subtask = _lock_attempt(task_id or _task_id_of(subtask_id), subtask_id, attempt)
         if task is None or subtask is None:
@@ -439,6 +445,97 @@ def attempt_finish(
             log=log,
             claim_next_as=claim_next_as,
         )
+    return FinishedAttempt(ended=True, next=claimed)
+
+
+def _forward_success_in_one_trip(
+    task_id: int,
+    subtask_id: int,
+    attempt: int,
+    log: bytes,
+    result: Any,
+    claim_next_as: str | None,
+) -> FinishedAttempt | None:
+    """PostgreSQL: the common finish (a forward attempt succeeded, its last log fits in one
+    chunk under the cap) in one round trip; None when it is not that case, and then the
+    general path runs and decides.
+
+    The statements go in one simple query, which PostgreSQL runs as one transaction (or
+    inside the caller's): lock the task row, then one statement whose data-modifying WITH
+    parts end the attempt, store the log chunk at the log's current end and count the
+    attempt off its downstreams, then see whether any subtask is still at work. The
+    general path needs four round trips (BEGIN, lock and read, writes, COMMIT) with the
+    task's row lock held across three: in a wide fan-out every finish waits for that lock,
+    so what is held under it is what the whole fan-out takes.
+    """
+    if len(log) > LOG_CHUNK_MAX:
+        return None
+    now = _db_time(timezone.now())
+    sets = ["status = %s", "finish_time = %s", "heartbeat_at = NULL", "log_size = log_size + %s"]
+    set_params: list[Any] = [SubtaskStatus.SUCCESSFUL, now, len(log)]
+    if result is not None:
+        sets.append("result = %s")
+        set_params.append(connection.ops.adapt_json_value(result, None))
+    chunk = ""
+    chunk_params: list[Any] = []
+    if log:
+        chunk = (
+            f", chunk AS (INSERT INTO {_LOG_CHUNKS} (subtask_id, attempt,"
+            f" {connection.ops.quote_name('offset')}, length, data, created_at)"
+            " SELECT id, attempt, log_size - %s, %s, %s, %s FROM ended)"
+        )
+        chunk_params = [len(log), len(log), log, now]
+    count_sets, count_params = _count_off_assignments()
+    active = list(ACTIVE_SUBTASK_STATUSES)
+    task_rows, rows, active_rows = _sql_batch(
+        [
+            (f"SELECT status FROM {_TASKS} WHERE id = %s FOR UPDATE", [task_id]),
+            (
+                f"WITH ended AS (UPDATE {_SUBTASKS} SET {', '.join(sets)}"
+                " WHERE id = %s AND task_id = %s AND attempt = %s AND status IN (%s, %s)"
+                " AND operation <> %s AND NOT log_truncated AND log_size + %s <= %s"
+                f" RETURNING id, attempt, log_size, downstream_ids){chunk},"
+                f" counted AS (UPDATE {_SUBTASKS} SET {count_sets} WHERE id IN"
+                " (SELECT jsonb_array_elements_text(downstream_ids)::bigint FROM ended)"
+                " RETURNING id, attempt, status, upstreams_left)"
+                " SELECT 0, NULL, NULL, NULL FROM ended UNION ALL"
+                " SELECT 1, id, attempt, CASE WHEN status = %s AND upstreams_left <= 0"
+                " THEN 1 ELSE 0 END FROM counted",
+                [
+                    *set_params,
+                    subtask_id,
+                    task_id,
+                    attempt,
+                    SubtaskStatus.RUNNING,
+                    SubtaskStatus.CANCELING,
+                    SubtaskOperation.ROLLBACK,
+                    len(log),
+                    settings.TASKCENTER_LOG_CAP_BYTES,
+                    *chunk_params,
+                    *count_params,
+                    SubtaskStatus.READY,
+                ],
+            ),
+            (
+                f"SELECT 1 FROM {_SUBTASKS} WHERE task_id = %s"
+                f" AND status IN ({_placeholders(active)}) LIMIT 1",
+                [task_id, *active],
+            ),
+        ]
+    )
+    if not task_rows or not any(kind == 0 for kind, *_ in rows):
+        return None  # not this case (or already ended): the general path sorts it out
+    started = sorted((pk, attempt) for kind, pk, attempt, ready in rows if kind == 1 and ready)
+    claimed = None
+    if started and claim_next_as:
+        subtask_id, attempt = started[0]
+        claimed = attempt_claim(subtask_id=subtask_id, attempt=attempt, executor=claim_next_as)
+        started = started[1:]
+    enqueue_attempts(started)
+    still_running = task_rows[0][0] == TaskStatus.RUNNING and active_rows
+    if not (claimed or started or still_running):
+        with transaction.atomic():
+            _task_refresh_status(_lock_task_state(task_id))
     return FinishedAttempt(ended=True, next=claimed)
 
 
@@ -556,6 +653,15 @@ def _lock_task(task_id: int) -> TaskInstance:
         return TaskInstance.objects.select_for_update().defer("parameters").get(pk=task_id)
     except TaskInstance.DoesNotExist:
         raise TaskNotFound(f"The {task_id} task does not exist.") from None
+
+
+def _lock_task_state(task_id: int) -> _TaskState:
+    """Lock the task row, reading only what deriving its status needs."""
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    rows = _sql(f"SELECT status, operation FROM {_TASKS} WHERE id = %s{lock}", [task_id])
+    if not rows:
+        raise TaskNotFound(f"The {task_id} task does not exist.")
+    return _TaskState(task_id, *rows[0])
 
 
 def _lock_attempt(
@@ -725,18 +831,23 @@ def _ready_assignments(operation: str, count_run: bool) -> list[tuple[str, str, 
     return assignments
 
 
-def _count_off_statement(downstream_ids: list[int]) -> tuple[str, list[Any]]:
-    """Count a succeeded subtask off its downstreams, and make READY in the same statement
-    those that waited for it alone (SET expressions all see the row as it was)."""
+def _count_off_assignments() -> tuple[str, list[Any]]:
+    """The SET list that counts a succeeded subtask off a downstream, and makes READY in
+    the same statement one that waited for it alone (SET expressions all see the row as
+    it was)."""
     last_one = "upstreams_left <= 1 AND status = %s"
     sets = ["upstreams_left = upstreams_left - 1"]
     params: list[Any] = []
     for column, value, values in _ready_assignments(SubtaskOperation.EXECUTE, count_run=True):
         sets.append(f"{column} = CASE WHEN {last_one} THEN {value} ELSE {column} END")
         params += [SubtaskStatus.PENDING, *values]
+    return ", ".join(sets), params
+
+
+def _count_off_statement(downstream_ids: list[int]) -> tuple[str, list[Any]]:
+    sets, params = _count_off_assignments()
     return (
-        f"UPDATE {_SUBTASKS} SET {', '.join(sets)}"
-        f" WHERE id IN ({_placeholders(downstream_ids)})"
+        f"UPDATE {_SUBTASKS} SET {sets} WHERE id IN ({_placeholders(downstream_ids)})"
         " RETURNING id, attempt, status, upstreams_left",
         [*params, *downstream_ids],
     )

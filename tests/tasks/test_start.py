@@ -1,6 +1,9 @@
-"""Starting a task: the rows, the DAG edges, and which subtasks may run first."""
+"""Starting a task: the rows, the DAG edges, and which subtasks may run first; finishing
+attempts as a worker does (with the task id: on PostgreSQL the one-round-trip path)."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from taskcenter.tasks import selectors, services
 
@@ -68,7 +71,11 @@ def test_a_finish_can_claim_the_next_link_for_its_own_worker(
 
     with django_capture_on_commit_callbacks(execute=True):
         finished = services.attempt_finish(
-            subtask_id=first.pk, attempt=1, succeeded=True, claim_next_as="host-a"
+            subtask_id=first.pk,
+            attempt=1,
+            task_id=task.pk,
+            succeeded=True,
+            claim_next_as="host-a",
         )
 
     assert finished.ended and finished.next.subtask_id == second.pk
@@ -89,7 +96,11 @@ def test_a_finish_that_starts_several_claims_one_and_sends_the_others(
 
     with django_capture_on_commit_callbacks(execute=True):
         finished = services.attempt_finish(
-            subtask_id=subs["start"].pk, attempt=1, succeeded=True, claim_next_as="host-a"
+            subtask_id=subs["start"].pk,
+            attempt=1,
+            task_id=task.pk,
+            succeeded=True,
+            claim_next_as="host-a",
         )
 
     nodes = [subs[f"node {i}"].pk for i in range(3)]
@@ -110,3 +121,86 @@ def test_a_failed_attempt_claims_nothing(db):
 
     assert finished.ended and finished.next is None
     assert selectors.task_get(task_id=task.pk).status == "FAILED"
+
+
+def finish(task, subtask_id: int, **kwargs) -> services.FinishedAttempt:
+    return services.attempt_finish(
+        subtask_id=subtask_id, attempt=1, task_id=task.pk, succeeded=True, **kwargs
+    )
+
+
+def test_a_fan_out_ends_node_by_node_and_the_last_node_starts_the_join(
+    db, django_capture_on_commit_callbacks, sent
+):
+    task = services.task_start(definition_name="Benchmark fan-out", parameters={"width": 3})
+    subs = {s.name: s for s in selectors.task_subtasks(task=task)}
+    nodes = [subs[f"node {i}"].pk for i in range(3)]
+    services.attempt_claim(subtask_id=subs["start"].pk, attempt=1, executor="host-a")
+    with django_capture_on_commit_callbacks(execute=True):
+        finish(task, subs["start"].pk)
+    for pk in nodes:
+        services.attempt_claim(subtask_id=pk, attempt=1, executor="host-a")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        finish(task, nodes[0], log=b"first line\n", result={"rows": 1})
+        finish(task, nodes[1], log=b"x" * 10)
+    end = selectors.task_subtasks(task=task)[-1]
+    assert (end.status, end.upstreams_left) == ("PENDING", 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        finish(task, nodes[2])
+
+    assert sent[-1] == (subs["end"].pk, 1)
+    first = next(s for s in selectors.task_subtasks(task=task) if s.pk == nodes[0])
+    assert (first.status, first.result, first.heartbeat_at) == ("SUCCESSFUL", {"rows": 1}, None)
+    services.log_append(subtask_id=first.pk, attempt=1, data=b"appended later\n")
+    first.refresh_from_db()
+    log = selectors.log_read(subtask=first)
+    assert log.text == "first line\nappended later\n" and first.log_size == len(log.text)
+    assert selectors.task_get(task_id=task.pk).status == "RUNNING"
+
+    services.attempt_claim(subtask_id=subs["end"].pk, attempt=1, executor="host-a")
+    assert finish(task, subs["end"].pk).next is None
+    done = selectors.task_get(task_id=task.pk)
+    assert done.status == "SUCCESSFUL" and done.finish_time is not None
+
+
+def test_a_stale_finish_from_a_worker_changes_nothing(db):
+    task = services.task_start(definition_name="Benchmark chain", parameters={"length": 2})
+    first, second = selectors.task_subtasks(task=task)
+    services.attempt_claim(subtask_id=first.pk, attempt=1, executor="host-a")
+
+    assert finish(task, first.pk, log=b"once\n").ended
+    assert not finish(task, first.pk, log=b"twice\n").ended
+
+    first.refresh_from_db()
+    assert selectors.log_read(subtask=first).text == "once\n"
+    second.refresh_from_db()
+    assert (second.status, second.upstreams_left, second.run_time) == ("READY", 0, 1)
+
+
+def test_a_finishing_log_past_the_cap_is_cut_with_a_marker(db, settings):
+    settings.TASKCENTER_LOG_CAP_BYTES = 1024
+    task = services.task_start(definition_name="Benchmark chain", parameters={"length": 1})
+    only = selectors.task_subtasks(task=task)[0]
+    services.attempt_claim(subtask_id=only.pk, attempt=1, executor="host-a")
+
+    assert finish(task, only.pk, log=b"y" * 2000).ended
+
+    only.refresh_from_db()
+    text = selectors.log_read(subtask=only).text
+    assert text.startswith("y" * 1024) and "log truncated" in text and only.log_truncated
+    assert selectors.task_get(task_id=task.pk).status == "SUCCESSFUL"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's one-trip finish")
+def test_on_postgresql_a_worker_ends_a_successful_attempt_in_one_round_trip(db):
+    task = services.task_start(definition_name="Benchmark fan-out", parameters={"width": 2})
+    subs = {s.name: s for s in selectors.task_subtasks(task=task)}
+    services.attempt_claim(subtask_id=subs["start"].pk, attempt=1, executor="host-a")
+    finish(task, subs["start"].pk)
+    services.attempt_claim(subtask_id=subs["node 0"].pk, attempt=1, executor="host-a")
+
+    with CaptureQueriesContext(connection) as queries:
+        assert finish(task, subs["node 0"].pk, log=b"done\n").ended
+
+    assert len(queries) == 1, [q["sql"][:80] for q in queries]
