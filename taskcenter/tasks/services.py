@@ -423,9 +423,11 @@ def attempt_finish(
     A failed forward attempt is retried automatically while runTime <= retryCount, unless
     it was cancelled. `ended` is False when the attempt had already been ended (by the
     reaper). With `claim_next_as` (an executor name), one of the downstreams this finish
-    makes READY is claimed for that executor in the same transaction instead of being
-    sent to the broker: a worker runs the next link of a chain itself, without a trip
-    through the broker. The others are sent as usual.
+    makes READY is claimed for that executor instead of being sent to the broker (in the
+    same transaction, or right after the one-trip finish on PostgreSQL, where a worker
+    lost in between leaves a READY subtask that the reaper sends again): a worker runs
+    the next link of a chain itself, without a trip through the broker. The others are
+    sent as usual.
     """
     if succeeded and task_id and connection.vendor == "postgresql":
         finished = _forward_success_in_one_trip(
