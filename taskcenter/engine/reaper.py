@@ -1,4 +1,5 @@
-"""Fails attempts whose worker is gone and re-sends READY attempts whose message was lost.
+"""Fails attempts whose worker is gone, re-sends READY attempts whose message was lost and
+settles RUNNING tasks with no subtask left at work.
 
 Runs in the scheduler process (`manage.py run_scheduler`, started by `serve`) and can
 also be run as a Celery task. Both actions are safe to repeat and to run in parallel.
@@ -22,6 +23,7 @@ logger = logging.getLogger(__name__)
 class ReapReport:
     lost: int = 0
     redispatched: int = 0
+    settled: int = 0
 
 
 def reap() -> ReapReport:
@@ -45,4 +47,8 @@ def reap() -> ReapReport:
             logger.warning(
                 "subtask %s attempt %s: not claimed in time, sent again", subtask_id, attempt
             )
+    for task_id in selectors.running_tasks_without_work():
+        if services.task_settle(task_id=task_id):
+            report.settled += 1
+            logger.warning("task %s: RUNNING with no subtask at work, status settled", task_id)
     return report

@@ -11,11 +11,12 @@ from typing import NamedTuple
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 
 from taskcenter.tasks.errors import TaskNotFound
 from taskcenter.tasks.filters import filter_operations, filter_tasks, parse_sort
 from taskcenter.tasks.models import (
+    ACTIVE_SUBTASK_STATUSES,
     Cluster,
     Host,
     LogChunk,
@@ -23,6 +24,7 @@ from taskcenter.tasks.models import (
     SubtaskInstance,
     SubtaskStatus,
     TaskInstance,
+    TaskStatus,
 )
 from taskcenter.tasks.services import LOG_CHUNK_MAX
 
@@ -160,6 +162,24 @@ def attempts_without_heartbeat(*, since: datetime) -> list[tuple[int, int, datet
         SubtaskInstance.objects.filter(
             status__in=[SubtaskStatus.RUNNING, SubtaskStatus.CANCELING], heartbeat_at__lt=since
         ).values_list("pk", "attempt", "heartbeat_at")
+    )
+
+
+def running_tasks_without_work(*, limit: int = 1000) -> list[int]:
+    """RUNNING tasks none of whose subtasks is READY, RUNNING or CANCELING.
+
+    A task's status is derived from its subtasks when an attempt ends; a worker that stops
+    right after ending the last attempt of a task can leave it RUNNING with nothing left
+    to run. The reaper settles these.
+    """
+    at_work = SubtaskInstance.objects.filter(
+        task_id=OuterRef("pk"), status__in=ACTIVE_SUBTASK_STATUSES
+    )
+    return list(
+        TaskInstance.objects.filter(status=TaskStatus.RUNNING)
+        .filter(~Exists(at_work))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
     )
 
 

@@ -536,8 +536,9 @@ def _forward_success_in_one_trip(
     enqueue_attempts(started)
     still_running = task_rows[0][0] == TaskStatus.RUNNING and active_rows
     if not (claimed or started or still_running):
-        with transaction.atomic():
-            _task_refresh_status(_lock_task_state(task_id))
+        # Its own transaction: should this process stop just before it, the reaper
+        # settles the task the same way (selectors.running_tasks_without_work).
+        task_settle(task_id=task_id)
     return FinishedAttempt(ended=True, next=claimed)
 
 
@@ -553,6 +554,17 @@ def attempt_fail_lost(*, subtask_id: int, attempt: int, why: str) -> bool:
         )
         _attempt_end(task, subtask, succeeded=False, result=None)
         return True
+
+
+def task_settle(*, task_id: int) -> bool:
+    """Derive a task's status from its subtasks and record its end if it has ended; True
+    when the status changed. The finish of an attempt does this; the reaper does it for
+    a RUNNING task with no subtask left at work."""
+    with transaction.atomic():
+        task = _lock_task_state(task_id)
+        before = task.status
+        _task_refresh_status(task)
+        return task.status != before
 
 
 def attempt_redispatch(*, subtask_id: int, attempt: int) -> bool:

@@ -27,10 +27,10 @@ class Command(BaseCommand):
             close_old_connections()
             try:
                 report = reaper.reap()
-                if report.lost or report.redispatched:
+                if report.lost or report.redispatched or report.settled:
                     self.stdout.write(
                         f"scheduler: {report.lost} lost attempt(s) failed, "
-                        f"{report.redispatched} re-sent"
+                        f"{report.redispatched} re-sent, {report.settled} task(s) settled"
                     )
             except Exception:  # keep the loop alive through a database hiccup
                 logger.exception("reaper pass failed")
