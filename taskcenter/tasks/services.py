@@ -528,14 +528,9 @@ def _forward_success_in_one_trip(
     if not task_rows or not any(kind == 0 for kind, *_ in rows):
         return None  # not this case (or already ended): the general path sorts it out
     started = sorted((pk, attempt) for kind, pk, attempt, ready in rows if kind == 1 and ready)
-    claimed = None
-    if started and claim_next_as:
-        subtask_id, attempt = started[0]
-        claimed = attempt_claim(subtask_id=subtask_id, attempt=attempt, executor=claim_next_as)
-        started = started[1:]
-    enqueue_attempts(started)
+    claimed = _claim_one_send_others(started, claim_next_as)
     still_running = task_rows[0][0] == TaskStatus.RUNNING and active_rows
-    if not (claimed or started or still_running):
+    if not (started or still_running):
         # Its own transaction: should this process stop just before it, the reaper
         # settles the task the same way (selectors.running_tasks_without_work).
         task_settle(task_id=task_id)
@@ -999,14 +994,8 @@ def _attempt_end(
             for pk, attempt, status, left in counted
             if status == SubtaskStatus.READY and left <= 0
         )
-        claimed = None
-        if started and claim_next_as:
-            subtask_id, attempt = started[0]
-            claimed = attempt_claim(subtask_id=subtask_id, attempt=attempt, executor=claim_next_as)
-            started = started[1:]
-        enqueue_attempts(started)
-        if claimed or started:
-            return claimed  # work was just started, so the task is still RUNNING
+        if started:  # work was just started, so the task is still RUNNING
+            return _claim_one_send_others(started, claim_next_as)
         if task.status == TaskStatus.RUNNING and results[-1]:
             return None  # other subtasks are still at work
     elif succeeded:
@@ -1021,6 +1010,20 @@ def _attempt_end(
         _make_ready([subtask.pk], [SubtaskStatus.FAILED], operation=SubtaskOperation.RETRY)
     _task_refresh_status(task)
     return None
+
+
+def _claim_one_send_others(
+    started: list[tuple[int, int]], claim_next_as: str | None
+) -> ClaimedAttempt | None:
+    """Claim the first of the (subtask id, attempt) just made READY for `claim_next_as`,
+    if given, and enqueue the others."""
+    claimed = None
+    if started and claim_next_as:
+        subtask_id, attempt = started[0]
+        claimed = attempt_claim(subtask_id=subtask_id, attempt=attempt, executor=claim_next_as)
+        started = started[1:]
+    enqueue_attempts(started)
+    return claimed
 
 
 def _any_active_subtask(task_id: int) -> tuple[str, list[Any]]:
