@@ -171,7 +171,7 @@ class SubtaskInstanceSerializer(_Fast):
     )
 
     @staticmethod
-    def represent(sub: SubtaskInstance | SubtaskBrief):
+    def represent(sub: SubtaskInstance):
         return {
             "id": sub.pk,
             "name": sub.name,
