@@ -488,10 +488,9 @@ def _forward_success_in_one_trip(
         )
         chunk_params = [len(log), len(log), log, now]
     count_sets, count_params = _count_off_assignments()
-    active = list(ACTIVE_SUBTASK_STATUSES)
     task_rows, rows, active_rows = _sql_batch(
         [
-            (f"SELECT status FROM {_TASKS} WHERE id = %s FOR UPDATE", [task_id]),
+            _lock_task_statement(task_id),
             (
                 f"WITH ended AS (UPDATE {_SUBTASKS} SET {', '.join(sets)}"
                 " WHERE id = %s AND task_id = %s AND attempt = %s AND status IN (%s, %s)"
@@ -518,11 +517,7 @@ def _forward_success_in_one_trip(
                     SubtaskStatus.READY,
                 ],
             ),
-            (
-                f"SELECT 1 FROM {_SUBTASKS} WHERE task_id = %s"
-                f" AND status IN ({_placeholders(active)}) LIMIT 1",
-                [task_id, *active],
-            ),
+            _any_active_subtask(task_id),
         ]
     )
     if not task_rows or not any(kind == 0 for kind, *_ in rows):
@@ -664,10 +659,15 @@ def _lock_task(task_id: int) -> TaskInstance:
         raise TaskNotFound(f"The {task_id} task does not exist.") from None
 
 
-def _lock_task_state(task_id: int) -> _TaskState:
-    """Lock the task row, reading only what deriving its status needs."""
+def _lock_task_statement(task_id: int) -> tuple[str, list[Any]]:
+    """Lock the task row (as _lock_task does), reading only what deriving its status
+    needs: status, operation."""
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    rows = _sql(f"SELECT status, operation FROM {_TASKS} WHERE id = %s{lock}", [task_id])
+    return f"SELECT status, operation FROM {_TASKS} WHERE id = %s{lock}", [task_id]
+
+
+def _lock_task_state(task_id: int) -> _TaskState:
+    rows = _sql(*_lock_task_statement(task_id))
     if not rows:
         raise TaskNotFound(f"The {task_id} task does not exist.")
     return _TaskState(task_id, *rows[0])
@@ -682,10 +682,9 @@ def _lock_attempt(
     Two statements in one round trip: the second one's snapshot is taken after the first
     has the lock, so it sees every change committed by the lock's previous holder.
     """
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     task_rows, subtask_rows = _sql_batch(
         [
-            (f"SELECT status, operation FROM {_TASKS} WHERE id = %s{lock}", [task_id]),
+            _lock_task_statement(task_id),
             (
                 f"SELECT name, status, operation, run_time, retry_count, downstream_ids,"
                 f" log_size, log_truncated FROM {_SUBTASKS}"
