@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "taskcenter.engine",
     "taskcenter.api",
     "taskcenter.dashboard",
+    "taskcenter.schedules",
 ]
 
 MIDDLEWARE = [

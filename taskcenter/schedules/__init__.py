@@ -1,0 +1,1 @@
+"""Schedules: HENGSHI execution plans (Quartz cron, dependency and one-off triggers)."""
