@@ -46,11 +46,13 @@ def _iso(moments: list[datetime]) -> list[str]:
     return [moment.strftime("%Y-%m-%dT%H:%M:%SZ") for moment in moments]
 
 
-@pytest.mark.parametrize("case", CASES, ids=_case_id)
+# The deviations have their own test below; every other case must match Quartz.
+MATCHED_CASES = [case for case in CASES if case["expression"] not in DEVIATIONS]
+
+
+@pytest.mark.parametrize("case", MATCHED_CASES, ids=_case_id)
 def test_matches_quartz(case):
     expression = case["expression"]
-    if expression in DEVIATIONS:
-        pytest.skip(DEVIATIONS[expression])
     if "error" in case:
         with pytest.raises(cron.InvalidCron) as refused:
             cron.parse(expression)
