@@ -20,9 +20,9 @@ from django.utils import timezone
 
 from taskcenter.accounts import access, crypto, roles
 from taskcenter.accounts.models import AccessKey, RoleScope
-from taskcenter.core.trace import current_trace_id
+from taskcenter.tasks.audit import audit_record
 from taskcenter.tasks.errors import InvalidParameter, NotPermitted, TaskCenterError
-from taskcenter.tasks.models import Cluster, Operation
+from taskcenter.tasks.models import Cluster
 
 PERM_MANAGE_ALL_KEYS = "accounts.manage_all_accesskeys"
 # last_used_at is a hint for people, not an audit trail: write it at most this often.
@@ -85,12 +85,8 @@ def access_key_mark_used(*, key: AccessKey) -> None:
 
 
 def _audit(actor, action: str, key: AccessKey) -> None:
-    Operation.objects.create(
-        actor=actor,
-        actor_name=actor.get_username() if actor is not None else "system",
-        action=action,
-        target=f"access key {key.key_id} of {key.owner.get_username()}",
-        trace_id=current_trace_id(),
+    audit_record(
+        actor=actor, action=action, target=f"access key {key.key_id} of {key.owner.get_username()}"
     )
 
 
@@ -104,21 +100,8 @@ class AccountNotFound(TaskCenterError):
     http_status = 404
 
 
-def _actor_name(actor) -> str:
-    return actor.get_username() if actor is not None else "system"
-
-
 def _audit_account(actor, action: str, target: str, reason: str = "", **states) -> None:
-    Operation.objects.create(
-        actor=actor,
-        actor_name=_actor_name(actor),
-        action=action,
-        target=target[:255],
-        reason=reason,
-        from_status=states.get("from_status", ""),
-        to_status=states.get("to_status", ""),
-        trace_id=current_trace_id(),
-    )
+    audit_record(actor=actor, action=action, target=target, reason=reason, **states)
 
 
 def _check_users(actor, target=None) -> None:

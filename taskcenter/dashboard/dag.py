@@ -23,7 +23,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from html import escape
+from operator import attrgetter
 
+from taskcenter.core.graph import topological_order
 from taskcenter.dashboard.presenters import subtask_label, subtask_tone
 from taskcenter.tasks.models import SubtaskInstance
 
@@ -74,7 +76,7 @@ def layout(subtasks: list[SubtaskInstance]) -> Layout:
         return Layout(width=0, height=0)
     by_id = {s.pk: s for s in subtasks}
     ordered = sorted(subtasks, key=lambda s: (s.series_id, s.pk))
-    layer = _layers(ordered, by_id)
+    layer = _layers(ordered)
 
     # Units per layer: groups of identical siblings, else single nodes.
     layers: dict[int, list[Unit]] = defaultdict(list)
@@ -131,24 +133,20 @@ def layout(subtasks: list[SubtaskInstance]) -> Layout:
     return result
 
 
-def _layers(ordered: list[SubtaskInstance], by_id: dict[int, SubtaskInstance]) -> dict[int, int]:
-    """Longest path from a root, in topological order (Kahn's, by series id)."""
-    waiting = {s.pk: sum(1 for u in s.upstream_ids if u in by_id) for s in ordered}
-    queue = [s for s in ordered if waiting[s.pk] == 0]
-    layer = {s.pk: 0 for s in queue}
-    position = 0
-    while position < len(queue):
-        current = queue[position]
-        position += 1
-        for down in current.downstream_ids:
-            if down not in waiting:
-                continue
-            layer[down] = max(layer.get(down, 0), layer[current.pk] + 1)
-            waiting[down] -= 1
-            if waiting[down] == 0:
-                queue.append(by_id[down])
-    for sub in ordered:  # never drop a node, even from a (forbidden) cycle
-        layer.setdefault(sub.pk, 0)
+def _layers(ordered: list[SubtaskInstance]) -> dict[int, int]:
+    """Longest path from a root, walking the subtasks in topological order."""
+    in_order, on_cycle = topological_order(
+        ordered, key=attrgetter("pk"), upstreams=attrgetter("upstream_ids")
+    )
+    layer: dict[int, int] = {}
+
+    def below_upstreams(sub: SubtaskInstance) -> int:
+        return max((layer[u] + 1 for u in sub.upstream_ids if u in layer), default=0)
+
+    for sub in in_order:
+        layer[sub.pk] = below_upstreams(sub)
+    # Never drop a node, even from a (forbidden) cycle: it goes below its placed upstreams.
+    layer.update({sub.pk: below_upstreams(sub) for sub in on_cycle})
     return layer
 
 

@@ -7,4 +7,6 @@ class EngineConfig(AppConfig):
     verbose_name = "Engine"
 
     def ready(self) -> None:
-        from taskcenter.engine import worker  # noqa: F401  (connects its signal receivers)
+        from taskcenter.engine import dispatch, worker  # noqa: F401  (worker connects receivers)
+
+        dispatch.register()

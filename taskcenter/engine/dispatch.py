@@ -1,28 +1,25 @@
-"""Enqueue subtask attempts on Celery, only once the transaction that made them READY commits.
+"""Send subtask attempts to the workers through Celery.
 
-A worker that received the message before the commit would not find the READY row.
+The services decide what to send and when (taskcenter.tasks.dispatch, on commit); this
+module is the sender the engine registers there when its app is ready.
 """
 
-from django.db import transaction
+from taskcenter.celery import app
+from taskcenter.engine.tasks import run_attempt
+from taskcenter.tasks.dispatch import register_attempt_sender
 
 
-def enqueue_attempts(attempts: list[tuple[int, int]]) -> None:
-    """Send (subtask id, attempt) messages after the commit: one callback, one producer.
-
-    A fan-out makes a thousand subtasks READY at once; taking a producer from the pool and
-    declaring the queue for each message cost as much as sending it.
-    """
-    if attempts:
-        transaction.on_commit(lambda: _send_all(attempts))
-
-
-def enqueue_attempt(subtask_id: int, attempt: int) -> None:
-    enqueue_attempts([(subtask_id, attempt)])
+def register() -> None:
+    # A lambda, so that the module's functions are looked up when sending (tests replace them).
+    register_attempt_sender(lambda attempts: _send_all(attempts))
 
 
 def _send_all(attempts: list[tuple[int, int]]) -> None:
-    from taskcenter.celery import app
+    """Send (subtask id, attempt) messages through one producer.
 
+    Taking a producer from the pool and declaring the queue for each message of a fan-out
+    cost as much as sending it.
+    """
     if app.conf.task_always_eager:  # tests run attempts in-process: no broker to talk to
         for subtask_id, attempt in attempts:
             _send(subtask_id, attempt)
@@ -33,6 +30,4 @@ def _send_all(attempts: list[tuple[int, int]]) -> None:
 
 
 def _send(subtask_id: int, attempt: int, producer=None) -> None:
-    from taskcenter.engine.tasks import run_attempt
-
     run_attempt.apply_async(args=[subtask_id, attempt], producer=producer)

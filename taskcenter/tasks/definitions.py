@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
+from taskcenter.core.graph import topological_order
 from taskcenter.tasks.errors import InvalidDefinition
 from taskcenter.tasks.models import NodeType
 
@@ -209,7 +211,7 @@ def validate_subtasks(definition_name: str, subtasks: list[SubtaskSpec]) -> list
                 raise InvalidDefinition(
                     f"{prefix}: subtask '{spec.key}' has unknown upstream '{upstream}'."
                 )
-    return _topological_order(prefix, subtasks, by_key)
+    return _topological_order(prefix, subtasks)
 
 
 def _validate_action(prefix: str, spec: SubtaskSpec, action: dict, what: str) -> None:
@@ -222,26 +224,13 @@ def _validate_action(prefix: str, spec: SubtaskSpec, action: dict, what: str) ->
         get_callable(action["callable"])  # raises with the name when unknown
 
 
-def _topological_order(
-    prefix: str, subtasks: list[SubtaskSpec], by_key: dict[str, SubtaskSpec]
-) -> list[SubtaskSpec]:
-    # Kahn's algorithm, keeping the declaration order among nodes that are ready together
-    # so that seriesId reads naturally.
-    indegree = {spec.key: len(set(spec.upstreams)) for spec in subtasks}
-    downstream: dict[str, list[str]] = {spec.key: [] for spec in subtasks}
-    for spec in subtasks:
-        for upstream in set(spec.upstreams):
-            downstream[upstream].append(spec.key)
-    ready = [spec.key for spec in subtasks if indegree[spec.key] == 0]
-    ordered: list[SubtaskSpec] = []
-    while ready:
-        key = ready.pop(0)
-        ordered.append(by_key[key])
-        for child in downstream[key]:
-            indegree[child] -= 1
-            if indegree[child] == 0:
-                ready.append(child)
-    if len(ordered) != len(subtasks):
-        stuck = sorted(key for key, degree in indegree.items() if degree > 0)
+def _topological_order(prefix: str, subtasks: list[SubtaskSpec]) -> list[SubtaskSpec]:
+    # Declaration order among subtasks that are ready together, so that seriesId reads
+    # naturally.
+    ordered, on_cycle = topological_order(
+        subtasks, key=attrgetter("key"), upstreams=attrgetter("upstreams")
+    )
+    if on_cycle:
+        stuck = sorted(spec.key for spec in on_cycle)
         raise InvalidDefinition(f"{prefix}: the subtasks form a cycle through {', '.join(stuck)}.")
     return ordered

@@ -18,12 +18,13 @@ import io
 import json
 import re
 import zipfile
-from collections import deque
 from datetime import datetime
+from operator import attrgetter
 from typing import IO, Any
 
 from django.utils import timezone
 
+from taskcenter.core import graph
 from taskcenter.tasks import selectors
 from taskcenter.tasks.models import SubtaskInstance, TaskInstance
 
@@ -56,25 +57,12 @@ def diagnosis_filename(task: TaskInstance) -> str:
 
 
 def topological_order(subtasks: list[SubtaskInstance]) -> list[SubtaskInstance]:
-    """Kahn's order, ties broken by series id, so upstreams always come first."""
-    by_id = {s.pk: s for s in subtasks}
-    waiting = {s.pk: sum(1 for u in s.upstream_ids if u in by_id) for s in subtasks}
-    ready = deque(sorted((s for s in subtasks if waiting[s.pk] == 0), key=_series))
-    ordered: list[SubtaskInstance] = []
-    while ready:
-        current = ready.popleft()
-        ordered.append(current)
-        released = []
-        for down in current.downstream_ids:
-            if down in waiting:
-                waiting[down] -= 1
-                if waiting[down] == 0:
-                    released.append(by_id[down])
-        ready.extend(sorted(released, key=_series))
-    seen = {s.pk for s in ordered}
+    """Upstreams always first, ties broken by series id."""
+    ordered, on_cycle = graph.topological_order(
+        sorted(subtasks, key=_series), key=attrgetter("pk"), upstreams=attrgetter("upstream_ids")
+    )
     # A cycle cannot be created (definitions are validated), but never drop a subtask.
-    ordered += sorted((s for s in subtasks if s.pk not in seen), key=_series)
-    return ordered
+    return ordered + on_cycle
 
 
 def task_summary(task: TaskInstance, subtasks: list[SubtaskInstance]) -> dict[str, Any]:

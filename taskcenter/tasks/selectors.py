@@ -26,7 +26,7 @@ from taskcenter.tasks.models import (
     TaskInstance,
     TaskStatus,
 )
-from taskcenter.tasks.services import LOG_CHUNK_MAX
+from taskcenter.tasks.sql import LOG_CHUNK_MAX
 
 
 def task_get(*, task_id: int) -> TaskInstance:

@@ -13,7 +13,7 @@ def watcher_threads():
     return [t for t in threading.enumerate() if t.name == "taskcenter-watcher"]
 
 
-@pytest.mark.usefixtures("eager_engine")
+@pytest.mark.usefixtures("eager_engine", "finish_path")
 def test_one_watcher_thread_serves_every_attempt_of_the_process():
     first = services.task_start(definition_name="Benchmark chain", parameters={"length": 5})
     second = services.task_start(definition_name="Benchmark fan-out", parameters={"width": 5})

@@ -6,7 +6,7 @@ from django.test.utils import CaptureQueriesContext
 
 from taskcenter.tasks import selectors, services
 from taskcenter.tasks.models import LogChunk, SubtaskInstance
-from taskcenter.tasks.services import LOG_CHUNK_MAX
+from taskcenter.tasks.sql import LOG_CHUNK_MAX
 
 
 @pytest.fixture

@@ -1,11 +1,13 @@
 """Starting a task: the rows, the DAG edges, and which subtasks may run first; finishing
-attempts as a worker does (with the task id: on PostgreSQL the one-round-trip path)."""
+attempts as a worker does (with the task id), over each finish path of the database."""
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from taskcenter.tasks import selectors, services
+
+pytestmark = pytest.mark.usefixtures("finish_path")
 
 
 def test_start_makes_only_the_roots_ready_and_stores_both_ends_of_every_edge(db):
@@ -193,7 +195,8 @@ def test_a_finishing_log_past_the_cap_is_cut_with_a_marker(db, settings):
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's one-trip finish")
-def test_on_postgresql_a_worker_ends_a_successful_attempt_in_one_round_trip(db):
+@pytest.mark.parametrize("finish_path", ["one-trip"], indirect=True)
+def test_on_postgresql_a_worker_ends_a_successful_attempt_in_one_round_trip(db, finish_path):
     task = services.task_start(definition_name="Benchmark fan-out", parameters={"width": 2})
     subs = {s.name: s for s in selectors.task_subtasks(task=task)}
     services.attempt_claim(subtask_id=subs["start"].pk, attempt=1, executor="host-a")

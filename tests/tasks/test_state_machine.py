@@ -15,7 +15,7 @@ from taskcenter.tasks.definitions import (
 from taskcenter.tasks.errors import InvalidState, RollbackProhibited, TaskNotFound
 from taskcenter.tasks.models import Operation, SubtaskInstance, TaskInstance
 
-pytestmark = pytest.mark.usefixtures("eager_engine")
+pytestmark = pytest.mark.usefixtures("eager_engine", "finish_path")
 
 
 def subtasks_by_name(task):

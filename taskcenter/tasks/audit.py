@@ -1,0 +1,60 @@
+"""The one writer of audit rows, for task changes and account changes alike.
+
+Every operation calls it inside the transaction of its change, so the row exists exactly
+when the change does (DESIGN.md: who, what, from -> to, reason, traceId).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from taskcenter.core.trace import current_trace_id
+from taskcenter.tasks.models import Operation
+
+TARGET_MAX = Operation._meta.get_field("target").max_length or 255
+
+
+class _Row(Protocol):
+    pk: int
+
+
+class _NamedRow(Protocol):
+    pk: int
+    name: str
+
+
+def actor_name(actor) -> str:
+    """How an actor is named in audit rows and log lines; None is the system itself."""
+    return actor.get_username() if actor is not None else "system"
+
+
+def audit_record(
+    *,
+    actor,
+    action: str,
+    task: _Row | None = None,
+    subtask: _NamedRow | None = None,
+    target: str = "",
+    from_status: str = "",
+    to_status: str = "",
+    reason: str = "",
+) -> Operation:
+    """Write one audit row.
+
+    A task change names its `task` (and `subtask`), which also make the target text; an
+    account change gives the `target` text itself (cut to the column's length).
+    """
+    if task is not None:
+        target = f"task {task.pk}" + (f" / subtask {subtask.pk} {subtask.name}" if subtask else "")
+    return Operation.objects.create(
+        actor=actor,
+        actor_name=actor_name(actor),
+        action=action,
+        task_id=task.pk if task is not None else None,
+        subtask_id=subtask.pk if subtask is not None else None,
+        target=target[:TARGET_MAX],
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason,
+        trace_id=current_trace_id(),
+    )

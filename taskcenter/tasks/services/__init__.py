@@ -1,0 +1,69 @@
+"""Every change of a task or subtask status happens here, one function per operation.
+
+Rules (see DESIGN.md): each operation runs in one transaction that first locks the task
+row (SELECT ... FOR UPDATE on PostgreSQL; on SQLite every transaction is IMMEDIATE, which
+serialises writers), then changes rows with compare-and-set updates whose row count says
+whether the transition was allowed. Celery work is enqueued only on commit
+(taskcenter.tasks.dispatch), and every operation writes its audit row in the same
+transaction (taskcenter.tasks.audit).
+
+The modules, by job:
+    definitions   stored task definitions: resolve, mirror, add from data
+    start         task_start
+    operations    the operator's operations (retry, rollback, subtask retry/skip/cancel)
+    attempts      the engine's protocol: claim, heartbeat, finish, and the reaper's verdicts
+    finish        how an attempt ends: one plan, the general path and PostgreSQL's one trip
+    progress      how work moves on: READY subtasks, counters, rollback walk, task status
+    logs          subtask log storage
+
+Callers use this package (`services.task_retry(...)`), never its modules.
+"""
+
+from taskcenter.tasks.services.attempts import (
+    ClaimedAttempt,
+    FinishedAttempt,
+    attempt_claim,
+    attempt_fail_lost,
+    attempt_finish,
+    attempt_heartbeat,
+    attempt_redispatch,
+    task_settle,
+)
+from taskcenter.tasks.services.definitions import (
+    definition_create_from_data,
+    definition_resolve,
+    definition_sync,
+)
+from taskcenter.tasks.services.logs import format_log_line, log_append
+from taskcenter.tasks.services.operations import (
+    subtask_cancel,
+    subtask_retry,
+    subtask_skip,
+    task_retry,
+    task_rollback,
+)
+from taskcenter.tasks.services.start import task_start
+from taskcenter.tasks.sql import LOG_CHUNK_MAX
+
+__all__ = [
+    "LOG_CHUNK_MAX",
+    "ClaimedAttempt",
+    "FinishedAttempt",
+    "attempt_claim",
+    "attempt_fail_lost",
+    "attempt_finish",
+    "attempt_heartbeat",
+    "attempt_redispatch",
+    "definition_create_from_data",
+    "definition_resolve",
+    "definition_sync",
+    "format_log_line",
+    "log_append",
+    "subtask_cancel",
+    "subtask_retry",
+    "subtask_skip",
+    "task_retry",
+    "task_rollback",
+    "task_settle",
+    "task_start",
+]

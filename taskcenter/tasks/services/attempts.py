@@ -1,0 +1,251 @@
+"""The engine's side of the state machine: claim an attempt, heartbeat, finish it, and the
+reaper's verdicts (lost worker, lost message, task left unsettled).
+
+The claim and the finish run once per subtask attempt: they use the plain SQL of
+taskcenter.tasks.sql (see there why).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from taskcenter.tasks import sql
+from taskcenter.tasks.dispatch import enqueue_attempt, enqueue_attempts
+from taskcenter.tasks.errors import TaskNotFound
+from taskcenter.tasks.models import SubtaskInstance, SubtaskOperation, SubtaskStatus
+from taskcenter.tasks.services import finish
+from taskcenter.tasks.services.logs import log_line
+from taskcenter.tasks.services.progress import (
+    TaskState,
+    audit_subtask_change,
+    task_refresh_status,
+)
+
+
+@dataclass(frozen=True)
+class ClaimedAttempt:
+    """What a worker needs to run an attempt it has claimed."""
+
+    subtask_id: int
+    task_id: int
+    attempt: int
+    name: str
+    node_type: str
+    operation: str
+    action: dict
+    rollback_action: dict | None
+    run_time: int
+    timeout: int
+    parameters: dict
+
+    @property
+    def is_rollback(self) -> bool:
+        return self.operation == SubtaskOperation.ROLLBACK
+
+
+def attempt_claim(*, subtask_id: int, attempt: int, executor: str) -> ClaimedAttempt | None:
+    """READY -> RUNNING for exactly this attempt; None when it was already claimed or moved on.
+
+    This is what makes a redelivered Celery message harmless. The claim is one
+    compare-and-set statement that also returns the task's parameters, committed on its
+    own so that the reaper and the pages see RUNNING at once (or with the finish of the
+    previous link, when that finish claims it: see attempt_finish).
+    """
+    rows = sql.run(*sql.claim_statement(subtask_id, attempt, executor))
+    if not rows:
+        return None
+    (
+        task_id,
+        name,
+        node_type,
+        operation,
+        action,
+        rollback,
+        run_time,
+        timeout,
+        prohibit,
+        parameters,
+        task_executor,
+        task_prohibits,
+    ) = rows[0]
+    claimed = ClaimedAttempt(
+        subtask_id=subtask_id,
+        task_id=task_id,
+        attempt=attempt,
+        name=name,
+        node_type=node_type,
+        operation=operation,
+        action=sql.json_value(action) or {},
+        rollback_action=sql.json_value(rollback),
+        run_time=run_time,
+        timeout=timeout,
+        parameters=sql.json_value(parameters) or {},
+    )
+    # Recorded before the action runs: once a prohibit-rollback subtask has started, the
+    # task must refuse a rollback even if this worker dies in the middle of the action.
+    if prohibit and not claimed.is_rollback and not task_prohibits:
+        sql.run(*sql.task_mark_prohibits_rollback(task_id))
+    if not task_executor:
+        sql.run(*sql.task_set_first_executor(task_id, executor))
+    return claimed
+
+
+def attempt_heartbeat(*, subtask_id: int, attempt: int) -> bool:
+    """Record that the attempt's worker is alive; False when the attempt is no longer running."""
+    return (
+        SubtaskInstance.objects.filter(
+            pk=subtask_id,
+            attempt=attempt,
+            status__in=[SubtaskStatus.RUNNING, SubtaskStatus.CANCELING],
+        ).update(heartbeat_at=timezone.now())
+        == 1
+    )
+
+
+@dataclass(frozen=True)
+class FinishedAttempt:
+    """What attempt_finish did: whether it ended the attempt, and what to run next."""
+
+    ended: bool
+    # A downstream made READY by this finish and claimed for the caller (claim_next_as).
+    next: ClaimedAttempt | None = None
+
+
+def attempt_finish(
+    *,
+    subtask_id: int,
+    attempt: int,
+    task_id: int | None = None,
+    succeeded: bool,
+    log: bytes = b"",
+    result: Any = None,
+    claim_next_as: str | None = None,
+) -> FinishedAttempt:
+    """End a running attempt with its outcome, then let the DAG move on (see finish.py).
+
+    `ended` is False when the attempt had already been ended (by the reaper). With
+    `claim_next_as` (an executor name), one of the downstreams this finish makes READY is
+    claimed for that executor instead of being sent to the broker (in the same
+    transaction, or right after the one-trip finish on PostgreSQL, where a worker lost in
+    between leaves a READY subtask that the reaper sends again): a worker runs the next
+    link of a chain itself, without a trip through the broker. The others are sent as
+    usual.
+    """
+    if succeeded and task_id and finish.one_trip_available():
+        ended = finish.end_in_one_trip(task_id, subtask_id, attempt, log, result)
+        if ended is not None:
+            claimed = _claim_one_send_others(ended.released, claim_next_as)
+            if ended.settle:
+                # Its own transaction: should this process stop just before it, the reaper
+                # settles the task the same way (selectors.running_tasks_without_work).
+                task_settle(task_id=task_id)
+            return FinishedAttempt(ended=True, next=claimed)
+    with transaction.atomic():
+        task, subtask = _lock_attempt(task_id or _task_id_of(subtask_id), subtask_id, attempt)
+        if task is None or subtask is None:
+            return FinishedAttempt(ended=False)
+        ended = finish.end_attempt(task, subtask, succeeded=succeeded, result=result, log=log)
+        claimed = _claim_one_send_others(ended.released, claim_next_as)
+        if ended.settle:
+            task_refresh_status(task)
+    return FinishedAttempt(ended=True, next=claimed)
+
+
+def attempt_fail_lost(*, subtask_id: int, attempt: int, why: str) -> bool:
+    """The reaper's verdict on an attempt whose worker stopped answering."""
+    with transaction.atomic():
+        task, subtask = _lock_attempt(_task_id_of(subtask_id), subtask_id, attempt)
+        if task is None or subtask is None:
+            return False
+        log_line(subtask, f"worker lost: {why}; the attempt is marked FAILED")
+        audit_subtask_change(
+            None, "WORKER_LOST", task, subtask, subtask.status, SubtaskStatus.FAILED, why
+        )
+        ended = finish.end_attempt(task, subtask, succeeded=False, result=None)
+        if ended.settle:  # a failure releases nothing
+            task_refresh_status(task)
+        return True
+
+
+def task_settle(*, task_id: int) -> bool:
+    """Derive a task's status from its subtasks and record its end if it has ended; True
+    when the status changed. The finish of an attempt does this; the reaper does it for
+    a RUNNING task with no subtask left at work."""
+    with transaction.atomic():
+        task = _lock_task_state(task_id)
+        before = task.status
+        task_refresh_status(task)
+        return task.status != before
+
+
+def attempt_redispatch(*, subtask_id: int, attempt: int) -> bool:
+    """Enqueue a READY attempt again (its message may be lost); claiming is idempotent."""
+    still_ready = SubtaskInstance.objects.filter(
+        pk=subtask_id, attempt=attempt, status=SubtaskStatus.READY
+    ).update(ready_at=timezone.now())
+    if still_ready:
+        enqueue_attempt(subtask_id, attempt)
+    return bool(still_ready)
+
+
+def _claim_one_send_others(
+    started: list[tuple[int, int]], claim_next_as: str | None
+) -> ClaimedAttempt | None:
+    """Claim the first of the (subtask id, attempt) just made READY for `claim_next_as`,
+    if given, and enqueue the others."""
+    claimed = None
+    if started and claim_next_as:
+        subtask_id, attempt = started[0]
+        claimed = attempt_claim(subtask_id=subtask_id, attempt=attempt, executor=claim_next_as)
+        started = started[1:]
+    enqueue_attempts(started)
+    return claimed
+
+
+def _task_id_of(subtask_id: int) -> int:
+    return (
+        SubtaskInstance.objects.filter(pk=subtask_id).values_list("task_id", flat=True).first() or 0
+    )
+
+
+def _lock_task_state(task_id: int) -> TaskState:
+    rows = sql.run(*sql.lock_task_statement(task_id))
+    if not rows:
+        raise TaskNotFound(f"The {task_id} task does not exist.")
+    return TaskState(task_id, *rows[0])
+
+
+def _lock_attempt(
+    task_id: int, subtask_id: int, attempt: int
+) -> tuple[TaskState | None, finish.AttemptState | None]:
+    """Lock the task row and read the subtask if `attempt` is its current one and still
+    RUNNING or CANCELING.
+
+    Two statements in one round trip: the second one's snapshot is taken after the first
+    has the lock, so it sees every change committed by the lock's previous holder.
+    """
+    task_rows, subtask_rows = sql.run_batch(
+        [
+            sql.lock_task_statement(task_id),
+            sql.attempt_read_statement(task_id, subtask_id, attempt),
+        ]
+    )
+    if not task_rows or not subtask_rows:
+        return None, None
+    name, status, operation, run_time, retries, downs, size, truncated = subtask_rows[0]
+    return TaskState(task_id, *task_rows[0]), finish.AttemptState(
+        pk=subtask_id,
+        name=name,
+        attempt=attempt,
+        status=status,
+        operation=operation,
+        run_time=run_time,
+        retry_count=retries,
+        downstream_ids=sql.json_value(downs) or [],
+        log_size=size,
+        log_truncated=bool(truncated),
+    )

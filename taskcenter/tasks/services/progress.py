@@ -1,0 +1,167 @@
+"""How work moves on: making subtasks READY (handed to the engine on commit), counting
+upstreams, walking a rollback backwards, and deriving a task's status from its subtasks.
+
+Every function here runs inside the caller's transaction, which holds the task's lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Count
+from django.utils import timezone
+
+from taskcenter.tasks import sql
+from taskcenter.tasks.audit import audit_record
+from taskcenter.tasks.dispatch import enqueue_attempts
+from taskcenter.tasks.models import (
+    ACTIVE_SUBTASK_STATUSES,
+    SubtaskInstance,
+    SubtaskOperation,
+    SubtaskStatus,
+    TaskInstance,
+    TaskOperation,
+    TaskStatus,
+)
+
+
+@dataclass
+class TaskState:
+    """The locked task row, as far as ending an attempt and deriving a status need it."""
+
+    pk: int
+    status: str
+    operation: str
+
+
+def set_task(task: TaskInstance | TaskState, **fields: Any) -> None:
+    TaskInstance.objects.filter(pk=task.pk).update(**fields)
+    for key, value in fields.items():
+        setattr(task, key, value)
+
+
+def make_ready(
+    ids: list[int],
+    from_statuses: list[str],
+    operation: str,
+    count_run: bool = True,
+    unblocked_only: bool = False,
+) -> list[int]:
+    """Compare-and-set these subtasks to READY with a new attempt; enqueue them on commit.
+
+    Only those still in one of `from_statuses` (and, with `unblocked_only`, with no
+    upstream left to wait for) change; their new attempt numbers come back from the same
+    statement. Returns the ids made READY.
+    """
+    if not ids:
+        return []
+    rows = sorted(
+        sql.run(*sql.make_ready_statement(ids, from_statuses, operation, count_run, unblocked_only))
+    )
+    enqueue_attempts(rows)
+    return [pk for pk, _ in rows]
+
+
+def start_unblocked(candidate_ids: list[int]) -> list[int]:
+    return make_ready(
+        candidate_ids,
+        [SubtaskStatus.PENDING],
+        operation=SubtaskOperation.EXECUTE,
+        unblocked_only=True,
+    )
+
+
+def recount_upstreams(task: TaskInstance) -> None:
+    """Set every subtask's upstreams_left from the statuses (before work resumes)."""
+    rows = list(task.subtasks.values_list("pk", "status", "upstream_ids", "upstreams_left"))
+    succeeded = {pk for pk, status, _, _ in rows if status == SubtaskStatus.SUCCESSFUL}
+    changed = [
+        SubtaskInstance(pk=pk, upstreams_left=left)
+        for pk, _, ups, current in rows
+        if (left := sum(1 for u in ups if u not in succeeded)) != current
+    ]
+    SubtaskInstance.objects.bulk_update(changed, ["upstreams_left"], batch_size=500)
+
+
+def ready_rollback(task: TaskInstance | TaskState) -> None:
+    """Make READY every subtask waiting for rollback whose downstreams are all PENDING."""
+    rows = list(
+        SubtaskInstance.objects.filter(task_id=task.pk).values_list(
+            "pk", "status", "rollback_pending", "downstream_ids"
+        )
+    )
+    status_of = {pk: status for pk, status, _, _ in rows}
+    ready = [
+        pk
+        for pk, status, pending, downs in rows
+        if pending
+        and status in (SubtaskStatus.SUCCESSFUL, SubtaskStatus.FAILED)
+        and all(status_of[d] == SubtaskStatus.PENDING for d in downs)
+    ]
+    make_ready(
+        ready,
+        [SubtaskStatus.SUCCESSFUL, SubtaskStatus.FAILED],
+        operation=SubtaskOperation.ROLLBACK,
+        count_run=False,
+    )
+
+
+def task_refresh_status(task: TaskInstance | TaskState) -> None:
+    """Derive the task status from its subtasks (OCP's rules) and record a finish."""
+    if task.status == TaskStatus.RUNNING and sql.run(*sql.any_active_subtask(task.pk)):
+        return  # the common case while work goes on: one indexed EXISTS, no aggregate
+    new_status = _derived_status(task)
+    if new_status == task.status:
+        return
+    previous = task.status
+    finish_time: datetime | None = None if new_status == TaskStatus.RUNNING else timezone.now()
+    set_task(task, status=new_status, finish_time=finish_time)
+    if new_status != TaskStatus.RUNNING:
+        rolled_back = (
+            new_status == TaskStatus.SUCCESSFUL and task.operation == TaskOperation.ROLLBACK
+        )
+        label = "rolled back" if rolled_back else new_status
+        audit_record(
+            actor=None,
+            action="FINISH",
+            task=task,
+            from_status=previous,
+            to_status=new_status,
+            reason=f"task ended {label}",
+        )
+
+
+def _derived_status(task: TaskInstance | TaskState) -> str:
+    """RUNNING while a subtask is at work; then SUCCESSFUL when every subtask is done (or,
+    in a rollback, back to PENDING), FAILED otherwise."""
+    subtasks = SubtaskInstance.objects.filter(task_id=task.pk)
+    counts = dict(subtasks.values_list("status").annotate(n=Count("pk")).order_by())
+    total = sum(counts.values())
+    if any(counts.get(status, 0) for status in ACTIVE_SUBTASK_STATUSES):
+        return TaskStatus.RUNNING
+    rollback = task.operation == TaskOperation.ROLLBACK
+    done = SubtaskStatus.PENDING if rollback else SubtaskStatus.SUCCESSFUL
+    return TaskStatus.SUCCESSFUL if counts.get(done, 0) == total else TaskStatus.FAILED
+
+
+def audit_subtask_change(
+    actor,
+    action: str,
+    task: TaskInstance | TaskState,
+    subtask: Any,
+    from_status: str,
+    to_status: str,
+    reason: str = "",
+) -> None:
+    """The audit row of a subtask's change (`subtask`: a row, or an attempt being ended)."""
+    audit_record(
+        actor=actor,
+        action=action,
+        task=task,
+        subtask=subtask,
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason,
+    )

@@ -1,0 +1,322 @@
+"""The hand-built SQL of the state machine and of log storage, in one place.
+
+The claim and the finish run once per subtask attempt; with Celery's own message they are
+the whole cost of the engine (benchmarks/engine_overhead.py). They use a few plain SQL
+statements instead of ORM queries: building querysets and model instances took more
+Python time than the database took to answer. The SQL is portable: UPDATE ... RETURNING
+works on SQLite (3.35 and later) and PostgreSQL, and FOR UPDATE is added where supported.
+
+A statement is a (query, parameters) pair, so that callers can run it alone (`run`) or
+send several in one round trip (`run_batch`).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from taskcenter.tasks.models import (
+    ACTIVE_SUBTASK_STATUSES,
+    LogChunk,
+    SubtaskInstance,
+    SubtaskOperation,
+    SubtaskStatus,
+    TaskInstance,
+)
+
+Statement = tuple[str, list[Any]]
+
+TASKS = TaskInstance._meta.db_table
+SUBTASKS = SubtaskInstance._meta.db_table
+LOG_CHUNKS = LogChunk._meta.db_table
+
+# A log is stored as chunks of at most this many bytes; a tail read relies on the bound to
+# find the first chunk it needs through the (subtask, offset) index.
+LOG_CHUNK_MAX = 64 * 1024
+
+
+def run(query: str, params: list[Any]) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def run_batch(statements: list[Statement]) -> list[list[tuple]]:
+    """Run statements in order and return each one's rows.
+
+    On PostgreSQL they travel in one round trip (Django's psycopg cursor binds parameters
+    on the client, so one execute may hold several statements): the finish of an attempt
+    holds the task's row lock, and round trips under the lock were most of its time. On
+    SQLite, in the same process, there is no round trip to save.
+    """
+    results: list[list[tuple]] = []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "; ".join(query for query, _ in statements),
+                [param for _, params in statements for param in params],
+            )
+            while True:
+                results.append(cursor.fetchall() if cursor.description else [])
+                if not cursor.nextset():
+                    return results
+        for query, params in statements:
+            cursor.execute(query, params)
+            results.append(cursor.fetchall() if cursor.description else [])
+    return results
+
+
+def placeholders(values: list) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def json_value(value: Any) -> Any:
+    """A JSON column read by plain SQL: text on SQLite (and for Django's psycopg loaders)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def db_time(value: datetime) -> Any:
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def json_param(value: Any) -> Any:
+    """A value for a JSON column written by plain SQL."""
+    return connection.ops.adapt_json_value(value, None)
+
+
+# --- Tasks ---------------------------------------------------------------------------------------
+
+
+def lock_task_statement(task_id: int) -> Statement:
+    """Lock the task row (as the ORM's select_for_update does), reading only what deriving
+    its status needs: status, operation."""
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    return f"SELECT status, operation FROM {TASKS} WHERE id = %s{lock}", [task_id]
+
+
+def any_active_subtask(task_id: int) -> Statement:
+    """A statement whose one row says that some subtask of the task is still at work."""
+    active = list(ACTIVE_SUBTASK_STATUSES)
+    return (
+        f"SELECT 1 FROM {SUBTASKS} WHERE task_id = %s AND status IN ({placeholders(active)})"
+        " LIMIT 1",
+        [task_id, *active],
+    )
+
+
+def task_mark_prohibits_rollback(task_id: int) -> Statement:
+    return f"UPDATE {TASKS} SET prohibit_rollback = %s WHERE id = %s", [True, task_id]
+
+
+def task_set_first_executor(task_id: int, executor: str) -> Statement:
+    return (
+        f"UPDATE {TASKS} SET executor = %s WHERE id = %s AND executor = ''",
+        [executor, task_id],
+    )
+
+
+# --- Attempts ------------------------------------------------------------------------------------
+
+
+def claim_statement(subtask_id: int, attempt: int, executor: str) -> Statement:
+    """READY -> RUNNING for exactly this attempt, returning what running it needs (with the
+    task's parameters, executor and prohibit_rollback)."""
+    now = db_time(timezone.now())
+    task_column = f"(SELECT {{}} FROM {TASKS} WHERE {TASKS}.id = {SUBTASKS}.task_id)"
+    return (
+        f"UPDATE {SUBTASKS} SET status = %s, executor = %s, start_time = %s,"
+        " finish_time = NULL, heartbeat_at = %s"
+        " WHERE id = %s AND attempt = %s AND status = %s"
+        " RETURNING task_id, name, node_type, operation, action, rollback_action, run_time,"
+        f" timeout, prohibit_rollback, {task_column.format('parameters')},"
+        f" {task_column.format('executor')}, {task_column.format('prohibit_rollback')}",
+        [SubtaskStatus.RUNNING, executor, now, now, subtask_id, attempt, SubtaskStatus.READY],
+    )
+
+
+# The subtask columns that ending an attempt reads (attempt_read_statement).
+ATTEMPT_COLUMNS = (
+    "name, status, operation, run_time, retry_count, downstream_ids, log_size, log_truncated"
+)
+
+
+def attempt_read_statement(task_id: int, subtask_id: int, attempt: int) -> Statement:
+    """The subtask's ATTEMPT_COLUMNS if `attempt` is its current one and still at work."""
+    return (
+        f"SELECT {ATTEMPT_COLUMNS} FROM {SUBTASKS}"
+        " WHERE id = %s AND task_id = %s AND attempt = %s AND status IN (%s, %s)",
+        [subtask_id, task_id, attempt, SubtaskStatus.RUNNING, SubtaskStatus.CANCELING],
+    )
+
+
+def attempt_end_statement(subtask_id: int, attempt: int, fields: dict[str, Any]) -> Statement:
+    """Compare-and-set the end of a running attempt: one row back when it was ended."""
+    return (
+        f"UPDATE {SUBTASKS} SET {', '.join(f'{name} = %s' for name in fields)}"
+        " WHERE id = %s AND attempt = %s AND status IN (%s, %s) RETURNING id",
+        [*fields.values(), subtask_id, attempt, SubtaskStatus.RUNNING, SubtaskStatus.CANCELING],
+    )
+
+
+def forward_end_in_one_statement(
+    task_id: int, subtask_id: int, attempt: int, fields: dict[str, Any], log: bytes
+) -> Statement:
+    """PostgreSQL: end a forward attempt, store its last log (one chunk, at the log's
+    current end) and count it off its downstreams, in one statement of data-modifying WITH
+    parts. Returns (0, NULL...) when it ended the attempt, then (1, COUNTED_COLUMNS) per
+    downstream. Nothing changes for a rollback, or a log that is truncated or would reach
+    the cap: those take the general path."""
+    chunk = ""
+    chunk_params: list[Any] = []
+    if log:
+        chunk = (
+            f", chunk AS (INSERT INTO {LOG_CHUNKS} ({log_chunk_columns()})"
+            " SELECT id, attempt, log_size - %s, %s, %s, %s FROM ended)"
+        )
+        chunk_params = [len(log), len(log), log, fields["finish_time"]]
+    count_sets, count_params = count_off_assignments()
+    return (
+        f"WITH ended AS (UPDATE {SUBTASKS} SET"
+        f" {''.join(f'{name} = %s, ' for name in fields)}log_size = log_size + %s"
+        " WHERE id = %s AND task_id = %s AND attempt = %s AND status IN (%s, %s)"
+        " AND operation <> %s AND NOT log_truncated AND log_size + %s <= %s"
+        f" RETURNING id, attempt, log_size, downstream_ids){chunk},"
+        f" counted AS (UPDATE {SUBTASKS} SET {count_sets} WHERE id IN"
+        " (SELECT jsonb_array_elements_text(downstream_ids)::bigint FROM ended)"
+        f" RETURNING {COUNTED_COLUMNS})"
+        " SELECT 0, NULL, NULL, NULL, NULL FROM ended UNION ALL"
+        f" SELECT 1, {COUNTED_COLUMNS} FROM counted",
+        [
+            *fields.values(),
+            len(log),
+            subtask_id,
+            task_id,
+            attempt,
+            SubtaskStatus.RUNNING,
+            SubtaskStatus.CANCELING,
+            SubtaskOperation.ROLLBACK,
+            len(log),
+            settings.TASKCENTER_LOG_CAP_BYTES,
+            *chunk_params,
+            *count_params,
+        ],
+    )
+
+
+# --- Making subtasks READY and counting them off ---------------------------------------------------
+
+
+def ready_assignments(operation: str, count_run: bool) -> list[tuple[str, str, list[Any]]]:
+    """What making a subtask READY sets, as (column, SQL value, its parameters)."""
+    assignments: list[tuple[str, str, list[Any]]] = [
+        ("status", "%s", [SubtaskStatus.READY]),
+        ("operation", "%s", [operation]),
+        ("attempt", "attempt + 1", []),
+        ("ready_at", "%s", [db_time(timezone.now())]),
+        ("finish_time", "NULL", []),
+    ]
+    if count_run:
+        assignments.append(("run_time", "run_time + 1", []))
+    if operation == SubtaskOperation.ROLLBACK:
+        assignments.append(("rollback_pending", "%s", [False]))
+    return assignments
+
+
+def make_ready_statement(
+    ids: list[int], from_statuses: list[str], operation: str, count_run: bool, unblocked_only: bool
+) -> Statement:
+    """Compare-and-set these subtasks to READY with a new attempt, returning (id, attempt)
+    of those still in one of `from_statuses` (and, with `unblocked_only`, with no upstream
+    left to wait for)."""
+    assignments = ready_assignments(operation, count_run)
+    sets = [f"{column} = {value}" for column, value, _ in assignments]
+    params = [param for _, _, values in assignments for param in values]
+    where = f"id IN ({placeholders(ids)}) AND status IN ({placeholders(from_statuses)})"
+    if unblocked_only:
+        where += " AND upstreams_left <= 0"
+    return (
+        f"UPDATE {SUBTASKS} SET {', '.join(sets)} WHERE {where} RETURNING id, attempt",
+        [*params, *ids, *from_statuses],
+    )
+
+
+def count_off_assignments() -> tuple[str, list[Any]]:
+    """The SET list that counts a succeeded subtask off a downstream, and makes READY in
+    the same statement one that waited for it alone (SET expressions all see the row as
+    it was)."""
+    last_one = "upstreams_left <= 1 AND status = %s"
+    sets = ["upstreams_left = upstreams_left - 1"]
+    params: list[Any] = []
+    for column, value, values in ready_assignments(SubtaskOperation.EXECUTE, count_run=True):
+        sets.append(f"{column} = CASE WHEN {last_one} THEN {value} ELSE {column} END")
+        params += [SubtaskStatus.PENDING, *values]
+    return ", ".join(sets), params
+
+
+# What a count-off returns for each downstream; `released` reads it.
+COUNTED_COLUMNS = "id, attempt, status, upstreams_left"
+
+
+def count_off_statement(downstream_ids: list[int]) -> Statement:
+    sets, params = count_off_assignments()
+    return (
+        f"UPDATE {SUBTASKS} SET {sets} WHERE id IN ({placeholders(downstream_ids)})"
+        f" RETURNING {COUNTED_COLUMNS}",
+        [*params, *downstream_ids],
+    )
+
+
+def released(counted: list[tuple]) -> list[tuple[int, int]]:
+    """The (subtask id, attempt) that a count-off made READY, from its COUNTED_COLUMNS rows."""
+    return sorted(
+        (pk, attempt)
+        for pk, attempt, status, left in counted
+        if status == SubtaskStatus.READY and left <= 0
+    )
+
+
+# --- Starting a task ------------------------------------------------------------------------------
+
+
+def write_edges(rows: list[tuple[str, str, int]]) -> None:
+    """Write (upstream ids JSON, downstream ids JSON, id) onto new subtasks.
+
+    bulk_update's CASE expression per row took most of the start of a 1,000-subtask task
+    in Python. On PostgreSQL one UPDATE joins a VALUES list (a statement per row was a
+    round trip per row); SQLite, in-process, runs one prepared UPDATE per row.
+    """
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {SUBTASKS} AS s SET upstream_ids = v.ups::jsonb,"
+                " downstream_ids = v.downs::jsonb"
+                f" FROM (VALUES {', '.join(['(%s, %s, %s)'] * len(rows))}) AS v(ups, downs, id)"
+                " WHERE s.id = v.id",
+                [value for row in rows for value in row],
+            )
+        else:
+            cursor.executemany(
+                f"UPDATE {SUBTASKS} SET upstream_ids = %s, downstream_ids = %s WHERE id = %s",
+                rows,
+            )
+
+
+# --- Logs ----------------------------------------------------------------------------------------
+
+
+def log_chunk_columns() -> str:
+    return f"subtask_id, attempt, {connection.ops.quote_name('offset')}, length, data, created_at"
+
+
+def log_chunks_insert(rows: list[tuple[int, int, int, int, bytes, Any]]) -> Statement:
+    """Insert log chunks given as (subtask id, attempt, offset, length, data, created at)."""
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
+    return (
+        f"INSERT INTO {LOG_CHUNKS} ({log_chunk_columns()}) VALUES {values}",
+        [value for row in rows for value in row],
+    )
