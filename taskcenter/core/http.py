@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import tempfile
 from functools import wraps
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
@@ -72,8 +72,7 @@ def _sign_in_first(request) -> HttpResponse:
         return redirect_to_login(request.get_full_path())
     # A background request cannot show a sign-in page; send the browser there, back to
     # the page it was on.
-    current = urlsplit(request.headers.get("HX-Current-URL") or request.get_full_path())
-    back = current.path + (f"?{current.query}" if current.query else "")
+    back = request.htmx.current_url_abs_path or request.get_full_path()
     login = f"{reverse('dashboard:login')}?{urlencode({'next': back})}"
     return HttpResponseClientRedirect(login, status=401)
 
