@@ -1,13 +1,18 @@
-"""Who may see and do what: the one place every view, API endpoint and page asks.
+"""Who may see and do what: the one place every view, API endpoint, page and service asks.
 
 Every view calls get_task_for_user / get_operable_task_for_user first; every list starts
 from visible_tasks(user). Scoping by cluster (RoleScope) is applied here and nowhere else.
+
+Permissions are cached on the user object (by Django's ModelBackend and by
+permission_clusters). After changing a user's grants, use forget_permissions(user): it is
+the one way to drop those caches.
 """
 
 from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from taskcenter.accounts import roles
 from taskcenter.accounts.models import RoleScope
 from taskcenter.tasks.errors import NotPermitted, TaskNotFound
 from taskcenter.tasks.models import TaskInstance
@@ -30,6 +35,18 @@ OPERATION_PERMISSIONS = {
 
 
 ALL_CLUSTERS = None  # an unscoped grant
+_CLUSTER_CACHE = "_taskcenter_permission_clusters"  # per user object, like Django's own
+
+
+def forget_permissions(user):
+    """The user again, without any permission cached on it: call after changing grants.
+
+    Django's ModelBackend caches permissions on the user object, and so does
+    permission_clusters; Django's documented way to forget them is to fetch the user
+    again (https://docs.djangoproject.com/en/5.2/topics/auth/default/#permission-caching).
+    Use the returned object from then on.
+    """
+    return type(user)._default_manager.get(pk=user.pk)
 
 
 def permission_clusters(user, permission: str) -> frozenset[int] | None:
@@ -41,7 +58,7 @@ def permission_clusters(user, permission: str) -> frozenset[int] | None:
     """
     if not (user and user.is_authenticated and user.is_active):
         return frozenset()
-    cache = user.__dict__.setdefault("_taskcenter_permission_clusters", {})
+    cache = user.__dict__.setdefault(_CLUSTER_CACHE, {})
     if permission not in cache:
         cache[permission] = _permission_clusters(user, permission)
     return cache[permission]
@@ -159,6 +176,13 @@ def require_manage_users(user) -> None:
         raise NotPermitted("You do not have permission to manage users (ADMIN).")
 
 
+def require_manage_user(actor, target=None) -> None:
+    """May `actor` change users, and `target` in particular (when given)?"""
+    require_manage_users(actor)
+    if target is not None and not can_manage_user(actor, target):
+        raise NotPermitted("Only a superuser may change a superuser.")
+
+
 def require_manage_roles(user) -> None:
     if not can_manage_roles(user):
         raise NotPermitted("You do not have permission to manage roles (ADMIN).")
@@ -172,3 +196,21 @@ def require_manage_all_keys(user) -> None:
 def require_manage_accounts(user) -> None:
     if not can_manage_accounts(user):
         raise NotPermitted("You do not have permission to manage users, roles or keys (ADMIN).")
+
+
+def can_manage_keys_of(actor, owner) -> bool:
+    """Everyone manages their own keys; key admins manage everyone's."""
+    if actor is None:  # the command line, run by whoever holds the server
+        return True
+    if not (actor.is_authenticated and actor.is_active):
+        return False
+    return actor.pk == owner.pk or actor.is_superuser or actor.has_perm(PERM_MANAGE_ALL_KEYS)
+
+
+def can_open_django_admin(user) -> bool:
+    """Who gets the link to Django's admin: superusers and staff members of ADMIN."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    return user.is_staff and user.groups.filter(name=roles.ADMIN).exists()

@@ -53,3 +53,17 @@ def sync_builtin_roles(group_model, permission_model) -> None:
             if permission is not None:
                 wanted.append(permission)
         group.permissions.add(*wanted)
+
+
+ROLE_LABELS = {VIEWER: "Viewer", MANAGER: "Operator", ADMIN: "Admin"}
+
+
+def role_label(user) -> str:
+    """What the top bar calls the user: their highest built-in role."""
+    if user.is_superuser:
+        return "Superuser"
+    names = {group.name for group in user.groups.all()}
+    for role in (ADMIN, MANAGER, VIEWER):
+        if role in names:
+            return ROLE_LABELS[role]
+    return "No role"

@@ -19,12 +19,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from taskcenter.accounts import access, crypto, roles
+from taskcenter.accounts.access import can_manage_keys_of
 from taskcenter.accounts.models import AccessKey, RoleScope
 from taskcenter.tasks.audit import audit_record
 from taskcenter.tasks.errors import InvalidParameter, NotPermitted, TaskCenterError
 from taskcenter.tasks.models import Cluster
 
-PERM_MANAGE_ALL_KEYS = "accounts.manage_all_accesskeys"
 # last_used_at is a hint for people, not an audit trail: write it at most this often.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -32,14 +32,6 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 class AccessKeyNotFound(TaskCenterError):
     code = 10002
     http_status = 404
-
-
-def can_manage_keys_of(actor, owner) -> bool:
-    if actor is None:  # the command line, run by whoever holds the server
-        return True
-    if not (actor.is_authenticated and actor.is_active):
-        return False
-    return actor.pk == owner.pk or actor.is_superuser or actor.has_perm(PERM_MANAGE_ALL_KEYS)
 
 
 def access_key_create(*, owner, actor=None, description: str = "") -> tuple[AccessKey, str]:
@@ -105,17 +97,13 @@ def _audit_account(actor, action: str, target: str, reason: str = "", **states) 
 
 
 def _check_users(actor, target=None) -> None:
-    if actor is None:
-        return
-    access.require_manage_users(actor)
-    if target is not None and not access.can_manage_user(actor, target):
-        raise NotPermitted("Only a superuser may change a superuser.")
+    if actor is not None:  # None: the command line
+        access.require_manage_user(actor, target)
 
 
 def _check_roles(actor) -> None:
-    if actor is None:
-        return
-    access.require_manage_roles(actor)
+    if actor is not None:
+        access.require_manage_roles(actor)
 
 
 def _validated_password(password: str, user) -> None:
@@ -238,10 +226,7 @@ def user_set_roles(*, user_id, grants: dict[int, list[int]], actor=None):
         user = _user_for_update(user_id)
         _check_users(actor, user)
         _apply_grants(user, grants, actor)
-        user.__dict__.pop("_taskcenter_permission_clusters", None)
-        for cache in ("_perm_cache", "_group_perm_cache", "_user_perm_cache"):
-            user.__dict__.pop(cache, None)
-    return user
+    return access.forget_permissions(user)
 
 
 def _apply_grants(user, grants: dict[int, list[int]], actor) -> None:

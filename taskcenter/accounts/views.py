@@ -3,18 +3,14 @@ user's own page (password, own access keys).
 
 Function-based views. Each one asks taskcenter.accounts.access first (through the
 @account_view / @admin_view decorators and the helpers they call), reads through the
-selectors and writes through the services. Domain errors become the dashboard's error page.
-The top bar comes from the dashboard's page(), so these pages look like the rest.
+selectors and writes through the services. Domain errors become the shared error page, and the top bar
+comes from the shared page() (taskcenter.core.http), so these pages look like the rest.
 """
 
 from __future__ import annotations
 
-import math
-from functools import wraps
-
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
-from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -28,40 +24,20 @@ from taskcenter.accounts.forms import (
     RoleForm,
     UserCreateForm,
 )
-from taskcenter.dashboard.views import error_response, page
-from taskcenter.tasks.errors import InvalidParameter, TaskCenterError
+from taskcenter.core import params as parse
+from taskcenter.core.http import page, paging, signed_in_view
+from taskcenter.tasks import selectors as task_selectors
+from taskcenter.tasks.errors import InvalidParameter
 
 AUDIT_PAGE_SIZE = 50
 
 
-def account_view(view):
-    """Signed-in users only; domain errors become the error page."""
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        try:
-            return view(request, *args, **kwargs)
-        except TaskCenterError as exc:
-            return error_response(request, exc.http_status, exc.message)
-
-    return wrapper
+account_view = signed_in_view()  # signed-in users only
 
 
 def admin_view(require):
     """An admin page: signed in, and `require(user)` (an access helper) passes, else 403."""
-
-    def decorate(view):
-        @account_view
-        @wraps(view)
-        def wrapper(request, *args, **kwargs):
-            require(request.user)
-            return view(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorate
+    return signed_in_view(require)
 
 
 def _admin_page(request, template: str, context: dict, status: int = 200):
@@ -79,17 +55,14 @@ def _admin_page(request, template: str, context: dict, status: int = 200):
 
 
 def _form_error(form, exc: InvalidParameter, field: str | None = None) -> None:
-    """Put a service's refusal next to the field it names ("Invalid parameter 'x': ...")."""
-    message = exc.message
-    for name in form.fields:
-        prefix = f"Invalid parameter '{name}': "
-        if message.startswith(prefix):
-            form.add_error(name, message.removeprefix(prefix))
-            return
-    if message.startswith("Invalid parameter 'password': ") and "password1" in form.fields:
-        form.add_error("password1", message.removeprefix("Invalid parameter 'password': "))
-        return
-    form.add_error(field, message)
+    """Put a service's refusal next to the field it names."""
+    name = exc.parameter
+    if name == "password" and "password1" in form.fields:
+        name = "password1"
+    if name in form.fields:
+        form.add_error(name, exc.reason)
+    else:
+        form.add_error(field, exc.message)
 
 
 # --- Users ------------------------------------------------------------------------------------
@@ -392,20 +365,17 @@ def account_audit(request):
     if action not in selectors.ACCOUNT_ACTIONS:
         action = ""
     who = request.GET.get("user", "").strip()
-    try:
-        page_no = max(1, int(request.GET.get("page") or 1))
-    except ValueError:
-        page_no = 1
-    rows = selectors.account_operations(action=action, user=who)
-    total = rows.count()
-    pages = max(1, math.ceil(total / AUDIT_PAGE_SIZE))
-    start = (page_no - 1) * AUDIT_PAGE_SIZE
+    page_no = parse.page_or_first(request.GET)
+    rows, total = task_selectors.operation_page(
+        queryset=selectors.account_operations(action=action, user=who),
+        page=page_no,
+        size=AUDIT_PAGE_SIZE,
+    )
     context = {
         "tab": "audit",
-        "rows": list(rows[start : start + AUDIT_PAGE_SIZE]),
+        "rows": rows,
         "total": total,
-        "page_no": page_no,
-        "pages": pages,
+        **paging(page_no=page_no, size=AUDIT_PAGE_SIZE, rows=rows, total=total),
         "actions": selectors.ACCOUNT_ACTIONS,
         "action": action,
         "who": who,

@@ -7,7 +7,6 @@ failures use OCP's common and IAM codes below.
 from __future__ import annotations
 
 import logging
-import re
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
@@ -17,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from taskcenter.api.envelope import error_body
-from taskcenter.tasks.errors import TaskCenterError
+from taskcenter.tasks.errors import InvalidParameter, TaskCenterError
 
 logger = logging.getLogger("taskcenter.api")
 
@@ -27,8 +26,6 @@ COMMON_UNEXPECTED = 10010
 IAM_USER_NOT_AUTHENTICATED = 30000
 IAM_BAD_CREDENTIALS = 30004
 IAM_OPERATION_NOT_PERMITTED = 30014
-
-_PARAMETER = re.compile(r"Invalid parameter '([^']+)'")
 
 
 def _flatten(detail) -> str:
@@ -42,8 +39,8 @@ def _flatten(detail) -> str:
 def _classify(exc) -> tuple[int, int, str, str | None]:
     """(http status, OCP code, message, target) for an exception raised in a view."""
     if isinstance(exc, TaskCenterError):
-        match = _PARAMETER.search(exc.message)
-        return exc.http_status, exc.code, exc.message, match.group(1) if match else None
+        target = exc.parameter if isinstance(exc, InvalidParameter) else None
+        return exc.http_status, exc.code, exc.message, target
     if isinstance(exc, Http404):
         return 404, COMMON_NOT_FOUND, str(exc) or "Not found.", None
     if isinstance(exc, RequestDataTooBig):

@@ -7,13 +7,10 @@ every failure goes through taskcenter.api.exceptions.exception_handler.
 from __future__ import annotations
 
 import functools
-import re
-import tempfile
 import tomllib
 from pathlib import Path
 
 from django.conf import settings
-from django.http import FileResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -25,12 +22,13 @@ from rest_framework.permissions import AllowAny
 from taskcenter.accounts import access
 from taskcenter.api import serializers as s
 from taskcenter.api.envelope import SERVER, iso, ok, paged
-from taskcenter.tasks import diagnosis, selectors, services
+from taskcenter.core import params as parse
+from taskcenter.core.http import diagnosis_download
+from taskcenter.core.params import INT64_MAX
+from taskcenter.tasks import selectors, services
 from taskcenter.tasks.errors import InvalidParameter
-from taskcenter.tasks.filters import parse_page
 from taskcenter.tasks.models import TaskStatus, TaskType
 
-INT64_MAX = 2**63 - 1
 # Operations take an optional {"reason"} as JSON or a form; clients that POST with no body
 # often still send a form content type.
 OPERATION_PARSERS = [JSONParser, FormParser, MultiPartParser]
@@ -40,37 +38,9 @@ API_VERSION = "v2"
 # --- Parsing ---------------------------------------------------------------------------------------
 
 
-def parse_id(value: str, name: str) -> int:
-    text = str(value).strip()
-    if not re.fullmatch(r"\d{1,19}", text) or not 1 <= int(text) <= INT64_MAX:
-        raise InvalidParameter(
-            f"Invalid parameter '{name}': '{value}' is not a positive 64-bit integer id."
-        )
-    return int(text)
-
-
-def parse_int(params, name: str, default: int | None, minimum: int, maximum: int) -> int | None:
-    raw = params.get(name)
-    if raw in (None, ""):
-        return default
-    text = str(raw).strip()
-    if not re.fullmatch(r"-?\d{1,19}", text):
-        raise InvalidParameter(f"Invalid parameter '{name}': '{raw}' is not an integer.")
-    value = int(text)
-    if not minimum <= value <= maximum:
-        raise InvalidParameter(
-            f"Invalid parameter '{name}': {value} is out of range ({minimum} to {maximum})."
-        )
-    return value
-
-
 def clean_params(request):
     """The query parameters, refused whole when a value holds a NUL (no database takes it)."""
-    params = request.query_params
-    for name, values in params.lists():
-        if "\x00" in name or any("\x00" in value for value in values):
-            raise InvalidParameter(f"Invalid parameter '{name}': contains a NUL character.")
-    return params
+    return parse.without_nul(request.query_params)
 
 
 def operation_reason(request) -> str:
@@ -81,11 +51,11 @@ def operation_reason(request) -> str:
     if hasattr(data, "dict"):  # a form's QueryDict
         data = data.dict()
     if not isinstance(data, dict):
-        raise InvalidParameter("Invalid parameter 'body': expected a JSON object or no body.")
+        raise InvalidParameter.because("body", "expected a JSON object or no body.")
     serializer = s.OperationRequestSerializer(data=data)
     if not serializer.is_valid():
         field, messages = next(iter(serializer.errors.items()))
-        raise InvalidParameter(f"Invalid parameter '{field}': {' '.join(map(str, messages))}")
+        raise InvalidParameter.because(field, " ".join(map(str, messages)))
     return serializer.validated_data.get("reason", "")
 
 
@@ -162,7 +132,7 @@ LIST_PARAMETERS = [
 def task_list(request):
     access.require_view(request.user)
     params = clean_params(request)
-    page, size = parse_page(params)
+    page, size = parse.page(params)
     queryset = selectors.task_list(visible=access.visible_tasks(request.user), params=params)
     rows, total = selectors.task_page(queryset=queryset, page=page, size=size)
     contents = [s.BasicTaskInstanceSerializer.represent(task) for task in rows]
@@ -200,7 +170,7 @@ def task_detail(request, taskInstanceId):
 
 
 def _detail(request, raw_id):
-    task = access.get_task_for_user(request.user, parse_id(raw_id, "taskInstanceId"))
+    task = access.get_task_for_user(request.user, parse.identifier(raw_id, "taskInstanceId"))
     return ok(
         request,
         s.WrappedTaskInstanceSerializer.represent(task, selectors.task_subtasks(task=task)),
@@ -230,7 +200,7 @@ def task_detail_alias(request, taskInstanceId):
 @api_view(["POST"])
 @parser_classes(OPERATION_PARSERS)
 def task_retry(request, taskInstanceId):
-    task_id = parse_id(taskInstanceId, "taskInstanceId")
+    task_id = parse.identifier(taskInstanceId, "taskInstanceId")
     access.get_operable_task_for_user(request.user, task_id, "retry")
     services.task_retry(task_id=task_id, actor=request.user, reason=operation_reason(request))
     return ok(request, _wrapped(task_id))
@@ -247,7 +217,7 @@ def task_retry(request, taskInstanceId):
 @api_view(["POST"])
 @parser_classes(OPERATION_PARSERS)
 def task_rollback(request, taskInstanceId):
-    task_id = parse_id(taskInstanceId, "taskInstanceId")
+    task_id = parse.identifier(taskInstanceId, "taskInstanceId")
     access.get_operable_task_for_user(request.user, task_id, "rollback")
     services.task_rollback(task_id=task_id, actor=request.user, reason=operation_reason(request))
     return ok(request, _wrapped(task_id))
@@ -257,8 +227,8 @@ def task_rollback(request, taskInstanceId):
 
 
 def _subtask_operation(request, taskInstanceId, subtaskInstanceId, operation: str, service):
-    task_id = parse_id(taskInstanceId, "taskInstanceId")
-    subtask_id = parse_id(subtaskInstanceId, "subtaskInstanceId")
+    task_id = parse.identifier(taskInstanceId, "taskInstanceId")
+    subtask_id = parse.identifier(subtaskInstanceId, "subtaskInstanceId")
     access.get_operable_task_for_user(request.user, task_id, operation)
     subtask = service(
         task_id=task_id,
@@ -327,14 +297,14 @@ def subtask_cancel(request, taskInstanceId, subtaskInstanceId):
 )
 @api_view(["GET"])
 def subtask_log(request, taskInstanceId, subtaskInstanceId):
-    task_id = parse_id(taskInstanceId, "taskInstanceId")
-    subtask_id = parse_id(subtaskInstanceId, "subtaskInstanceId")
+    task_id = parse.identifier(taskInstanceId, "taskInstanceId")
+    subtask_id = parse.identifier(subtaskInstanceId, "subtaskInstanceId")
     params = clean_params(request)
-    offset = parse_int(params, "offset", 0, 0, INT64_MAX)
-    limit = parse_int(params, "limit", None, 1, LOG_READ_MAX)
-    tail = parse_int(params, "tail", None, 1, LOG_READ_MAX)
+    offset = parse.integer(params, "offset", default=0, minimum=0, maximum=INT64_MAX)
+    limit = parse.integer(params, "limit", minimum=1, maximum=LOG_READ_MAX)
+    tail = parse.integer(params, "tail", minimum=1, maximum=LOG_READ_MAX)
     if tail is not None and params.get("offset") not in (None, ""):
-        raise InvalidParameter("Invalid parameter 'tail': use either offset or tail, not both.")
+        raise InvalidParameter.because("tail", "use either offset or tail, not both.")
     task = access.get_task_for_user(request.user, task_id)
     subtask = selectors.subtask_get(task_id=task.pk, subtask_id=subtask_id)
     if tail is not None:
@@ -371,17 +341,10 @@ def subtask_log(request, taskInstanceId, subtaskInstanceId):
 @api_view(["POST"])
 @parser_classes(OPERATION_PARSERS)
 def task_download_diagnosis(request, taskInstanceId):
-    task = access.get_task_for_user(request.user, parse_id(taskInstanceId, "taskInstanceId"))
-    # Spooled: a task with large logs goes to a temporary file instead of memory.
-    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
-    diagnosis.write_diagnosis_zip(task, spool)
-    spool.seek(0)
-    return FileResponse(
-        spool,
-        as_attachment=True,
-        filename=diagnosis.diagnosis_filename(task),
-        content_type="application/zip",
+    task = access.get_task_for_user(
+        request.user, parse.identifier(taskInstanceId, "taskInstanceId")
     )
+    return diagnosis_download(task)
 
 
 # --- Info and the catch-all -----------------------------------------------------------------------

@@ -7,6 +7,7 @@ next one with htmx), always far enough to include the selected subtask.
 
 from __future__ import annotations
 
+from collections import Counter
 from html import escape
 
 from taskcenter.dashboard import presenters
@@ -27,6 +28,17 @@ def filtered(nodes: list[SubtaskNode], status_filter: str) -> list[SubtaskNode]:
     if wanted is None:
         return nodes
     return [n for n in nodes if presenters.subtask_tone(n.status, n.operation) in wanted]
+
+
+def filter_choices(nodes: list[SubtaskNode]) -> list[tuple[str, str]]:
+    """The filters worth offering: All, and each one that some subtask matches."""
+    tones = Counter(presenters.subtask_tone(s.status, s.operation) for s in nodes)
+    labels = {"all": "All", "failed": "Failed", "running": "Running", "pending": "Pending"}
+    return [
+        (key, labels[key])
+        for key, wanted in FILTERS.items()
+        if wanted is None or any(tones[t] for t in wanted)
+    ]
 
 
 def chunk_end(nodes: list[SubtaskNode], start: int, selected_id: int | None) -> int:

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from taskcenter.dashboard import views
+from taskcenter.dashboard import operations, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -16,9 +16,9 @@ urlpatterns = [
     path("tasks/live/", views.task_list_live, name="task_list_live"),
     path("tasks/<int:task_id>/", views.task_detail, name="task_detail"),
     path("tasks/<int:task_id>/live/", views.task_live, name="task_live"),
-    path("tasks/<int:task_id>/confirm/", views.confirm, name="confirm"),
+    path("tasks/<int:task_id>/confirm/", operations.confirm, name="confirm"),
     path("tasks/<int:task_id>/diagnosis/", views.task_diagnosis, name="task_diagnosis"),
-    path("tasks/<int:task_id>/<str:op>/", views.task_operate, name="task_operate"),
+    path("tasks/<int:task_id>/<str:op>/", operations.task_operate, name="task_operate"),
     path(
         "tasks/<int:task_id>/subtasks/<int:subtask_id>/",
         views.subtask_panel,
@@ -36,7 +36,7 @@ urlpatterns = [
     ),
     path(
         "tasks/<int:task_id>/subtasks/<int:subtask_id>/<str:op>/",
-        views.subtask_operate,
+        operations.subtask_operate,
         name="subtask_operate",
     ),
     path("audit/", views.audit, name="audit"),

@@ -3,6 +3,8 @@
 Every face (API, pages, CLI) turns these into its own message; none invents its own.
 """
 
+from __future__ import annotations
+
 
 class TaskCenterError(Exception):
     code = 50000
@@ -39,7 +41,39 @@ class InvalidDefinition(TaskCenterError):
 
 
 class InvalidParameter(TaskCenterError):
-    """A request parameter is malformed or out of range; the message names it."""
+    """A request parameter (or form field) is malformed or out of range.
+
+    `parameter` names it as data, so that the API's error envelope (its `target`) and a
+    form (the field to mark) never read the name back out of the words. `message` is the
+    whole sentence shown to people, by convention "Invalid parameter 'name': why".
+
+    The older one-argument form, InvalidParameter("Invalid parameter 'name': why"), is
+    still accepted: the name is then taken from that conventional opening, or is None.
+    """
 
     code = 10001
     http_status = 400
+    PREFIX = "Invalid parameter '"
+
+    def __init__(self, parameter: str | None, message: str | None = None):
+        if message is None:
+            parameter, message = _named_in(parameter or ""), parameter or ""
+        super().__init__(message)
+        self.parameter = parameter
+
+    @classmethod
+    def because(cls, parameter: str, why: str) -> InvalidParameter:
+        """The conventional sentence: "Invalid parameter '<parameter>': <why>"."""
+        return cls(parameter, f"{cls.PREFIX}{parameter}': {why}")
+
+    @property
+    def reason(self) -> str:
+        """The message without its conventional "Invalid parameter 'name': " opening."""
+        return self.message.removeprefix(f"{self.PREFIX}{self.parameter}': ")
+
+
+def _named_in(message: str) -> str | None:
+    if not message.startswith(InvalidParameter.PREFIX):
+        return None
+    name, quote, _ = message[len(InvalidParameter.PREFIX) :].partition("'")
+    return name if quote else None

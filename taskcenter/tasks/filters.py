@@ -12,6 +12,8 @@ from django.db.models import F, Lookup, Q, QuerySet
 from django.db.models.lookups import In
 from django_filters import rest_framework as filters
 
+from taskcenter.core import params as parse
+from taskcenter.core.params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE  # noqa: F401 - importable here
 from taskcenter.tasks.errors import InvalidParameter
 from taskcenter.tasks.models import Operation, TaskInstance, TaskName, TaskStatus, TaskType
 
@@ -66,15 +68,20 @@ class MultiValueWidget(forms.SelectMultiple):
     """Reads every value of a repeated parameter."""
 
 
-class IdFilter(filters.NumberFilter):
-    """An id: an integer that fits a 64-bit column (a larger one would be a database error)."""
+class IdField(forms.Field):
+    """An id, read by the one parameter parser (a larger one would be a database error)."""
 
-    field_class = forms.IntegerField
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        try:
+            return parse.identifier(value, "id")
+        except InvalidParameter as exc:
+            raise forms.ValidationError(exc.reason) from None
 
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("min_value", 1)
-        kwargs.setdefault("max_value", 2**63 - 1)
-        super().__init__(*args, **kwargs)
+
+class IdFilter(filters.Filter):
+    field_class = IdField
 
 
 class TaskInstanceFilter(filters.FilterSet):
@@ -173,7 +180,7 @@ def filter_tasks(queryset: QuerySet, params) -> QuerySet:
     """Apply the list filters in `params` (a QueryDict) or raise InvalidParameter."""
     filterset = TaskInstanceFilter(params, queryset=queryset)
     if not filterset.is_valid():
-        raise InvalidParameter(_describe_errors(filterset.errors))
+        raise _invalid(filterset.errors)
     return filterset.qs
 
 
@@ -186,13 +193,13 @@ def parse_sort(values: list[str]) -> list[str]:
         field, _, direction = value.partition(",")
         field, direction = field.strip(), (direction.strip().lower() or "asc")
         if field not in SORT_FIELDS:
-            raise InvalidParameter(
-                f"Invalid parameter 'sort': unknown field '{field}'; sortable fields are "
-                f"{', '.join(SORT_FIELDS)}."
+            raise InvalidParameter.because(
+                "sort",
+                f"unknown field '{field}'; sortable fields are {', '.join(SORT_FIELDS)}.",
             )
         if direction not in ("asc", "desc"):
-            raise InvalidParameter(
-                f"Invalid parameter 'sort': direction must be asc or desc, got '{direction}'."
+            raise InvalidParameter.because(
+                "sort", f"direction must be asc or desc, got '{direction}'."
             )
         order.append(("-" if direction == "desc" else "") + SORT_FIELDS[field])
     if not any(term.lstrip("-") == "id" for term in order):
@@ -200,38 +207,18 @@ def parse_sort(values: list[str]) -> list[str]:
     return order
 
 
-def _describe_errors(errors) -> str:
+def _invalid(errors) -> InvalidParameter:
+    """A filter form's errors as one refusal, named after the first parameter at fault."""
     parts = []
     for field, messages in errors.items():
         text = " ".join(str(m) for m in messages)
         parts.append(f"Invalid parameter '{field}': {text}")
-    return " ".join(parts)
-
-
-DEFAULT_PAGE_SIZE = 10
-MAX_PAGE_SIZE = 2000
+    return InvalidParameter(next(iter(errors)), " ".join(parts))
 
 
 def parse_page(params, default_size: int = DEFAULT_PAGE_SIZE) -> tuple[int, int]:
     """OCP paging: page is 1-based, size defaults to 10 and is at most 2000."""
-    page = _positive_int(params, "page", 1, maximum=10**9)
-    size = _positive_int(params, "size", default_size, maximum=MAX_PAGE_SIZE)
-    return page, size
-
-
-def _positive_int(params, name: str, default: int, maximum: int) -> int:
-    raw = params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise InvalidParameter(f"Invalid parameter '{name}': '{raw}' is not an integer.") from None
-    if not 1 <= value <= maximum:
-        raise InvalidParameter(
-            f"Invalid parameter '{name}': {value} is out of range (1 to {maximum})."
-        )
-    return value
+    return parse.page(params, default_size=default_size)
 
 
 class OperationFilter(filters.FilterSet):
@@ -239,7 +226,7 @@ class OperationFilter(filters.FilterSet):
 
     user = filters.CharFilter(field_name="actor_name", lookup_expr="iexact")
     action = CommaCharListFilter(field_name="action", widget=MultiValueWidget)
-    task = filters.NumberFilter(field_name="task_id", min_value=1)
+    task = IdFilter(field_name="task_id")
     createdFrom = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     createdTo = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
@@ -252,5 +239,5 @@ def filter_operations(queryset: QuerySet, params) -> QuerySet:
     """Apply the audit filters in `params` (a QueryDict) or raise InvalidParameter."""
     filterset = OperationFilter(params, queryset=queryset)
     if not filterset.is_valid():
-        raise InvalidParameter(_describe_errors(filterset.errors))
+        raise _invalid(filterset.errors)
     return filterset.qs

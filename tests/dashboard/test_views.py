@@ -561,9 +561,9 @@ def test_log_tail_appends_from_the_offset_and_stops_when_finished(running_task, 
 
 
 def test_log_view_shows_only_the_last_part_of_a_huge_log(running_task, viewer, monkeypatch):
-    from taskcenter.dashboard import views
+    from taskcenter.dashboard import detail
 
-    monkeypatch.setattr(views, "LOG_VIEW_BYTES", 4096)
+    monkeypatch.setattr(detail, "LOG_VIEW_BYTES", 4096)
     sub = subtask_named(running_task, "Back up data files")
     for i in range(1000):
         services.log_append(subtask_id=sub.pk, attempt=sub.attempt, data=f"line {i:04d}\n".encode())

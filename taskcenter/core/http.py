@@ -1,0 +1,185 @@
+"""The HTML pages' shared HTTP plumbing: the signed-in guard, full pages with the top bar,
+error answers, flash messages for htmx, live polling and downloads.
+
+The dashboard and the account pages both build on this module (neither imports the
+other's views); the API uses its diagnosis download too. htmx headers and status codes
+come from django-htmx's helpers.
+
+Unlike the rest of taskcenter.core, this module sits above accounts and tasks: it asks
+access and the selectors for what every page shows.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from functools import wraps
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.http import FileResponse, HttpResponse, QueryDict
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.urls import NoReverseMatch, reverse
+from django_htmx.http import (
+    HttpResponseClientRedirect,
+    HttpResponseStopPolling,
+    push_url,
+    reswap,
+    retarget,
+)
+
+from taskcenter.accounts import access, roles
+from taskcenter.tasks import diagnosis, selectors
+from taskcenter.tasks.errors import TaskCenterError
+
+ERROR_TITLES = {
+    400: "That request could not be understood",
+    403: "You do not have permission",
+    404: "Not found",
+    405: "Method not allowed",
+}
+DIAGNOSIS_SPOOL_BYTES = 8 * 1024 * 1024  # a larger zip goes to a temporary file
+
+
+# --- The guard --------------------------------------------------------------------------------
+
+
+def signed_in_view(require=None):
+    """Signed-in users only, and `require(user)` (an access helper) when given; domain
+    errors (TaskNotFound, NotPermitted, InvalidParameter, ...) become clear answers."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return _sign_in_first(request)
+            try:
+                if require is not None:
+                    require(request.user)
+                return view(request, *args, **kwargs)
+            except TaskCenterError as exc:
+                return error_response(request, exc.http_status, exc.message)
+
+        return wrapper
+
+    return decorate
+
+
+def _sign_in_first(request) -> HttpResponse:
+    if not request.htmx:
+        return redirect_to_login(request.get_full_path())
+    # A background request cannot show a sign-in page; send the browser there, back to
+    # the page it was on.
+    back = request.htmx.current_url_abs_path or request.get_full_path()
+    login = f"{reverse('dashboard:login')}?{urlencode({'next': back})}"
+    return HttpResponseClientRedirect(login, status=401)
+
+
+def is_partial(request, target: str | None = None) -> bool:
+    """An htmx request that wants a fragment (not a history restore, not a boosted page)."""
+    htmx = request.htmx
+    if not htmx or htmx.history_restore_request or htmx.boosted:
+        return False
+    return target is None or htmx.target == target
+
+
+# --- Pages and errors ---------------------------------------------------------------------------
+
+
+def page(request, template: str, context: dict, status: int = 200) -> HttpResponse:
+    """A full page: the top bar's counts, the user's role and the navigation."""
+    user = request.user
+    counts = selectors.task_counts_by_status(visible=access.visible_tasks(user))
+    context = {
+        **context,
+        "time_zone": settings.TIME_ZONE,
+        "nav_counts": counts,
+        "nav_role": roles.role_label(user),
+        "nav_is_admin": access.can_open_django_admin(user),
+        "nav_schedules_url": _schedules_url(),
+    }
+    return render(request, template, context, status=status)
+
+
+def _schedules_url() -> str | None:
+    for name in ("schedules:list", "dashboard:schedule_list", "dashboard:schedules"):
+        try:
+            return reverse(name)
+        except NoReverseMatch:
+            continue
+    return None
+
+
+def error_response(request, status: int, message: str) -> HttpResponse:
+    """A refusal: a flash message for htmx, else the error page."""
+    if request.htmx and not request.htmx.history_restore_request:
+        return flash_fragment(request, {"level": "error", "message": message}, status=status)
+    context = {
+        "status": status,
+        "title": ERROR_TITLES.get(status, "Something went wrong"),
+        "message": message,
+    }
+    return page(request, "dashboard/error.html", context, status=status)
+
+
+def flash_fragment(request, flash: dict, status: int = 200) -> HttpResponse:
+    """The flash message area's new content, whatever element the request targeted."""
+    response = render(request, "dashboard/_flash.html", {"flash": flash}, status=status)
+    return reswap(retarget(response, "#flash"), "innerHTML")
+
+
+# --- Lists, live parts and downloads -----------------------------------------------------------
+
+
+def clean_query(params: QueryDict, drop: tuple[str, ...] = ()) -> str:
+    """The query string without empty values: what a shared link should look like."""
+    pairs = [
+        (key, value)
+        for key in params
+        if key not in drop
+        for value in params.getlist(key)
+        if value.strip()
+    ]
+    return urlencode(pairs)
+
+
+def results_fragment(request, template: str, context: dict, *, url_name: str, status: int):
+    """A filtered list's results, with the address bar showing the clean filtered URL."""
+    response = render(request, template, context, status=status)
+    query = clean_query(request.GET)
+    return push_url(response, reverse(url_name) + (f"?{query}" if query else ""))
+
+
+def poll_response(request, template: str, context: dict, *, done: bool) -> HttpResponse:
+    """A live part's update; once `done`, htmx's stop-polling status ends the polling."""
+    if done:
+        return HttpResponseStopPolling(render_to_string(template, context, request))
+    return render(request, template, context)
+
+
+def diagnosis_download(task) -> FileResponse:
+    """The diagnosis zip of `task` (summary + one log per attempt), spooled to disk when
+    large."""
+    spool = tempfile.SpooledTemporaryFile(max_size=DIAGNOSIS_SPOOL_BYTES)  # noqa: SIM115 - FileResponse closes it
+    diagnosis.write_diagnosis_zip(task, spool)
+    spool.seek(0)
+    return FileResponse(
+        spool,
+        as_attachment=True,
+        filename=diagnosis.diagnosis_filename(task),
+        content_type="application/zip",
+    )
+
+
+def paging(*, page_no: int, size: int, rows: list, total: int) -> dict:
+    """The pagination fields that the list and audit templates share."""
+    return {
+        "page_no": page_no,
+        "pages": max(1, math.ceil(total / size)) if total else 1,
+        "size": size,
+        "first_row": (page_no - 1) * size + 1 if rows else 0,
+        "last_row": (page_no - 1) * size + len(rows),
+        "past_end": bool(total) and not rows,
+    }

@@ -1,0 +1,109 @@
+"""Reading request parameters: ids, integers, id lists, pages and choices.
+
+The API, the pages and the list filters all parse through here, so that one input is
+accepted or refused the same way everywhere, with the same words. Every refusal is an
+InvalidParameter that names the parameter (`.parameter`), which the API reports as its
+error's `target` and the pages show as a clear 400.
+
+An integer is an optional minus sign and 1 to 19 decimal digits (what a 64-bit column
+holds); surrounding blanks are ignored. "+5", "1_000" and "1.0" are refused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+from taskcenter.tasks.errors import InvalidParameter
+
+INT64_MAX = 2**63 - 1
+PAGE_MAX = 10**9
+DEFAULT_PAGE_SIZE = 10
+MAX_PAGE_SIZE = 2000
+
+_INTEGER = re.compile(r"-?\d{1,19}")
+_ID = re.compile(r"\d{1,19}")
+
+
+def integer_value(raw, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """`raw` (a parameter's text) as an integer within [minimum, maximum]."""
+    text = str(raw).strip()
+    if not _INTEGER.fullmatch(text):
+        raise InvalidParameter.because(name, f"'{raw}' is not an integer.")
+    value = int(text)
+    if maximum is not None:
+        low = minimum if minimum is not None else -INT64_MAX - 1
+        if not low <= value <= maximum:
+            raise InvalidParameter.because(name, f"{value} is out of range ({low} to {maximum}).")
+    elif minimum is not None and value < minimum:
+        raise InvalidParameter.because(name, f"{value} is below {minimum}.")
+    return value
+
+
+def integer(
+    params: Mapping,
+    name: str,
+    *,
+    default: int | None = None,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int | None:
+    """The integer parameter `name` of `params` (a QueryDict), or `default` when absent or
+    empty."""
+    raw = params.get(name)
+    if raw in (None, ""):
+        return default
+    return integer_value(raw, name, minimum=minimum, maximum=maximum)
+
+
+def identifier(value, name: str) -> int:
+    """A row id (from a URL path or a parameter): a positive integer of at most 64 bits."""
+    text = str(value).strip()
+    if not _ID.fullmatch(text) or not 1 <= int(text) <= INT64_MAX:
+        raise InvalidParameter.because(name, f"'{value}' is not a positive 64-bit integer id.")
+    return int(text)
+
+
+def integer_list(params: Mapping, name: str, *, limit: int) -> list[int]:
+    """A comma-separated list of integers (empty parts are skipped), at most `limit` of
+    them."""
+    raw = params.get(name) or ""
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if not all(_INTEGER.fullmatch(part) for part in parts):
+        raise InvalidParameter.because(name, f"'{raw}' is not a list of ids.")
+    return [int(part) for part in parts][:limit]
+
+
+def choice(params: Mapping, name: str, choices: Iterable[str], *, default: str) -> str:
+    """One of `choices`; `default` when absent or empty."""
+    value = params.get(name) or default
+    options = tuple(choices)
+    if value not in options:
+        raise InvalidParameter.because(name, f"'{value}' (use {' or '.join(options)}).")
+    return value
+
+
+def page(params: Mapping, *, default_size: int = DEFAULT_PAGE_SIZE) -> tuple[int, int]:
+    """OCP paging: `page` is 1-based, `size` defaults to `default_size`, at most 2000."""
+    number = integer(params, "page", default=1, minimum=1, maximum=PAGE_MAX)
+    size = integer(params, "size", default=default_size, minimum=1, maximum=MAX_PAGE_SIZE)
+    assert number is not None and size is not None  # both have a default
+    return number, size
+
+
+def page_or_first(params: Mapping) -> int:
+    """The page number of a page that never refuses one (the account audit): a number it
+    cannot read counts as the first page."""
+    try:
+        number = integer(params, "page", default=1)
+    except InvalidParameter:
+        return 1
+    return max(1, number or 1)
+
+
+def without_nul(params):
+    """`params`, refused whole when a name or value holds a NUL (no database takes it)."""
+    for name, values in params.lists():
+        if "\x00" in name or any("\x00" in value for value in values):
+            raise InvalidParameter.because(name, "contains a NUL character.")
+    return params
