@@ -16,21 +16,20 @@ from taskcenter.accounts import roles
 from taskcenter.accounts.models import RoleScope
 from taskcenter.tasks.errors import NotPermitted, TaskNotFound
 from taskcenter.tasks.models import TaskInstance
+from taskcenter.tasks.operations import (  # noqa: F401 (PERM_*: the permissions of operations)
+    OPERATIONS,
+    PERM_CANCEL,
+    PERM_RETRY,
+    PERM_ROLLBACK,
+    PERM_SKIP,
+)
 
 PERM_VIEW = "tasks.view_taskinstance"
-PERM_RETRY = "tasks.retry_taskinstance"
-PERM_ROLLBACK = "tasks.rollback_taskinstance"
-PERM_SKIP = "tasks.skip_subtaskinstance"
-PERM_CANCEL = "tasks.cancel_subtaskinstance"
 PERM_RUN = "tasks.run_taskinstance"
 
-OPERATION_PERMISSIONS = {
-    "retry": PERM_RETRY,
-    "rollback": PERM_ROLLBACK,
-    "subtask_retry": PERM_RETRY,
-    "skip": PERM_SKIP,
-    "cancel": PERM_CANCEL,
-    "run": PERM_RUN,
+# Each operation's permission is declared with the operation; running a task is not one.
+OPERATION_PERMISSIONS = {key: spec.permission for key, spec in OPERATIONS.items()} | {
+    "run": PERM_RUN
 }
 
 

@@ -25,9 +25,10 @@ from taskcenter.api.envelope import SERVER, iso, ok, paged
 from taskcenter.core import params as parse
 from taskcenter.core.http import diagnosis_download
 from taskcenter.core.params import INT64_MAX
-from taskcenter.tasks import selectors, services
+from taskcenter.tasks import selectors
 from taskcenter.tasks.errors import InvalidParameter
 from taskcenter.tasks.models import TaskStatus, TaskType
+from taskcenter.tasks.operations import OPERATIONS, OperationSpec
 
 # Operations take an optional {"reason"} as JSON or a form; clients that POST with no body
 # often still send a form content type.
@@ -189,48 +190,46 @@ def task_detail_alias(request, taskInstanceId):
     return _detail(request, taskInstanceId)
 
 
-@extend_schema(
-    operation_id="retryTask",
-    summary="Retry every failed subtask of a FAILED task",
-    parameters=[TASK_ID],
-    request=s.OperationRequestSerializer,
-    responses={200: s.WrappedTaskInstanceResponse, **_errors(400, 404)},
-    tags=["tasks"],
-)
+def _task_schema(operation_id: str, summary: str):
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        parameters=[TASK_ID],
+        request=s.OperationRequestSerializer,
+        responses={200: s.WrappedTaskInstanceResponse, **_errors(400, 404)},
+        tags=["tasks"],
+    )
+
+
+def _task_operation(request, taskInstanceId, spec: OperationSpec):
+    task_id = parse.identifier(taskInstanceId, "taskInstanceId")
+    access.get_operable_task_for_user(request.user, task_id, spec.key)
+    spec.run(task_id=task_id, subtask_id=None, actor=request.user, reason=operation_reason(request))
+    return ok(request, _wrapped(task_id))
+
+
+@_task_schema("retryTask", "Retry every failed subtask of a FAILED task")
 @api_view(["POST"])
 @parser_classes(OPERATION_PARSERS)
 def task_retry(request, taskInstanceId):
-    task_id = parse.identifier(taskInstanceId, "taskInstanceId")
-    access.get_operable_task_for_user(request.user, task_id, "retry")
-    services.task_retry(task_id=task_id, actor=request.user, reason=operation_reason(request))
-    return ok(request, _wrapped(task_id))
+    return _task_operation(request, taskInstanceId, OPERATIONS["retry"])
 
 
-@extend_schema(
-    operation_id="rollbackTask",
-    summary="Roll back a FAILED task (give up), walking its subtasks in reverse",
-    parameters=[TASK_ID],
-    request=s.OperationRequestSerializer,
-    responses={200: s.WrappedTaskInstanceResponse, **_errors(400, 404)},
-    tags=["tasks"],
-)
+@_task_schema("rollbackTask", "Roll back a FAILED task (give up), walking its subtasks in reverse")
 @api_view(["POST"])
 @parser_classes(OPERATION_PARSERS)
 def task_rollback(request, taskInstanceId):
-    task_id = parse.identifier(taskInstanceId, "taskInstanceId")
-    access.get_operable_task_for_user(request.user, task_id, "rollback")
-    services.task_rollback(task_id=task_id, actor=request.user, reason=operation_reason(request))
-    return ok(request, _wrapped(task_id))
+    return _task_operation(request, taskInstanceId, OPERATIONS["rollback"])
 
 
 # --- Subtasks ---------------------------------------------------------------------------------------
 
 
-def _subtask_operation(request, taskInstanceId, subtaskInstanceId, operation: str, service):
+def _subtask_operation(request, taskInstanceId, subtaskInstanceId, spec: OperationSpec):
     task_id = parse.identifier(taskInstanceId, "taskInstanceId")
     subtask_id = parse.identifier(subtaskInstanceId, "subtaskInstanceId")
-    access.get_operable_task_for_user(request.user, task_id, operation)
-    subtask = service(
+    access.get_operable_task_for_user(request.user, task_id, spec.key)
+    subtask = spec.run(
         task_id=task_id,
         subtask_id=subtask_id,
         actor=request.user,
@@ -255,7 +254,7 @@ def _subtask_schema(operation_id: str, summary: str):
 @parser_classes(OPERATION_PARSERS)
 def subtask_retry(request, taskInstanceId, subtaskInstanceId):
     return _subtask_operation(
-        request, taskInstanceId, subtaskInstanceId, "subtask_retry", services.subtask_retry
+        request, taskInstanceId, subtaskInstanceId, OPERATIONS["subtask_retry"]
     )
 
 
@@ -263,18 +262,14 @@ def subtask_retry(request, taskInstanceId, subtaskInstanceId):
 @api_view(["POST"])
 @parser_classes(OPERATION_PARSERS)
 def subtask_skip(request, taskInstanceId, subtaskInstanceId):
-    return _subtask_operation(
-        request, taskInstanceId, subtaskInstanceId, "skip", services.subtask_skip
-    )
+    return _subtask_operation(request, taskInstanceId, subtaskInstanceId, OPERATIONS["skip"])
 
 
 @_subtask_schema("cancelSubtask", "Stop a RUNNING subtask; it ends FAILED with operation CANCEL")
 @api_view(["POST"])
 @parser_classes(OPERATION_PARSERS)
 def subtask_cancel(request, taskInstanceId, subtaskInstanceId):
-    return _subtask_operation(
-        request, taskInstanceId, subtaskInstanceId, "cancel", services.subtask_cancel
-    )
+    return _subtask_operation(request, taskInstanceId, subtaskInstanceId, OPERATIONS["cancel"])
 
 
 @extend_schema(

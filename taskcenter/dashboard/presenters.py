@@ -27,6 +27,7 @@ from taskcenter.tasks.models import (
     TaskOperation,
     TaskStatus,
 )
+from taskcenter.tasks.operations import OPERATIONS, TASK_OPERATIONS
 
 ACTIVE = {SubtaskStatus.READY, SubtaskStatus.RUNNING, SubtaskStatus.CANCELING}
 
@@ -117,25 +118,9 @@ def format_duration(value: timedelta | None) -> str:
 
 
 # --- Buttons -------------------------------------------------------------------------------------
-
-TASK_OPS = ("retry", "rollback")
-SUBTASK_OPS = ("subtask_retry", "skip", "cancel")
-REASON_REQUIRED = {"rollback", "skip"}
-
-OP_LABELS = {
-    "retry": "Retry",
-    "rollback": "Roll back",
-    "subtask_retry": "Retry",
-    "skip": "Skip",
-    "cancel": "Cancel",
-}
-OP_VERBS = {
-    "retry": "retry tasks",
-    "rollback": "roll back tasks",
-    "subtask_retry": "retry subtasks",
-    "skip": "skip subtasks",
-    "cancel": "cancel subtasks",
-}
+# Which operations a page offers, enabled or not and why. The words and the refusal rules
+# come from the operation registry (taskcenter.tasks.operations); this part only decides
+# which operations are worth showing for a state, and only to users who may run them.
 
 
 @dataclass(frozen=True)
@@ -148,96 +133,40 @@ class Button:
     danger: bool = False
 
 
-def _permission_note(op: str) -> str:
-    return f"Your role does not allow you to {OP_VERBS[op]}."
+def _permitted_buttons(
+    user, specs, task: TaskInstance, subtask: SubtaskInstance | None, url: str
+) -> list[Button]:
+    """A button for each operation the user's roles allow on this task; the others are not
+    shown at all. Enabled exactly when the operation's refusal predicate has no objection."""
+    buttons = []
+    for spec in specs:
+        if not access.can_operate(user, spec.key, task):
+            continue
+        refusal = spec.refused(task, subtask)
+        why = refusal.why if refusal else spec.hint_for(subtask)
+        url_of_op = f"{url}op={spec.key}"
+        buttons.append(Button(spec.key, spec.label, refusal is None, why, url_of_op, spec.danger))
+    return buttons
 
 
 def task_buttons(user, task: TaskInstance) -> list[Button]:
-    """Retry and Roll back: none for a user who may do neither, none once it succeeded."""
+    """Retry and Roll back: none once the task succeeded."""
     if task.status == TaskStatus.SUCCESSFUL:
         return []
-    allowed = {op: access.can_operate(user, op, task) for op in TASK_OPS}
-    if not any(allowed.values()):
-        return []
-    running = task.status == TaskStatus.RUNNING
-    in_rollback = task.operation == TaskOperation.ROLLBACK
-    url = reverse("dashboard:confirm", args=[task.pk])
-
-    if not allowed["retry"]:
-        retry_ok, retry_why = False, _permission_note("retry")
-    elif running:
-        retry_ok, retry_why = False, "The task is running; Retry becomes available if it fails."
-    elif in_rollback:
-        retry_ok, retry_why = (
-            False,
-            "The task failed while rolling back; a rollback cannot be retried as a task. "
-            "Roll back again, or skip the failed rollback step.",
-        )
-    else:
-        retry_ok, retry_why = True, "Run every failed subtask again and continue the task."
-
-    if not allowed["rollback"]:
-        back_ok, back_why = False, _permission_note("rollback")
-    elif running:
-        back_ok, back_why = False, "The task is running; Roll back becomes available if it fails."
-    elif task.prohibit_rollback:
-        back_ok, back_why = (
-            False,
-            "Rollback is prohibited: a subtask that has run cannot be undone.",
-        )
-    else:
-        back_ok, back_why = True, "Undo every subtask that has run, in reverse order."
-
-    buttons = [
-        Button("retry", "Retry", retry_ok, retry_why, f"{url}?op=retry"),
-        Button("rollback", "Roll back", back_ok, back_why, f"{url}?op=rollback", danger=True),
-    ]
-    # Only the operations the user's roles allow on this task are shown (accounts issue).
-    return [b for b in buttons if allowed[b.op]]
+    url = reverse("dashboard:confirm", args=[task.pk]) + "?"
+    return _permitted_buttons(user, TASK_OPERATIONS, task, None, url)
 
 
 def subtask_buttons(user, subtask: SubtaskInstance, task: TaskInstance) -> list[Button]:
     """Retry and Skip for a failed subtask, Cancel for a running one."""
-    if subtask.status not in (
-        SubtaskStatus.FAILED,
-        SubtaskStatus.RUNNING,
-        SubtaskStatus.CANCELING,
-    ):
-        return []
-    wanted = ("subtask_retry", "skip") if subtask.status == SubtaskStatus.FAILED else ("cancel",)
-    allowed = {op: access.can_operate(user, op, task) for op in wanted}
-    if not any(allowed.values()):
-        return []
-    url = reverse("dashboard:confirm", args=[subtask.task_id])
-    base = f"{url}?subtask={subtask.pk}&op="
-    buttons: list[Button] = []
     if subtask.status == SubtaskStatus.FAILED:
-        if not allowed["subtask_retry"]:
-            ok, why = False, _permission_note("subtask_retry")
-        elif subtask.is_rollback:
-            ok, why = (
-                False,
-                "This step failed while rolling back; skip it, or roll the task back again.",
-            )
-        else:
-            ok, why = True, "Run this subtask again."
-        buttons.append(Button("subtask_retry", "Retry", ok, why, base + "subtask_retry"))
-        if not allowed["skip"]:
-            ok, why = False, _permission_note("skip")
-        elif subtask.is_rollback:
-            ok, why = True, "Treat this step's rollback as done without running it."
-        else:
-            ok, why = True, "Set this subtask to successful without running it (set to success)."
-        buttons.append(Button("skip", "Skip", ok, why, base + "skip", danger=True))
+        specs = [OPERATIONS["subtask_retry"], OPERATIONS["skip"]]
     elif subtask.status in (SubtaskStatus.RUNNING, SubtaskStatus.CANCELING):
-        if not allowed["cancel"]:
-            ok, why = False, _permission_note("cancel")
-        elif subtask.status == SubtaskStatus.CANCELING:
-            ok, why = False, "Cancel was requested; waiting for the worker to stop the step."
-        else:
-            ok, why = True, "Stop this running subtask; it ends as failed (canceled)."
-        buttons.append(Button("cancel", "Cancel", ok, why, base + "cancel", danger=True))
-    return [b for b in buttons if allowed[b.op]]
+        specs = [OPERATIONS["cancel"]]
+    else:
+        return []
+    url = reverse("dashboard:confirm", args=[subtask.task_id]) + f"?subtask={subtask.pk}&"
+    return _permitted_buttons(user, specs, task, subtask, url)
 
 
 def current_subtask(subtasks: list[SubtaskInstance]) -> SubtaskInstance | None:

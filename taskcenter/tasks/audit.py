@@ -6,10 +6,27 @@ when the change does (DESIGN.md: who, what, from -> to, reason, traceId).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Protocol
 
 from taskcenter.core.trace import current_trace_id
 from taskcenter.tasks.models import Operation
+
+
+class Action(StrEnum):
+    """The audit actions of task changes (account changes: accounts.selectors.ACCOUNT_ACTIONS).
+    The operator's operations name theirs in taskcenter.tasks.operations."""
+
+    START = "START"
+    RETRY = "RETRY"
+    ROLLBACK = "ROLLBACK"
+    SUBTASK_RETRY = "SUBTASK_RETRY"
+    SKIP = "SKIP"
+    CANCEL = "CANCEL"
+    FINISH = "FINISH"
+    AUTO_RETRY = "AUTO_RETRY"
+    WORKER_LOST = "WORKER_LOST"
+
 
 TARGET_MAX = Operation._meta.get_field("target").max_length or 255
 

@@ -36,11 +36,17 @@ from taskcenter.tasks.services.definitions import (
 )
 from taskcenter.tasks.services.logs import format_log_line, log_append
 from taskcenter.tasks.services.operations import (
+    Refusal,
     subtask_cancel,
+    subtask_cancel_refusal,
     subtask_retry,
+    subtask_retry_refusal,
     subtask_skip,
+    subtask_skip_refusal,
     task_retry,
+    task_retry_refusal,
     task_rollback,
+    task_rollback_refusal,
 )
 from taskcenter.tasks.services.start import task_start
 from taskcenter.tasks.sql import LOG_CHUNK_MAX
@@ -49,6 +55,7 @@ __all__ = [
     "LOG_CHUNK_MAX",
     "ClaimedAttempt",
     "FinishedAttempt",
+    "Refusal",
     "attempt_claim",
     "attempt_fail_lost",
     "attempt_finish",
@@ -60,10 +67,15 @@ __all__ = [
     "format_log_line",
     "log_append",
     "subtask_cancel",
+    "subtask_cancel_refusal",
     "subtask_retry",
+    "subtask_retry_refusal",
     "subtask_skip",
+    "subtask_skip_refusal",
     "task_retry",
+    "task_retry_refusal",
     "task_rollback",
+    "task_rollback_refusal",
     "task_settle",
     "task_start",
 ]

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from taskcenter.tasks import sql
+from taskcenter.tasks.audit import Action
 from taskcenter.tasks.dispatch import enqueue_attempt, enqueue_attempts
 from taskcenter.tasks.errors import TaskNotFound
 from taskcenter.tasks.models import SubtaskInstance, SubtaskOperation, SubtaskStatus
@@ -163,7 +164,7 @@ def attempt_fail_lost(*, subtask_id: int, attempt: int, why: str) -> bool:
             return False
         log_line(subtask, f"worker lost: {why}; the attempt is marked FAILED")
         audit_subtask_change(
-            None, "WORKER_LOST", task, subtask, subtask.status, SubtaskStatus.FAILED, why
+            None, Action.WORKER_LOST, task, subtask, subtask.status, SubtaskStatus.FAILED, why
         )
         ended = finish.end_attempt(task, subtask, succeeded=False, result=None)
         if ended.settle:  # a failure releases nothing

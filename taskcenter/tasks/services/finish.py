@@ -26,6 +26,7 @@ from django.db import connection
 from django.utils import timezone
 
 from taskcenter.tasks import sql
+from taskcenter.tasks.audit import Action
 from taskcenter.tasks.models import SubtaskOperation, SubtaskStatus, TaskStatus
 from taskcenter.tasks.services import logs
 from taskcenter.tasks.services.progress import (
@@ -153,7 +154,7 @@ def end_attempt(
     elif plan.retry_note:
         logs.log_line(subtask, plan.retry_note)
         audit_subtask_change(
-            None, "AUTO_RETRY", task, subtask, SubtaskStatus.FAILED, SubtaskStatus.READY
+            None, Action.AUTO_RETRY, task, subtask, SubtaskStatus.FAILED, SubtaskStatus.READY
         )
         make_ready([subtask.pk], [SubtaskStatus.FAILED], operation=SubtaskOperation.RETRY)
     return Ended(released=[], settle=True)

@@ -1,17 +1,22 @@
 """The operator's operations on a task and its subtasks.
 
 Each operation runs in one transaction that first locks the task row, asks its refusal
-function whether the task or subtask is in a state that allows it (None when it is; else
-the error the operation raises, whose message says why), then changes rows with
+predicate whether the task or subtask is in a state that allows it, then changes rows with
 compare-and-set updates and writes its audit row.
+
+The refusal predicates (`task_retry_refusal` ...) are public: the pages ask the same
+functions whether to enable a button and show their reason when not, so a button and its
+service cannot disagree (taskcenter.tasks.operations describes each operation once).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import transaction
 from django.utils import timezone
 
-from taskcenter.tasks.audit import actor_name, audit_record
+from taskcenter.tasks.audit import Action, actor_name, audit_record
 from taskcenter.tasks.errors import InvalidState, RollbackProhibited, TaskCenterError, TaskNotFound
 from taskcenter.tasks.models import (
     SubtaskInstance,
@@ -32,6 +37,16 @@ from taskcenter.tasks.services.progress import (
     task_refresh_status,
 )
 
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an operation is not possible now, in two voices: the error its service raises
+    (the API's code and message) and the same reason in the pages' words."""
+
+    error: TaskCenterError
+    why: str
+
+
 # --- Task operations ----------------------------------------------------------------------------
 
 
@@ -39,48 +54,65 @@ def task_retry(*, task_id: int, actor=None, reason: str = "") -> TaskInstance:
     """Run every FAILED subtask again; the task continues from where it failed."""
     with transaction.atomic():
         task = _lock_task(task_id)
-        _raise_if_refused(_task_retry_refusal(task))
+        _raise_if_refused(task_retry_refusal(task))
         recount_upstreams(task)
         failed = list(
             task.subtasks.filter(status=SubtaskStatus.FAILED).values_list("pk", flat=True)
         )
         make_ready(failed, [SubtaskStatus.FAILED], operation=SubtaskOperation.RETRY)
         set_task(task, status=TaskStatus.RUNNING, operation=TaskOperation.RETRY, finish_time=None)
-        _audit_task_change(actor, "RETRY", task, reason)
+        _audit_task_change(actor, Action.RETRY, task, reason)
     return task
 
 
-def _task_retry_refusal(task: TaskInstance) -> TaskCenterError | None:
-    allowed = task.status == TaskStatus.FAILED and task.operation != TaskOperation.ROLLBACK
-    return _refused_unless(allowed, task, "retry")
+def task_retry_refusal(task: TaskInstance) -> Refusal | None:
+    if task.status == TaskStatus.RUNNING:
+        return _refusal(task, "retry", "The task is running; Retry becomes available if it fails.")
+    if task.status != TaskStatus.FAILED:
+        return _refusal(task, "retry", "The task succeeded; there is nothing to retry.")
+    if task.operation == TaskOperation.ROLLBACK:
+        return _refusal(
+            task,
+            "retry",
+            "The task failed while rolling back; a rollback cannot be retried as a task. "
+            "Roll back again, or skip the failed rollback step.",
+        )
+    return None
 
 
 def task_rollback(*, task_id: int, actor=None, reason: str = "") -> TaskInstance:
     """Undo every started subtask, walking the DAG backwards ("give up" in OCP)."""
     with transaction.atomic():
         task = _lock_task(task_id)
-        _raise_if_refused(_task_rollback_refusal(task))
+        _raise_if_refused(task_rollback_refusal(task))
         task.subtasks.exclude(status=SubtaskStatus.PENDING).update(
             operation=SubtaskOperation.ROLLBACK, rollback_pending=True
         )
         set_task(
             task, status=TaskStatus.RUNNING, operation=TaskOperation.ROLLBACK, finish_time=None
         )
-        _audit_task_change(actor, "ROLLBACK", task, reason)
+        _audit_task_change(actor, Action.ROLLBACK, task, reason)
         ready_rollback(task)
         task_refresh_status(task)
     return task
 
 
-def _task_rollback_refusal(task: TaskInstance) -> TaskCenterError | None:
+def task_rollback_refusal(task: TaskInstance) -> Refusal | None:
+    if task.status == TaskStatus.RUNNING:
+        return _refusal(
+            task, "rollback", "The task is running; Roll back becomes available if it fails."
+        )
     if task.status != TaskStatus.FAILED:
-        return _invalid_state(task, "rollback")
+        return _refusal(task, "rollback", "The task succeeded; there is nothing to roll back.")
     if (
         task.prohibit_rollback
         or task.subtasks.filter(prohibit_rollback=True, start_time__isnull=False).exists()
     ):
-        return RollbackProhibited(
-            f"The {task.pk} task cannot be rolled back: a subtask that has run prohibits it."
+        return Refusal(
+            RollbackProhibited(
+                f"The {task.pk} task cannot be rolled back: a subtask that has run prohibits it."
+            ),
+            "Rollback is prohibited: a subtask that has run cannot be undone.",
         )
     return None
 
@@ -105,27 +137,40 @@ def subtask_retry(
 ) -> SubtaskInstance:
     with transaction.atomic():
         task, subtask = _lock_subtask(task_id, subtask_id)
-        _raise_if_refused(_subtask_retry_refusal(subtask))
+        _raise_if_refused(subtask_retry_refusal(subtask))
         recount_upstreams(task)
         make_ready([subtask.pk], [SubtaskStatus.FAILED], operation=SubtaskOperation.RETRY)
         audit_subtask_change(
-            actor, "SUBTASK_RETRY", task, subtask, SubtaskStatus.FAILED, SubtaskStatus.READY, reason
+            actor,
+            Action.SUBTASK_RETRY,
+            task,
+            subtask,
+            SubtaskStatus.FAILED,
+            SubtaskStatus.READY,
+            reason,
         )
         task_refresh_status(task)
         subtask.refresh_from_db()
     return subtask
 
 
-def _subtask_retry_refusal(subtask: SubtaskInstance) -> TaskCenterError | None:
-    allowed = subtask.status == SubtaskStatus.FAILED and not subtask.is_rollback
-    return _refused_unless(allowed, subtask, "retry")
+def subtask_retry_refusal(subtask: SubtaskInstance) -> Refusal | None:
+    if subtask.status != SubtaskStatus.FAILED:
+        return _refusal(subtask, "retry", "Only a failed subtask can be retried.")
+    if subtask.is_rollback:
+        return _refusal(
+            subtask,
+            "retry",
+            "This step failed while rolling back; skip it, or roll the task back again.",
+        )
+    return None
 
 
 def subtask_skip(*, task_id: int, subtask_id: int, actor=None, reason: str = "") -> SubtaskInstance:
     """Treat a FAILED subtask as done ("set to success"); in a rollback, as rolled back."""
     with transaction.atomic():
         task, subtask = _lock_subtask(task_id, subtask_id)
-        _raise_if_refused(_subtask_skip_refusal(subtask))
+        _raise_if_refused(subtask_skip_refusal(subtask))
         if subtask.is_rollback:
             new_status, operation = SubtaskStatus.PENDING, SubtaskOperation.ROLLBACK_SKIP
         else:
@@ -139,7 +184,9 @@ def subtask_skip(*, task_id: int, subtask_id: int, actor=None, reason: str = "")
         if updated != 1:
             raise _invalid_state(subtask, "skip")
         log_line(subtask, f"skipped by {actor_name(actor)}" + (f": {reason}" if reason else ""))
-        audit_subtask_change(actor, "SKIP", task, subtask, SubtaskStatus.FAILED, new_status, reason)
+        audit_subtask_change(
+            actor, Action.SKIP, task, subtask, SubtaskStatus.FAILED, new_status, reason
+        )
         if subtask.is_rollback:
             ready_rollback(task)
         else:
@@ -150,8 +197,10 @@ def subtask_skip(*, task_id: int, subtask_id: int, actor=None, reason: str = "")
     return subtask
 
 
-def _subtask_skip_refusal(subtask: SubtaskInstance) -> TaskCenterError | None:
-    return _refused_unless(subtask.status == SubtaskStatus.FAILED, subtask, "skip")
+def subtask_skip_refusal(subtask: SubtaskInstance) -> Refusal | None:
+    if subtask.status != SubtaskStatus.FAILED:
+        return _refusal(subtask, "skip", "Only a failed subtask can be skipped.")
+    return None
 
 
 def subtask_cancel(
@@ -160,7 +209,7 @@ def subtask_cancel(
     """Ask the worker to stop a RUNNING subtask; it ends FAILED with operation CANCEL."""
     with transaction.atomic():
         task, subtask = _lock_subtask(task_id, subtask_id)
-        _raise_if_refused(_subtask_cancel_refusal(subtask))
+        _raise_if_refused(subtask_cancel_refusal(subtask))
         updated = SubtaskInstance.objects.filter(
             pk=subtask.pk, status=SubtaskStatus.RUNNING
         ).update(status=SubtaskStatus.CANCELING, operation=SubtaskOperation.CANCEL)
@@ -168,14 +217,26 @@ def subtask_cancel(
             raise _invalid_state(subtask, "cancel")
         log_line(subtask, f"cancel requested by {actor_name(actor)}")
         audit_subtask_change(
-            actor, "CANCEL", task, subtask, SubtaskStatus.RUNNING, SubtaskStatus.CANCELING, reason
+            actor,
+            Action.CANCEL,
+            task,
+            subtask,
+            SubtaskStatus.RUNNING,
+            SubtaskStatus.CANCELING,
+            reason,
         )
         subtask.refresh_from_db()
     return subtask
 
 
-def _subtask_cancel_refusal(subtask: SubtaskInstance) -> TaskCenterError | None:
-    return _refused_unless(subtask.status == SubtaskStatus.RUNNING, subtask, "cancel")
+def subtask_cancel_refusal(subtask: SubtaskInstance) -> Refusal | None:
+    if subtask.status == SubtaskStatus.CANCELING:
+        return _refusal(
+            subtask, "cancel", "Cancel was requested; waiting for the worker to stop the step."
+        )
+    if subtask.status != SubtaskStatus.RUNNING:
+        return _refusal(subtask, "cancel", "Only a running subtask can be canceled.")
+    return None
 
 
 # --- Shared -------------------------------------------------------------------------------------
@@ -208,12 +269,10 @@ def _invalid_state(obj: TaskInstance | SubtaskInstance, action: str) -> InvalidS
     )
 
 
-def _refused_unless(
-    allowed: bool, obj: TaskInstance | SubtaskInstance, action: str
-) -> TaskCenterError | None:
-    return None if allowed else _invalid_state(obj, action)
+def _refusal(obj: TaskInstance | SubtaskInstance, action: str, why: str) -> Refusal:
+    return Refusal(_invalid_state(obj, action), why)
 
 
-def _raise_if_refused(refusal: TaskCenterError | None) -> None:
+def _raise_if_refused(refusal: Refusal | None) -> None:
     if refusal is not None:
-        raise refusal
+        raise refusal.error

@@ -14,7 +14,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from taskcenter.tasks import sql
-from taskcenter.tasks.audit import audit_record
+from taskcenter.tasks.audit import Action, audit_record
 from taskcenter.tasks.dispatch import enqueue_attempts
 from taskcenter.tasks.models import (
     ACTIVE_SUBTASK_STATUSES,
@@ -125,7 +125,7 @@ def task_refresh_status(task: TaskInstance | TaskState) -> None:
         label = "rolled back" if rolled_back else new_status
         audit_record(
             actor=None,
-            action="FINISH",
+            action=Action.FINISH,
             task=task,
             from_status=previous,
             to_status=new_status,

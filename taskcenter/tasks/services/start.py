@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from taskcenter.tasks import sql
-from taskcenter.tasks.audit import audit_record
+from taskcenter.tasks.audit import Action, audit_record
 from taskcenter.tasks.definitions import SubtaskSpec, validate_subtasks
 from taskcenter.tasks.models import (
     Cluster,
@@ -66,7 +66,11 @@ def task_start(
         )
         _store_edges(ordered, [row.pk for row in rows])
         audit_record(
-            actor=creator, action="START", task=task, to_status=TaskStatus.RUNNING, reason=spec.name
+            actor=creator,
+            action=Action.START,
+            task=task,
+            to_status=TaskStatus.RUNNING,
+            reason=spec.name,
         )
         roots = [row.pk for sub, row in zip(ordered, rows, strict=True) if not sub.upstreams]
         make_ready(roots, [SubtaskStatus.PENDING], operation=SubtaskOperation.EXECUTE)
