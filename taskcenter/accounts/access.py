@@ -23,6 +23,7 @@ PERM_ROLLBACK = "tasks.rollback_taskinstance"
 PERM_SKIP = "tasks.skip_subtaskinstance"
 PERM_CANCEL = "tasks.cancel_subtaskinstance"
 PERM_RUN = "tasks.run_taskinstance"
+PERM_MANAGE_SCHEDULES = "tasks.manage_schedules"
 
 OPERATION_PERMISSIONS = {
     "retry": PERM_RETRY,
@@ -31,6 +32,7 @@ OPERATION_PERMISSIONS = {
     "skip": PERM_SKIP,
     "cancel": PERM_CANCEL,
     "run": PERM_RUN,
+    "manage_schedules": PERM_MANAGE_SCHEDULES,
 }
 
 
