@@ -234,7 +234,7 @@ def _replace_items(plan: Schedule, inputs: list[ItemInput], actor, now: datetime
         item.time_zone = given.time_zone
         item.trigger_by_jobs = given.trigger_by_jobs
         item.updated_by = actor
-        if changed or item.next_fire_at is None:
+        if changed or item.next_fire_at is None or not plan.enabled:
             item.next_fire_at = _next_fire(plan, item, now)
         item.save()
         items.append(item)
