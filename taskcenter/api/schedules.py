@@ -180,10 +180,11 @@ def _schema(operation_id: str, summary: str, **kwargs):
 # --- Plans ---------------------------------------------------------------------------------------
 
 
+@_schema("listSchedules", "List plans", methods=["GET"], parameters=_PAGING + _FILTERS)
 @_schema(
-    "schedules",
-    "List plans (GET) or create or update a job's plan, or run it now (POST)",
-    parameters=_PAGING + _FILTERS,
+    "submitSchedule",
+    "Create or update a job's plan, or run it now (ONCE items)",
+    methods=["POST"],
     request=OpenApiTypes.OBJECT,
 )
 @hengshi_view(["GET", "POST"])
@@ -222,11 +223,19 @@ def schedule_users(request):
     return ok([user_data(user) for user in selectors.plan_users(params=params)])
 
 
+@_schema("getSchedule", "Get a plan", methods=["GET"], parameters=[SCHEDULE_ID])
 @_schema(
-    "schedule",
-    "Get (GET), change items and enabled (PUT) or delete (DELETE) a plan",
+    "updateSchedule",
+    "Replace a plan's items as a whole and/or enable or disable it",
+    methods=["PUT"],
     parameters=[SCHEDULE_ID],
     request=OpenApiTypes.OBJECT,
+)
+@_schema(
+    "deleteSchedule",
+    "Delete a plan (its contexts stay)",
+    methods=["DELETE"],
+    parameters=[SCHEDULE_ID],
 )
 @hengshi_view(["GET", "PUT", "DELETE"])
 def schedule(request, scheduleId):
