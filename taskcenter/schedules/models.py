@@ -47,7 +47,23 @@ class OverlapPolicy(models.TextChoices):
     START = "START", "Start anyway"
 
 
-class Schedule(models.Model):
+class Authored(models.Model):
+    """Who created and last changed a row, and when (HENGSHI's createdBy ... updatedAt)."""
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Schedule(Authored):
     entity_group = models.CharField(max_length=64)
     entity_key = models.CharField(max_length=200)
     title = models.CharField(max_length=200, blank=True)
@@ -61,16 +77,8 @@ class Schedule(models.Model):
     overlap_policy = models.CharField(
         max_length=16, choices=OverlapPolicy.choices, default=OverlapPolicy.SKIP
     )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
-    class Meta:
+    class Meta(Authored.Meta):
         constraints = [
             models.UniqueConstraint(
                 fields=["entity_group", "entity_key"], name="schedule_entity_unique"
@@ -89,7 +97,7 @@ class Schedule(models.Model):
         }
 
 
-class PlanItem(models.Model):
+class PlanItem(Authored):
     plan = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="items")
     trigger_type = models.CharField(max_length=16, choices=TriggerType.choices)
     cron_desc = models.CharField(max_length=255, blank=True)
@@ -100,14 +108,6 @@ class PlanItem(models.Model):
     # ONCE items, and when the expression never fires again. The scheduler's only query
     # for due work reads this index, so its cost follows what is due, not the plan count.
     next_fire_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.trigger_type} of plan {self.plan_id}"

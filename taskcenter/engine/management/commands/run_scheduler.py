@@ -42,23 +42,25 @@ class Command(BaseCommand):
             stop.wait(TICK_SECONDS)
 
     def _fire(self) -> None:
-        try:
-            report = scheduler.tick(now=timezone.now())
-            if report.started or report.skipped or report.missed:
-                self.stdout.write(
-                    f"scheduler: {len(report.started)} run(s) started, {report.skipped} "
-                    f"skipped, {report.missed} missed"
-                )
-        except Exception:  # keep the loop alive through a database hiccup
-            logger.exception("schedule tick failed")
+        report = self._guarded("schedule tick", lambda: scheduler.tick(now=timezone.now()))
+        if report and (report.started or report.skipped or report.missed):
+            self.stdout.write(
+                f"scheduler: {len(report.started)} run(s) started, {report.skipped} "
+                f"skipped, {report.missed} missed"
+            )
 
     def _reap(self) -> None:
+        report = self._guarded("reaper pass", reaper.reap)
+        if report and (report.lost or report.redispatched or report.settled):
+            self.stdout.write(
+                f"scheduler: {report.lost} lost attempt(s) failed, "
+                f"{report.redispatched} re-sent, {report.settled} task(s) settled"
+            )
+
+    @staticmethod
+    def _guarded(what: str, work):
         try:
-            report = reaper.reap()
-            if report.lost or report.redispatched or report.settled:
-                self.stdout.write(
-                    f"scheduler: {report.lost} lost attempt(s) failed, "
-                    f"{report.redispatched} re-sent, {report.settled} task(s) settled"
-                )
+            return work()
         except Exception:  # keep the loop alive through a database hiccup
-            logger.exception("reaper pass failed")
+            logger.exception("%s failed", what)
+            return None
