@@ -26,10 +26,13 @@ from taskcenter.tasks.operations import (  # noqa: F401 (PERM_*: the permissions
 
 PERM_VIEW = "tasks.view_taskinstance"
 PERM_RUN = "tasks.run_taskinstance"
+PERM_MANAGE_SCHEDULES = "tasks.manage_schedules"
 
-# Each operation's permission is declared with the operation; running a task is not one.
+# Each operation's permission is declared with the operation; running a task and managing
+# schedules are not operations on a task.
 OPERATION_PERMISSIONS = {key: spec.permission for key, spec in OPERATIONS.items()} | {
-    "run": PERM_RUN
+    "run": PERM_RUN,
+    "manage_schedules": PERM_MANAGE_SCHEDULES,
 }
 
 

@@ -1,14 +1,25 @@
-"""/api/: the OCP v2 task facade, its OpenAPI schema and API browser, and a JSON 404."""
+"""/api/: the OCP v2 task facade, the HENGSHI schedules and contexts facade, their OpenAPI
+schemas and API browser, and a JSON 404."""
 
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from taskcenter.api import views
+from taskcenter.api import schedules, views
 
 app_name = "api"
 
 TASK = "v2/tasks/instances/<str:taskInstanceId>"
 SUBTASK = f"{TASK}/subtasks/<str:subtaskInstanceId>"
+PLAN = "schedules/<str:scheduleId>"
+CONTEXT = "contexts/<str:contextId>"
+OCP_SCHEMA = {"PREPROCESSING_HOOKS": ["taskcenter.api.hengshi.ocp_endpoints"]}
+HENGSHI_SCHEMA = {
+    "TITLE": "taskcenter schedules API",
+    "DESCRIPTION": "HENGSHI-compatible execution plans and contexts (seed 003), in "
+    "HENGSHI's envelope {code, msg, data, version}.",
+    "VERSION": "1",
+    "PREPROCESSING_HOOKS": ["taskcenter.api.hengshi.hengshi_endpoints"],
+}
 
 urlpatterns = [
     path("v2/info", views.info, name="info"),
@@ -24,7 +35,30 @@ urlpatterns = [
     path(f"{SUBTASK}/log", views.subtask_log, name="subtask-log"),
     # The alias a Terraform provider polls; after the fixed paths above.
     path("v2/tasks/<str:taskInstanceId>", views.task_detail_alias, name="task-detail-alias"),
-    path("schema", SpectacularAPIView.as_view(api_version="v2"), name="schema"),
+    # HENGSHI's schedules and contexts (seed 003).
+    path("schedules", schedules.schedules, name="schedules"),
+    path("schedules/users", schedules.schedule_users, name="schedule-users"),
+    path("schedules/cancel", schedules.schedule_cancel_by_entity, name="schedule-cancel-entity"),
+    path(PLAN, schedules.schedule, name="schedule"),
+    path(f"{PLAN}/enable", schedules.schedule_enable, name="schedule-enable"),
+    path(f"{PLAN}/disable", schedules.schedule_disable, name="schedule-disable"),
+    path(f"{PLAN}/cancel", schedules.schedule_cancel, name="schedule-cancel"),
+    path("contexts", schedules.contexts, name="contexts"),
+    path("contexts/users", schedules.context_users, name="context-users"),
+    path(CONTEXT, schedules.context, name="context"),
+    path(f"{CONTEXT}/logs", schedules.context_logs, name="context-logs"),
+    path(f"{CONTEXT}/results", schedules.context_results, name="context-results"),
+    # Two schemas: OCP's v2 API, and HENGSHI's schedules and contexts.
+    path(
+        "schema",
+        SpectacularAPIView.as_view(api_version="v2", custom_settings=OCP_SCHEMA),
+        name="schema",
+    ),
+    path(
+        "schedules-schema",
+        SpectacularAPIView.as_view(custom_settings=HENGSHI_SCHEMA),
+        name="schedules-schema",
+    ),
     path("docs", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     # Anything else under /api/ is a JSON 404 in the envelope, never an HTML page.
     re_path(r"^.*$", views.not_found, name="not-found"),

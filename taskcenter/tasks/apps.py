@@ -8,4 +8,5 @@ class TasksConfig(AppConfig):
 
     def ready(self) -> None:
         # Fill the definition registry: demo definitions live with the engine.
+        from taskcenter.demo import jobs  # noqa: F401  (HENGSHI job classes for schedules)
         from taskcenter.engine import demo  # noqa: F401

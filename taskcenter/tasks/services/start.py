@@ -39,8 +39,13 @@ def task_start(
     type: str = TaskType.MANUAL,
     name: str | None = None,
     version: int | None = None,
+    retry_count: int | None = None,
 ) -> TaskInstance:
-    """Create a task instance from a definition and start its root subtasks."""
+    """Create a task instance from a definition and start its root subtasks.
+
+    `retry_count`, when given, replaces every subtask's automatic retries for this run
+    (a schedule's retryTimes).
+    """
     spec, definition_row = stored.definition_resolve(name=definition_name, version=version)
     params = spec.resolve_parameters(parameters or {})
     ordered = validate_subtasks(spec.name, spec.build(params))
@@ -62,7 +67,7 @@ def task_start(
         if hosts:
             task.hosts.set(hosts)
         rows = SubtaskInstance.objects.bulk_create(
-            [_subtask_row(task, index, sub) for index, sub in enumerate(ordered)]
+            [_subtask_row(task, index, sub, retry_count) for index, sub in enumerate(ordered)]
         )
         _store_edges(ordered, [row.pk for row in rows])
         audit_record(
@@ -77,7 +82,9 @@ def task_start(
     return task
 
 
-def _subtask_row(task: TaskInstance, index: int, sub: SubtaskSpec) -> SubtaskInstance:
+def _subtask_row(
+    task: TaskInstance, index: int, sub: SubtaskSpec, retry_count: int | None = None
+) -> SubtaskInstance:
     return SubtaskInstance(
         task=task,
         name=sub.name,
@@ -87,7 +94,7 @@ def _subtask_row(task: TaskInstance, index: int, sub: SubtaskSpec) -> SubtaskIns
         node_type=sub.kind,
         parallel_idx=sub.parallel_idx,
         prohibit_rollback=sub.prohibit_rollback,
-        retry_count=sub.retry_count,
+        retry_count=sub.retry_count if retry_count is None else retry_count,
         action=sub.action,
         rollback_action=sub.rollback,
         upstreams_left=len(set(sub.upstreams)),

@@ -1,18 +1,23 @@
 import logging
 import signal
 import threading
+import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
+from django.utils import timezone
 
 from taskcenter.engine import reaper
+from taskcenter.schedules import scheduler
 
 logger = logging.getLogger("taskcenter.scheduler")
 
+TICK_SECONDS = 1.0  # plans fire at second resolution (Quartz has a seconds field)
+
 
 class Command(BaseCommand):
-    help = "Run the scheduler loop: the reaper of lost attempts (and, later, schedule triggers)."
+    help = "Run the scheduler loop: fire due schedules every second, reap lost attempts."
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="Run one pass and exit.")
@@ -22,18 +27,40 @@ class Command(BaseCommand):
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         interval = settings.TASKCENTER_REAPER_INTERVAL
-        self.stdout.write(f"scheduler: reaping every {interval:g} s")
+        self.stdout.write(
+            f"scheduler: firing schedules every {TICK_SECONDS:g} s, reaping every {interval:g} s"
+        )
+        next_reap = 0.0
         while not stop.is_set():
             close_old_connections()
-            try:
-                report = reaper.reap()
-                if report.lost or report.redispatched or report.settled:
-                    self.stdout.write(
-                        f"scheduler: {report.lost} lost attempt(s) failed, "
-                        f"{report.redispatched} re-sent, {report.settled} task(s) settled"
-                    )
-            except Exception:  # keep the loop alive through a database hiccup
-                logger.exception("reaper pass failed")
+            self._fire()
+            if time.monotonic() >= next_reap:
+                self._reap()
+                next_reap = time.monotonic() + interval
             if once:
                 break
-            stop.wait(interval)
+            stop.wait(TICK_SECONDS)
+
+    def _fire(self) -> None:
+        report = self._guarded("schedule tick", lambda: scheduler.tick(now=timezone.now()))
+        if report and (report.started or report.skipped or report.missed):
+            self.stdout.write(
+                f"scheduler: {len(report.started)} run(s) started, {report.skipped} "
+                f"skipped, {report.missed} missed"
+            )
+
+    def _reap(self) -> None:
+        report = self._guarded("reaper pass", reaper.reap)
+        if report and (report.lost or report.redispatched or report.settled):
+            self.stdout.write(
+                f"scheduler: {report.lost} lost attempt(s) failed, "
+                f"{report.redispatched} re-sent, {report.settled} task(s) settled"
+            )
+
+    @staticmethod
+    def _guarded(what: str, work):
+        try:
+            return work()
+        except Exception:  # keep the loop alive through a database hiccup
+            logger.exception("%s failed", what)
+            return None

@@ -1,0 +1,386 @@
+"""The HENGSHI schedules and contexts API (seed 003): parse -> access -> service or
+selector -> representation, answered in HENGSHI's envelope (taskcenter.api.hengshi).
+
+A context is a task instance that a plan started (its id is the task's id, and so are
+its jobLogId and jobResultId); its logs and results are per subtask, the subtask id being
+the subKey. Waits (POST with sync: true, logs and results with block=true) are bounded by
+settings.TASKCENTER_CONTEXT_WAIT_SECONDS (default 30 s); a wait that runs out answers with
+what exists and done: false.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+
+from taskcenter.accounts import access
+from taskcenter.api.hengshi import hengshi_view, ok, user_data, when
+from taskcenter.core import params as parse
+from taskcenter.schedules import inputs, selectors, services
+from taskcenter.schedules.models import PlanItem, Schedule, TriggerType
+from taskcenter.tasks import selectors as task_selectors
+from taskcenter.tasks.errors import NotPermitted
+from taskcenter.tasks.models import TaskInstance
+
+LOG_BYTES_MAX = 1024 * 1024  # per subKey in one answer
+WAIT_POLL_SECONDS = 0.5
+
+
+def wait_limit() -> float:
+    return float(getattr(settings, "TASKCENTER_CONTEXT_WAIT_SECONDS", 30.0))
+
+
+# --- Permissions ---------------------------------------------------------------------------------
+
+
+def _require_manage(user, *, run: bool = False) -> None:
+    access.require_view(user)
+    if not access.can_operate(user, "manage_schedules"):
+        raise NotPermitted("You do not have permission to manage schedules.")
+    if run and not access.can_operate(user, "run"):
+        raise NotPermitted("You do not have permission to run jobs.")
+
+
+# --- Representations ----------------------------------------------------------------------------
+
+
+def _user_id(user) -> int | None:
+    return user.pk if user is not None else None
+
+
+def item_data(item: PlanItem) -> dict:
+    data = item.snapshot()
+    data.update(
+        nextStartAt=when(item.next_fire_at),
+        createdAt=when(item.created_at),
+        createdBy=item.created_by_id,
+        updatedAt=when(item.updated_at),
+        updatedBy=item.updated_by_id,
+    )
+    return data
+
+
+def _cost(task: TaskInstance | None) -> int | None:
+    if task is None or task.start_time is None or task.finish_time is None:
+        return None
+    return int((task.finish_time - task.start_time).total_seconds())
+
+
+def _frequency(items: list[PlanItem]) -> str | None:
+    for item in items:
+        if item.trigger_type == TriggerType.CRON_JOB:
+            return item.cron_type
+    return TriggerType.DEPENDENCY if items else None
+
+
+def plan_data(
+    plan: Schedule,
+    items: list[PlanItem],
+    last_run: TaskInstance | None,
+    context_id: int | None = None,
+) -> dict:
+    creator = plan.created_by
+    return {
+        "id": plan.pk,
+        "entityGroup": plan.entity_group,
+        "entityKey": plan.entity_key,
+        "enabled": plan.enabled,
+        "planItems": [item_data(item) for item in items],
+        "execDetail": plan.exec_detail,
+        "title": plan.title,
+        "createdAt": when(plan.created_at),
+        "createdBy": plan.created_by_id,
+        "updatedAt": when(plan.updated_at),
+        "updatedBy": plan.updated_by_id,
+        "entityCreatedBy": plan.created_by_id,
+        "entityCreatedByName": creator.get_username() if creator else None,
+        "execFrequency": _frequency(items),
+        "startAt": when(last_run.start_time) if last_run else None,
+        "stopAt": when(last_run.finish_time) if last_run else None,
+        "jobStatus": getattr(plan, "job_status", None) or "NONE",
+        "costTime": _cost(last_run),
+        "contextId": context_id,
+        "nextStartAt": when(getattr(plan, "next_start_at", None)),
+        "misfirePolicy": plan.misfire_policy,
+        "overlapPolicy": plan.overlap_policy,
+    }
+
+
+def _plans_data(plans: list[Schedule]) -> list[dict]:
+    items = selectors.plan_schedule_items(plan_ids=[plan.pk for plan in plans])
+    runs = selectors.plan_last_runs(plans=plans)
+    return [plan_data(plan, items.get(plan.pk, []), runs.get(plan.pk)) for plan in plans]
+
+
+def _plan_answer(plan_id: int):
+    return ok(_plans_data([selectors.plan_get(plan_id=plan_id)])[0])
+
+
+def context_data(task: TaskInstance) -> dict:
+    fire = task.schedule_fire
+    scheduled = when(fire.fire_time)
+    return {
+        "id": task.pk,
+        "planId": fire.plan_id,
+        "planItemId": fire.item_id,
+        "entityGroup": fire.entity_group,
+        "entityKey": fire.entity_key,
+        "title": fire.title,
+        "jobStatus": task.job_status,
+        "createdAt": when(task.create_time),
+        "createdBy": task.creator_id,
+        # The seed's table says scheduledAt and its sample scheduleAt: both are sent.
+        "scheduledAt": scheduled,
+        "scheduleAt": scheduled,
+        "startAt": when(task.start_time),
+        "stopAt": when(task.finish_time),
+        "costTime": _cost(task),
+        "planItem": fire.plan_item,
+        "jobLogId": task.pk,
+        "jobResultId": task.pk,
+        "execDetail": fire.exec_detail,
+        "entityCreatedByName": task.creator.get_username() if task.creator else None,
+        "reason": fire.reason,
+    }
+
+
+# --- Schema pieces ------------------------------------------------------------------------------
+
+_ANSWER = OpenApiResponse(OpenApiTypes.OBJECT, description="HENGSHI's envelope.")
+_ERRORS = {code: _ANSWER for code in (400, 401, 403, 404, 405)}
+SCHEDULE_ID = OpenApiParameter("scheduleId", OpenApiTypes.INT64, OpenApiParameter.PATH)
+CONTEXT_ID = OpenApiParameter("contextId", OpenApiTypes.INT64, OpenApiParameter.PATH)
+_FILTERS = [
+    OpenApiParameter("entityKey", str),
+    OpenApiParameter("entityGroup", str),
+    OpenApiParameter("q", str, description="Searches title, entityKey and entityGroup."),
+    OpenApiParameter("jobStatusList", str, description="Comma-separated jobStatus values."),
+]
+_PAGING = [
+    OpenApiParameter("offset", OpenApiTypes.INT, description="Default 0."),
+    OpenApiParameter("limit", OpenApiTypes.INT, description="Default 10, at most 1000."),
+    OpenApiParameter("entityCreatedByList", str, description="Comma-separated user ids."),
+]
+_BLOCK = OpenApiParameter(
+    "block", OpenApiTypes.BOOL, description="Wait (bounded) until the run ends; default true."
+)
+
+
+def _schema(operation_id: str, summary: str, **kwargs):
+    kwargs.setdefault("responses", {200: _ANSWER, **_ERRORS})
+    kwargs.setdefault("request", None)
+    return extend_schema(
+        operation_id=operation_id, summary=summary, tags=["schedules (HENGSHI)"], **kwargs
+    )
+
+
+# --- Plans ---------------------------------------------------------------------------------------
+
+
+@_schema("listSchedules", "List plans", methods=["GET"], parameters=_PAGING + _FILTERS)
+@_schema(
+    "submitSchedule",
+    "Create or update a job's plan, or run it now (ONCE items)",
+    methods=["POST"],
+    request=OpenApiTypes.OBJECT,
+)
+@hengshi_view(["GET", "POST"])
+def schedules(request):
+    if request.method == "POST":
+        return _submit(request)
+    access.require_view(request.user)
+    params = parse.without_nul(request.query_params)
+    offset, limit = selectors.page(params)
+    plans = selectors.plan_list(params=params)
+    rows = list(plans[offset : offset + limit])
+    return ok(_plans_data(rows), totalHits=plans.count(), offset=offset)
+
+
+def _submit(request):
+    data = inputs.plan_input(request.data)
+    runs_now = any(item.trigger_type == TriggerType.ONCE for item in data.items)
+    _require_manage(request.user, run=runs_now)
+    submitted = services.plan_submit(actor=request.user, data=data)
+    context_id = submitted.context_ids[0] if submitted.context_ids else None
+    if data.sync and context_id is not None:
+        _wait_until_done(context_id)
+    plan = selectors.plan_get(plan_id=submitted.plan.pk)
+    runs = selectors.plan_last_runs(plans=[plan])
+    answer = plan_data(plan, submitted.items, runs.get(plan.pk), context_id)
+    if len(submitted.context_ids) > 1:
+        answer["contextIds"] = submitted.context_ids
+    return ok(answer)
+
+
+@_schema("scheduleUsers", "The users who created plans", parameters=_FILTERS)
+@hengshi_view(["GET"])
+def schedule_users(request):
+    access.require_view(request.user)
+    params = parse.without_nul(request.query_params)
+    return ok([user_data(user) for user in selectors.plan_users(params=params)])
+
+
+@_schema("getSchedule", "Get a plan", methods=["GET"], parameters=[SCHEDULE_ID])
+@_schema(
+    "updateSchedule",
+    "Replace a plan's items as a whole and/or enable or disable it",
+    methods=["PUT"],
+    parameters=[SCHEDULE_ID],
+    request=OpenApiTypes.OBJECT,
+)
+@_schema(
+    "deleteSchedule",
+    "Delete a plan (its contexts stay)",
+    methods=["DELETE"],
+    parameters=[SCHEDULE_ID],
+)
+@hengshi_view(["GET", "PUT", "DELETE"])
+def schedule(request, scheduleId):
+    plan_id = parse.identifier(scheduleId, "scheduleId")
+    if request.method == "GET":
+        access.require_view(request.user)
+        return _plan_answer(plan_id)
+    _require_manage(request.user)
+    if request.method == "DELETE":
+        services.plan_delete(plan_id=plan_id, actor=request.user)
+        return ok()
+    change = inputs.plan_change_input(request.data)
+    services.plan_update(plan_id=plan_id, actor=request.user, change=change)
+    return _plan_answer(plan_id)
+
+
+def _set_enabled(request, scheduleId, enabled: bool):
+    plan_id = parse.identifier(scheduleId, "scheduleId")
+    _require_manage(request.user)
+    services.plan_set_enabled(plan_id=plan_id, actor=request.user, enabled=enabled)
+    return ok()
+
+
+@_schema("enableSchedule", "Enable a plan (no burst of past times)", parameters=[SCHEDULE_ID])
+@hengshi_view(["POST"])
+def schedule_enable(request, scheduleId):
+    return _set_enabled(request, scheduleId, True)
+
+
+@_schema("disableSchedule", "Disable a plan", parameters=[SCHEDULE_ID])
+@hengshi_view(["POST"])
+def schedule_disable(request, scheduleId):
+    return _set_enabled(request, scheduleId, False)
+
+
+@_schema("cancelSchedule", "Stop the plan's running contexts", parameters=[SCHEDULE_ID])
+@hengshi_view(["PUT"])
+def schedule_cancel(request, scheduleId):
+    plan_id = parse.identifier(scheduleId, "scheduleId")
+    _require_manage(request.user)
+    services.plan_cancel(plan_id=plan_id, actor=request.user)
+    return ok()
+
+
+@_schema(
+    "cancelScheduleByEntity",
+    "Stop the running contexts of the plan of {entityGroup, entityKey}",
+    request=OpenApiTypes.OBJECT,
+)
+@hengshi_view(["POST"])
+def schedule_cancel_by_entity(request):
+    entity_group, entity_key = inputs.entity_input(request.data)
+    _require_manage(request.user)
+    plan = selectors.plan_get_by_entity(entity_group=entity_group, entity_key=entity_key)
+    services.plan_cancel(plan_id=plan.pk, actor=request.user)
+    return ok()
+
+
+# --- Contexts ------------------------------------------------------------------------------------
+
+
+def _context_filters():
+    return [*_FILTERS, OpenApiParameter("jobStatus", str)]
+
+
+@_schema(
+    "contexts", "List contexts (runs started by plans)", parameters=_PAGING + _context_filters()
+)
+@hengshi_view(["GET"])
+def contexts(request):
+    access.require_view(request.user)
+    params = parse.without_nul(request.query_params)
+    offset, limit = selectors.page(params)
+    rows = selectors.context_list(visible=access.visible_tasks(request.user), params=params)
+    page = [context_data(task) for task in rows[offset : offset + limit]]
+    return ok(page, totalHits=rows.count(), offset=offset)
+
+
+@_schema("contextUsers", "The users who started contexts", parameters=_context_filters())
+@hengshi_view(["GET"])
+def context_users(request):
+    access.require_view(request.user)
+    params = parse.without_nul(request.query_params)
+    users = selectors.context_users(visible=access.visible_tasks(request.user), params=params)
+    return ok([user_data(user) for user in users])
+
+
+def _context(request, raw_id) -> TaskInstance:
+    access.require_view(request.user)
+    context_id = parse.identifier(raw_id, "contextId")
+    return selectors.context_get(visible=access.visible_tasks(request.user), context_id=context_id)
+
+
+@_schema("context", "Get a context", parameters=[CONTEXT_ID])
+@hengshi_view(["GET"])
+def context(request, contextId):
+    return ok(context_data(_context(request, contextId)))
+
+
+def _wait_until_done(context_id: int) -> bool:
+    deadline = time.monotonic() + wait_limit()
+    while not selectors.context_is_done(context_id=context_id):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(WAIT_POLL_SECONDS)
+    return True
+
+
+def _per_subtask(request, contextId, present):
+    task = _context(request, contextId)
+    block = parse.choice(
+        parse.without_nul(request.query_params), "block", ("true", "false"), default="true"
+    )
+    done = (
+        _wait_until_done(task.pk)
+        if block == "true"
+        else selectors.context_is_done(context_id=task.pk)
+    )
+    subtasks = selectors.context_subtasks(context_id=task.pk)
+    return ok([present(subtask) for subtask in subtasks], done=done)
+
+
+def _logs(subtask) -> dict:
+    piece = task_selectors.log_read(subtask=subtask, offset=0, limit=LOG_BYTES_MAX)
+    return {"subKey": str(subtask.pk), "logs": piece.text.splitlines()}
+
+
+def _result(subtask) -> dict:
+    value = subtask.result
+    if isinstance(value, dict) and "schema" in value and "data" in value:
+        result = {"schema": value["schema"], "data": value["data"]}
+    elif value is None:
+        result = {"schema": [], "data": []}
+    else:
+        result = {"schema": [{"name": "value", "type": "json"}], "data": [[value]]}
+    return {"subKey": str(subtask.pk), "result": result}
+
+
+@_schema("contextLogs", "A context's logs, by subKey", parameters=[CONTEXT_ID, _BLOCK])
+@hengshi_view(["GET"])
+def context_logs(request, contextId):
+    return _per_subtask(request, contextId, _logs)
+
+
+@_schema("contextResults", "A context's results, by subKey", parameters=[CONTEXT_ID, _BLOCK])
+@hengshi_view(["GET"])
+def context_results(request, contextId):
+    return _per_subtask(request, contextId, _result)

@@ -1,0 +1,137 @@
+"""The scheduler's tick: fire what is due at `now`, then follow up the runs that ended.
+
+`tick(now=...)` takes the time as an argument, so tests drive it with a controllable
+clock; `run_scheduler` calls it about once a second with the real time.
+
+Exactly once, with several schedulers running at once: each due item is handled in its
+own transaction that first advances the item's next_fire_at with a compare-and-set
+(only the scheduler whose UPDATE changed the row goes on; on PostgreSQL the other waits
+for the row lock, then finds the value changed), and each fire is claimed by inserting
+its Fire row under the unique (item, fire time) constraint, so even a recomputed
+next_fire_at cannot start a time twice. The task starts in the same transaction, and
+Celery gets its first subtasks on commit.
+
+Cost: the due query is a range scan of the next_fire_at index (disabled plans, DEPENDENCY
+and ONCE items hold NULL there), so a tick with nothing due reads nothing however many
+plans exist.
+
+Misfires: a fire time more than MISFIRE_THRESHOLD old when seen (the scheduler was down)
+is a misfire. If the item also has an on-time fire now, the misfires are recorded MISSED.
+Otherwise the plan's misfire policy decides: RUN_ONCE (the default) runs the latest missed
+time once and records the earlier ones MISSED; SKIP records them all MISSED. At most
+MISSED_RECORDED are recorded per item and tick; the rest are skipped over silently (an
+every-second plan down for a day would otherwise write 86,400 rows).
+
+Dependencies: a DEPENDENCY item fires when a run of a job it names ends SUCCESSFUL. The
+tick looks for runs that ended since it last looked (a partial index holds the runs not
+yet followed up), rather than a hook in the engine where a task settles: the engine
+settles tasks on several paths (the worker's finish, PostgreSQL's one-trip finish, the
+reaper, operator operations), and a hook on each would tie the engine to schedules. The
+tick is durable too: runs that end while no scheduler is up are followed up when one
+comes back. The price is up to one tick of latency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+
+from taskcenter.schedules import cron, selectors, services
+from taskcenter.schedules.models import MisfirePolicy, PlanItem, TriggerType
+
+MISFIRE_THRESHOLD = timedelta(seconds=60)  # Quartz's default misfireThreshold
+MISSED_RECORDED = 100
+ON_TIME_MAX = 10  # on-time fires of one item in one tick (an every-second plan, a slow tick)
+DUE_BATCH = 1000
+SCAN_MAX = 5000  # fire times walked per item and tick before jumping to the recent ones
+
+
+@dataclass
+class TickReport:
+    started: list[int] = field(default_factory=list)  # context (task) ids
+    skipped: int = 0
+    missed: int = 0
+    followed_up: int = 0
+
+
+def tick(*, now: datetime, batch: int = DUE_BATCH) -> TickReport:
+    report = TickReport()
+    for item_id in selectors.due_items(now=now, limit=batch):
+        fire_item(item_id=item_id, now=now, report=report)
+    for fire_id in selectors.ended_runs(limit=batch):
+        started = services.fire_follow_up(fire_id=fire_id, now=now)
+        report.followed_up += 1
+        _count(report, started)
+    return report
+
+
+def fire_item(*, item_id: int, now: datetime, report: TickReport | None = None) -> None:
+    """Handle one due item: claim its due times, start or record them, move it on."""
+    report = report if report is not None else TickReport()
+    with transaction.atomic():
+        item = PlanItem.objects.select_related("plan").filter(pk=item_id).first()
+        if item is None or item.next_fire_at is None or item.next_fire_at > now:
+            return  # gone, or handled by another scheduler since the due query
+        due, following = _due_times(item, now)
+        claimed = PlanItem.objects.filter(pk=item.pk, next_fire_at=item.next_fire_at).update(
+            next_fire_at=following if item.plan.enabled else None
+        )
+        if not claimed or not item.plan.enabled:
+            return  # another scheduler moved it on; or a disabled plan never fires
+        on_time = [t for t in due if now - t <= MISFIRE_THRESHOLD][-ON_TIME_MAX:]
+        late = [t for t in due if now - t > MISFIRE_THRESHOLD]
+        if late and not on_time and item.plan.misfire_policy == MisfirePolicy.RUN_ONCE:
+            run_late = late.pop()
+            fire = services.fire_start(
+                plan=item.plan,
+                item=item,
+                fire_time=run_late,
+                reason=f"misfired (seen at {now.isoformat()}); run once on recovery",
+            )
+            _count(report, [fire] if fire else [])
+        for fire_time in late[-MISSED_RECORDED:]:
+            services.fire_record_missed(
+                plan=item.plan,
+                item=item,
+                fire_time=fire_time,
+                reason=f"no scheduler ran at this time (seen at {now.isoformat()})",
+            )
+            report.missed += 1
+        for fire_time in on_time:
+            fire = services.fire_start(plan=item.plan, item=item, fire_time=fire_time)
+            _count(report, [fire] if fire else [])
+
+
+def _due_times(item: PlanItem, now: datetime) -> tuple[list[datetime], datetime | None]:
+    """The item's fire times up to `now` (the oldest ones beyond the record limit dropped)
+    and its first fire time after `now`."""
+    assert item.next_fire_at is not None and item.trigger_type == TriggerType.CRON_JOB
+    expression = cron.parse(item.cron_desc)
+    due = [item.next_fire_at]
+    keep = MISSED_RECORDED + ON_TIME_MAX + 1
+    # Jump over a long outage: times before the window we keep are never looked at.
+    window_start = now - MISFIRE_THRESHOLD
+    following = expression.next_fire_time(item.next_fire_at, item.time_zone)
+    steps = 0
+    while following is not None and following <= now:
+        steps += 1
+        if steps == SCAN_MAX and following < window_start:
+            # A long outage of a frequent plan: jump to the recent times (those between
+            # are neither run nor recorded).
+            following = expression.next_fire_time(window_start, item.time_zone)
+            continue
+        due.append(following)
+        if len(due) > 2 * keep:
+            due = due[-keep:]
+        following = expression.next_fire_time(following, item.time_zone)
+    return due[-keep:], following
+
+
+def _count(report: TickReport, fires: list) -> None:
+    for fire in fires:
+        if fire.task_id:
+            report.started.append(fire.task_id)
+        else:
+            report.skipped += 1

@@ -1,0 +1,286 @@
+"""Reads of plans, contexts and fires, shared by the API and the pages."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+
+from django.contrib.auth import get_user_model
+from django.db.models import Min, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from taskcenter.core import params as parse
+from taskcenter.schedules import status
+from taskcenter.schedules.models import (
+    Fire,
+    FireOutcome,
+    PlanDependency,
+    PlanItem,
+    Schedule,
+    TriggerType,
+)
+from taskcenter.tasks.errors import InvalidParameter, TaskNotFound
+from taskcenter.tasks.models import SubtaskInstance, SubtaskStatus, TaskInstance, TaskStatus
+
+USER_LIST_MAX = 500
+LIST_MAX = 1000
+SCHEDULE_ITEM_TYPES = (TriggerType.CRON_JOB, TriggerType.DEPENDENCY)
+
+
+# --- Filters shared by both lists ---------------------------------------------------------------
+
+
+def page(params: Mapping) -> tuple[int, int]:
+    """HENGSHI paging: offset (default 0) and limit (default 10)."""
+    offset = parse.integer(params, "offset", default=0, minimum=0, maximum=parse.INT64_MAX)
+    limit = parse.integer(params, "limit", default=10, minimum=1, maximum=LIST_MAX)
+    assert offset is not None and limit is not None
+    return offset, limit
+
+
+def job_statuses(params: Mapping, *names: str) -> list[str]:
+    """The jobStatus filters among `names` (single values or comma-separated lists)."""
+    wanted: list[str] = []
+    for name in names:
+        for value in (params.get(name) or "").split(","):
+            value = value.strip().upper()
+            if not value:
+                continue
+            if value not in status.JOB_STATUSES:
+                raise InvalidParameter.because(
+                    name, f"{value!r} (use {', '.join(status.JOB_STATUSES)})."
+                )
+            wanted.append(value)
+    return wanted
+
+
+def _entity_filters(params: Mapping, prefix: str = "") -> Q:
+    query = Q()
+    for param, column in (("entityGroup", "entity_group"), ("entityKey", "entity_key")):
+        if params.get(param):
+            query &= Q(**{f"{prefix}{column}": params[param]})
+    return query
+
+
+def _search(params: Mapping, prefix: str = "") -> Q:
+    text = (params.get("q") or "").strip()
+    if not text:
+        return Q()
+    return (
+        Q(**{f"{prefix}title__icontains": text})
+        | Q(**{f"{prefix}entity_key__icontains": text})
+        | Q(**{f"{prefix}entity_group__icontains": text})
+    )
+
+
+# --- Plans ------------------------------------------------------------------------------------
+
+
+def plan_queryset() -> QuerySet[Schedule]:
+    """Plans with their last run (context id and jobStatus) and next fire time."""
+    last_run = Fire.objects.filter(plan=OuterRef("pk"), task__isnull=False).order_by("-id")
+    last_status = TaskInstance.objects.filter(pk=OuterRef("last_context_id")).annotate(
+        js=status.job_status()
+    )
+    next_fire = (
+        PlanItem.objects.filter(plan=OuterRef("pk"), next_fire_at__isnull=False)
+        .order_by()
+        .values("plan")
+        .annotate(first=Min("next_fire_at"))
+        .values("first")
+    )
+    return (
+        Schedule.objects.select_related("created_by", "updated_by")
+        .annotate(last_context_id=Subquery(last_run.values("task_id")[:1]))
+        .annotate(
+            job_status=Coalesce(Subquery(last_status.values("js")[:1]), Value(status.NONE)),
+            next_start_at=Subquery(next_fire),
+        )
+    )
+
+
+def plan_list(*, params: Mapping) -> QuerySet[Schedule]:
+    plans = plan_queryset().filter(_entity_filters(params), _search(params))
+    creators = parse.integer_list(params, "entityCreatedByList", limit=USER_LIST_MAX)
+    if creators:
+        plans = plans.filter(created_by_id__in=creators)
+    wanted = job_statuses(params, "jobStatusList")
+    if wanted:
+        plans = plans.filter(job_status__in=wanted)
+    return plans.order_by("-id")
+
+
+def plan_get(*, plan_id: int) -> Schedule:
+    try:
+        return plan_queryset().get(pk=plan_id)
+    except Schedule.DoesNotExist:
+        raise TaskNotFound(f"The {plan_id} schedule does not exist.") from None
+
+
+def plan_get_by_entity(*, entity_group: str, entity_key: str) -> Schedule:
+    try:
+        return Schedule.objects.get(entity_group=entity_group, entity_key=entity_key)
+    except Schedule.DoesNotExist:
+        raise TaskNotFound(f"There is no schedule for {entity_group}/{entity_key}.") from None
+
+
+def plan_schedule_items(*, plan_ids: list[int]) -> dict[int, list[PlanItem]]:
+    """The CRON_JOB and DEPENDENCY items of each plan (ONCE items are runs, not schedule)."""
+    items: dict[int, list[PlanItem]] = defaultdict(list)
+    for item in PlanItem.objects.filter(
+        plan_id__in=plan_ids, trigger_type__in=SCHEDULE_ITEM_TYPES
+    ).order_by("pk"):
+        items[item.plan_id].append(item)
+    return items
+
+
+def plan_last_runs(*, plans: list[Schedule]) -> dict[int, TaskInstance]:
+    """The last context of each plan, by plan id (those that ran)."""
+    ids = [plan.last_context_id for plan in plans if plan.last_context_id]
+    tasks = TaskInstance.objects.filter(pk__in=ids).annotate(job_status=status.job_status())
+    by_id = {task.pk: task for task in tasks}
+    return {plan.pk: by_id[plan.last_context_id] for plan in plans if plan.last_context_id in by_id}
+
+
+def plan_users(*, params: Mapping) -> list:
+    """The users who created the plans that match the list's filters."""
+    plans = plan_list(params=params).filter(created_by__isnull=False)
+    ids = plans.order_by().values("created_by_id").distinct()[:USER_LIST_MAX]
+    return list(get_user_model().objects.filter(pk__in=Subquery(ids)).order_by("pk"))
+
+
+def plan_fires(*, plan_id: int, limit: int = 50) -> list[Fire]:
+    """A plan's history, newest first: runs, skipped and missed fires."""
+    return list(Fire.objects.filter(plan_id=plan_id).select_related("task").order_by("-id")[:limit])
+
+
+def plan_running_context(*, plan_id: int, excluding: int | None = None) -> int | None:
+    """The id of a context of this plan that is still running, if any."""
+    running = Fire.objects.filter(
+        plan_id=plan_id, outcome=FireOutcome.STARTED, task__status=TaskStatus.RUNNING
+    )
+    if excluding is not None:
+        running = running.exclude(pk=excluding)
+    return running.values_list("task_id", flat=True).first()
+
+
+def plan_running_subtasks(*, plan_id: int) -> list[tuple[int, int]]:
+    """(task id, subtask id) of every RUNNING subtask of the plan's running contexts."""
+    return list(
+        SubtaskInstance.objects.filter(
+            task__schedule_fire__plan_id=plan_id,
+            task__status=TaskStatus.RUNNING,
+            status=SubtaskStatus.RUNNING,
+        ).values_list("task_id", "pk")
+    )
+
+
+def dependency_graph() -> dict[tuple[str, str], set[tuple[str, str]]]:
+    """Each job with a DEPENDENCY item -> the jobs it waits for (read when a plan is saved)."""
+    graph: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+    rows = PlanDependency.objects.values_list(
+        "item__plan__entity_group", "item__plan__entity_key", "entity_group", "entity_key"
+    )
+    for group, key, upstream_group, upstream_key in rows:
+        graph[(group, key)].add((upstream_group, upstream_key))
+    return graph
+
+
+def items_after(*, entity_group: str, entity_key: str) -> list[PlanItem]:
+    """The DEPENDENCY items of enabled plans that wait for this job (by the entity index)."""
+    return list(
+        PlanItem.objects.filter(
+            dependencies__entity_group=entity_group,
+            dependencies__entity_key=entity_key,
+            trigger_type=TriggerType.DEPENDENCY,
+            plan__enabled=True,
+        )
+        .select_related("plan")
+        .distinct()
+        .order_by("pk")
+    )
+
+
+# --- Scheduler reads ------------------------------------------------------------------------------
+
+
+def due_items(*, now, limit: int) -> list[int]:
+    """Ids of the items due at `now`, oldest first: a range scan of the next_fire_at index."""
+    return list(
+        PlanItem.objects.filter(next_fire_at__lte=now)
+        .order_by("next_fire_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def ended_runs(*, limit: int) -> list[int]:
+    """Fires whose run has ended and that the scheduler has not followed up yet: the
+    partial index holds only runs not yet followed up, so this reads the open runs only."""
+    return list(
+        Fire.objects.filter(outcome=FireOutcome.STARTED, followed_up=False)
+        .filter(Q(task__isnull=True) | ~Q(task__status=TaskStatus.RUNNING))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def run_succeeded(*, fire: Fire) -> bool:
+    if fire.task_id is None:
+        return False
+    return (
+        TaskInstance.objects.filter(pk=fire.task_id)
+        .annotate(js=status.job_status())
+        .filter(js=status.SUCCESSFUL)
+        .exists()
+    )
+
+
+# --- Contexts ------------------------------------------------------------------------------------
+
+
+def context_queryset(*, visible: QuerySet[TaskInstance]) -> QuerySet[TaskInstance]:
+    """The tasks started by plans among `visible`, each with its fire and jobStatus."""
+    return (
+        visible.filter(schedule_fire__isnull=False)
+        .select_related("schedule_fire", "creator")
+        .annotate(job_status=status.job_status())
+    )
+
+
+def context_list(*, visible: QuerySet[TaskInstance], params: Mapping) -> QuerySet[TaskInstance]:
+    contexts = context_queryset(visible=visible).filter(
+        _entity_filters(params, "schedule_fire__"), _search(params, "schedule_fire__")
+    )
+    creators = parse.integer_list(params, "entityCreatedByList", limit=USER_LIST_MAX)
+    if creators:
+        contexts = contexts.filter(creator_id__in=creators)
+    wanted = job_statuses(params, "jobStatus", "jobStatusList")
+    if wanted:
+        contexts = contexts.filter(job_status__in=wanted)
+    return contexts.order_by("-id")
+
+
+def context_get(*, visible: QuerySet[TaskInstance], context_id: int) -> TaskInstance:
+    try:
+        return context_queryset(visible=visible).get(pk=context_id)
+    except TaskInstance.DoesNotExist:
+        raise TaskNotFound(f"The {context_id} context does not exist.") from None
+
+
+def context_users(*, visible: QuerySet[TaskInstance], params: Mapping) -> list:
+    contexts = context_list(visible=visible, params=params).filter(creator__isnull=False)
+    ids = contexts.order_by().values("creator_id").distinct()[:USER_LIST_MAX]
+    return list(get_user_model().objects.filter(pk__in=Subquery(ids)).order_by("pk"))
+
+
+def context_is_done(*, context_id: int) -> bool:
+    return not TaskInstance.objects.filter(pk=context_id, status=TaskStatus.RUNNING).exists()
+
+
+def context_subtasks(*, context_id: int) -> list[SubtaskInstance]:
+    """The context's subtasks (its subKeys), in their DAG order."""
+    return list(
+        SubtaskInstance.objects.filter(task_id=context_id)
+        .defer("action", "rollback_action")
+        .order_by("series_id", "pk")
+    )

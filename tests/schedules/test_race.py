@@ -1,0 +1,80 @@
+"""Several schedulers at once: exactly one run per (plan item, fire time).
+
+Real concurrency needs PostgreSQL (SQLite serialises writers); the threads each tick with
+the same `now` over the same due items, through their own connections.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection, connections
+
+from taskcenter.schedules import scheduler
+from taskcenter.schedules.models import Fire, FireOutcome
+from tests.schedules.conftest import cron_item, end_run, make_plan
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif("connection.vendor != 'postgresql'", reason="needs PostgreSQL"),
+]
+
+SCHEDULERS = 4
+PLANS = 25
+
+
+def _race(now) -> list:
+    barrier = threading.Barrier(SCHEDULERS)
+    reports, errors = [], []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            reports.append(scheduler.tick(now=now))
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(SCHEDULERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    return reports
+
+
+def test_racing_schedulers_start_one_run_per_fire_time(clock):
+    assert connection.vendor == "postgresql"
+    for key in range(PLANS):
+        make_plan(str(key), [cron_item("0 * * * * ?")], overlapPolicy="START")
+    for _ in range(3):
+        reports = _race(clock.advance(minutes=1))
+        assert sum(len(report.started) for report in reports) == PLANS
+    fires = Counter(Fire.objects.values_list("item_id", "fire_time"))
+    assert len(fires) == PLANS * 3 and set(fires.values()) == {1}
+    assert Fire.objects.filter(outcome=FireOutcome.STARTED).count() == PLANS * 3
+
+
+def test_racing_follow_ups_fire_a_dependency_once(clock):
+    make_plan("a", [cron_item("0 * * * * ?")])
+    make_plan("b", [{"triggerType": "DEPENDENCY", "triggerByJobs": [
+        {"entityGroup": "NOTEBOOK", "entityKey": "a"}]}])  # fmt: skip
+    [[run_a]] = [r.started for r in _race(clock.advance(minutes=1)) if r.started]
+    end_run(run_a)
+    reports = _race(clock.advance(seconds=1))
+    assert sum(len(report.started) for report in reports) == 1
+    assert Fire.objects.filter(entity_key="b").count() == 1
+
+
+def test_racing_recovery_records_each_missed_time_once(clock):
+    plan = make_plan("m", [cron_item("0 */5 * * * ?")])
+    reports = _race(clock.advance(hours=1, minutes=2, seconds=30))
+    assert sum(len(report.started) for report in reports) == 1
+    missed = Counter(
+        Fire.objects.filter(plan=plan, outcome=FireOutcome.MISSED).values_list("fire_time")
+    )
+    assert len(missed) == 11 and set(missed.values()) == {1}
