@@ -5,7 +5,3 @@ class TasksConfig(AppConfig):
     name = "taskcenter.tasks"
     label = "tasks"
     verbose_name = "Tasks"
-
-    def ready(self) -> None:
-        # Fill the definition registry: demo definitions live with the engine.
-        from taskcenter.engine import demo  # noqa: F401
