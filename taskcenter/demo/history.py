@@ -73,7 +73,7 @@ class _Plan:
 
 
 @contextmanager
-def _attempts_not_sent() -> Iterator[None]:
+def attempts_not_sent() -> Iterator[None]:
     """Run the block in one transaction whose engine messages are dropped, not sent.
 
     The services queue a message for every attempt they make READY, to be sent on commit.
@@ -126,7 +126,7 @@ class HistoryPlayer:
         ]
         played: Counter = Counter()
         with (
-            _attempts_not_sent(),
+            attempts_not_sent(),
             time_machine.travel(starts[0] if starts else now, tick=False) as clock,
         ):
             for plan, start in zip(plans, starts, strict=True):
