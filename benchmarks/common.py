@@ -47,6 +47,9 @@ def prepare_environment(*, tmp: Path, database: str, broker: str | None = None) 
     os.environ["TASKCENTER_VAR_DIR"] = str(tmp / "var")
     os.environ["DATABASE_URL"] = database
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    # The benchmarks run the demo's definitions (and seed_demo), in this process and in
+    # the workers they start.
+    os.environ["TASKCENTER_DEMO"] = "true"
     if broker:
         os.environ["CELERY_BROKER_URL"] = broker
     # Celery's filesystem transport keeps its exchange table in ./control; keep it in tmp.

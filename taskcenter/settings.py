@@ -52,6 +52,20 @@ INSTALLED_APPS = [
     "taskcenter.schedules",
 ]
 
+# The demo (its definitions and callables, and seed_demo) is an app installed only when
+# asked for: TASKCENTER_DEMO=true, which `serve --demo` and the tests set, or, when the
+# variable is not set, the marker file that seed_demo leaves in the var dir. The marker is
+# what keeps a seeded demo usable from every process of this installation (`run_task` in a
+# second terminal, the worker `serve` starts, a restarted web server) without anyone
+# exporting a variable: the var dir is already what those processes share (the SQLite
+# file, the broker folder, the secret key), so the demo goes wherever its data goes. A
+# machine that shares only the database sets TASKCENTER_DEMO=true; TASKCENTER_DEMO=false
+# turns the demo off whatever the marker says.
+TASKCENTER_DEMO_MARKER = VAR_DIR / "demo-seeded"
+TASKCENTER_DEMO = env_bool("TASKCENTER_DEMO", TASKCENTER_DEMO_MARKER.exists())
+if TASKCENTER_DEMO:
+    INSTALLED_APPS.append("taskcenter.demo")
+
 MIDDLEWARE = [
     # First, so every later line logged for a request carries its trace id.
     "taskcenter.core.middleware.TraceIdMiddleware",

@@ -202,6 +202,29 @@ def make_user(username: str, *role_names: str, password: str = "Pa55word!long"):
     return user
 
 
+def client_for(user):
+    """A test client signed in as `user` (anonymous for None)."""
+    from django.test import Client
+
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def basic_client(username: str | None, password: str = "Pa55word!long", **defaults):
+    """A test client that sends HTTP Basic credentials with every request."""
+    import base64
+
+    from django.test import Client
+
+    client = Client(**defaults)
+    if username:
+        token = base64.b64encode(f"{username}:{password}".encode()).decode()
+        client.defaults["HTTP_AUTHORIZATION"] = f"Basic {token}"
+    return client
+
+
 @pytest.fixture
 def viewer(db):
     return make_user("viewer", roles.VIEWER)

@@ -17,8 +17,9 @@ from playwright.sync_api import expect
 
 from taskcenter.accounts import roles, services
 from taskcenter.tasks.models import TaskInstance
-from tests.accounts.conftest import PASSWORD, failed_task_on, narrow_role
+from tests.accounts.conftest import PASSWORD, narrow_role
 from tests.conftest import make_user
+from tests.factories import failed_task_on
 
 SCREENSHOTS = os.environ.get("TASKCENTER_SCREENSHOTS")
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.utils import timezone
 
-from taskcenter.tasks.models import Operation, SubtaskInstance, TaskInstance
-from tests.accounts.conftest import client_for, failed_task_on, make_persona
-from tests.api.conftest import basic_client
+from taskcenter.tasks.models import SubtaskInstance
+from tests.accounts.conftest import make_persona
+from tests.conftest import basic_client, client_for
+from tests.factories import failed_task_on, running_task_on
 
 PERSONAS = ["viewer", "manager", "narrow", "scoped", "admin"]
 OK, FORBIDDEN, MISSING = "ok", 403, 404
@@ -41,21 +41,8 @@ def no_broker(monkeypatch):
 def world(clusters):
     a, b = clusters
     alpha, bravo = failed_task_on(a, "Alpha resize"), failed_task_on(b, "Bravo migrate")
-    # Something in the audit trail of each task, by the system.
-    for task in (alpha, bravo):
-        Operation.objects.create(actor_name="system", action="START", task=task)
+    # Each audit trail has a row by the system: the FINISH the services wrote.
     return {"clusters": (a, b), "alpha": alpha, "bravo": bravo}
-
-
-def running_on(cluster, name: str) -> TaskInstance:
-    task = failed_task_on(cluster, name)
-    task.status = "RUNNING"
-    task.finish_time = None
-    task.save()
-    sub = task.subtasks.get(status="FAILED")
-    sub.status, sub.finish_time, sub.heartbeat_at = "RUNNING", None, timezone.now()
-    sub.save()
-    return task
 
 
 def failed_sub(task) -> SubtaskInstance:
@@ -209,7 +196,7 @@ def _page_path(op: str, task, sub) -> str:
 def _targets(op: str, world):
     a, b = world["clusters"]
     if op == "cancel":
-        return running_on(a, "Alpha running"), running_on(b, "Bravo running")
+        return running_task_on(a, "Alpha running"), running_task_on(b, "Bravo running")
     return world["alpha"], world["bravo"]
 
 

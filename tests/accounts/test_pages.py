@@ -13,9 +13,9 @@ from django.test import Client
 from taskcenter.accounts import roles, services
 from taskcenter.accounts.models import AccessKey
 from taskcenter.tasks.models import Operation
-from tests.accounts.conftest import PASSWORD, client_for, narrow_role
+from tests.accounts.conftest import PASSWORD, narrow_role
 from tests.api.test_signature import signed_request
-from tests.conftest import make_user
+from tests.conftest import client_for, make_user
 
 User = get_user_model()
 

@@ -8,6 +8,7 @@ from taskcenter.accounts.models import RoleScope
 from taskcenter.tasks.errors import NotPermitted, TaskNotFound
 from taskcenter.tasks.models import Cluster, TaskInstance
 from tests.conftest import make_user
+from tests.factories import failed_task_on
 
 
 @pytest.fixture
@@ -20,10 +21,7 @@ def clusters(db):
 @pytest.fixture
 def tasks(clusters):
     a, b = clusters
-    return (
-        TaskInstance.objects.create(name="on A", cluster=a, status="FAILED"),
-        TaskInstance.objects.create(name="on B", cluster=b, status="FAILED"),
-    )
+    return failed_task_on(a, "on A"), failed_task_on(b, "on B")
 
 
 def scope(user, role, *clusters):

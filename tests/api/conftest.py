@@ -1,26 +1,15 @@
-"""Fixtures for the API tests: clients per persona, task factories, envelope checks.
-
-Tasks are built row by row here (test set-up, not a status change in the product), so a
-test gets the exact state it needs without running an engine; the contract tests also
-run real tasks through the engine in-process.
+"""Fixtures for the API tests: clients per persona and envelope checks. Tasks come from
+tests/factories.py; the contract tests also run real tasks through the engine in-process.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 
 import pytest
 from django.test import Client
 
-from taskcenter.tasks.models import (
-    Cluster,
-    SubtaskInstance,
-    TaskInstance,
-    TaskStatus,
-    Tenant,
-)
-from tests.conftest import make_user
+from tests.conftest import basic_client, make_user
 
 PASSWORD = "Pa55word!long"
 ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?[+-]\d\d:\d\d$")
@@ -52,14 +41,6 @@ def no_broker(monkeypatch):
     return sent
 
 
-def basic_client(username: str | None, password: str = PASSWORD, **defaults) -> Client:
-    client = Client(**defaults)
-    if username:
-        token = base64.b64encode(f"{username}:{password}".encode()).decode()
-        client.defaults["HTTP_AUTHORIZATION"] = f"Basic {token}"
-    return client
-
-
 @pytest.fixture
 def as_viewer(viewer):
     return basic_client("viewer")
@@ -89,89 +70,6 @@ def persona_client(name: str) -> Client:
         return Client()
     make_user(name, role[name])
     return basic_client(name)
-
-
-# --- Factories -------------------------------------------------------------------------------------
-
-
-def make_cluster_and_tenant() -> tuple[Cluster, Tenant]:
-    cluster, _ = Cluster.objects.get_or_create(
-        name="meta", defaults={"ob_cluster_id": 1001, "type": Cluster.Type.PRIMARY}
-    )
-    tenant, _ = Tenant.objects.get_or_create(
-        cluster=cluster, name="sys", defaults={"ob_tenant_id": 1, "mode": Tenant.Mode.MYSQL}
-    )
-    return cluster, tenant
-
-
-def make_task(
-    subtask_statuses: list[str],
-    *,
-    status: str = TaskStatus.FAILED,
-    name: str = "Migrate tenant",
-    creator=None,
-    with_tenant: bool = True,
-    with_creator: bool = True,
-    prohibit: tuple[int, ...] = (),
-) -> TaskInstance:
-    """A task whose subtasks form a chain with the given statuses (already 'run' ones
-    have start times, so rollback sees them as started)."""
-    from django.contrib.auth.models import User
-    from django.utils import timezone
-
-    cluster, tenant = make_cluster_and_tenant() if with_tenant else (None, None)
-    if creator is None and with_creator:
-        creator, _ = User.objects.get_or_create(username="task-owner")
-    now = timezone.now()
-    task = TaskInstance.objects.create(
-        name=name,
-        cluster=cluster,
-        tenant=tenant,
-        creator=creator,
-        status=status,
-        start_time=now,
-        finish_time=None if status == TaskStatus.RUNNING else now,
-        executor="127.0.0.1",
-        subtask_total=len(subtask_statuses),
-    )
-    rows = []
-    for index, sub_status in enumerate(subtask_statuses):
-        started = sub_status != "PENDING"
-        rows.append(
-            SubtaskInstance.objects.create(
-                task=task,
-                name=f"step {index}",
-                series_id=index,
-                description=f"Step number {index}",
-                status=sub_status,
-                node_type="PYTHON_TASK",
-                run_time=1 if started else 0,
-                attempt=1 if started else 0,
-                executor="127.0.0.1" if started else "",
-                start_time=now if started else None,
-                finish_time=now if sub_status in ("SUCCESSFUL", "FAILED") else None,
-                heartbeat_at=now if sub_status == "RUNNING" else None,
-                prohibit_rollback=index in prohibit,
-                action={"callable": "demo.noop", "kwargs": {}},
-            )
-        )
-    for before, after in zip(rows, rows[1:], strict=False):
-        before.downstream_ids = [after.pk]
-        after.upstream_ids = [before.pk]
-    SubtaskInstance.objects.bulk_update(rows, ["upstream_ids", "downstream_ids"])
-    return task
-
-
-def failed_task(**kwargs) -> TaskInstance:
-    return make_task(["SUCCESSFUL", "FAILED", "PENDING"], **kwargs)
-
-
-def running_task(**kwargs) -> TaskInstance:
-    return make_task(["SUCCESSFUL", "RUNNING", "PENDING"], status=TaskStatus.RUNNING, **kwargs)
-
-
-def first_subtask_with(task: TaskInstance, status: str) -> SubtaskInstance:
-    return task.subtasks.filter(status=status).order_by("series_id").first()
 
 
 # --- Envelope checks ---------------------------------------------------------------------------------

@@ -19,17 +19,15 @@ import pytest
 from taskcenter.accounts import roles
 from taskcenter.tasks import selectors, services
 from taskcenter.tasks.models import SubtaskInstance, TaskInstance
-from tests.api.conftest import (
-    ISO_WITH_OFFSET,
-    basic_client,
-    check_envelope,
+from tests.api.conftest import ISO_WITH_OFFSET, check_envelope
+from tests.conftest import basic_client, make_user
+from tests.factories import (
     failed_task,
     first_subtask_with,
     make_cluster_and_tenant,
     make_task,
     running_task,
 )
-from tests.conftest import make_user
 
 SAMPLE = json.loads((Path(__file__).parent / "ocp_sample_task.json").read_text())
 
@@ -224,7 +222,10 @@ def test_empty_list_keeps_the_page_shape(as_viewer):
 
 
 def test_task_without_cluster_tenant_or_creator_reports_nulls(as_viewer):
-    task = make_task(["SUCCESSFUL"], status="SUCCESSFUL", with_tenant=False, with_creator=False)
+    task = make_task(["SUCCESSFUL"], with_tenant=False, with_creator=False)
+    # A hand-built corner case: the services always record a definition; a row without one
+    # (written by another system) must still read as OCP's -1.
+    TaskInstance.objects.filter(pk=task.pk).update(definition=None)
     data = enveloped(as_viewer.get(f"/api/v2/tasks/instances/{task.pk}"))
     assert data["cluster"] is None and data["tenant"] is None and data["tenantInfo"] is None
     assert data["creator"] is None and data["taskDefinitionId"] == -1
@@ -336,10 +337,10 @@ def test_log_can_be_tailed_incrementally_from_an_offset(as_viewer):
 
 
 def test_creators_lists_the_users_who_created_tasks(as_viewer, operator, admin):
-    make_task(["SUCCESSFUL"], status="SUCCESSFUL", creator=operator)
-    make_task(["SUCCESSFUL"], status="SUCCESSFUL", creator=admin)
-    make_task(["SUCCESSFUL"], status="SUCCESSFUL", creator=operator)
-    make_task(["SUCCESSFUL"], status="SUCCESSFUL", with_creator=False)
+    make_task(["SUCCESSFUL"], creator=operator)
+    make_task(["SUCCESSFUL"], creator=admin)
+    make_task(["SUCCESSFUL"], creator=operator)
+    make_task(["SUCCESSFUL"], with_creator=False)
     data = enveloped(as_viewer.get("/api/v2/tasks/instances/creators"))
     assert_conforms(data, {"contents": [CREATOR]})
     assert data["contents"] == [

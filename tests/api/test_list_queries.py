@@ -8,7 +8,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from taskcenter.tasks import selectors
-from tests.api.conftest import check_envelope, failed_task, make_task
+from tests.api.conftest import check_envelope
+from tests.factories import failed_task, make_task
 
 
 def list_queries(client, query: str) -> tuple[int, dict]:

@@ -7,12 +7,12 @@ have recorded their names.
 
 from __future__ import annotations
 
-from taskcenter.tasks.models import TaskStatus
-from tests.api.conftest import check_envelope, make_task
+from tests.api.conftest import check_envelope
+from tests.factories import make_task
 
 
 def test_api_name_filter_on_tasks_created_after_the_migration(as_viewer):
-    first = make_task(["SUCCESSFUL"], name="Rebalance units", status=TaskStatus.SUCCESSFUL)
+    first = make_task(["SUCCESSFUL"], name="Rebalance units")
     second = make_task(["FAILED"], name="Rebalance units of zone 3 (custom)")
     make_task(["FAILED"], name="Migrate tenant")
     data = check_envelope(as_viewer.get("/api/v2/tasks/instances?name=REBALANCE"))["data"]

@@ -22,8 +22,9 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tests.api.conftest import PASSWORD, failed_task, make_task, running_task
+from tests.api.conftest import PASSWORD
 from tests.conftest import make_user
+from tests.factories import failed_task, make_task, running_task
 
 schema = schemathesis.openapi.from_wsgi("/api/schema?format=json", get_wsgi_application())
 
@@ -68,7 +69,7 @@ def keep_test_connection():
 def api_world(db, settings, keep_test_connection):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     make_user("schema-admin", "ADMIN")
-    tasks = [failed_task(), running_task(), make_task(["SUCCESSFUL"], status="SUCCESSFUL")]
+    tasks = [failed_task(), running_task(), make_task(["SUCCESSFUL"])]
     KNOWN_IDS["taskInstanceId"] = [t.pk for t in tasks]
     KNOWN_IDS["subtaskInstanceId"] = [t.subtasks.order_by("-status").first().pk for t in tasks]
     token = base64.b64encode(f"schema-admin:{PASSWORD}".encode()).decode()

@@ -14,7 +14,8 @@ from django.urls import reverse
 
 from taskcenter.tasks import selectors, services
 from taskcenter.tasks.models import Operation, SubtaskInstance, TaskInstance
-from tests.dashboard.conftest import client_for, drive, start, subtask_named
+from tests.conftest import client_for
+from tests.factories import drive, start, subtask_named
 
 HX = {"HTTP_HX_REQUEST": "true"}
 

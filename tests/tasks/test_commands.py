@@ -473,3 +473,53 @@ def test_serve_stops_everything_and_fails_when_a_child_dies(tmp_path):
                 os.killpg(group, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+# --- The demo app --------------------------------------------------------------------------------
+
+
+def test_a_seeded_demo_is_usable_from_processes_started_without_the_variable(tmp_path):
+    """README: after `serve --demo` (or seed_demo), `run_task ... --wait` in a second terminal
+    works with no variable set, and so does a worker; before any seeding the demo is off."""
+    env = _isolated_env(tmp_path / "var")
+    for name in ("TASKCENTER_DEMO", "DJANGO_SETTINGS_MODULE"):  # as in a fresh terminal
+        env.pop(name, None)
+
+    def manage(*args: str, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=dict(env, **extra),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert manage("migrate").returncode == 0
+    before = manage("run_task", "Reinstall OCP agent")
+    assert before.returncode != 0
+    assert "There is no task definition named 'Reinstall OCP agent'" in before.stderr
+    seeded = manage("seed_demo", "--tasks", "0", TASKCENTER_DEMO="true")
+    assert seeded.returncode == 0, seeded.stderr
+
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "taskcenter", "worker", "-l", "info", "-c", "1"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while b" ready." not in log_path.read_bytes():
+            assert worker.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+        waited = manage("run_task", "Reinstall OCP agent", "--wait", "--timeout", "90")
+        assert waited.returncode == 0, waited.stdout + waited.stderr + log_path.read_text()
+        assert "SUCCESSFUL" in waited.stdout.splitlines()[-1]
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)

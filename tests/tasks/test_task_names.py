@@ -3,6 +3,10 @@
 The name filter matches names in TaskName and then tasks by name, so it is only right if
 every task's name is in TaskName, however the task was written. Each result is checked
 against the plain test on the task rows (name__icontains), which the filter replaces.
+
+Tasks here are built by hand on purpose (a hand-built corner case, not a state of the
+product): the dictionary must follow every way a row can be written (create, bulk_create,
+raw SQL, update, save), and the filter tests need thousands of bare named rows, not runs.
 """
 
 from __future__ import annotations

@@ -102,10 +102,31 @@ class Command(BaseCommand):
         self.say("serve: collecting static files")
         call_command("collectstatic", interactive=False, verbosity=0)
         if demo:
-            # Live demo tasks are enqueued on the broker now and run once the worker is up.
-            call_command("seed_demo", live=True, stdout=self.stdout, stderr=self.stderr)
+            self._seed_demo()
         # The children open their own connections; this process needs none while it waits.
         connections.close_all()
+
+    def _seed_demo(self) -> None:
+        """Run `seed_demo --live` in a process that has the demo app installed.
+
+        This process may not have it (neither TASKCENTER_DEMO nor the marker was there when
+        it started). seed_demo leaves the marker, so the children started next, and every
+        later command on this machine, install the demo too. Live demo tasks are enqueued
+        on the broker now and run once the worker is up.
+        """
+        seeded = subprocess.run(
+            [sys.executable, str(settings.BASE_DIR / "manage.py"), "seed_demo", "--live"],
+            cwd=settings.BASE_DIR,
+            env=dict(os.environ, TASKCENTER_DEMO="true"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for line in seeded.stdout.splitlines():
+            self.say(line)
+        if seeded.returncode:
+            raise CommandError(f"seed_demo failed with status {seeded.returncode}; see above.")
 
     def _children(self, host: str, port: int, concurrency: int) -> list[Child]:
         manage = str(settings.BASE_DIR / "manage.py")
@@ -133,6 +154,8 @@ class Command(BaseCommand):
     def _run(self, children: list[Child], host: str, port: int, demo: bool) -> int:
         # The demo's HTTP check calls this server, wherever it listens.
         env = dict(os.environ, PYTHONUNBUFFERED="1", TASKCENTER_BASE_URL=f"http://{host}:{port}")
+        if demo:
+            env["TASKCENTER_DEMO"] = "true"
         width = max(len(child.name) for child in children)
         try:
             for child in children:

@@ -1,0 +1,245 @@
+"""Tasks in any state, built by driving the services.
+
+Every task here is started with `task_start` and moved on with the services a worker and
+an operator use (`attempt_claim`, `log_append`, `attempt_finish`, `task_retry`,
+`task_rollback`, `subtask_skip`, `subtask_cancel`), so its counters, edges, times, logs
+and audit rows are the ones the product writes. `drive()` plays the worker's part
+in-process: a plain `db` test gets FAILED, RUNNING and rolled-back tasks without a broker,
+a worker or threads. The engine's messages queued meanwhile are dropped, so that a real
+worker running in the same session never races a factory for an attempt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.contrib.auth import get_user_model
+
+from taskcenter.demo.history import attempts_not_sent
+from taskcenter.tasks import selectors, services
+from taskcenter.tasks.models import (
+    Cluster,
+    SubtaskInstance,
+    SubtaskStatus,
+    TaskDefinition,
+    TaskInstance,
+    Tenant,
+)
+
+EXECUTOR = "127.0.0.1"
+
+
+def drive(
+    task: TaskInstance,
+    *,
+    fail: set[str] = frozenset(),
+    stop_at: set[str] = frozenset(),
+    executor: str = "test-host",
+    quiet: bool = False,
+) -> TaskInstance:
+    """Run every READY attempt of `task` until none is left.
+
+    Subtasks named in `fail` fail; those in `stop_at` are claimed (RUNNING) and left
+    running. A `quiet` attempt prints nothing (a worker that has only just claimed it, a
+    step without output). Returns the task as it is then.
+    """
+    with attempts_not_sent():
+        while True:
+            ready = list(
+                SubtaskInstance.objects.filter(task=task, status=SubtaskStatus.READY).order_by("pk")
+            )
+            progressed = False
+            for sub in ready:
+                claimed = services.attempt_claim(
+                    subtask_id=sub.pk, attempt=sub.attempt, executor=executor
+                )
+                if claimed is None:
+                    continue
+                if not quiet:
+                    services.log_append(
+                        subtask_id=sub.pk,
+                        attempt=sub.attempt,
+                        data=f"start run {claimed.run_time} of '{sub.name}'\n"
+                        f"working on {sub.name}\n".encode(),
+                    )
+                if sub.name in stop_at:
+                    continue
+                progressed = True
+                ok = sub.name not in fail
+                services.attempt_finish(
+                    subtask_id=sub.pk,
+                    attempt=sub.attempt,
+                    succeeded=ok,
+                    log=b"" if quiet else _last_lines(sub.name, ok),
+                )
+            if not progressed:
+                break
+    return selectors.task_get(task_id=task.pk)
+
+
+def _last_lines(name: str, ok: bool) -> bytes:
+    return b"done\n" if ok else f"{name} failed on purpose\n".encode()
+
+
+def start(definition: str = "Migrate tenant", creator=None, **parameters) -> TaskInstance:
+    with attempts_not_sent():
+        return services.task_start(
+            definition_name=definition, parameters=parameters, creator=creator
+        )
+
+
+def subtask_named(task: TaskInstance, name: str) -> SubtaskInstance:
+    return task.subtasks.get(name=name)
+
+
+def first_subtask_with(task: TaskInstance, status: str) -> SubtaskInstance:
+    return task.subtasks.filter(status=status).order_by("series_id").first()
+
+
+# --- Chains: a task whose subtasks end in the given statuses ---------------------------------------
+
+
+def make_cluster_and_tenant() -> tuple[Cluster, Tenant]:
+    cluster, _ = Cluster.objects.get_or_create(
+        name="meta", defaults={"ob_cluster_id": 1001, "type": Cluster.Type.PRIMARY}
+    )
+    tenant, _ = Tenant.objects.get_or_create(
+        cluster=cluster, name="sys", defaults={"ob_tenant_id": 1, "mode": Tenant.Mode.MYSQL}
+    )
+    return cluster, tenant
+
+
+def _chain_definition(names: list[str], prohibit: tuple[int, ...]) -> str:
+    """A stored chain definition whose steps are `names` (created on first use)."""
+    # Named by a digest of its shape: definition names are short, chains need not be.
+    shape = hashlib.sha1(repr((names, prohibit)).encode()).hexdigest()[:12]
+    name = f"Test chain of {len(names)} ({shape})"
+    if not TaskDefinition.objects.filter(name=name).exists():
+        steps = [
+            {
+                "key": f"s{index}",
+                "name": step,
+                "kind": "SHELL_TASK",
+                "action": {"command": "true"},
+                "upstreams": [f"s{index - 1}"] if index else [],
+                "description": f"Step number {index}",
+                "prohibitRollback": index in prohibit,
+            }
+            for index, step in enumerate(names)
+        ]
+        services.definition_create_from_data(name=name, spec={"subtasks": steps})
+    return name
+
+
+def chain_task(
+    subtask_statuses: list[str],
+    *,
+    name: str = "Migrate tenant",
+    step_names: list[str] | None = None,
+    cluster: Cluster | None = None,
+    tenant: Tenant | None = None,
+    creator=None,
+    prohibit: tuple[int, ...] = (),
+) -> TaskInstance:
+    """A task named `name` whose subtasks form a chain that ran until its subtasks had the
+    given statuses: SUCCESSFUL ones succeeded, a FAILED one failed, a RUNNING one is
+    claimed and left running, PENDING ones come after. The task's own status is what the
+    services make of that."""
+    names = step_names or [f"step {index}" for index in range(len(subtask_statuses))]
+    definition = _chain_definition(names, prohibit)
+    with attempts_not_sent():
+        task = services.task_start(
+            definition_name=definition, name=name, cluster=cluster, tenant=tenant, creator=creator
+        )
+    by_status = dict(zip(names, subtask_statuses, strict=True))
+    return drive(
+        task,
+        fail={n for n, s in by_status.items() if s == SubtaskStatus.FAILED},
+        stop_at={n for n, s in by_status.items() if s == SubtaskStatus.RUNNING},
+        executor=EXECUTOR,
+        quiet=True,
+    )
+
+
+def make_task(
+    subtask_statuses: list[str],
+    *,
+    name: str = "Migrate tenant",
+    creator=None,
+    with_tenant: bool = True,
+    with_creator: bool = True,
+    prohibit: tuple[int, ...] = (),
+) -> TaskInstance:
+    """A chain task on the meta cluster's sys tenant, created by "task-owner" by default."""
+    cluster, tenant = make_cluster_and_tenant() if with_tenant else (None, None)
+    if creator is None and with_creator:
+        creator, _ = get_user_model().objects.get_or_create(username="task-owner")
+    return chain_task(
+        subtask_statuses,
+        name=name,
+        cluster=cluster,
+        tenant=tenant,
+        creator=creator,
+        prohibit=prohibit,
+    )
+
+
+def failed_task(**kwargs) -> TaskInstance:
+    return make_task(["SUCCESSFUL", "FAILED", "PENDING"], **kwargs)
+
+
+def running_task(**kwargs) -> TaskInstance:
+    return make_task(["SUCCESSFUL", "RUNNING", "PENDING"], **kwargs)
+
+
+def failed_task_on(cluster: Cluster, name: str) -> TaskInstance:
+    """A failed task on `cluster`: a successful step, a failed one, a pending one."""
+    return _task_on(cluster, name, ["SUCCESSFUL", "FAILED", "PENDING"])
+
+
+def running_task_on(cluster: Cluster, name: str) -> TaskInstance:
+    """A running task on `cluster`: a successful step, a running one, a pending one."""
+    return _task_on(cluster, name, ["SUCCESSFUL", "RUNNING", "PENDING"])
+
+
+def _task_on(cluster: Cluster, name: str, statuses: list[str]) -> TaskInstance:
+    tenant, _ = Tenant.objects.get_or_create(
+        cluster=cluster, name=f"{cluster.name}-t1", defaults={"ob_tenant_id": cluster.pk}
+    )
+    owner, _ = get_user_model().objects.get_or_create(username=f"owner-{cluster.name}")
+    return chain_task(
+        statuses,
+        name=name,
+        step_names=[f"{name} step {index}" for index in range(len(statuses))],
+        cluster=cluster,
+        tenant=tenant,
+        creator=owner,
+    )
+
+
+# --- After the operators: rolled back, skipped, canceled ---------------------------------------
+
+
+def rolled_back_task(actor=None, **kwargs) -> TaskInstance:
+    """A failed chain given up: every subtask that ran is rolled back."""
+    task = failed_task(**kwargs)
+    with attempts_not_sent():
+        services.task_rollback(task_id=task.pk, actor=actor, reason="given up")
+    return drive(task)
+
+
+def skipped_task(actor=None, **kwargs) -> TaskInstance:
+    """A failed chain whose failed subtask was skipped, then run to its end."""
+    task = failed_task(**kwargs)
+    failed = first_subtask_with(task, SubtaskStatus.FAILED)
+    with attempts_not_sent():
+        services.subtask_skip(task_id=task.pk, subtask_id=failed.pk, actor=actor, reason="by hand")
+    return drive(task)
+
+
+def canceling_task(actor=None, **kwargs) -> TaskInstance:
+    """A running chain whose running subtask was asked to stop (CANCELING)."""
+    task = running_task(**kwargs)
+    running = first_subtask_with(task, SubtaskStatus.RUNNING)
+    services.subtask_cancel(task_id=task.pk, subtask_id=running.pk, actor=actor)
+    return selectors.task_get(task_id=task.pk)
