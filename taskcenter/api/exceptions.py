@@ -87,10 +87,13 @@ def exception_handler(exc, context):
         logger.exception("unhandled error in %s", context.get("view").__class__.__name__)
         message = "An unexpected error occurred; quote the traceId when reporting it."
     if isinstance(exc, drf.APIException):
-        if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header
-        if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait))
+        # Set on some exceptions only: DRF's views add auth_header, throttles carry wait.
+        auth_header = getattr(exc, "auth_header", None)
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
+        wait = getattr(exc, "wait", None)
+        if wait:
+            headers["Retry-After"] = str(int(wait))
     set_rollback()
     body = error_body(request, status=status, code=code, message=message, target=target)
     return Response(body, status=status, headers=headers)

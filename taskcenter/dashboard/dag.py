@@ -27,7 +27,7 @@ from operator import attrgetter
 
 from taskcenter.core.graph import topological_order
 from taskcenter.dashboard.presenters import subtask_label, subtask_tone
-from taskcenter.tasks.models import SubtaskInstance
+from taskcenter.tasks.selectors import SubtaskNode
 
 NODE_W, NODE_H = 220, 60
 H_GAP, V_GAP = 24, 60
@@ -46,7 +46,7 @@ NAME_CHARS = 25  # what fits on one line of a node at 13px
 
 @dataclass
 class Unit:
-    members: list[SubtaskInstance]
+    members: list[SubtaskNode]
     grouped: bool = False
     compact: bool = False
     cols: int = 1
@@ -71,7 +71,7 @@ class Layout:
     node_count: int = 0
 
 
-def layout(subtasks: list[SubtaskInstance]) -> Layout:
+def layout(subtasks: list[SubtaskNode]) -> Layout:
     if not subtasks:
         return Layout(width=0, height=0)
     by_id = {s.pk: s for s in subtasks}
@@ -80,7 +80,7 @@ def layout(subtasks: list[SubtaskInstance]) -> Layout:
 
     # Units per layer: groups of identical siblings, else single nodes.
     layers: dict[int, list[Unit]] = defaultdict(list)
-    buckets: dict[tuple, list[SubtaskInstance]] = {}
+    buckets: dict[tuple, list[SubtaskNode]] = {}
     for sub in ordered:
         key = (
             layer[sub.pk],
@@ -96,7 +96,7 @@ def layout(subtasks: list[SubtaskInstance]) -> Layout:
 
     unit_of: dict[int, Unit] = {}
     result = Layout(width=0, height=0, node_count=len(subtasks))
-    y = PAD
+    y: float = PAD
     for depth in sorted(layers):
         units = layers[depth]
         for unit in units:
@@ -133,14 +133,14 @@ def layout(subtasks: list[SubtaskInstance]) -> Layout:
     return result
 
 
-def _layers(ordered: list[SubtaskInstance]) -> dict[int, int]:
+def _layers(ordered: list[SubtaskNode]) -> dict[int, int]:
     """Longest path from a root, walking the subtasks in topological order."""
     in_order, on_cycle = topological_order(
         ordered, key=attrgetter("pk"), upstreams=attrgetter("upstream_ids")
     )
     layer: dict[int, int] = {}
 
-    def below_upstreams(sub: SubtaskInstance) -> int:
+    def below_upstreams(sub: SubtaskNode) -> int:
         return max((layer[u] + 1 for u in sub.upstream_ids if u in layer), default=0)
 
     for sub in in_order:
@@ -150,7 +150,7 @@ def _layers(ordered: list[SubtaskInstance]) -> dict[int, int]:
     return layer
 
 
-def _group(members: list[SubtaskInstance]) -> Unit:
+def _group(members: list[SubtaskNode]) -> Unit:
     count = len(members)
     if count <= FULL_GROUP_MAX:
         cols = min(count, GROUP_COLS)
@@ -220,7 +220,7 @@ def render_svg(plan: Layout, *, selected_id: int | None, link: str) -> str:
     return "".join(out)
 
 
-def _state(sub: SubtaskInstance) -> tuple[str, str]:
+def _state(sub: SubtaskNode) -> tuple[str, str]:
     label = subtask_label(sub.status, sub.operation)
     return label, subtask_tone(sub.status, sub.operation)
 
@@ -238,7 +238,7 @@ def _name_lines(name: str) -> list[str]:
     return [first, rest]
 
 
-def _node(sub: SubtaskInstance, x: float, y: float, selected_id: int | None, link: str) -> str:
+def _node(sub: SubtaskNode, x: float, y: float, selected_id: int | None, link: str) -> str:
     label, tone = _state(sub)
     lines = _name_lines(sub.name)
     full = escape(f"{sub.name} — {label}")
@@ -296,7 +296,7 @@ def _group_svg(unit: Unit, selected_id: int | None, link: str) -> str:
     return "".join(parts)
 
 
-def _tile(sub: SubtaskInstance, x: float, y: float, selected_id: int | None, link: str) -> str:
+def _tile(sub: SubtaskNode, x: float, y: float, selected_id: int | None, link: str) -> str:
     label, tone = _state(sub)
     full = escape(f"{sub.name} — {label}")
     selected = " is-selected" if sub.pk == selected_id else ""
@@ -308,7 +308,7 @@ def _tile(sub: SubtaskInstance, x: float, y: float, selected_id: int | None, lin
     )
 
 
-def _counts_text(members: list[SubtaskInstance]) -> str:
+def _counts_text(members: list[SubtaskNode]) -> str:
     counts: dict[str, int] = defaultdict(int)
     for sub in members:
         counts[subtask_label(sub.status, sub.operation)] += 1

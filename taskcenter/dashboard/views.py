@@ -38,7 +38,7 @@ from taskcenter.dashboard import dag, detail, presenters, subtask_list
 from taskcenter.dashboard.forms import DEFAULT_PAGE_SIZE, AuditFilterForm, TaskFilterForm
 from taskcenter.tasks import selectors
 from taskcenter.tasks.errors import InvalidParameter
-from taskcenter.tasks.models import TaskInstance, TaskStatus
+from taskcenter.tasks.models import Operation, TaskInstance, TaskStatus
 
 LOG_POLL_BYTES = 512 * 1024  # one poll sends at most this much; older output is skipped
 LOG_DOWNLOAD_WINDOW = 1024 * 1024  # the download streams the log in windows of this size
@@ -141,7 +141,7 @@ def task_detail(request, task_id: int):
     detail_url = reverse("dashboard:task_detail", args=[task.pk])
     if is_partial(request, "subtask-more"):
         # The next chunk of the log view's list ("Show more").
-        start = parse.integer(request.GET, "from", minimum=0, default=0) or 0
+        start = parse.integer(request.GET, "from", minimum=0, default=0)
         rows = subtask_list.filtered(nodes, status_filter)
         html = subtask_list.render_rows(
             rows,
@@ -244,7 +244,7 @@ def subtask_log(request, task_id: int, subtask_id: int):
     finished."""
     task = access.get_task_for_user(request.user, task_id)
     subtask = selectors.subtask_get(task_id=task.pk, subtask_id=subtask_id)
-    offset = parse.integer(request.GET, "offset", minimum=0, default=0) or 0
+    offset = parse.integer(request.GET, "offset", minimum=0, default=0)
     skipped = 0
     if subtask.log_size - offset > LOG_POLL_BYTES:
         # Far behind (a burst of output): skip to the last part instead of sending it all.
@@ -319,7 +319,8 @@ def audit(request):
     user = request.user
     params = request.GET
     status, error = 200, None
-    rows, total, page_no, size = [], 0, 1, AUDIT_PAGE_SIZE
+    rows: list[Operation] = []
+    total, page_no, size = 0, 1, AUDIT_PAGE_SIZE
     try:
         page_no, size = parse.page(params, default_size=AUDIT_PAGE_SIZE)
         queryset = selectors.operation_list(

@@ -37,6 +37,11 @@ class Child:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def exit_status(self) -> int | None:
+        """The process's exit status; None while it runs or before it started."""
+        return self.proc.returncode if self.proc is not None else None
+
 
 class Command(BaseCommand):
     help = (
@@ -177,7 +182,7 @@ class Command(BaseCommand):
 
         if failed is not None:
             self.say(
-                f"serve: {failed.name} exited unexpectedly with status {failed.proc.returncode}; "
+                f"serve: {failed.name} exited unexpectedly with status {failed.exit_status}; "
                 "stopping the others"
             )
         else:
@@ -201,7 +206,7 @@ class Command(BaseCommand):
     def _shutdown(self, children: list[Child]) -> None:
         """SIGTERM each child, wait for the grace period, then SIGKILL what is left."""
         for child in children:
-            if child.alive:
+            if child.proc is not None and child.alive:
                 try:
                     child.proc.send_signal(signal.SIGTERM)
                 except ProcessLookupError:
