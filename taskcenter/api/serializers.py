@@ -11,24 +11,13 @@ downstream/downstreams, paralleIdx/parallelIdx, tenant/tenantInfo.
 
 from __future__ import annotations
 
-from django.db.models import Model
+from django.contrib.auth.base_user import AbstractBaseUser
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from taskcenter.api.envelope import iso
-from taskcenter.tasks.models import (
-    Cluster,
-    NodeType,
-    SubtaskInstance,
-    SubtaskOperation,
-    SubtaskStatus,
-    TaskInstance,
-    TaskOperation,
-    TaskStatus,
-    TaskType,
-    Tenant,
-)
+from taskcenter.tasks import models
 from taskcenter.tasks.selectors import SubtaskBrief
 
 
@@ -65,10 +54,10 @@ class ClusterSerializer(_Fast):
     id = _int64(help_text="The ID of the OceanBase cluster in this task center.")
     name = serializers.CharField()
     obClusterId = _int64(help_text="The ID of the cluster in OceanBase.")
-    type = serializers.ChoiceField(choices=Cluster.Type.choices)
+    type = serializers.ChoiceField(choices=models.Cluster.Type.choices)
 
     @staticmethod
-    def represent(cluster: Cluster | None):
+    def represent(cluster: models.Cluster | None):
         if cluster is None:
             return None
         return {
@@ -89,10 +78,10 @@ class TenantSerializer(_Fast):
         help_text="Same value as obTenantId: the spelling of the Chinese documentation."
     )
     clusterId = _int64(help_text="The task center ID of the tenant's cluster.")
-    mode = serializers.ChoiceField(choices=Tenant.Mode.choices)
+    mode = serializers.ChoiceField(choices=models.Tenant.Mode.choices)
 
     @staticmethod
-    def represent(tenant: Tenant | None):
+    def represent(tenant: models.Tenant | None):
         if tenant is None:
             return None
         return {
@@ -112,7 +101,7 @@ class CreatorSerializer(_Fast):
     name = serializers.CharField()
 
     @staticmethod
-    def represent(user: Model | None):
+    def represent(user: AbstractBaseUser | None):
         if user is None:
             return None
         return {"id": user.pk, "name": user.get_username()}
@@ -127,12 +116,12 @@ class BasicSubtaskInstanceSerializer(_Fast):
     id = _int64()
     name = serializers.CharField()
     description = serializers.CharField(allow_blank=True)
-    status = serializers.ChoiceField(choices=SubtaskStatus.choices)
-    operation = serializers.ChoiceField(choices=SubtaskOperation.choices)
+    status = serializers.ChoiceField(choices=models.SubtaskStatus.choices)
+    operation = serializers.ChoiceField(choices=models.SubtaskOperation.choices)
     seriesId = _int64()
 
     @staticmethod
-    def represent(sub: SubtaskInstance | SubtaskBrief):
+    def represent(sub: models.SubtaskInstance | SubtaskBrief):
         return {
             "id": sub.pk,
             "name": sub.name,
@@ -151,12 +140,12 @@ class SubtaskInstanceSerializer(_Fast):
     seriesId = _int64(help_text="The position of the subtask in the task (topological order).")
     description = serializers.CharField(allow_blank=True)
     timeout = serializers.IntegerField(help_text="Seconds.")
-    status = serializers.ChoiceField(choices=SubtaskStatus.choices)
-    operation = serializers.ChoiceField(choices=SubtaskOperation.choices)
+    status = serializers.ChoiceField(choices=models.SubtaskStatus.choices)
+    operation = serializers.ChoiceField(choices=models.SubtaskOperation.choices)
     executor = serializers.CharField(allow_blank=True)
     runTime = serializers.IntegerField(help_text="How many times the subtask has run.")
     retryCount = serializers.IntegerField(help_text="Automatic retries allowed after a failure.")
-    nodeType = serializers.ChoiceField(choices=NodeType.choices)
+    nodeType = serializers.ChoiceField(choices=models.NodeType.choices)
     paralleIdx = serializers.IntegerField(help_text="The docs' spelling of parallelIdx.")
     parallelIdx = serializers.IntegerField(help_text="-1 when the subtask is not parallel.")
     upstreams = serializers.ListField(child=_int64())
@@ -171,7 +160,7 @@ class SubtaskInstanceSerializer(_Fast):
     )
 
     @staticmethod
-    def represent(sub: SubtaskInstance):
+    def represent(sub: models.SubtaskInstance):
         return {
             "id": sub.pk,
             "name": sub.name,
@@ -200,7 +189,7 @@ class SubtaskInstanceSerializer(_Fast):
 # --- Tasks ----------------------------------------------------------------------------------------
 
 
-def _task_common(task: TaskInstance) -> dict:
+def _task_common(task: models.TaskInstance) -> dict:
     tenant = TenantSerializer.represent(task.tenant)
     return {
         "id": task.pk,
@@ -227,9 +216,9 @@ class _TaskFields(_Fast):
     tenant = TenantSerializer(allow_null=True, help_text="The docs' spelling of tenantInfo.")
     tenantInfo = TenantSerializer(allow_null=True, help_text="OCP Express's spelling.")
     creator = CreatorSerializer(allow_null=True)
-    status = serializers.ChoiceField(choices=TaskStatus.choices)
-    type = serializers.ChoiceField(choices=TaskType.choices)
-    operation = serializers.ChoiceField(choices=TaskOperation.choices)
+    status = serializers.ChoiceField(choices=models.TaskStatus.choices)
+    type = serializers.ChoiceField(choices=models.TaskType.choices)
+    operation = serializers.ChoiceField(choices=models.TaskOperation.choices)
     createTime = _time()
     startTime = _time()
     finishTime = _time()
@@ -243,7 +232,7 @@ class BasicTaskInstanceSerializer(_TaskFields):
     subtasks = BasicSubtaskInstanceSerializer(many=True)
 
     @staticmethod
-    def represent(task: TaskInstance):
+    def represent(task: models.TaskInstance):
         # selectors.task_page loaded the page's subtasks in one query.
         brief = getattr(task, "subtasks_brief", None)
         rows = brief if brief is not None else task.subtasks.order_by("series_id", "pk")
@@ -268,7 +257,7 @@ class WrappedTaskInstanceSerializer(_TaskFields):
         return self.represent(task, subtasks)
 
     @staticmethod
-    def represent(task: TaskInstance, subtasks: list[SubtaskInstance]):  # type: ignore[override]
+    def represent(task: models.TaskInstance, subtasks: list[models.SubtaskInstance]):  # type: ignore[override]
         data = _task_common(task)
         data["taskDefinitionId"] = task.definition_id if task.definition_id is not None else -1
         data["executor"] = task.executor

@@ -9,21 +9,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from taskcenter.tasks import sql
+from taskcenter.tasks import models, sql
 from taskcenter.tasks.audit import audit_record
 from taskcenter.tasks.definitions import SubtaskSpec, validate_subtasks
-from taskcenter.tasks.models import (
-    Cluster,
-    Host,
-    SubtaskInstance,
-    SubtaskOperation,
-    SubtaskStatus,
-    TaskInstance,
-    TaskOperation,
-    TaskStatus,
-    TaskType,
-    Tenant,
-)
 from taskcenter.tasks.services import definitions as stored
 from taskcenter.tasks.services.progress import make_ready
 
@@ -33,48 +21,52 @@ def task_start(
     definition_name: str,
     parameters: dict[str, Any] | None = None,
     creator=None,
-    cluster: Cluster | None = None,
-    tenant: Tenant | None = None,
-    hosts: Iterable[Host] = (),
-    type: str = TaskType.MANUAL,
+    cluster: models.Cluster | None = None,
+    tenant: models.Tenant | None = None,
+    hosts: Iterable[models.Host] = (),
+    type: str = models.TaskType.MANUAL,
     name: str | None = None,
     version: int | None = None,
-) -> TaskInstance:
+) -> models.TaskInstance:
     """Create a task instance from a definition and start its root subtasks."""
     spec, definition_row = stored.definition_resolve(name=definition_name, version=version)
     params = spec.resolve_parameters(parameters or {})
     ordered = validate_subtasks(spec.name, spec.build(params))
     now = timezone.now()
     with transaction.atomic():
-        task = TaskInstance.objects.create(
+        task = models.TaskInstance.objects.create(
             name=name or spec.name,
             definition=definition_row or stored.definition_sync(spec=spec),
             cluster=cluster or (tenant.cluster if tenant else None),
             tenant=tenant,
             creator=creator,
-            status=TaskStatus.RUNNING,
+            status=models.TaskStatus.RUNNING,
             type=type,
-            operation=TaskOperation.EXECUTE,
+            operation=models.TaskOperation.EXECUTE,
             parameters=params,
             start_time=now,
             subtask_total=len(ordered),
         )
         if hosts:
             task.hosts.set(hosts)
-        rows = SubtaskInstance.objects.bulk_create(
+        rows = models.SubtaskInstance.objects.bulk_create(
             [_subtask_row(task, index, sub) for index, sub in enumerate(ordered)]
         )
         _store_edges(ordered, [row.pk for row in rows])
         audit_record(
-            actor=creator, action="START", task=task, to_status=TaskStatus.RUNNING, reason=spec.name
+            actor=creator,
+            action="START",
+            task=task,
+            to_status=models.TaskStatus.RUNNING,
+            reason=spec.name,
         )
         roots = [row.pk for sub, row in zip(ordered, rows, strict=True) if not sub.upstreams]
-        make_ready(roots, [SubtaskStatus.PENDING], operation=SubtaskOperation.EXECUTE)
+        make_ready(roots, [models.SubtaskStatus.PENDING], operation=models.SubtaskOperation.EXECUTE)
     return task
 
 
-def _subtask_row(task: TaskInstance, index: int, sub: SubtaskSpec) -> SubtaskInstance:
-    return SubtaskInstance(
+def _subtask_row(task: models.TaskInstance, index: int, sub: SubtaskSpec) -> models.SubtaskInstance:
+    return models.SubtaskInstance(
         task=task,
         name=sub.name,
         series_id=index,
