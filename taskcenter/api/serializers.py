@@ -44,6 +44,11 @@ class _Fast(serializers.Serializer):
     def represent(instance):  # pragma: no cover - every subclass defines it
         raise NotImplementedError
 
+    @classmethod
+    def represent_optional(cls, instance):
+        """`represent(instance)`, and null for a missing one (a nullable relation)."""
+        return None if instance is None else cls.represent(instance)
+
 
 # --- Nested objects ------------------------------------------------------------------------------
 
@@ -57,9 +62,7 @@ class ClusterSerializer(_Fast):
     type = serializers.ChoiceField(choices=models.Cluster.Type.choices)
 
     @staticmethod
-    def represent(cluster: models.Cluster | None):
-        if cluster is None:
-            return None
+    def represent(cluster: models.Cluster):
         return {
             "id": cluster.pk,
             "name": cluster.name,
@@ -81,9 +84,7 @@ class TenantSerializer(_Fast):
     mode = serializers.ChoiceField(choices=models.Tenant.Mode.choices)
 
     @staticmethod
-    def represent(tenant: models.Tenant | None):
-        if tenant is None:
-            return None
+    def represent(tenant: models.Tenant):
         return {
             "id": tenant.pk,
             "name": tenant.name,
@@ -101,9 +102,7 @@ class CreatorSerializer(_Fast):
     name = serializers.CharField()
 
     @staticmethod
-    def represent(user: AbstractBaseUser | None):
-        if user is None:
-            return None
+    def represent(user: AbstractBaseUser):
         return {"id": user.pk, "name": user.get_username()}
 
 
@@ -190,14 +189,14 @@ class SubtaskInstanceSerializer(_Fast):
 
 
 def _task_common(task: models.TaskInstance) -> dict:
-    tenant = TenantSerializer.represent(task.tenant)
+    tenant = TenantSerializer.represent_optional(task.tenant)
     return {
         "id": task.pk,
         "name": task.name,
-        "cluster": ClusterSerializer.represent(task.cluster),
+        "cluster": ClusterSerializer.represent_optional(task.cluster),
         "tenant": tenant,
         "tenantInfo": tenant,
-        "creator": CreatorSerializer.represent(task.creator),
+        "creator": CreatorSerializer.represent_optional(task.creator),
         "status": task.status,
         "type": task.type,
         "operation": task.operation,

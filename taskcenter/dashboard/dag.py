@@ -74,12 +74,31 @@ class Layout:
 def layout(subtasks: list[SubtaskNode]) -> Layout:
     if not subtasks:
         return Layout(width=0, height=0)
-    by_id = {s.pk: s for s in subtasks}
     ordered = sorted(subtasks, key=lambda s: (s.series_id, s.pk))
-    layer = _layers(ordered)
+    layers = _units_by_layer(ordered)
+    result = Layout(width=0, height=0, node_count=len(subtasks))
+    unit_of: dict[int, Unit] = {}  # subtask id -> the unit drawn for it, once placed
+    y: float = PAD
+    for depth in sorted(layers):
+        units = layers[depth]
+        _order_by_upstreams(units, unit_of)
+        y = _place_layer(units, y)
+        for index, unit in enumerate(units):
+            unit.index = index
+            for member in unit.members:
+                unit_of[member.pk] = unit
+        result.units.extend(units)
+        y += V_GAP
+    _shift_right_of_padding(result)
+    result.height = y - V_GAP + PAD
+    result.edges = _edges(result.units, unit_of)
+    return result
 
-    # Units per layer: groups of identical siblings, else single nodes.
-    layers: dict[int, list[Unit]] = defaultdict(list)
+
+def _units_by_layer(ordered: list[SubtaskNode]) -> dict[int, list[Unit]]:
+    """Units per layer: groups of identical siblings, else single nodes."""
+    by_id = {s.pk: s for s in ordered}
+    layer = _layers(ordered)
     buckets: dict[tuple, list[SubtaskNode]] = {}
     for sub in ordered:
         key = (
@@ -88,49 +107,52 @@ def layout(subtasks: list[SubtaskNode]) -> Layout:
             tuple(sorted(d for d in sub.downstream_ids if d in by_id)),
         )
         buckets.setdefault(key, []).append(sub)
+    layers: dict[int, list[Unit]] = defaultdict(list)
     for key, members in buckets.items():
         if len(members) >= GROUP_MIN:
             layers[key[0]].append(_group(members))
         else:
             layers[key[0]].extend(Unit(members=[m]) for m in members)
+    return layers
 
-    unit_of: dict[int, Unit] = {}
-    result = Layout(width=0, height=0, node_count=len(subtasks))
-    y: float = PAD
-    for depth in sorted(layers):
-        units = layers[depth]
-        for unit in units:
-            ups = {u for m in unit.members for u in m.upstream_ids if u in unit_of}
-            if ups:
-                unit.order = sum(unit_of[u].cx for u in ups) / len(ups)
-            else:
-                unit.order = float(unit.members[0].series_id)
-        units.sort(key=lambda u: (u.order, u.members[0].series_id))
-        y = _place_layer(units, y)
-        for index, unit in enumerate(units):
-            unit.index = index
-            for member in unit.members:
-                unit_of[member.pk] = unit
-        result.units.extend(units)
-        y += V_GAP
 
-    # Shift everything right of the padding (layers were centred on x = 0).
+def _placed_upstreams(unit: Unit, unit_of: dict[int, Unit]) -> set[int]:
+    return {u for m in unit.members for u in m.upstream_ids if u in unit_of}
+
+
+def _order_by_upstreams(units: list[Unit], unit_of: dict[int, Unit]) -> None:
+    """Sort a layer by the mean x of each unit's placed upstreams (barycenter), ties and
+    roots by series id."""
+    for unit in units:
+        ups = _placed_upstreams(unit, unit_of)
+        if ups:
+            unit.order = sum(unit_of[u].cx for u in ups) / len(ups)
+        else:
+            unit.order = float(unit.members[0].series_id)
+    units.sort(key=lambda u: (u.order, u.members[0].series_id))
+
+
+def _shift_right_of_padding(result: Layout) -> None:
+    """Layers were centred on x = 0: move everything right of the padding, and size it."""
     min_x = min(u.x for u in result.units)
     for unit in result.units:
         unit.x += PAD - min_x
     result.width = max(u.x + u.w for u in result.units) + PAD
-    result.height = y - V_GAP + PAD
 
+
+def _edges(units: list[Unit], unit_of: dict[int, Unit]) -> list[tuple[float, float, float, float]]:
+    """One curve per pair of units joined by at least one subtask edge."""
+    edges = []
     seen: set[tuple[int, int]] = set()
-    for unit in result.units:
-        for up_id in {u for m in unit.members for u in m.upstream_ids if u in unit_of}:
+    for unit in units:
+        for up_id in _placed_upstreams(unit, unit_of):
             source = unit_of[up_id]
             pair = (id(source), id(unit))
             if pair in seen or source is unit:
                 continue
             seen.add(pair)
-            result.edges.append((source.cx, source.y + source.h, unit.cx, unit.y))
-    return result
+            edges.append((source.cx, source.y + source.h, unit.cx, unit.y))
+    return edges
 
 
 def _layers(ordered: list[SubtaskNode]) -> dict[int, int]:
