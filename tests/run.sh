@@ -1,5 +1,5 @@
 #!/bin/sh
-# Install everything the test suite needs, then run it:
+# Install everything the test suite needs, check the types with mypy, then run the suite:
 #   1. on SQLite and Celery's filesystem broker (no services needed);
 #   2. again on PostgreSQL + Redis, and the worker tests on RabbitMQ, when they answer
 #      (with CI=true they must answer: a CI machine without them is a failure, not a skip).
@@ -44,6 +44,11 @@ PY
 
 export TASKCENTER_VAR_DIR="$PWD/var/test"
 mkdir -p "$TASKCENTER_VAR_DIR"
+
+# Types first: a type error fails the run before the slow suites start
+# (configuration: [tool.mypy] in pyproject.toml).
+echo "== mypy"
+.venv/bin/mypy
 
 echo "== test suite on SQLite + filesystem broker"
 env -u DATABASE_URL CELERY_BROKER_URL="filesystem://$TASKCENTER_VAR_DIR/broker" \

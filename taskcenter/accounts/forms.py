@@ -6,6 +6,7 @@ from django import forms
 from django.contrib.auth.models import Group
 
 from taskcenter.accounts import selectors, services
+from taskcenter.core.forms import form_field
 
 
 def _permission_choices() -> list[tuple[str, str]]:
@@ -28,7 +29,8 @@ class PasswordPairForm(forms.Form):
     )
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("password1") and data.get("password1") != data.get("password2"):
             self.add_error("password2", "The two passwords differ.")
         return data
@@ -75,8 +77,12 @@ class UserCreateForm(PasswordPairForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["clusters"].choices = [(str(pk), n) for pk, n in selectors.cluster_choices()]
-        self.fields["roles"].queryset = Group.objects.order_by("name")
+        form_field(self, "clusters", forms.MultipleChoiceField).choices = [
+            (str(pk), n) for pk, n in selectors.cluster_choices()
+        ]
+        form_field(self, "roles", forms.ModelMultipleChoiceField).queryset = Group.objects.order_by(
+            "name"
+        )
 
     def grants(self) -> dict[int, list[int]]:
         clusters = [int(c) for c in self.cleaned_data["clusters"]]
@@ -114,7 +120,7 @@ class RoleForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["permissions"].choices = _permission_choices()
+        form_field(self, "permissions", forms.MultipleChoiceField).choices = _permission_choices()
 
 
 class KeyCreateForm(forms.Form):
@@ -124,13 +130,16 @@ class KeyCreateForm(forms.Form):
 
 
 class AdminKeyCreateForm(KeyCreateForm):
-    owner = forms.ModelChoiceField(queryset=None, empty_label="Choose a user")
+    # The queryset is filled per form: the user model is known only once apps are ready.
+    owner: forms.ModelChoiceField = forms.ModelChoiceField(
+        queryset=None, empty_label="Choose a user"
+    )
     field_order = ["owner", "description"]
 
     def __init__(self, *args, **kwargs):
         from django.contrib.auth import get_user_model
 
         super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = (
+        form_field(self, "owner", forms.ModelChoiceField).queryset = (
             get_user_model().objects.filter(is_active=True).order_by("username")
         )

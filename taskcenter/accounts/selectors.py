@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import Group
-from django.db.models import Count, Q
+from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet
 
 from taskcenter.accounts import crypto, roles
 from taskcenter.accounts.models import AccessKey, RoleScope
@@ -62,7 +64,14 @@ class Grant:
         return bool(self.clusters)
 
 
-def user_list(*, query: str = "", state: str = "") -> list:
+class UserRow(NamedTuple):
+    """A user as the user list shows them, with their roles as (name, scoped) labels."""
+
+    user: AbstractBaseUser
+    grant_labels: list[tuple[str, bool]]
+
+
+def user_list(*, query: str = "", state: str = "") -> list[UserRow]:
     users = get_user_model().objects.prefetch_related("groups").order_by("username")
     if query:
         users = users.filter(Q(username__icontains=query) | Q(email__icontains=query))
@@ -70,16 +79,20 @@ def user_list(*, query: str = "", state: str = "") -> list:
         users = users.filter(is_active=True)
     elif state == "inactive":
         users = users.filter(is_active=False)
-    users = list(users)
+    found = list(users)
     scoped = set(
-        RoleScope.objects.filter(user__in=users).values_list("user_id", "group_id").distinct()
+        RoleScope.objects.filter(user__in=found).values_list("user_id", "group_id").distinct()
     )
-    for user in users:
-        user.grant_labels = [
-            (group.name, (user.pk, group.pk) in scoped)
-            for group in sorted(user.groups.all(), key=lambda g: g.name)
-        ]
-    return users
+    return [
+        UserRow(
+            user,
+            [
+                (group.name, (user.pk, group.pk) in scoped)
+                for group in sorted(user.groups.all(), key=lambda g: g.name)
+            ],
+        )
+        for user in found
+    ]
 
 
 def user_get(*, user_id):
@@ -101,14 +114,18 @@ def user_grants(*, user) -> list[Grant]:
     ]
 
 
+def _with_builtin(groups: QuerySet[Group, Any]) -> QuerySet[Group, Any]:
+    """Each role with `builtin`: whether the product defines it (and keeps it in sync)."""
+    is_builtin = Q(name__in=list(roles.ROLE_PERMISSIONS))
+    return groups.annotate(builtin=ExpressionWrapper(is_builtin, output_field=BooleanField()))
+
+
 def role_list() -> list[Group]:
     groups = list(
-        Group.objects.annotate(holders=Count("user", distinct=True))
+        _with_builtin(Group.objects.annotate(holders=Count("user", distinct=True)))
         .prefetch_related("permissions__content_type")
         .order_by("name")
     )
-    for group in groups:
-        group.builtin = group.name in roles.ROLE_PERMISSIONS
     # Built-in roles first, from least to most rights; then the custom ones by name.
     order = {name: i for i, name in enumerate(roles.ROLE_PERMISSIONS)}
     return sorted(groups, key=lambda g: (order.get(g.name, len(order)), g.name.lower()))
@@ -116,11 +133,9 @@ def role_list() -> list[Group]:
 
 def role_get(*, role_id) -> Group:
     try:
-        group = Group.objects.get(pk=role_id)
+        return _with_builtin(Group.objects.all()).get(pk=role_id)
     except (Group.DoesNotExist, ValueError, TypeError):
         raise AccountNotFound(f"The role {role_id} does not exist.") from None
-    group.builtin = group.name in roles.ROLE_PERMISSIONS
-    return group
 
 
 def role_permission_names(*, role: Group) -> set[str]:

@@ -30,8 +30,9 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class AccessKeyNotFound(TaskCenterError):
-    code = 10002
-    http_status = 404
+    """No such access key, or one the caller may not see."""
+
+    code, http_status = 10002, 404
 
 
 def access_key_create(*, owner, actor=None, description: str = "") -> tuple[AccessKey, str]:
@@ -88,8 +89,9 @@ USERNAME_MAX = 150
 
 
 class AccountNotFound(TaskCenterError):
-    code = 10002
-    http_status = 404
+    """No such user or role."""
+
+    code, http_status = 10002, 404
 
 
 def _audit_account(actor, action: str, target: str, reason: str = "", **states) -> None:
@@ -159,37 +161,30 @@ def user_create(
 
 def user_deactivate(*, user_id, actor=None):
     """Sign-ins, sessions, Basic auth and the user's access keys stop working at once."""
-    with transaction.atomic():
-        user = _user_for_update(user_id)
-        _check_users(actor, user)
-        if actor is not None and actor.pk == user.pk:
-            raise InvalidParameter("You cannot deactivate your own account.")
-        if user.is_active:
-            user.is_active = False
-            user.save(update_fields=["is_active"])
-            _audit_account(
-                actor,
-                "USER_DEACTIVATE",
-                f"user {user.get_username()}",
-                from_status="ACTIVE",
-                to_status="INACTIVE",
-            )
-    return user
+    return _set_active(user_id=user_id, active=False, actor=actor)
 
 
 def user_activate(*, user_id, actor=None):
+    return _set_active(user_id=user_id, active=True, actor=actor)
+
+
+def _set_active(*, user_id, active: bool, actor):
+    """(De)activate a user; a change is audited, asking for the current state is a no-op."""
     with transaction.atomic():
         user = _user_for_update(user_id)
         _check_users(actor, user)
-        if not user.is_active:
-            user.is_active = True
+        if not active and actor is not None and actor.pk == user.pk:
+            raise InvalidParameter("You cannot deactivate your own account.")
+        if user.is_active != active:
+            user.is_active = active
             user.save(update_fields=["is_active"])
+            states = ("INACTIVE", "ACTIVE") if active else ("ACTIVE", "INACTIVE")
             _audit_account(
                 actor,
-                "USER_ACTIVATE",
+                "USER_ACTIVATE" if active else "USER_DEACTIVATE",
                 f"user {user.get_username()}",
-                from_status="INACTIVE",
-                to_status="ACTIVE",
+                from_status=states[0],
+                to_status=states[1],
             )
     return user
 
@@ -230,8 +225,31 @@ def user_set_roles(*, user_id, grants: dict[int, list[int]], actor=None):
 
 
 def _apply_grants(user, grants: dict[int, list[int]], actor) -> None:
-    wanted_groups = {g.pk: g for g in Group.objects.filter(pk__in=list(grants))}
-    missing = set(grants) - set(wanted_groups)
+    wanted_groups, clusters = _grant_targets(grants)
+    current = {g.pk: g for g in user.groups.all()}
+    scopes = {
+        s.group_id: s for s in RoleScope.objects.filter(user=user).prefetch_related("clusters")
+    }
+    for group_id in sorted(set(current) - set(wanted_groups)):
+        _revoke_role(user, current[group_id], scopes.pop(group_id, None), actor)
+    for group_id, group in sorted(wanted_groups.items()):
+        wanted = sorted(set(grants[group_id] or ()))
+        where = ", ".join(clusters[c].name for c in wanted) if wanted else "all clusters"
+        _grant_role(
+            user,
+            group,
+            wanted,
+            scope=scopes.get(group_id),
+            held=group_id in current,
+            actor=actor,
+            reason=f"{group.name} on {where}",
+        )
+
+
+def _grant_targets(grants: dict[int, list[int]]) -> tuple[dict[int, Group], dict[int, Cluster]]:
+    """The roles and clusters `grants` names, by id; refused when one does not exist."""
+    groups = {g.pk: g for g in Group.objects.filter(pk__in=list(grants))}
+    missing = set(grants) - set(groups)
     if missing:
         raise InvalidParameter(f"Invalid parameter 'roles': no role with id {min(missing)}.")
     cluster_ids = {c for ids in grants.values() for c in ids or ()}
@@ -240,33 +258,40 @@ def _apply_grants(user, grants: dict[int, list[int]], actor) -> None:
         raise InvalidParameter(
             f"Invalid parameter 'clusters': no cluster with id {min(cluster_ids - set(clusters))}."
         )
-    name = user.get_username()
-    current = {g.pk: g for g in user.groups.all()}
-    scopes = {
-        s.group_id: s for s in RoleScope.objects.filter(user=user).prefetch_related("clusters")
-    }
-    for group_id in sorted(set(current) - set(wanted_groups)):
-        user.groups.remove(current[group_id])
-        if group_id in scopes:
-            scopes.pop(group_id).delete()
-        _audit_account(actor, "ROLE_REVOKE", f"user {name}", reason=current[group_id].name)
-    for group_id, group in sorted(wanted_groups.items()):
-        wanted = sorted(set(grants[group_id] or ()))
-        scope = scopes.get(group_id)
-        before = sorted(c.pk for c in scope.clusters.all()) if scope else []
-        where = ", ".join(clusters[c].name for c in wanted) if wanted else "all clusters"
-        if group_id not in current:
-            user.groups.add(group)
-            _audit_account(actor, "ROLE_GRANT", f"user {name}", reason=f"{group.name} on {where}")
-        elif before != wanted:
-            _audit_account(actor, "SCOPE_SET", f"user {name}", reason=f"{group.name} on {where}")
-        if not wanted:
-            if scope is not None:
-                scope.delete()
-        elif before != wanted:
-            if scope is None:
-                scope = RoleScope.objects.create(user=user, group=group)
-            scope.clusters.set(wanted)
+    return groups, clusters
+
+
+def _revoke_role(user, group: Group, scope: RoleScope | None, actor) -> None:
+    user.groups.remove(group)
+    if scope is not None:
+        scope.delete()
+    _audit_account(actor, "ROLE_REVOKE", f"user {user.get_username()}", reason=group.name)
+
+
+def _grant_role(
+    user,
+    group: Group,
+    wanted: list[int],
+    *,
+    scope: RoleScope | None,
+    held: bool,
+    actor,
+    reason: str,
+) -> None:
+    """Give `group` on the `wanted` clusters ([] = all); audit a new role or new clusters."""
+    before = sorted(c.pk for c in scope.clusters.all()) if scope else []
+    if not held:
+        user.groups.add(group)
+        _audit_account(actor, "ROLE_GRANT", f"user {user.get_username()}", reason=reason)
+    elif before != wanted:
+        _audit_account(actor, "SCOPE_SET", f"user {user.get_username()}", reason=reason)
+    if not wanted:
+        if scope is not None:
+            scope.delete()
+    elif before != wanted:
+        if scope is None:
+            scope = RoleScope.objects.create(user=user, group=group)
+        scope.clusters.set(wanted)
 
 
 def _is_builtin(group) -> bool:

@@ -9,6 +9,12 @@ comes from the shared page() (taskcenter.core.http), so these pages look like th
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from django import forms
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.shortcuts import redirect
@@ -30,6 +36,7 @@ from taskcenter.tasks import selectors as task_selectors
 from taskcenter.tasks.errors import InvalidParameter
 
 AUDIT_PAGE_SIZE = 50
+T = TypeVar("T")
 
 
 account_view = signed_in_view()  # signed-in users only
@@ -54,15 +61,37 @@ def _admin_page(request, template: str, context: dict, status: int = 200):
     return response
 
 
-def _form_error(form, exc: InvalidParameter, field: str | None = None) -> None:
-    """Put a service's refusal next to the field it names."""
+def _form_error(form, exc: InvalidParameter) -> None:
+    """Put a service's refusal next to the field it names (else above the form)."""
     name = exc.parameter
     if name == "password" and "password1" in form.fields:
         name = "password1"
     if name in form.fields:
         form.add_error(name, exc.reason)
     else:
-        form.add_error(field, exc.message)
+        form.add_error(None, exc.message)
+
+
+@dataclass(frozen=True)
+class _Saved(Generic[T]):
+    value: T  # what the service returned
+
+
+def _save(form: forms.Form, write: Callable[[dict[str, Any]], T]) -> _Saved[T] | None:
+    """Run `write(form.cleaned_data)` once the form is valid. None when the form or the
+    service refused; the service's refusal is then shown on the form (_form_error)."""
+    if not form.is_valid():
+        return None
+    try:
+        return _Saved(write(form.cleaned_data))
+    except InvalidParameter as exc:
+        _form_error(form, exc)
+        return None
+
+
+def _status(request) -> int:
+    """A page that shows a form again after a POST answers 400."""
+    return 400 if request.method == "POST" else 200
 
 
 # --- Users ------------------------------------------------------------------------------------
@@ -92,25 +121,23 @@ def user_list(request):
 @require_http_methods(["GET", "POST"])
 def user_create(request):
     form = UserCreateForm(request.POST or None)
-    status = 200
     if request.method == "POST":
-        status = 400
-        if form.is_valid():
-            try:
-                user = services.user_create(
-                    username=form.cleaned_data["username"],
-                    password=form.cleaned_data["password1"],
-                    email=form.cleaned_data["email"],
-                    is_staff=form.cleaned_data["is_staff"],
-                    grants=form.grants(),
-                    actor=request.user,
-                )
-            except InvalidParameter as exc:
-                _form_error(form, exc)
-            else:
-                messages.success(request, f"User {user.get_username()} was created.")
-                return redirect("accounts:user_detail", user_id=user.pk)
-    return _admin_page(request, "accounts/user_create.html", {"tab": "users", "form": form}, status)
+        saved = _save(
+            form,
+            lambda data: services.user_create(
+                username=data["username"],
+                password=data["password1"],
+                email=data["email"],
+                is_staff=data["is_staff"],
+                grants=form.grants(),
+                actor=request.user,
+            ),
+        )
+        if saved:
+            messages.success(request, f"User {saved.value.get_username()} was created.")
+            return redirect("accounts:user_detail", user_id=saved.value.pk)
+    context = {"tab": "users", "form": form}
+    return _admin_page(request, "accounts/user_create.html", context, _status(request))
 
 
 def _user_context(request, target, **forms) -> dict:
@@ -149,14 +176,10 @@ def user_detail(request, user_id: int):
 def user_roles(request, user_id: int):
     target = selectors.user_get(user_id=user_id)
     form = GrantsForm(request.POST, roles_=selectors.role_list())
-    if form.is_valid():
-        try:
-            services.user_set_roles(user_id=target.pk, grants=form.grants(), actor=request.user)
-        except InvalidParameter as exc:
-            form.add_error(None, exc.message)
-        else:
-            messages.success(request, f"Roles of {target.get_username()} were saved.")
-            return redirect("accounts:user_detail", user_id=target.pk)
+    set_roles = functools.partial(services.user_set_roles, user_id=target.pk, actor=request.user)
+    if _save(form, lambda _: set_roles(grants=form.grants())):
+        messages.success(request, f"Roles of {target.get_username()} were saved.")
+        return redirect("accounts:user_detail", user_id=target.pk)
     context = _user_context(request, target, grants_form=form)
     return _admin_page(request, "accounts/user_detail.html", context, status=400)
 
@@ -166,24 +189,28 @@ def user_roles(request, user_id: int):
 def user_password(request, user_id: int):
     target = selectors.user_get(user_id=user_id)
     form = PasswordPairForm(request.POST)
-    if form.is_valid():
-        try:
-            services.user_set_password(
-                user_id=target.pk, password=form.cleaned_data["password1"], actor=request.user
-            )
-        except InvalidParameter as exc:
-            _form_error(form, exc)
-        else:
-            if target.pk == request.user.pk:
-                update_session_auth_hash(request, selectors.user_get(user_id=target.pk))
-            messages.success(
-                request,
-                f"The password of {target.get_username()} was reset; "
-                "their other sessions have ended.",
-            )
-            return redirect("accounts:user_detail", user_id=target.pk)
+    if _set_password(request, form, target.pk):
+        messages.success(
+            request,
+            f"The password of {target.get_username()} was reset; their other sessions have ended.",
+        )
+        return redirect("accounts:user_detail", user_id=target.pk)
     context = _user_context(request, target, password_form=form)
     return _admin_page(request, "accounts/user_detail.html", context, status=400)
+
+
+def _set_password(request, form, user_id: int) -> bool:
+    """Set the password from `form` (password1); the signed-in user who set their own
+    stays signed in (other sessions end)."""
+    saved = _save(
+        form,
+        lambda data: services.user_set_password(
+            user_id=user_id, password=data["password1"], actor=request.user
+        ),
+    )
+    if saved and user_id == request.user.pk:
+        update_session_auth_hash(request, saved.value)
+    return saved is not None
 
 
 @admin_view(access.require_manage_users)
@@ -239,21 +266,16 @@ def _permission_groups(form_field, checked: set[str]) -> list[dict]:
 @require_http_methods(["GET", "POST"])
 def role_list(request):
     form = RoleForm(request.POST or None)
-    status = 200
     if request.method == "POST":
-        status = 400
-        if form.is_valid():
-            try:
-                role = services.role_create(
-                    name=form.cleaned_data["name"],
-                    permissions=form.cleaned_data["permissions"],
-                    actor=request.user,
-                )
-            except InvalidParameter as exc:
-                _form_error(form, exc)
-            else:
-                messages.success(request, f"Role {role.name} was created.")
-                return redirect("accounts:role_detail", role_id=role.pk)
+        saved = _save(
+            form,
+            lambda data: services.role_create(
+                name=data["name"], permissions=data["permissions"], actor=request.user
+            ),
+        )
+        if saved:
+            messages.success(request, f"Role {saved.value.name} was created.")
+            return redirect("accounts:role_detail", role_id=saved.value.pk)
     checked = set(form["permissions"].value() or []) if form.is_bound else set()
     context = {
         "tab": "roles",
@@ -262,7 +284,7 @@ def role_list(request):
         "permission_groups": _permission_groups(form["permissions"], checked),
         "open_create": form.is_bound,
     }
-    return _admin_page(request, "accounts/role_list.html", context, status)
+    return _admin_page(request, "accounts/role_list.html", context, _status(request))
 
 
 @admin_view(access.require_manage_roles)
@@ -270,23 +292,12 @@ def role_list(request):
 def role_detail(request, role_id: int):
     role = selectors.role_get(role_id=role_id)
     current = selectors.role_permission_names(role=role)
-    status = 200
     if request.method == "POST":
         form = RoleForm(request.POST)
-        status = 400
-        if form.is_valid():
-            try:
-                services.role_update(
-                    role_id=role.pk,
-                    name=form.cleaned_data["name"],
-                    permissions=form.cleaned_data["permissions"],
-                    actor=request.user,
-                )
-            except InvalidParameter as exc:
-                _form_error(form, exc)
-            else:
-                messages.success(request, f"Role {form.cleaned_data['name']} was saved.")
-                return redirect("accounts:role_detail", role_id=role.pk)
+        update = functools.partial(services.role_update, role_id=role.pk, actor=request.user)
+        if _save(form, lambda data: update(name=data["name"], permissions=data["permissions"])):
+            messages.success(request, f"Role {form.cleaned_data['name']} was saved.")
+            return redirect("accounts:role_detail", role_id=role.pk)
         checked = set(form["permissions"].value() or [])
     else:
         form = RoleForm(initial={"name": role.name, "permissions": sorted(current)})
@@ -299,7 +310,7 @@ def role_detail(request, role_id: int):
         "holders": holders,
         "permission_groups": _permission_groups(form["permissions"], checked),
     }
-    return _admin_page(request, "accounts/role_detail.html", context, status)
+    return _admin_page(request, "accounts/role_detail.html", context, _status(request))
 
 
 @admin_view(access.require_manage_roles)
@@ -411,19 +422,9 @@ def account(request):
 @require_POST
 def account_password(request):
     form = OwnPasswordForm(request.POST, user=request.user)
-    if form.is_valid():
-        try:
-            user = services.user_set_password(
-                user_id=request.user.pk,
-                password=form.cleaned_data["password1"],
-                actor=request.user,
-            )
-        except InvalidParameter as exc:
-            _form_error(form, exc)
-        else:
-            update_session_auth_hash(request, user)
-            messages.success(request, "Your password was changed; your other sessions ended.")
-            return redirect("accounts:account")
+    if _set_password(request, form, request.user.pk):
+        messages.success(request, "Your password was changed; your other sessions ended.")
+        return redirect("accounts:account")
     return _account_page(request, status=400, password_form=form)
 
 

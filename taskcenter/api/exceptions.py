@@ -49,6 +49,12 @@ def _classify(exc) -> tuple[int, int, str, str | None]:
         return 400, COMMON_ILLEGAL_ARGUMENT, "The request was refused as malformed.", None
     if isinstance(exc, DjangoPermissionDenied):
         return 403, IAM_OPERATION_NOT_PERMITTED, str(exc) or "Permission denied.", None
+    if isinstance(exc, drf.APIException):
+        return _classify_drf(exc)
+    return 500, COMMON_UNEXPECTED, "", None
+
+
+def _classify_drf(exc: drf.APIException) -> tuple[int, int, str, str | None]:
     if isinstance(exc, drf.NotAuthenticated):
         return (
             exc.status_code,
@@ -72,10 +78,8 @@ def _classify(exc) -> tuple[int, int, str, str | None]:
             f"Malformed request body: {_flatten(exc.detail)}",
             "body",
         )
-    if isinstance(exc, drf.APIException):
-        code = COMMON_ILLEGAL_ARGUMENT if exc.status_code < 500 else COMMON_UNEXPECTED
-        return exc.status_code, code, _flatten(exc.detail), None
-    return 500, COMMON_UNEXPECTED, "", None
+    code = COMMON_ILLEGAL_ARGUMENT if exc.status_code < 500 else COMMON_UNEXPECTED
+    return exc.status_code, code, _flatten(exc.detail), None
 
 
 def exception_handler(exc, context):
@@ -87,10 +91,13 @@ def exception_handler(exc, context):
         logger.exception("unhandled error in %s", context.get("view").__class__.__name__)
         message = "An unexpected error occurred; quote the traceId when reporting it."
     if isinstance(exc, drf.APIException):
-        if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header
-        if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait))
+        # Set on some exceptions only: DRF's views add auth_header, throttles carry wait.
+        auth_header = getattr(exc, "auth_header", None)
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
+        wait = getattr(exc, "wait", None)
+        if wait:
+            headers["Retry-After"] = str(int(wait))
     set_rollback()
     body = error_body(request, status=status, code=code, message=message, target=target)
     return Response(body, status=status, headers=headers)

@@ -11,24 +11,13 @@ downstream/downstreams, paralleIdx/parallelIdx, tenant/tenantInfo.
 
 from __future__ import annotations
 
-from django.db.models import Model
+from django.contrib.auth.base_user import AbstractBaseUser
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from taskcenter.api.envelope import iso
-from taskcenter.tasks.models import (
-    Cluster,
-    NodeType,
-    SubtaskInstance,
-    SubtaskOperation,
-    SubtaskStatus,
-    TaskInstance,
-    TaskOperation,
-    TaskStatus,
-    TaskType,
-    Tenant,
-)
+from taskcenter.tasks import models
 from taskcenter.tasks.selectors import SubtaskBrief
 
 
@@ -55,6 +44,11 @@ class _Fast(serializers.Serializer):
     def represent(instance):  # pragma: no cover - every subclass defines it
         raise NotImplementedError
 
+    @classmethod
+    def represent_optional(cls, instance):
+        """`represent(instance)`, and null for a missing one (a nullable relation)."""
+        return None if instance is None else cls.represent(instance)
+
 
 # --- Nested objects ------------------------------------------------------------------------------
 
@@ -65,12 +59,10 @@ class ClusterSerializer(_Fast):
     id = _int64(help_text="The ID of the OceanBase cluster in this task center.")
     name = serializers.CharField()
     obClusterId = _int64(help_text="The ID of the cluster in OceanBase.")
-    type = serializers.ChoiceField(choices=Cluster.Type.choices)
+    type = serializers.ChoiceField(choices=models.Cluster.Type.choices)
 
     @staticmethod
-    def represent(cluster: Cluster | None):
-        if cluster is None:
-            return None
+    def represent(cluster: models.Cluster):
         return {
             "id": cluster.pk,
             "name": cluster.name,
@@ -89,12 +81,10 @@ class TenantSerializer(_Fast):
         help_text="Same value as obTenantId: the spelling of the Chinese documentation."
     )
     clusterId = _int64(help_text="The task center ID of the tenant's cluster.")
-    mode = serializers.ChoiceField(choices=Tenant.Mode.choices)
+    mode = serializers.ChoiceField(choices=models.Tenant.Mode.choices)
 
     @staticmethod
-    def represent(tenant: Tenant | None):
-        if tenant is None:
-            return None
+    def represent(tenant: models.Tenant):
         return {
             "id": tenant.pk,
             "name": tenant.name,
@@ -112,9 +102,7 @@ class CreatorSerializer(_Fast):
     name = serializers.CharField()
 
     @staticmethod
-    def represent(user: Model | None):
-        if user is None:
-            return None
+    def represent(user: AbstractBaseUser):
         return {"id": user.pk, "name": user.get_username()}
 
 
@@ -127,12 +115,12 @@ class BasicSubtaskInstanceSerializer(_Fast):
     id = _int64()
     name = serializers.CharField()
     description = serializers.CharField(allow_blank=True)
-    status = serializers.ChoiceField(choices=SubtaskStatus.choices)
-    operation = serializers.ChoiceField(choices=SubtaskOperation.choices)
+    status = serializers.ChoiceField(choices=models.SubtaskStatus.choices)
+    operation = serializers.ChoiceField(choices=models.SubtaskOperation.choices)
     seriesId = _int64()
 
     @staticmethod
-    def represent(sub: SubtaskInstance | SubtaskBrief):
+    def represent(sub: models.SubtaskInstance | SubtaskBrief):
         return {
             "id": sub.pk,
             "name": sub.name,
@@ -151,12 +139,12 @@ class SubtaskInstanceSerializer(_Fast):
     seriesId = _int64(help_text="The position of the subtask in the task (topological order).")
     description = serializers.CharField(allow_blank=True)
     timeout = serializers.IntegerField(help_text="Seconds.")
-    status = serializers.ChoiceField(choices=SubtaskStatus.choices)
-    operation = serializers.ChoiceField(choices=SubtaskOperation.choices)
+    status = serializers.ChoiceField(choices=models.SubtaskStatus.choices)
+    operation = serializers.ChoiceField(choices=models.SubtaskOperation.choices)
     executor = serializers.CharField(allow_blank=True)
     runTime = serializers.IntegerField(help_text="How many times the subtask has run.")
     retryCount = serializers.IntegerField(help_text="Automatic retries allowed after a failure.")
-    nodeType = serializers.ChoiceField(choices=NodeType.choices)
+    nodeType = serializers.ChoiceField(choices=models.NodeType.choices)
     paralleIdx = serializers.IntegerField(help_text="The docs' spelling of parallelIdx.")
     parallelIdx = serializers.IntegerField(help_text="-1 when the subtask is not parallel.")
     upstreams = serializers.ListField(child=_int64())
@@ -171,7 +159,7 @@ class SubtaskInstanceSerializer(_Fast):
     )
 
     @staticmethod
-    def represent(sub: SubtaskInstance):
+    def represent(sub: models.SubtaskInstance):
         return {
             "id": sub.pk,
             "name": sub.name,
@@ -200,15 +188,15 @@ class SubtaskInstanceSerializer(_Fast):
 # --- Tasks ----------------------------------------------------------------------------------------
 
 
-def _task_common(task: TaskInstance) -> dict:
-    tenant = TenantSerializer.represent(task.tenant)
+def _task_common(task: models.TaskInstance) -> dict:
+    tenant = TenantSerializer.represent_optional(task.tenant)
     return {
         "id": task.pk,
         "name": task.name,
-        "cluster": ClusterSerializer.represent(task.cluster),
+        "cluster": ClusterSerializer.represent_optional(task.cluster),
         "tenant": tenant,
         "tenantInfo": tenant,
-        "creator": CreatorSerializer.represent(task.creator),
+        "creator": CreatorSerializer.represent_optional(task.creator),
         "status": task.status,
         "type": task.type,
         "operation": task.operation,
@@ -227,9 +215,9 @@ class _TaskFields(_Fast):
     tenant = TenantSerializer(allow_null=True, help_text="The docs' spelling of tenantInfo.")
     tenantInfo = TenantSerializer(allow_null=True, help_text="OCP Express's spelling.")
     creator = CreatorSerializer(allow_null=True)
-    status = serializers.ChoiceField(choices=TaskStatus.choices)
-    type = serializers.ChoiceField(choices=TaskType.choices)
-    operation = serializers.ChoiceField(choices=TaskOperation.choices)
+    status = serializers.ChoiceField(choices=models.TaskStatus.choices)
+    type = serializers.ChoiceField(choices=models.TaskType.choices)
+    operation = serializers.ChoiceField(choices=models.TaskOperation.choices)
     createTime = _time()
     startTime = _time()
     finishTime = _time()
@@ -243,7 +231,7 @@ class BasicTaskInstanceSerializer(_TaskFields):
     subtasks = BasicSubtaskInstanceSerializer(many=True)
 
     @staticmethod
-    def represent(task: TaskInstance):
+    def represent(task: models.TaskInstance):
         # selectors.task_page loaded the page's subtasks in one query.
         brief = getattr(task, "subtasks_brief", None)
         rows = brief if brief is not None else task.subtasks.order_by("series_id", "pk")
@@ -268,7 +256,7 @@ class WrappedTaskInstanceSerializer(_TaskFields):
         return self.represent(task, subtasks)
 
     @staticmethod
-    def represent(task: TaskInstance, subtasks: list[SubtaskInstance]):  # type: ignore[override]
+    def represent(task: models.TaskInstance, subtasks: list[models.SubtaskInstance]):  # type: ignore[override]
         data = _task_common(task)
         data["taskDefinitionId"] = task.definition_id if task.definition_id is not None else -1
         data["executor"] = task.executor

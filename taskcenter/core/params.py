@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from typing import overload
 
 from taskcenter.tasks.errors import InvalidParameter
 
@@ -38,6 +39,28 @@ def integer_value(raw, name: str, *, minimum: int | None = None, maximum: int | 
     elif minimum is not None and value < minimum:
         raise InvalidParameter.because(name, f"{value} is below {minimum}.")
     return value
+
+
+@overload
+def integer(
+    params: Mapping,
+    name: str,
+    *,
+    default: int,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int: ...
+
+
+@overload
+def integer(
+    params: Mapping,
+    name: str,
+    *,
+    default: None = None,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int | None: ...
 
 
 def integer(
@@ -87,7 +110,6 @@ def page(params: Mapping, *, default_size: int = DEFAULT_PAGE_SIZE) -> tuple[int
     """OCP paging: `page` is 1-based, `size` defaults to `default_size`, at most 2000."""
     number = integer(params, "page", default=1, minimum=1, maximum=PAGE_MAX)
     size = integer(params, "size", default=default_size, minimum=1, maximum=MAX_PAGE_SIZE)
-    assert number is not None and size is not None  # both have a default
     return number, size
 
 
@@ -98,7 +120,7 @@ def page_or_first(params: Mapping) -> int:
         number = integer(params, "page", default=1)
     except InvalidParameter:
         return 1
-    return max(1, number or 1)
+    return max(1, number)
 
 
 def without_nul(params):

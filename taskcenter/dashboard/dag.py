@@ -27,7 +27,7 @@ from operator import attrgetter
 
 from taskcenter.core.graph import topological_order
 from taskcenter.dashboard.presenters import subtask_label, subtask_tone
-from taskcenter.tasks.models import SubtaskInstance
+from taskcenter.tasks.selectors import SubtaskNode
 
 NODE_W, NODE_H = 220, 60
 H_GAP, V_GAP = 24, 60
@@ -46,7 +46,7 @@ NAME_CHARS = 25  # what fits on one line of a node at 13px
 
 @dataclass
 class Unit:
-    members: list[SubtaskInstance]
+    members: list[SubtaskNode]
     grouped: bool = False
     compact: bool = False
     cols: int = 1
@@ -71,41 +71,17 @@ class Layout:
     node_count: int = 0
 
 
-def layout(subtasks: list[SubtaskInstance]) -> Layout:
+def layout(subtasks: list[SubtaskNode]) -> Layout:
     if not subtasks:
         return Layout(width=0, height=0)
-    by_id = {s.pk: s for s in subtasks}
     ordered = sorted(subtasks, key=lambda s: (s.series_id, s.pk))
-    layer = _layers(ordered)
-
-    # Units per layer: groups of identical siblings, else single nodes.
-    layers: dict[int, list[Unit]] = defaultdict(list)
-    buckets: dict[tuple, list[SubtaskInstance]] = {}
-    for sub in ordered:
-        key = (
-            layer[sub.pk],
-            tuple(sorted(u for u in sub.upstream_ids if u in by_id)),
-            tuple(sorted(d for d in sub.downstream_ids if d in by_id)),
-        )
-        buckets.setdefault(key, []).append(sub)
-    for key, members in buckets.items():
-        if len(members) >= GROUP_MIN:
-            layers[key[0]].append(_group(members))
-        else:
-            layers[key[0]].extend(Unit(members=[m]) for m in members)
-
-    unit_of: dict[int, Unit] = {}
+    layers = _units_by_layer(ordered)
     result = Layout(width=0, height=0, node_count=len(subtasks))
-    y = PAD
+    unit_of: dict[int, Unit] = {}  # subtask id -> the unit drawn for it, once placed
+    y: float = PAD
     for depth in sorted(layers):
         units = layers[depth]
-        for unit in units:
-            ups = {u for m in unit.members for u in m.upstream_ids if u in unit_of}
-            if ups:
-                unit.order = sum(unit_of[u].cx for u in ups) / len(ups)
-            else:
-                unit.order = float(unit.members[0].series_id)
-        units.sort(key=lambda u: (u.order, u.members[0].series_id))
+        _order_by_upstreams(units, unit_of)
         y = _place_layer(units, y)
         for index, unit in enumerate(units):
             unit.index = index
@@ -113,34 +89,80 @@ def layout(subtasks: list[SubtaskInstance]) -> Layout:
                 unit_of[member.pk] = unit
         result.units.extend(units)
         y += V_GAP
+    _shift_right_of_padding(result)
+    result.height = y - V_GAP + PAD
+    result.edges = _edges(result.units, unit_of)
+    return result
 
-    # Shift everything right of the padding (layers were centred on x = 0).
+
+def _units_by_layer(ordered: list[SubtaskNode]) -> dict[int, list[Unit]]:
+    """Units per layer: groups of identical siblings, else single nodes."""
+    by_id = {s.pk: s for s in ordered}
+    layer = _layers(ordered)
+    buckets: dict[tuple, list[SubtaskNode]] = {}
+    for sub in ordered:
+        key = (
+            layer[sub.pk],
+            tuple(sorted(u for u in sub.upstream_ids if u in by_id)),
+            tuple(sorted(d for d in sub.downstream_ids if d in by_id)),
+        )
+        buckets.setdefault(key, []).append(sub)
+    layers: dict[int, list[Unit]] = defaultdict(list)
+    for key, members in buckets.items():
+        if len(members) >= GROUP_MIN:
+            layers[key[0]].append(_group(members))
+        else:
+            layers[key[0]].extend(Unit(members=[m]) for m in members)
+    return layers
+
+
+def _placed_upstreams(unit: Unit, unit_of: dict[int, Unit]) -> set[int]:
+    return {u for m in unit.members for u in m.upstream_ids if u in unit_of}
+
+
+def _order_by_upstreams(units: list[Unit], unit_of: dict[int, Unit]) -> None:
+    """Sort a layer by the mean x of each unit's placed upstreams (barycenter), ties and
+    roots by series id."""
+    for unit in units:
+        ups = _placed_upstreams(unit, unit_of)
+        if ups:
+            unit.order = sum(unit_of[u].cx for u in ups) / len(ups)
+        else:
+            unit.order = float(unit.members[0].series_id)
+    units.sort(key=lambda u: (u.order, u.members[0].series_id))
+
+
+def _shift_right_of_padding(result: Layout) -> None:
+    """Layers were centred on x = 0: move everything right of the padding, and size it."""
     min_x = min(u.x for u in result.units)
     for unit in result.units:
         unit.x += PAD - min_x
     result.width = max(u.x + u.w for u in result.units) + PAD
-    result.height = y - V_GAP + PAD
 
+
+def _edges(units: list[Unit], unit_of: dict[int, Unit]) -> list[tuple[float, float, float, float]]:
+    """One curve per pair of units joined by at least one subtask edge."""
+    edges = []
     seen: set[tuple[int, int]] = set()
-    for unit in result.units:
-        for up_id in {u for m in unit.members for u in m.upstream_ids if u in unit_of}:
+    for unit in units:
+        for up_id in _placed_upstreams(unit, unit_of):
             source = unit_of[up_id]
             pair = (id(source), id(unit))
             if pair in seen or source is unit:
                 continue
             seen.add(pair)
-            result.edges.append((source.cx, source.y + source.h, unit.cx, unit.y))
-    return result
+            edges.append((source.cx, source.y + source.h, unit.cx, unit.y))
+    return edges
 
 
-def _layers(ordered: list[SubtaskInstance]) -> dict[int, int]:
+def _layers(ordered: list[SubtaskNode]) -> dict[int, int]:
     """Longest path from a root, walking the subtasks in topological order."""
     in_order, on_cycle = topological_order(
         ordered, key=attrgetter("pk"), upstreams=attrgetter("upstream_ids")
     )
     layer: dict[int, int] = {}
 
-    def below_upstreams(sub: SubtaskInstance) -> int:
+    def below_upstreams(sub: SubtaskNode) -> int:
         return max((layer[u] + 1 for u in sub.upstream_ids if u in layer), default=0)
 
     for sub in in_order:
@@ -150,7 +172,7 @@ def _layers(ordered: list[SubtaskInstance]) -> dict[int, int]:
     return layer
 
 
-def _group(members: list[SubtaskInstance]) -> Unit:
+def _group(members: list[SubtaskNode]) -> Unit:
     count = len(members)
     if count <= FULL_GROUP_MAX:
         cols = min(count, GROUP_COLS)
@@ -220,7 +242,7 @@ def render_svg(plan: Layout, *, selected_id: int | None, link: str) -> str:
     return "".join(out)
 
 
-def _state(sub: SubtaskInstance) -> tuple[str, str]:
+def _state(sub: SubtaskNode) -> tuple[str, str]:
     label = subtask_label(sub.status, sub.operation)
     return label, subtask_tone(sub.status, sub.operation)
 
@@ -238,7 +260,7 @@ def _name_lines(name: str) -> list[str]:
     return [first, rest]
 
 
-def _node(sub: SubtaskInstance, x: float, y: float, selected_id: int | None, link: str) -> str:
+def _node(sub: SubtaskNode, x: float, y: float, selected_id: int | None, link: str) -> str:
     label, tone = _state(sub)
     lines = _name_lines(sub.name)
     full = escape(f"{sub.name} — {label}")
@@ -296,7 +318,7 @@ def _group_svg(unit: Unit, selected_id: int | None, link: str) -> str:
     return "".join(parts)
 
 
-def _tile(sub: SubtaskInstance, x: float, y: float, selected_id: int | None, link: str) -> str:
+def _tile(sub: SubtaskNode, x: float, y: float, selected_id: int | None, link: str) -> str:
     label, tone = _state(sub)
     full = escape(f"{sub.name} — {label}")
     selected = " is-selected" if sub.pk == selected_id else ""
@@ -308,7 +330,7 @@ def _tile(sub: SubtaskInstance, x: float, y: float, selected_id: int | None, lin
     )
 
 
-def _counts_text(members: list[SubtaskInstance]) -> str:
+def _counts_text(members: list[SubtaskNode]) -> str:
     counts: dict[str, int] = defaultdict(int)
     for sub in members:
         counts[subtask_label(sub.status, sub.operation)] += 1

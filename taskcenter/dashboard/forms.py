@@ -11,9 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from django import forms
+from django.http import QueryDict
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from taskcenter.core.forms import form_field
 from taskcenter.tasks.models import TaskStatus, TaskType
 
 PAGE_SIZES = (10, 20, 50, 100, 200)
@@ -35,7 +37,7 @@ class DateTimeLocalInput(forms.DateTimeInput):
         return parsed.strftime("%Y-%m-%dT%H:%M")
 
 
-def _split_commas(data, names):
+def _split_commas(data: QueryDict, names: list[str]) -> QueryDict:
     """status=RUNNING,FAILED reads like status=RUNNING&status=FAILED (as in the API)."""
     data = data.copy()
     for name in names:
@@ -78,22 +80,26 @@ class TaskFilterForm(forms.Form):
         choices=[(n, str(n)) for n in PAGE_SIZES],
     )
 
-    def __init__(self, data, *, clusters, hosts, creators):
-        super().__init__(_split_commas(data, ["status"]))
-        self.fields["type"].choices = [("", "Any type"), *TaskType.choices]
-        self.fields["clusterId"].choices = [("", "Any cluster"), *clusters]
-        self.fields["hostId"].choices = [("", "Any host"), *hosts]
-        self.fields["creator"].choices = [("", "Anyone"), *[(n, n) for _, n in creators]]
-        if not self.data.get("size"):
-            data = self.data.copy()
-            data["size"] = str(DEFAULT_PAGE_SIZE)
-            self.data = data
+    def __init__(self, data: QueryDict, *, clusters, hosts, creators):
+        # A mutable copy that stays a QueryDict, so that active_count can read lists.
+        self.query = _split_commas(data, ["status"])
+        if not self.query.get("size"):
+            self.query["size"] = str(DEFAULT_PAGE_SIZE)
+        super().__init__(self.query)
+        choices = {
+            "type": [("", "Any type"), *TaskType.choices],
+            "clusterId": [("", "Any cluster"), *clusters],
+            "hostId": [("", "Any host"), *hosts],
+            "creator": [("", "Anyone"), *[(n, n) for _, n in creators]],
+        }
+        for name, options in choices.items():
+            form_field(self, name, forms.ChoiceField).choices = options
 
     @property
     def active_count(self) -> int:
         """How many filters are set (the page and the size are not filters)."""
         names = [n for n in self.fields if n != "size"]
-        return sum(1 for n in names if any(v for v in self.data.getlist(n)))
+        return sum(1 for n in names if any(v for v in self.query.getlist(n)))
 
 
 class AuditFilterForm(forms.Form):
@@ -113,7 +119,10 @@ class AuditFilterForm(forms.Form):
 
     def __init__(self, data, *, actions, users):
         super().__init__(data)
-        self.fields["action"].choices = [("", "Any action"), *[(a, a) for a in actions]]
+        form_field(self, "action", forms.ChoiceField).choices = [
+            ("", "Any action"),
+            *[(a, a) for a in actions],
+        ]
         self.users = users
 
     @property

@@ -28,6 +28,7 @@ from taskcenter.tasks.models import (
     TaskStatus,
 )
 from taskcenter.tasks.operations import OPERATIONS, TASK_OPERATIONS
+from taskcenter.tasks.selectors import SubtaskNode
 
 ACTIVE = {SubtaskStatus.READY, SubtaskStatus.RUNNING, SubtaskStatus.CANCELING}
 
@@ -35,11 +36,16 @@ ACTIVE = {SubtaskStatus.READY, SubtaskStatus.RUNNING, SubtaskStatus.CANCELING}
 # --- Status words ------------------------------------------------------------------------------
 
 
+# Keyed by plain strings: the labels are looked up with a row's stored values.
+_RUNNING_TASK_LABELS: dict[str, str] = {
+    TaskOperation.ROLLBACK: "Rolling back",
+    TaskOperation.RETRY: "Running (retry)",
+}
+
+
 def task_label(status: str, operation: str) -> str:
     if status == TaskStatus.RUNNING:
-        return {TaskOperation.ROLLBACK: "Rolling back", TaskOperation.RETRY: "Running (retry)"}.get(
-            operation, "Running"
-        )
+        return _RUNNING_TASK_LABELS.get(operation, "Running")
     if status == TaskStatus.FAILED:
         return "Rollback failed" if operation == TaskOperation.ROLLBACK else "Failed"
     return "Rolled back" if operation == TaskOperation.ROLLBACK else "Successful"
@@ -52,7 +58,7 @@ def task_tone(status: str, operation: str) -> str:
     return status.lower()
 
 
-_SUBTASK_LABELS = {
+_SUBTASK_LABELS: dict[tuple[str, str], str] = {
     (SubtaskStatus.PENDING, SubtaskOperation.ROLLBACK): "Rolled back",
     (SubtaskStatus.PENDING, SubtaskOperation.ROLLBACK_SKIP): "Rollback skipped",
     (SubtaskStatus.READY, SubtaskOperation.ROLLBACK): "Rollback queued",
@@ -62,7 +68,7 @@ _SUBTASK_LABELS = {
     (SubtaskStatus.FAILED, SubtaskOperation.ROLLBACK): "Rollback failed",
     (SubtaskStatus.SUCCESSFUL, SubtaskOperation.SKIP): "Skipped",
 }
-_SUBTASK_DEFAULT = {
+_SUBTASK_DEFAULT: dict[str, str] = {
     SubtaskStatus.PENDING: "Pending",
     SubtaskStatus.READY: "Queued",
     SubtaskStatus.RUNNING: "Running",
@@ -169,7 +175,7 @@ def subtask_buttons(user, subtask: SubtaskInstance, task: TaskInstance) -> list[
     return _permitted_buttons(user, specs, task, subtask, url)
 
 
-def current_subtask(subtasks: list[SubtaskInstance]) -> SubtaskInstance | None:
+def current_subtask(subtasks: list[SubtaskNode]) -> SubtaskNode | None:
     """Where the task is now: the first running, else failed, else queued subtask, else the
     last one that started. "Locate current progress" and the default selection use this."""
     for wanted in (
@@ -235,9 +241,9 @@ def list_row(task: TaskInstance, detail_prefix: str) -> dict:
         "status": task.status,
         "kind": task.get_type_display()
         + ("" if task.operation == "EXECUTE" else f" · {task.get_operation_display()}"),
-        "cluster": task.cluster.name if task.cluster_id else "",
-        "tenant": task.tenant.name if task.tenant_id else "",
-        "creator": task.creator.get_username() if task.creator_id else "",
+        "cluster": task.cluster.name if task.cluster else "",
+        "tenant": task.tenant.name if task.tenant else "",
+        "creator": task.creator.get_username() if task.creator else "",
         "label": task_label(task.status, task.operation),
         "tone": task_tone(task.status, task.operation),
         "done": done,

@@ -15,6 +15,10 @@ byte offset).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -38,7 +42,7 @@ from taskcenter.dashboard import dag, detail, presenters, subtask_list
 from taskcenter.dashboard.forms import DEFAULT_PAGE_SIZE, AuditFilterForm, TaskFilterForm
 from taskcenter.tasks import selectors
 from taskcenter.tasks.errors import InvalidParameter
-from taskcenter.tasks.models import TaskInstance, TaskStatus
+from taskcenter.tasks.models import Operation, TaskInstance, TaskStatus
 
 LOG_POLL_BYTES = 512 * 1024  # one poll sends at most this much; older output is skipped
 LOG_DOWNLOAD_WINDOW = 1024 * 1024  # the download streams the log in windows of this size
@@ -62,17 +66,13 @@ def index(request):
 def task_list(request):
     visible = access.visible_tasks(request.user)
     params = request.GET
-    status, error = 200, None
-    rows: list[TaskInstance] = []
-    total, page_no, size = 0, 1, DEFAULT_PAGE_SIZE
-    try:
-        page_no, size = parse.page(params, default_size=DEFAULT_PAGE_SIZE)
+
+    def fetch(page_no: int, size: int) -> tuple[list[TaskInstance], int]:
         queryset = selectors.task_list(visible=visible, params=params)
-        rows, total = selectors.task_page(
-            queryset=queryset, page=page_no, size=size, with_subtasks=False
-        )
-    except InvalidParameter as exc:
-        status, error = 400, exc.message
+        return selectors.task_page(queryset=queryset, page=page_no, size=size, with_subtasks=False)
+
+    results = _page_of(params, default_size=DEFAULT_PAGE_SIZE, fetch=fetch)
+    rows: list[TaskInstance] = results.rows
 
     choices = selectors.task_filter_choices()
     form = TaskFilterForm(
@@ -81,29 +81,92 @@ def task_list(request):
         hosts=choices["hosts"],
         creators=selectors.task_creators(visible=visible),
     )
+    return _filtered_list(
+        request,
+        TASK_LIST,
+        form,
+        results,
+        # The rows as ready strings (presenters.list_rows), where the audit shows models.
+        shown_rows=presenters.list_rows(rows),
+        any_tasks=results.total > 0 or visible.exists(),
+        columns=presenters.sort_columns(params),
+        sort_value=params.get("sort", ""),
+        running_ids=",".join(str(t.pk) for t in rows if t.status == TaskStatus.RUNNING),
+    )
+
+
+@dataclass(frozen=True)
+class FilteredList:
+    """A list page with a filter bar whose results htmx swaps in place."""
+
+    nav: str
+    template: str
+    results_template: str
+    results_target: str  # the element id htmx asks for
+    url_name: str
+
+
+TASK_LIST = FilteredList(
+    "tasks",
+    "dashboard/task_list.html",
+    "dashboard/_task_results.html",
+    "task-results",
+    "dashboard:task_list",
+)
+AUDIT_LIST = FilteredList(
+    "audit",
+    "dashboard/audit.html",
+    "dashboard/_audit_results.html",
+    "audit-results",
+    "dashboard:audit",
+)
+
+
+class ListResults(NamedTuple):
+    """One page of a filtered list, or its refusal (`error`, status 400)."""
+
+    rows: list
+    total: int
+    page_no: int
+    size: int
+    error: str | None
+    status: int
+
+
+def _page_of(
+    params, *, default_size: int, fetch: Callable[[int, int], tuple[list, int]]
+) -> ListResults:
+    """Read page and size, then fetch that page; a bad parameter gives an empty 400 page."""
+    page_no, size = 1, default_size
+    try:
+        page_no, size = parse.page(params, default_size=default_size)
+        rows, total = fetch(page_no, size)
+    except InvalidParameter as exc:
+        return ListResults([], 0, page_no, size, exc.message, 400)
+    return ListResults(rows, total, page_no, size, None, 200)
+
+
+def _filtered_list(
+    request, kind: FilteredList, form, results: ListResults, *, shown_rows=None, **extra
+) -> HttpResponse:
+    """The whole page, or for htmx only its results (and the clean URL in the address bar)."""
+    rows, total, page_no, size, error, status = results
     context = {
-        "nav": "tasks",
+        "nav": kind.nav,
         "form": form,
-        "rows": presenters.list_rows(rows),
+        "rows": rows if shown_rows is None else shown_rows,
         "total": total,
         **paging(page_no=page_no, size=size, rows=rows, total=total),
         "error": error,
         "filtered": form.active_count > 0,
-        "any_tasks": total > 0 or visible.exists(),
-        "columns": presenters.sort_columns(params),
-        "sort_value": params.get("sort", ""),
-        "running_ids": ",".join(str(t.pk) for t in rows if t.status == TaskStatus.RUNNING),
-        "query": clean_query(params),
+        "query": clean_query(request.GET),
+        **extra,
     }
-    if is_partial(request, "task-results"):
+    if is_partial(request, kind.results_target):
         return results_fragment(
-            request,
-            "dashboard/_task_results.html",
-            context,
-            url_name="dashboard:task_list",
-            status=status,
+            request, kind.results_template, context, url_name=kind.url_name, status=status
         )
-    return page(request, "dashboard/task_list.html", context, status=status)
+    return page(request, kind.template, context, status=status)
 
 
 @dashboard_view
@@ -141,7 +204,7 @@ def task_detail(request, task_id: int):
     detail_url = reverse("dashboard:task_detail", args=[task.pk])
     if is_partial(request, "subtask-more"):
         # The next chunk of the log view's list ("Show more").
-        start = parse.integer(request.GET, "from", minimum=0, default=0) or 0
+        start = parse.integer(request.GET, "from", minimum=0, default=0)
         rows = subtask_list.filtered(nodes, status_filter)
         html = subtask_list.render_rows(
             rows,
@@ -244,7 +307,7 @@ def subtask_log(request, task_id: int, subtask_id: int):
     finished."""
     task = access.get_task_for_user(request.user, task_id)
     subtask = selectors.subtask_get(task_id=task.pk, subtask_id=subtask_id)
-    offset = parse.integer(request.GET, "offset", minimum=0, default=0) or 0
+    offset = parse.integer(request.GET, "offset", minimum=0, default=0)
     skipped = 0
     if subtask.log_size - offset > LOG_POLL_BYTES:
         # Far behind (a burst of output): skip to the last part instead of sending it all.
@@ -318,38 +381,20 @@ def task_diagnosis(request, task_id: int):
 def audit(request):
     user = request.user
     params = request.GET
-    status, error = 200, None
-    rows, total, page_no, size = [], 0, 1, AUDIT_PAGE_SIZE
-    try:
-        page_no, size = parse.page(params, default_size=AUDIT_PAGE_SIZE)
+
+    def fetch(page_no: int, size: int) -> tuple[list[Operation], int]:
         queryset = selectors.operation_list(
             visible=access.visible_tasks(user),
             params=params,
             include_account_changes=access.can_manage_accounts(user),
         )
-        rows, total = selectors.operation_page(queryset=queryset, page=page_no, size=size)
-    except InvalidParameter as exc:
-        status, error, size = 400, exc.message, AUDIT_PAGE_SIZE
+        return selectors.operation_page(queryset=queryset, page=page_no, size=size)
+
+    results = _page_of(params, default_size=AUDIT_PAGE_SIZE, fetch=fetch)
+    if results.error:
+        results = results._replace(size=AUDIT_PAGE_SIZE)  # a refused page shows the default
     form = AuditFilterForm(params, actions=selectors.operation_actions(), users=[])
-    context = {
-        "nav": "audit",
-        "form": form,
-        "rows": rows,
-        "total": total,
-        **paging(page_no=page_no, size=size, rows=rows, total=total),
-        "error": error,
-        "filtered": form.active_count > 0,
-        "query": clean_query(params),
-    }
-    if is_partial(request, "audit-results"):
-        return results_fragment(
-            request,
-            "dashboard/_audit_results.html",
-            context,
-            url_name="dashboard:audit",
-            status=status,
-        )
-    return page(request, "dashboard/audit.html", context, status=status)
+    return _filtered_list(request, AUDIT_LIST, form, results)
 
 
 def csrf_failure(request, reason: str = ""):

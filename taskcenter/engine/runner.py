@@ -194,14 +194,14 @@ def _run_claimed(claimed: ClaimedAttempt, executor: str) -> tuple[bool, Any, byt
     """Run a claimed attempt's action under the watcher: (succeeded, result, rest of log)."""
     ctx = AttemptContext(claimed)
     rollback = claimed.is_rollback
-    action = claimed.rollback_action if rollback else claimed.action
+    action = claimed.action_to_run
     what = "rollback" if rollback else f"run {claimed.run_time}"
     ctx.log(f"start {what} of '{claimed.name}' ({claimed.node_type}) on {executor}")
     watcher = process_watcher()
     watcher.watch(ctx)
     succeeded, result = False, None
     try:
-        if rollback and not action:
+        if action is None:
             ctx.log("nothing to roll back for this subtask")
             succeeded = True
         else:

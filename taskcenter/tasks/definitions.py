@@ -23,7 +23,8 @@ from taskcenter.core.graph import topological_order
 from taskcenter.tasks.errors import InvalidDefinition
 from taskcenter.tasks.models import NodeType
 
-KIND_REQUIRED_KEY = {
+# Keyed by the plain string a definition file carries (NodeType members are strings).
+KIND_REQUIRED_KEY: dict[str, str] = {
     NodeType.PYTHON_TASK: "callable",
     NodeType.SHELL_TASK: "command",
     NodeType.HTTP_TASK: "url",

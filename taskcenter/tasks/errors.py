@@ -7,8 +7,9 @@ from __future__ import annotations
 
 
 class TaskCenterError(Exception):
-    code = 50000
-    http_status = 500
+    """The base: `code` is OCP's error code, `http_status` what the API answers with."""
+
+    code, http_status = 50000, 500
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -16,28 +17,33 @@ class TaskCenterError(Exception):
 
 
 class TaskNotFound(TaskCenterError):
-    code = 20000
-    http_status = 404
+    """No such task or subtask, or one the caller may not see."""
+
+    code, http_status = 20000, 404
 
 
 class InvalidState(TaskCenterError):
-    code = 20003
-    http_status = 400
+    """The operation does not apply to the task or subtask in its current state."""
+
+    code, http_status = 20003, 400
 
 
 class RollbackProhibited(TaskCenterError):
-    code = 20004
-    http_status = 400
+    """The task was started with rollback prohibited."""
+
+    code, http_status = 20004, 400
 
 
 class NotPermitted(TaskCenterError):
-    code = 30014
-    http_status = 403
+    """The caller is signed in but lacks the permission."""
+
+    code, http_status = 30014, 403
 
 
 class InvalidDefinition(TaskCenterError):
-    code = 10000
-    http_status = 400
+    """A task definition is malformed (unknown kind, cycle, missing action...)."""
+
+    code, http_status = 10000, 400
 
 
 class InvalidParameter(TaskCenterError):
@@ -51,8 +57,7 @@ class InvalidParameter(TaskCenterError):
     still accepted: the name is then taken from that conventional opening, or is None.
     """
 
-    code = 10001
-    http_status = 400
+    code, http_status = 10001, 400
     PREFIX = "Invalid parameter '"
 
     def __init__(self, parameter: str | None, message: str | None = None):

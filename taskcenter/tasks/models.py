@@ -3,8 +3,13 @@
 Statuses only change in taskcenter.tasks.services; these classes hold data and names.
 """
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.db import models
+
+if TYPE_CHECKING:
+    from taskcenter.tasks.selectors import SubtaskBrief
 
 
 class Cluster(models.Model):
@@ -173,6 +178,9 @@ class TaskInstance(models.Model):
     start_time = models.DateTimeField(null=True, blank=True)
     finish_time = models.DateTimeField(null=True, blank=True)
     subtask_total = models.PositiveIntegerField(default=0)
+
+    # Not a column: set on the tasks of a list page by selectors.task_page.
+    subtasks_brief: "list[SubtaskBrief]"
 
     class Meta:
         indexes = [

@@ -172,11 +172,11 @@ def subtask_attempt_status(*, subtask_id: int, attempt: int) -> str | None:
 
 def attempts_without_heartbeat(*, since: datetime) -> list[tuple[int, int, datetime]]:
     """Running attempts whose last heartbeat (or claim) is older than `since`."""
-    return list(
-        SubtaskInstance.objects.filter(
-            status__in=[SubtaskStatus.RUNNING, SubtaskStatus.CANCELING], heartbeat_at__lt=since
-        ).values_list("pk", "attempt", "heartbeat_at")
-    )
+    rows = SubtaskInstance.objects.filter(
+        status__in=[SubtaskStatus.RUNNING, SubtaskStatus.CANCELING], heartbeat_at__lt=since
+    ).values_list("pk", "attempt", "heartbeat_at")
+    # The filter already leaves out a NULL heartbeat; the guard says so to the reader too.
+    return [(pk, attempt, beat) for pk, attempt, beat in rows if beat is not None]
 
 
 def running_tasks_without_work(*, limit: int = 1000) -> list[int]:

@@ -163,3 +163,21 @@ def test_load_definition_command_stores_versions_and_refuses_bad_documents(tmp_p
     with pytest.raises(CommandError, match="Cannot read"):
         call_command("load_definition", "Missing", str(tmp_path / "nope.json"))
     assert not TaskDefinition.objects.filter(name__in=["Broken", "Cyclic", "Missing"]).exists()
+
+
+@pytest.mark.django_db
+def test_load_definition_command_reads_standard_input_for_a_dash():
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    from taskcenter.tasks.models import TaskDefinition
+
+    document = {"subtasks": [{"key": "a", "kind": "SHELL_TASK", "action": {"command": "true"}}]}
+    out = io.StringIO()
+    call_command(
+        "load_definition", "From stdin", "-", stdin=io.StringIO(json.dumps(document)), stdout=out
+    )
+    assert TaskDefinition.objects.filter(name="From stdin", version=1).exists()
+    assert "stored 'From stdin' version 1" in out.getvalue()

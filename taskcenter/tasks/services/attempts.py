@@ -47,6 +47,13 @@ class ClaimedAttempt:
     def is_rollback(self) -> bool:
         return self.operation == SubtaskOperation.ROLLBACK
 
+    @property
+    def action_to_run(self) -> dict | None:
+        """The action this attempt runs; None for a rollback that has nothing to undo."""
+        if self.is_rollback:
+            return self.rollback_action or None
+        return self.action
+
 
 def attempt_claim(*, subtask_id: int, attempt: int, executor: str) -> ClaimedAttempt | None:
     """READY -> RUNNING for exactly this attempt; None when it was already claimed or moved on.

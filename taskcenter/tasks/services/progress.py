@@ -13,18 +13,9 @@ from typing import Any
 from django.db.models import Count
 from django.utils import timezone
 
-from taskcenter.tasks import sql
+from taskcenter.tasks import models, sql
 from taskcenter.tasks.audit import Action, audit_record
 from taskcenter.tasks.dispatch import enqueue_attempts
-from taskcenter.tasks.models import (
-    ACTIVE_SUBTASK_STATUSES,
-    SubtaskInstance,
-    SubtaskOperation,
-    SubtaskStatus,
-    TaskInstance,
-    TaskOperation,
-    TaskStatus,
-)
 
 
 @dataclass
@@ -36,8 +27,8 @@ class TaskState:
     operation: str
 
 
-def set_task(task: TaskInstance | TaskState, **fields: Any) -> None:
-    TaskInstance.objects.filter(pk=task.pk).update(**fields)
+def set_task(task: models.TaskInstance | TaskState, **fields: Any) -> None:
+    models.TaskInstance.objects.filter(pk=task.pk).update(**fields)
     for key, value in fields.items():
         setattr(task, key, value)
 
@@ -67,28 +58,28 @@ def make_ready(
 def start_unblocked(candidate_ids: list[int]) -> list[int]:
     return make_ready(
         candidate_ids,
-        [SubtaskStatus.PENDING],
-        operation=SubtaskOperation.EXECUTE,
+        [models.SubtaskStatus.PENDING],
+        operation=models.SubtaskOperation.EXECUTE,
         unblocked_only=True,
     )
 
 
-def recount_upstreams(task: TaskInstance) -> None:
+def recount_upstreams(task: models.TaskInstance) -> None:
     """Set every subtask's upstreams_left from the statuses (before work resumes)."""
     rows = list(task.subtasks.values_list("pk", "status", "upstream_ids", "upstreams_left"))
-    succeeded = {pk for pk, status, _, _ in rows if status == SubtaskStatus.SUCCESSFUL}
+    succeeded = {pk for pk, status, _, _ in rows if status == models.SubtaskStatus.SUCCESSFUL}
     changed = [
-        SubtaskInstance(pk=pk, upstreams_left=left)
+        models.SubtaskInstance(pk=pk, upstreams_left=left)
         for pk, _, ups, current in rows
         if (left := sum(1 for u in ups if u not in succeeded)) != current
     ]
-    SubtaskInstance.objects.bulk_update(changed, ["upstreams_left"], batch_size=500)
+    models.SubtaskInstance.objects.bulk_update(changed, ["upstreams_left"], batch_size=500)
 
 
-def ready_rollback(task: TaskInstance | TaskState) -> None:
+def ready_rollback(task: models.TaskInstance | TaskState) -> None:
     """Make READY every subtask waiting for rollback whose downstreams are all PENDING."""
     rows = list(
-        SubtaskInstance.objects.filter(task_id=task.pk).values_list(
+        models.SubtaskInstance.objects.filter(task_id=task.pk).values_list(
             "pk", "status", "rollback_pending", "downstream_ids"
         )
     )
@@ -97,30 +88,33 @@ def ready_rollback(task: TaskInstance | TaskState) -> None:
         pk
         for pk, status, pending, downs in rows
         if pending
-        and status in (SubtaskStatus.SUCCESSFUL, SubtaskStatus.FAILED)
-        and all(status_of[d] == SubtaskStatus.PENDING for d in downs)
+        and status in (models.SubtaskStatus.SUCCESSFUL, models.SubtaskStatus.FAILED)
+        and all(status_of[d] == models.SubtaskStatus.PENDING for d in downs)
     ]
     make_ready(
         ready,
-        [SubtaskStatus.SUCCESSFUL, SubtaskStatus.FAILED],
-        operation=SubtaskOperation.ROLLBACK,
+        [models.SubtaskStatus.SUCCESSFUL, models.SubtaskStatus.FAILED],
+        operation=models.SubtaskOperation.ROLLBACK,
         count_run=False,
     )
 
 
-def task_refresh_status(task: TaskInstance | TaskState) -> None:
+def task_refresh_status(task: models.TaskInstance | TaskState) -> None:
     """Derive the task status from its subtasks (OCP's rules) and record a finish."""
-    if task.status == TaskStatus.RUNNING and sql.run(*sql.any_active_subtask(task.pk)):
+    if task.status == models.TaskStatus.RUNNING and sql.run(*sql.any_active_subtask(task.pk)):
         return  # the common case while work goes on: one indexed EXISTS, no aggregate
     new_status = _derived_status(task)
     if new_status == task.status:
         return
     previous = task.status
-    finish_time: datetime | None = None if new_status == TaskStatus.RUNNING else timezone.now()
+    finish_time: datetime | None = (
+        None if new_status == models.TaskStatus.RUNNING else timezone.now()
+    )
     set_task(task, status=new_status, finish_time=finish_time)
-    if new_status != TaskStatus.RUNNING:
+    if new_status != models.TaskStatus.RUNNING:
         rolled_back = (
-            new_status == TaskStatus.SUCCESSFUL and task.operation == TaskOperation.ROLLBACK
+            new_status == models.TaskStatus.SUCCESSFUL
+            and task.operation == models.TaskOperation.ROLLBACK
         )
         label = "rolled back" if rolled_back else new_status
         audit_record(
@@ -133,23 +127,25 @@ def task_refresh_status(task: TaskInstance | TaskState) -> None:
         )
 
 
-def _derived_status(task: TaskInstance | TaskState) -> str:
+def _derived_status(task: models.TaskInstance | TaskState) -> str:
     """RUNNING while a subtask is at work; then SUCCESSFUL when every subtask is done (or,
     in a rollback, back to PENDING), FAILED otherwise."""
-    subtasks = SubtaskInstance.objects.filter(task_id=task.pk)
+    subtasks = models.SubtaskInstance.objects.filter(task_id=task.pk)
     counts = dict(subtasks.values_list("status").annotate(n=Count("pk")).order_by())
     total = sum(counts.values())
-    if any(counts.get(status, 0) for status in ACTIVE_SUBTASK_STATUSES):
-        return TaskStatus.RUNNING
-    rollback = task.operation == TaskOperation.ROLLBACK
-    done = SubtaskStatus.PENDING if rollback else SubtaskStatus.SUCCESSFUL
-    return TaskStatus.SUCCESSFUL if counts.get(done, 0) == total else TaskStatus.FAILED
+    if any(counts.get(status, 0) for status in models.ACTIVE_SUBTASK_STATUSES):
+        return models.TaskStatus.RUNNING
+    rollback = task.operation == models.TaskOperation.ROLLBACK
+    done = models.SubtaskStatus.PENDING if rollback else models.SubtaskStatus.SUCCESSFUL
+    return (
+        models.TaskStatus.SUCCESSFUL if counts.get(done, 0) == total else models.TaskStatus.FAILED
+    )
 
 
 def audit_subtask_change(
     actor,
     action: str,
-    task: TaskInstance | TaskState,
+    task: models.TaskInstance | TaskState,
     subtask: Any,
     from_status: str,
     to_status: str,

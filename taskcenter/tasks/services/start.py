@@ -9,21 +9,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from taskcenter.tasks import sql
+from taskcenter.tasks import models, sql
 from taskcenter.tasks.audit import Action, audit_record
 from taskcenter.tasks.definitions import SubtaskSpec, validate_subtasks
-from taskcenter.tasks.models import (
-    Cluster,
-    Host,
-    SubtaskInstance,
-    SubtaskOperation,
-    SubtaskStatus,
-    TaskInstance,
-    TaskOperation,
-    TaskStatus,
-    TaskType,
-    Tenant,
-)
 from taskcenter.tasks.services import definitions as stored
 from taskcenter.tasks.services.progress import make_ready
 
@@ -33,14 +21,14 @@ def task_start(
     definition_name: str,
     parameters: dict[str, Any] | None = None,
     creator=None,
-    cluster: Cluster | None = None,
-    tenant: Tenant | None = None,
-    hosts: Iterable[Host] = (),
-    type: str = TaskType.MANUAL,
+    cluster: models.Cluster | None = None,
+    tenant: models.Tenant | None = None,
+    hosts: Iterable[models.Host] = (),
+    type: str = models.TaskType.MANUAL,
     name: str | None = None,
     version: int | None = None,
     retry_count: int | None = None,
-) -> TaskInstance:
+) -> models.TaskInstance:
     """Create a task instance from a definition and start its root subtasks.
 
     `retry_count`, when given, replaces every subtask's automatic retries for this run
@@ -51,22 +39,22 @@ def task_start(
     ordered = validate_subtasks(spec.name, spec.build(params))
     now = timezone.now()
     with transaction.atomic():
-        task = TaskInstance.objects.create(
+        task = models.TaskInstance.objects.create(
             name=name or spec.name,
             definition=definition_row or stored.definition_sync(spec=spec),
             cluster=cluster or (tenant.cluster if tenant else None),
             tenant=tenant,
             creator=creator,
-            status=TaskStatus.RUNNING,
+            status=models.TaskStatus.RUNNING,
             type=type,
-            operation=TaskOperation.EXECUTE,
+            operation=models.TaskOperation.EXECUTE,
             parameters=params,
             start_time=now,
             subtask_total=len(ordered),
         )
         if hosts:
             task.hosts.set(hosts)
-        rows = SubtaskInstance.objects.bulk_create(
+        rows = models.SubtaskInstance.objects.bulk_create(
             [_subtask_row(task, index, sub, retry_count) for index, sub in enumerate(ordered)]
         )
         _store_edges(ordered, [row.pk for row in rows])
@@ -74,18 +62,18 @@ def task_start(
             actor=creator,
             action=Action.START,
             task=task,
-            to_status=TaskStatus.RUNNING,
+            to_status=models.TaskStatus.RUNNING,
             reason=spec.name,
         )
         roots = [row.pk for sub, row in zip(ordered, rows, strict=True) if not sub.upstreams]
-        make_ready(roots, [SubtaskStatus.PENDING], operation=SubtaskOperation.EXECUTE)
+        make_ready(roots, [models.SubtaskStatus.PENDING], operation=models.SubtaskOperation.EXECUTE)
     return task
 
 
 def _subtask_row(
-    task: TaskInstance, index: int, sub: SubtaskSpec, retry_count: int | None = None
-) -> SubtaskInstance:
-    return SubtaskInstance(
+    task: models.TaskInstance, index: int, sub: SubtaskSpec, retry_count: int | None = None
+) -> models.SubtaskInstance:
+    return models.SubtaskInstance(
         task=task,
         name=sub.name,
         series_id=index,

@@ -1,4 +1,5 @@
 import json
+import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -13,13 +14,19 @@ class Command(BaseCommand):
         "version of NAME. The file holds {description, parameters: [...], subtasks: [...]}."
     )
 
+    # call_command(..., stdin=stream) reads the document from that stream, as createsuperuser.
+    stealth_options = ("stdin",)
+
     def add_arguments(self, parser):
         parser.add_argument("name", help="Definition name, e.g. 'Rotate logs'")
         parser.add_argument("file", help="Path to the JSON document, or - for standard input")
 
     def handle(self, *args, name: str, file: str, **options):
         try:
-            text = self.stdin.read() if file == "-" else Path(file).read_text()
+            if file == "-":
+                text = (options.get("stdin") or sys.stdin).read()
+            else:
+                text = Path(file).read_text()
         except OSError as exc:
             raise CommandError(f"Cannot read {file}: {exc.strerror}") from None
         try:

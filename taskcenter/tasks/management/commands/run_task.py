@@ -7,8 +7,9 @@ failed subtasks and the end of their logs are printed), 2 when --timeout passes 
 from __future__ import annotations
 
 import json
+import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -83,7 +84,13 @@ class Command(BaseCommand):
         self.stdout.write(str(task.pk))
         if not wait:
             return
-        code = self._follow(task.pk, timeout=options["timeout"], interval=options["interval"])
+        code = self._follow(
+            task.pk,
+            # The stream behind self.stdout: what call_command was given, else the terminal.
+            terminal=options.get("stdout") or sys.stdout,
+            timeout=options["timeout"],
+            interval=options["interval"],
+        )
         if code:
             raise SystemExit(code)
 
@@ -146,13 +153,13 @@ class Command(BaseCommand):
 
     # --- Following -----------------------------------------------------------------------------
 
-    def _follow(self, task_id: int, timeout: float, interval: float) -> int:
+    def _follow(self, task_id: int, *, terminal: TextIO, timeout: float, interval: float) -> int:
         started = time.monotonic()
         deadline = started + timeout
         if self.stdout.isatty():
             from rich.console import Console
 
-            console = Console(file=self.stdout._out)
+            console = Console(file=terminal)
             with console.status("") as status:
                 task, subtasks = self._poll_until_done(
                     task_id, deadline, interval, lambda line: status.update(line)

@@ -37,6 +37,11 @@ class Child:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def exit_status(self) -> int | None:
+        """The process's exit status; None while it runs or before it started."""
+        return self.proc.returncode if self.proc is not None else None
+
 
 class Command(BaseCommand):
     help = (
@@ -200,7 +205,7 @@ class Command(BaseCommand):
 
         if failed is not None:
             self.say(
-                f"serve: {failed.name} exited unexpectedly with status {failed.proc.returncode}; "
+                f"serve: {failed.name} exited unexpectedly with status {failed.exit_status}; "
                 "stopping the others"
             )
         else:
@@ -223,35 +228,37 @@ class Command(BaseCommand):
 
     def _shutdown(self, children: list[Child]) -> None:
         """SIGTERM each child, wait for the grace period, then SIGKILL what is left."""
-        for child in children:
-            if child.alive:
-                try:
-                    child.proc.send_signal(signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+        started = [(child.name, child.proc) for child in children if child.proc is not None]
+        for _, proc in started:
+            if proc.poll() is None:
+                _signal_quietly(proc, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for child in children:
-            if child.proc is None:
-                continue
+        for name, proc in started:
             try:
-                child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                self.say(f"serve: {child.name} did not stop in time; killing it")
-        for child in children:
-            if child.proc is None:
-                continue
+                self.say(f"serve: {name} did not stop in time; killing it")
+        for _, proc in started:
             # The child leads its own process group (start_new_session); killing the group
             # also takes its own children (the worker's pool) with it. A group whose leader
             # has exited is left alone: the leader stopped its children itself.
-            if child.proc.poll() is None:
-                try:
-                    os.killpg(child.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                child.proc.wait(timeout=5)
+            if proc.poll() is None:
+                _signal_quietly(proc, signal.SIGKILL, group=True)
+                proc.wait(timeout=5)
         for child in children:
             if child.reader is not None:
                 child.reader.join(timeout=2)
+
+
+def _signal_quietly(proc: subprocess.Popen, signum: int, *, group: bool = False) -> None:
+    """Send `signum` to the process (or its whole process group); one already gone is fine."""
+    try:
+        if group:
+            os.killpg(proc.pid, signum)
+        else:
+            proc.send_signal(signum)
+    except ProcessLookupError:
+        pass
 
 
 def _url_host(host: str) -> str:
