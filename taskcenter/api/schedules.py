@@ -129,7 +129,7 @@ def context_data(task: TaskInstance) -> dict:
         "entityGroup": fire.entity_group,
         "entityKey": fire.entity_key,
         "title": fire.title,
-        "jobStatus": task.job_status,
+        "jobStatus": task.job_status,  # type: ignore[attr-defined]  # annotated by the selector
         "createdAt": when(task.create_time),
         "createdBy": task.creator_id,
         # The seed's table says scheduledAt and its sample scheduleAt: both are sent.

@@ -156,7 +156,7 @@ def _refusal(task, subtask, seen: int, spec: OperationSpec, message: str) -> dic
         done_first = operations.BY_AUDIT_ACTION.get(operation.action)
         if done_first is None:
             continue
-        name = operation.subtask.name if operation.subtask_id else ""
+        name = operation.subtask.name if operation.subtask else ""
         when = timezone.localtime(operation.created_at).strftime("%H:%M:%S")
         return {
             "level": "warning",

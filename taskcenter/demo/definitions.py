@@ -230,7 +230,8 @@ def _migrate_tenant(params):
         ("verify", "Verify row counts"),
         ("switch", "Switch traffic to the target"),
     ]
-    specs, previous = [], []
+    specs: list[SubtaskSpec] = []
+    previous: list[str] = []
     for key, name in steps:
         specs.append(
             _py(

@@ -45,8 +45,8 @@ from taskcenter.tasks.models import (
 
 SUCCESSFUL, RETRIED = "successful", "successful after a retry"
 FAILED, ROLLED_BACK = "failed", "rolled back"
-OUTCOME_WEIGHTS = {SUCCESSFUL: 60, RETRIED: 10, FAILED: 18, ROLLED_BACK: 12}
-TYPE_WEIGHTS = {
+OUTCOME_WEIGHTS: dict[str, int] = {SUCCESSFUL: 60, RETRIED: 10, FAILED: 18, ROLLED_BACK: 12}
+TYPE_WEIGHTS: dict[str, int] = {
     TaskType.MANUAL: 50,
     TaskType.SCHEDULED: 20,
     TaskType.SYS_SCHEDULED: 15,

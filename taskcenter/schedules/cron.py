@@ -127,8 +127,8 @@ def wall_time_to_instant(wall: datetime, zone: tzinfo) -> datetime:
     Past the table (2038 on) Java's last rule reads the wall time as standard time and asks
     which offset applies then, which is the offset after the transition in both cases.
     """
-    first = wall.replace(tzinfo=zone, fold=0).utcoffset()
-    second = wall.replace(tzinfo=zone, fold=1).utcoffset()
+    first = _offset(wall.replace(tzinfo=zone, fold=0))
+    second = _offset(wall.replace(tzinfo=zone, fold=1))
     if first == second:
         offset = first
     elif wall.year > JAVA_ZONE_TABLE_LAST_YEAR:
@@ -136,6 +136,13 @@ def wall_time_to_instant(wall: datetime, zone: tzinfo) -> datetime:
     else:
         offset = min(first, second)
     return (wall - offset).replace(tzinfo=UTC)
+
+
+def _offset(moment: datetime) -> timedelta:
+    offset = moment.utcoffset()
+    if offset is None:  # only a naive time has none, and every zone here is a tzinfo
+        raise ValueError(f"{moment!r} has no UTC offset")
+    return offset
 
 
 class _Calendar:
@@ -632,12 +639,12 @@ class CronExpression:
             cl.set(MONTH, month - 1)
 
             year = cl.get(YEAR)
-            found = _ceiling(years, year)
-            if found is None:
+            next_year = _ceiling(years, year)
+            if next_year is None:
                 return None
-            if found != year:
+            if next_year != year:
                 _midnight(cl, 1, 0)
-                cl.set(YEAR, found)
+                cl.set(YEAR, next_year)
                 continue
             cl.set(YEAR, year)
             return cl.instant()

@@ -5,7 +5,8 @@ this plan, no dependency cycle) is checked by the services.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -28,7 +29,7 @@ class ItemInput:
     cron_desc: str = ""
     cron_type: str = ""
     time_zone: str = ""
-    trigger_by_jobs: list[dict[str, str]] = field(default_factory=list)
+    trigger_by_jobs: list[dict[str, str]] = dataclasses.field(default_factory=list)
 
 
 @dataclass

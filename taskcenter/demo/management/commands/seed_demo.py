@@ -119,7 +119,7 @@ class Command(BaseCommand):
 
     def _seed_topology(self) -> dict[str, Cluster]:
         clusters: dict[str, Cluster] = {}
-        created = Counter()
+        created: Counter[str] = Counter()
         for name, ob_id, type_, tenants, hosts in CLUSTERS:
             cluster, new = Cluster.objects.get_or_create(
                 name=name, defaults={"ob_cluster_id": ob_id, "type": type_}
