@@ -95,7 +95,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "taskcenter.accounts.context_processors.account_nav",
+                "taskcenter.dashboard.context_processors.top_bar",
             ],
         },
     },

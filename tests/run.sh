@@ -45,9 +45,11 @@ PY
 export TASKCENTER_VAR_DIR="$PWD/var/test"
 mkdir -p "$TASKCENTER_VAR_DIR"
 
-# Types first: a type error fails the run before the slow suites start
+# Lint and types first: either fails the run before the slow suites start
 # (configuration: [tool.mypy] in pyproject.toml).
-echo "== mypy"
+echo "== ruff and mypy"
+.venv/bin/ruff check taskcenter tests benchmarks
+.venv/bin/ruff format --check taskcenter tests benchmarks
 .venv/bin/mypy
 
 echo "== test suite on SQLite + filesystem broker"

@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 
 from taskcenter.accounts import roles
 from taskcenter.accounts.models import RoleScope
-from taskcenter.tasks.errors import NotPermitted, TaskNotFound
+from taskcenter.core.errors import NotPermitted, TaskNotFound
 from taskcenter.tasks.models import TaskInstance
 from taskcenter.tasks.operations import (  # noqa: F401 (PERM_*: the permissions of operations)
     OPERATIONS,

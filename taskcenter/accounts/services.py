@@ -21,8 +21,8 @@ from django.utils import timezone
 from taskcenter.accounts import access, crypto, roles
 from taskcenter.accounts.access import can_manage_keys_of
 from taskcenter.accounts.models import AccessKey, RoleScope
+from taskcenter.core.errors import InvalidParameter, NotPermitted, TaskCenterError
 from taskcenter.tasks.audit import audit_record
-from taskcenter.tasks.errors import InvalidParameter, NotPermitted, TaskCenterError
 from taskcenter.tasks.models import Cluster
 
 # last_used_at is a hint for people, not an audit trail: write it at most this often.
@@ -112,7 +112,7 @@ def _validated_password(password: str, user) -> None:
     try:
         validate_password(password, user=user)
     except ValidationError as exc:
-        raise InvalidParameter("Invalid parameter 'password': " + " ".join(exc.messages)) from None
+        raise InvalidParameter.because("password", " ".join(exc.messages)) from None
 
 
 def _user_for_update(user_id):
@@ -137,17 +137,15 @@ def user_create(
     User = get_user_model()
     username = (username or "").strip()
     if not username or len(username) > USERNAME_MAX:
-        raise InvalidParameter(
-            f"Invalid parameter 'username': give 1 to {USERNAME_MAX} characters."
-        )
+        raise InvalidParameter.because("username", f"give 1 to {USERNAME_MAX} characters.")
     try:
         User.username_validator(username)
     except ValidationError:
-        raise InvalidParameter(
-            "Invalid parameter 'username': use letters, digits and @ . + - _ only."
+        raise InvalidParameter.because(
+            "username", "use letters, digits and @ . + - _ only."
         ) from None
     if User.objects.filter(username__iexact=username).exists():
-        raise InvalidParameter(f"Invalid parameter 'username': '{username}' is already taken.")
+        raise InvalidParameter.because("username", f"'{username}' is already taken.")
     _validated_password(password, User(username=username, email=email))
     with transaction.atomic():
         user = User.objects.create_user(
@@ -174,7 +172,7 @@ def _set_active(*, user_id, active: bool, actor):
         user = _user_for_update(user_id)
         _check_users(actor, user)
         if not active and actor is not None and actor.pk == user.pk:
-            raise InvalidParameter("You cannot deactivate your own account.")
+            raise InvalidParameter(None, "You cannot deactivate your own account.")
         if user.is_active != active:
             user.is_active = active
             user.save(update_fields=["is_active"])
@@ -251,12 +249,12 @@ def _grant_targets(grants: dict[int, list[int]]) -> tuple[dict[int, Group], dict
     groups = {g.pk: g for g in Group.objects.filter(pk__in=list(grants))}
     missing = set(grants) - set(groups)
     if missing:
-        raise InvalidParameter(f"Invalid parameter 'roles': no role with id {min(missing)}.")
+        raise InvalidParameter.because("roles", f"no role with id {min(missing)}.")
     cluster_ids = {c for ids in grants.values() for c in ids or ()}
     clusters = {c.pk: c for c in Cluster.objects.filter(pk__in=cluster_ids)}
     if cluster_ids - set(clusters):
-        raise InvalidParameter(
-            f"Invalid parameter 'clusters': no cluster with id {min(cluster_ids - set(clusters))}."
+        raise InvalidParameter.because(
+            "clusters", f"no cluster with id {min(cluster_ids - set(clusters))}."
         )
     return groups, clusters
 
@@ -312,8 +310,8 @@ def _permissions_from(names) -> list:
     available = {f"{p.content_type.app_label}.{p.codename}": p for p in assignable_permissions()}
     unknown = wanted - set(available)
     if unknown:
-        raise InvalidParameter(
-            f"Invalid parameter 'permissions': '{sorted(unknown)[0]}' cannot be given to a role."
+        raise InvalidParameter.because(
+            "permissions", f"'{sorted(unknown)[0]}' cannot be given to a role."
         )
     return [available[name] for name in sorted(wanted)]
 
@@ -321,14 +319,14 @@ def _permissions_from(names) -> list:
 def _clean_role_name(name: str, *, exclude_pk=None) -> str:
     name = (name or "").strip()
     if not name or len(name) > 150:
-        raise InvalidParameter("Invalid parameter 'name': give 1 to 150 characters.")
+        raise InvalidParameter.because("name", "give 1 to 150 characters.")
     if name.upper() in {r.upper() for r in roles.ROLE_PERMISSIONS}:
-        raise InvalidParameter(f"Invalid parameter 'name': '{name}' is a built-in role.")
+        raise InvalidParameter.because("name", f"'{name}' is a built-in role.")
     taken = Group.objects.filter(name__iexact=name)
     if exclude_pk is not None:
         taken = taken.exclude(pk=exclude_pk)
     if taken.exists():
-        raise InvalidParameter(f"Invalid parameter 'name': a role named '{name}' exists.")
+        raise InvalidParameter.because("name", f"a role named '{name}' exists.")
     return name
 
 
@@ -365,7 +363,8 @@ def role_update(*, role_id, permissions, name: str | None = None, actor=None):
         group = _role_for_update(role_id)
         if _is_builtin(group):
             raise InvalidParameter(
-                f"{group.name} is a built-in role: it cannot be changed. Create a custom role."
+                None,
+                f"{group.name} is a built-in role: it cannot be changed. Create a custom role.",
             )
         old_name = group.name
         if name is not None and name.strip() != group.name:
@@ -388,7 +387,7 @@ def role_delete(*, role_id, actor=None) -> None:
     with transaction.atomic():
         group = _role_for_update(role_id)
         if _is_builtin(group):
-            raise InvalidParameter(f"{group.name} is a built-in role: it cannot be deleted.")
+            raise InvalidParameter(None, f"{group.name} is a built-in role: it cannot be deleted.")
         holders = group.user_set.count()
         name = group.name
         group.delete()  # its grants and their scopes go with it

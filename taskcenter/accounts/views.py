@@ -31,9 +31,9 @@ from taskcenter.accounts.forms import (
     UserCreateForm,
 )
 from taskcenter.core import params as parse
+from taskcenter.core.errors import InvalidParameter
 from taskcenter.core.http import page, paging, signed_in_view
 from taskcenter.tasks import selectors as task_selectors
-from taskcenter.tasks.errors import InvalidParameter
 
 AUDIT_PAGE_SIZE = 50
 T = TypeVar("T")

@@ -1,6 +1,6 @@
 """Every failure under /api/ as OCP's error envelope: DRF's handler and the HTML guard.
 
-Codes are OCP's: the domain errors carry their own (taskcenter.tasks.errors); protocol
+Codes are OCP's: the domain errors carry their own (taskcenter.core.errors); protocol
 failures use OCP's common and IAM codes below.
 """
 
@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from taskcenter.api.envelope import error_body
-from taskcenter.tasks.errors import InvalidParameter, TaskCenterError
+from taskcenter.core.errors import InvalidParameter, TaskCenterError
 
 logger = logging.getLogger("taskcenter.api")
 

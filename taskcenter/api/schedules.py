@@ -19,10 +19,10 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from taskcenter.accounts import access
 from taskcenter.api.hengshi import hengshi_view, ok, user_data, when
 from taskcenter.core import params as parse
+from taskcenter.core.errors import NotPermitted
 from taskcenter.schedules import inputs, selectors, services
 from taskcenter.schedules.models import PlanItem, Schedule, TriggerType
 from taskcenter.tasks import selectors as task_selectors
-from taskcenter.tasks.errors import NotPermitted
 from taskcenter.tasks.models import TaskInstance
 
 LOG_BYTES_MAX = 1024 * 1024  # per subKey in one answer

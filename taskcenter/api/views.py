@@ -23,10 +23,9 @@ from taskcenter.accounts import access
 from taskcenter.api import serializers as s
 from taskcenter.api.envelope import SERVER, iso, ok, paged
 from taskcenter.core import params as parse
-from taskcenter.core.http import diagnosis_download
+from taskcenter.core.errors import InvalidParameter
 from taskcenter.core.params import INT64_MAX
-from taskcenter.tasks import selectors
-from taskcenter.tasks.errors import InvalidParameter
+from taskcenter.tasks import diagnosis, selectors
 from taskcenter.tasks.models import TaskStatus, TaskType
 from taskcenter.tasks.operations import OPERATIONS, OperationSpec
 
@@ -339,7 +338,7 @@ def task_download_diagnosis(request, taskInstanceId):
     task = access.get_task_for_user(
         request.user, parse.identifier(taskInstanceId, "taskInstanceId")
     )
-    return diagnosis_download(task)
+    return diagnosis.diagnosis_response(task)
 
 
 # --- Info and the catch-all -----------------------------------------------------------------------

@@ -5,23 +5,22 @@ The dashboard and the account pages both build on this module (neither imports t
 other's views); the API uses its diagnosis download too. htmx headers and status codes
 come from django-htmx's helpers.
 
-Unlike the rest of taskcenter.core, this module sits above accounts and tasks: it asks
-access and the selectors for what every page shows.
+Like the rest of taskcenter.core it imports no other taskcenter package: what the top bar
+shows comes from the dashboard's context processor (taskcenter.dashboard.context_processors).
 """
 
 from __future__ import annotations
 
 import math
-import tempfile
 from functools import wraps
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.http import FileResponse, HttpResponse, QueryDict
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import render
 from django.template.loader import render_to_string
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django_htmx.http import (
     HttpResponseClientRedirect,
     HttpResponseStopPolling,
@@ -30,9 +29,7 @@ from django_htmx.http import (
     retarget,
 )
 
-from taskcenter.accounts import access, roles
-from taskcenter.tasks import diagnosis, selectors
-from taskcenter.tasks.errors import TaskCenterError
+from taskcenter.core.errors import TaskCenterError
 
 ERROR_TITLES = {
     400: "That request could not be understood",
@@ -40,7 +37,6 @@ ERROR_TITLES = {
     404: "Not found",
     405: "Method not allowed",
 }
-DIAGNOSIS_SPOOL_BYTES = 8 * 1024 * 1024  # a larger zip goes to a temporary file
 
 
 # --- The guard --------------------------------------------------------------------------------
@@ -89,27 +85,8 @@ def is_partial(request, target: str | None = None) -> bool:
 
 
 def page(request, template: str, context: dict, status: int = 200) -> HttpResponse:
-    """A full page: the top bar's counts, the user's role and the navigation."""
-    user = request.user
-    counts = selectors.task_counts_by_status(visible=access.visible_tasks(user))
-    context = {
-        **context,
-        "time_zone": settings.TIME_ZONE,
-        "nav_counts": counts,
-        "nav_role": roles.role_label(user),
-        "nav_is_admin": access.can_open_django_admin(user),
-        "nav_schedules_url": _schedules_url(),
-    }
-    return render(request, template, context, status=status)
-
-
-def _schedules_url() -> str | None:
-    for name in ("schedules:list", "dashboard:schedule_list", "dashboard:schedules"):
-        try:
-            return reverse(name)
-        except NoReverseMatch:
-            continue
-    return None
+    """A full page (the top bar's context comes from the context processors)."""
+    return render(request, template, {**context, "time_zone": settings.TIME_ZONE}, status=status)
 
 
 def error_response(request, status: int, message: str) -> HttpResponse:
@@ -157,20 +134,6 @@ def poll_response(request, template: str, context: dict, *, done: bool) -> HttpR
     if done:
         return HttpResponseStopPolling(render_to_string(template, context, request))
     return render(request, template, context)
-
-
-def diagnosis_download(task) -> FileResponse:
-    """The diagnosis zip of `task` (summary + one log per attempt), spooled to disk when
-    large."""
-    spool = tempfile.SpooledTemporaryFile(max_size=DIAGNOSIS_SPOOL_BYTES)  # noqa: SIM115 - FileResponse closes it
-    diagnosis.write_diagnosis_zip(task, spool)
-    spool.seek(0)
-    return FileResponse(
-        spool,
-        as_attachment=True,
-        filename=diagnosis.diagnosis_filename(task),
-        content_type="application/zip",
-    )
 
 
 def paging(*, page_no: int, size: int, rows: list, total: int) -> dict:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import overload
 
-from taskcenter.tasks.errors import InvalidParameter
+from taskcenter.core.errors import InvalidParameter
 
 INT64_MAX = 2**63 - 1
 PAGE_MAX = 10**9

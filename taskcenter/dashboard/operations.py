@@ -16,11 +16,11 @@ from django.views.decorators.http import require_GET
 
 from taskcenter.accounts import access
 from taskcenter.core import params as parse
+from taskcenter.core.errors import InvalidParameter, InvalidState, RollbackProhibited, TaskNotFound
 from taskcenter.core.http import error_response, flash_fragment, is_partial, signed_in_view
 from taskcenter.dashboard import detail, presenters
 from taskcenter.dashboard.forms import ActionForm
 from taskcenter.tasks import operations, selectors
-from taskcenter.tasks.errors import InvalidParameter, InvalidState, RollbackProhibited, TaskNotFound
 from taskcenter.tasks.operations import OperationSpec
 
 dashboard_view = signed_in_view(access.require_view)

@@ -27,9 +27,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from taskcenter.accounts import access
 from taskcenter.core import params as parse
+from taskcenter.core.errors import InvalidParameter
 from taskcenter.core.http import (
     clean_query,
-    diagnosis_download,
     flash_fragment,
     is_partial,
     page,
@@ -40,8 +40,7 @@ from taskcenter.core.http import (
 )
 from taskcenter.dashboard import dag, detail, presenters, subtask_list
 from taskcenter.dashboard.forms import DEFAULT_PAGE_SIZE, AuditFilterForm, TaskFilterForm
-from taskcenter.tasks import selectors
-from taskcenter.tasks.errors import InvalidParameter
+from taskcenter.tasks import diagnosis, selectors
 from taskcenter.tasks.models import Operation, TaskInstance, TaskStatus
 
 LOG_POLL_BYTES = 512 * 1024  # one poll sends at most this much; older output is skipped
@@ -370,7 +369,7 @@ def subtask_log_download(request, task_id: int, subtask_id: int):
 @require_POST
 def task_diagnosis(request, task_id: int):
     """The diagnosis zip (summary + one log per attempt)."""
-    return diagnosis_download(access.get_task_for_user(request.user, task_id))
+    return diagnosis.diagnosis_response(access.get_task_for_user(request.user, task_id))
 
 
 # --- Audit -------------------------------------------------------------------------------------

@@ -30,9 +30,9 @@ import time_machine
 from django.db import transaction
 from django.utils import timezone
 
+from taskcenter.core.errors import RollbackProhibited
 from taskcenter.tasks import definitions, services
 from taskcenter.tasks.definitions import DefinitionSpec, SubtaskSpec
-from taskcenter.tasks.errors import RollbackProhibited
 from taskcenter.tasks.models import (
     Cluster,
     Host,

@@ -11,9 +11,9 @@ from typing import Any
 
 from django.conf import settings
 
+from taskcenter.core.errors import InvalidParameter
 from taskcenter.schedules import cron
 from taskcenter.schedules.models import CronType, MisfirePolicy, OverlapPolicy, TriggerType
-from taskcenter.tasks.errors import InvalidParameter
 
 RETRY_TIMES_MAX = 100
 PLAN_ITEMS_MAX = 100

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from taskcenter.core.errors import InvalidDefinition, InvalidParameter
 from taskcenter.tasks.definitions import DefinitionSpec, get_registered_definition
-from taskcenter.tasks.errors import InvalidDefinition, InvalidParameter
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from django.db.models import Min, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from taskcenter.core import params as parse
+from taskcenter.core.errors import InvalidParameter, TaskNotFound
 from taskcenter.schedules import status
 from taskcenter.schedules.models import (
     Fire,
@@ -19,7 +20,6 @@ from taskcenter.schedules.models import (
     Schedule,
     TriggerType,
 )
-from taskcenter.tasks.errors import InvalidParameter, TaskNotFound
 from taskcenter.tasks.models import SubtaskInstance, SubtaskStatus, TaskInstance, TaskStatus
 
 USER_LIST_MAX = 500

@@ -21,6 +21,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from taskcenter.core.errors import InvalidParameter, InvalidState, TaskCenterError, TaskNotFound
 from taskcenter.schedules import cron, jobs, selectors
 from taskcenter.schedules.inputs import ItemInput, PlanChange, PlanInput
 from taskcenter.schedules.models import (
@@ -34,7 +35,6 @@ from taskcenter.schedules.models import (
 )
 from taskcenter.tasks import services as task_services
 from taskcenter.tasks.audit import audit_record
-from taskcenter.tasks.errors import InvalidParameter, InvalidState, TaskCenterError, TaskNotFound
 from taskcenter.tasks.models import TaskType
 
 SCHEDULE_ITEM_TYPES = (TriggerType.CRON_JOB, TriggerType.DEPENDENCY)

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
+from taskcenter.core.errors import InvalidDefinition
 from taskcenter.core.graph import topological_order
-from taskcenter.tasks.errors import InvalidDefinition
 from taskcenter.tasks.models import NodeType
 
 # Keyed by the plain string a definition file carries (NodeType members are strings).

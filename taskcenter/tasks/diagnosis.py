@@ -17,16 +17,20 @@ from __future__ import annotations
 import io
 import json
 import re
+import tempfile
 import zipfile
 from datetime import datetime
 from operator import attrgetter
 from typing import IO, Any
 
+from django.http import FileResponse
 from django.utils import timezone
 
 from taskcenter.core import graph
 from taskcenter.tasks import selectors
 from taskcenter.tasks.models import SubtaskInstance, TaskInstance
+
+SPOOL_BYTES = 8 * 1024 * 1024  # a larger zip goes to a temporary file
 
 
 def build_diagnosis_zip(task: TaskInstance) -> bytes:
@@ -145,3 +149,14 @@ def _json(data: Any) -> str:
 def _slug(name: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-").lower()
     return slug[:60] or "subtask"
+
+
+def diagnosis_response(task: TaskInstance) -> FileResponse:
+    """The diagnosis zip of `task` as a download, for the pages and the API alike; spooled
+    to disk when large."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - FileResponse closes it
+    write_diagnosis_zip(task, spool)
+    spool.seek(0)
+    return FileResponse(
+        spool, as_attachment=True, filename=diagnosis_filename(task), content_type="application/zip"
+    )

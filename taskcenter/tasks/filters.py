@@ -13,8 +13,8 @@ from django.db.models.lookups import In
 from django_filters import rest_framework as filters
 
 from taskcenter.core import params as parse
+from taskcenter.core.errors import InvalidParameter
 from taskcenter.core.params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE  # noqa: F401 - importable here
-from taskcenter.tasks.errors import InvalidParameter
 from taskcenter.tasks.models import Operation, TaskInstance, TaskName, TaskStatus, TaskType
 
 SORT_FIELDS = {

@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
-from taskcenter.tasks.errors import TaskNotFound
+from taskcenter.core.errors import TaskNotFound
 from taskcenter.tasks.filters import filter_operations, filter_tasks, parse_sort
 from taskcenter.tasks.models import (
     ACTIVE_SUBTASK_STATUSES,

@@ -5,7 +5,7 @@ from django.contrib.auth.models import Group
 
 from taskcenter.accounts import access, roles
 from taskcenter.accounts.models import RoleScope
-from taskcenter.tasks.errors import NotPermitted, TaskNotFound
+from taskcenter.core.errors import NotPermitted, TaskNotFound
 from taskcenter.tasks.models import Cluster, TaskInstance
 from tests.conftest import make_user
 from tests.factories import failed_task_on

@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 
 from taskcenter.accounts import access, roles, services
 from taskcenter.accounts.models import AccessKey, RoleScope
-from taskcenter.tasks.errors import InvalidParameter, NotPermitted
+from taskcenter.core.errors import InvalidParameter, NotPermitted
 from taskcenter.tasks.models import Operation
 from tests.accounts.conftest import PASSWORD, narrow_role
 from tests.conftest import make_user

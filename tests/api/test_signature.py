@@ -20,7 +20,7 @@ from django.test import Client
 
 from taskcenter.accounts import services as account_services
 from taskcenter.accounts.models import AccessKey
-from taskcenter.tasks.errors import NotPermitted
+from taskcenter.core.errors import NotPermitted
 from taskcenter.tasks.models import Operation, TaskInstance
 from tests.api.conftest import check_envelope, check_error
 from tests.factories import failed_task

@@ -14,9 +14,9 @@ import itertools
 import pytest
 from django.db import transaction
 
+from taskcenter.core.errors import InvalidState, RollbackProhibited
 from taskcenter.dashboard import presenters
 from taskcenter.tasks import services
-from taskcenter.tasks.errors import InvalidState, RollbackProhibited
 from taskcenter.tasks.models import (
     SubtaskInstance,
     SubtaskOperation,

@@ -1,5 +1,6 @@
 import pytest
 
+from taskcenter.core.errors import InvalidDefinition
 from taskcenter.tasks import services
 from taskcenter.tasks.definitions import (
     DefinitionSpec,
@@ -7,7 +8,6 @@ from taskcenter.tasks.definitions import (
     register_definition,
     validate_subtasks,
 )
-from taskcenter.tasks.errors import InvalidDefinition
 from taskcenter.tasks.models import NodeType, TaskInstance
 
 SH = NodeType.SHELL_TASK

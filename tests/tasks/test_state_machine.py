@@ -5,6 +5,7 @@ import threading
 import pytest
 from django.db import connection
 
+from taskcenter.core.errors import InvalidState, RollbackProhibited, TaskNotFound
 from taskcenter.tasks import selectors, services
 from taskcenter.tasks.definitions import (
     DefinitionSpec,
@@ -12,7 +13,6 @@ from taskcenter.tasks.definitions import (
     SubtaskSpec,
     register_definition,
 )
-from taskcenter.tasks.errors import InvalidState, RollbackProhibited, TaskNotFound
 from taskcenter.tasks.models import Operation, SubtaskInstance, TaskInstance
 
 pytestmark = pytest.mark.usefixtures("eager_engine", "finish_path")

@@ -13,10 +13,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from taskcenter.core.errors import TaskNotFound
 from taskcenter.tasks import sql
 from taskcenter.tasks.audit import Action
 from taskcenter.tasks.dispatch import enqueue_attempt, enqueue_attempts
-from taskcenter.tasks.errors import TaskNotFound
 from taskcenter.tasks.models import SubtaskInstance, SubtaskOperation, SubtaskStatus
 from taskcenter.tasks.services import finish
 from taskcenter.tasks.services.logs import log_line

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from taskcenter.core.errors import InvalidDefinition
 from taskcenter.tasks import definitions
-from taskcenter.tasks.errors import InvalidDefinition
 from taskcenter.tasks.models import TaskDefinition
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from taskcenter.core.errors import InvalidState, RollbackProhibited, TaskCenterError, TaskNotFound
 from taskcenter.tasks.audit import Action, actor_name, audit_record
-from taskcenter.tasks.errors import InvalidState, RollbackProhibited, TaskCenterError, TaskNotFound
 from taskcenter.tasks.models import (
     SubtaskInstance,
     SubtaskOperation,

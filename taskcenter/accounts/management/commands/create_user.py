@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
 from taskcenter.accounts.services import user_create
-from taskcenter.tasks.errors import TaskCenterError
+from taskcenter.core.errors import TaskCenterError
 from taskcenter.tasks.models import Cluster
 
 

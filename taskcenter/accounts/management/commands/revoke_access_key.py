@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from taskcenter.accounts.services import access_key_revoke
-from taskcenter.tasks.errors import TaskCenterError
+from taskcenter.core.errors import TaskCenterError
 
 
 class Command(BaseCommand):

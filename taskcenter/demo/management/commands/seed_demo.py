@@ -25,10 +25,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from taskcenter.accounts import roles
+from taskcenter.core.errors import TaskCenterError
 from taskcenter.core.trace import reset_trace_id, set_trace_id
 from taskcenter.demo.history import HISTORY_DAYS, OUTCOME_WEIGHTS, HistoryPlayer
 from taskcenter.tasks import definitions, services
-from taskcenter.tasks.errors import TaskCenterError
 from taskcenter.tasks.models import Cluster, Host, Operation, Tenant
 
 # Audit rows of seeded tasks carry these trace ids, which is how a second run knows what

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from taskcenter.core.errors import InvalidDefinition
 from taskcenter.tasks import services
-from taskcenter.tasks.errors import InvalidDefinition
 
 
 class Command(BaseCommand):

@@ -14,9 +14,9 @@ from typing import Any, TextIO
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from taskcenter.core.errors import TaskCenterError
 from taskcenter.core.trace import new_trace_id, reset_trace_id, set_trace_id
 from taskcenter.tasks import definitions, selectors, services
-from taskcenter.tasks.errors import TaskCenterError
 from taskcenter.tasks.models import (
     Cluster,
     SubtaskStatus,

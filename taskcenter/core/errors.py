@@ -51,18 +51,14 @@ class InvalidParameter(TaskCenterError):
 
     `parameter` names it as data, so that the API's error envelope (its `target`) and a
     form (the field to mark) never read the name back out of the words. `message` is the
-    whole sentence shown to people, by convention "Invalid parameter 'name': why".
-
-    The older one-argument form, InvalidParameter("Invalid parameter 'name': why"), is
-    still accepted: the name is then taken from that conventional opening, or is None.
+    whole sentence shown to people, by convention "Invalid parameter 'name': why"
+    (`because` writes it). `parameter` is None for a refusal that concerns no one field.
     """
 
     code, http_status = 10001, 400
     PREFIX = "Invalid parameter '"
 
-    def __init__(self, parameter: str | None, message: str | None = None):
-        if message is None:
-            parameter, message = _named_in(parameter or ""), parameter or ""
+    def __init__(self, parameter: str | None, message: str):
         super().__init__(message)
         self.parameter = parameter
 
@@ -75,10 +71,3 @@ class InvalidParameter(TaskCenterError):
     def reason(self) -> str:
         """The message without its conventional "Invalid parameter 'name': " opening."""
         return self.message.removeprefix(f"{self.PREFIX}{self.parameter}': ")
-
-
-def _named_in(message: str) -> str | None:
-    if not message.startswith(InvalidParameter.PREFIX):
-        return None
-    name, quote, _ = message[len(InvalidParameter.PREFIX) :].partition("'")
-    return name if quote else None
