@@ -137,6 +137,15 @@ dead = [name for name, proc in children.items() if proc.poll() is not None]
 if dead:
     fail(f"{', '.join(dead)} exited during the run")
 stop_all()
+# The queue is durable on RabbitMQ and its binding stays on Redis: leave nothing behind.
+from kombu import Connection, Exchange, Queue  # noqa: E402
+
+with Connection(broker, connect_timeout=5) as connection:
+    name = env["TASKCENTER_QUEUE"]
+    queue = Queue(name, Exchange(name), routing_key=name).bind(connection.default_channel)
+    queue.declare()  # so that the channel knows the binding it is asked to remove
+    queue.delete()
+    queue.exchange.delete()
 print(f"web, worker and scheduler ran a task to SUCCESSFUL on {broker.split('@')[-1]}")
 PY
 done
