@@ -76,7 +76,7 @@ class BenchError(Exception):
 
 # --- Processes -----------------------------------------------------------------------------------
 
-_live: list[Scheduler] = []
+_live: set[Scheduler] = set()
 
 
 class Scheduler:
@@ -90,7 +90,7 @@ class Scheduler:
             command, cwd=tmp, env=env, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-        _live.append(self)
+        _live.add(self)
 
     def cpu(self) -> float:
         assert self.proc is not None
@@ -101,12 +101,11 @@ class Scheduler:
             raise BenchError(f"the {self.label} scheduler died:\n{self.log_tail()}")
 
     def stop(self) -> None:
-        if self.proc is not None:
-            common.stop_group(self.proc)
-            self.proc = None
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            common.stop_group(proc)
             self._log.close()
-        if self in _live:
-            _live.remove(self)
+        _live.discard(self)
 
     def log_tail(self, lines: int = 30) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -484,14 +483,14 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--idle-warmup", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds after due")
+    parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir (logs)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when the aim is missed")
     parser.add_argument("--only", choices=["taskcenter", "beat"], help="run one system")
     parser.add_argument("--skip-idle", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--profile", type=int, metavar="N",
                         help="only profile one inline tick of N due plans")  # fmt: skip
     parser.add_argument("--no-install", action="store_true", help="never pip install beat")
-    parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir (logs)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when the aim is missed")
     args = parser.parse_args()
 
     common.exit_on_sigterm()
