@@ -402,7 +402,7 @@ def profile_tick(count: int, queues: Queues) -> None:
         try:
             return execute(sql, params, many, context)
         finally:
-            shape = " ".join(sql.split()[:4])[:70]
+            shape = " ".join(w for w in sql.split()[:4] if not w.startswith('"s'))[:70]
             statements.setdefault(shape, []).append(time.perf_counter() - started)
 
     profiler = cProfile.Profile(time.process_time)
