@@ -50,6 +50,7 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -402,7 +403,7 @@ def profile_tick(count: int, queues: Queues) -> None:
         try:
             return execute(sql, params, many, context)
         finally:
-            shape = " ".join(w for w in sql.split()[:4] if not w.startswith('"s'))[:70]
+            shape = re.sub(r'"s\d+_x\d+"', "", " ".join(sql.split()[:4]))[:70]  # savepoints
             statements.setdefault(shape, []).append(time.perf_counter() - started)
 
     profiler = cProfile.Profile(time.process_time)
