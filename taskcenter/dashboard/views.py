@@ -40,6 +40,7 @@ from taskcenter.core.http import (
 )
 from taskcenter.dashboard import dag, detail, presenters, subtask_list
 from taskcenter.dashboard.forms import DEFAULT_PAGE_SIZE, AuditFilterForm, TaskFilterForm
+from taskcenter.schedules import selectors as schedule_selectors
 from taskcenter.tasks import selectors
 from taskcenter.tasks.errors import InvalidParameter
 from taskcenter.tasks.models import Operation, TaskInstance, TaskStatus
@@ -225,6 +226,8 @@ def task_detail(request, task_id: int):
     context = detail.page_context(request, task, nodes, view=view, selected=selected)
     context["nav"] = "tasks"
     context["status_filter"] = status_filter
+    # A context (a run a plan started) names its plan; the plan may have been deleted since.
+    context["started_by"] = schedule_selectors.context_fire(task_id=task.pk)
     if view == "flow":
         context["svg"] = dag.render_svg(
             dag.layout(nodes), selected_id=selected_id, link=f"{detail_url}?view=flow&subtask="
