@@ -92,7 +92,11 @@ def schedule_detail(request, plan_id: int):
         plan_id=plan.pk, visible=access.visible_tasks(request.user), limit=HISTORY_SHOWN
     )
     runs = [
-        {"fire": fire, "task": task, "badge": presenters.job_status_badge(task.job_status)}
+        {
+            "fire": fire,
+            "task": task,
+            "badge": presenters.job_status_badge(task.job_status) if task else None,
+        }
         for fire, task in history
         if fire.outcome == FireOutcome.STARTED
     ]
