@@ -242,8 +242,9 @@ class Builder:
 
 @dataclass
 class FireTime:
-    local: datetime
     utc: datetime
+    local: str  # the wall time in the plan's zone, as written (templates would convert it)
+    offset: str  # that zone's offset then, "UTC+08:00"
     offset_change: str  # "" or the words for a DST change since the time before
 
 
@@ -289,7 +290,14 @@ def preview(expression: str, zone_name: str, *, now: datetime | None = None) -> 
         change = ""
         if offset != previous:
             change = f"clocks change: {_offset_words(previous)} → {_offset_words(offset)}"
-        result.times.append(FireTime(local=local, utc=fire, offset_change=change))
+        result.times.append(
+            FireTime(
+                utc=fire,
+                local=local.strftime("%a %Y-%m-%d %H:%M:%S"),
+                offset=_offset_words(offset),
+                offset_change=change,
+            )
+        )
         previous = offset
     return result
 
