@@ -9,6 +9,8 @@ are checked here on the server whatever the page shows.
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -67,6 +69,7 @@ def schedule_list(request):
     rows = [
         {
             "plan": plan,
+            "job": plan.job_class.rsplit(".", 1)[-1],  # the class name without its package
             "triggers": _triggers(items.get(plan.pk, [])),
             "last_run": last_runs.get(plan.pk),
             "badge": presenters.job_status_badge(plan.job_status),
@@ -111,6 +114,7 @@ def schedule_detail(request, plan_id: int):
         "plan": plan,
         "items": [(item, presenters.trigger_words(item)) for item in items],
         "badge": presenters.job_status_badge(plan.job_status),
+        "params_json": json.dumps(plan.job_params),
         "runs": runs,
         "not_run": not_run,
         "buttons": presenters.schedule_buttons(request.user, plan, running=running),
@@ -167,7 +171,10 @@ def _form_page(request, form: ScheduleForm):
         "values": form.values,
         "builder": form.builder,
         "preview": form.preview(),
-        "job_classes": jobs.registered_job_classes(),
+        "job_classes": [
+            {"name": job.name, "short": job.name.rsplit(".", 1)[-1], "definition": job.definition}
+            for job in jobs.registered_job_classes()
+        ],
         "cron_types": CronType.values,
         "weekdays": WEEKDAYS,
         "zones": ZONE_SUGGESTIONS,

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime
 
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from taskcenter.schedules import scheduler
+from taskcenter.schedules import scheduler, services
 from taskcenter.schedules.models import Fire, FireOutcome, PlanItem, Schedule
 from taskcenter.tasks.models import TaskInstance
 from tests.accounts.test_browser import shoot, sign_in
 from tests.conftest import wait_for
+from tests.factories import start
+from tests.schedules.conftest import cron_item, dependency_item, make_plan
 
 pytestmark = [
     pytest.mark.browser,
@@ -55,7 +58,6 @@ def test_weekly_plan_with_the_builder_previews_saves_and_fires(worker, live_serv
     sign_in(page, live_server, "operator")
     nav(page, "Schedules").click()
     expect(page.get_by_role("heading", name="No plans yet")).to_be_visible()
-    shoot(page, "schedules-empty.png")
     page.get_by_role("link", name="Create the first plan").click()
 
     page.get_by_label("Entity group").fill("NOTEBOOK")
@@ -116,11 +118,6 @@ def test_weekly_plan_with_the_builder_previews_saves_and_fires(worker, live_serv
     run_link = page.locator("#plan-runs").get_by_role("link", name=re.compile(rf"#{task_id}\b"))
     expect(run_link).to_be_visible()
     expect(page.locator("#plan-runs")).to_contain_text("Successful")
-    shoot(page, "schedule-detail.png")
-    nav(page, "Schedules").click()
-    expect(page.locator(".table-schedules")).to_contain_text("every 2 seconds (GMT+08:00)")
-    shoot(page, "schedules.png")
-    page.go_back()
     run_link.click()
     expect(page.locator("#started-by")).to_contain_text("Started by plan notebook42")
     expect(page.locator("#task-parameters")).to_contain_text("notebook")
@@ -132,7 +129,6 @@ def test_start_a_job_from_the_jobs_page_with_a_parameter_and_watch_it_finish(
     sign_in(page, live_server, "operator")
     nav(page, "Jobs").click()
     expect(page.get_by_role("heading", name="Scale out tenant units")).to_be_visible()
-    shoot(page, "jobs.png")
     page.get_by_role("link", name="Scale out tenant units").click()
     page.get_by_label("units").fill("two")
     page.get_by_role("button", name="Run Scale out tenant units").click()
@@ -148,30 +144,49 @@ def test_start_a_job_from_the_jobs_page_with_a_parameter_and_watch_it_finish(
     expect(page.locator("#task-status")).to_have_text(re.compile("Successful"), timeout=60_000)
 
 
-def test_dark_and_narrow(worker, live_server, browser, operator):
-    """The new pages in the dark theme, and at 420 px without sideways scrolling."""
-    from tests.schedules.conftest import cron_item, make_plan
+def test_pages_at_a_glance_light_dark_and_narrow(worker, live_server, browser, operator):
+    """A few plans with runs, a missed fire and a dependency: the pages in the light and
+    dark themes, and at 420 px without sideways scrolling."""
+    weekly = make_plan("1", [cron_item("0 15 0 ? * 1", "GMT+08:00")], actor=operator)
+    make_plan("2", [cron_item("0 30 6 * * ?", "Asia/Shanghai")], actor=operator)
+    make_plan("3", [cron_item("0 0 2 L * ?", "Europe/Berlin")], group="PIPELINE", actor=operator)
+    make_plan("4", [dependency_item(("PIPELINE", "3"))], actor=operator)
+    item = PlanItem.objects.get(plan=weekly)
+    for day in (17, 24):
+        fire = services.fire_start(
+            plan=weekly, item=item, fire_time=datetime(2026, 11, day, 16, 15, tzinfo=UTC)
+        )
+        task_id = fire.task_id
+        wait_for(lambda t=task_id: TaskInstance.objects.get(pk=t).status == "SUCCESSFUL")
+    services.fire_record_missed(
+        plan=weekly,
+        item=item,
+        fire_time=datetime(2026, 11, 10, 16, 15, tzinfo=UTC),
+        reason="the scheduler was down; the misfire policy made up a later time",
+    )
+    start("Scale out tenant units", creator=operator, units=2)
 
-    make_plan("1", [cron_item("0 15 0 ? * 1", "GMT+08:00")], actor=operator)
-    context = browser.new_context(viewport={"width": 420, "height": 860}, color_scheme="dark")
-    page = context.new_page()
-    try:
-        sign_in(page, live_server, "operator")
-        for path, name in (
-            ("/jobs/", None),
-            ("/schedules/", "schedules-narrow-dark.png"),
-            ("/schedules/new/", None),
-            ("/jobs/Scale out tenant units/", None),
-        ):
-            page.goto(f"{live_server.url}{path}")
-            width = page.evaluate("() => document.documentElement.scrollWidth")
-            assert width <= 420, f"{path} scrolls sideways at 420 px ({width})"
-            if name:
-                shoot(page, name)
-        plan = Schedule.objects.get()
-        page.set_viewport_size({"width": 1280, "height": 800})
-        page.goto(f"{live_server.url}/schedules/{plan.pk}/edit/")
-        expect(page.locator("#fire-times li")).to_have_count(5)
-        shoot(page, "schedule-form-dark.png")
-    finally:
-        context.close()
+    for scheme, suffix in (("light", ""), ("dark", "-dark")):
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme=scheme)
+        page = context.new_page()
+        try:
+            sign_in(page, live_server, "operator")
+            page.goto(f"{live_server.url}/schedules/")
+            expect(page.locator(".table-schedules tbody tr")).to_have_count(4)
+            expect(page.locator(".table-schedules")).to_contain_text("after PIPELINE/3 succeeds")
+            shoot(page, f"schedules{suffix}.png")
+            page.goto(f"{live_server.url}/schedules/{weekly.pk}/")
+            expect(page.locator("#plan-runs tbody tr")).to_have_count(2)
+            expect(page.locator("#plan-skipped")).to_contain_text("Missed")
+            shoot(page, f"schedule-detail{suffix}.png")
+            page.goto(f"{live_server.url}/jobs/")
+            shoot(page, f"jobs{suffix}.png")
+            page.set_viewport_size({"width": 420, "height": 860})
+            for path in ("/jobs/", "/schedules/", "/schedules/new/", f"/schedules/{weekly.pk}/"):
+                page.goto(f"{live_server.url}{path}")
+                width = page.evaluate("() => document.documentElement.scrollWidth")
+                assert width <= 420, f"{path} scrolls sideways at 420 px ({width})"
+            page.goto(f"{live_server.url}/schedules/")
+            shoot(page, f"schedules-narrow{suffix}.png")
+        finally:
+            context.close()
