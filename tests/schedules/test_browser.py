@@ -16,13 +16,13 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from taskcenter.schedules import scheduler, services
+from taskcenter.schedules import inputs, scheduler, services
 from taskcenter.schedules.models import Fire, FireOutcome, PlanItem, Schedule
 from taskcenter.tasks.models import TaskInstance
 from tests.accounts.test_browser import shoot, sign_in
 from tests.conftest import wait_for
 from tests.factories import start
-from tests.schedules.conftest import cron_item, dependency_item, make_plan
+from tests.schedules.conftest import NOTEBOOK_JOB, PIPELINE_JOB, cron_item, dependency_item
 
 pytestmark = [
     pytest.mark.browser,
@@ -30,7 +30,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-NOTEBOOK_JOB = "com.hengshi.nangaparbat.schedulejob.NotebookJob"
+JOBS = {"NOTEBOOK": NOTEBOOK_JOB, "PIPELINE": PIPELINE_JOB}
 
 
 @pytest.fixture(autouse=True)
@@ -147,10 +147,21 @@ def test_start_a_job_from_the_jobs_page_with_a_parameter_and_watch_it_finish(
 def test_pages_at_a_glance_light_dark_and_narrow(worker, live_server, browser, operator):
     """A few plans with runs, a missed fire and a dependency: the pages in the light and
     dark themes, and at 420 px without sideways scrolling."""
-    weekly = make_plan("1", [cron_item("0 15 0 ? * 1", "GMT+08:00")], actor=operator)
-    make_plan("2", [cron_item("0 30 6 * * ?", "Asia/Shanghai")], actor=operator)
-    make_plan("3", [cron_item("0 0 2 L * ?", "Europe/Berlin")], group="PIPELINE", actor=operator)
-    make_plan("4", [dependency_item(("PIPELINE", "3"))], actor=operator)
+
+    def plan(group: str, key: str, item: dict):
+        param = group.lower()
+        body = {
+            "entityGroup": group,
+            "entityKey": key,
+            "planItems": [item],
+            "execDetail": {"jobClass": JOBS[group], "jobParams": {param: int(key)}},
+        }
+        return services.plan_submit(actor=operator, data=inputs.plan_input(body)).plan
+
+    weekly = plan("NOTEBOOK", "11", cron_item("0 15 0 ? * 1", "GMT+08:00"))
+    plan("NOTEBOOK", "12", cron_item("0 30 6 * * ?", "Asia/Shanghai"))
+    plan("PIPELINE", "3", cron_item("0 0 2 L * ?", "Europe/Berlin"))
+    plan("NOTEBOOK", "14", dependency_item(("PIPELINE", "3")))
     item = PlanItem.objects.get(plan=weekly)
     for day in (17, 24):
         fire = services.fire_start(
