@@ -151,7 +151,7 @@ class RunForm:
 # --- Cron builder ---------------------------------------------------------------------------------
 
 # The shapes the builder writes, and reads back when a plan is edited: (type, pattern).
-_SHAPES = {
+_SHAPES: dict[str, re.Pattern[str]] = {
     CronType.MINUTELY: re.compile(r"0 (?:\*|0/(?P<every>\d+)) \* \* \* \?"),
     CronType.HOURLY: re.compile(r"0 (?P<minute>\d+) (?:\*|0/(?P<every>\d+)) \* \* \?"),
     CronType.DAILY: re.compile(r"0 (?P<minute>\d+) (?P<hour>\d+) \* \* \?"),

@@ -50,6 +50,11 @@ def _require(user, action: presenters.ScheduleAction | None = None) -> None:
         raise NotPermitted("You do not have permission to run jobs.")
 
 
+def _job_status(row) -> str:
+    """The jobStatus the selectors annotate plans and contexts with."""
+    return getattr(row, "job_status", "NONE")
+
+
 def _triggers(items) -> list[str]:
     return [presenters.trigger_words(item) for item in items]
 
@@ -72,7 +77,7 @@ def schedule_list(request):
             "job": plan.job_class.rsplit(".", 1)[-1],  # the class name without its package
             "triggers": _triggers(items.get(plan.pk, [])),
             "last_run": last_runs.get(plan.pk),
-            "badge": presenters.job_status_badge(plan.job_status),
+            "badge": presenters.job_status_badge(_job_status(plan)),
         }
         for plan in plans
     ]
@@ -98,7 +103,7 @@ def schedule_detail(request, plan_id: int):
         {
             "fire": fire,
             "task": task,
-            "badge": presenters.job_status_badge(task.job_status) if task else None,
+            "badge": presenters.job_status_badge(_job_status(task)) if task else None,
         }
         for fire, task in history
         if fire.outcome == FireOutcome.STARTED
@@ -113,7 +118,7 @@ def schedule_detail(request, plan_id: int):
         "nav": "schedules",
         "plan": plan,
         "items": [(item, presenters.trigger_words(item)) for item in items],
-        "badge": presenters.job_status_badge(plan.job_status),
+        "badge": presenters.job_status_badge(_job_status(plan)),
         "params_json": json.dumps(plan.job_params),
         "runs": runs,
         "not_run": not_run,

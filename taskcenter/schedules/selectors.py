@@ -349,7 +349,7 @@ def plan_history(
     ids = [fire.task_id for fire in fires if fire.task_id]
     tasks = visible.filter(pk__in=ids).annotate(job_status=status.job_status())
     by_id = {task.pk: task for task in tasks}
-    return [(fire, by_id.get(fire.task_id)) for fire in fires]
+    return [(fire, by_id.get(fire.task_id) if fire.task_id else None) for fire in fires]
 
 
 def context_fire(*, task_id: int) -> Fire | None:
