@@ -174,6 +174,9 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if SECURE_HTTPS el
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, 60)
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Request bodies are small JSON objects; a larger one is a 413 before it is parsed (the API's
+# JSON parser also bounds nesting depth: taskcenter.api.parsers).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440, 1024)
 
 # --- REST API (OCP v2 facade) ---------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -7,7 +7,11 @@ from taskcenter.accounts.models import AccessKey
 from taskcenter.accounts.services import access_key_revoke
 from taskcenter.tasks.audit import audit_record
 
-_ADMIN_SITE_ACTIONS = {ADDITION: "ADMIN_SITE_ADD", CHANGE: "ADMIN_SITE_CHANGE", DELETION: "ADMIN_SITE_DELETE"}
+_ADMIN_SITE_ACTIONS = {
+    ADDITION: "ADMIN_SITE_ADD",
+    CHANGE: "ADMIN_SITE_CHANGE",
+    DELETION: "ADMIN_SITE_DELETE",
+}
 
 
 @receiver(post_save, sender=LogEntry, dispatch_uid="taskcenter.accounts.admin_site_audit")

@@ -99,7 +99,9 @@ class SeenSignature(models.Model):
     (taskcenter.accounts.replay).
     """
 
-    digest = models.CharField(max_length=64, unique=True, help_text="SHA-256 of key id and signature.")
+    digest = models.CharField(
+        max_length=64, unique=True, help_text="SHA-256 of key id and signature."
+    )
     expires_at = models.DateTimeField(db_index=True)
 
     def __str__(self) -> str:

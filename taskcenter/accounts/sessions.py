@@ -35,9 +35,7 @@ def with_epoch(user):
         epoch = current_epoch(user)
         if epoch == 0:
             return django_hash()
-        return salted_hmac(
-            _KEY_SALT, f"{user.password}\0{epoch}", algorithm="sha256"
-        ).hexdigest()
+        return salted_hmac(_KEY_SALT, f"{user.password}\0{epoch}", algorithm="sha256").hexdigest()
 
     user.get_session_auth_hash = get_session_auth_hash
     return user

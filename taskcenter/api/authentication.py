@@ -239,9 +239,7 @@ class CachedBasicAuthentication(authentication.BasicAuthentication):
     def authenticate_credentials(self, userid, password, request=None):
         user = _active_user(userid)
         if user is not None and verified_credentials.holds(user, password):
-            wait = throttle.throttled_for(
-                username=userid, address=throttle.client_address(request)
-            )
+            wait = throttle.throttled_for(username=userid, address=throttle.client_address(request))
             if wait is not None:
                 raise throttle.SignInThrottled(wait)
             return user, None

@@ -7,7 +7,7 @@ error's `target` and the pages show as a clear 400.
 
 An integer is an optional minus sign and 1 to 19 ASCII digits (what a 64-bit column
 holds), nothing around them: " 5", "+5", "1_000", "1.0", "1e3" and the full-width "１" are
-refused. (Python's `\d`, `int()` and `str.strip()` all accept more than that: Unicode digits
+refused. (Python's `\\d`, `int()` and `str.strip()` all accept more than that: Unicode digits
 and blanks, so the pattern spells [0-9] and nothing is stripped.) A date-time is ISO 8601
 within the years 1 to 9999 in every time zone; a text is at most TEXT_MAX characters.
 """

@@ -53,7 +53,10 @@ class CommaCharListField(forms.Field):
             return []
         values = value if isinstance(value, list) else [value]
         return [
-            _bounded(part.strip()) for item in values for part in str(item).split(",") if part.strip()
+            _bounded(part.strip())
+            for item in values
+            for part in str(item).split(",")
+            if part.strip()
         ]
 
 
