@@ -60,12 +60,27 @@ class CommaCharListField(forms.Field):
         ]
 
 
-def _bounded(value: str) -> str:
-    """A text filter of at most parse.TEXT_MAX characters (SQLite refuses longer patterns)."""
+def _parsed(parser, value):
+    """`value` read by one of the parameter parser's functions; a refusal is the form's
+    error (named after the field by _invalid)."""
     try:
-        return parse.text(value, "value")
+        return parser(value, "value")
     except InvalidParameter as exc:
         raise forms.ValidationError(exc.reason) from None
+
+
+def _bounded(value: str) -> str:
+    """A text filter of at most parse.TEXT_MAX characters (SQLite refuses longer patterns)."""
+    return _parsed(parse.text, value)
+
+
+class ParsedField(forms.Field):
+    """A field read by the one parameter parser (`parser`); empty is None."""
+
+    parser = staticmethod(parse.identifier)
+
+    def to_python(self, value):
+        return None if value in self.empty_values else _parsed(self.parser, value)
 
 
 class TextFilter(filters.CharFilter):
@@ -76,16 +91,10 @@ class TextFilter(filters.CharFilter):
         super().__init__(*args, **kwargs)
 
 
-class DateTimeField(forms.Field):
+class DateTimeField(ParsedField):
     """An ISO 8601 date-time read by the one parameter parser: out of range is a 400."""
 
-    def to_python(self, value):
-        if value in self.empty_values:
-            return None
-        try:
-            return parse.date_time(value, "value")
-        except InvalidParameter as exc:
-            raise forms.ValidationError(exc.reason) from None
+    parser = staticmethod(parse.date_time)
 
 
 class DateTimeFilter(filters.Filter):
@@ -105,16 +114,10 @@ class MultiValueWidget(forms.SelectMultiple):
     """Reads every value of a repeated parameter."""
 
 
-class IdField(forms.Field):
+class IdField(ParsedField):
     """An id, read by the one parameter parser (a larger one would be a database error)."""
 
-    def to_python(self, value):
-        if value in self.empty_values:
-            return None
-        try:
-            return parse.identifier(value, "id")
-        except InvalidParameter as exc:
-            raise forms.ValidationError(exc.reason) from None
+    parser = staticmethod(parse.identifier)
 
 
 class IdFilter(filters.Filter):
