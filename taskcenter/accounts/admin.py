@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
@@ -20,7 +21,8 @@ def audit_admin_site_change(sender, instance: LogEntry, created: bool, **kwargs)
     change's transaction) also goes to the audit trail: who, what, which record."""
     if not created:
         return
-    model = instance.content_type.model if instance.content_type_id else "object"
+    kind = instance.content_type
+    model = kind.model if isinstance(kind, ContentType) else "object"
     audit_record(
         actor=instance.user,
         action=_ADMIN_SITE_ACTIONS.get(instance.action_flag, "ADMIN_SITE_CHANGE"),

@@ -7,6 +7,9 @@ parameters arrive repeated (status=A&status=B) or comma-separated (status=A,B).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django import forms
 from django.db.models import F, Lookup, Q, QuerySet
 from django.db.models.lookups import In
@@ -77,7 +80,7 @@ def _bounded(value: str) -> str:
 class ParsedField(forms.Field):
     """A field read by the one parameter parser (`parser`); empty is None."""
 
-    parser = staticmethod(parse.identifier)
+    parser: Callable[[Any, str], Any] = staticmethod(parse.identifier)
 
     def to_python(self, value):
         return None if value in self.empty_values else _parsed(self.parser, value)
