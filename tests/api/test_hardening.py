@@ -183,28 +183,15 @@ def test_the_schema_documents_the_time_range_and_id_minimums(as_viewer):
 def test_a_replay_racing_the_original_is_refused(operator):
     """Two copies of one signed POST at the same moment (separate connections, as separate
     web processes would be): the unique digest lets exactly one through."""
-    import threading
-
-    from django.db import connection
+    from tests.accounts.test_throttle import run_concurrently
 
     key, secret = account_services.access_key_create(owner=operator, actor=operator)
     task = failed_task()
     path, date = f"/api/v2/tasks/instances/{task.pk}/retry", http_date()
-    barrier = threading.Barrier(2)
-    statuses: list[int] = []
 
-    def send() -> None:
-        try:
-            barrier.wait()
-            response = signed_request(Client(), (key.key_id, secret), "POST", path, date=date)
-            statuses.append(response.status_code)
-        finally:
-            connection.close()
+    def send(_index: int) -> str:
+        response = signed_request(Client(), (key.key_id, secret), "POST", path, date=date)
+        return str(response.status_code)
 
-    threads = [threading.Thread(target=send) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert sorted(statuses) == [200, 401]
+    assert sorted(run_concurrently(2, send)) == ["200", "401"]
     assert task.operations.filter(action="RETRY").count() == 1
