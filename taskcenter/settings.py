@@ -32,7 +32,8 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "t
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin, for superusers only (taskcenter.accounts.admin_site).
+    "taskcenter.accounts.apps.SuperuserAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -132,9 +133,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 # Sign-ins go through the throttle (taskcenter.accounts.throttle): at most this many
-# failures per user name and per address in each window.
+# failures per user name and address, and the higher second limit per address, in each
+# window.
 AUTHENTICATION_BACKENDS = ["taskcenter.accounts.throttle.ThrottledModelBackend"]
 TASKCENTER_SIGNIN_FAILURE_LIMIT = env_int("TASKCENTER_SIGNIN_FAILURE_LIMIT", 5, 1)
+TASKCENTER_SIGNIN_ADDRESS_FAILURE_LIMIT = env_int("TASKCENTER_SIGNIN_ADDRESS_FAILURE_LIMIT", 50, 1)
 TASKCENTER_SIGNIN_WINDOW_SECONDS = env_float("TASKCENTER_SIGNIN_WINDOW_SECONDS", 60.0, 1.0)
 LOGIN_URL = "dashboard:login"
 LOGIN_REDIRECT_URL = "dashboard:task_list"
@@ -171,18 +174,22 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if SECURE_HTTPS el
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, 60)
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Request bodies are small JSON objects; a larger one is a 413 before it is parsed (the API's
+# JSON parser also bounds nesting depth: taskcenter.api.parsers).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440, 1024)
 
 # --- REST API (OCP v2 facade) ---------------------------------------------------------------
 REST_FRAMEWORK = {
     # Basic first: its WWW-Authenticate makes an unauthenticated call a 401, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.BasicAuthentication",
+        "taskcenter.api.authentication.CachedBasicAuthentication",
         "taskcenter.api.authentication.AccessKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",  # enforces CSRF
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSON parser with the body's size and nesting depth bounded (a 400, not a 500).
+    "DEFAULT_PARSER_CLASSES": ["taskcenter.api.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_METADATA_CLASS": None,  # OPTIONS is a 405 in the envelope, not DRF's metadata
     "EXCEPTION_HANDLER": "taskcenter.api.exceptions.exception_handler",

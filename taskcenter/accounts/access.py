@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from taskcenter.accounts import roles
 from taskcenter.accounts.models import RoleScope
 from taskcenter.core.errors import NotPermitted, TaskNotFound
 from taskcenter.tasks.models import TaskInstance
@@ -210,9 +209,12 @@ def can_manage_keys_of(actor, owner) -> bool:
 
 
 def can_open_django_admin(user) -> bool:
-    """Who gets the link to Django's admin: superusers and staff members of ADMIN."""
-    if not user.is_authenticated or not user.is_active:
-        return False
-    if user.is_superuser:
-        return True
-    return user.is_staff and user.groups.filter(name=roles.ADMIN).exists()
+    """Who may use Django's admin site (and gets its link): active superusers only
+    (accounts.admin_site). The ADMIN role works in the product's own Admin pages."""
+    return user.is_authenticated and user.is_active and user.is_superuser
+
+
+def can_grant_staff(actor) -> bool:
+    """Staff rights (the flag Django's admin once opened to) are given by a superuser or
+    the command line only, never by the ADMIN role."""
+    return actor is None or actor.is_superuser

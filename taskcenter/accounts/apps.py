@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 from django.db.models.signals import post_migrate
 
 # The roles hold permissions of these apps; syncing after each of their post_migrate (the
@@ -26,3 +27,11 @@ class AccountsConfig(AppConfig):
         # Runs after every migrate, once all permissions exist, so roles stay in sync on
         # upgrade; the data migration creates the groups on first install.
         post_migrate.connect(_sync_roles, dispatch_uid="taskcenter.accounts.sync_roles")
+
+
+class SuperuserAdminConfig(admin_apps.AdminConfig):
+    """django.contrib.admin with its site open to superusers only (accounts.admin_site)."""
+
+    default = False  # AccountsConfig stays this module's app config
+
+    default_site = "taskcenter.accounts.admin_site.SuperuserAdminSite"

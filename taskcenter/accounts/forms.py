@@ -72,7 +72,9 @@ class UserCreateForm(PasswordPairForm):
         help_text="Leave empty for every cluster.",
         widget=forms.CheckboxSelectMultiple,
     )
-    is_staff = forms.BooleanField(required=False, label="May open Django's admin site")
+    is_staff = forms.BooleanField(
+        required=False, label="Staff (superusers only: Django's admin site is for superusers)"
+    )
     field_order = ["username", "email", "password1", "password2", "roles", "clusters"]
 
     def __init__(self, *args, **kwargs):

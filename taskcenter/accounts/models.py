@@ -58,7 +58,8 @@ class RoleScope(models.Model):
 
 
 class SignInFailureCount(models.Model):
-    """Failed and in-flight sign-ins of one user name or one address in one time window.
+    """Failed and in-flight sign-ins of one user name from one address (PAIR), or of one
+    address (ADDRESS), in one time window.
 
     One row per (kind, key, bucket) under a unique constraint; an attempt is admitted by a
     compare-and-set UPDATE (count + pending < limit), so concurrent attempts cannot slip
@@ -66,7 +67,7 @@ class SignInFailureCount(models.Model):
     """
 
     class Kind(models.TextChoices):
-        USER = "user"
+        PAIR = "pair"
         ADDRESS = "address"
 
     kind = models.CharField(max_length=8, choices=Kind.choices)
@@ -87,3 +88,42 @@ class SignInFailureCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.key}: {self.count} in window {self.bucket}"
+
+
+class SeenSignature(models.Model):
+    """A signed unsafe request already accepted, until its Date leaves the accepted window.
+
+    Kept in the database, not a process's memory or Django's (per-process) cache, so that a
+    replay is refused whichever web process or machine it reaches: the unique digest makes
+    the second insert fail, atomically, however the two requests race
+    (taskcenter.accounts.replay).
+    """
+
+    digest = models.CharField(
+        max_length=64, unique=True, help_text="SHA-256 of key id and signature."
+    )
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.digest[:12]}... until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SessionEpoch(models.Model):
+    """How many times a user's sessions were ended for good (on each deactivation).
+
+    Django keeps a session only while the user's session auth hash matches the one stored
+    at sign-in; that hash comes from the password alone, so a deactivated then reactivated
+    user's old session would work again. The epoch is mixed into the hash
+    (taskcenter.accounts.sessions), so each deactivation ends every session for good.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="session_epoch",
+    )
+    epoch = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.user}: epoch {self.epoch}"

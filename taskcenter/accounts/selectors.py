@@ -51,6 +51,10 @@ ACCOUNT_ACTIONS = (
     "ROLE_DELETE",
     "ACCESS_KEY_CREATE",
     "ACCESS_KEY_REVOKE",
+    # Changes made by superusers in Django's admin site (accounts.admin).
+    "ADMIN_SITE_ADD",
+    "ADMIN_SITE_CHANGE",
+    "ADMIN_SITE_DELETE",
 )
 
 

@@ -21,6 +21,7 @@ from django.utils import timezone
 from taskcenter.accounts import access, crypto, roles
 from taskcenter.accounts.access import can_manage_keys_of
 from taskcenter.accounts.models import AccessKey, RoleScope
+from taskcenter.accounts.sessions import end_sessions, with_epoch
 from taskcenter.core.errors import InvalidParameter, NotPermitted, TaskCenterError
 from taskcenter.tasks.audit import audit_record
 from taskcenter.tasks.models import Cluster
@@ -134,6 +135,8 @@ def user_create(
 ):
     """A new active user; `grants` maps role (group) ids to cluster ids ([] = unscoped)."""
     _check_users(actor)
+    if is_staff and not access.can_grant_staff(actor):
+        raise NotPermitted("Only a superuser may give staff rights.")
     User = get_user_model()
     username = (username or "").strip()
     if not username or len(username) > USERNAME_MAX:
@@ -176,6 +179,8 @@ def _set_active(*, user_id, active: bool, actor):
         if user.is_active != active:
             user.is_active = active
             user.save(update_fields=["is_active"])
+            if not active:
+                end_sessions(user)
             states = ("INACTIVE", "ACTIVE") if active else ("ACTIVE", "INACTIVE")
             _audit_account(
                 actor,
@@ -201,6 +206,7 @@ def user_set_password(*, user_id, password: str, actor=None):
         _validated_password(password, user)
         user.set_password(password)
         user.save(update_fields=["password"])
+        with_epoch(user)  # the view keeps the changer's own session with this user's hash
         _audit_account(
             actor,
             "PASSWORD_CHANGE" if own else "PASSWORD_RESET",

@@ -1,22 +1,30 @@
-"""Sign-in throttling: at most N failed sign-ins per user name and per address per window.
+"""Sign-in throttling: at most N failed sign-ins per user name and address, and M (higher)
+per address alone, per window.
+
+Counting the user name with the address, not alone, means that nobody can lock a named user
+out from everywhere by failing on purpose from elsewhere, and that one person's typos lock
+out only themselves; the separate, higher count per address still stops one address
+guessing across many user names (brute force). A user's own failures from one address do
+not hinder them at another.
 
 One mechanism for every way in: ThrottledModelBackend (settings.AUTHENTICATION_BACKENDS)
 wraps Django's ModelBackend, so the sign-in page, Django's admin login and the API's HTTP
 Basic authentication all go through it.
 
-Each counter row (kind, key, window) holds `count` (failures) and `pending` (passwords
+Each counter row (kind, key, window: kind PAIR keyed by address and user name, ADDRESS
+keyed by address) holds `count` (failures) and `pending` (passwords
 being checked right now). An attempt is admitted to the password check by one
 compare-and-set per counter, in one transaction:
 
     UPDATE ... SET pending = pending + 1 WHERE ... AND count + pending < N
 
-so of 20 simultaneous wrong passwords exactly N are checked, whatever the timing, and the
+(M for the address counter) so of 20 simultaneous wrong passwords exactly N are checked, whatever the timing, and the
 rest are refused as throttled once those N have failed. An attempt that is not admitted
 while the failures are still below N (others are in flight, outcome unknown) waits for
 them briefly instead of being refused: 20 simultaneous *right* passwords (an API client
 using Basic in parallel) all succeed, at most N checked at a time. A success frees its
-slot; it also clears the user name's failures, but never the address's (other users'
-failures from that address still count).
+slot; it also clears the failures of its user name and address, but never the address's
+own count (other users' failures from that address still count).
 
 Windows are fixed (bucket = seconds since the epoch // window); refused attempts learn
 how many seconds are left in the window.
@@ -37,6 +45,7 @@ from django.db.models import F
 from rest_framework import exceptions as drf_exceptions
 
 from taskcenter.accounts.models import SignInFailureCount
+from taskcenter.accounts.sessions import with_epoch
 
 # The clock the windows are cut from; tests replace it to move time.
 clock = time.time
@@ -60,7 +69,13 @@ class SignInThrottled(drf_exceptions.AuthenticationFailed, ValidationError):
 
 
 def failure_limit() -> int:
+    """Failures allowed per user name and address in a window."""
     return settings.TASKCENTER_SIGNIN_FAILURE_LIMIT
+
+
+def address_failure_limit() -> int:
+    """Failures allowed per address (whatever the user names) in a window."""
+    return settings.TASKCENTER_SIGNIN_ADDRESS_FAILURE_LIMIT
 
 
 def window_seconds() -> float:
@@ -89,43 +104,72 @@ class Slot:
     address: str
     bucket: int
 
+    @property
+    def pair(self) -> str:
+        """The user name and address counter's key (an address holds no blank)."""
+        return f"{self.address} {self.user}"[:255]
 
-def _counters(slot: Slot):
-    kinds = SignInFailureCount.Kind
-    rows = SignInFailureCount.objects.filter(bucket=slot.bucket)
-    return rows.filter(kind=kinds.USER, key=slot.user), rows.filter(
-        kind=kinds.ADDRESS, key=slot.address
+
+def _slot(username: str, address: str) -> Slot:
+    return Slot(
+        user=user_key(username), address=address, bucket=math.floor(clock() / window_seconds())
     )
 
 
-def _admit(slot: Slot, limit: int) -> bool | int | None:
+def _keys(slot: Slot) -> list[tuple[str, str]]:
+    kinds = SignInFailureCount.Kind
+    return [(kinds.PAIR, slot.pair), (kinds.ADDRESS, slot.address)]
+
+
+def _counters(slot: Slot):
+    """The user name and address counter, and the address counter, with their limits."""
+    rows = SignInFailureCount.objects.filter(bucket=slot.bucket)
+    (pair_kind, pair_key), (address_kind, address_key) = _keys(slot)
+    return [
+        (rows.filter(kind=pair_kind, key=pair_key), failure_limit()),
+        (rows.filter(kind=address_kind, key=address_key), address_failure_limit()),
+    ]
+
+
+def _admit(slot: Slot) -> bool | int | None:
     """True: admitted (a slot taken on both counters). None: refused, the failures reached
-    the limit. Otherwise not now (checks in flight): how many checks have finished so far
+    a limit. Otherwise not now (checks in flight): how many checks have finished so far
     on the two counters, so that the caller can tell whether the queue is moving."""
-    by_user, by_address = _counters(slot)
+    counters = _counters(slot)
     with transaction.atomic():
-        for rows in (by_user, by_address):
+        for rows, limit in counters:
             taken = rows.filter(count__lt=limit - F("pending")).update(pending=F("pending") + 1)
             if not taken:
                 seen = [
-                    counter.values_list("count", "checked").first() or (0, 0)
-                    for counter in (by_user, by_address)
+                    (counter.values_list("count", "checked").first() or (0, 0), most)
+                    for counter, most in counters
                 ]
-                transaction.set_rollback(True)  # give back the slot taken on the user row
-                failures = max(count for count, _checked in seen)
-                return None if failures >= limit else sum(checked for _count, checked in seen)
+                transaction.set_rollback(True)  # give back the slot taken on the first row
+                if any(count >= most for (count, _checked), most in seen):
+                    return None
+                return sum(checked for (_count, checked), _most in seen)
     return True
+
+
+def throttled_for(*, username: str, address: str) -> int | None:
+    """Seconds until this user name may sign in again from this address, or None when it
+    may now (a read only: a remembered credential still honours a lockout)."""
+    slot = _slot(username, address)
+    for rows, limit in _counters(slot):
+        if rows.filter(count__gte=limit).exists():
+            return _seconds_left(slot)
+    return None
+
+
+def _seconds_left(slot: Slot) -> int:
+    return max(1, math.ceil((slot.bucket + 1) * window_seconds() - clock()))
 
 
 def attempt_begin(*, username: str, address: str) -> Slot:
     """Take a slot for checking one password, or raise SignInThrottled."""
-    now = clock()
-    window = window_seconds()
-    limit = failure_limit()
-    slot = Slot(user=user_key(username), address=address, bucket=math.floor(now / window))
-    kinds = SignInFailureCount.Kind
+    slot = _slot(username, address)
     with transaction.atomic():
-        for kind, key in ((kinds.USER, slot.user), (kinds.ADDRESS, slot.address)):
+        for kind, key in _keys(slot):
             # Older windows are dead weight; this window's row must exist for the UPDATE.
             SignInFailureCount.objects.filter(kind=kind, key=key, bucket__lt=slot.bucket).delete()
             SignInFailureCount.objects.bulk_create(
@@ -138,26 +182,26 @@ def attempt_begin(*, username: str, address: str) -> Slot:
     deadline = time.monotonic() + ADMISSION_WAIT_SECONDS
     checked_before = None
     while True:
-        admitted = _admit(slot, limit)
+        admitted = _admit(slot)
         if admitted is True:
             return slot
         if admitted is not None and admitted != checked_before:
             checked_before = admitted
             deadline = time.monotonic() + ADMISSION_WAIT_SECONDS
         if admitted is None or time.monotonic() > deadline:
-            raise SignInThrottled(max(1, math.ceil((slot.bucket + 1) * window - clock())))
+            raise SignInThrottled(_seconds_left(slot))
         time.sleep(_POLL_SECONDS)
 
 
 def attempt_finish(slot: Slot, *, succeeded: bool) -> None:
-    by_user, by_address = _counters(slot)
+    (by_pair, _), (by_address, _) = _counters(slot)
     with transaction.atomic():
         done = {"pending": F("pending") - 1, "checked": F("checked") + 1}
         if succeeded:
-            by_user.filter(pending__gt=0).update(**done, count=0)
+            by_pair.filter(pending__gt=0).update(**done, count=0)
             by_address.filter(pending__gt=0).update(**done)
         else:
-            for rows in (by_user, by_address):
+            for rows in (by_pair, by_address):
                 rows.filter(pending__gt=0).update(**done, count=F("count") + 1)
 
 
@@ -165,8 +209,18 @@ class ThrottledModelBackend(ModelBackend):
     """Django's ModelBackend behind the sign-in throttle (settings.AUTHENTICATION_BACKENDS).
 
     Inactive users are refused by ModelBackend itself, at sign-in and on every request of
-    an existing session (get_user), so deactivation takes effect at once.
+    an existing session (get_user), so deactivation takes effect at once; the users it
+    returns carry the session epoch in their session auth hash (accounts.sessions), so a
+    deactivation also ends their sessions for good.
     """
+
+    def get_user(self, user_id):
+        UserModel = get_user_model()
+        try:
+            user = UserModel._default_manager.select_related("session_epoch").get(pk=user_id)
+        except UserModel.DoesNotExist:
+            return None
+        return with_epoch(user) if self.user_can_authenticate(user) else None
 
     def authenticate(self, request, username=None, password=None, **kwargs):
         if username is None:
@@ -179,4 +233,4 @@ class ThrottledModelBackend(ModelBackend):
             user = super().authenticate(request, username=username, password=password, **kwargs)
         finally:
             attempt_finish(slot, succeeded=user is not None)
-        return user
+        return with_epoch(user)

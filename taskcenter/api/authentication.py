@@ -11,6 +11,13 @@ Md5Payload is the upper-case hex MD5 of the body (empty without a body), Content
 Host the headers as sent, OcpHeaders every x-ocp-* header as "name:value" sorted and
 joined by "\n", PathAndQuery the path plus "?" and the query string exactly as sent.
 Signed requests are not subject to CSRF: a browser cannot produce them.
+
+A signed unsafe request (POST, PUT, PATCH, DELETE) is accepted once: its signature is
+recorded (taskcenter.accounts.replay) and the same one again within the Date window is
+refused as a replay.
+
+HTTP Basic (CachedBasicAuthentication) remembers verified credentials for a short time
+instead of paying a full password hash on every request.
 """
 
 from __future__ import annotations
@@ -18,12 +25,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
+from django.contrib.auth import get_user_model
 from django.utils.encoding import escape_uri_path
 from rest_framework import authentication, exceptions
 
+from taskcenter.accounts import replay, throttle
 from taskcenter.accounts import selectors as account_selectors
 from taskcenter.accounts import services as account_services
 
@@ -99,7 +111,7 @@ class AccessKeyAuthentication(authentication.BaseAuthentication):
                 f"Malformed Authorization header: expected '{SCHEME} AccessKeyId:Signature'."
             )
         date = request.META.get("HTTP_DATE", "")
-        self._check_date(date)
+        signed_at = self._check_date(date)
         found = account_selectors.access_key_for_signature(key_id=key_id)
         if found is None:
             raise exceptions.AuthenticationFailed("Unknown or revoked access key.")
@@ -128,11 +140,21 @@ class AccessKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "The request signature does not match: check the secret and the string to sign."
             )
+        if django_request.method not in ("GET", "HEAD", "OPTIONS", "TRACE"):
+            # After the signature is known good, so a forger cannot use up others' digests.
+            if not replay.first_use(
+                key_id=key_id, signature=signature.strip(), expires_at=signed_at + MAX_CLOCK_SKEW
+            ):
+                raise exceptions.AuthenticationFailed(
+                    "This signed request was already used: a replay is refused. "
+                    "Sign each request anew (a new Date gives a new signature)."
+                )
         account_services.access_key_mark_used(key=key)
         return key.owner, key
 
     @staticmethod
-    def _check_date(date: str) -> None:
+    def _check_date(date: str) -> datetime:
+        """The signing time, when within MAX_CLOCK_SKEW of the server's clock."""
         if not date:
             raise exceptions.AuthenticationFailed("A signed request needs a Date header.")
         try:
@@ -147,6 +169,86 @@ class AccessKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "The Date header is more than 15 minutes away from the server's clock."
             )
+        return when
 
     def authenticate_header(self, request):
         return SCHEME
+
+
+class VerifiedCredentials:
+    """Basic credentials that passed the full password check, remembered for a while.
+
+    An entry is HMAC-SHA256, under a key drawn at random when the process starts and never
+    written anywhere, of the user's id, the user's stored password hash and the password
+    given; only that digest and an expiry are kept (in this process's memory), never the
+    password. How an entry stops working at once:
+
+    - password change: the stored hash is part of the digest, so after a change the same
+      credentials digest to something never remembered (and the old password fails);
+    - deactivation: the user row is read on every request and an inactive user is refused
+      before the cache is looked at;
+    - throttle: a lockout of the user name at this address is checked (one read) on every
+      hit, so remembered credentials do not outlive a lockout either.
+
+    Entries expire after `ttl` seconds; at most `capacity` are kept (the oldest go first).
+    """
+
+    def __init__(self, *, ttl: float = 60.0, capacity: int = 10_000):
+        self.ttl = ttl
+        self.capacity = capacity
+        self._key = secrets.token_bytes(32)
+        self._expiry: dict[bytes, float] = {}
+        self._lock = threading.Lock()
+
+    def _digest(self, user, password: str) -> bytes:
+        message = f"{user.pk}\0{user.password}\0{password}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def holds(self, user, password: str) -> bool:
+        digest = self._digest(user, password)
+        with self._lock:
+            expiry = self._expiry.get(digest)
+            if expiry is not None and expiry <= time.monotonic():
+                del self._expiry[digest]
+                expiry = None
+        return expiry is not None
+
+    def remember(self, user, password: str) -> None:
+        digest = self._digest(user, password)
+        now = time.monotonic()
+        with self._lock:
+            if len(self._expiry) >= self.capacity:
+                for old in [d for d, expiry in self._expiry.items() if expiry <= now]:
+                    del self._expiry[old]
+                while len(self._expiry) >= self.capacity:  # dicts keep insertion order
+                    del self._expiry[next(iter(self._expiry))]
+            self._expiry[digest] = now + self.ttl
+
+    def clear(self) -> None:
+        with self._lock:
+            self._expiry.clear()
+
+
+verified_credentials = VerifiedCredentials()
+
+
+class CachedBasicAuthentication(authentication.BasicAuthentication):
+    """DRF's HTTP Basic, with verified credentials remembered (VerifiedCredentials): a
+    repeated call costs one user read and one throttle read instead of a password hash."""
+
+    def authenticate_credentials(self, userid, password, request=None):
+        user = _active_user(userid)
+        if user is not None and verified_credentials.holds(user, password):
+            wait = throttle.throttled_for(username=userid, address=throttle.client_address(request))
+            if wait is not None:
+                raise throttle.SignInThrottled(wait)
+            return user, None
+        user, auth = super().authenticate_credentials(userid, password, request)
+        verified_credentials.remember(user, password)
+        return user, auth
+
+
+def _active_user(username: str):
+    User = get_user_model()
+    user = User._default_manager.filter(**{User.USERNAME_FIELD: username}).first()
+    return user if user is not None and user.is_active else None

@@ -1,5 +1,6 @@
 """drf-spectacular extension describing the OCP access-key signature scheme."""
 
+from drf_spectacular.authentication import BasicScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -18,3 +19,9 @@ class AccessKeyScheme(OpenApiAuthenticationExtension):
                 "Date\\nHost\\nx-ocp-* headers\\nPath?Query)). See the README."
             ),
         }
+
+
+class CachedBasicScheme(BasicScheme):
+    """HTTP Basic with remembered credentials is HTTP Basic to a client."""
+
+    target_class = "taskcenter.api.authentication.CachedBasicAuthentication"

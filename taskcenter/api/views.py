@@ -16,22 +16,23 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf
 from rest_framework.decorators import api_view, parser_classes, permission_classes
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 
 from taskcenter.accounts import access
 from taskcenter.api import serializers as s
 from taskcenter.api.envelope import SERVER, iso, ok, paged
+from taskcenter.api.parsers import BoundedJSONParser
 from taskcenter.core import params as parse
 from taskcenter.core.errors import InvalidParameter
-from taskcenter.core.params import INT64_MAX
+from taskcenter.core.params import INT64_MAX, TEXT_MAX
 from taskcenter.tasks import diagnosis, selectors
 from taskcenter.tasks.models import TaskStatus, TaskType
 from taskcenter.tasks.operations import OPERATIONS, OperationSpec
 
 # Operations take an optional {"reason"} as JSON or a form; clients that POST with no body
 # often still send a form content type.
-OPERATION_PARSERS = [JSONParser, FormParser, MultiPartParser]
+OPERATION_PARSERS = [BoundedJSONParser, FormParser, MultiPartParser]
 LOG_READ_MAX = 16 * 1024 * 1024
 API_VERSION = "v2"
 
@@ -70,21 +71,19 @@ def _errors(*codes: int) -> dict:
     return base
 
 
+# Ids are ASCII digits from 1 to 2**63-1 (core.params.identifier); the schema says so.
+_ID = {"type": "integer", "format": "int64", "minimum": 1, "maximum": INT64_MAX}
+_TEXT = {"type": "string", "maxLength": TEXT_MAX}
 TASK_ID = OpenApiParameter(
-    "taskInstanceId",
-    OpenApiTypes.INT64,
-    OpenApiParameter.PATH,
-    description="The task instance id.",
+    "taskInstanceId", _ID, OpenApiParameter.PATH, description="The task instance id."
 )
 SUBTASK_ID = OpenApiParameter(
-    "subtaskInstanceId",
-    OpenApiTypes.INT64,
-    OpenApiParameter.PATH,
-    description="The subtask instance id.",
+    "subtaskInstanceId", _ID, OpenApiParameter.PATH, description="The subtask instance id."
 )
+_DATE_TIME = {"type": "string", "format": "date-time"}
 _STATUS_LIST = {"type": "array", "items": {"type": "string", "enum": list(TaskStatus.values)}}
 LIST_PARAMETERS = [
-    OpenApiParameter("name", str, description="Name contains (case-insensitive)."),
+    OpenApiParameter("name", _TEXT, description="Name contains (case-insensitive)."),
     OpenApiParameter(
         "status",
         _STATUS_LIST,
@@ -92,18 +91,24 @@ LIST_PARAMETERS = [
         explode=True,
     ),
     OpenApiParameter("type", str, enum=list(TaskType.values)),
-    OpenApiParameter("clusterName", str, description="Cluster name contains."),
-    OpenApiParameter("clusterId", {"type": "integer", "minimum": 1, "maximum": INT64_MAX}),
-    OpenApiParameter("tenantName", str, description="Tenant name contains (use with clusterId)."),
-    OpenApiParameter("tenantId", {"type": "integer", "minimum": 1, "maximum": INT64_MAX}),
-    OpenApiParameter("hostId", {"type": "integer", "minimum": 1, "maximum": INT64_MAX}),
+    OpenApiParameter("clusterName", _TEXT, description="Cluster name contains."),
+    OpenApiParameter("clusterId", _ID),
+    OpenApiParameter("tenantName", _TEXT, description="Tenant name contains (use with clusterId)."),
+    OpenApiParameter("tenantId", _ID),
+    OpenApiParameter("hostId", _ID),
     OpenApiParameter(
         "creator",
         {"type": "array", "items": {"type": "string"}},
         description="Creator user names, repeated or comma-separated.",
         explode=True,
     ),
-    OpenApiParameter("keyword", str, description="Matches name, cluster, tenant, creator or id."),
+    OpenApiParameter("keyword", _TEXT, description="Matches name, cluster, tenant, creator or id."),
+    OpenApiParameter(
+        "createdFrom",
+        _DATE_TIME,
+        description="Created at or after this ISO 8601 time (e.g. 2024-05-01T10:00:00+08:00).",
+    ),
+    OpenApiParameter("createdTo", _DATE_TIME, description="Created before this ISO 8601 time."),
     OpenApiParameter("page", {"type": "integer", "minimum": 1, "maximum": 10**9}),
     OpenApiParameter(
         "size", {"type": "integer", "minimum": 1, "maximum": 2000}, description="Default 10."

@@ -5,15 +5,22 @@ accepted or refused the same way everywhere, with the same words. Every refusal 
 InvalidParameter that names the parameter (`.parameter`), which the API reports as its
 error's `target` and the pages show as a clear 400.
 
-An integer is an optional minus sign and 1 to 19 decimal digits (what a 64-bit column
-holds); surrounding blanks are ignored. "+5", "1_000" and "1.0" are refused.
+An integer is an optional minus sign and 1 to 19 ASCII digits (what a 64-bit column
+holds), nothing around them: " 5", "+5", "1_000", "1.0", "1e3" and the full-width "１" are
+refused. (Python's `\\d`, `int()` and `str.strip()` all accept more than that: Unicode digits
+and blanks, so the pattern spells [0-9] and nothing is stripped.) A date-time is ISO 8601
+within the years 1 to 9999 in every time zone; a text is at most TEXT_MAX characters.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import overload
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from taskcenter.core.errors import InvalidParameter
 
@@ -22,13 +29,17 @@ PAGE_MAX = 10**9
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 2000
 
-_INTEGER = re.compile(r"-?\d{1,19}")
-_ID = re.compile(r"\d{1,19}")
+# Longest text a filter accepts: names and keywords are far shorter, and a 60,000-character
+# LIKE pattern is more than SQLite's pattern limit (a 500).
+TEXT_MAX = 1000
+
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+_ID = re.compile(r"[0-9]{1,19}")
 
 
 def integer_value(raw, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """`raw` (a parameter's text) as an integer within [minimum, maximum]."""
-    text = str(raw).strip()
+    text = str(raw)
     if not _INTEGER.fullmatch(text):
         raise InvalidParameter.because(name, f"'{raw}' is not an integer.")
     value = int(text)
@@ -81,19 +92,51 @@ def integer(
 
 def identifier(value, name: str) -> int:
     """A row id (from a URL path or a parameter): a positive integer of at most 64 bits."""
-    text = str(value).strip()
+    text = str(value)
     if not _ID.fullmatch(text) or not 1 <= int(text) <= INT64_MAX:
         raise InvalidParameter.because(name, f"'{value}' is not a positive 64-bit integer id.")
     return int(text)
 
 
+def text(value, name: str, *, maximum: int = TEXT_MAX) -> str:
+    """A text parameter of at most `maximum` characters."""
+    value = str(value)
+    if len(value) > maximum:
+        raise InvalidParameter.because(
+            name, f"is {len(value)} characters long; at most {maximum} are accepted."
+        )
+    return value
+
+
+def date_time(value, name: str) -> datetime:
+    """An ISO 8601 date-time (a date alone is its midnight), in the current time zone when it
+    names none; refused when it, or it in UTC, is outside the years 1 to 9999."""
+    try:
+        parsed = parse_datetime(str(value))
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise InvalidParameter.because(
+            name, f"'{value}' is not an ISO 8601 date-time (e.g. 2024-05-01T10:00:00+08:00)."
+        )
+    try:
+        if timezone.is_naive(parsed):
+            parsed = timezone.make_aware(parsed)
+        parsed.astimezone(UTC)  # what the database compares: it must exist too
+    except (OverflowError, ValueError):
+        raise InvalidParameter.because(name, f"'{value}' is out of range.") from None
+    return parsed
+
+
 def integer_list(params: Mapping, name: str, *, limit: int) -> list[int]:
-    """A comma-separated list of integers (empty parts are skipped), at most `limit` of
-    them."""
+    """A comma-separated list of ids (empty parts and spaces around commas are skipped); the
+    first `limit` of them."""
     raw = params.get(name) or ""
-    parts = [part.strip() for part in raw.split(",") if part.strip()]
-    if not all(_INTEGER.fullmatch(part) for part in parts):
-        raise InvalidParameter.because(name, f"'{raw}' is not a list of ids.")
+    parts = [part.strip(" ") for part in raw.split(",") if part.strip(" ")]
+    if not all(_ID.fullmatch(part) and 1 <= int(part) <= INT64_MAX for part in parts):
+        raise InvalidParameter.because(
+            name, f"'{raw[:100]}' is not a list of positive 64-bit integer ids."
+        )
     return [int(part) for part in parts][:limit]
 
 

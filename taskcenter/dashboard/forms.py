@@ -29,12 +29,13 @@ class DateTimeLocalInput(forms.DateTimeInput):
         """Show an ISO value (with seconds or an offset) the way the browser's picker reads it."""
         if not value:
             return None
-        parsed = value if isinstance(value, datetime) else parse_datetime(str(value))
-        if parsed is None:
+        try:
+            parsed = value if isinstance(value, datetime) else parse_datetime(str(value))
+            if parsed is not None and timezone.is_aware(parsed):
+                parsed = timezone.localtime(parsed)
+        except (OverflowError, ValueError):  # out of range: the page says so in its error
             return None
-        if timezone.is_aware(parsed):
-            parsed = timezone.localtime(parsed)
-        return parsed.strftime("%Y-%m-%dT%H:%M")
+        return parsed.strftime("%Y-%m-%dT%H:%M") if parsed is not None else None
 
 
 def _split_commas(data: QueryDict, names: list[str]) -> QueryDict:

@@ -12,6 +12,7 @@ from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET
 
 from taskcenter.accounts import access
@@ -167,9 +168,21 @@ def _refusal(task, subtask, seen: int, spec: OperationSpec, message: str) -> dic
     return {"level": "warning", "message": f"{spec.label} is not possible now.", "detail": message}
 
 
+def same_origin_or(request, url: str | None, fallback: str) -> str:
+    """`url` when it points into this site (a Referer can name any site), else `fallback`'s
+    URL: a redirect never leads elsewhere."""
+    if url and url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return url
+    return reverse(fallback)
+
+
 def _refusal_response(request, flash: dict):
     """The refusal as a flash message; without htmx, on the page the user came from."""
     if not is_partial(request):
         messages.warning(request, f"{flash['message']} {flash.get('detail', '')}".strip())
-        return redirect(request.headers.get("Referer") or reverse("dashboard:task_list"))
+        return redirect(
+            same_origin_or(request, request.headers.get("Referer"), "dashboard:task_list")
+        )
     return flash_fragment(request, flash)

@@ -7,6 +7,9 @@ parameters arrive repeated (status=A&status=B) or comma-separated (status=A,B).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django import forms
 from django.db.models import F, Lookup, Q, QuerySet
 from django.db.models.lookups import In
@@ -52,7 +55,53 @@ class CommaCharListField(forms.Field):
         if not value:
             return []
         values = value if isinstance(value, list) else [value]
-        return [part.strip() for item in values for part in str(item).split(",") if part.strip()]
+        return [
+            _bounded(part.strip())
+            for item in values
+            for part in str(item).split(",")
+            if part.strip()
+        ]
+
+
+def _parsed(parser, value):
+    """`value` read by one of the parameter parser's functions; a refusal is the form's
+    error (named after the field by _invalid)."""
+    try:
+        return parser(value, "value")
+    except InvalidParameter as exc:
+        raise forms.ValidationError(exc.reason) from None
+
+
+def _bounded(value: str) -> str:
+    """A text filter of at most parse.TEXT_MAX characters (SQLite refuses longer patterns)."""
+    return _parsed(parse.text, value)
+
+
+class ParsedField(forms.Field):
+    """A field read by the one parameter parser (`parser`); empty is None."""
+
+    parser: Callable[[Any, str], Any] = staticmethod(parse.identifier)
+
+    def to_python(self, value):
+        return None if value in self.empty_values else _parsed(self.parser, value)
+
+
+class TextFilter(filters.CharFilter):
+    """A text filter of bounded length."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_length", parse.TEXT_MAX)
+        super().__init__(*args, **kwargs)
+
+
+class DateTimeField(ParsedField):
+    """An ISO 8601 date-time read by the one parameter parser: out of range is a 400."""
+
+    parser = staticmethod(parse.date_time)
+
+
+class DateTimeFilter(filters.Filter):
+    field_class = DateTimeField
 
 
 class CommaCharListFilter(filters.Filter):
@@ -68,16 +117,10 @@ class MultiValueWidget(forms.SelectMultiple):
     """Reads every value of a repeated parameter."""
 
 
-class IdField(forms.Field):
+class IdField(ParsedField):
     """An id, read by the one parameter parser (a larger one would be a database error)."""
 
-    def to_python(self, value):
-        if value in self.empty_values:
-            return None
-        try:
-            return parse.identifier(value, "id")
-        except InvalidParameter as exc:
-            raise forms.ValidationError(exc.reason) from None
+    parser = staticmethod(parse.identifier)
 
 
 class IdFilter(filters.Filter):
@@ -85,18 +128,18 @@ class IdFilter(filters.Filter):
 
 
 class TaskInstanceFilter(filters.FilterSet):
-    name = filters.CharFilter(method="filter_name")
+    name = TextFilter(method="filter_name")
     status = CommaMultipleChoiceFilter(field_name="status", choices=TaskStatus.choices)
     type = CommaMultipleChoiceFilter(field_name="type", choices=TaskType.choices)
-    clusterName = filters.CharFilter(field_name="cluster__name", lookup_expr="icontains")
+    clusterName = TextFilter(field_name="cluster__name", lookup_expr="icontains")
     clusterId = IdFilter(field_name="cluster_id")
-    tenantName = filters.CharFilter(field_name="tenant__name", lookup_expr="icontains")
+    tenantName = TextFilter(field_name="tenant__name", lookup_expr="icontains")
     tenantId = IdFilter(field_name="tenant_id")
     hostId = IdFilter(method="filter_host")
     creator = CommaCharListFilter(field_name="creator__username", widget=MultiValueWidget)
-    keyword = filters.CharFilter(method="filter_keyword")
-    createdFrom = filters.IsoDateTimeFilter(field_name="create_time", lookup_expr="gte")
-    createdTo = filters.IsoDateTimeFilter(field_name="create_time", lookup_expr="lt")
+    keyword = TextFilter(method="filter_keyword")
+    createdFrom = DateTimeFilter(field_name="create_time", lookup_expr="gte")
+    createdTo = DateTimeFilter(field_name="create_time", lookup_expr="lt")
 
     class Meta:
         model = TaskInstance
@@ -121,8 +164,9 @@ class TaskInstanceFilter(filters.FilterSet):
             | Q(creator__username__icontains=value)
         )
         digits = value.strip()
-        # isdecimal, not isdigit: "²" is a digit that int() refuses; and ids fit 64 bits.
-        if digits.isdecimal() and len(digits) <= 18:
+        # ASCII digits only: "²" is a digit that int() refuses, and "１" one that int() reads
+        # as 1; and ids fit 64 bits.
+        if digits.isascii() and digits.isdecimal() and len(digits) <= 18:
             match |= Q(pk=int(digits))
         return qs.filter(match)
 
@@ -224,11 +268,11 @@ def parse_page(params, default_size: int = DEFAULT_PAGE_SIZE) -> tuple[int, int]
 class OperationFilter(filters.FilterSet):
     """The audit trail's filters: user, action (repeat or comma), task, time range."""
 
-    user = filters.CharFilter(field_name="actor_name", lookup_expr="iexact")
+    user = TextFilter(field_name="actor_name", lookup_expr="iexact")
     action = CommaCharListFilter(field_name="action", widget=MultiValueWidget)
     task = IdFilter(field_name="task_id")
-    createdFrom = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    createdTo = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    createdFrom = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    createdTo = DateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Operation

@@ -1,5 +1,6 @@
 """Sign-in throttling: concurrent attempts against the real database, per user name and
-per address, on the sign-in page and over HTTP Basic, and the window running out."""
+address and (a higher limit) per address, on the sign-in page and over HTTP Basic, and the
+window running out."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ from tests.accounts.conftest import PASSWORD
 from tests.conftest import make_user
 
 LIMIT = 5
+ADDRESS_LIMIT = 10
 
 
 @pytest.fixture(autouse=True)
 def limits(settings):
     settings.TASKCENTER_SIGNIN_FAILURE_LIMIT = LIMIT
+    settings.TASKCENTER_SIGNIN_ADDRESS_FAILURE_LIMIT = ADDRESS_LIMIT
     settings.TASKCENTER_SIGNIN_WINDOW_SECONDS = 60.0
 
 
@@ -74,13 +77,13 @@ def test_twenty_simultaneous_wrong_passwords_get_five_evaluations(clock):
 
     throttle.ModelBackend.authenticate = counting
     try:
-        results = run_concurrently(20, lambda i: attempt("alice", "wrong", f"10.1.0.{i}"))
+        results = run_concurrently(20, lambda i: attempt("alice", "wrong", "10.1.0.1"))
     finally:
         throttle.ModelBackend.authenticate = real
     assert results.count("wrong") == LIMIT == len(evaluated)  # exactly: compare-and-set
     assert results.count("throttled") == 20 - LIMIT
-    # Even the right password is refused now, without being checked.
-    assert attempt("alice", PASSWORD, "10.9.9.9") == "throttled"
+    # Even the right password is refused now from there, without being checked.
+    assert attempt("alice", PASSWORD, "10.1.0.1") == "throttled"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -114,16 +117,17 @@ def test_slow_password_checks_keep_the_waiting_attempts_in(clock, monkeypatch):
 
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_attempts_on_many_users_from_one_address(clock):
-    for i in range(12):
+    for i in range(14):
         make_user(f"user{i}", roles.VIEWER)
-    results = run_concurrently(12, lambda i: attempt(f"user{i}", "wrong", "192.0.2.7"))
-    assert results.count("wrong") == LIMIT and results.count("throttled") == 12 - LIMIT
+    results = run_concurrently(14, lambda i: attempt(f"user{i}", "wrong", "192.0.2.7"))
+    assert results.count("wrong") == ADDRESS_LIMIT
+    assert results.count("throttled") == 14 - ADDRESS_LIMIT
     assert attempt("user0", PASSWORD, "192.0.2.8") == "ok"  # same user, another address
 
 
 def test_per_address_across_users(db, clock):
     make_user("bob", roles.VIEWER)
-    for i in range(LIMIT):
+    for i in range(ADDRESS_LIMIT):
         assert attempt(f"nobody{i}", "guess", "203.0.113.5") == "wrong"
     assert attempt("bob", PASSWORD, "203.0.113.5") == "throttled"
     assert attempt("bob", PASSWORD, "203.0.113.6") == "ok"
@@ -132,21 +136,47 @@ def test_per_address_across_users(db, clock):
 def test_a_success_does_not_reset_the_address_counter_for_others(db, clock):
     make_user("alice", roles.VIEWER)
     make_user("bob", roles.VIEWER)
-    for _ in range(LIMIT - 1):
-        assert attempt("alice", "wrong", "198.51.100.1") == "wrong"
+    for i in range(ADDRESS_LIMIT - 1):
+        assert attempt(f"alice{i}", "wrong", "198.51.100.1") == "wrong"
     assert attempt("bob", PASSWORD, "198.51.100.1") == "ok"
-    assert attempt("mallory", "wrong", "198.51.100.1") == "wrong"  # the 5th failure
+    assert attempt("mallory", "wrong", "198.51.100.1") == "wrong"  # the 10th failure
     assert attempt("mallory2", "wrong", "198.51.100.1") == "throttled"
 
 
 def test_a_success_resets_the_user_counter(db, clock):
     make_user("alice", roles.VIEWER)
-    for i in range(LIMIT - 1):
-        assert attempt("alice", "wrong", f"10.2.0.{i}") == "wrong"
-    assert attempt("alice", PASSWORD, "10.2.1.1") == "ok"
-    for i in range(LIMIT):
-        assert attempt("alice", "wrong", f"10.3.0.{i}") == "wrong"
-    assert attempt("alice", "wrong", "10.3.1.1") == "throttled"
+    for _ in range(LIMIT - 1):
+        assert attempt("alice", "wrong", "10.2.0.1") == "wrong"
+    assert attempt("alice", PASSWORD, "10.2.0.1") == "ok"
+    for _ in range(LIMIT):
+        assert attempt("alice", "wrong", "10.2.0.1") == "wrong"
+    assert attempt("alice", "wrong", "10.2.0.1") == "throttled"
+
+
+def test_typos_at_one_address_do_not_lock_out_colleagues(db, clock):
+    make_user("alice", roles.VIEWER)
+    make_user("bob", roles.VIEWER)
+    for _ in range(LIMIT):
+        assert attempt("alice", "typo", "10.9.0.1") == "wrong"
+    assert attempt("alice", PASSWORD, "10.9.0.1") == "throttled"  # alice herself waits
+    assert attempt("bob", PASSWORD, "10.9.0.1") == "ok"  # her colleague behind the same NAT
+
+
+def test_a_named_user_cannot_be_locked_out_from_everywhere(db, clock):
+    make_user("alice", roles.VIEWER)
+    for i in range(3 * LIMIT):
+        assert attempt("alice", "guess", f"203.0.113.{i}") == "wrong"
+    for _ in range(LIMIT):
+        assert attempt("alice", "guess", "203.0.113.200") == "wrong"
+    assert attempt("alice", "guess", "203.0.113.200") == "throttled"  # the guesser is stopped
+    assert attempt("alice", PASSWORD, "10.9.9.9") == "ok"  # alice, at her own desk
+
+
+def test_brute_force_on_one_user_stays_throttled(db, clock):
+    make_user("alice", roles.VIEWER)
+    results = [attempt("alice", f"guess{i}", "203.0.113.77") for i in range(50)]
+    assert results.count("wrong") == LIMIT and results.count("throttled") == 50 - LIMIT
+    assert attempt("alice", PASSWORD, "203.0.113.77") == "throttled"
 
 
 def test_the_lockout_expires_with_the_window(db, clock):
@@ -165,9 +195,9 @@ def test_the_lockout_expires_with_the_window(db, clock):
 
 def test_user_names_are_counted_case_insensitively(db, clock):
     make_user("alice", roles.VIEWER)
-    for i, name in enumerate(["alice", "ALICE", "Alice ", "aLiCe", "alice"]):
-        assert attempt(name, "wrong", f"10.4.0.{i}") == "wrong"
-    assert attempt("alice", PASSWORD, "10.4.1.1") == "throttled"
+    for name in ["alice", "ALICE", "Alice ", "aLiCe", "alice"]:
+        assert attempt(name, "wrong", "10.4.0.1") == "wrong"
+    assert attempt("alice", PASSWORD, "10.4.0.1") == "throttled"
 
 
 def test_the_sign_in_page_says_when_to_try_again(db, clock):

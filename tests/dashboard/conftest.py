@@ -21,9 +21,10 @@ def nobody(db):
 def staff_admin(db):
     from taskcenter.accounts import roles
 
+    # Django's admin site is for superusers only (taskcenter.accounts.admin_site).
     user = make_user("boss", roles.ADMIN)
-    user.is_staff = True
-    user.save(update_fields=["is_staff"])
+    user.is_staff = user.is_superuser = True
+    user.save(update_fields=["is_staff", "is_superuser"])
     return user
 
 

@@ -7,6 +7,7 @@ failed subtasks and the end of their logs are printed), 2 when --timeout passes 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from typing import Any, TextIO
@@ -29,6 +30,15 @@ from taskcenter.tasks.models import (
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 2
 LOG_TAIL_LINES = 15
+
+# C0 and C1 control characters but tab: escape sequences in a log (colours, cursor moves,
+# a terminal title, OSC 52 clipboard writes) must not reach the operator's terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every control character but tab shown as a visible \\xNN escape."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
 class Command(BaseCommand):
@@ -158,11 +168,15 @@ class Command(BaseCommand):
         deadline = started + timeout
         if self.stdout.isatty():
             from rich.console import Console
+            from rich.text import Text  # plain text: brackets in a name are not markup
 
             console = Console(file=terminal)
             with console.status("") as status:
                 task, subtasks = self._poll_until_done(
-                    task_id, deadline, interval, lambda line: status.update(line)
+                    task_id,
+                    deadline,
+                    interval,
+                    lambda line: status.update(Text(terminal_safe(line))),
                 )
         else:
             last = [""]
@@ -170,7 +184,7 @@ class Command(BaseCommand):
             def show(line: str) -> None:
                 if line != last[0]:
                     last[0] = line
-                    self.stdout.write(f"[{time.monotonic() - started:6.1f}s] {line}")
+                    self.stdout.write(f"[{time.monotonic() - started:6.1f}s] {terminal_safe(line)}")
 
             task, subtasks = self._poll_until_done(task_id, deadline, interval, show)
         elapsed = time.monotonic() - started
@@ -194,10 +208,12 @@ class Command(BaseCommand):
         for subtask in subtasks:
             if subtask.status != SubtaskStatus.FAILED:
                 continue
-            self.stderr.write(f"failed subtask {subtask.pk} '{subtask.name}'; end of its log:")
+            self.stderr.write(
+                terminal_safe(f"failed subtask {subtask.pk} '{subtask.name}'; end of its log:")
+            )
             tail = selectors.log_tail(subtask=subtask, max_bytes=8 * 1024).text
             for line in tail.splitlines()[-LOG_TAIL_LINES:]:
-                self.stderr.write(f"    {line}")
+                self.stderr.write(f"    {terminal_safe(line)}")
         return EXIT_FAILED
 
     def _poll_until_done(self, task_id: int, deadline: float, interval: float, show):
