@@ -116,3 +116,80 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
     print("  ".join("-" * w for w in widths))
     for row in rows:
         print(line(row))
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """The nearest-rank percentile (p95 of 20 values is the 19th)."""
+    import math
+
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+def free_port(first: int = 18400, last: int = 18499) -> int:
+    """A port nobody listens on, from a range (the benchmarks' own, on a shared machine)."""
+    import socket
+
+    for port in range(first, last + 1):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit(f"no free port in {first}-{last}")
+
+
+class Server:
+    """`manage.py serve` (web server, worker and scheduler) as a benchmark's server.
+
+    The one-command setup is what is measured, whichever web server it runs. The settings
+    come from this process's environment (prepare_environment), so the server shares the
+    benchmark's database, broker and secret key.
+    """
+
+    def __init__(self, tmp: Path, *, concurrency: int = 1):
+        import subprocess
+
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp / "serve.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        argv = [sys.executable, str(ROOT / "manage.py"), "serve", "--port", str(self.port)]
+        self.proc = subprocess.Popen(
+            [*argv, "--concurrency", str(concurrency)],
+            cwd=tmp,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        import time
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.base}/healthz", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit(f"serve did not answer /healthz; see {self.log_path}")
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # serve stops its children itself
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self._log.close()
