@@ -6,7 +6,8 @@ the chosen database and broker), --clients threads (default 20) each GET the tas
 with HTTP Basic credentials (one user, as obdiag and the Terraform provider use it), once
 with a signed-in session cookie. The two kinds alternate round by round (--rounds, default
 5), so both see the same machine; one unmeasured warm-up round of each comes first.
-Printed: p50 / p95 / worst per kind over all measured calls, and their p95 ratio.
+Printed: p50 / p95 / worst per kind over all measured calls (answers other than 200, such
+as the sign-in throttle's 429, are timed too and counted), and their p95 ratio.
 
 Target: Basic p95 at most 2x session p95.
 
@@ -73,68 +74,65 @@ def _seed_user() -> str:
     return client.cookies["sessionid"].value
 
 
-def _round(base: str, clients: int, headers: dict[str, str], auth) -> list[float]:
-    """`clients` threads, one request each, released together; their wall times in ms."""
+def _round(base: str, clients: int, headers: dict[str, str], auth) -> list[tuple[float, int]]:
+    """`clients` threads, one request each, released together: (wall time ms, status)."""
     import httpx
 
     barrier = threading.Barrier(clients)
-    times: list[float] = []
-    failures: list[str] = []
+    calls: list[tuple[float, int]] = []
 
     def call() -> None:
-        with httpx.Client(base_url=base, headers=headers, auth=auth, timeout=120) as http:
+        with httpx.Client(base_url=base, headers=headers, auth=auth, timeout=300) as http:
             http.get("/healthz")  # the connection is open before the clock starts
             barrier.wait()
             started = time.perf_counter()
             answer = http.get(PATH)
-            elapsed = (time.perf_counter() - started) * 1000
-        if answer.status_code != 200:
-            failures.append(f"{answer.status_code} {answer.text[:200]}")
-        times.append(elapsed)
+            calls.append(((time.perf_counter() - started) * 1000, answer.status_code))
 
     threads = [threading.Thread(target=call) for _ in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    if failures:
-        raise SystemExit(f"{len(failures)} call(s) failed, first: {failures[0]}")
-    return times
+    return calls
 
 
-def _measure(base: str, session_cookie: str, clients: int, rounds: int) -> dict[str, list[float]]:
+def _measure(base: str, session_cookie: str, clients: int, rounds: int) -> dict[str, list]:
     kinds = {
         "Basic": ({}, (USERNAME, PASSWORD)),
         "session": ({"Cookie": f"sessionid={session_cookie}"}, None),
     }
-    times: dict[str, list[float]] = {kind: [] for kind in kinds}
+    calls: dict[str, list[tuple[float, int]]] = {kind: [] for kind in kinds}
     for round_number in range(rounds + 1):
         for kind, (headers, auth) in kinds.items():
             measured = _round(base, clients, headers, auth)
             if round_number:  # round 0 warms both up
-                times[kind] += measured
-    return times
+                calls[kind] += measured
+    return calls
 
 
-def _report(times: dict[str, list[float]], args, database: str) -> None:
+def _report(times: dict[str, list[tuple[float, int]]], args, database: str) -> None:
     load = os.getloadavg()
     print(f"database: {common.describe_database(database)}")
     print(f"{args.clients} concurrent GET {PATH}, {args.rounds} rounds per kind, alternating")
     print(f"load average: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    # Every answer counts, a refusal too (a 429 after seconds of waiting is what a client
+    # sees); answers other than 200 are counted on their own.
     figures = {
         kind: {
-            "p50_ms": round(common.percentile(values, 50), 1),
-            "p95_ms": round(common.percentile(values, 95), 1),
-            "max_ms": round(max(values), 1),
-            "calls": len(values),
+            "p50_ms": round(common.percentile([ms for ms, _ in calls], 50), 1),
+            "p95_ms": round(common.percentile([ms for ms, _ in calls], 95), 1),
+            "max_ms": round(max(ms for ms, _ in calls), 1),
+            "calls": len(calls),
+            "not_200": sum(1 for _, status in calls if status != 200),
         }
-        for kind, values in times.items()
+        for kind, calls in times.items()
     }
     rows = [
-        [kind, f"{f['p50_ms']:.0f}", f"{f['p95_ms']:.0f}", f"{f['max_ms']:.0f}", str(f["calls"])]
+        [kind, *(f"{f[k]:.0f}" for k in ("p50_ms", "p95_ms", "max_ms", "calls", "not_200"))]
         for kind, f in figures.items()
     ]
-    common.print_table(["auth", "p50 ms", "p95 ms", "worst ms", "calls"], rows)
+    common.print_table(["auth", "p50 ms", "p95 ms", "worst ms", "calls", "not 200"], rows)
     ratio = figures["Basic"]["p95_ms"] / figures["session"]["p95_ms"]
     print(
         f"Basic p95 / session p95 = {ratio:.2f} (target <= {TARGET_RATIO:g}): "

@@ -22,13 +22,20 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
+from taskcenter.engine import dispatch
+from taskcenter.settings import _queue_routes
 from taskcenter.tasks import selectors, services
 from taskcenter.tasks.definitions import DefinitionSpec, SubtaskSpec, register_definition
 from taskcenter.tasks.models import Operation
 from tests.conftest import FAST_ENGINE, ROOT, TEST_QUEUE, _database_url, wait_for
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+def through_the_fleet(test):
+    """A test that runs subtasks through the fleet's processes (committed data)."""
+    return pytest.mark.worker(pytest.mark.django_db(transaction=True)(test))
+
 
 FLEET_QUEUE = f"{TEST_QUEUE}-fleet"
 SHELL_QUEUE = f"{TEST_QUEUE}-shell"
@@ -156,6 +163,7 @@ def _runs_done_by(member: FleetProcess) -> int:
     return len(re.findall(rb"Task taskcenter\.run_attempt\[[^\]]+\] succeeded", member.log()))
 
 
+@through_the_fleet
 def test_two_workers_share_a_thousand_subtask_fan_out_and_none_runs_twice(routed):
     task = services.task_start(definition_name="Benchmark fan-out", parameters={"width": 1000})
     task = _finished(task, timeout=600)
@@ -179,6 +187,7 @@ def test_two_workers_share_a_thousand_subtask_fan_out_and_none_runs_twice(routed
         assert {s.executor for s in subtasks} == {"w1-fleet", "w2-fleet"}
 
 
+@through_the_fleet
 def test_a_routed_subtask_runs_on_the_only_worker_that_consumes_its_queue(routed):
     register_definition(
         DefinitionSpec(
@@ -207,3 +216,36 @@ def test_a_routed_subtask_runs_on_the_only_worker_that_consumes_its_queue(routed
         assert "ran on w2" in selectors.log_read(subtask=shell).text, shell.name
         if OWN_HOSTNAMES:
             assert shell.executor == "w2-fleet"
+
+
+# --- The routing setting, without processes ---------------------------------------------------
+
+
+def test_routes_are_read_in_order_with_node_types_in_capitals():
+    assert _queue_routes(["cluster:east&node:shell_task=east-shell", "node:SHELL_TASK=shell"]) == [
+        ({"cluster": "east", "node": "SHELL_TASK"}, "east-shell"),
+        ({"node": "SHELL_TASK"}, "shell"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "rule", ["node:SHELL_TASK", "=shell", "host:a=q", "node:SHELL_TASK&node:HTTP_TASK=q", "node:=q"]
+)
+def test_a_malformed_route_stops_the_process_naming_the_variable(rule):
+    with pytest.raises(ImproperlyConfigured, match="TASKCENTER_QUEUE_ROUTES"):
+        _queue_routes([rule])
+
+
+def test_an_unknown_node_type_is_refused_when_the_engine_starts():
+    with pytest.raises(ImproperlyConfigured, match="SHEL_TASK"):
+        dispatch._check_routes([({"node": "SHEL_TASK"}, "shell")])
+
+
+def test_the_first_matching_route_wins_and_the_rest_go_to_the_default_queue(settings):
+    settings.TASKCENTER_QUEUE_ROUTES = _queue_routes(
+        ["cluster:east&node:SHELL_TASK=east-shell", "node:SHELL_TASK=shell", "cluster:east=east"]
+    )
+    assert dispatch.queue_for(node_type="SHELL_TASK", cluster="east") == "east-shell"
+    assert dispatch.queue_for(node_type="SHELL_TASK", cluster="west") == "shell"
+    assert dispatch.queue_for(node_type="PYTHON_TASK", cluster="east") == "east"
+    assert dispatch.queue_for(node_type="PYTHON_TASK", cluster=None) is None
