@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -41,14 +40,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
-    args.json = args.json.resolve() if args.json else None  # the run changes directory
-    common.exit_on_sigterm()
 
-    with tempfile.TemporaryDirectory(prefix="tc-auth-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        database = common.database_url(args.database, tmp)
-        common.prepare_environment(tmp=tmp, database=database, broker=args.broker)
-        common.setup_django(database)
+    with common.temporary_setup(args, "tc-auth-bench-") as (tmp, database):
         session_cookie = _seed_user()
         server = common.Server(tmp)
         try:

@@ -8,11 +8,13 @@ settings read it once at import.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -80,6 +82,24 @@ def setup_django(database: str) -> None:
     # kombu warns on every connection to "filesystem://localhost/" that it has no hostname.
     logging.getLogger("kombu.connection").setLevel(logging.ERROR)
     call_command("migrate", verbosity=0, interactive=False, skip_checks=True)
+
+
+@contextlib.contextmanager
+def temporary_setup(args, prefix: str):
+    """A temp dir, the environment and a migrated database for a run: (tmp, database URL).
+
+    `args` carries --database and --broker, and --json, made absolute here because the
+    run changes directory.
+    """
+    if getattr(args, "json", None):
+        args.json = args.json.resolve()
+    exit_on_sigterm()
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp_name:
+        tmp = Path(tmp_name)
+        database = database_url(args.database, tmp)
+        prepare_environment(tmp=tmp, database=database, broker=args.broker)
+        setup_django(database)
+        yield tmp, database
 
 
 def exit_on_sigterm() -> None:

@@ -13,6 +13,7 @@ its messages) and a routed queue that only w2 consumes: shell subtasks go there
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -101,14 +102,13 @@ class FleetProcess:
         return self.log_path.read_bytes()
 
     def stop(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=5)
-        except ProcessLookupError:
-            pass
+        """A warm shutdown, and SIGKILL to the whole group for what outlives it."""
+        for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+            if self.proc.poll() is not None:
+                break
+            with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(timeout=grace)
         self._log.close()
 
 
