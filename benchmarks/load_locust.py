@@ -355,7 +355,12 @@ def _report(samples: list, sampler, args, database: str) -> None:
         rows.append(
             [label, str(len(chosen)), f"{errors / len(chosen):.3%}", f"{p50:.0f}", f"{p95:.0f}"]
         )
-        figures[label] = {"requests": len(chosen), "errors": errors, "p50_ms": p50, "p95_ms": p95}
+        figures[label] = {
+            "requests": len(chosen),
+            "errors": errors,
+            "p50_ms": round(p50),
+            "p95_ms": round(p95),
+        }
     common.print_table(["requests", "count", "errors", "p50 ms", "p95 ms"], rows)
     reasons = collections.Counter(f"{s[1]}: {s[3]}" for s in samples if s[3])
     for reason, count in reasons.most_common(8):
