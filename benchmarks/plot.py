@@ -228,6 +228,36 @@ def load_locust(figures: dict, out: Path) -> None:
     _save(fig, out, "load_locust")
 
 
+def scheduler_throughput(figures: dict, out: Path) -> None:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fire = figures["fire"]
+    names = ("taskcenter", figures["peer"])
+    _paired_bars(
+        left,
+        [r["measure"] for r in fire],
+        [r["taskcenter"] for r in fire],
+        [r["peer"] for r in fire],
+        names,
+    )
+    _target(left, figures.get("aim_all_s"), "aim: all 1,000 in 2 s", horizontal=True)
+    left.set_xlabel("seconds, 1,000 crontabs due at one minute")
+    left.set_title("A burst of fires")
+    _legend_below(left)
+    idle = figures["idle"]
+    _paired_bars(
+        right,
+        [f"{r['plans']:,} plans" for r in idle],
+        [r["taskcenter"] for r in idle],
+        [r["peer"] for r in idle],
+        names,
+        horizontal=False,
+    )
+    right.set_ylabel("scheduler CPU s per minute, idle")
+    right.set_title("Idle cost")
+    _legend_below(right)
+    _save(fig, out, "scheduler_throughput")
+
+
 PLOTS = {
     "engine_overhead": engine_overhead,
     "log_tail": log_tail,
@@ -235,6 +265,7 @@ PLOTS = {
     "dashboard": dashboard,
     "auth_concurrency": auth_concurrency,
     "load_locust": load_locust,
+    "scheduler_throughput": scheduler_throughput,
 }
 
 

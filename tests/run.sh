@@ -2,7 +2,8 @@
 # Install everything the test suite needs, check the types with mypy, then run the suite:
 #   1. on SQLite and Celery's filesystem broker (no services needed);
 #   2. again on PostgreSQL + Redis, and the worker tests on RabbitMQ, when they answer
-#      (with CI=true they must answer: a CI machine without them is a failure, not a skip).
+#      (with CI=true they must answer: a CI machine without them is a failure, not a skip);
+#   3. the install smoke (tests/smoke_install.sh) on Redis and RabbitMQ when they answer.
 # Environment: TEST_POSTGRES_URL, TEST_REDIS_URL, TEST_RABBITMQ_URL override the defaults.
 set -eu
 cd "$(dirname "$0")/.."
@@ -57,17 +58,30 @@ env -u DATABASE_URL CELERY_BROKER_URL="filesystem://$TASKCENTER_VAR_DIR/broker" 
     .venv/bin/python -m pytest -q "$@"
 
 missing=""
-if answers "$PG_URL" && answers "$REDIS_URL"; then
+pg_up=false redis_up=false amqp_up=false
+answers "$PG_URL" && pg_up=true
+answers "$REDIS_URL" && redis_up=true
+answers "$AMQP_URL" && amqp_up=true
+if $pg_up && $redis_up; then
     echo "== test suite on PostgreSQL + Redis"
     DATABASE_URL="$PG_URL" CELERY_BROKER_URL="$REDIS_URL" .venv/bin/python -m pytest -q "$@"
 else
     missing="$missing PostgreSQL/Redis"
 fi
-if answers "$PG_URL" && answers "$AMQP_URL"; then
+if $pg_up && $amqp_up; then
     echo "== worker tests on PostgreSQL + RabbitMQ"
     DATABASE_URL="$PG_URL" CELERY_BROKER_URL="$AMQP_URL" .venv/bin/python -m pytest -q -m worker "$@"
 else
     missing="$missing RabbitMQ"
+fi
+# `pip install .` alone, in a clean virtual environment, runs web, worker and scheduler on
+# each broker that answers (a dependency that only the test extras bring fails here).
+smoke_brokers=""
+$redis_up && smoke_brokers="$REDIS_URL"
+$amqp_up && smoke_brokers="$smoke_brokers $AMQP_URL"
+if [ -n "$smoke_brokers" ]; then
+    # shellcheck disable=SC2086 # one argument per broker URL
+    PYTHON="$PYTHON" sh tests/smoke_install.sh $smoke_brokers
 fi
 if [ -n "$missing" ]; then
     if [ "${CI:-}" = "true" ]; then

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from taskcenter.accounts import access
 from taskcenter.core.http import clean_query
+from taskcenter.schedules import cron, describe
 from taskcenter.tasks.models import (
     SubtaskInstance,
     SubtaskOperation,
@@ -310,3 +311,116 @@ def states_json(states) -> str:
         "runs": runs,
     }
     return json.dumps(payload, separators=(",", ":"))
+
+
+# --- Schedules -----------------------------------------------------------------------------------
+
+# A context's jobStatus (taskcenter.schedules.status) as the pages colour and name it.
+JOB_STATUS_TONES = {
+    "NONE": ("pending", "No run yet"),
+    "PENDING": ("ready", "Pending"),
+    "RUNNING": ("running", "Running"),
+    "SUCCESSFUL": ("successful", "Successful"),
+    "FAILED": ("failed", "Failed"),
+    "CANCELLED": ("canceling", "Cancelled"),
+}
+FIRE_OUTCOME_TONES = {"STARTED": "running", "SKIPPED": "canceling", "MISSED": "failed"}
+
+
+def job_status_badge(job_status: str) -> dict:
+    tone, label = JOB_STATUS_TONES.get(job_status, ("pending", job_status.title()))
+    return {"tone": tone, "label": label}
+
+
+def trigger_words(item) -> str:
+    """A plan item in words: "every Sunday at 00:15 (GMT+08:00)", "after NOTEBOOK/1 succeeds"."""
+    if item.trigger_type == "CRON_JOB":
+        try:
+            return describe.describe(item.cron_desc, item.time_zone or None)
+        except cron.InvalidCron:
+            return f"cron {item.cron_desc} ({item.time_zone})"
+    if item.trigger_type == "DEPENDENCY":
+        names = [f"{job['entityGroup']}/{job['entityKey']}" for job in item.trigger_by_jobs]
+        return "after " + " or ".join(names) + " succeeds"
+    return "once, on demand"
+
+
+@dataclass(frozen=True)
+class ScheduleAction:
+    key: str
+    label: str
+    title: str
+    body: str
+    confirm_label: str
+    danger: bool = False
+    needs_run: bool = False  # starting a run also needs the run permission
+
+
+SCHEDULE_ACTIONS = {
+    action.key: action
+    for action in (
+        ScheduleAction(
+            "enable",
+            "Enable",
+            "Enable this plan?",
+            "It fires from its next fire time on; the times passed while it was disabled "
+            "are neither run nor recorded as missed.",
+            "Enable",
+        ),
+        ScheduleAction(
+            "disable",
+            "Disable",
+            "Disable this plan?",
+            "It will not fire until it is enabled again. Runs already started go on.",
+            "Disable",
+            danger=True,
+        ),
+        ScheduleAction(
+            "run",
+            "Run now",
+            "Run this plan's job now?",
+            "One run starts now, whatever the overlap policy; the schedule stays as it is.",
+            "Run now",
+            needs_run=True,
+        ),
+        ScheduleAction(
+            "cancel",
+            "Cancel runs",
+            "Cancel this plan's running runs?",
+            "Every running step of its running contexts is asked to stop; they end cancelled.",
+            "Cancel runs",
+            danger=True,
+        ),
+        ScheduleAction(
+            "delete",
+            "Delete",
+            "Delete this plan?",
+            "The plan and its schedule are removed; its past runs stay in the task list.",
+            "Delete plan",
+            danger=True,
+        ),
+    )
+}
+
+
+def can_manage_schedules(user) -> bool:
+    return access.can_operate(user, "manage_schedules")
+
+
+def schedule_action_allowed(user, action: ScheduleAction) -> bool:
+    return can_manage_schedules(user) and (not action.needs_run or access.can_operate(user, "run"))
+
+
+def schedule_buttons(user, plan, *, running: bool) -> list[Button]:
+    """The plan page's buttons, each only with its permission: enable or disable (by the
+    plan's state), run now, cancel (while a run is running) and delete."""
+    keys = ["disable" if plan.enabled else "enable", "run"]
+    if running:
+        keys.append("cancel")
+    keys.append("delete")
+    url = reverse("dashboard:schedule_confirm", args=[plan.pk])
+    return [
+        Button(key, action.label, True, action.body, f"{url}?action={key}", action.danger)
+        for key in keys
+        if schedule_action_allowed(user, action := SCHEDULE_ACTIONS[key])
+    ]

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from taskcenter.dashboard import operations, views
+from taskcenter.dashboard import jobs, operations, schedules_views, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -40,4 +40,21 @@ urlpatterns = [
         name="subtask_operate",
     ),
     path("audit/", views.audit, name="audit"),
+    path("jobs/", jobs.job_list, name="job_list"),
+    path("jobs/<str:key>/", jobs.job_detail, name="job_detail"),
+    path("schedules/", schedules_views.schedule_list, name="schedule_list"),
+    path("schedules/new/", schedules_views.schedule_new, name="schedule_new"),
+    path("schedules/preview/", schedules_views.schedule_preview, name="schedule_preview"),
+    path("schedules/<int:plan_id>/", schedules_views.schedule_detail, name="schedule_detail"),
+    path("schedules/<int:plan_id>/edit/", schedules_views.schedule_edit, name="schedule_edit"),
+    path(
+        "schedules/<int:plan_id>/confirm/",
+        schedules_views.schedule_confirm,
+        name="schedule_confirm",
+    ),
+    path(
+        "schedules/<int:plan_id>/<str:key>/",
+        schedules_views.schedule_action,
+        name="schedule_action",
+    ),
 ]

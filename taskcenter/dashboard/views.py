@@ -15,6 +15,7 @@ byte offset).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -40,6 +41,7 @@ from taskcenter.core.http import (
 )
 from taskcenter.dashboard import dag, detail, presenters, subtask_list
 from taskcenter.dashboard.forms import DEFAULT_PAGE_SIZE, AuditFilterForm, TaskFilterForm
+from taskcenter.schedules import selectors as schedule_selectors
 from taskcenter.tasks import diagnosis, selectors
 from taskcenter.tasks.models import Operation, TaskInstance, TaskStatus
 
@@ -224,6 +226,9 @@ def task_detail(request, task_id: int):
     context = detail.page_context(request, task, nodes, view=view, selected=selected)
     context["nav"] = "tasks"
     context["status_filter"] = status_filter
+    # A context (a run a plan started) names its plan; the plan may have been deleted since.
+    context["started_by"] = schedule_selectors.context_fire(task_id=task.pk)
+    context["parameters"] = [(name, json.dumps(value)) for name, value in task.parameters.items()]
     if view == "flow":
         context["svg"] = dag.render_svg(
             dag.layout(nodes), selected_id=selected_id, link=f"{detail_url}?view=flow&subtask="

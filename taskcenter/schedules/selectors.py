@@ -10,7 +10,7 @@ from django.db.models import Min, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from taskcenter.core import params as parse
-from taskcenter.core.errors import InvalidParameter, TaskNotFound
+from taskcenter.core.errors import InvalidDefinition, InvalidParameter, TaskNotFound
 from taskcenter.schedules import status
 from taskcenter.schedules.models import (
     Fire,
@@ -20,7 +20,16 @@ from taskcenter.schedules.models import (
     Schedule,
     TriggerType,
 )
-from taskcenter.tasks.models import SubtaskInstance, SubtaskStatus, TaskInstance, TaskStatus
+from taskcenter.tasks import definitions
+from taskcenter.tasks.definitions import DefinitionSpec
+from taskcenter.tasks.models import (
+    SubtaskInstance,
+    SubtaskStatus,
+    TaskDefinition,
+    TaskInstance,
+    TaskStatus,
+)
+from taskcenter.tasks.services.definitions import definition_resolve
 
 USER_LIST_MAX = 500
 LIST_MAX = 1000
@@ -287,3 +296,65 @@ def context_subtasks(*, context_id: int) -> list[SubtaskInstance]:
         .defer("action", "rollback_action")
         .order_by("series_id", "pk")
     )
+
+
+# --- Pages: jobs (task definitions) and a plan's history -------------------------------------------
+# Reads that only the dashboard's Jobs and Schedules pages ask for.
+
+
+def job_definitions() -> list[DefinitionSpec]:
+    """Every definition a job may run: those registered in code, and the latest version of
+    each data definition, by name."""
+    specs = {spec.name: spec for spec in definitions.registered_definitions()}
+    data_names = (
+        TaskDefinition.objects.filter(source=TaskDefinition.Source.DATA)
+        .order_by()
+        .values_list("name", flat=True)
+        .distinct()
+    )
+    for name in data_names:
+        if name not in specs:
+            specs[name] = definition_resolve(name=name)[0]
+    return sorted(specs.values(), key=lambda spec: spec.name)
+
+
+def job_definition_get(*, key: str) -> DefinitionSpec:
+    """A definition by its name, or by the id of its stored row (any version's row names
+    the definition, whose current version is shown)."""
+    name = key
+    if key.isdigit() and definitions.get_registered_definition(key) is None:
+        row = TaskDefinition.objects.filter(pk=int(key)).only("name").first()
+        if row is not None:
+            name = row.name
+    try:
+        return definition_resolve(name=name)[0]
+    except InvalidDefinition:
+        raise TaskNotFound(f"There is no job definition {key!r}.") from None
+
+
+def definition_runs(
+    *, visible: QuerySet[TaskInstance], name: str, limit: int = 10
+) -> list[TaskInstance]:
+    """The latest runs of a definition among `visible`, newest first."""
+    return list(
+        visible.filter(definition__name=name)
+        .select_related("creator", "cluster", "tenant")
+        .order_by("-id")[:limit]
+    )
+
+
+def plan_history(
+    *, plan_id: int, visible: QuerySet[TaskInstance], limit: int = 50
+) -> list[tuple[Fire, TaskInstance | None]]:
+    """plan_fires with each run's task (and its jobStatus); a run outside `visible` comes
+    without its task, as cluster scoping hides it everywhere else."""
+    fires = plan_fires(plan_id=plan_id, limit=limit)
+    ids = [fire.task_id for fire in fires if fire.task_id]
+    tasks = visible.filter(pk__in=ids).annotate(job_status=status.job_status())
+    by_id = {task.pk: task for task in tasks}
+    return [(fire, by_id.get(fire.task_id) if fire.task_id else None) for fire in fires]
+
+
+def context_fire(*, task_id: int) -> Fire | None:
+    """The fire that started this task, when a plan started it (the task is a context)."""
+    return Fire.objects.filter(task_id=task_id).select_related("plan").first()

@@ -1,15 +1,13 @@
-"""The management commands: seed_demo, run_task and serve."""
+"""The management commands: seed_demo, run_task (serve: test_serve.py)."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from datetime import timedelta
 from io import StringIO
@@ -357,7 +355,7 @@ def test_run_task_unknown_definition_exits_non_zero_from_the_shell():
     assert proc.stdout == ""
 
 
-# --- serve ---------------------------------------------------------------------------------------
+# --- Isolated processes (here and in test_serve.py) ------------------------------------------------
 
 
 def _isolated_env(var_dir: Path) -> dict[str, str]:
@@ -366,113 +364,6 @@ def _isolated_env(var_dir: Path) -> dict[str, str]:
     for name in ("DATABASE_URL", "CELERY_BROKER_URL", "STATIC_ROOT"):
         env.pop(name, None)
     return env
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _live_processes_in_groups(groups: set[int]) -> list[str]:
-    """Processes (not zombies) whose process group is one of `groups`, from /proc."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid pgrp ...; comm may contain spaces, so split after ')'.
-        state, _ppid, pgrp = text.rsplit(")", 1)[1].split()[:3]
-        if int(pgrp) in groups and state != "Z":
-            found.append(text[:80])
-    return found
-
-
-def _healthz(port: int) -> int | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-            return response.status
-    except OSError:
-        return None
-
-
-def _start_serve(tmp_path):
-    """Start `serve` on a free port with its own var dir; return once /healthz answers."""
-    port = _free_port()
-    log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", str(port), "--concurrency", "1"],
-            cwd=ROOT,
-            env=_isolated_env(tmp_path / "var"),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + 90
-    while _healthz(port) != 200:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(f"serve did not come up:\n{log_path.read_text()}")
-        time.sleep(0.2)
-    return proc, port, log_path
-
-
-def test_serve_runs_web_worker_scheduler_and_stops_cleanly_on_ctrl_c(tmp_path):
-    proc, port, log_path = _start_serve(tmp_path)
-    groups: set[int] = set()
-    try:
-        output = log_path.read_text()
-        groups = {int(pid) for pid in re.findall(r"started \w+ \(pid (\d+)\)", output)}
-        assert len(groups) == 3, output
-        deadline = time.monotonic() + 30  # the worker's banner comes after the web server
-        while " ready." not in log_path.read_text() or "scheduler | " not in log_path.read_text():
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
-        assert _live_processes_in_groups(groups)
-
-        started = time.monotonic()
-        os.kill(proc.pid, signal.SIGINT)
-        assert proc.wait(timeout=15) == 0, log_path.read_text()
-        assert time.monotonic() - started < 15
-
-        output = log_path.read_text()
-        assert "web       | " in output and "worker    | " in output
-        assert f"http://127.0.0.1:{port}/" in output
-        assert "serve: stopped" in output
-        assert _live_processes_in_groups(groups) == []
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        for group in groups:
-            try:
-                os.killpg(group, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
-def test_serve_stops_everything_and_fails_when_a_child_dies(tmp_path):
-    proc, port, log_path = _start_serve(tmp_path)
-    groups: set[int] = set()
-    try:
-        pids = dict(re.findall(r"started (\w+) \(pid (\d+)\)", log_path.read_text()))
-        groups = {int(pid) for pid in pids.values()}
-
-        os.killpg(int(pids["scheduler"]), signal.SIGKILL)
-
-        assert proc.wait(timeout=20) != 0
-        assert "scheduler exited unexpectedly" in log_path.read_text()
-        assert _live_processes_in_groups(groups) == []
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        for group in groups:
-            try:
-                os.killpg(group, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 # --- The demo app --------------------------------------------------------------------------------

@@ -180,10 +180,13 @@ class Command(BaseCommand):
             return
         if count == 0:
             return
+        # History is made of the operators' definitions: not the benchmarks, and not those
+        # with required parameters (the schedules' job classes), whose values it cannot know.
         specs = [
             spec
             for spec in definitions.registered_definitions()
             if not spec.name.startswith("Benchmark")
+            and not any(p.required for p in spec.parameters)
         ]
         if not specs:
             raise CommandError("No task definitions are registered; nothing to seed history from.")

@@ -1,10 +1,9 @@
 """serve: the whole task center in one terminal.
 
 Migrates, collects static files, optionally seeds the demo, then runs three children: the
-web server, a Celery worker and the scheduler, with their output prefixed by name. Each
-child gets its own session, so Ctrl-C in the terminal reaches only this process, which
-then stops the children in order (SIGTERM, then SIGKILL to the child's whole process
-group for whatever is left after the grace period).
+web server (waitress), a Celery worker and the scheduler, with their output prefixed by
+name. A child that dies is restarted with backoff while the others keep running; Ctrl-C
+or SIGTERM stops them all (the supervision is in `taskcenter.tasks.management.supervise`).
 """
 
 from __future__ import annotations
@@ -15,38 +14,20 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
-STOP_GRACE_SECONDS = 10.0
-
-
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    proc: subprocess.Popen | None = None
-    reader: threading.Thread | None = field(default=None, repr=False)
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def exit_status(self) -> int | None:
-        """The process's exit status; None while it runs or before it started."""
-        return self.proc.returncode if self.proc is not None else None
+from taskcenter.tasks.management.supervise import Child, Supervisor
 
 
 class Command(BaseCommand):
     help = (
-        "Run the task center in one terminal: web server, Celery worker and scheduler "
-        "(after migrate and collectstatic). Ctrl-C stops everything."
+        "Run the task center in one terminal: web server (waitress), Celery worker and "
+        "scheduler (after migrate and collectstatic), restarting any that dies. Ctrl-C or "
+        "SIGTERM stops everything."
     )
 
     def add_arguments(self, parser):
@@ -58,16 +39,30 @@ class Command(BaseCommand):
             "--concurrency", type=int, default=4, help="Worker processes (default 4)."
         )
         parser.add_argument(
+            "--threads", type=int, default=8, help="Web server threads (default 8)."
+        )
+        parser.add_argument(
             "--demo",
             action="store_true",
             help="Seed demo data and start a few live demo tasks (seed_demo --live).",
         )
 
-    def handle(self, *args, port: int, host: str, concurrency: int, demo: bool, **options):
+    def handle(
+        self,
+        *args,
+        port: int,
+        host: str,
+        concurrency: int,
+        threads: int,
+        demo: bool,
+        **options,
+    ):
         if not 0 < port < 65536:
             raise CommandError(f"--port must be between 1 and 65535, got {port}.")
         if concurrency < 1:
             raise CommandError("--concurrency must be at least 1.")
+        if threads < 1:
+            raise CommandError("--threads must be at least 1.")
         if _port_open(host, port):
             raise CommandError(f"Port {port} on {host} is already in use; choose another --port.")
         self._lock = threading.Lock()
@@ -81,7 +76,7 @@ class Command(BaseCommand):
             if self._stop.is_set():
                 self.say("serve: stopped before starting the processes")
                 return
-            children = self._children(host, port, concurrency)
+            children = self._children(host, port, concurrency, threads)
             code = self._run(children, host, port, demo)
         finally:
             for sig, handler in previous.items():
@@ -133,11 +128,11 @@ class Command(BaseCommand):
         if seeded.returncode:
             raise CommandError(f"seed_demo failed with status {seeded.returncode}; see above.")
 
-    def _children(self, host: str, port: int, concurrency: int) -> list[Child]:
+    def _children(self, host: str, port: int, concurrency: int, threads: int) -> list[Child]:
         manage = str(settings.BASE_DIR / "manage.py")
         python = sys.executable
         return [
-            Child("web", [python, manage, "runserver", f"{_url_host(host)}:{port}", "--noreload"]),
+            Child("web", [python, "-m", "waitress", *waitress_options(host, port, threads)]),
             Child(
                 "worker",
                 [
@@ -161,38 +156,17 @@ class Command(BaseCommand):
         env = dict(os.environ, PYTHONUNBUFFERED="1", TASKCENTER_BASE_URL=f"http://{host}:{port}")
         if demo:
             env["TASKCENTER_DEMO"] = "true"
-        width = max(len(child.name) for child in children)
-        try:
-            for child in children:
-                child.proc = subprocess.Popen(
-                    child.argv,
-                    cwd=settings.BASE_DIR,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-                child.reader = threading.Thread(
-                    target=self._pump,
-                    args=(child, f"{child.name:<{width}} | "),
-                    daemon=True,
-                    name=f"serve-{child.name}",
-                )
-                child.reader.start()
-                self.say(f"serve: started {child.name} (pid {child.proc.pid})")
-        except OSError as exc:
-            self.say(f"serve: could not start {child.name}: {exc}")
-            self._shutdown(children)
+        supervisor = Supervisor(
+            children, env=env, cwd=settings.BASE_DIR, say=self.say, stop=self._stop
+        )
+        if not supervisor.start_all():
             return 1
 
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else _url_host(host)}:{port}/"
         announced = False
-        failed: Child | None = None
-        while not self._stop.is_set():
-            failed = next((child for child in children if not child.alive), None)
-            if failed is not None:
-                break
+
+        def announce_once_listening() -> None:
+            nonlocal announced
             if not announced and _port_open(host, port):
                 announced = True
                 self.say(f"serve: the task center is at {url}  (Ctrl-C to stop)")
@@ -201,64 +175,36 @@ class Command(BaseCommand):
                         "serve: demo users viewer, operator, admin (password printed by "
                         "seed_demo above on the first run, or TASKCENTER_DEMO_PASSWORD)"
                     )
-            self._stop.wait(0.2)
 
-        if failed is not None:
-            self.say(
-                f"serve: {failed.name} exited unexpectedly with status {failed.exit_status}; "
-                "stopping the others"
-            )
-        else:
-            self.say(f"serve: {self._signal_name or 'stop'} received; stopping")
-        self._shutdown(children)
-        if failed is not None:
-            self.stderr.write(f"serve: stopped because {failed.name} exited")
-            return 1
+        supervisor.watch(announce_once_listening)
+        self.say(f"serve: {self._signal_name or 'stop'} received; stopping")
+        supervisor.shutdown()
         self.say("serve: stopped")
         return 0
 
-    def _pump(self, child: Child, prefix: str) -> None:
-        assert child.proc is not None and child.proc.stdout is not None
-        for raw in iter(child.proc.stdout.readline, b""):
-            try:
-                self.say(prefix + raw.decode(errors="replace").rstrip("\r\n"))
-            except (OSError, ValueError):
-                pass  # our own output is gone; keep draining so the child never blocks
-        child.proc.stdout.close()
 
-    def _shutdown(self, children: list[Child]) -> None:
-        """SIGTERM each child, wait for the grace period, then SIGKILL what is left."""
-        started = [(child.name, child.proc) for child in children if child.proc is not None]
-        for _, proc in started:
-            if proc.poll() is None:
-                _signal_quietly(proc, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for name, proc in started:
-            try:
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                self.say(f"serve: {name} did not stop in time; killing it")
-        for _, proc in started:
-            # The child leads its own process group (start_new_session); killing the group
-            # also takes its own children (the worker's pool) with it. A group whose leader
-            # has exited is left alone: the leader stopped its children itself.
-            if proc.poll() is None:
-                _signal_quietly(proc, signal.SIGKILL, group=True)
-                proc.wait(timeout=5)
-        for child in children:
-            if child.reader is not None:
-                child.reader.join(timeout=2)
+def waitress_options(host: str, port: int, threads: int) -> list[str]:
+    """waitress-serve's options for the web child (the README's "Scaling out" uses the same).
 
-
-def _signal_quietly(proc: subprocess.Popen, signum: int, *, group: bool = False) -> None:
-    """Send `signum` to the process (or its whole process group); one already gone is fine."""
-    try:
-        if group:
-            os.killpg(proc.pid, signum)
-        else:
-            proc.send_signal(signum)
-    except ProcessLookupError:
-        pass
+    Why waitress: no reverse proxy stands in front of the one-command setup, so the server
+    itself must cope with slow or stalled clients. Waitress reads each request completely
+    (headers and body, a large body spilled to a temporary file) in its asynchronous I/O
+    loop before a worker thread sees it, so a client that sends half a request holds a
+    socket, never a thread: the threads only run Django. Connections silent for
+    `channel-timeout` seconds are closed. It is pure Python (nothing to compile on a fresh
+    machine), maintained (Pylons project) and speaks WSGI, Django's synchronous interface,
+    so no view changes. poll() instead of select() lifts select's limit of 1024
+    descriptors, and `connection-limit` (waitress's default is 100, after which it stops
+    accepting) leaves room for hundreds of open connections, idle log tails included.
+    """
+    return [
+        f"--listen={_url_host(host)}:{port}",
+        f"--threads={threads}",
+        "--connection-limit=1000",
+        "--channel-timeout=60",
+        "--asyncore-use-poll",
+        "taskcenter.wsgi:application",
+    ]
 
 
 def _url_host(host: str) -> str:

@@ -1,0 +1,96 @@
+"""The Jobs pages: every task definition with its parameters and recent runs, and a Run
+form generated from its parameters that starts a task (run permission, checked on the
+server whatever the page shows) and opens its page."""
+
+from __future__ import annotations
+
+from django.shortcuts import redirect
+from django.views.decorators.http import require_GET, require_http_methods
+
+from taskcenter.accounts import access
+from taskcenter.core.errors import NotPermitted, TaskCenterError
+from taskcenter.core.http import page, signed_in_view
+from taskcenter.dashboard import presenters
+from taskcenter.dashboard.schedule_forms import RunForm, parameter_type, shown_default
+from taskcenter.schedules import selectors as schedule_selectors
+from taskcenter.tasks import services
+
+RECENT_RUNS_LISTED = 3
+RECENT_RUNS_DETAIL = 10
+
+dashboard_view = signed_in_view(access.require_view)
+
+
+def can_run(user) -> bool:
+    return access.can_operate(user, "run")
+
+
+def _parameters(spec) -> list[dict]:
+    return [
+        {
+            "name": param.name,
+            "type": parameter_type(param),
+            "default": shown_default(param),
+            "help": param.description,
+            "required": param.required,
+        }
+        for param in spec.parameters
+    ]
+
+
+def _runs(user, name: str, limit: int) -> list[dict]:
+    visible = access.visible_tasks(user)
+    return presenters.list_rows(
+        schedule_selectors.definition_runs(visible=visible, name=name, limit=limit)
+    )
+
+
+@dashboard_view
+@require_GET
+def job_list(request):
+    definitions = [
+        {
+            "spec": spec,
+            "parameters": _parameters(spec),
+            "runs": _runs(request.user, spec.name, RECENT_RUNS_LISTED),
+        }
+        for spec in schedule_selectors.job_definitions()
+    ]
+    return page(
+        request,
+        "dashboard/job_list.html",
+        {"nav": "jobs", "definitions": definitions, "can_run": can_run(request.user)},
+    )
+
+
+@dashboard_view
+@require_http_methods(["GET", "POST"])
+def job_detail(request, key: str):
+    """The definition's page; a POST is its Run form: the task's page on success, else the
+    form again with the messages next to the fields (400)."""
+    spec = schedule_selectors.job_definition_get(key=key)
+    allowed = can_run(request.user)
+    form = RunForm(spec, request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        if not allowed:
+            raise NotPermitted("You do not have permission to run jobs.")
+        if form.is_valid():
+            try:
+                task = services.task_start(
+                    definition_name=spec.name, parameters=form.cleaned, creator=request.user
+                )
+            except TaskCenterError as exc:
+                form.refuse(exc.message)
+            else:
+                return redirect("dashboard:task_detail", task_id=task.pk)
+        status = 400
+    context = {
+        "nav": "jobs",
+        "spec": spec,
+        "parameters": _parameters(spec),
+        "runs": _runs(request.user, spec.name, RECENT_RUNS_DETAIL),
+        "form": form,
+        "can_run": allowed,
+    }
+    return page(request, "dashboard/job_detail.html", context, status=status)

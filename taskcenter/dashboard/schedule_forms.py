@@ -1,0 +1,471 @@
+"""The forms of the Jobs and Schedules pages: a Run form generated from a definition's
+parameters, and a plan's form with its cron builder and live preview.
+
+Neither saves anything: the views hand what they read to taskcenter.tasks.services
+(task_start) and taskcenter.schedules.services (plan_submit), whose refusals come back
+as messages next to the field they name.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from taskcenter.core.errors import InvalidDefinition, InvalidParameter
+from taskcenter.schedules import cron, describe, jobs
+from taskcenter.schedules.inputs import ExecDetailInput, ItemInput, PlanInput
+from taskcenter.schedules.models import CronType, MisfirePolicy, OverlapPolicy, TriggerType
+from taskcenter.tasks.definitions import DefinitionSpec, ParameterSpec
+
+PREVIEW_COUNT = 5
+ZONE_SUGGESTIONS = (
+    "UTC", "GMT+08:00", "Asia/Shanghai", "Asia/Tokyo", "Asia/Kolkata", "Europe/London",
+    "Europe/Berlin", "America/New_York", "America/Los_Angeles", "Australia/Sydney",
+)  # fmt: skip
+WEEKDAYS = ((1, "Sun"), (2, "Mon"), (3, "Tue"), (4, "Wed"), (5, "Thu"), (6, "Fri"), (7, "Sat"))
+
+
+# --- Run form: one field per definition parameter ------------------------------------------------
+
+
+def parameter_type(param: ParameterSpec) -> str:
+    """What a parameter holds, read from its default (definitions declare no types)."""
+    default = param.default
+    if isinstance(default, bool):
+        return "boolean"
+    if isinstance(default, int):
+        return "integer"
+    if isinstance(default, float):
+        return "number"
+    if isinstance(default, str):
+        return "text"
+    if isinstance(default, dict | list):
+        return "JSON"
+    return "any"
+
+
+def shown_default(param: ParameterSpec) -> str:
+    """The default as the form's field shows it (and as the user would type it)."""
+    if param.default is None:
+        return ""
+    if isinstance(param.default, bool | dict | list):
+        return json.dumps(param.default)
+    return str(param.default)
+
+
+@dataclass
+class ParameterField:
+    name: str
+    type: str
+    default: str
+    help: str
+    required: bool
+    value: str = ""
+    error: str = ""
+
+
+def _read_value(kind: str, text: str) -> Any:
+    """The typed value of a field's text; ValueError with the message for the page."""
+    if kind == "integer":
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError("Enter a whole number, e.g. 4.") from None
+    if kind == "number":
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError("Enter a number, e.g. 1.5.") from None
+    if kind == "boolean":
+        if text.lower() not in ("true", "false"):
+            raise ValueError("Choose true or false.")
+        return text.lower() == "true"
+    if kind == "JSON":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"Enter JSON: {exc.msg} at character {exc.pos}.") from None
+    if kind == "any":
+        # A number, true/false or JSON value when it reads as one, else the text itself.
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+    return text
+
+
+class RunForm:
+    """The Run form of a definition. `is_valid()` checks each field, then the definition's
+    own rules (spec.resolve_parameters, as task_start applies them)."""
+
+    def __init__(self, spec: DefinitionSpec, data=None):
+        self.spec = spec
+        self.bound = data is not None
+        self.fields = [
+            ParameterField(
+                name=param.name,
+                type=parameter_type(param),
+                default=shown_default(param),
+                help=param.description,
+                required=param.required,
+                value=(data.get(f"param-{param.name}", "") if data is not None else "")
+                or ("" if data is not None else shown_default(param)),
+            )
+            for param in spec.parameters
+        ]
+        self.error = ""
+        self.cleaned: dict[str, Any] = {}
+
+    def is_valid(self) -> bool:
+        given: dict[str, Any] = {}
+        for param in self.fields:
+            text = param.value.strip()
+            if not text:
+                if param.required:
+                    param.error = "Required."
+                continue
+            try:
+                given[param.name] = _read_value(param.type, text)
+            except ValueError as exc:
+                param.error = str(exc)
+        if any(param.error for param in self.fields):
+            return False
+        try:
+            self.cleaned = self.spec.resolve_parameters(given)
+        except InvalidDefinition as exc:
+            self.error = exc.message
+            return False
+        return True
+
+    def refuse(self, message: str) -> None:
+        """A refusal by the service (a definition's build may reject a value)."""
+        self.error = message
+
+
+# --- Cron builder ---------------------------------------------------------------------------------
+
+# The shapes the builder writes, and reads back when a plan is edited: (type, pattern).
+_SHAPES: dict[str, re.Pattern[str]] = {
+    CronType.MINUTELY: re.compile(r"0 (?:\*|0/(?P<every>\d+)) \* \* \* \?"),
+    CronType.HOURLY: re.compile(r"0 (?P<minute>\d+) (?:\*|0/(?P<every>\d+)) \* \* \?"),
+    CronType.DAILY: re.compile(r"0 (?P<minute>\d+) (?P<hour>\d+) \* \* \?"),
+    CronType.WEEKLY: re.compile(
+        r"0 (?P<minute>\d+) (?P<hour>\d+) \? \* (?P<weekdays>[1-7](?:,[1-7])*)"
+    ),
+    CronType.MONTHLY: re.compile(r"0 (?P<minute>\d+) (?P<hour>\d+) (?P<day>\d+|L) \* \?"),
+}
+
+
+@dataclass
+class Builder:
+    """The builder's inputs; `expression()` is the Quartz expression they make."""
+
+    cron_type: str = CronType.WEEKLY
+    every: int = 1
+    minute: int = 0
+    hour: int = 0
+    weekdays: list[int] = field(default_factory=lambda: [1])
+    day: str = "1"
+    text: str = ""  # the free-text expression of the CRON type
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_data(cls, data) -> Builder:
+        builder = cls(cron_type=data.get("cron_type") or CronType.WEEKLY)
+        if builder.cron_type not in CronType.values:
+            builder.errors["cron_type"] = f"Choose one of {', '.join(CronType.values)}."
+            builder.cron_type = CronType.CRON
+        builder.every = builder._number(data, "every", 1, 1, 59)
+        builder.minute = builder._number(data, "minute", 0, 0, 59)
+        builder.hour = builder._number(data, "hour", 0, 0, 23)
+        days = data.getlist("weekdays") if hasattr(data, "getlist") else data.get("weekdays", [])
+        builder.weekdays = sorted({int(d) for d in days if str(d) in "1234567" and str(d)})
+        if builder.cron_type == CronType.WEEKLY and not builder.weekdays:
+            builder.errors["weekdays"] = "Choose at least one day."
+        builder.day = (data.get("day") or "1").strip().upper()
+        if builder.day != "L" and not (builder.day.isdigit() and 1 <= int(builder.day) <= 31):
+            builder.errors["day"] = "A day of the month, 1 to 31, or L for the last day."
+            builder.day = "1"
+        builder.text = " ".join((data.get("cron_desc") or "").split())
+        return builder
+
+    def _number(self, data, name: str, default: int, low: int, high: int) -> int:
+        text = str(data.get(name) or "").strip()
+        if not text:
+            return default
+        if not text.isdigit() or not low <= int(text) <= high:
+            self.errors[name] = f"A whole number from {low} to {high}."
+            return default
+        return int(text)
+
+    @classmethod
+    def from_item(cls, cron_type: str, expression: str) -> Builder:
+        """The builder that writes `expression`, or the CRON type with it as text."""
+        shape = _SHAPES.get(cron_type)
+        found = shape.fullmatch(expression) if shape else None
+        if found is None:
+            return cls(cron_type=CronType.CRON, text=expression)
+        parts = found.groupdict()
+        return cls(
+            cron_type=cron_type,
+            every=int(parts.get("every") or 1),
+            minute=int(parts.get("minute") or 0),
+            hour=int(parts.get("hour") or 0),
+            weekdays=[int(d) for d in (parts.get("weekdays") or "1").split(",")],
+            day=parts.get("day") or "1",
+            text=expression,
+        )
+
+    def expression(self) -> str:
+        every = f"0/{self.every}" if self.every > 1 else "*"
+        if self.cron_type == CronType.MINUTELY:
+            return f"0 {every} * * * ?"
+        if self.cron_type == CronType.HOURLY:
+            return f"0 {self.minute} {every} * * ?"
+        if self.cron_type == CronType.DAILY:
+            return f"0 {self.minute} {self.hour} * * ?"
+        if self.cron_type == CronType.WEEKLY:
+            return f"0 {self.minute} {self.hour} ? * {','.join(map(str, self.weekdays or [1]))}"
+        if self.cron_type == CronType.MONTHLY:
+            return f"0 {self.minute} {self.hour} {self.day} * ?"
+        return self.text
+
+
+# --- Preview: the expression in words and its next fire times -------------------------------------
+
+
+@dataclass
+class FireTime:
+    utc: datetime
+    local: str  # the wall time in the plan's zone, as written (templates would convert it)
+    offset: str  # that zone's offset then, "UTC+08:00"
+    offset_change: str  # "" or the words for a DST change since the time before
+
+
+@dataclass
+class Preview:
+    expression: str
+    zone: str
+    words: str = ""
+    times: list[FireTime] = field(default_factory=list)
+    error: str = ""  # Quartz's reason, or the zone's
+    error_field: str = ""
+
+
+def _offset_words(offset: timedelta | None) -> str:
+    minutes = int((offset or timedelta(0)).total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def preview(expression: str, zone_name: str, *, now: datetime | None = None) -> Preview:
+    """What the plan would do: its words and next fire times in its zone, each marked
+    where the zone's offset changed since the time before (a DST change)."""
+    result = Preview(expression=expression, zone=zone_name)
+    if not expression:
+        result.error, result.error_field = "Enter a cron expression.", "cron_desc"
+        return result
+    try:
+        parsed = cron.parse(expression)
+    except cron.InvalidCron as exc:
+        result.error, result.error_field = exc.reason, "cron_desc"
+        return result
+    try:
+        zone = cron.parse_zone(zone_name)
+    except cron.InvalidZone as exc:
+        result.error, result.error_field = exc.reason, "time_zone"
+        return result
+    now = now or timezone.now()
+    result.words = describe.describe(expression, zone_name)
+    previous = now.astimezone(zone).utcoffset()
+    for fire in parsed.next_fire_times(now, zone, PREVIEW_COUNT):
+        local = fire.astimezone(zone)
+        offset = local.utcoffset()
+        change = ""
+        if offset != previous:
+            change = f"clocks change: {_offset_words(previous)} → {_offset_words(offset)}"
+        result.times.append(
+            FireTime(
+                utc=fire,
+                local=local.strftime("%a %Y-%m-%d %H:%M:%S"),
+                offset=_offset_words(offset),
+                offset_change=change,
+            )
+        )
+        previous = offset
+    return result
+
+
+# --- The plan form -------------------------------------------------------------------------------
+
+
+class ScheduleForm:
+    """A plan: its job (entity and job class), one cron trigger made by the builder, and
+    its policies. `plan_input()` gives what plan_submit takes; the service's refusals are
+    put next to their field by `refuse()`."""
+
+    FIELD_OF = {  # the service's field names -> this form's
+        "entityGroup": "entity_group",
+        "entityKey": "entity_key",
+        "execDetail.jobClass": "job_class",
+        "execDetail.jobParams": "job_params",
+        "execDetail.retryTimes": "retry_times",
+        "cronDesc": "cron_desc",
+        "timeZone": "time_zone",
+        "planItems": "cron_desc",
+    }
+
+    def __init__(self, data=None, *, plan=None, item=None, kept_items=()):
+        self.plan = plan
+        self.kept_items = list(kept_items)  # the plan's other items, kept as they are
+        self.item_id = item.pk if item is not None else None  # kept: its fires point at it
+        self.errors: dict[str, str] = {}
+        self.error = ""
+        if data is None:
+            self.values = self._initial(plan, item)
+            self.builder = (
+                Builder.from_item(item.cron_type, item.cron_desc) if item else Builder(hour=0)
+            )
+        else:
+            self.values = {
+                name: (data.get(name) or "").strip()
+                for name in (
+                    "entity_group",
+                    "entity_key",
+                    "job_class",
+                    "job_params",
+                    "retry_times",
+                    "time_zone",
+                    "misfire_policy",
+                    "overlap_policy",
+                )
+            }
+            self.values["enabled"] = bool(data.get("enabled"))
+            if plan is not None:  # a plan's job is its identity: it does not change
+                self.values["entity_group"] = plan.entity_group
+                self.values["entity_key"] = plan.entity_key
+            self.builder = Builder.from_data(data)
+            self.errors.update(self.builder.errors)
+
+    @staticmethod
+    def _initial(plan, item) -> dict:
+        if plan is None:
+            first_job = next(iter(jobs.registered_job_classes()), None)
+            return {
+                "entity_group": "",
+                "entity_key": "",
+                "job_class": first_job.name if first_job else "",
+                "job_params": "{}",
+                "retry_times": "0",
+                "time_zone": settings.TIME_ZONE,
+                "misfire_policy": MisfirePolicy.RUN_ONCE,
+                "overlap_policy": OverlapPolicy.SKIP,
+                "enabled": True,
+            }
+        return {
+            "entity_group": plan.entity_group,
+            "entity_key": plan.entity_key,
+            "job_class": plan.job_class,
+            "job_params": json.dumps(plan.job_params),
+            "retry_times": str(plan.retry_times),
+            "time_zone": item.time_zone if item else settings.TIME_ZONE,
+            "misfire_policy": plan.misfire_policy,
+            "overlap_policy": plan.overlap_policy,
+            "enabled": plan.enabled,
+        }
+
+    @property
+    def text_fields(self) -> dict[str, dict]:
+        """The plain text inputs as the template shows them: name, value, error."""
+        return {
+            name: {"name": name, "value": self.values[name], "error": self.errors.get(name, "")}
+            for name in ("entity_group", "entity_key", "retry_times")
+        }
+
+    @property
+    def expression(self) -> str:
+        return self.builder.expression()
+
+    def preview(self) -> Preview:
+        return preview(self.expression, self.values["time_zone"] or settings.TIME_ZONE)
+
+    def plan_input(self) -> PlanInput | None:
+        """The plan as plan_submit takes it, or None when a field is wrong (see errors)."""
+        values = self.values
+        for name, label in (("entity_group", "Entity group"), ("entity_key", "Entity key")):
+            if not values[name]:
+                self.errors[name] = f"{label} is required."
+        try:
+            params = json.loads(values["job_params"] or "{}")
+            if not isinstance(params, dict):
+                raise ValueError
+        except ValueError:
+            self.errors["job_params"] = 'A JSON object, e.g. {"notebook": 1}.'
+            params = {}
+        retry = values["retry_times"] or "0"
+        if not retry.isdigit() or int(retry) > 100:
+            self.errors["retry_times"] = "A whole number from 0 to 100."
+            retry = "0"
+        check = self.preview()
+        if check.error:
+            self.errors.setdefault(check.error_field, check.error)
+        for name, choices in (
+            ("misfire_policy", MisfirePolicy.values),
+            ("overlap_policy", OverlapPolicy.values),
+        ):
+            if values[name] not in choices:
+                self.errors[name] = f"Choose one of {', '.join(choices)}."
+        if self.errors:
+            return None
+        item = ItemInput(
+            field="planItems[0]",
+            id=self.item_id,
+            trigger_type=TriggerType.CRON_JOB,
+            cron_desc=self.expression,
+            cron_type=self.builder.cron_type,
+            time_zone=check.zone,
+        )
+        return PlanInput(
+            entity_group=values["entity_group"],
+            entity_key=values["entity_key"],
+            exec_detail=ExecDetailInput(
+                job_class=values["job_class"], job_params=params, retry_times=int(retry)
+            ),
+            items=[item, *self.kept_items],
+            enabled=values["enabled"],
+            sync=False,
+            misfire_policy=values["misfire_policy"],
+            overlap_policy=values["overlap_policy"],
+        )
+
+    def refuse(self, exc: InvalidParameter) -> None:
+        """A service's refusal, shown next to the field it names."""
+        name = (exc.parameter or "").split(".")[-1] if exc.parameter else ""
+        full = exc.parameter or ""
+        target = self.FIELD_OF.get(full) or self.FIELD_OF.get(name)
+        if target:
+            self.errors[target] = exc.reason
+        else:
+            self.error = exc.message
+
+
+def kept_item_inputs(items) -> list[ItemInput]:
+    """A plan's items other than the one the form edits, as plan_submit keeps them."""
+    return [
+        ItemInput(
+            field=f"planItems[{index}]",
+            id=item.pk,
+            trigger_type=item.trigger_type,
+            cron_desc=item.cron_desc,
+            cron_type=item.cron_type,
+            time_zone=item.time_zone,
+            trigger_by_jobs=item.trigger_by_jobs,
+        )
+        for index, item in enumerate(items, start=1)
+    ]

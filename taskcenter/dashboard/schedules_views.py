@@ -1,0 +1,262 @@
+"""The Schedules pages: the plans, a plan with its runs and its skipped and missed fires,
+the create/edit form with its cron builder and live preview, and the plan's actions
+(enable, disable, run now, cancel, delete), each confirmed in a dialog.
+
+Reads go through taskcenter.schedules.selectors and every write through
+taskcenter.schedules.services; permissions (view; manage schedules; run for "run now")
+are checked here on the server whatever the page shows.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from taskcenter.accounts import access
+from taskcenter.core import params as parse
+from taskcenter.core.errors import InvalidParameter, NotPermitted
+from taskcenter.core.http import page, paging, signed_in_view
+from taskcenter.dashboard import presenters
+from taskcenter.dashboard.schedule_forms import (
+    WEEKDAYS,
+    ZONE_SUGGESTIONS,
+    ScheduleForm,
+    kept_item_inputs,
+)
+from taskcenter.schedules import jobs, selectors, services
+from taskcenter.schedules.inputs import ItemInput, PlanInput
+from taskcenter.schedules.models import (
+    CronType,
+    FireOutcome,
+    MisfirePolicy,
+    OverlapPolicy,
+    TriggerType,
+)
+
+PAGE_SIZE = 50
+HISTORY_SHOWN = 50
+
+dashboard_view = signed_in_view(access.require_view)
+
+
+def _require(user, action: presenters.ScheduleAction | None = None) -> None:
+    if not presenters.can_manage_schedules(user):
+        raise NotPermitted("You do not have permission to manage schedules.")
+    if action is not None and not presenters.schedule_action_allowed(user, action):
+        raise NotPermitted("You do not have permission to run jobs.")
+
+
+def _job_status(row) -> str:
+    """The jobStatus the selectors annotate plans and contexts with."""
+    return getattr(row, "job_status", "NONE")
+
+
+def _triggers(items) -> list[str]:
+    return [presenters.trigger_words(item) for item in items]
+
+
+# --- List and detail -----------------------------------------------------------------------------
+
+
+@dashboard_view
+@require_GET
+def schedule_list(request):
+    page_no, size = parse.page(request.GET, default_size=PAGE_SIZE)
+    plans_query = selectors.plan_list(params={})
+    total = plans_query.count()
+    plans = list(plans_query[(page_no - 1) * size : page_no * size])
+    items = selectors.plan_schedule_items(plan_ids=[plan.pk for plan in plans])
+    last_runs = selectors.plan_last_runs(plans=plans)
+    rows = [
+        {
+            "plan": plan,
+            "job": plan.job_class.rsplit(".", 1)[-1],  # the class name without its package
+            "triggers": _triggers(items.get(plan.pk, [])),
+            "last_run": last_runs.get(plan.pk),
+            "badge": presenters.job_status_badge(_job_status(plan)),
+        }
+        for plan in plans
+    ]
+    context = {
+        "nav": "schedules",
+        "rows": rows,
+        "total": total,
+        **paging(page_no=page_no, size=size, rows=rows, total=total),
+        "can_manage": presenters.can_manage_schedules(request.user),
+    }
+    return page(request, "dashboard/schedule_list.html", context)
+
+
+@dashboard_view
+@require_GET
+def schedule_detail(request, plan_id: int):
+    plan = selectors.plan_get(plan_id=plan_id)
+    items = selectors.plan_schedule_items(plan_ids=[plan.pk]).get(plan.pk, [])
+    history = selectors.plan_history(
+        plan_id=plan.pk, visible=access.visible_tasks(request.user), limit=HISTORY_SHOWN
+    )
+    runs = [
+        {
+            "fire": fire,
+            "task": task,
+            "badge": presenters.job_status_badge(_job_status(task)) if task else None,
+        }
+        for fire, task in history
+        if fire.outcome == FireOutcome.STARTED
+    ]
+    not_run = [
+        {"fire": fire, "tone": presenters.FIRE_OUTCOME_TONES[fire.outcome]}
+        for fire, _ in history
+        if fire.outcome != FireOutcome.STARTED
+    ]
+    running = selectors.plan_running_context(plan_id=plan.pk) is not None
+    context = {
+        "nav": "schedules",
+        "plan": plan,
+        "items": [(item, presenters.trigger_words(item)) for item in items],
+        "badge": presenters.job_status_badge(_job_status(plan)),
+        "params_json": json.dumps(plan.job_params),
+        "runs": runs,
+        "not_run": not_run,
+        "buttons": presenters.schedule_buttons(request.user, plan, running=running),
+        "can_manage": presenters.can_manage_schedules(request.user),
+    }
+    return page(request, "dashboard/schedule_detail.html", context)
+
+
+# --- Create, edit and the live preview ------------------------------------------------------------
+
+
+@dashboard_view
+@require_http_methods(["GET", "POST"])
+def schedule_new(request):
+    _require(request.user)
+    form = ScheduleForm(request.POST if request.method == "POST" else None)
+    return _form_page(request, form)
+
+
+@dashboard_view
+@require_http_methods(["GET", "POST"])
+def schedule_edit(request, plan_id: int):
+    _require(request.user)
+    plan = selectors.plan_get(plan_id=plan_id)
+    items = selectors.plan_schedule_items(plan_ids=[plan.pk]).get(plan.pk, [])
+    # The form edits the plan's first cron item; its other items are kept as they are.
+    edited = next((item for item in items if item.trigger_type == TriggerType.CRON_JOB), None)
+    kept = kept_item_inputs([item for item in items if item is not edited])
+    data = request.POST if request.method == "POST" else None
+    form = ScheduleForm(data, plan=plan, item=edited, kept_items=kept)
+    return _form_page(request, form)
+
+
+def _form_page(request, form: ScheduleForm):
+    status = 200
+    if request.method == "POST":
+        data = form.plan_input()
+        if data is not None:
+            try:
+                submitted = services.plan_submit(actor=request.user, data=data)
+            except InvalidParameter as exc:
+                form.refuse(exc)
+            else:
+                verb = "saved" if form.plan else "created"
+                messages.success(
+                    request, f"Plan {submitted.plan.title or submitted.plan.pk} {verb}."
+                )
+                return redirect("dashboard:schedule_detail", plan_id=submitted.plan.pk)
+        status = 400
+    context = {
+        "nav": "schedules",
+        "form": form,
+        "plan": form.plan,
+        "values": form.values,
+        "builder": form.builder,
+        "preview": form.preview(),
+        "job_classes": [
+            {"name": job.name, "short": job.name.rsplit(".", 1)[-1], "definition": job.definition}
+            for job in jobs.registered_job_classes()
+        ],
+        "cron_types": CronType.values,
+        "weekdays": WEEKDAYS,
+        "zones": ZONE_SUGGESTIONS,
+        "misfire_policies": MisfirePolicy.choices,
+        "overlap_policies": OverlapPolicy.choices,
+    }
+    return page(request, "dashboard/schedule_form.html", context, status=status)
+
+
+@dashboard_view
+@require_GET
+def schedule_preview(request):
+    """The form's live preview (htmx): the expression, its words and next five fire times
+    in the plan's zone, or Quartz's reason for refusing it."""
+    _require(request.user)
+    form = ScheduleForm(request.GET)
+    return render(request, "dashboard/_cron_preview.html", {"preview": form.preview()})
+
+
+# --- Actions ------------------------------------------------------------------------------------
+
+
+def _action(key: str) -> presenters.ScheduleAction:
+    action = presenters.SCHEDULE_ACTIONS.get(key)
+    if action is None:
+        raise InvalidParameter.because("action", f"{key!r} is not a plan action.")
+    return action
+
+
+@dashboard_view
+@require_GET
+def schedule_confirm(request, plan_id: int):
+    """The confirmation dialog of an action (permission checked here and on the POST)."""
+    action = _action(request.GET.get("action", ""))
+    _require(request.user, action)
+    plan = selectors.plan_get(plan_id=plan_id)
+    context = {
+        "plan": plan,
+        "action": action,
+        "action_url": reverse("dashboard:schedule_action", args=[plan.pk, action.key]),
+    }
+    return render(request, "dashboard/_schedule_confirm.html", context)
+
+
+@dashboard_view
+@require_POST
+def schedule_action(request, plan_id: int, key: str):
+    action = _action(key)
+    _require(request.user, action)
+    user = request.user
+    if key in ("enable", "disable"):
+        services.plan_set_enabled(plan_id=plan_id, actor=user, enabled=key == "enable")
+        messages.success(request, f"Plan {plan_id} {key}d.")
+    elif key == "run":
+        plan = selectors.plan_get(plan_id=plan_id)
+        submitted = services.plan_submit(actor=user, data=_run_now(plan))
+        started = ", ".join(f"#{context_id}" for context_id in submitted.context_ids)
+        messages.success(request, f"Run started: task {started}.")
+    elif key == "cancel":
+        asked = services.plan_cancel(plan_id=plan_id, actor=user)
+        messages.success(request, f"Asked {asked} running step(s) to stop.")
+    else:
+        services.plan_delete(plan_id=plan_id, actor=user)
+        messages.success(request, f"Plan {plan_id} deleted; its past runs stay.")
+        return redirect("dashboard:schedule_list")
+    return redirect("dashboard:schedule_detail", plan_id=plan_id)
+
+
+def _run_now(plan) -> PlanInput:
+    """A ONCE item for the plan's job: one run now, the schedule left as it is."""
+    return PlanInput(
+        entity_group=plan.entity_group,
+        entity_key=plan.entity_key,
+        exec_detail=None,
+        items=[ItemInput(field="planItems[0]", id=None, trigger_type=TriggerType.ONCE)],
+        enabled=None,
+        sync=False,
+        misfire_policy=None,
+        overlap_policy=None,
+    )

@@ -1,0 +1,237 @@
+"""`serve`: the production web server, supervision of its children, and stopping cleanly."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from taskcenter.tasks.management.supervise import MAX_RESTART_DELAY, restart_delay
+from tests.tasks.test_commands import ROOT, _isolated_env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _live_processes_in_groups(groups: set[int]) -> list[str]:
+    """Processes (not zombies) whose process group is one of `groups`, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...; comm may contain spaces, so split after ')'.
+        state, _ppid, pgrp = text.rsplit(")", 1)[1].split()[:3]
+        if int(pgrp) in groups and state != "Z":
+            found.append(text[:80])
+    return found
+
+
+def _healthz(port: int, timeout: float = 1) -> int | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=timeout) as resp:
+            return resp.status
+    except OSError:
+        return None
+
+
+def _started_pids(log_path: Path) -> list[tuple[str, int]]:
+    """(child name, pid) of every child serve started, restarts included, in order."""
+    found = re.findall(r"started (\w+) \(pid (\d+)\)", log_path.read_text())
+    return [(name, int(pid)) for name, pid in found]
+
+
+def _wait_for(condition, what: str, log_path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}:\n{log_path.read_text()}"
+        time.sleep(0.2)
+
+
+class Serve:
+    """`serve` on a free port with its own var dir; every process it started is killed after."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.port = _free_port()
+        self.log_path = tmp_path / "serve.log"
+        self.env = _isolated_env(tmp_path / "var")
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "manage.py", "serve", "--port", str(self.port)]
+                + ["--concurrency", "1"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_until_up(self) -> None:
+        deadline = time.monotonic() + 90
+        while _healthz(self.port) != 200:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"serve did not come up:\n{self.log_path.read_text()}")
+            time.sleep(0.2)
+
+    @property
+    def groups(self) -> set[int]:
+        return {pid for _, pid in _started_pids(self.log_path)}
+
+    def pid_of(self, name: str) -> int:
+        return [pid for child, pid in _started_pids(self.log_path) if child == name][-1]
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+    def kill_everything(self) -> None:
+        groups = self.groups if self.log_path.exists() else set()
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        for group in groups:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture
+def serve(tmp_path):
+    running = Serve(tmp_path)
+    try:
+        running.wait_until_up()
+        yield running
+    finally:
+        running.kill_everything()
+
+
+def test_serve_runs_web_worker_scheduler_and_stops_cleanly_on_ctrl_c(serve):
+    groups = serve.groups
+    assert len(groups) == 3, serve.output()
+    # The worker's banner comes after the web server.
+    _wait_for(
+        lambda: " ready." in serve.output() and "scheduler | " in serve.output(),
+        "the worker and the scheduler did not start",
+        serve.log_path,
+        timeout=30,
+    )
+    assert _live_processes_in_groups(groups)
+
+    started = time.monotonic()
+    os.kill(serve.proc.pid, signal.SIGINT)
+    assert serve.proc.wait(timeout=15) == 0, serve.output()
+    assert time.monotonic() - started < 15
+
+    output = serve.output()
+    assert "web       | " in output and "worker    | " in output
+    assert f"http://127.0.0.1:{serve.port}/" in output
+    assert "serve: stopped" in output
+    assert _live_processes_in_groups(groups) == []
+
+
+def _web_threads(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^Threads:\s+(\d+)", status, re.MULTILINE).group(1))
+
+
+def test_serve_web_is_waitress_and_answers_at_once_with_200_half_sent_requests_open(serve):
+    """No reverse proxy stands in front of serve: the server itself must hold slow clients
+    without giving each a thread (Django's runserver had one thread per connection)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{serve.port}/healthz", timeout=5) as response:
+        assert response.headers["Server"] == "waitress"
+    # Static files come through whitenoise, from the files collectstatic gathered.
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{serve.port}/static/css/app.css", timeout=5
+    ) as response:
+        assert response.status == 200
+        assert "max-age" in response.headers["Cache-Control"]
+
+    with ExitStack() as stack:
+        for i in range(200):
+            sock = stack.enter_context(socket.create_connection(("127.0.0.1", serve.port), 5))
+            # A request line and part of the headers, never the blank line that ends them.
+            partial = f"GET /api/v2/tasks/instances?page={i} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            sock.sendall(partial.encode())
+        time.sleep(1)  # let the server take them all in
+
+        timings = []
+        for _ in range(3):
+            started = time.monotonic()
+            assert _healthz(serve.port, timeout=5) == 200
+            timings.append(time.monotonic() - started)
+        assert min(timings) < 1.0, timings
+        # Holding 200 half-sent requests costs sockets, not threads.
+        assert _web_threads(serve.pid_of("web")) < 50
+
+
+def test_serve_restarts_a_killed_worker_keeps_serving_and_sigterm_stops_everything(serve):
+    _wait_for(lambda: " ready." in serve.output(), "no worker", serve.log_path)
+    old_worker = serve.pid_of("worker")
+
+    answers: list[int | None] = []
+    polling = threading.Event()
+
+    def poll_web() -> None:
+        while not polling.is_set():
+            answers.append(_healthz(serve.port, timeout=5))
+            polling.wait(0.1)
+
+    poller = threading.Thread(target=poll_web, daemon=True)
+    poller.start()
+    try:
+        os.killpg(old_worker, signal.SIGKILL)
+        _wait_for(
+            lambda: serve.pid_of("worker") != old_worker,
+            "the worker was not restarted",
+            serve.log_path,
+            timeout=30,
+        )
+        output = serve.output()
+        assert "serve: worker exited unexpectedly with signal SIGKILL; restarting it in" in output
+        assert "serve: restarted worker" in output
+        assert serve.proc.poll() is None
+
+        # The new worker runs a task to the end.
+        waited = subprocess.run(
+            [sys.executable, "manage.py", "run_task", "Benchmark chain", "--param", "length=3"]
+            + ["--wait", "--timeout", "90"],
+            cwd=ROOT,
+            env=serve.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert waited.returncode == 0, waited.stdout + waited.stderr + serve.output()
+        assert "SUCCESSFUL" in waited.stdout.splitlines()[-1]
+    finally:
+        polling.set()
+        poller.join(timeout=10)
+    assert answers and set(answers) == {200}, answers
+
+    # SIGTERM (a service manager's stop) ends every child, the restarted worker included.
+    groups = serve.groups
+    assert len(groups) == 4
+    os.kill(serve.proc.pid, signal.SIGTERM)
+    assert serve.proc.wait(timeout=20) == 0, serve.output()
+    assert "serve: SIGTERM received; stopping" in serve.output()
+    assert "serve: stopped" in serve.output()
+    assert _live_processes_in_groups(groups) == []
+
+
+def test_restart_delay_doubles_from_one_second_up_to_a_cap():
+    assert [restart_delay(n) for n in range(1, 6)] == [1.0, 2.0, 4.0, 8.0, 16.0]
+    assert restart_delay(20) == MAX_RESTART_DELAY == 30.0
