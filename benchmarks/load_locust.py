@@ -28,7 +28,6 @@ project's: `.venv/bin/pip install locust psutil`):
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import os
 import random
@@ -221,8 +220,7 @@ def _seed(history: int, users: int) -> dict:
     from taskcenter.tasks.models import SubtaskInstance, TaskInstance
 
     if TaskInstance.objects.count() < history:
-        with _only_definitions_seed_demo_can_fill():
-            call_command("seed_demo", tasks=history, seed=11, verbosity=0)
+        call_command("seed_demo", tasks=history, seed=11, verbosity=0)
     operators = Group.objects.get(name=roles.MANAGER)
     cookies = []
     for number in range(users):
@@ -241,26 +239,6 @@ def _seed(history: int, users: int) -> dict:
         .values_list("task_id", "pk")[:500]
     )
     return {"cookies": cookies, "tasks": task_ids, "logs": [list(pair) for pair in logs]}
-
-
-@contextlib.contextmanager
-def _only_definitions_seed_demo_can_fill():
-    """seed_demo's history picks any registered definition, and stops at one with a
-    required parameter it has no value for (the HENGSHI job definitions): hide those."""
-    from taskcenter.tasks import definitions
-
-    every = definitions.registered_definitions
-
-    def fillable():
-        return [
-            d for d in every() if not any(p.required and p.default is None for p in d.parameters)
-        ]
-
-    definitions.registered_definitions = fillable
-    try:
-        yield
-    finally:
-        definitions.registered_definitions = every
 
 
 def _start_live_tasks() -> None:
