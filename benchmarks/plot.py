@@ -79,6 +79,13 @@ def _save(fig, out: Path, name: str) -> None:
     print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
 
+def _finish_single(fig, ax, title: str, out: Path, name: str) -> None:
+    """A one-plot figure: its run in the title, the legend below, saved."""
+    ax.set_title(title, fontsize=10)
+    _legend_below(ax)
+    _save(fig, out, name)
+
+
 def engine_overhead(figures: dict, out: Path) -> None:
     rows = figures["rows"]
     labels = [f"{r['setup']}\n{r['shape']}" for r in rows]
@@ -196,13 +203,11 @@ def auth_concurrency(figures: dict, out: Path) -> None:
     _target(ax, 2 * figures["session"]["p95_ms"], "target: 2x session p95")
     ax.set_yscale("log")  # a miss can be 100 times the session's time
     ax.set_ylabel("ms per call, 20 at once (log scale)")
-    ax.set_title(
+    title = (
         f"20 concurrent API calls: Basic vs session (ratio {figures['ratio_p95']:.2f}, "
-        f"load {figures['load_average']:g})",
-        fontsize=10,
+        f"load {figures['load_average']:g})"
     )
-    _legend_below(ax)
-    _save(fig, out, "auth_concurrency")
+    _finish_single(fig, ax, title, out, "auth_concurrency")
 
 
 def load_locust(figures: dict, out: Path) -> None:
@@ -218,14 +223,12 @@ def load_locust(figures: dict, out: Path) -> None:
     _target(ax, 300, "p95 target 300 ms", horizontal=True)
     total = figures["all"]
     ax.set_xlabel("ms (number of requests in brackets)")
-    ax.set_title(
+    title = (
         f"locust: {figures.get('users', '50 operators + 200 log tails')}, "
         f"{figures['minutes']:g} min; errors {total['errors']}/{total['requests']}, "
-        f"load {figures['load_average']:g}",
-        fontsize=10,
+        f"load {figures['load_average']:g}"
     )
-    _legend_below(ax)
-    _save(fig, out, "load_locust")
+    _finish_single(fig, ax, title, out, "load_locust")
 
 
 def scheduler_throughput(figures: dict, out: Path) -> None:

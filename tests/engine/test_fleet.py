@@ -187,26 +187,18 @@ def test_two_workers_share_a_thousand_subtask_fan_out_and_none_runs_twice(routed
         assert {s.executor for s in subtasks} == {"w1-fleet", "w2-fleet"}
 
 
+def _start_then_six_shells(params: dict) -> list[SubtaskSpec]:
+    """A Python step, then six shell steps that say which fleet member ran them."""
+    say_who = {"command": 'echo "ran on $FLEET_MEMBER"'}
+    shells = [
+        SubtaskSpec(f"sh{i}", f"shell {i}", "SHELL_TASK", say_who, ["start"]) for i in range(6)
+    ]
+    return [SubtaskSpec("start", "start", "PYTHON_TASK", {"callable": "demo.noop"}), *shells]
+
+
 @through_the_fleet
 def test_a_routed_subtask_runs_on_the_only_worker_that_consumes_its_queue(routed):
-    register_definition(
-        DefinitionSpec(
-            name="Fleet routing",
-            build=lambda params: [
-                SubtaskSpec("start", "start", "PYTHON_TASK", {"callable": "demo.noop"}),
-                *[
-                    SubtaskSpec(
-                        f"sh{i}",
-                        f"shell {i}",
-                        "SHELL_TASK",
-                        {"command": 'echo "ran on $FLEET_MEMBER"'},
-                        upstreams=["start"],
-                    )
-                    for i in range(6)
-                ],
-            ],
-        )
-    )
+    register_definition(DefinitionSpec(name="Fleet routing", build=_start_then_six_shells))
     task = _finished(services.task_start(definition_name="Fleet routing"), timeout=120)
 
     assert task.status == "SUCCESSFUL"
