@@ -8,12 +8,14 @@ settings read it once at import.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -83,6 +85,24 @@ def setup_django(database: str) -> None:
     call_command("migrate", verbosity=0, interactive=False, skip_checks=True)
 
 
+@contextlib.contextmanager
+def temporary_setup(args, prefix: str):
+    """A temp dir, the environment and a migrated database for a run: (tmp, database URL).
+
+    `args` carries --database and --broker, and --json, made absolute here because the
+    run changes directory.
+    """
+    if getattr(args, "json", None):
+        args.json = args.json.resolve()
+    exit_on_sigterm()
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp_name:
+        tmp = Path(tmp_name)
+        database = database_url(args.database, tmp)
+        prepare_environment(tmp=tmp, database=database, broker=args.broker)
+        setup_django(database)
+        yield tmp, database
+
+
 def exit_on_sigterm() -> None:
     """Turn SIGINT/SIGTERM/SIGHUP into KeyboardInterrupt so `finally` blocks clean up.
 
@@ -142,3 +162,90 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
     print("  ".join("-" * w for w in widths))
     for row in rows:
         print(line(row))
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """The nearest-rank percentile (p95 of 20 values is the 19th)."""
+    import math
+
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+def free_port(first: int = 18400, last: int = 18499) -> int:
+    """A port nobody listens on, from a range (the benchmarks' own, on a shared machine)."""
+    import socket
+
+    for port in range(first, last + 1):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit(f"no free port in {first}-{last}")
+
+
+def _static_root() -> str:
+    import tempfile
+
+    return os.environ.get("STATIC_ROOT") or str(
+        Path(tempfile.gettempdir()) / "taskcenter-bench-static"
+    )
+
+
+class Server:
+    """`manage.py serve` (web server, worker and scheduler) as a benchmark's server.
+
+    The one-command setup is what is measured, whichever web server it runs. The settings
+    come from this process's environment (prepare_environment), so the server shares the
+    benchmark's database, broker and secret key.
+    """
+
+    def __init__(self, tmp: Path, *, concurrency: int = 1):
+        import subprocess
+
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp / "serve.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        argv = [sys.executable, str(ROOT / "manage.py"), "serve", "--port", str(self.port)]
+        self.proc = subprocess.Popen(
+            [*argv, "--concurrency", str(concurrency)],
+            cwd=tmp,
+            # serve runs collectstatic: a folder kept between runs makes it incremental
+            # (minutes on a busy machine the first time, a second after).
+            env=dict(os.environ, PYTHONUNBUFFERED="1", STATIC_ROOT=_static_root()),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        import time
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.base}/healthz", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit(f"serve did not answer /healthz; see {self.log_path}")
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # serve stops its children itself
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self._log.close()

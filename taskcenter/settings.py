@@ -239,6 +239,38 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 # The queue this deployment's subtasks go to; separate deployments (or test runs) sharing
 # one broker use different names.
 CELERY_TASK_DEFAULT_QUEUE = env_str("TASKCENTER_QUEUE", "celery")
+
+
+def _queue_routes(rules: list[str]) -> list[tuple[dict[str, str], str]]:
+    """TASKCENTER_QUEUE_ROUTES: which queue a subtask's attempts go to, first match wins.
+
+    Comma-separated rules `<condition>[&<condition>]=<queue>`, a condition being
+    `node:<NODE_TYPE>` (PYTHON_TASK, SHELL_TASK, HTTP_TASK) or `cluster:<cluster name>`,
+    e.g. `cluster:east&node:SHELL_TASK=east-shell,node:SHELL_TASK=shell`. A subtask no rule
+    matches goes to the default queue (TASKCENTER_QUEUE). Workers choose what they run
+    with `celery worker -Q <queues>`.
+    """
+    routes = []
+    for rule in rules:
+        conditions, _, queue = rule.rpartition("=")
+        matched: dict[str, str] = {}
+        for condition in conditions.split("&") if conditions else []:
+            key, _, value = condition.strip().partition(":")
+            if key not in ("node", "cluster") or not value.strip() or key in matched:
+                break
+            matched[key] = value.strip().upper() if key == "node" else value.strip()
+        else:
+            if matched and queue.strip():
+                routes.append((matched, queue.strip()))
+                continue
+        raise ImproperlyConfigured(
+            f"TASKCENTER_QUEUE_ROUTES: {rule!r} is not node:<TYPE>=<queue>, "
+            "cluster:<name>=<queue> or both joined with &"
+        )
+    return routes
+
+
+TASKCENTER_QUEUE_ROUTES = _queue_routes(env_list("TASKCENTER_QUEUE_ROUTES", []))
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True

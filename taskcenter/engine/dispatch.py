@@ -1,17 +1,57 @@
 """Send subtask attempts to the workers through Celery.
 
 The services decide what to send and when (taskcenter.tasks.dispatch, on commit); this
-module is the sender the engine registers there when its app is ready.
+module is the sender the engine registers there when its app is ready. It also picks each
+attempt's queue from TASKCENTER_QUEUE_ROUTES (by node type and the task's cluster), so
+that workers started with `-Q` run only the subtasks meant for them; with no routes every
+attempt goes to the default queue, as before.
 """
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from taskcenter.celery import app
 from taskcenter.engine.tasks import run_attempt
+from taskcenter.tasks import selectors
 from taskcenter.tasks.dispatch import register_attempt_sender
+from taskcenter.tasks.models import NodeType
 
 
 def register() -> None:
+    _check_routes(settings.TASKCENTER_QUEUE_ROUTES)
     # A lambda, so that the module's functions are looked up when sending (tests replace them).
     register_attempt_sender(lambda attempts: _send_all(attempts))
+
+
+def _check_routes(routes: list[tuple[dict[str, str], str]]) -> None:
+    for conditions, queue in routes:
+        node_type = conditions.get("node")
+        if node_type is not None and node_type not in NodeType.values:
+            raise ImproperlyConfigured(
+                f"TASKCENTER_QUEUE_ROUTES: node type {node_type!r} of the route to "
+                f"{queue!r} is not one of {', '.join(NodeType.values)}"
+            )
+
+
+def queue_for(*, node_type: str, cluster: str | None) -> str | None:
+    """The queue of the first route that matches; None: the default queue."""
+    facts = {"node": node_type, "cluster": cluster}
+    for conditions, queue in settings.TASKCENTER_QUEUE_ROUTES:
+        if all(facts[key] == value for key, value in conditions.items()):
+            return queue
+    return None
+
+
+def _queues(attempts: list[tuple[int, int]]) -> dict[int, str | None]:
+    """Subtask id -> queue; one query for the whole batch, none without routes."""
+    if not settings.TASKCENTER_QUEUE_ROUTES:
+        return {}
+    return {
+        subtask_id: queue_for(node_type=node_type, cluster=cluster)
+        for subtask_id, node_type, cluster in selectors.subtask_routing_facts(
+            subtask_ids=[subtask_id for subtask_id, _ in attempts]
+        )
+    }
 
 
 def _send_all(attempts: list[tuple[int, int]]) -> None:
@@ -20,14 +60,21 @@ def _send_all(attempts: list[tuple[int, int]]) -> None:
     Taking a producer from the pool and declaring the queue for each message of a fan-out
     cost as much as sending it.
     """
+    queues = _queues(attempts)
     if app.conf.task_always_eager:  # tests run attempts in-process: no broker to talk to
         for subtask_id, attempt in attempts:
-            _send(subtask_id, attempt)
+            _send(subtask_id, attempt, **_routing(queues, subtask_id))
         return
     with app.producer_or_acquire() as producer:
         for subtask_id, attempt in attempts:
-            _send(subtask_id, attempt, producer)
+            _send(subtask_id, attempt, producer, **_routing(queues, subtask_id))
 
 
-def _send(subtask_id: int, attempt: int, producer=None) -> None:
-    run_attempt.apply_async(args=[subtask_id, attempt], producer=producer)
+def _routing(queues: dict[int, str | None], subtask_id: int) -> dict[str, str]:
+    # No keyword at all for the default queue: Celery's default routing, as without routes.
+    queue = queues.get(subtask_id)
+    return {"queue": queue} if queue else {}
+
+
+def _send(subtask_id: int, attempt: int, producer=None, **routing) -> None:
+    run_attempt.apply_async(args=[subtask_id, attempt], producer=producer, **routing)

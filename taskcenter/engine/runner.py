@@ -167,6 +167,13 @@ def process_watcher() -> Watcher:
 FOLLOW_FOR_SECONDS = 5.0
 
 
+def _may_follow() -> bool:
+    # A route by node type can send the next link to another queue, which this worker may
+    # not consume: then every link goes through the broker. Routes by cluster alone keep a
+    # task's subtasks on one queue, so following stays right.
+    return not any("node" in conditions for conditions, _ in settings.TASKCENTER_QUEUE_ROUTES)
+
+
 def execute_attempt(*, subtask_id: int, attempt: int) -> None:
     executor = socket.gethostname()
     claimed = services.attempt_claim(subtask_id=subtask_id, attempt=attempt, executor=executor)
@@ -185,7 +192,7 @@ def execute_attempt(*, subtask_id: int, attempt: int) -> None:
             succeeded=succeeded,
             log=log,
             result=result if _is_json_result(result) else None,
-            claim_next_as=executor if time.monotonic() < follow_until else None,
+            claim_next_as=executor if time.monotonic() < follow_until and _may_follow() else None,
         )
         claimed = finished.next
 

@@ -363,3 +363,12 @@ def task_operations_after(*, task_id: int, after_id: int) -> list[Operation]:
         .select_related("subtask")
         .order_by("-id")[:20]
     )
+
+
+def subtask_routing_facts(*, subtask_ids: list[int]) -> list[tuple[int, str, str | None]]:
+    """(subtask id, node type, the task's cluster name or None): what routes a subtask."""
+    return list(
+        SubtaskInstance.objects.filter(pk__in=subtask_ids).values_list(
+            "pk", "node_type", "task__cluster__name"
+        )
+    )

@@ -1,0 +1,375 @@
+"""Load with locust: operators browsing and retrying, and live log tails, on a real server.
+
+Run as a script, it is the runner: it seeds a database (seed_demo's history plus a few
+long-running tasks whose logs grow), signs in the users (session cookies made the way
+login does, so the run does not start with 250 password hashes), starts the one-command
+server (`manage.py serve`, web server + worker + scheduler) and runs locust headless
+with this same file as the locustfile:
+
+* 50 operators (`Operator`): the task list with filters, task detail, its live poll, the
+  audit page, the list and detail through the API, and now and then a retry of a failed
+  task through the API (a refusal because a colleague retried it first, 400 with code
+  20003, counts as an answer, not an error); 1 to 3 s between actions.
+* 200 live log tails (`LogTail`): the log page's poll (/tasks/<id>/subtasks/<id>/log/
+  ?offset=N) every second, following the offset the server hands back, moving to another
+  subtask when the log has ended (htmx's stop-polling status 286).
+
+Printed: requests, error rate, p50/p95 of pages and of API calls (and per request kind),
+and the server's CPU and memory (psutil over serve's process tree, sampled every 2 s;
+CPU in % of one core, memory as the sum of RSS; the web server alone on its own line).
+Targets: error rate < 0.1 %, p95 < 300 ms for pages and for API calls.
+
+Usage, from the project root (locust and psutil are the benchmark's own needs, not the
+project's: `.venv/bin/pip install locust psutil`):
+    .venv/bin/python benchmarks/load_locust.py [--minutes 5] [--database postgres|URL]
+        [--broker URL] [--operators 50] [--tails 200] [--history 2000] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import random
+import re
+
+POSTGRES_LOADBENCH = "postgres://postgres@127.0.0.1:5432/taskcenter_loadbench"
+PASSWORD = "bench-Pa55word!long"
+# Set by the runner for the locust process: the seeded ids and the session cookies.
+SEED_FILE_VARIABLE = "TC_LOAD_SEED"
+SAMPLES_FILE_VARIABLE = "TC_LOAD_SAMPLES"
+TARGET_ERROR_RATE, TARGET_P95_MS = 0.001, 300.0
+REFUSED_CODE = 20003
+
+
+# --- The locustfile ---------------------------------------------------------------------------
+
+if os.environ.get(SEED_FILE_VARIABLE):
+    from locust import HttpUser, between, constant, events, task
+
+    SEED = json.loads(open(os.environ[SEED_FILE_VARIABLE]).read())  # noqa: SIM115
+    SAMPLES: list[tuple[str, str, float, str]] = []  # (kind, name, ms, why it failed or "")
+    _cookies = iter(SEED["cookies"])
+
+    @events.request.add_listener
+    def _record(request_type, name, response_time, exception, **kwargs):
+        kind = "api" if name.startswith("api") else "page"
+        SAMPLES.append(
+            (kind, name, response_time, "" if exception is None else str(exception)[:120])
+        )
+
+    @events.quitting.add_listener
+    def _write_samples(environment, **kwargs):
+        with open(os.environ[SAMPLES_FILE_VARIABLE], "w") as out:
+            json.dump(SAMPLES, out)
+
+    class SignedIn(HttpUser):
+        abstract = True
+
+        def on_start(self) -> None:
+            self.client.cookies.set("sessionid", next(_cookies))
+
+    class Operator(SignedIn):
+        fixed_count = int(os.environ.get("TC_LOAD_OPERATORS", "50"))
+        wait_time = between(1, 3)
+
+        @task(4)
+        def task_list(self) -> None:
+            query = random.choice(
+                ["", "?status=FAILED", "?status=SUCCESSFUL&size=50", "?name=Migrate", "?page=3"]
+            )
+            self.client.get(f"/tasks/{query}", name="page: task list")
+
+        @task(3)
+        def task_detail(self) -> None:
+            task_id = random.choice(SEED["tasks"])
+            self.client.get(f"/tasks/{task_id}/", name="page: task detail")
+            self.client.get(f"/tasks/{task_id}/live/", name="page: detail live poll")
+
+        @task(1)
+        def audit(self) -> None:
+            self.client.get("/audit/", name="page: audit")
+
+        @task(2)
+        def api_list(self) -> None:
+            status = random.choice(["FAILED", "RUNNING", "SUCCESSFUL"])
+            self.client.get(
+                f"/api/v2/tasks/instances?status={status}&pageSize=10", name="api: task list"
+            )
+
+        @task(2)
+        def api_detail(self) -> None:
+            task_id = random.choice(SEED["tasks"])
+            self.client.get(f"/api/v2/tasks/instances/{task_id}", name="api: task detail")
+
+        @task(1)
+        def retry_failed(self) -> None:
+            listed = self.client.get(
+                "/api/v2/tasks/instances?status=FAILED&pageSize=20", name="api: task list"
+            )
+            if listed.status_code != 200:
+                return
+            failed = [row["id"] for row in listed.json()["data"]["contents"]]
+            if not failed:
+                return
+            token = self.client.cookies.get("csrftoken") or self._csrf_token()
+            with self.client.post(
+                f"/api/v2/tasks/instances/{random.choice(failed)}/retry",
+                headers={"X-CSRFToken": token, "Referer": self.host},
+                name="api: retry",
+                catch_response=True,
+            ) as answer:
+                refused = answer.status_code == 400 and _code(answer) == REFUSED_CODE
+                if answer.status_code == 200 or refused:
+                    answer.success()
+
+        def _csrf_token(self) -> str:
+            self.client.get("/tasks/", name="page: task list")
+            return self.client.cookies.get("csrftoken", "")
+
+    class LogTail(SignedIn):
+        fixed_count = int(os.environ.get("TC_LOAD_TAILS", "200"))
+        wait_time = constant(1)  # the log page polls every second
+
+        def on_start(self) -> None:
+            super().on_start()
+            self._follow()
+
+        def _follow(self) -> None:
+            self.task_id, self.subtask_id = random.choice(SEED["logs"])
+            self.offset = 0
+
+        @task
+        def poll(self) -> None:
+            url = f"/tasks/{self.task_id}/subtasks/{self.subtask_id}/log/?offset={self.offset}"
+            answer = self.client.get(url, name="page: log poll")
+            if answer.status_code == 286:  # the log ended: tail another one
+                self._follow()
+                return
+            found = re.search(r"offset=(\d+)", answer.text) if answer.status_code == 200 else None
+            if found:
+                self.offset = int(found.group(1))
+
+    def _code(answer) -> int | None:
+        try:
+            return answer.json().get("code")
+        except ValueError:
+            return None
+
+
+# --- The runner --------------------------------------------------------------------------------
+
+
+def main() -> None:
+    import argparse
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import common
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--database", default=POSTGRES_LOADBENCH, help="postgres or a URL")
+    parser.add_argument("--broker", default=None, help="default: a filesystem broker in tmp")
+    parser.add_argument("--operators", type=int, default=50)
+    parser.add_argument("--tails", type=int, default=200)
+    parser.add_argument("--history", type=int, default=2000, help="seed_demo --tasks")
+    parser.add_argument("--concurrency", type=int, default=2, help="serve's worker processes")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+
+    with common.temporary_setup(args, "tc-load-bench-") as (tmp, database):
+        seed = _seed(args.history, args.operators + args.tails)
+        (tmp / "seed.json").write_text(json.dumps(seed))
+        server = common.Server(tmp, concurrency=args.concurrency)
+        sampler = None
+        try:
+            server.wait_ready()
+            _start_live_tasks()
+            sampler = _Sampler(server.proc.pid)
+            sampler.start()
+            env = dict(
+                os.environ,
+                **{SEED_FILE_VARIABLE: str(tmp / "seed.json")},
+                **{SAMPLES_FILE_VARIABLE: str(tmp / "samples.json")},
+                TC_LOAD_OPERATORS=str(args.operators),
+                TC_LOAD_TAILS=str(args.tails),
+            )
+            users = args.operators + args.tails
+            locust = [sys.executable, "-m", "locust", "-f", __file__, "--headless"]
+            locust += ["--host", server.base, "-u", str(users), "-r", str(max(1, users // 20))]
+            locust += ["-t", f"{int(args.minutes * 60)}s", "--only-summary", "--stop-timeout", "5"]
+            with open(tmp / "locust.log", "wb") as log:
+                subprocess.run(locust, env=env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
+            samples = json.loads((tmp / "samples.json").read_text())
+        finally:
+            if sampler is not None:
+                sampler.stop()
+            server.stop()
+    _report(samples, sampler, args, database)
+
+
+def _seed(history: int, users: int) -> dict:
+    """seed_demo's history, one operator per virtual user, and the ids the users visit."""
+    from django.contrib.auth.models import Group, User
+    from django.core.management import call_command
+    from django.test import Client
+
+    from taskcenter.accounts import roles
+    from taskcenter.tasks.models import SubtaskInstance, TaskInstance
+
+    if TaskInstance.objects.count() < history:
+        call_command("seed_demo", tasks=history, seed=11, verbosity=0)
+    operators = Group.objects.get(name=roles.MANAGER)
+    cookies = []
+    for number in range(users):
+        user, created = User.objects.get_or_create(username=f"load-operator-{number}")
+        if created:
+            user.set_unusable_password()  # they never sign in with a password here
+            user.save()
+            user.groups.add(operators)
+        client = Client()
+        client.force_login(user)
+        cookies.append(client.cookies["sessionid"].value)
+    task_ids = list(TaskInstance.objects.order_by("-id").values_list("pk", flat=True)[:500])
+    logs = list(
+        SubtaskInstance.objects.filter(log_size__gt=0)
+        .order_by("-id")
+        .values_list("task_id", "pk")[:500]
+    )
+    return {"cookies": cookies, "tasks": task_ids, "logs": [list(pair) for pair in logs]}
+
+
+def _start_live_tasks() -> None:
+    """A few tasks whose shell steps write a line a second for the whole run: live logs."""
+    from taskcenter.tasks import services
+
+    for _ in range(2):
+        services.task_start(definition_name="Back up cluster", parameters={"seconds": 600})
+
+
+class _Sampler:
+    """CPU and memory of a process tree, sampled every 2 s in a thread."""
+
+    def __init__(self, root_pid: int):
+        import threading
+
+        import psutil
+
+        self.root = psutil.Process(root_pid)
+        self.samples: list[tuple[float, float, float, float]] = []  # cpu, rss, web cpu, web rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._seen: dict[int, object] = {}
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _tree(self):
+        import psutil
+
+        try:
+            processes = [self.root, *self.root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+        # cpu_percent needs the same Process object between two calls.
+        return [self._seen.setdefault(p.pid, p) for p in processes]
+
+    def _run(self) -> None:
+        import psutil
+
+        for process in self._tree():
+            process.cpu_percent(None)
+        while not self._stop.wait(2.0):
+            total = [0.0, 0.0, 0.0, 0.0]
+            for process in self._tree():
+                try:
+                    cpu, rss = process.cpu_percent(None), process.memory_info().rss / 2**20
+                    web = (
+                        not any(
+                            word in " ".join(process.cmdline())
+                            for word in ("celery", "run_scheduler")
+                        )
+                        and process.pid != self.root.pid
+                    )
+                except psutil.Error:
+                    continue
+                total[0] += cpu
+                total[1] += rss
+                if web:
+                    total[2] += cpu
+                    total[3] += rss
+            self.samples.append(tuple(total))  # type: ignore[arg-type]
+
+
+def _report(samples: list, sampler, args, database: str) -> None:
+    import common
+
+    load = os.getloadavg()
+    print(f"database: {common.describe_database(database)}")
+    print(
+        f"{args.operators} operators + {args.tails} log tails for {args.minutes:g} min "
+        f"(load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})"
+    )
+    figures: dict = {"load_average": round(load[0], 2), "minutes": args.minutes}
+    rows = []
+    for label, keep in (
+        ("all", lambda s: True),
+        ("pages", lambda s: s[0] == "page"),
+        ("API", lambda s: s[0] == "api"),
+        *[(name, (lambda s, n=name: s[1] == n)) for name in sorted({s[1] for s in samples})],
+    ):
+        chosen = [s for s in samples if keep(s)]
+        if not chosen:
+            continue
+        times = [s[2] for s in chosen]
+        errors = sum(1 for s in chosen if s[3])
+        p50, p95 = common.percentile(times, 50), common.percentile(times, 95)
+        rows.append(
+            [label, str(len(chosen)), f"{errors / len(chosen):.3%}", f"{p50:.0f}", f"{p95:.0f}"]
+        )
+        figures[label] = {
+            "requests": len(chosen),
+            "errors": errors,
+            "p50_ms": round(p50),
+            "p95_ms": round(p95),
+        }
+    common.print_table(["requests", "count", "errors", "p50 ms", "p95 ms"], rows)
+    reasons = collections.Counter(f"{s[1]}: {s[3]}" for s in samples if s[3])
+    for reason, count in reasons.most_common(8):
+        print(f"  {count:5d} x {reason}")
+    figures["failures"] = dict(reasons.most_common(8))
+    if sampler is not None and sampler.samples:
+        cpu, rss, web_cpu, web_rss = zip(*sampler.samples, strict=True)
+        for label, c, r in (
+            ("server (serve's tree)", cpu, rss),
+            ("web server alone", web_cpu, web_rss),
+        ):
+            print(
+                f"{label}: CPU mean {sum(c) / len(c):.0f} % max {max(c):.0f} % of one core; "
+                f"memory max {max(r):.0f} MB"
+            )
+        figures["cpu_mean_pct"] = round(sum(cpu) / len(cpu))
+        figures["cpu_max_pct"] = round(max(cpu))
+        figures["rss_max_mb"] = round(max(rss))
+        figures["web_cpu_mean_pct"] = round(sum(web_cpu) / len(web_cpu))
+        figures["web_rss_max_mb"] = round(max(web_rss))
+    total = figures.get("all", {"requests": 0, "errors": 0})
+    error_rate = total["errors"] / max(1, total["requests"])
+    worst_p95 = max(figures.get(k, {}).get("p95_ms", 0) for k in ("pages", "API"))
+    print(
+        f"error rate {error_rate:.3%} (target < {TARGET_ERROR_RATE:.1%}): "
+        f"{common.verdict(error_rate < TARGET_ERROR_RATE)}; worst p95 {worst_p95:.0f} ms "
+        f"(target < {TARGET_P95_MS:.0f}): {common.verdict(worst_p95 < TARGET_P95_MS)}"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
