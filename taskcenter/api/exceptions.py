@@ -111,6 +111,7 @@ _GENERIC = {
     403: (IAM_OPERATION_NOT_PERMITTED, "Forbidden."),
     404: (COMMON_NOT_FOUND, "Not found."),
     405: (COMMON_ILLEGAL_ARGUMENT, "Method not allowed."),
+    503: (COMMON_UNEXPECTED, "The service is unavailable: the database does not answer; retry."),
 }
 
 

@@ -1,10 +1,17 @@
-"""Database settings that apply inside Celery worker processes only."""
+"""Worker process setup: database settings that apply inside Celery workers only, and the
+consumer that survives a broker outage."""
+
+import functools
+import logging
 
 from celery.signals import worker_init
+from celery.worker.consumer import Consumer as CeleryConsumer
 from django.conf import settings
 from django.db import connections
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
+
+logger = logging.getLogger(__name__)
 
 _in_worker = False
 
@@ -27,3 +34,44 @@ def relax_commit_durability(sender, connection, **kwargs) -> None:
     ):
         with connection.cursor() as cursor:
             cursor.execute("SET synchronous_commit TO OFF")
+
+
+class Consumer(CeleryConsumer):
+    """Celery's consumer, made to live through a broker outage (`worker_consumer` setting).
+
+    On a lost Redis connection Celery first collects the connection (which drops the
+    transport's connection parameters) and then closes it; the close tries to restore the
+    unacknowledged messages, needs those parameters, and raises AttributeError, which
+    Celery's `ignore_errors` does not cover: "Unrecoverable error: AttributeError('NoneType'
+    object has no attribute 'hostname')" and the worker exited for good. Here that close
+    ignores the AttributeError; the messages it could not restore come back through Redis'
+    visibility timeout, and claims are idempotent, so a message seen twice runs once.
+
+    Reconnecting, Celery waits 2, 4, 6 ... up to 30 s between attempts; a worker then
+    stays idle up to half a minute after the broker is back. It retries every second here.
+    """
+
+    RECONNECT_EVERY_SECONDS = 1.0
+
+    def on_connection_error_after_connected(self, exc):
+        connection = self.connection
+        if connection is not None:
+            connection.close = _quiet_close(connection.close)  # what Celery calls next
+        super().on_connection_error_after_connected(exc)
+
+    def ensure_connected(self, conn):
+        every = self.RECONNECT_EVERY_SECONDS
+        conn.ensure_connection = functools.partial(
+            conn.ensure_connection, interval_start=every, interval_step=0, interval_max=every
+        )
+        return super().ensure_connected(conn)
+
+
+def _quiet_close(close):
+    def close_ignoring_a_collected_transport() -> None:
+        try:
+            close()
+        except AttributeError:
+            logger.info("closing the lost broker connection: already torn down")
+
+    return close_ignoring_a_collected_transport
