@@ -3,6 +3,7 @@ consumer that survives a broker outage."""
 
 import functools
 import logging
+import warnings
 
 from celery.signals import worker_init
 from celery.worker.consumer import Consumer as CeleryConsumer
@@ -12,6 +13,10 @@ from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 
 logger = logging.getLogger(__name__)
+
+# Celery warns on every connection loss that cancelling running tasks will become the
+# default; the setting is off on purpose (settings.py), so the warning says nothing new.
+warnings.filterwarnings("ignore", message=r"(?s).*worker_cancel_long_running_tasks_on_connection")
 
 _in_worker = False
 
