@@ -5,6 +5,7 @@ import functools
 import logging
 import warnings
 
+from celery.exceptions import CPendingDeprecationWarning
 from celery.signals import worker_init
 from celery.worker.consumer import Consumer as CeleryConsumer
 from django.conf import settings
@@ -13,10 +14,6 @@ from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 
 logger = logging.getLogger(__name__)
-
-# Celery warns on every connection loss that cancelling running tasks will become the
-# default; the setting is off on purpose (settings.py), so the warning says nothing new.
-warnings.filterwarnings("ignore", message=r"(?s).*worker_cancel_long_running_tasks_on_connection")
 
 _in_worker = False
 
@@ -62,7 +59,17 @@ class Consumer(CeleryConsumer):
         connection = self.connection
         if connection is not None:
             connection.close = _quiet_close(connection.close)  # what Celery calls next
-        super().on_connection_error_after_connected(exc)
+            for channel in {
+                getattr(self.task_consumer, "channel", None),
+                getattr(connection, "_default_channel", None),
+            }:
+                if channel is not None:
+                    _forget_acknowledgements(channel)
+        with warnings.catch_warnings():
+            # Celery warns that cancelling running tasks on connection loss will become its
+            # default; it is off on purpose (settings.py), so the warning says nothing new.
+            warnings.simplefilter("ignore", CPendingDeprecationWarning)
+            super().on_connection_error_after_connected(exc)
 
     def ensure_connected(self, conn):
         every = self.RECONNECT_EVERY_SECONDS
@@ -70,6 +77,18 @@ class Consumer(CeleryConsumer):
             conn.ensure_connection, interval_start=every, interval_step=0, interval_max=every
         )
         return super().ensure_connected(conn)
+
+
+def _forget_acknowledgements(channel) -> None:
+    """Acknowledgements of messages received on the lost connection (a subtask that ends
+    during or after the outage) would go to its torn-down channel and raise the same
+    AttributeError from the event loop. They are dropped: the message comes back after
+    the broker's visibility timeout and its claim then does nothing."""
+
+    def forget(*args, **kwargs) -> None:
+        logger.info("acknowledgement on the lost broker connection dropped")
+
+    channel.basic_ack = channel.basic_reject = forget
 
 
 def _quiet_close(close):
