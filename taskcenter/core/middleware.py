@@ -91,8 +91,19 @@ def database_unavailable_response(request) -> HttpResponse:
     return response
 
 
+# SQLSTATEs of a server that is not there: connection exceptions (class 08) and a server
+# shutting down or starting up (57P01-57P03). A deadlock or a lock timeout is also an
+# OperationalError, but the database answered: that is not "unavailable".
+_GONE_SQLSTATE_PREFIXES = ("08", "57P01", "57P02", "57P03")
+
+
 def is_database_unavailable(exception: BaseException | None) -> bool:
-    return isinstance(exception, OperationalError | InterfaceError)
+    if isinstance(exception, InterfaceError):
+        return True
+    if not isinstance(exception, OperationalError):
+        return False
+    sqlstate = getattr(exception.__cause__, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith(_GONE_SQLSTATE_PREFIXES)
 
 
 class DatabaseUnavailableMiddleware:

@@ -30,12 +30,17 @@ class ReapReport:
     outbox_sent: int = 0
 
 
-# After a broker outage, READY attempts older than this are sent again at once: a worker
-# that lost its connection drops the messages it had reserved, and Redis hands them out
-# again only after its visibility timeout (an hour). A duplicate message runs nothing.
-RESEND_AFTER_OUTAGE_SECONDS = 5.0
-
-_broker_down = False  # as this process last saw it
+# READY attempts whose message may be lost are sent again once, at once, on this process's
+# first pass and after each broker outage, rather than after TASKCENTER_REDISPATCH_AFTER:
+# - a process killed between a commit and its send (the scheduler during a fire, a web
+#   server, a worker finishing a subtask) loses that send; a scheduler starting up cannot
+#   tell those apart from messages still queued, so it sends every READY attempt again;
+# - a worker that lost its broker connection drops the messages it had reserved, and Redis
+#   hands them out again only after its visibility timeout (an hour).
+# A duplicate message runs nothing (the claim is a compare-and-set); it costs one message
+# per waiting attempt, once.
+_catch_up = True
+_broker_down = False  # as this process last saw it, for the log
 
 
 def reap() -> ReapReport:
@@ -71,28 +76,29 @@ def reap() -> ReapReport:
 
 
 def _send_what_waited_for_the_broker(now, report: ReapReport) -> None:
-    """Drain the outbox; after an outage, also send again what a worker may have dropped."""
-    global _broker_down
+    """Drain the outbox; on the first pass and after an outage, send READY work again."""
+    global _broker_down, _catch_up
     if not dispatch.broker_answers():
         if not _broker_down:
             logger.warning("broker does not answer; queued attempts wait in the outbox")
-        _broker_down = True
+        _broker_down = _catch_up = True
         return
     try:
         report.outbox_sent = outbox.drain(dispatch.send_now)
     except Exception as exc:  # noqa: BLE001 - the broker went away again between the two
         logger.warning("outbox not sent yet (%s)", outbox.describe_error(exc))
-        _broker_down = True
+        _broker_down = _catch_up = True
         return
     count_reaper_action("outbox_sent", report.outbox_sent)
     if report.outbox_sent:
         logger.warning("broker answers: %d queued attempt(s) sent", report.outbox_sent)
-    if not _broker_down:
-        return
+    if _broker_down:
+        logger.warning("broker answers again")
     _broker_down = False
-    logger.warning("broker answers again")
-    stale = now - timedelta(seconds=RESEND_AFTER_OUTAGE_SECONDS)
-    for subtask_id, attempt in selectors.attempts_ready_since(before=stale):
+    if not _catch_up:
+        return
+    _catch_up = False
+    for subtask_id, attempt in selectors.attempts_ready_since(before=now):
         if services.attempt_redispatch(subtask_id=subtask_id, attempt=attempt):
             report.redispatched += 1
             count_reaper_action("redispatched")

@@ -6,7 +6,7 @@ import logging
 import warnings
 
 from celery.exceptions import CPendingDeprecationWarning
-from celery.signals import worker_init
+from celery.signals import task_postrun, task_prerun, worker_init
 from celery.worker.consumer import Consumer as CeleryConsumer
 from django.conf import settings
 from django.db import connections
@@ -36,6 +36,21 @@ def relax_commit_durability(sender, connection, **kwargs) -> None:
     ):
         with connection.cursor() as cursor:
             cursor.execute("SET synchronous_commit TO OFF")
+
+
+@task_prerun.connect
+@task_postrun.connect
+def drop_a_broken_connection(**kwargs) -> None:
+    """Close a database connection that failed, so that the next statement reconnects.
+
+    Celery's Django fix-up keeps a connection for CELERY_DB_REUSE_MAX tasks without looking
+    at it: after a PostgreSQL restart every task of the process failed on "the connection
+    is closed" until the worker was restarted by hand. Django marks a connection whose
+    statement failed (`errors_occurred`); that one is closed here, the others are kept.
+    """
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is not None and connection.errors_occurred:
+            connection.close()
 
 
 class Consumer(CeleryConsumer):

@@ -243,6 +243,19 @@ class Installation:
             base_url=f"http://127.0.0.1:{self.web_port}", auth=("operator", PASSWORD), timeout=30
         )
 
+    def browser(self) -> httpx.Client:
+        """A client signed in through the sign-in page, as a person with a browser."""
+        client = httpx.Client(base_url=f"http://127.0.0.1:{self.web_port}", timeout=30)
+        client.get("/login/")
+        signed_in = client.post(
+            "/login/",
+            data={"username": "operator", "password": PASSWORD,
+                  "csrfmiddlewaretoken": client.cookies["csrftoken"]},
+            headers={"Referer": f"http://127.0.0.1:{self.web_port}/login/"},
+        )  # fmt: skip
+        assert signed_in.status_code == 302, signed_in.text[:500]
+        return client
+
     def query(self, sql: str, *params) -> list[tuple]:
         """Rows from the drill's database; an empty list while it does not answer."""
         try:

@@ -100,25 +100,28 @@ def test_drill_postgresql_restarted_during_a_run(stack):
     task_id = started_task_id(stack.run_task("Migrate tenant", fail_step="", step_seconds=2))
     running_subtask(stack, task_id)
 
+    browser = stack.browser()
     stack.postgres.stop()
-    with stack.http() as http:
-        page = http.get("/tasks/")
-        api = http.get("/api/v2/tasks/instances")
-        ready = http.get("/readyz")
+    try:
+        page = browser.get("/tasks/")
+        with stack.http() as http:
+            api = http.get("/api/v2/tasks/instances")
+            ready = http.get("/readyz")
+        time.sleep(3)
+    finally:
+        stack.postgres.start()
+    back = time.monotonic()
     assert page.status_code == 503 and "database does not answer" in page.text
     assert api.status_code == 503 and api.json()["successful"] is False
     assert ready.status_code == 503 and ready.json()["database"] == "unavailable"
-    time.sleep(3)
 
-    stack.postgres.start()
-    back = time.monotonic()
-    with stack.http() as http:
-        wait_for(lambda: http.get("/tasks/").status_code == 200, timeout=20)
-        web_back = time.monotonic() - back
-        # An attempt whose finish fell into the outage reads as a lost worker: FAILED,
-        # and a retry completes the task. Nothing stays RUNNING.
-        stack.wait_status(task_id, TERMINAL, timeout=60)
-        if stack.task_status(task_id) == "FAILED":
+    wait_for(lambda: browser.get("/tasks/").status_code == 200, timeout=20)
+    web_back = time.monotonic() - back
+    # An attempt whose finish fell into the outage reads as a lost worker: FAILED, and a
+    # retry completes the task. Nothing stays RUNNING.
+    stack.wait_status(task_id, TERMINAL, timeout=60)
+    if stack.task_status(task_id) == "FAILED":
+        with stack.http() as http:
             assert http.post(f"/api/v2/tasks/instances/{task_id}/retry").status_code == 200
     stack.wait_status(task_id, {"SUCCESSFUL"}, timeout=60)
     assert stack.worker.alive() and stack.scheduler.alive() and stack.web.alive()
@@ -162,7 +165,7 @@ def test_drill_the_scheduler_killed_during_a_fire(stack):
             stack.scheduler.start()
             wait_for(lambda count=count: len(fires(stack)) > count, timeout=15, interval=0.05)
             recoveries.append(time.monotonic() - killed)
-        assert http.post(f"/api/schedules/{plan_id}/disable").status_code == 200
+        wait_for(lambda: http.post(f"/api/schedules/{plan_id}/disable").status_code == 200)
     time.sleep(1)
     rows = fires(stack)
     times = [fire_time for fire_time, _, _ in rows]

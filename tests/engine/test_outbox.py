@@ -38,6 +38,7 @@ def broker(monkeypatch):
     monkeypatch.setattr(dispatch, "_send_all", fake.send)
     monkeypatch.setattr(dispatch, "broker_answers", lambda: fake.up)
     monkeypatch.setattr(reaper, "_broker_down", False)
+    monkeypatch.setattr(reaper, "_catch_up", False)
     return fake
 
 
