@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from tests.conftest import FAST_ENGINE, ROOT, wait_for
+from tests.conftest import FAST_ENGINE, ROOT, end_process_group, wait_for
 
 PORTS = range(18200, 18300)
 PASSWORD = "Dr1ll-password!long"
@@ -147,22 +147,13 @@ class Process:
     def kill(self) -> None:
         """SIGKILL the whole group, as a crash or the OOM killer would."""
         assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        end_process_group(self.proc, signal.SIGKILL)
         self.proc = None
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=5)
-        except ProcessLookupError:
-            pass
-        self.proc = None
+        if self.proc is not None:
+            end_process_group(self.proc, signal.SIGTERM, grace=10)
+            self.proc = None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
