@@ -21,9 +21,8 @@ def register() -> None:
 
 def send_or_queue(attempts: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Send the attempts; those the broker did not take go to the outbox and are returned."""
-    if app.conf.task_always_eager:  # tests run attempts in-process: no broker to talk to
-        for subtask_id, attempt in attempts:
-            _send(subtask_id, attempt)
+    if app.conf.task_always_eager:  # tests run attempts in-process: their errors are theirs
+        _send_all(attempts)
         return []
     try:
         _send_all(attempts)
@@ -39,7 +38,7 @@ def _send_all(attempts: list[tuple[int, int]]) -> None:
     Taking a producer from the pool and declaring the queue for each message of a fan-out
     cost as much as sending it.
     """
-    if app.conf.task_always_eager:
+    if app.conf.task_always_eager:  # tests run attempts in-process: no broker to talk to
         for subtask_id, attempt in attempts:
             _send(subtask_id, attempt)
         return
