@@ -1,5 +1,6 @@
 """Settings, all from environment variables (see the configuration reference in README)."""
 
+import os
 import secrets
 from pathlib import Path
 
@@ -11,6 +12,14 @@ from taskcenter.core.env import env_bool, env_float, env_int, env_list, env_str
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("TASKCENTER_VAR_DIR") or BASE_DIR / "var")
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+# Prometheus counters of every process of this machine (web, workers, scheduler) go to one
+# folder, so /metrics shows them all (taskcenter.core.metrics). Set before any module
+# imports prometheus_client, which reads it once; an empty value turns it off.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics"))
+if os.environ["PROMETHEUS_MULTIPROC_DIR"]:
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+else:
+    del os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 DEBUG = env_bool("DEBUG", False)
 
@@ -69,8 +78,10 @@ if TASKCENTER_DEMO:
 
 MIDDLEWARE = [
     # First, so every later line logged for a request carries its trace id.
+    "taskcenter.core.metrics.RequestMetricsMiddleware",
     "taskcenter.core.middleware.TraceIdMiddleware",
     "taskcenter.api.exceptions.ApiErrorMiddleware",
+    "taskcenter.core.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -278,9 +289,33 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 4, 1)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A broker outage is waited out, never a reason to exit: the worker reconnects every
+# second for as long as it takes (its consumer, taskcenter.engine.worker.Consumer, also
+# survives the Redis transport's teardown error). Running attempts go on during the
+# outage: their claims are in the database, so the message's fate does not matter.
+CELERY_WORKER_CONSUMER = "taskcenter.engine.worker:Consumer"
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CONNECTION_TIMEOUT = 2.0
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# A send that cannot reach the broker gives up after about half a second: the attempts
+# wait in the outbox (taskcenter.engine.outbox) for the reaper, and the request answers.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 # Celery's Django fix-up closes the database connection around every task unless told to
 # reuse it; reconnecting costs more than a short subtask (7-9 ms on PostgreSQL).
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, 0)
+
+# --- Metrics -----------------------------------------------------------------------------
+# Collectors read at scrape time from the database (counts by status, queue lag, fires).
+TASKCENTER_METRICS_COLLECTORS = [
+    "taskcenter.engine.metrics.EngineCollector",
+    "taskcenter.schedules.metrics.FiresCollector",
+]
 
 # --- Engine ------------------------------------------------------------------------------
 # Seconds between heartbeats of a running attempt, and after how long without one the

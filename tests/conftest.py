@@ -80,6 +80,18 @@ def _database_url() -> str:
     return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}{port}/{db['NAME']}"
 
 
+def end_process_group(proc: subprocess.Popen, first: int, grace: float = 5.0) -> None:
+    """Send `first` to the process group, then SIGKILL if it is still there after `grace`."""
+    try:
+        os.killpg(proc.pid, first)
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+    except ProcessLookupError:
+        pass
+
+
 class WorkerProcess:
     """A `celery worker` subprocess in its own process group."""
 
@@ -142,14 +154,7 @@ class WorkerProcess:
     def stop(self) -> None:
         if self.proc is None:
             return
-        try:
-            os.killpg(self.proc.pid, signal.SIGQUIT)
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=5)
-        except ProcessLookupError:
-            pass
+        end_process_group(self.proc, signal.SIGQUIT)
         self.proc = None
         self.log_file.close()
 

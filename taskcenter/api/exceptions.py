@@ -17,6 +17,7 @@ from rest_framework.views import set_rollback
 
 from taskcenter.api.envelope import error_body
 from taskcenter.core.errors import InvalidParameter, TaskCenterError
+from taskcenter.core.middleware import DATABASE_DOWN_MESSAGE, is_database_unavailable
 
 logger = logging.getLogger("taskcenter.api")
 
@@ -43,6 +44,8 @@ def _classify(exc) -> tuple[int, int, str, str | None]:
         return exc.http_status, exc.code, exc.message, target
     if isinstance(exc, Http404):
         return 404, COMMON_NOT_FOUND, str(exc) or "Not found.", None
+    if is_database_unavailable(exc):
+        return 503, COMMON_UNEXPECTED, DATABASE_DOWN_MESSAGE, None
     if isinstance(exc, RequestDataTooBig):
         return 413, COMMON_ILLEGAL_ARGUMENT, "The request body is too large.", "body"
     if isinstance(exc, SuspiciousOperation):
@@ -111,6 +114,7 @@ _GENERIC = {
     403: (IAM_OPERATION_NOT_PERMITTED, "Forbidden."),
     404: (COMMON_NOT_FOUND, "Not found."),
     405: (COMMON_ILLEGAL_ARGUMENT, "Method not allowed."),
+    503: (COMMON_UNEXPECTED, DATABASE_DOWN_MESSAGE),
 }
 
 

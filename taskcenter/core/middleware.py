@@ -11,6 +11,9 @@ import logging
 import re
 import time
 
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse
+
 from taskcenter.core.trace import new_trace_id, reset_trace_id, set_trace_id
 
 logger = logging.getLogger("taskcenter.request")
@@ -65,3 +68,59 @@ class TraceIdMiddleware:
             return response
         finally:
             reset_trace_id(token)
+
+
+DATABASE_DOWN_MESSAGE = (
+    "The database does not answer at the moment, so this page cannot be shown. "
+    "Nothing is lost: try again in a few seconds."
+)
+
+
+def database_unavailable_response(request) -> HttpResponse:
+    """A plain 503 that needs no database (no template context, no session, no user).
+
+    Under /api/ the envelope middleware (outside this one) turns it into an error envelope.
+    """
+    response = HttpResponse(
+        "<!doctype html><meta charset=utf-8><title>Service unavailable</title>"
+        f"<h1>Service unavailable</h1><p>{DATABASE_DOWN_MESSAGE}</p>",
+        status=503,
+        content_type="text/html; charset=utf-8",
+    )
+    response["Retry-After"] = "5"
+    return response
+
+
+# SQLSTATEs of a server that is not there: connection exceptions (class 08) and a server
+# shutting down or starting up (57P01-57P03). A deadlock or a lock timeout is also an
+# OperationalError, but the database answered: that is not "unavailable".
+_GONE_SQLSTATE_PREFIXES = ("08", "57P01", "57P02", "57P03")
+
+
+def is_database_unavailable(exception: BaseException | None) -> bool:
+    if isinstance(exception, InterfaceError):
+        return True
+    if not isinstance(exception, OperationalError):
+        return False
+    sqlstate = getattr(exception.__cause__, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith(_GONE_SQLSTATE_PREFIXES)
+
+
+class DatabaseUnavailableMiddleware:
+    """A view that fails because the database is down answers 503, not a 500 traceback.
+
+    Errors raised by other middleware reach `taskcenter.urls.server_error` (handler500),
+    which answers the same way.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not is_database_unavailable(exception):
+            return None
+        logger.error("database unavailable on %s %s: %s", request.method, request.path, exception)
+        return database_unavailable_response(request)

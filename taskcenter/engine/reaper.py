@@ -1,5 +1,6 @@
 """Fails attempts whose worker is gone, re-sends READY attempts whose message was lost and
-settles RUNNING tasks with no subtask left at work.
+settles RUNNING tasks with no subtask left at work; sends the dispatch outbox (attempts
+whose send failed while the broker was away) as soon as the broker answers again.
 
 Runs in the scheduler process (`manage.py run_scheduler`, started by `serve`) and can
 also be run as a Celery task. Both actions are safe to repeat and to run in parallel.
@@ -14,6 +15,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from taskcenter.engine import dispatch, outbox
+from taskcenter.engine.metrics import count_reaper_action
 from taskcenter.tasks import selectors, services
 
 logger = logging.getLogger(__name__)
@@ -24,11 +27,26 @@ class ReapReport:
     lost: int = 0
     redispatched: int = 0
     settled: int = 0
+    outbox_sent: int = 0
+
+
+# READY attempts whose message may be lost are sent again once, at once, on this process's
+# first pass and after each broker outage, rather than after TASKCENTER_REDISPATCH_AFTER:
+# - a process killed between a commit and its send (the scheduler during a fire, a web
+#   server, a worker finishing a subtask) loses that send; a scheduler starting up cannot
+#   tell those apart from messages still queued, so it sends every READY attempt again;
+# - a worker that lost its broker connection drops the messages it had reserved, and Redis
+#   hands them out again only after its visibility timeout (an hour).
+# A duplicate message runs nothing (the claim is a compare-and-set); it costs one message
+# per waiting attempt, once.
+_catch_up = True
+_broker_down = False  # as this process last saw it, for the log
 
 
 def reap() -> ReapReport:
     now = timezone.now()
     report = ReapReport()
+    _send_what_waited_for_the_broker(now, report)
     lost_after = timedelta(seconds=settings.TASKCENTER_WORKER_LOST_AFTER)
     for subtask_id, attempt, last_beat in selectors.attempts_without_heartbeat(
         since=now - lost_after
@@ -39,16 +57,48 @@ def reap() -> ReapReport:
         )
         if services.attempt_fail_lost(subtask_id=subtask_id, attempt=attempt, why=why):
             report.lost += 1
+            count_reaper_action("worker_lost")
             logger.warning("subtask %s attempt %s: worker lost, %s", subtask_id, attempt, why)
     stale = now - timedelta(seconds=settings.TASKCENTER_REDISPATCH_AFTER)
     for subtask_id, attempt in selectors.attempts_ready_since(before=stale):
         if services.attempt_redispatch(subtask_id=subtask_id, attempt=attempt):
             report.redispatched += 1
+            count_reaper_action("redispatched")
             logger.warning(
                 "subtask %s attempt %s: not claimed in time, sent again", subtask_id, attempt
             )
     for task_id in selectors.running_tasks_without_work():
         if services.task_settle(task_id=task_id):
             report.settled += 1
+            count_reaper_action("settled")
             logger.warning("task %s: RUNNING with no subtask at work, status settled", task_id)
     return report
+
+
+def _send_what_waited_for_the_broker(now, report: ReapReport) -> None:
+    """Drain the outbox; on the first pass and after an outage, send READY work again."""
+    global _broker_down, _catch_up
+    if not dispatch.broker_answers():
+        if not _broker_down:
+            logger.warning("broker does not answer; queued attempts wait in the outbox")
+        _broker_down = _catch_up = True
+        return
+    try:
+        report.outbox_sent = outbox.drain(dispatch.send_now)
+    except Exception as exc:  # noqa: BLE001 - the broker went away again between the two
+        logger.warning("outbox not sent yet (%s)", outbox.describe_error(exc))
+        _broker_down = _catch_up = True
+        return
+    count_reaper_action("outbox_sent", report.outbox_sent)
+    if report.outbox_sent:
+        logger.warning("broker answers: %d queued attempt(s) sent", report.outbox_sent)
+    if _broker_down:
+        logger.warning("broker answers again")
+    _broker_down = False
+    if not _catch_up:
+        return
+    _catch_up = False
+    for subtask_id, attempt in selectors.attempts_ready_since(before=now):
+        if services.attempt_redispatch(subtask_id=subtask_id, attempt=attempt):
+            report.redispatched += 1
+            count_reaper_action("redispatched")

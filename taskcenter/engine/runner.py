@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import connection
 
 from taskcenter.engine.actions import ActionFailed, Stopped, run_action
+from taskcenter.engine.metrics import observe_attempt
 from taskcenter.tasks import selectors, services
 from taskcenter.tasks.models import SubtaskStatus
 from taskcenter.tasks.services import ClaimedAttempt, format_log_line
@@ -225,6 +226,7 @@ def _run_claimed(claimed: ClaimedAttempt, executor: str) -> tuple[bool, Any, byt
     finally:
         watcher.unwatch(ctx)
     elapsed = time.monotonic() - ctx.started
+    observe_attempt(succeeded=succeeded, seconds=elapsed)
     ctx.log(f"{'succeeded' if succeeded else 'failed'} in {elapsed:.2f} s")
     return succeeded, result, ctx.drain()
 

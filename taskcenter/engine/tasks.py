@@ -1,11 +1,25 @@
 """Celery tasks: thin wrappers that take ids and call the engine."""
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from taskcenter.engine import reaper, runner
 
 
-@shared_task(name="taskcenter.run_attempt", acks_late=True, ignore_result=True)
+# A message taken while the database does not answer is tried again (after 1, 2, 4 ... up
+# to 10 s, for about ten minutes) instead of being dropped, which would leave its READY
+# attempt to the reaper's re-dispatch minutes later. Running it twice is harmless: the
+# claim is a compare-and-set, so an attempt already claimed is skipped.
+@shared_task(
+    name="taskcenter.run_attempt",
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=1,
+    retry_backoff_max=10,
+    retry_jitter=False,
+    max_retries=60,
+)
 def run_attempt(subtask_id: int, attempt: int) -> None:
     runner.execute_attempt(subtask_id=subtask_id, attempt=attempt)
 

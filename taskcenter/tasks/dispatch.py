@@ -9,19 +9,28 @@ the function that sends attempts to its workers when its app is ready
 rather than sending Celery tasks by name from here: Celery's eager mode, which the
 state-machine tests use, only runs tasks sent through the task object, and how messages
 are produced (one producer for a whole fan-out) stays the engine's business.
+
+A send runs after the commit, so it must not fail the operation: when the broker does
+not answer, the sender keeps the attempts in its outbox, to be sent when the broker is
+back, and returns them. A caller that wants to say so (run_task) collects them with
+`collect_queued()`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
-# Sends (subtask id, attempt) messages, after the commit.
-AttemptSender = Callable[[list[tuple[int, int]]], None]
+# Sends (subtask id, attempt) messages, after the commit; returns those it could only queue
+# for later (the broker did not answer), or None.
+AttemptSender = Callable[[list[tuple[int, int]]], list[tuple[int, int]] | None]
 
 _sender: AttemptSender | None = None
+_collecting = threading.local()
 
 
 def register_attempt_sender(sender: AttemptSender | None) -> AttemptSender | None:
@@ -45,9 +54,24 @@ def enqueue_attempt(subtask_id: int, attempt: int) -> None:
     enqueue_attempts([(subtask_id, attempt)])
 
 
+@contextmanager
+def collect_queued() -> Iterator[list[tuple[int, int]]]:
+    """Within the block, the attempts this thread's sends could only queue (broker away)."""
+    queued: list[tuple[int, int]] = []
+    outer = getattr(_collecting, "queued", None)
+    _collecting.queued = queued
+    try:
+        yield queued
+    finally:
+        _collecting.queued = outer
+
+
 def _send(attempts: list[tuple[int, int]]) -> None:
     if _sender is None:
         raise ImproperlyConfigured(
             "No attempt sender is registered: taskcenter.engine must be in INSTALLED_APPS."
         )
-    _sender(attempts)
+    queued = _sender(attempts)
+    collecting = getattr(_collecting, "queued", None)
+    if queued and collecting is not None:
+        collecting.extend(queued)

@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from taskcenter.core.errors import TaskCenterError
 from taskcenter.core.trace import new_trace_id, reset_trace_id, set_trace_id
-from taskcenter.tasks import definitions, selectors, services
+from taskcenter.tasks import definitions, dispatch, selectors, services
 from taskcenter.tasks.models import (
     Cluster,
     SubtaskStatus,
@@ -80,18 +80,25 @@ class Command(BaseCommand):
         creator = self._creator(options["creator"])
         token = set_trace_id(new_trace_id())
         try:
-            task = services.task_start(
-                definition_name=definition,
-                parameters=parameters,
-                creator=creator,
-                cluster=cluster,
-                tenant=tenant,
-            )
+            with dispatch.collect_queued() as queued:
+                task = services.task_start(
+                    definition_name=definition,
+                    parameters=parameters,
+                    creator=creator,
+                    cluster=cluster,
+                    tenant=tenant,
+                )
         except TaskCenterError as exc:
             raise CommandError(exc.message) from None
         finally:
             reset_trace_id(token)
         self.stdout.write(str(task.pk))
+        if queued:
+            self.stderr.write(
+                f"task {task.pk} is created, but the broker does not answer: its first "
+                f"{len(queued)} subtask(s) are queued and will be sent to the workers as soon "
+                "as the broker is back (the scheduler sends them; `serve` runs it)."
+            )
         if not wait:
             return
         code = self._follow(

@@ -1,0 +1,75 @@
+"""The engine's Prometheus metrics.
+
+Counted where they happen (reaper actions in the scheduler process, subtask durations in
+the workers): they reach the web server's /metrics through prometheus_client's
+multiprocess mode (PROMETHEUS_MULTIPROC_DIR, see settings.py). Task and subtask counts
+and the queue lag are read from the database at scrape time by `EngineCollector`, so
+they are right whichever process is scraped.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Count, Min
+from django.utils import timezone
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+from taskcenter.tasks.models import SubtaskInstance, SubtaskStatus, TaskInstance
+
+REAPER_ACTIONS = Counter(
+    "taskcenter_reaper_actions",
+    "What the reaper did: worker_lost (attempt failed), redispatched (READY sent again), "
+    "outbox_sent (a send that had failed, sent once the broker answered), settled (task).",
+    ["action"],
+)
+SUBTASK_DURATION = Histogram(
+    "taskcenter_subtask_duration_seconds",
+    "Run time of subtask attempts, observed by the worker when the attempt ends.",
+    ["outcome"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600),
+)
+
+
+def count_reaper_action(action: str, amount: int = 1) -> None:
+    if amount:
+        REAPER_ACTIONS.labels(action=action).inc(amount)
+
+
+def observe_attempt(*, succeeded: bool, seconds: float) -> None:
+    SUBTASK_DURATION.labels(outcome="succeeded" if succeeded else "failed").observe(seconds)
+
+
+class EngineCollector:
+    """Tasks and subtasks by status (one grouped count each) and the queue lag."""
+
+    def collect(self):
+        tasks = GaugeMetricFamily(
+            "taskcenter_tasks", "Task instances by status.", labels=["status"]
+        )
+        for status, count in _by_status(TaskInstance):
+            tasks.add_metric([status], count)
+        yield tasks
+        subtasks = GaugeMetricFamily(
+            "taskcenter_subtasks", "Subtask instances by status.", labels=["status"]
+        )
+        for status, count in _by_status(SubtaskInstance):
+            subtasks.add_metric([status], count)
+        yield subtasks
+        oldest = SubtaskInstance.objects.filter(status=SubtaskStatus.READY).aggregate(
+            oldest=Min("ready_at")
+        )["oldest"]
+        lag = (timezone.now() - oldest).total_seconds() if oldest else 0.0
+        yield GaugeMetricFamily(
+            "taskcenter_queue_lag_seconds",
+            "Age of the oldest READY attempt (0 when none waits).",
+            value=max(lag, 0.0),
+        )
+
+
+def _by_status(model) -> list[tuple[str, int]]:
+    return list(
+        model.objects.order_by()
+        .values_list("status")
+        .annotate(count=Count("pk"))
+        .values_list("status", "count")
+    )

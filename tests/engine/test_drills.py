@@ -1,0 +1,187 @@
+"""Failure drills: a worker killed, the broker and the database restarted, the scheduler
+killed, each against a whole installation in processes (tests/engine/drills.py). Each
+ends with nothing lost and nothing stuck, and prints how long recovery took.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.conftest import wait_for
+from tests.engine.drills import Installation, report, started_task_id
+
+pytestmark = [pytest.mark.worker, pytest.mark.timeout(240)]
+
+TERMINAL = {"SUCCESSFUL", "FAILED"}
+
+
+@pytest.fixture(scope="module")
+def installation(tmp_path_factory):
+    stack = Installation(tmp_path_factory.mktemp("drill"))
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.down()
+
+
+@pytest.fixture
+def stack(installation):
+    """The installation with every process running (a drill may have killed one)."""
+    for process in (installation.web, installation.worker, installation.scheduler):
+        if not process.alive():
+            process.start()
+    wait_for(lambda: installation.worker.log().count(" ready.") >= 1, timeout=60)
+    return installation
+
+
+def running_subtask(stack, task_id: int, timeout: float = 30) -> int:
+    def running():
+        return next((pk for pk, _, status in stack.subtasks(task_id) if status == "RUNNING"), 0)
+
+    return wait_for(running, timeout=timeout, interval=0.1)
+
+
+def test_drill_a_worker_killed_mid_subtask(stack):
+    task_id = started_task_id(stack.run_task("Back up cluster", seconds=4))
+    subtask_id = running_subtask(stack, task_id)
+    stack.worker.kill()
+    killed = time.monotonic()
+    stack.wait_status(task_id, {"FAILED"}, timeout=20)
+    to_failed = time.monotonic() - killed
+    with stack.http() as http:
+        log = http.get(f"/api/v2/tasks/instances/{task_id}/subtasks/{subtask_id}/log").json()
+        assert "worker lost" in log["data"]["log"]
+        stack.worker.start()
+        assert http.post(f"/api/v2/tasks/instances/{task_id}/retry").status_code == 200
+    stack.wait_status(task_id, {"SUCCESSFUL"}, timeout=60)
+    assert to_failed < 3 + 2 + 2  # TASKCENTER_WORKER_LOST_AFTER + reaper pass + margin
+    report("worker killed", failed_worker_lost_after=to_failed,
+           successful_after=time.monotonic() - killed)  # fmt: skip
+
+
+def test_drill_the_broker_stopped_and_restarted_during_a_run(stack):
+    failed, later = (
+        started_task_id(stack.run_task("Migrate tenant", fail_step="copy", step_seconds=0))
+        for _ in range(2)
+    )
+    for task_id in (failed, later):
+        stack.wait_status(task_id, {"FAILED"}, timeout=60)
+    running = started_task_id(stack.run_task("Migrate tenant", fail_step="", step_seconds=2))
+    running_subtask(stack, running)
+
+    stack.redis.stop()
+    with stack.http() as http:
+        retry = http.post(f"/api/v2/tasks/instances/{failed}/retry")
+    assert retry.status_code == 200, retry.text  # committed, and said so: never a 500
+    assert retry.json()["successful"] is True
+    started = stack.run_task("Reinstall OCP agent", host="10.0.0.7")
+    assert started.returncode == 0, started.stderr
+    assert "broker does not answer" in started.stderr
+    queued = started_task_id(started)
+    time.sleep(4)  # the outage goes on; the worker must wait it out, not exit
+    assert stack.worker.alive(), stack.worker.log()[-3000:]
+
+    stack.redis.start()
+    back = time.monotonic()
+    # READY work is sent again within 10 s of the broker's return, not after 300 s.
+    wait_for(
+        lambda: all(status != "READY" for task in (failed, queued)
+                    for _, _, status in stack.subtasks(task)),
+        timeout=10, interval=0.2,
+    )  # fmt: skip
+    sent_again = time.monotonic() - back
+    with stack.http() as http:  # the web server's own sends work again too
+        assert http.post(f"/api/v2/tasks/instances/{later}/retry").status_code == 200
+    for task_id in (failed, running, queued, later):
+        stack.wait_status(task_id, {"SUCCESSFUL"}, timeout=60)
+    assert stack.worker.alive() and "Unrecoverable error" not in stack.worker.log()
+    report("broker restarted", ready_work_sent_after=sent_again,
+           all_successful_after=time.monotonic() - back)  # fmt: skip
+
+
+def test_drill_postgresql_restarted_during_a_run(stack):
+    task_id = started_task_id(stack.run_task("Migrate tenant", fail_step="", step_seconds=2))
+    running_subtask(stack, task_id)
+
+    browser = stack.browser()
+    stack.postgres.stop()
+    try:
+        page = browser.get("/tasks/")
+        with stack.http() as http:
+            api = http.get("/api/v2/tasks/instances")
+            ready = http.get("/readyz")
+        time.sleep(3)
+    finally:
+        stack.postgres.start()
+    back = time.monotonic()
+    assert page.status_code == 503 and "database does not answer" in page.text
+    assert api.status_code == 503 and api.json()["successful"] is False
+    assert ready.status_code == 503 and ready.json()["database"] == "unavailable"
+
+    wait_for(lambda: browser.get("/tasks/").status_code == 200, timeout=20)
+    web_back = time.monotonic() - back
+    # An attempt whose finish fell into the outage reads as a lost worker: FAILED, and a
+    # retry completes the task. Nothing stays RUNNING.
+    stack.wait_status(task_id, TERMINAL, timeout=60)
+    if stack.task_status(task_id) == "FAILED":
+        with stack.http() as http:
+            assert http.post(f"/api/v2/tasks/instances/{task_id}/retry").status_code == 200
+    stack.wait_status(task_id, {"SUCCESSFUL"}, timeout=60)
+    assert stack.worker.alive() and stack.scheduler.alive() and stack.web.alive()
+    after = started_task_id(stack.run_task("Reinstall OCP agent", host="10.0.0.8"))
+    stack.wait_status(after, {"SUCCESSFUL"}, timeout=60)
+    report("PostgreSQL restarted", pages_answer_after=web_back,
+           all_successful_after=time.monotonic() - back)  # fmt: skip
+
+
+PLAN = {
+    "entityGroup": "NOTEBOOK",
+    "entityKey": "drill",
+    "overlapPolicy": "START",
+    "planItems": [{"triggerType": "CRON_JOB", "cronDesc": "*/2 * * * * ?", "cronType": "CRON"}],
+    "execDetail": {
+        "jobClass": "com.hengshi.nangaparbat.schedulejob.NotebookJob",
+        "jobParams": {"notebook": 1},
+    },
+}
+
+
+def fires(stack) -> list[tuple]:
+    return stack.query(
+        "SELECT fire_time, outcome, task_id FROM schedules_fire ORDER BY fire_time, id"
+    )
+
+
+def test_drill_the_scheduler_killed_during_a_fire(stack):
+    with stack.http() as http:
+        created = http.post("/api/schedules", json=PLAN)
+        assert created.status_code == 200, created.text
+        plan_id = created.json()["data"]["id"]
+        recoveries = []
+        for _ in range(3):
+            # Kill it right as a fire is recorded: the next scheduler must not fire it again.
+            seen = len(fires(stack))
+            wait_for(lambda seen=seen: len(fires(stack)) > seen, timeout=10, interval=0.02)
+            stack.scheduler.kill()
+            killed = time.monotonic()
+            count = len(fires(stack))
+            stack.scheduler.start()
+            wait_for(lambda count=count: len(fires(stack)) > count, timeout=15, interval=0.05)
+            recoveries.append(time.monotonic() - killed)
+        wait_for(lambda: http.post(f"/api/schedules/{plan_id}/disable").status_code == 200)
+    time.sleep(1)
+    rows = fires(stack)
+    times = [fire_time for fire_time, _, _ in rows]
+    assert len(times) == len(set(times)), rows  # no fire time fired twice
+    started = [task for _, outcome, task in rows if outcome == "STARTED"]
+    assert all(started) and len(started) == len(set(started))  # one run per fire
+    # Nothing lost: every 2-second slot between the first and the last fire is recorded.
+    span = (times[-1] - times[0]).total_seconds()
+    assert len(times) == span / 2 + 1, rows
+    for task_id in started:
+        stack.wait_status(task_id, {"SUCCESSFUL"}, timeout=60)
+    report("scheduler killed", **{f"next_fire_after_kill_{n + 1}": s
+                                  for n, s in enumerate(recoveries)})  # fmt: skip
