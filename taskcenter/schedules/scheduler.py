@@ -85,8 +85,13 @@ def fire_items(*, item_ids: list[int], now: datetime, report: TickReport | None 
         items = selectors.due_items_locked(item_ids=item_ids, now=now)
         moves: dict[datetime | None, list[int]] = defaultdict(list)
         enabled: list[tuple[PlanItem, list[datetime]]] = []
+        # Plans due together mostly share their expression: each one's times computed once.
+        times: dict[tuple, tuple[list[datetime], datetime | None]] = {}
         for item in items:
-            due, following = _due_times(item, now)
+            key = (item.cron_desc, item.time_zone, item.next_fire_at)
+            if key not in times:
+                times[key] = _due_times(item, now)
+            due, following = times[key]
             moves[following if item.plan.enabled else None].append(item.pk)
             if item.plan.enabled:  # a disabled plan never fires
                 enabled.append((item, due))
