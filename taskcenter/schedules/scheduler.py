@@ -3,13 +3,21 @@
 `tick(now=...)` takes the time as an argument, so tests drive it with a controllable
 clock; `run_scheduler` calls it about once a second with the real time.
 
-Exactly once, with several schedulers running at once: each due item is handled in its
-own transaction that first advances the item's next_fire_at with a compare-and-set
-(only the scheduler whose UPDATE changed the row goes on; on PostgreSQL the other waits
-for the row lock, then finds the value changed), and each fire is claimed by inserting
-its Fire row under the unique (item, fire time) constraint, so even a recomputed
-next_fire_at cannot start a time twice. The task starts in the same transaction, and
-Celery gets its first subtasks on commit.
+Exactly once, with several schedulers running at once: the due items are handled in
+batches of FIRE_BATCH, each in one transaction that first locks its items (on PostgreSQL
+FOR UPDATE SKIP LOCKED: an item another scheduler holds is left to it, and one it moved
+on since the due query no longer matches; SQLite's IMMEDIATE transactions let one writer
+in at a time) and moves their next_fire_at on. Each fire is claimed by inserting its Fire
+row under the unique (item, fire time) constraint, so even a recomputed next_fire_at
+cannot start a time twice: a batch's Fire rows go in with one INSERT after its tasks, and
+when any of them conflicts the batch's tasks roll back and each fire is claimed alone.
+The tasks start in the same transaction, and Celery gets their first subtasks on commit,
+in one send per batch.
+
+Batching is what makes a thousand plans due at the same minute cheap: one statement per
+table per batch instead of about eighteen per fire. Items that need a decision per fire
+(misfires, a plan with several fires in the batch, whose overlap checks must see each
+other) go one fire at a time inside the same transaction.
 
 Cost: the due query is a range scan of the next_fire_at index (disabled plans, DEPENDENCY
 and ONCE items hold NULL there), so a tick with nothing due reads nothing however many

@@ -323,7 +323,7 @@ def fire_start(
     Outside `manual` runs, the overlap policy may turn the fire into a skip, and a start the
     engine refuses is recorded as a skip with the engine's reason.
     """
-    fire = _claim(plan, item, fire_time, upstream, FireOutcome.STARTED, reason)
+    fire = _claim(_fire_row(plan, item, fire_time, upstream, FireOutcome.STARTED, reason))
     if fire is None:
         return None
     if not manual and plan.overlap_policy == OverlapPolicy.SKIP:
@@ -411,20 +411,13 @@ def _not_started(error: TaskCenterError) -> str:
 
 def fire_record_missed(*, plan: Schedule, item: PlanItem, fire_time: datetime, reason: str) -> None:
     """A fire time that passed while no scheduler ran, and that the misfire policy skips."""
-    fire = _claim(plan, item, fire_time, None, FireOutcome.MISSED, reason)
+    fire = _claim(_fire_row(plan, item, fire_time, None, FireOutcome.MISSED, reason))
     if fire is not None:
         _audit_fires([fire])
 
 
-def _claim(
-    plan: Schedule,
-    item: PlanItem,
-    fire_time: datetime,
-    upstream: Fire | None,
-    outcome: str,
-    reason: str,
-) -> Fire | None:
-    fire = _fire_row(plan, item, fire_time, upstream, outcome, reason)
+def _claim(fire: Fire) -> Fire | None:
+    """Insert a fire's row: the fire is this caller's, or None when it was claimed before."""
     try:
         with transaction.atomic():
             fire.save(force_insert=True)
