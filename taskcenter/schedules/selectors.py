@@ -176,6 +176,16 @@ def plan_running_context(*, plan_id: int, excluding: int | None = None) -> int |
     return running.values_list("task_id", flat=True).first()
 
 
+def plans_running_contexts(*, plan_ids: list[int]) -> dict[int, int]:
+    """Of these plans, each one that has a context still running -> the id of one such."""
+    if not plan_ids:
+        return {}
+    running = Fire.objects.filter(
+        plan_id__in=plan_ids, outcome=FireOutcome.STARTED, task__status=TaskStatus.RUNNING
+    )
+    return dict(running.values_list("plan_id", "task_id"))
+
+
 def plan_running_subtasks(*, plan_id: int) -> list[tuple[int, int]]:
     """(task id, subtask id) of every RUNNING subtask of the plan's running contexts."""
     return list(
@@ -222,6 +232,23 @@ def due_items(*, now, limit: int) -> list[int]:
         PlanItem.objects.filter(next_fire_at__lte=now)
         .order_by("next_fire_at")
         .values_list("pk", flat=True)[:limit]
+    )
+
+
+def due_items_locked(*, item_ids: list[int], now) -> list[PlanItem]:
+    """Those of these items still due at `now`, with their plans, each row locked for the
+    caller's transaction: the one scheduler that holds an item fires it.
+
+    PostgreSQL: FOR UPDATE SKIP LOCKED, so an item that another scheduler holds is left to
+    it rather than waited for (that one moves it on), and an item another scheduler moved
+    on since the due query no longer matches. SQLite has no row locks, and needs none: its
+    transactions are IMMEDIATE (one writer at a time).
+    """
+    return list(
+        PlanItem.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("plan", "plan__updated_by", "plan__created_by")
+        .filter(pk__in=item_ids, next_fire_at__lte=now)
+        .order_by("next_fire_at", "pk")
     )
 
 

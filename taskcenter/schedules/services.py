@@ -34,7 +34,7 @@ from taskcenter.schedules.models import (
     TriggerType,
 )
 from taskcenter.tasks import services as task_services
-from taskcenter.tasks.audit import audit_record
+from taskcenter.tasks.audit import audit_entry, audit_record, audit_record_many
 from taskcenter.tasks.models import TaskType
 
 SCHEDULE_ITEM_TYPES = (TriggerType.CRON_JOB, TriggerType.DEPENDENCY)
@@ -323,89 +323,160 @@ def fire_start(
     Outside `manual` runs, the overlap policy may turn the fire into a skip, and a start the
     engine refuses is recorded as a skip with the engine's reason.
     """
-    fire = _claim(plan, item, fire_time, upstream, FireOutcome.STARTED, reason)
+    fire = _claim(_fire_row(plan, item, fire_time, upstream, FireOutcome.STARTED, reason))
     if fire is None:
         return None
     if not manual and plan.overlap_policy == OverlapPolicy.SKIP:
         running = selectors.plan_running_context(plan_id=plan.pk, excluding=fire.pk)
         if running is not None:
-            return _skip(fire, f"the previous run (context {running}) is still running")
+            return _skip(fire, _still_running(running))
+    try:
+        [started] = task_services.task_start_many(starts=[_job_start(plan, actor)])
+    except TaskCenterError as exc:  # an unknown job class
+        started = exc
+    if isinstance(started, TaskCenterError):
+        if manual:
+            raise started
+        return _skip(fire, _not_started(started))
+    fire.task = started
+    fire.save(update_fields=["task"])
+    _audit_fires([fire], actor)
+    return fire
+
+
+def fire_start_many(*, due: list[tuple[PlanItem, datetime]]) -> list[Fire]:
+    """Claim many (item, fire time) and start their plans' jobs at once: a tick with many
+    items due. Each item's plan (loaded with it) has no other fire in `due`. What
+    fire_start does for one, in one statement per table and one send to Celery on commit.
+
+    The tasks start first and the Fire rows are inserted after them, in one statement and
+    one savepoint: when any of those fires is already claimed (the unique constraint:
+    another scheduler, or a recomputed next fire time), the savepoint rolls back with the
+    tasks it started and their sends, and fire_start claims each fire alone.
+    """
+    if not due:
+        return []
     try:
         with transaction.atomic():
-            task = task_services.task_start(
-                definition_name=jobs.job_definition(jobs.job_class_get(plan.job_class)).name,
-                parameters=plan.job_params,
-                creator=actor or plan.updated_by or plan.created_by,
-                type=TaskType.SCHEDULED,
-                name=plan.title or None,
-                retry_count=plan.retry_times,
-            )
-    except TaskCenterError as exc:
-        if manual:
-            raise
-        return _skip(fire, f"the run could not start: {exc.message}")
-    fire.task = task
-    fire.save(update_fields=["task"])
-    audit_record(
-        actor=actor,
-        action="PLAN_FIRE",
-        task=task,
-        to_status=FireOutcome.STARTED,
-        reason=_fire_words(fire),
+            return _start_all(due)
+    except IntegrityError:
+        fires = (fire_start(plan=item.plan, item=item, fire_time=at) for item, at in due)
+        return [fire for fire in fires if fire is not None]
+
+
+def _start_all(due: list[tuple[PlanItem, datetime]]) -> list[Fire]:
+    fires = [_fire_row(item.plan, item, at, None, FireOutcome.STARTED, "") for item, at in due]
+    running = selectors.plans_running_contexts(
+        plan_ids=[item.plan_id for item, _ in due if item.plan.overlap_policy == OverlapPolicy.SKIP]
     )
-    return fire
+    starting: list[tuple[Fire, task_services.TaskStart]] = []
+    for (item, _), fire in zip(due, fires, strict=True):
+        if item.plan_id in running:
+            _mark_skipped(fire, _still_running(running[item.plan_id]))
+            continue
+        try:
+            starting.append((fire, _job_start(item.plan)))
+        except TaskCenterError as exc:  # an unknown job class
+            _mark_skipped(fire, _not_started(exc))
+    started = task_services.task_start_many(starts=[start for _, start in starting])
+    for (fire, _), task in zip(starting, started, strict=True):
+        if isinstance(task, TaskCenterError):
+            _mark_skipped(fire, _not_started(task))
+        else:
+            fire.task = task
+    Fire.objects.bulk_create(fires)
+    _audit_fires(fires)
+    return fires
+
+
+def _job_start(plan: Schedule, actor=None) -> task_services.TaskStart:
+    """The start of a run of the plan's job (raises when its job class is unknown)."""
+    return task_services.TaskStart(
+        definition_name=jobs.job_definition(jobs.job_class_get(plan.job_class)).name,
+        parameters=plan.job_params,
+        creator=actor or plan.updated_by or plan.created_by,
+        type=TaskType.SCHEDULED,
+        name=plan.title or None,
+        retry_count=plan.retry_times,
+    )
+
+
+def _still_running(context_id: int) -> str:
+    return f"the previous run (context {context_id}) is still running"
+
+
+def _not_started(error: TaskCenterError) -> str:
+    return f"the run could not start: {error.message}"
 
 
 def fire_record_missed(*, plan: Schedule, item: PlanItem, fire_time: datetime, reason: str) -> None:
     """A fire time that passed while no scheduler ran, and that the misfire policy skips."""
-    fire = _claim(plan, item, fire_time, None, FireOutcome.MISSED, reason)
+    fire = _claim(_fire_row(plan, item, fire_time, None, FireOutcome.MISSED, reason))
     if fire is not None:
-        _audit_fire(fire)
+        _audit_fires([fire])
 
 
-def _claim(
+def _claim(fire: Fire) -> Fire | None:
+    """Insert a fire's row: the fire is this caller's, or None when it was claimed before."""
+    try:
+        with transaction.atomic():
+            fire.save(force_insert=True)
+    except IntegrityError:
+        return None  # another scheduler claimed this fire first
+    return fire
+
+
+def _fire_row(
     plan: Schedule,
     item: PlanItem,
     fire_time: datetime,
     upstream: Fire | None,
     outcome: str,
     reason: str,
-) -> Fire | None:
-    try:
-        with transaction.atomic():
-            return Fire.objects.create(
-                plan=plan,
-                item=item,
-                fire_time=fire_time,
-                upstream=upstream,
-                outcome=outcome,
-                reason=reason,
-                entity_group=plan.entity_group,
-                entity_key=plan.entity_key,
-                title=plan.title,
-                exec_detail=plan.exec_detail,
-                plan_item=item.snapshot(),
-                created_by=plan.updated_by or plan.created_by,
-            )
-    except IntegrityError:
-        return None  # another scheduler claimed this fire first
+) -> Fire:
+    """A fire's row, not yet inserted (inserting it claims the fire)."""
+    return Fire(
+        plan=plan,
+        item=item,
+        fire_time=fire_time,
+        upstream=upstream,
+        outcome=outcome,
+        reason=reason,
+        entity_group=plan.entity_group,
+        entity_key=plan.entity_key,
+        title=plan.title,
+        exec_detail=plan.exec_detail,
+        plan_item=item.snapshot(),
+        created_by=plan.updated_by or plan.created_by,
+    )
+
+
+def _mark_skipped(fire: Fire, why: str) -> None:
+    fire.outcome = FireOutcome.SKIPPED
+    fire.reason = f"{fire.reason}; {why}" if fire.reason else why
 
 
 def _skip(fire: Fire, why: str) -> Fire:
-    fire.outcome = FireOutcome.SKIPPED
-    fire.reason = f"{fire.reason}; {why}" if fire.reason else why
+    _mark_skipped(fire, why)
     fire.save(update_fields=["outcome", "reason"])
-    _audit_fire(fire)
+    _audit_fires([fire])
     return fire
 
 
-def _audit_fire(fire: Fire) -> None:
-    audit_record(
-        actor=None,
-        action="PLAN_FIRE",
-        target=f"schedule {fire.plan_id} {fire.entity_group}/{fire.entity_key}",
-        to_status=fire.outcome,
-        reason=_fire_words(fire),
+def _audit_fires(fires: list[Fire], actor=None) -> None:
+    """Each fire's audit row: a run started names its task, the others their plan."""
+    audit_record_many(
+        [
+            audit_entry(
+                actor=actor,
+                action="PLAN_FIRE",
+                task=fire.task,
+                target=f"schedule {fire.plan_id} {fire.entity_group}/{fire.entity_key}",
+                to_status=fire.outcome,
+                reason=_fire_words(fire),
+            )
+            for fire in fires
+        ]
     )
 
 
@@ -443,6 +514,7 @@ __all__ = [
     "fire_follow_up",
     "fire_record_missed",
     "fire_start",
+    "fire_start_many",
     "plan_cancel",
     "plan_delete",
     "plan_set_enabled",

@@ -7,7 +7,7 @@ when the change does (DESIGN.md: who, what, from -> to, reason, traceId).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from taskcenter.core.trace import current_trace_id
 from taskcenter.tasks.models import Operation
@@ -45,7 +45,7 @@ def actor_name(actor) -> str:
     return actor.get_username() if actor is not None else "system"
 
 
-def audit_record(
+def audit_entry(
     *,
     actor,
     action: str,
@@ -56,14 +56,15 @@ def audit_record(
     to_status: str = "",
     reason: str = "",
 ) -> Operation:
-    """Write one audit row.
+    """One audit row, not yet written: `audit_record` writes one, `audit_record_many` a
+    batch of them in one statement.
 
     A task change names its `task` (and `subtask`), which also make the target text; an
     account change gives the `target` text itself (cut to the column's length).
     """
     if task is not None:
         target = f"task {task.pk}" + (f" / subtask {subtask.pk} {subtask.name}" if subtask else "")
-    return Operation.objects.create(
+    return Operation(
         actor=actor,
         actor_name=actor_name(actor),
         action=action,
@@ -75,3 +76,15 @@ def audit_record(
         reason=reason,
         trace_id=current_trace_id(),
     )
+
+
+def audit_record(**fields: Any) -> Operation:
+    """Write one audit row (the fields of `audit_entry`)."""
+    entry = audit_entry(**fields)
+    entry.save(force_insert=True)
+    return entry
+
+
+def audit_record_many(entries: list[Operation]) -> list[Operation]:
+    """Write the rows of `audit_entry` for a batch of changes (many tasks started at once)."""
+    return Operation.objects.bulk_create(entries)

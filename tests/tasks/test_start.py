@@ -216,3 +216,33 @@ def test_on_postgresql_a_worker_ends_a_successful_attempt_in_one_round_trip(db, 
         assert len(queries) == 1, [q["sql"][:80] for q in queries]
     else:  # the tests can still choose the general path, to run it on PostgreSQL too
         assert len(queries) > 1, [q["sql"][:80] for q in queries]
+
+
+def test_starting_many_writes_each_and_returns_the_error_of_a_refused_one(
+    db, django_capture_on_commit_callbacks
+):
+    from taskcenter.core.errors import InvalidDefinition
+    from taskcenter.tasks import dispatch
+
+    sends: list[list[tuple[int, int]]] = []
+    previous = dispatch.register_attempt_sender(sends.append)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            chain, refused, fan_out = services.task_start_many(
+                starts=[
+                    services.TaskStart(definition_name="Benchmark chain", parameters={"length": 2}),
+                    services.TaskStart(definition_name="Nope"),
+                    services.TaskStart(
+                        definition_name="Benchmark fan-out", parameters={"width": 2}, retry_count=4
+                    ),
+                ]
+            )
+    finally:
+        dispatch.register_attempt_sender(previous)
+    assert isinstance(refused, InvalidDefinition)
+    assert [len(selectors.task_subtasks(task=t)) for t in (chain, fan_out)] == [2, 4]
+    assert {s.retry_count for s in selectors.task_subtasks(task=fan_out)} == {4}
+    first = [selectors.task_subtasks(task=t)[0].pk for t in (chain, fan_out)]
+    assert sends == [[(pk, 1) for pk in first]]  # both roots, in one send
+    ends = selectors.task_subtasks(task=fan_out)
+    assert ends[-1].upstream_ids == [s.pk for s in ends[1:3]]

@@ -9,7 +9,7 @@ transaction (taskcenter.tasks.audit).
 
 The modules, by job:
     definitions   stored task definitions: resolve, mirror, add from data
-    start         task_start
+    start         task_start, and task_start_many for a batch (a scheduler's tick)
     operations    the operator's operations (retry, rollback, subtask retry/skip/cancel)
     attempts      the engine's protocol: claim, heartbeat, finish, and the reaper's verdicts
     finish        how an attempt ends: one plan, the general path and PostgreSQL's one trip
@@ -48,7 +48,7 @@ from taskcenter.tasks.services.operations import (
     task_rollback,
     task_rollback_refusal,
 )
-from taskcenter.tasks.services.start import task_start
+from taskcenter.tasks.services.start import TaskStart, task_start, task_start_many
 from taskcenter.tasks.sql import LOG_CHUNK_MAX
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "ClaimedAttempt",
     "FinishedAttempt",
     "Refusal",
+    "TaskStart",
     "attempt_claim",
     "attempt_fail_lost",
     "attempt_finish",
@@ -78,4 +79,5 @@ __all__ = [
     "task_rollback_refusal",
     "task_settle",
     "task_start",
+    "task_start_many",
 ]

@@ -1,19 +1,40 @@
-"""Starting a task: its rows, its DAG's edges, and its first READY subtasks."""
+"""Starting tasks, one or a batch: their rows, their DAGs' edges, and their first READY
+subtasks."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from taskcenter.core.errors import TaskCenterError
 from taskcenter.tasks import models, sql
-from taskcenter.tasks.audit import Action, audit_record
-from taskcenter.tasks.definitions import SubtaskSpec, validate_subtasks
+from taskcenter.tasks.audit import Action, audit_entry, audit_record_many
+from taskcenter.tasks.definitions import DefinitionSpec, SubtaskSpec, validate_subtasks
 from taskcenter.tasks.services import definitions as stored
 from taskcenter.tasks.services.progress import make_ready
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskStart:
+    """One task to start: task_start's arguments, for task_start_many."""
+
+    definition_name: str
+    parameters: dict[str, Any] | None = None
+    creator: Any = None
+    cluster: models.Cluster | None = None
+    tenant: models.Tenant | None = None
+    hosts: Iterable[models.Host] = ()
+    type: str = models.TaskType.MANUAL
+    name: str | None = None
+    version: int | None = None
+    # When given, replaces every subtask's automatic retries for this run (a schedule's
+    # retryTimes).
+    retry_count: int | None = None
 
 
 def task_start(
@@ -29,45 +50,136 @@ def task_start(
     version: int | None = None,
     retry_count: int | None = None,
 ) -> models.TaskInstance:
-    """Create a task instance from a definition and start its root subtasks.
+    """Create a task instance from a definition and start its root subtasks (TaskStart
+    says what each argument is); raises the error that refuses it, and then nothing is
+    written."""
+    start = TaskStart(
+        definition_name=definition_name,
+        parameters=parameters,
+        creator=creator,
+        cluster=cluster,
+        tenant=tenant,
+        hosts=hosts,
+        type=type,
+        name=name,
+        version=version,
+        retry_count=retry_count,
+    )
+    [started] = task_start_many(starts=[start])
+    if isinstance(started, TaskCenterError):
+        raise started
+    return started
 
-    `retry_count`, when given, replaces every subtask's automatic retries for this run
-    (a schedule's retryTimes).
+
+def task_start_many(*, starts: list[TaskStart]) -> list[models.TaskInstance | TaskCenterError]:
+    """Start many tasks in one transaction: each its task, or the error that refused it
+    (bad parameters, an unknown definition), in the order of `starts`.
+
+    A scheduler's tick starts hundreds of runs of a few definitions at once: each
+    definition is resolved once, the rows of all the tasks (tasks, subtasks, edges, audit)
+    are written with one statement per table, and their first attempts go to the engine
+    in one send on commit. A refused start writes nothing and does not stop the others.
     """
-    spec, definition_row = stored.definition_resolve(name=definition_name, version=version)
-    params = spec.resolve_parameters(parameters or {})
-    ordered = validate_subtasks(spec.name, spec.build(params))
+    resolved: dict[tuple[str, int | None], _Definition] = {}
+    planned: list[_Planned | TaskCenterError] = []
+    for start in starts:
+        try:
+            planned.append(_plan(start, resolved))
+        except TaskCenterError as exc:
+            planned.append(exc)
+    accepted = [plan for plan in planned if isinstance(plan, _Planned)]
+    if accepted:
+        with transaction.atomic():
+            _write(accepted)
+    return [plan.task if isinstance(plan, _Planned) else plan for plan in planned]
+
+
+@dataclass
+class _Definition:
+    spec: DefinitionSpec
+    row: models.TaskDefinition | None
+
+
+@dataclass
+class _Planned:
+    start: TaskStart
+    definition: _Definition
+    parameters: dict[str, Any]
+    ordered: list[SubtaskSpec]  # in topological order
+    task: models.TaskInstance = field(init=False)
+
+
+def _plan(start: TaskStart, resolved: dict[tuple[str, int | None], _Definition]) -> _Planned:
+    """Check one start before anything is written: its definition, parameters and DAG."""
+    key = (start.definition_name, start.version)
+    if key not in resolved:
+        resolved[key] = _Definition(
+            *stored.definition_resolve(name=start.definition_name, version=start.version)
+        )
+    definition = resolved[key]
+    spec = definition.spec
+    params = spec.resolve_parameters(start.parameters or {})
+    return _Planned(start, definition, params, validate_subtasks(spec.name, spec.build(params)))
+
+
+def _write(planned: list[_Planned]) -> None:
+    """The rows of the checked starts, and their root subtasks READY on commit."""
     now = timezone.now()
-    with transaction.atomic():
-        task = models.TaskInstance.objects.create(
-            name=name or spec.name,
-            definition=definition_row or stored.definition_sync(spec=spec),
-            cluster=cluster or (tenant.cluster if tenant else None),
-            tenant=tenant,
-            creator=creator,
-            status=models.TaskStatus.RUNNING,
-            type=type,
-            operation=models.TaskOperation.EXECUTE,
-            parameters=params,
-            start_time=now,
-            subtask_total=len(ordered),
-        )
-        if hosts:
-            task.hosts.set(hosts)
-        rows = models.SubtaskInstance.objects.bulk_create(
-            [_subtask_row(task, index, sub, retry_count) for index, sub in enumerate(ordered)]
-        )
-        _store_edges(ordered, [row.pk for row in rows])
-        audit_record(
-            actor=creator,
-            action=Action.START,
-            task=task,
-            to_status=models.TaskStatus.RUNNING,
-            reason=spec.name,
-        )
-        roots = [row.pk for sub, row in zip(ordered, rows, strict=True) if not sub.upstreams]
-        make_ready(roots, [models.SubtaskStatus.PENDING], operation=models.SubtaskOperation.EXECUTE)
-    return task
+    for plan in planned:
+        if plan.definition.row is None:  # a code definition's first run: mirror it once
+            plan.definition.row = stored.definition_sync(spec=plan.definition.spec)
+    tasks = models.TaskInstance.objects.bulk_create(
+        _task_row(plan.start, plan.definition, plan.parameters, len(plan.ordered), now)
+        for plan in planned
+    )
+    for plan, task in zip(planned, tasks, strict=True):
+        plan.task = task
+        if plan.start.hosts:
+            task.hosts.set(plan.start.hosts)
+    rows = models.SubtaskInstance.objects.bulk_create(
+        _subtask_row(plan.task, index, sub, plan.start.retry_count)
+        for plan in planned
+        for index, sub in enumerate(plan.ordered)
+    )
+    edges, roots = [], []
+    offset = 0
+    for plan in planned:
+        ids = [row.pk for row in rows[offset : offset + len(plan.ordered)]]
+        offset += len(plan.ordered)
+        edges += _edges(plan.ordered, ids)
+        roots += [pk for sub, pk in zip(plan.ordered, ids, strict=True) if not sub.upstreams]
+    _store_edges(edges)
+    audit_record_many(
+        [
+            audit_entry(
+                actor=plan.start.creator,
+                action=Action.START,
+                task=plan.task,
+                to_status=models.TaskStatus.RUNNING,
+                reason=plan.definition.spec.name,
+            )
+            for plan in planned
+        ]
+    )
+    make_ready(roots, [models.SubtaskStatus.PENDING], operation=models.SubtaskOperation.EXECUTE)
+
+
+def _task_row(
+    start: TaskStart, definition: _Definition, params: dict[str, Any], size: int, now
+) -> models.TaskInstance:
+    return models.TaskInstance(
+        name=start.name or definition.spec.name,
+        definition=definition.row,
+        cluster=start.cluster or (start.tenant.cluster if start.tenant else None),
+        tenant=start.tenant,
+        creator=start.creator,
+        status=models.TaskStatus.RUNNING,
+        type=start.type,
+        operation=models.TaskOperation.EXECUTE,
+        parameters=params,
+        start_time=now,
+        subtask_total=size,
+    )
 
 
 def _subtask_row(
@@ -89,13 +201,9 @@ def _subtask_row(
     )
 
 
-def _store_edges(ordered: list[SubtaskSpec], ids: list[int]) -> None:
+def _store_edges(edges: list[tuple[list[int], list[int], int]]) -> None:
     """Write each new subtask's upstream and downstream ids once the ids are known."""
-    rows = [
-        (json.dumps(ups), json.dumps(downs), pk)
-        for ups, downs, pk in _edges(ordered, ids)
-        if ups or downs
-    ]
+    rows = [(json.dumps(ups), json.dumps(downs), pk) for ups, downs, pk in edges if ups or downs]
     if rows:
         sql.write_edges(rows)
 

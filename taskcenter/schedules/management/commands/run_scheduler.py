@@ -14,6 +14,13 @@ from taskcenter.schedules import scheduler
 logger = logging.getLogger("taskcenter.scheduler")
 
 TICK_SECONDS = 1.0  # plans fire at second resolution (Quartz has a seconds field)
+TICK_LAG = 0.002  # after the whole second, so that the clock has surely passed it
+
+
+def _until_next_tick() -> float:
+    """Seconds to the next whole second: fire times are whole seconds, so a tick just after
+    one starts what is due at once rather than up to a second later."""
+    return TICK_SECONDS - time.time() % TICK_SECONDS + TICK_LAG
 
 
 class Command(BaseCommand):
@@ -39,7 +46,7 @@ class Command(BaseCommand):
                 next_reap = time.monotonic() + interval
             if once:
                 break
-            stop.wait(TICK_SECONDS)
+            stop.wait(_until_next_tick())
 
     def _fire(self) -> None:
         report = self._guarded("schedule tick", lambda: scheduler.tick(now=timezone.now()))
