@@ -9,12 +9,12 @@ they are right whichever process is scraped.
 
 from __future__ import annotations
 
-from django.db.models import Count, Min
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-from taskcenter.tasks.models import SubtaskInstance, SubtaskStatus, TaskInstance
+from taskcenter.tasks import selectors
+from taskcenter.tasks.models import TaskInstance
 
 REAPER_ACTIONS = Counter(
     "taskcenter_reaper_actions",
@@ -46,30 +46,21 @@ class EngineCollector:
         tasks = GaugeMetricFamily(
             "taskcenter_tasks", "Task instances by status.", labels=["status"]
         )
-        for status, count in _by_status(TaskInstance):
+        for status, count in selectors.task_counts_by_status(
+            visible=TaskInstance.objects.all()
+        ).items():
             tasks.add_metric([status], count)
         yield tasks
         subtasks = GaugeMetricFamily(
             "taskcenter_subtasks", "Subtask instances by status.", labels=["status"]
         )
-        for status, count in _by_status(SubtaskInstance):
+        for status, count in selectors.subtask_counts_by_status().items():
             subtasks.add_metric([status], count)
         yield subtasks
-        oldest = SubtaskInstance.objects.filter(status=SubtaskStatus.READY).aggregate(
-            oldest=Min("ready_at")
-        )["oldest"]
+        oldest = selectors.oldest_ready_at()
         lag = (timezone.now() - oldest).total_seconds() if oldest else 0.0
         yield GaugeMetricFamily(
             "taskcenter_queue_lag_seconds",
             "Age of the oldest READY attempt (0 when none waits).",
             value=max(lag, 0.0),
         )
-
-
-def _by_status(model) -> list[tuple[str, int]]:
-    return list(
-        model.objects.order_by()
-        .values_list("status")
-        .annotate(count=Count("pk"))
-        .values_list("status", "count")
-    )

@@ -15,7 +15,7 @@ import re
 from django.db import DatabaseError
 
 from taskcenter.engine.models import PendingDispatch
-from taskcenter.tasks.models import SubtaskInstance, SubtaskStatus
+from taskcenter.tasks import selectors
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +56,7 @@ def drain(send) -> int:
     rows = list(PendingDispatch.objects.values_list("pk", "subtask_id", "attempt")[:DRAIN_BATCH])
     if not rows:
         return 0
-    still_ready = set(
-        SubtaskInstance.objects.filter(
-            pk__in={subtask_id for _, subtask_id, _ in rows}, status=SubtaskStatus.READY
-        ).values_list("pk", "attempt")
-    )
+    still_ready = selectors.ready_attempts_among(attempts=[(s, a) for _, s, a in rows])
     to_send = [(s, a) for _, s, a in rows if (s, a) in still_ready]
     if to_send:
         send(to_send)  # raises while the broker is still away: the rows stay

@@ -11,7 +11,7 @@ from typing import NamedTuple
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet
 
 from taskcenter.core.errors import TaskNotFound
 from taskcenter.tasks.filters import filter_operations, filter_tasks, parse_sort
@@ -194,6 +194,26 @@ def running_tasks_without_work(*, limit: int = 1000) -> list[int]:
         .filter(~Exists(at_work))
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
+    )
+
+
+def subtask_counts_by_status() -> dict[str, int]:
+    return dict(SubtaskInstance.objects.values_list("status").annotate(n=Count("pk")).order_by())
+
+
+def oldest_ready_at() -> datetime | None:
+    """When the attempt that has waited longest for a worker became READY (None: none)."""
+    return SubtaskInstance.objects.filter(status=SubtaskStatus.READY).aggregate(
+        oldest=Min("ready_at")
+    )["oldest"]
+
+
+def ready_attempts_among(*, attempts: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Those of the (subtask id, attempt) pairs that are still READY at that attempt."""
+    return set(
+        SubtaskInstance.objects.filter(
+            pk__in={subtask_id for subtask_id, _ in attempts}, status=SubtaskStatus.READY
+        ).values_list("pk", "attempt")
     )
 
 
