@@ -138,6 +138,25 @@ def get_operable_task_for_user(user, task_id, operation: str) -> TaskInstance:
     return task
 
 
+# --- Jobs and schedules -----------------------------------------------------------------------
+
+
+def can_run_jobs(user) -> bool:
+    return can_operate(user, "run")
+
+
+def can_manage_schedules(user, *, run: bool = False) -> bool:
+    """Whether `user` may change plans; `run`: also start a run now (needs the run permission)."""
+    return can_operate(user, "manage_schedules") and (not run or can_run_jobs(user))
+
+
+def require_manage_schedules(user, *, run: bool = False) -> None:
+    if not can_operate(user, "manage_schedules"):
+        raise NotPermitted("You do not have permission to manage schedules.")
+    if run and not can_run_jobs(user):
+        raise NotPermitted("You do not have permission to run jobs.")
+
+
 # --- Accounts: users, roles and access keys ----------------------------------------------------
 # Account management is not scoped by cluster: a RoleScope limits task permissions only.
 

@@ -19,7 +19,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from taskcenter.accounts import access
 from taskcenter.api.hengshi import hengshi_view, ok, user_data, when
 from taskcenter.core import params as parse
-from taskcenter.core.errors import NotPermitted
 from taskcenter.schedules import inputs, selectors, services
 from taskcenter.schedules.models import PlanItem, Schedule, TriggerType
 from taskcenter.tasks import selectors as task_selectors
@@ -38,10 +37,7 @@ def wait_limit() -> float:
 
 def _require_manage(user, *, run: bool = False) -> None:
     access.require_view(user)
-    if not access.can_operate(user, "manage_schedules"):
-        raise NotPermitted("You do not have permission to manage schedules.")
-    if run and not access.can_operate(user, "run"):
-        raise NotPermitted("You do not have permission to run jobs.")
+    access.require_manage_schedules(user, run=run)
 
 
 # --- Representations ----------------------------------------------------------------------------

@@ -21,10 +21,6 @@ RECENT_RUNS_DETAIL = 10
 dashboard_view = signed_in_view(access.require_view)
 
 
-def can_run(user) -> bool:
-    return access.can_operate(user, "run")
-
-
 def _parameters(spec) -> list[dict]:
     return [
         {
@@ -59,7 +55,7 @@ def job_list(request):
     return page(
         request,
         "dashboard/job_list.html",
-        {"nav": "jobs", "definitions": definitions, "can_run": can_run(request.user)},
+        {"nav": "jobs", "definitions": definitions, "can_run": access.can_run_jobs(request.user)},
     )
 
 
@@ -69,7 +65,7 @@ def job_detail(request, key: str):
     """The definition's page; a POST is its Run form: the task's page on success, else the
     form again with the messages next to the fields (400)."""
     spec = schedule_selectors.job_definition_get(key=key)
-    allowed = can_run(request.user)
+    allowed = access.can_run_jobs(request.user)
     form = RunForm(spec, request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST":

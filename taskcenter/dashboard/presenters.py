@@ -403,12 +403,8 @@ SCHEDULE_ACTIONS = {
 }
 
 
-def can_manage_schedules(user) -> bool:
-    return access.can_operate(user, "manage_schedules")
-
-
 def schedule_action_allowed(user, action: ScheduleAction) -> bool:
-    return can_manage_schedules(user) and (not action.needs_run or access.can_operate(user, "run"))
+    return access.can_manage_schedules(user, run=action.needs_run)
 
 
 def schedule_buttons(user, plan, *, running: bool) -> list[Button]:

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from taskcenter.accounts import access
 from taskcenter.core import params as parse
-from taskcenter.core.errors import InvalidParameter, NotPermitted
+from taskcenter.core.errors import InvalidParameter
 from taskcenter.core.http import page, paging, signed_in_view
 from taskcenter.dashboard import presenters
 from taskcenter.dashboard.schedule_forms import (
@@ -44,10 +44,7 @@ dashboard_view = signed_in_view(access.require_view)
 
 
 def _require(user, action: presenters.ScheduleAction | None = None) -> None:
-    if not presenters.can_manage_schedules(user):
-        raise NotPermitted("You do not have permission to manage schedules.")
-    if action is not None and not presenters.schedule_action_allowed(user, action):
-        raise NotPermitted("You do not have permission to run jobs.")
+    access.require_manage_schedules(user, run=action is not None and action.needs_run)
 
 
 def _job_status(row) -> str:
@@ -86,7 +83,7 @@ def schedule_list(request):
         "rows": rows,
         "total": total,
         **paging(page_no=page_no, size=size, rows=rows, total=total),
-        "can_manage": presenters.can_manage_schedules(request.user),
+        "can_manage": access.can_manage_schedules(request.user),
     }
     return page(request, "dashboard/schedule_list.html", context)
 
@@ -123,7 +120,7 @@ def schedule_detail(request, plan_id: int):
         "runs": runs,
         "not_run": not_run,
         "buttons": presenters.schedule_buttons(request.user, plan, running=running),
-        "can_manage": presenters.can_manage_schedules(request.user),
+        "can_manage": access.can_manage_schedules(request.user),
     }
     return page(request, "dashboard/schedule_detail.html", context)
 
