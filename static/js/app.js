@@ -1,7 +1,11 @@
 /* taskcenter dashboard: the little that htmx cannot do by itself.
    - flash messages: dismiss, auto-hide, and messages for network and server errors;
    - confirmation dialogs: open the <dialog> the server sent, close it after the action,
-     give the focus back to the button that opened it;
+     give the focus back to the button that opened it (or to what replaced it);
+   - every modal dialog keeps Tab and Shift+Tab inside it;
+   - focus kept when a live update replaces the region that holds it;
+   - roving tab stop: a group of many items ([data-roving]) is one Tab stop, the arrow keys
+     move inside it, Enter or Space opens the item;
    - the live log: follow the bottom unless the reader scrolled up, keep at most the last
      few MB in the page. */
 (function () {
@@ -72,24 +76,82 @@
     }
   });
 
-  // --- Confirmation dialogs -----------------------------------------------------------
+  // --- Focus that survives a swap ----------------------------------------------------
+  // htmx puts the focus back on an element with the same id after a swap; buttons and
+  // regions without one would leave it on <body>. A memo names the element by id, by its
+  // operation (data-action) or by its place among its region's focusable elements, and the
+  // regions around it from the nearest out, so the focus can go to its replacement or, when
+  // that is gone (an operation that no longer applies), to the region's heading.
+
+  var FOCUSABLE = 'a[href], button, input:not([type=hidden]), select, textarea, [tabindex]';
+
+  function memoOf(el) {
+    if (!el || el === document.body || !el.closest) return null;
+    var regions = [];
+    for (var r = el.parentElement && el.parentElement.closest("[id]"); r; r = r.parentElement && r.parentElement.closest("[id]")) {
+      regions.push(r.id);
+    }
+    var region = regions.length ? document.getElementById(regions[0]) : null;
+    var index = region ? Array.prototype.indexOf.call(region.querySelectorAll(FOCUSABLE), el) : -1;
+    return { el: el, id: el.id, action: el.dataset ? el.dataset.action : null, regions: regions, index: index };
+  }
+
+  function lost() {
+    var el = document.activeElement;
+    return !el || el === document.body || !el.isConnected;
+  }
+
+  function restoreFocus(memo) {
+    if (!memo) return false;
+    var el = memo.el && memo.el.isConnected ? memo.el : null;
+    if (!el && memo.id) el = document.getElementById(memo.id);
+    for (var i = 0; !el && i < memo.regions.length; i++) {
+      var region = document.getElementById(memo.regions[i]);
+      if (!region) continue;
+      if (memo.action) el = region.querySelector('[data-action="' + memo.action + '"]');
+      if (!el && i === 0 && memo.index >= 0) el = region.querySelectorAll(FOCUSABLE)[memo.index] || null;
+      if (!el) el = region.querySelector("[data-focus-fallback]");
+    }
+    if (!el) return false;
+    el.focus({ preventScroll: true });
+    return document.activeElement === el;
+  }
+
+  var swapMemo = null;
+  function rememberFocusIn(target) {
+    var el = document.activeElement;
+    if (target && el && el !== document.body && target.contains(el)) swapMemo = memoOf(el);
+  }
+  function restoreAfterSwap() {
+    if (swapMemo && lost()) restoreFocus(swapMemo);
+    if (swapMemo && !lost()) swapMemo = null;
+  }
+  document.addEventListener("htmx:beforeSwap", function (event) { rememberFocusIn(event.detail.target); });
+  document.addEventListener("htmx:oobBeforeSwap", function (event) { rememberFocusIn(event.detail.target); });
+  document.addEventListener("htmx:oobAfterSwap", restoreAfterSwap);
+  document.addEventListener("htmx:afterSwap", restoreAfterSwap);
+  document.addEventListener("htmx:afterSettle", function () {
+    restoreAfterSwap();
+    swapMemo = null;
+  });
+
+  // --- Dialogs ------------------------------------------------------------------------------
 
   var opener = null;
   document.addEventListener("htmx:beforeRequest", function (event) {
     var elt = event.detail.elt;
-    if (elt && elt.getAttribute && elt.getAttribute("hx-target") === "#dialog-slot") opener = elt;
+    if (elt && elt.getAttribute && elt.getAttribute("hx-target") === "#dialog-slot") opener = memoOf(elt);
   });
 
   function openDialog(slot) {
     var dialog = slot.querySelector("dialog");
     if (!dialog || dialog.open) return;
+    var back = opener;
     dialog.addEventListener("close", function () {
       dialog.remove();
-      var back = opener;
-      if (back && !back.isConnected && back.dataset.action) {
-        back = document.querySelector('[data-action="' + back.dataset.action + '"]');
-      }
-      if (back && back.isConnected) back.focus();
+      // After a confirmation the answer has replaced the button's region; after a cancel
+      // the button is still there (or a live update replaced it meanwhile).
+      restoreFocus(back);
     });
     dialog.showModal();
     var field = dialog.querySelector("textarea");
@@ -106,6 +168,142 @@
       if (dialog && dialog.open) dialog.close();
     }
   });
+
+  // A modal dialog keeps the focus: Tab from its last control goes to its first, Shift+Tab
+  // from its first to its last (the browser would otherwise leave the page for its own UI).
+  function tabbables(root) {
+    return Array.prototype.filter.call(root.querySelectorAll(FOCUSABLE), function (el) {
+      if (el.tabIndex < 0 || el.disabled || el.closest("[hidden], [inert]")) return false;
+      return el.getClientRects().length > 0;
+    });
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Tab" || event.ctrlKey || event.metaKey || event.altKey) return;
+    var dialogs = document.querySelectorAll("dialog[open]");
+    var dialog = null;
+    for (var i = dialogs.length - 1; i >= 0; i--) {
+      if (dialogs[i].matches(":modal")) { dialog = dialogs[i]; break; }
+    }
+    if (!dialog) return;
+    var list = tabbables(dialog);
+    if (!list.length) { event.preventDefault(); return; }
+    var first = list[0], last = list[list.length - 1];
+    var here = document.activeElement;
+    var inside = here && dialog.contains(here);
+    if (event.shiftKey && (!inside || here === first || here === dialog)) {
+      event.preventDefault();
+      last.focus();
+    } else if (!event.shiftKey && (!inside || here === last)) {
+      event.preventDefault();
+      first.focus();
+    }
+  });
+
+  // --- Roving tab stop ----------------------------------------------------------------------
+  // [data-roving="grid"]: the arrow keys follow the drawing (the nearest item in that
+  // direction); [data-roving="list"]: up and down (and left and right) the item order.
+  // Home and End go to the first and last item; the items are [data-sid] elements.
+
+  var ITEMS = "[data-sid]";
+
+  function rovingItems(group) { return group.querySelectorAll(ITEMS); }
+
+  // Idempotent and cheap to repeat: new items (a "Show more" chunk) join as non-stops.
+  function initRoving(group) {
+    if (!group.querySelector(ITEMS + '[tabindex="0"]')) {
+      var stop = group.querySelector(ITEMS + ".is-selected") || group.querySelector(ITEMS);
+      if (stop) stop.setAttribute("tabindex", "0");
+    }
+    group.querySelectorAll(ITEMS + ":not([tabindex])").forEach(function (el) {
+      el.setAttribute("tabindex", "-1");
+    });
+  }
+
+  function initAllRoving(root) {
+    var scope = root && root.querySelectorAll ? root : document;
+    if (scope.matches && scope.matches("[data-roving]")) initRoving(scope);
+    scope.querySelectorAll("[data-roving]").forEach(initRoving);
+    var up = scope.closest && scope.closest("[data-roving]");
+    if (up && up !== scope) initRoving(up);
+  }
+
+  // Make `el` its group's one tab stop.
+  function rove(el) {
+    var group = el && el.closest("[data-roving]");
+    if (!group) return;
+    group.querySelectorAll(ITEMS + '[tabindex="0"]').forEach(function (other) {
+      if (other !== el) other.setAttribute("tabindex", "-1");
+    });
+    el.setAttribute("tabindex", "0");
+  }
+
+  function gap(a1, a2, b1, b2) { return Math.max(0, b1 - a2, a1 - b2); }
+
+  // The nearest item in the arrow's direction: distance along it, plus three times the
+  // distance across it (so the same row or column wins over a diagonal).
+  function nearest(list, from, key) {
+    var a = from.getBoundingClientRect();
+    var ax = a.left + a.width / 2, ay = a.top + a.height / 2;
+    var best = null, bestScore = Infinity;
+    for (var i = 0; i < list.length; i++) {
+      var el = list[i];
+      if (el === from) continue;
+      var r = el.getBoundingClientRect();
+      var x = r.left + r.width / 2, y = r.top + r.height / 2;
+      var along, across;
+      if (key === "ArrowRight") { if (x <= ax + 1) continue; along = Math.max(0, r.left - a.right); across = gap(a.top, a.bottom, r.top, r.bottom); }
+      else if (key === "ArrowLeft") { if (x >= ax - 1) continue; along = Math.max(0, a.left - r.right); across = gap(a.top, a.bottom, r.top, r.bottom); }
+      else if (key === "ArrowDown") { if (y <= ay + 1) continue; along = Math.max(0, r.top - a.bottom); across = gap(a.left, a.right, r.left, r.right); }
+      else { if (y >= ay - 1) continue; along = Math.max(0, a.top - r.bottom); across = gap(a.left, a.right, r.left, r.right); }
+      var score = along + 3 * across + 0.001 * (Math.abs(x - ax) + Math.abs(y - ay));
+      if (score < bestScore) { bestScore = score; best = el; }
+    }
+    return best;
+  }
+
+  function moveTo(el) {
+    rove(el);
+    el.focus({ preventScroll: true });
+    el.scrollIntoView({ block: "nearest", inline: "nearest" });
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) return;
+    var item = event.target.closest && event.target.closest(ITEMS);
+    var group = item && item.closest("[data-roving]");
+    if (!group) return;
+    var key = event.key;
+    if (key === "Enter" || key === " ") {
+      if (event.shiftKey) return;
+      event.preventDefault();
+      // What a click does (SVG links have no click() method).
+      item.dispatchEvent(new MouseEvent("click", { bubbles: true, cancelable: true, view: window }));
+      return;
+    }
+    var list = rovingItems(group);
+    var index = Array.prototype.indexOf.call(list, item);
+    var next = null;
+    if (key === "Home") next = list[0];
+    else if (key === "End") next = list[list.length - 1];
+    else if (group.dataset.roving === "grid" && key.indexOf("Arrow") === 0) next = nearest(list, item, key);
+    else if (key === "ArrowDown" || key === "ArrowRight") next = list[index + 1];
+    else if (key === "ArrowUp" || key === "ArrowLeft") next = list[index - 1];
+    else if (key === "PageDown") next = list[Math.min(list.length - 1, index + 10)];
+    else if (key === "PageUp") next = list[Math.max(0, index - 10)];
+    else return;
+    event.preventDefault();
+    if (next) moveTo(next);
+  });
+
+  document.addEventListener("focusin", function (event) {
+    var item = event.target.closest && event.target.closest(ITEMS);
+    if (item && item.closest("[data-roving]")) rove(item);
+  });
+  document.addEventListener("htmx:afterSettle", function (event) { initAllRoving(event.target); });
+
+  window.taskcenter.rove = rove;
+  window.taskcenter.initRoving = initAllRoving;
 
   // --- Live log -------------------------------------------------------------------------
 
@@ -192,6 +390,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     armFlashes(document);
+    initAllRoving(document);
     onNewPanel();
   });
 })();

@@ -3,7 +3,8 @@
      server-drawn SVG, fit and actual size;
    - selecting a subtask in the graph or the list loads its panel with htmx and keeps the
      address bar in step;
-   - "locate current progress";
+   - "locate current progress" and "jump to subtask" (a search by name or id);
+   - the first view fits the graph's width, so no node of a wide layer is cut off;
    - recolouring nodes and list rows from the live status feed (#subtask-states). */
 (function () {
   "use strict";
@@ -57,11 +58,12 @@
   function initCanvas() {
     var c = canvas(), s = svg();
     if (!c || !s) return;
-    // Fit the width when that keeps the text readable (vertical scrolling is natural);
-    // otherwise stay at 100% and bring the selected subtask into view.
+    // The first view never cuts a node off at the sides: the whole graph when that is
+    // about as large as fitting its width, else its full width (a long graph scrolls down,
+    // which is natural). A wide layer is smaller than life until zoomed, but all there.
     var widthFit = Math.min((c.clientWidth - 8) / Number(s.dataset.width), 1);
     var fit = fitScale();
-    var start = fit >= 0.85 ? fit : widthFit >= 0.7 ? widthFit : 1;
+    var start = fit >= Math.min(0.85, widthFit) ? fit : widthFit;
     setScale(start, 0, 0);
     var selected = s.querySelector("[data-sid].is-selected");
     if (selected) center(selected, false);
@@ -130,6 +132,7 @@
     });
     document.querySelectorAll('[data-subtask-picker] [data-sid="' + sid + '"]').forEach(function (el) {
       el.classList.add("is-selected");
+      if (window.taskcenter && window.taskcenter.rove) window.taskcenter.rove(el);
     });
     htmx.ajax("GET", b.dataset.panelBase + sid + "/?view=" + b.dataset.view, {
       target: "#subtask-panel",
@@ -164,8 +167,8 @@
       center(el, true);
       el.classList.add("is-located");
       setTimeout(function () { el.classList.remove("is-located"); }, 2600);
-      el.focus({ preventScroll: true });
       select(el.dataset.sid);
+      el.focus({ preventScroll: true });
       return;
     }
     if (window.taskcenter) {
@@ -173,6 +176,192 @@
         "The task has finished or is waiting; every subtask is shown in its final colour.");
     }
   }
+
+  // --- Jump to subtask ---------------------------------------------------------------------
+  // A combobox over the nodes already on the page: a name (every word, any case) or an id
+  // ("#123" or "123"); exact matches first, then names that start with the text, then the
+  // rest in the graph's order. Choosing one centres it, selects it (its panel opens) and
+  // gives it the focus, so the arrow keys go on from there.
+
+  var MAX_SUGGESTIONS = 50;
+  var jumpIndex = null;
+  var suggestions = [];
+  var active = -1;
+
+  function jumpInput() { return $("dag-jump-input"); }
+  function jumpList() { return $("dag-jump-list"); }
+
+  function jumpItems() {
+    if (!jumpIndex) {
+      var root = svg();
+      jumpIndex = root ? Array.prototype.map.call(root.querySelectorAll("[data-sid]"), function (el, order) {
+        var name = nameOf(el);
+        return { el: el, sid: el.dataset.sid, name: name, lower: name.toLowerCase(), order: order };
+      }) : [];
+    }
+    return jumpIndex;
+  }
+
+  function findSubtasks(text) {
+    var q = text.trim().toLowerCase().replace(/\s+/g, " ");
+    if (!q) return [];
+    var id = /^#?\d+$/.test(q) ? q.replace("#", "") : null;
+    var terms = q.charAt(0) === "#" && id ? [] : q.split(" ");
+    var found = [];
+    jumpItems().forEach(function (item) {
+      var rank = -1;
+      if (id !== null && item.sid === id) rank = 0;
+      else if (item.lower === q) rank = 0;
+      else if (terms.length && terms.every(function (t) { return item.lower.indexOf(t) >= 0; })) {
+        rank = item.lower.indexOf(q) === 0 ? 1 : 2;
+      } else if (id !== null && item.sid.indexOf(id) === 0) rank = 3;
+      if (rank >= 0) found.push({ item: item, rank: rank });
+    });
+    found.sort(function (a, b) { return a.rank - b.rank || a.item.order - b.item.order; });
+    return found.map(function (f) { return f.item; });
+  }
+
+  function stateOf(el) {
+    var label = el.getAttribute("aria-label") || "";
+    var cut = label.lastIndexOf(" — ");
+    return cut >= 0 ? label.slice(cut + 3) : "";
+  }
+
+  function setActive(index) {
+    var list = jumpList(), input = jumpInput();
+    var options = list.querySelectorAll("[role=option]");
+    active = options.length ? Math.max(-1, Math.min(index, options.length - 1)) : -1;
+    options.forEach(function (opt, i) { opt.setAttribute("aria-selected", i === active ? "true" : "false"); });
+    if (active >= 0) {
+      input.setAttribute("aria-activedescendant", options[active].id);
+      options[active].scrollIntoView({ block: "nearest" });
+    } else {
+      input.removeAttribute("aria-activedescendant");
+    }
+  }
+
+  function closeSuggestions() {
+    var list = jumpList(), input = jumpInput();
+    if (!list || !input) return;
+    list.hidden = true;
+    list.replaceChildren();
+    input.setAttribute("aria-expanded", "false");
+    input.removeAttribute("aria-activedescendant");
+    suggestions = [];
+    active = -1;
+  }
+
+  function showSuggestions() {
+    var list = jumpList(), input = jumpInput(), status = $("dag-jump-status");
+    var text = input.value;
+    if (!text.trim()) { closeSuggestions(); return; }
+    var found = findSubtasks(text);
+    suggestions = found.slice(0, MAX_SUGGESTIONS);
+    var items = suggestions.map(function (item, i) {
+      var li = document.createElement("li");
+      li.id = "dag-jump-opt-" + i;
+      li.setAttribute("role", "option");
+      li.setAttribute("aria-selected", "false");
+      li.dataset.index = String(i);
+      li.dataset.tone = item.el.dataset.tone || "";
+      var name = document.createElement("span");
+      name.className = "dag-jump-name";
+      name.textContent = item.name;
+      var meta = document.createElement("span");
+      meta.className = "dag-jump-meta";
+      meta.textContent = "#" + item.sid + " · " + stateOf(item.el);
+      li.append(name, meta);
+      return li;
+    });
+    if (!found.length) {
+      var none = document.createElement("li");
+      none.className = "dag-jump-none";
+      none.setAttribute("role", "presentation");
+      none.textContent = "No subtask matches “" + text.trim() + "”.";
+      items.push(none);
+    } else if (found.length > suggestions.length) {
+      var more = document.createElement("li");
+      more.className = "dag-jump-none";
+      more.setAttribute("role", "presentation");
+      more.textContent = (found.length - suggestions.length) + " more: type more of the name to narrow.";
+      items.push(more);
+    }
+    list.replaceChildren.apply(list, items);
+    list.hidden = false;
+    input.setAttribute("aria-expanded", "true");
+    active = -1;
+    input.removeAttribute("aria-activedescendant");
+    if (status) {
+      status.textContent = found.length ? found.length + " subtask" + (found.length === 1 ? "" : "s") + " found" : "No subtask found";
+    }
+  }
+
+  function jumpTo(item) {
+    var el = item.el, input = jumpInput();
+    closeSuggestions();
+    if (input) input.value = item.name;
+    if (scale < 0.6) setScale(1);
+    center(el, false);
+    el.classList.add("is-located");
+    setTimeout(function () { el.classList.remove("is-located"); }, 2600);
+    select(item.sid);
+    el.focus({ preventScroll: true });
+  }
+
+  document.addEventListener("input", function (event) {
+    if (event.target.id === "dag-jump-input") showSuggestions();
+  });
+
+  document.addEventListener("keydown", function (event) {
+    var input = jumpInput();
+    if (!input) return;
+    if (event.target === input) {
+      var open = !jumpList().hidden;
+      if (event.key === "ArrowDown") {
+        event.preventDefault();
+        if (!open) showSuggestions();
+        setActive(active + 1);
+      } else if (event.key === "ArrowUp") {
+        event.preventDefault();
+        setActive(active <= 0 ? suggestions.length - 1 : active - 1);
+      } else if (event.key === "Home" && open && active >= 0) {
+        event.preventDefault();
+        setActive(0);
+      } else if (event.key === "End" && open && active >= 0) {
+        event.preventDefault();
+        setActive(suggestions.length - 1);
+      } else if (event.key === "Enter") {
+        event.preventDefault();
+        if (!open) showSuggestions();
+        var chosen = suggestions[active >= 0 ? active : 0];
+        if (chosen) jumpTo(chosen);
+      } else if (event.key === "Escape") {
+        // A search field clears itself on Escape; close the list first, clear on a second.
+        if (open) { event.preventDefault(); closeSuggestions(); }
+      } else if (event.key === "Tab") {
+        closeSuggestions();
+      }
+      return;
+    }
+    // "/" anywhere but in a field or a dialog goes to the search.
+    if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+    var t = event.target;
+    if (t.closest && t.closest("input, textarea, select, [contenteditable], dialog")) return;
+    event.preventDefault();
+    input.focus();
+    input.select();
+  });
+
+  document.addEventListener("mousedown", function (event) {
+    if (event.target.closest && event.target.closest("#dag-jump-list")) event.preventDefault();
+  });
+  document.addEventListener("click", function (event) {
+    var option = event.target.closest && event.target.closest("#dag-jump-list [role=option]");
+    if (option) jumpTo(suggestions[Number(option.dataset.index)]);
+  });
+  document.addEventListener("focusout", function (event) {
+    if (event.target.id === "dag-jump-input") closeSuggestions();
+  });
 
   // --- Live status ----------------------------------------------------------------------------
 
