@@ -339,3 +339,20 @@ def test_the_first_view_of_a_wide_fan_out_shows_every_node(live_server, page, op
     )
     assert page.locator("#dag-svg [data-sid]").count() == width + 2
     assert outside == [], f"cut off at first view: {outside}"
+
+
+def test_the_account_pages_dialogs_keep_the_focus_and_give_it_back(live_server, page, operator):
+    sign_in(page, live_server)
+    page.goto(f"{live_server.url}/account/")
+    opener = page.get_by_role("button", name="New access key")
+    opener.focus()
+    page.keyboard.press("Enter")
+    dialog = page.locator("dialog[open]")
+    expect(dialog).to_be_visible()
+    inside = "() => !!document.activeElement.closest('dialog[open]')"
+    for key in ["Tab"] * 5 + ["Shift+Tab"] * 5:
+        page.keyboard.press(key)
+        assert page.evaluate(inside), f"{key} left the dialog for {active(page)}"
+    page.keyboard.press("Escape")
+    expect(page.locator("dialog[open]")).to_have_count(0)
+    expect(opener).to_be_focused()
