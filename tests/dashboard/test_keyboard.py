@@ -5,11 +5,16 @@ after an operation's confirmation (or its cancel) the focus is back on the butto
 opened it, or on its replacement once the page updated; dialogs keep the focus inside;
 "jump to subtask" finds a node by name or id; the first view of a 5-wide fan-out shows
 every node. Tasks are built with tests/factories.py (no worker needed).
+
+Set TASKCENTER_SCREENSHOTS=<dir> to save pictures of the suggestions and of the keyboard's
+place in a fan-out there, light and dark.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -20,7 +25,20 @@ from tests.factories import drive, start
 
 PASSWORD = "Pa55word!long"
 
+SCREENSHOTS = os.environ.get("TASKCENTER_SCREENSHOTS")
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def shoot(page, name: str) -> None:
+    """The page in light and dark, when TASKCENTER_SCREENSHOTS names a directory."""
+    if not SCREENSHOTS:
+        return
+    Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}-{scheme}.png"))
+    page.emulate_media(color_scheme="light")
 
 
 def sign_in(page, live_server, username: str = "operator") -> None:
@@ -103,6 +121,7 @@ def test_a_200_wide_fan_out_is_one_tab_stop_and_arrows_move_inside(live_server, 
     assert active(page)["sid"] == sids[index - 1]
     page.keyboard.press("ArrowDown")
     assert active(page)["sid"] == sids[index - 1 + 40]
+    shoot(page, "keys-fan-out-focus")
     page.keyboard.press("ArrowUp")
     page.keyboard.press("ArrowUp")
     assert active(page)["sid"] == sids[index - 1 - 40]
@@ -284,6 +303,7 @@ def test_jump_to_subtask_finds_a_node_by_name_or_id_with_the_keyboard(live_serve
     expect(search).to_have_attribute("aria-expanded", "true")
     page.keyboard.press("ArrowDown")
     expect(search).to_have_attribute("aria-activedescendant", re.compile(".+"))
+    shoot(page, "keys-jump")
     page.keyboard.press("Enter")
 
     # The node is selected, in view, focused, and its panel is open.
