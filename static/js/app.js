@@ -240,17 +240,42 @@
 
   function gap(a1, a2, b1, b2) { return Math.max(0, b1 - a2, a1 - b2); }
 
+  // Where each item is drawn, relative to the group's scrolled content: measured once and
+  // kept while the content keeps its size (a zoom changes it; scrolling and live status
+  // changes do not), so a key press in a 5,000-tile graph reads no layout.
+  var boxes = new WeakMap();
+
+  function boxesOf(group, list) {
+    var content = group.firstElementChild || group;
+    var size = content.getBoundingClientRect();
+    var key = list.length + ":" + Math.round(size.width) + "x" + Math.round(size.height);
+    var cached = boxes.get(group);
+    if (cached && cached.key === key) return cached;
+    var g = group.getBoundingClientRect();
+    var dx = group.scrollLeft - g.left, dy = group.scrollTop - g.top;
+    var map = new Map();
+    for (var i = 0; i < list.length; i++) {
+      var r = list[i].getBoundingClientRect();
+      map.set(list[i], { left: r.left + dx, right: r.right + dx, top: r.top + dy, bottom: r.bottom + dy });
+    }
+    cached = { key: key, map: map };
+    boxes.set(group, cached);
+    return cached;
+  }
+
   // The nearest item in the arrow's direction: distance along it, plus three times the
   // distance across it (so the same row or column wins over a diagonal).
-  function nearest(list, from, key) {
-    var a = from.getBoundingClientRect();
-    var ax = a.left + a.width / 2, ay = a.top + a.height / 2;
+  function nearest(group, list, from, key) {
+    var map = boxesOf(group, list).map;
+    var a = map.get(from);
+    if (!a) return null;
+    var ax = (a.left + a.right) / 2, ay = (a.top + a.bottom) / 2;
     var best = null, bestScore = Infinity;
     for (var i = 0; i < list.length; i++) {
       var el = list[i];
       if (el === from) continue;
-      var r = el.getBoundingClientRect();
-      var x = r.left + r.width / 2, y = r.top + r.height / 2;
+      var r = map.get(el);
+      var x = (r.left + r.right) / 2, y = (r.top + r.bottom) / 2;
       var along, across;
       if (key === "ArrowRight") { if (x <= ax + 1) continue; along = Math.max(0, r.left - a.right); across = gap(a.top, a.bottom, r.top, r.bottom); }
       else if (key === "ArrowLeft") { if (x >= ax - 1) continue; along = Math.max(0, a.left - r.right); across = gap(a.top, a.bottom, r.top, r.bottom); }
@@ -286,7 +311,7 @@
     var next = null;
     if (key === "Home") next = list[0];
     else if (key === "End") next = list[list.length - 1];
-    else if (group.dataset.roving === "grid" && key.indexOf("Arrow") === 0) next = nearest(list, item, key);
+    else if (group.dataset.roving === "grid" && key.indexOf("Arrow") === 0) next = nearest(group, list, item, key);
     else if (key === "ArrowDown" || key === "ArrowRight") next = list[index + 1];
     else if (key === "ArrowUp" || key === "ArrowLeft") next = list[index - 1];
     else if (key === "PageDown") next = list[Math.min(list.length - 1, index + 10)];
