@@ -108,8 +108,11 @@
     for (var i = 0; !el && i < memo.regions.length; i++) {
       var region = document.getElementById(memo.regions[i]);
       if (!region) continue;
+      // An operation's button is replaced by the same operation's, or by the heading when
+      // the operation no longer applies (a neighbour would be a different operation);
+      // anything else by what is at its place.
       if (memo.action) el = region.querySelector('[data-action="' + memo.action + '"]');
-      if (!el && i === 0 && memo.index >= 0) el = region.querySelectorAll(FOCUSABLE)[memo.index] || null;
+      else if (i === 0 && memo.index >= 0) el = region.querySelectorAll(FOCUSABLE)[memo.index] || null;
       if (!el) el = region.querySelector("[data-focus-fallback]");
     }
     if (!el) return false;
