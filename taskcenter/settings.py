@@ -108,6 +108,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "taskcenter.dashboard.context_processors.top_bar",
+                "taskcenter.accounts.context_processors.preferences",
             ],
         },
     },
