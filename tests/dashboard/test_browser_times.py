@@ -1,17 +1,25 @@
 """Times and durations in a real headless Chromium: running durations tick in the page
 without asking the server, and times show in the reader's zone (the browser's, or the one
-chosen on the account page) with UTC on hover, in full pages and swapped-in fragments."""
+chosen on the account page) with UTC on hover, in full pages and swapped-in fragments; a
+task's inputs and outputs on its page.
+
+Set TASKCENTER_SCREENSHOTS=<dir> to save the task page with its inputs and outputs there
+(light and dark: docs/screenshots/detail-io*.png)."""
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect
 
+from taskcenter.demo.history import attempts_not_sent
+from taskcenter.tasks import services
 from tests.dashboard.test_browser import node, sign_in
-from tests.factories import drive, start, subtask_named
+from tests.factories import drive, make_cluster_and_tenant, start, subtask_named
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -90,3 +98,104 @@ def test_times_in_the_browser_zone_then_the_chosen_one_with_utc_on_hover(
         )
     finally:
         context.close()
+
+
+SCREENSHOTS = os.environ.get("TASKCENTER_SCREENSHOTS")
+TABLES = ["orders", "order_items", "customers", "invoices", "payments", "shipments"]
+
+
+def _checked_task(operator):
+    """A finished check whose step returned a table (OCP's tabular {schema, data})."""
+    spec = {
+        "description": "Counts the rows of a tenant's tables and compares them with the source",
+        "parameters": [{"name": "tenant"}, {"name": "tables"}, {"name": "tolerance"}],
+        "subtasks": [
+            {
+                "key": "count",
+                "name": "Count rows per table",
+                "kind": "SHELL_TASK",
+                "action": {"command": "true"},
+                "description": "SELECT COUNT(*) on each table, on the source and the target",
+                "timeout": 900,
+                "retryCount": 2,
+            }
+        ],
+    }
+    services.definition_create_from_data(name="Verify tenant row counts", spec=spec)
+    services.definition_create_from_data(name="Verify tenant row counts", spec=spec)
+    cluster, tenant = make_cluster_and_tenant()
+    with attempts_not_sent():
+        task = services.task_start(
+            definition_name="Verify tenant row counts",
+            parameters={
+                "tenant": "sales",
+                "tables": [f"sales.{t}" for t in TABLES] * 8,
+                "tolerance": 0,
+            },
+            cluster=cluster,
+            tenant=tenant,
+            creator=operator,
+        )
+    sub = subtask_named(task, "Count rows per table")
+    services.attempt_claim(subtask_id=sub.pk, attempt=sub.attempt, executor="10.0.0.7")
+    rows = [
+        [f"sales.{name}{'' if n == 0 else f'_{n}'}", 1000 * (i + 1) + n, 1000 * (i + 1) + n, "ok"]
+        for n in range(4)
+        for i, name in enumerate(TABLES)
+    ]
+    result = {
+        "schema": [
+            {"name": "table", "type": "string"},
+            {"name": "source rows", "type": "number"},
+            {"name": "target rows", "type": "number"},
+            {"name": "verdict", "type": "string"},
+        ],
+        "data": rows,
+    }
+    services.attempt_finish(subtask_id=sub.pk, attempt=sub.attempt, succeeded=True, result=result)
+    return task, sub, rows
+
+
+def test_inputs_and_outputs_on_the_task_page(live_server, browser, operator):
+    task, sub, rows = _checked_task(operator)
+    for scheme in ("light", "dark"):
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+        context.set_default_timeout(15_000)
+        try:
+            page = context.new_page()
+            sign_in(page, live_server, "operator")
+            page.goto(f"{live_server.url}/tasks/{task.pk}/?subtask={sub.pk}")
+            expect(page.locator("#task-definition")).to_contain_text(
+                "Verify tenant row counts version 2"
+            )
+            expect(page.locator("#task-parameters")).to_contain_text("sales")
+            expect(page.locator("#subtask-description")).to_have_text(
+                "SELECT COUNT(*) on each table, on the source and the target"
+            )
+            expect(page.locator("#subtask-inputs")).to_contain_text("Timeout15m 00s")
+            expect(page.locator("#subtask-inputs")).to_contain_text("Automatic retries2")
+            table = page.locator("#subtask-result table")
+            expect(table.locator("thead th")).to_have_text(
+                ["table", "source rows", "target rows", "verdict"]
+            )
+            expect(table.locator("tbody tr:visible")).to_have_count(20)
+            # The long parameter shows its start; "show all" opens the whole value.
+            tables = page.locator("#task-parameters details")
+            expect(tables.locator("pre")).to_be_hidden()
+            if scheme == "light":
+                tables.locator("summary").click()
+                expect(tables.locator("pre")).to_contain_text("sales.shipments")
+                tables.locator("summary").click()
+                page.get_by_role("button", name=f"Show all {len(rows)} rows").click()
+                expect(table.locator("tbody tr:visible")).to_have_count(len(rows))
+                expect(table.locator("tbody tr").last).to_contain_text("sales.shipments_3")
+                page.reload()
+            if SCREENSHOTS:
+                Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+                suffix = "" if scheme == "light" else "-dark"
+                page.evaluate("window.scrollTo(0, 0)")
+                page.screenshot(
+                    path=str(Path(SCREENSHOTS) / f"detail-io{suffix}.png"), full_page=True
+                )
+        finally:
+            context.close()
