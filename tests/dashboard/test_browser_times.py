@@ -86,6 +86,9 @@ def test_times_in_the_browser_zone_then_the_chosen_one_with_utc_on_hover(
         # The account page: choose New York; every page then shows New York's time.
         page.goto(f"{live_server.url}/account/")
         expect(page.locator("[data-browser-zone]")).to_have_text("(Asia/Shanghai)")
+        if SCREENSHOTS:
+            Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(Path(SCREENSHOTS) / "account-zone.png"), full_page=True)
         page.get_by_role("combobox", name="Time zone").select_option("America/New_York")
         page.get_by_role("button", name="Save time zone").click()
         expect(page.locator("#flash")).to_contain_text("America/New_York")
