@@ -224,3 +224,46 @@ def test_the_chosen_time_zone_is_saved_and_given_to_every_page(operator):
     # Back to the browser's zone.
     client.post(reverse("accounts:account_time_zone"), {"time_zone": ""})
     assert "data-time-zone" not in client.get(reverse("dashboard:task_list")).content.decode()
+
+
+# --- The words, case by case -------------------------------------------------------------------
+
+
+def test_subtask_durations_by_state():
+    from taskcenter.dashboard import presenters
+
+    start = timezone.now() - timedelta(days=10)
+    finish = start + timedelta(minutes=3, seconds=5)
+    later = timezone.now()
+    duration = presenters.subtask_duration
+    assert duration("SUCCESSFUL", "EXECUTE", start, finish).text == "3m 05s"
+    assert duration("SUCCESSFUL", "SKIP", start, later).text == "Skipped"
+    assert duration("PENDING", "ROLLBACK_SKIP", start, later).text == "Skipped"
+    assert duration("PENDING", "ROLLBACK", start, finish).text == "3m 05s"  # rolled back
+    assert duration("READY", "RETRY", start, None) is presenters.NO_DURATION  # queued again
+    assert duration("PENDING", "EXECUTE", None, None) is presenters.NO_DURATION
+    running = duration("RUNNING", "EXECUTE", start, None)
+    assert running.text == "10d 00h" and running.since == start.isoformat()
+
+
+def test_results_of_every_shape_become_tables():
+    from taskcenter.dashboard import presenters
+
+    records = presenters.result_table([{"a": 1, "b": "x"}, {"a": 2, "c": None}])
+    assert records and records["columns"] == ["a", "b", "c"]
+    assert [[v.short for v in row] for row in records["rows"]] == [
+        ["1", "x", ""],
+        ["2", "", "null"],
+    ]
+    pairs = presenters.result_table({"rows": 3, "ok": True})
+    assert pairs and [[v.short for v in row] for row in pairs["rows"]] == [
+        ["rows", "3"],
+        ["ok", "true"],
+    ]
+    listed = presenters.result_table(["a", "b"])
+    assert listed and listed["columns"] == ["Value"] and listed["total"] == 2
+    scalar = presenters.result_table(42)
+    assert scalar and scalar["kind"] == "value" and scalar["value"].short == "42"
+    big = presenters.result_table({"schema": [{"name": "n"}], "data": [[n] for n in range(900)]})
+    assert big and big["total"] == 900 and big["held"] == 500 and big["clipped"]
+    assert presenters.result_table(None) is None
