@@ -188,9 +188,9 @@ def format_duration(value: timedelta | None) -> str:
 # click away, and a result of many rows shows its first rows with the rest one click on.
 
 VALUE_CHARS = 200  # a value longer than this shows its start, and the rest on demand
-VALUE_MAX_CHARS = 20_000  # past this, the page points to the API (or the JSON download)
+VALUE_MAX_CHARS = 20_000  # past this, the page points to the task's API answer
 RESULT_ROWS_SHOWN = 20  # rows shown at first; the others behind "Show all"
-RESULT_ROWS_MAX = 500  # rows the page holds at most; the JSON download has all of them
+RESULT_ROWS_MAX = 500  # rows the page holds at most; the task's API answer has them all
 
 
 @dataclass(frozen=True)
