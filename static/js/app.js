@@ -200,13 +200,26 @@
   // shape, and the title keeps the UTC time. Swapped-in fragments get the same treatment,
   // so live updates and full pages agree.
 
-  function readerZone() {
-    var chosen = document.body && document.body.dataset.timeZone;
-    if (chosen) return chosen;
+  function browserZone() {
     try {
       return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
     } catch (e) {
       return "UTC";
+    }
+  }
+
+  function readerZone() {
+    var chosen = document.body && document.body.dataset.timeZone;
+    return chosen || browserZone();
+  }
+
+  // The server reads the browser's zone from this cookie, to write times and read a time
+  // typed without a zone (the list's "Created from") in it.
+  function rememberBrowserZone() {
+    var zone = browserZone();
+    var value = "tz=" + encodeURIComponent(zone);
+    if (document.cookie.split("; ").indexOf(value) === -1) {
+      document.cookie = value + "; path=/; max-age=31536000; samesite=lax";
     }
   }
 
@@ -321,9 +334,10 @@
     onNewPanel();
     var rendered = Date.parse(document.body.dataset.renderedAt || "");
     if (!isNaN(rendered)) skew = rendered - Date.now();
+    rememberBrowserZone();
     localizeTimes(document);
     document.querySelectorAll("[data-browser-zone]").forEach(function (el) {
-      el.textContent = "(" + readerZone() + ")";
+      el.textContent = "(" + browserZone() + ")";
     });
     tick();
     setInterval(tick, 1000);

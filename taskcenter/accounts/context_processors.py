@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from taskcenter.accounts import selectors
-
 
 def preferences(request) -> dict:
-    """The user's chosen time zone ("" = the browser's). Read only when a template asks
-    (base.html does; the htmx fragments, polled every second or two, do not)."""
-    user = getattr(request, "user", None)
-    return {"user_time_zone": lambda: selectors.time_zone_of(user=user)}
+    """The zone the user chose ("" = the browser's), read by the time zone middleware."""
+    return {"user_time_zone": getattr(request, "chosen_time_zone", "")}

@@ -267,3 +267,41 @@ def test_results_of_every_shape_become_tables():
     big = presenters.result_table({"schema": [{"name": "n"}], "data": [[n] for n in range(900)]})
     assert big and big["total"] == 900 and big["held"] == 500 and big["clipped"]
     assert presenters.result_table(None) is None
+
+
+def test_a_time_typed_without_a_zone_is_read_in_the_readers_zone_on_pages_only(operator):
+    task = start("Reinstall OCP agent", creator=operator)
+    # A minute after the task was created, written as a UTC wall time without a zone.
+    wall = (task.create_time + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
+    pages, api = reverse("dashboard:task_list"), reverse("api:task-list")
+
+    def listed(client) -> bool:
+        return (
+            f'id="task-row-{task.pk}"' in client.get(pages, {"createdFrom": wall}).content.decode()
+        )
+
+    utc_reader = client_for(operator)
+    assert not listed(utc_reader)  # read in UTC: the task is older than that
+
+    # The browser's zone (the page's script keeps it in the `tz` cookie): read in Shanghai,
+    # that wall time is 8 hours earlier, so the task is newer than it. The field says so.
+    shanghai = client_for(operator)
+    shanghai.cookies["tz"] = "Asia/Shanghai"
+    assert listed(shanghai)
+    body = shanghai.get(pages).content.decode()
+    assert 'Created from <span class="muted">(Asia/Shanghai)</span>' in body
+
+    # The API reads it in the server's zone whatever the cookie says.
+    ids = [t["id"] for t in shanghai.get(api, {"createdFrom": wall}).json()["data"]["contents"]]
+    assert task.pk not in ids
+
+    # A zone chosen on the account page wins over the browser's; a bogus cookie is ignored.
+    from taskcenter.accounts import services as account_services
+
+    account_services.preference_set_time_zone(user=operator, time_zone="America/New_York")
+    assert "(America/New_York)" in shanghai.get(pages).content.decode()
+    bogus = client_for(operator)
+    bogus.cookies["tz"] = "Not/AZone"
+    assert "(America/New_York)" in bogus.get(pages).content.decode()
+    account_services.preference_set_time_zone(user=operator, time_zone="")
+    assert "(UTC)" in bogus.get(pages).content.decode()
