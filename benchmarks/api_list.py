@@ -336,6 +336,16 @@ def main() -> int:
         # One custom name matches: "Create tenant 123107".
         ("name=tenant 1231 (selective) size 10", list_call("name=tenant%201231&size=10"), 10),
         ("no filter page 1 size 10", list_call("size=10"), 10),
+        # sort=duration orders by an expression (finish or now, minus start): no index
+        # holds it, so each page reads every matching task; startTime is its indexed peer.
+        ("sort=startTime,desc size 10", list_call("sort=startTime,desc&size=10"), 10),
+        ("sort=duration,desc size 10", list_call("sort=duration,desc&size=10"), 10),
+        ("sort=duration,asc size 10", list_call("sort=duration,asc&size=10"), 10),
+        (
+            "status=FAILED sort=duration,desc size 10",
+            list_call("status=FAILED&sort=duration,desc&size=10"),
+            10,
+        ),
         (f"detail of a {BIG_TASK_SUBTASKS}-subtask task", detail_call(task_count), None),
     ]
     rows, query_counts, misses = [], {}, []

@@ -7,7 +7,11 @@
    - roving tab stop: a group of many items ([data-roving]) is one Tab stop, the arrow keys
      move inside it, Enter or Space opens the item;
    - the live log: follow the bottom unless the reader scrolled up, keep at most the last
-     few MB in the page. */
+     few MB in the page;
+   - times: every <time datetime> shown in the reader's zone (their account's choice, else
+     the browser's), with UTC in its title; running durations ([data-since]) tick each
+     second from their start, with no request;
+   - a result table's "Show all rows". */
 (function () {
   "use strict";
 
@@ -416,9 +420,153 @@
     if (event.target.closest('[data-log="jump"]')) toBottom();
   });
 
+  // --- Times in the reader's zone ------------------------------------------------------
+  // The server writes every time as <time datetime="ISO with offset"> and a text in UTC
+  // (or the server's zone); the text is rewritten here in the reader's zone, in the same
+  // shape, and the title keeps the UTC time. Swapped-in fragments get the same treatment,
+  // so live updates and full pages agree.
+
+  function browserZone() {
+    try {
+      return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+    } catch (e) {
+      return "UTC";
+    }
+  }
+
+  function readerZone() {
+    var chosen = document.body && document.body.dataset.timeZone;
+    return chosen || browserZone();
+  }
+
+  // The server reads the browser's zone from this cookie, to write times and read a time
+  // typed without a zone (the list's "Created from") in it.
+  function rememberBrowserZone() {
+    var zone = browserZone();
+    var value = "tz=" + encodeURIComponent(zone);
+    if (document.cookie.split("; ").indexOf(value) === -1) {
+      document.cookie = value + "; path=/; max-age=31536000; samesite=lax";
+    }
+  }
+
+  var SHAPES = [
+    ["full", /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/],
+    ["minute", /^\d{4}-\d\d-\d\d \d\d:\d\d$/],
+    ["time", /^\d\d:\d\d:\d\d$/],
+  ];
+  var formatters = {};
+
+  function partsIn(date, zone) {
+    var f = formatters[zone];
+    if (!f) {
+      f = formatters[zone] = new Intl.DateTimeFormat("en-GB", {
+        timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+        timeZoneName: "short"
+      });
+    }
+    var out = {};
+    f.formatToParts(date).forEach(function (p) { out[p.type] = p.value; });
+    return out;
+  }
+
+  function shaped(p, shape) {
+    var day = p.year + "-" + p.month + "-" + p.day;
+    if (shape === "time") return p.hour + ":" + p.minute + ":" + p.second;
+    if (shape === "minute") return day + " " + p.hour + ":" + p.minute;
+    return day + " " + p.hour + ":" + p.minute + ":" + p.second;
+  }
+
+  function localizeTimes(root) {
+    var zone = readerZone();
+    (root || document).querySelectorAll("time[datetime]").forEach(function (el) {
+      if (el.dataset.zone === zone || el.hasAttribute("data-tz-keep")) return;
+      var shape = el.dataset.shape;
+      if (!shape) {
+        var text = el.textContent.trim();
+        SHAPES.forEach(function (s) { if (!shape && s[1].test(text)) shape = s[0]; });
+        if (!shape) return;
+        el.dataset.shape = shape;
+      }
+      var date = new Date(el.getAttribute("datetime"));
+      if (isNaN(date.getTime())) return;
+      var local;
+      var utc;
+      try {
+        local = partsIn(date, zone);
+        utc = partsIn(date, "UTC");
+      } catch (e) {  // a zone this browser does not know: leave the server's text
+        return;
+      }
+      el.textContent = shaped(local, shape);
+      el.title = shaped(utc, "full") + " UTC" + (zone === "UTC" ? "" : " · shown in " + zone + " (" + local.timeZoneName + ")");
+      el.dataset.zone = zone;
+    });
+  }
+  window.taskcenter.localizeTimes = localizeTimes;
+
+  // --- Running durations --------------------------------------------------------------
+  // The same words as the server's presenters.format_duration. The server's clock is the
+  // reference (the page says when it was rendered), so a skewed client clock does not
+  // make a fresh page jump.
+
+  var skew = 0;
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+
+  function formatDuration(ms) {
+    var total = ms / 1000;
+    if (total < 60) {
+      if (total < 0.1) return "<0.1s";
+      if (total < 1) return total.toFixed(1) + "s";
+      return Math.floor(total) + "s";
+    }
+    var seconds = Math.floor(total);
+    var minutes = Math.floor(seconds / 60);
+    seconds %= 60;
+    if (minutes < 60) return minutes + "m " + pad(seconds) + "s";
+    var hours = Math.floor(minutes / 60);
+    minutes %= 60;
+    if (hours < 24) return hours + "h " + pad(minutes) + "m";
+    return Math.floor(hours / 24) + "d " + pad(hours % 24) + "h";
+  }
+
+  function tick() {
+    var now = Date.now() + skew;
+    document.querySelectorAll("[data-since]").forEach(function (el) {
+      var since = Date.parse(el.dataset.since);
+      if (isNaN(since)) return;
+      var text = formatDuration(Math.max(0, now - since));
+      if (el.textContent !== text) el.textContent = text;
+    });
+  }
+
+  // --- Result tables ------------------------------------------------------------------
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-show-rows]");
+    if (!button) return;
+    var box = button.closest(".result");
+    if (!box) return;
+    box.querySelectorAll("tr.result-more").forEach(function (row) { row.hidden = false; });
+    button.remove();
+  });
+
+  document.addEventListener("htmx:afterSettle", function () { localizeTimes(document); });
+  document.addEventListener("htmx:oobAfterSwap", function () { localizeTimes(document); });
+
   document.addEventListener("DOMContentLoaded", function () {
     armFlashes(document);
     initAllRoving(document);
     onNewPanel();
+    var rendered = Date.parse(document.body.dataset.renderedAt || "");
+    if (!isNaN(rendered)) skew = rendered - Date.now();
+    rememberBrowserZone();
+    localizeTimes(document);
+    document.querySelectorAll("[data-browser-zone]").forEach(function (el) {
+      el.textContent = "(" + browserZone() + ")";
+    });
+    tick();
+    setInterval(tick, 1000);
   });
 })();

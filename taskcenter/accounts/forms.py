@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zoneinfo
+
 from django import forms
 from django.contrib.auth.models import Group
 
@@ -145,3 +147,21 @@ class AdminKeyCreateForm(KeyCreateForm):
         form_field(self, "owner", forms.ModelChoiceField).queryset = (
             get_user_model().objects.filter(is_active=True).order_by("username")
         )
+
+
+def _zone_choices() -> list[tuple[str, str]]:
+    return [("", "The browser's zone")] + [
+        (name, name) for name in sorted(zoneinfo.available_timezones())
+    ]
+
+
+class TimeZoneForm(forms.Form):
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        required=False,
+        help_text="Pages show times in this zone, with UTC when you point at one.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        form_field(self, "time_zone", forms.ChoiceField).choices = _zone_choices()

@@ -127,3 +127,21 @@ class SessionEpoch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}: epoch {self.epoch}"
+
+
+class Preference(models.Model):
+    """A user's own settings for the pages. Absent until the user changes one.
+
+    time_zone: the IANA zone the pages show times in; empty means the browser's zone.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="preference",
+    )
+    time_zone = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.time_zone or 'browser zone'}"

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group
 from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet
 
 from taskcenter.accounts import crypto, roles
-from taskcenter.accounts.models import AccessKey, RoleScope
+from taskcenter.accounts.models import AccessKey, Preference, RoleScope
 from taskcenter.accounts.services import AccountNotFound
 from taskcenter.tasks.models import Cluster, Operation
 
@@ -177,3 +177,12 @@ def account_operations(*, action: str = "", user: str = ""):
     if user:
         rows = rows.filter(Q(actor_name__iexact=user) | Q(target__icontains=f" {user}"))
     return rows.order_by("-id")
+
+
+def time_zone_of(*, user) -> str:
+    """The zone `user` chose for the pages, or "" (the browser's zone)."""
+    if not getattr(user, "is_authenticated", False):
+        return ""
+    return (
+        Preference.objects.filter(user_id=user.pk).values_list("time_zone", flat=True).first() or ""
+    )

@@ -8,6 +8,7 @@ Every change writes an Operation row (task=None, a `target` text) in its transac
 from __future__ import annotations
 
 import secrets
+import zoneinfo
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
@@ -20,7 +21,7 @@ from django.utils import timezone
 
 from taskcenter.accounts import access, crypto, roles
 from taskcenter.accounts.access import can_manage_keys_of
-from taskcenter.accounts.models import AccessKey, RoleScope
+from taskcenter.accounts.models import AccessKey, Preference, RoleScope
 from taskcenter.accounts.sessions import end_sessions, with_epoch
 from taskcenter.core.errors import InvalidParameter, NotPermitted, TaskCenterError
 from taskcenter.tasks.audit import audit_record
@@ -403,3 +404,19 @@ def role_delete(*, role_id, actor=None) -> None:
             f"role {name}",
             reason=f"held by {holders} user{'s' if holders != 1 else ''}",
         )
+
+
+def valid_time_zone(value: str) -> bool:
+    """An IANA zone name this server knows (empty: the browser's zone)."""
+    return value == "" or value in zoneinfo.available_timezones()
+
+
+def preference_set_time_zone(*, user, time_zone: str) -> Preference:
+    """The zone the pages show `user` times in; "" goes back to the browser's zone. A
+    personal display setting: no audit row."""
+    if not valid_time_zone(time_zone):
+        raise InvalidParameter.because("time_zone", f"unknown time zone '{time_zone}'.")
+    preference, _ = Preference.objects.update_or_create(
+        user=user, defaults={"time_zone": time_zone}
+    )
+    return preference

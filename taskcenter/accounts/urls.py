@@ -20,6 +20,7 @@ urlpatterns = [
     path("manage/audit/", views.account_audit, name="audit"),
     path("account/", views.account, name="account"),
     path("account/password/", views.account_password, name="account_password"),
+    path("account/time-zone/", views.account_time_zone, name="account_time_zone"),
     path("account/keys/", views.account_key_create, name="account_key_create"),
     path("account/keys/<str:key_id>/revoke/", views.account_key_revoke, name="account_key_revoke"),
 ]

@@ -28,6 +28,7 @@ from taskcenter.accounts.forms import (
     OwnPasswordForm,
     PasswordPairForm,
     RoleForm,
+    TimeZoneForm,
     UserCreateForm,
 )
 from taskcenter.core import params as parse
@@ -405,6 +406,8 @@ def _account_page(request, status: int = 200, **extra):
         "key_form": extra.pop("key_form", None) or KeyCreateForm(),
         "keys": selectors.access_keys_of(owner=user),
         "grants": selectors.user_grants(user=user),
+        "zone_form": extra.pop("zone_form", None)
+        or TimeZoneForm(initial={"time_zone": selectors.time_zone_of(user=user)}),
         **extra,
     }
     response = page(request, "accounts/account.html", context, status=status)
@@ -426,6 +429,23 @@ def account_password(request):
         messages.success(request, "Your password was changed; your other sessions ended.")
         return redirect("accounts:account")
     return _account_page(request, status=400, password_form=form)
+
+
+@account_view
+@require_POST
+def account_time_zone(request):
+    form = TimeZoneForm(request.POST)
+    if not form.is_valid():
+        return _account_page(request, status=400, zone_form=form)
+    zone = form.cleaned_data["time_zone"]
+    services.preference_set_time_zone(user=request.user, time_zone=zone)
+    messages.success(
+        request,
+        f"Times are now shown in {zone}."
+        if zone
+        else "Times are now shown in your browser's zone.",
+    )
+    return redirect("accounts:account")
 
 
 @account_view

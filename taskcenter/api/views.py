@@ -117,7 +117,7 @@ LIST_PARAMETERS = [
         "sort",
         {"type": "array", "items": {"type": "string"}},
         description="field,asc|desc (repeatable); fields: id, name, status, type, createTime, "
-        "startTime, finishTime.",
+        "startTime, finishTime, duration (finish - start, or now - start while running).",
         explode=True,
     ),
 ]

@@ -15,12 +15,12 @@ import math
 from functools import wraps
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django_htmx.http import (
     HttpResponseClientRedirect,
     HttpResponseStopPolling,
@@ -86,7 +86,9 @@ def is_partial(request, target: str | None = None) -> bool:
 
 def page(request, template: str, context: dict, status: int = 200) -> HttpResponse:
     """A full page (the top bar's context comes from the context processors)."""
-    return render(request, template, {**context, "time_zone": settings.TIME_ZONE}, status=status)
+    # The zone the page's times are in: the reader's when a middleware activated it.
+    zone = timezone.get_current_timezone_name()
+    return render(request, template, {**context, "time_zone": zone}, status=status)
 
 
 def error_response(request, status: int, message: str) -> HttpResponse:

@@ -48,8 +48,9 @@ def header_context(request, task: TaskInstance, states) -> dict:
         "progress_done": done,
         "progress_total": total,
         "progress_percent": round(100 * done / total) if total else 0,
-        "task_duration": presenters.format_duration(
-            presenters.duration_between(task.start_time, task.finish_time)
+        "task_duration": presenters.task_duration(task),
+        "task_duration_parts": presenters.task_duration_parts(
+            task, selectors.task_operator_wait(task_id=task.pk)
         ),
         "seen": selectors.task_last_operation_id(task_id=task.pk),
     }
@@ -63,9 +64,10 @@ def panel_context(request, task, subtask, *, with_log: bool = True) -> dict:
         "subtask_label": presenters.subtask_label(subtask.status, subtask.operation),
         "subtask_tone": presenters.subtask_tone(subtask.status, subtask.operation),
         "subtask_buttons": presenters.subtask_buttons(request.user, subtask, task),
-        "subtask_duration": presenters.format_duration(
-            presenters.duration_between(subtask.start_time, subtask.finish_time)
+        "subtask_duration": presenters.subtask_duration(
+            subtask.status, subtask.operation, subtask.start_time, subtask.finish_time
         ),
+        "io": presenters.subtask_io(subtask),
         "subtask_active": subtask.status in ACTIVE,
     }
     if with_log:

@@ -158,7 +158,9 @@ def _refusal(task, subtask, seen: int, spec: OperationSpec, message: str) -> dic
         if done_first is None:
             continue
         name = operation.subtask.name if operation.subtask else ""
-        when = timezone.localtime(operation.created_at).strftime("%H:%M:%S")
+        # A flash message is plain text, which the page's script does not put in the
+        # reader's zone: the time says its zone.
+        when = timezone.localtime(operation.created_at).strftime("%H:%M:%S %Z")
         return {
             "level": "warning",
             "message": f"Not done: {operation.actor_name} already "

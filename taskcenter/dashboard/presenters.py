@@ -98,10 +98,68 @@ def subtask_tone(status: str, operation: str) -> str:
 # --- Times ---------------------------------------------------------------------------------------
 
 
-def duration_between(start: datetime | None, finish: datetime | None) -> timedelta | None:
-    if start is None:
+@dataclass(frozen=True)
+class ShownDuration:
+    """A duration as a page shows it: its text and, while it still grows, the ISO instant
+    it counts from (the page's script ticks it each second from there, with no request)."""
+
+    text: str
+    since: str = ""
+    skipped: bool = False
+
+
+NO_DURATION = ShownDuration("—")
+SKIPPED = {SubtaskOperation.SKIP, SubtaskOperation.ROLLBACK_SKIP}
+
+
+def subtask_duration(
+    status: str, operation: str, start: datetime | None, finish: datetime | None
+) -> ShownDuration:
+    """How long the subtask's latest attempt took, or runs.
+
+    A skipped subtask did not run to its end: its start is the failed attempt's and its
+    finish the moment of the skip (maybe days later), so it shows "Skipped", not the
+    difference. A queued one (READY: a retry or a rollback waits for a worker) still holds
+    the previous attempt's start, so it shows no duration either.
+    """
+    if operation in SKIPPED:
+        return ShownDuration("Skipped", skipped=True)
+    if start is None or (status in (SubtaskStatus.READY, SubtaskStatus.PENDING) and not finish):
+        return NO_DURATION
+    if status in (SubtaskStatus.RUNNING, SubtaskStatus.CANCELING) or finish is None:
+        return ShownDuration(format_duration(timezone.now() - start), since=start.isoformat())
+    return ShownDuration(format_duration(finish - start))
+
+
+def task_duration(task: TaskInstance) -> ShownDuration:
+    """The task's elapsed time: from its start to its finish, or to now while it runs
+    (ticking). The list, its sort=duration and the detail page use this one meaning."""
+    if task.start_time is None:
+        return NO_DURATION
+    if task.status == TaskStatus.RUNNING or task.finish_time is None:
+        return ShownDuration(
+            format_duration(timezone.now() - task.start_time), since=task.start_time.isoformat()
+        )
+    return ShownDuration(format_duration(task.finish_time - task.start_time))
+
+
+def task_duration_parts(task: TaskInstance, waited: timedelta) -> dict | None:
+    """The elapsed time split into working and waiting, when the task waited for an
+    operator (failed, then retried, skipped or rolled back later): a task retried ten days
+    after it failed took ten days, but ran only for its own minutes."""
+    if task.start_time is None or waited <= timedelta(0):
         return None
-    return (finish or timezone.now()) - start
+    running = task.status == TaskStatus.RUNNING or task.finish_time is None
+    end = timezone.now() if running else task.finish_time
+    assert end is not None
+    worked = max(timedelta(0), end - task.start_time - waited)
+    return {
+        "worked": ShownDuration(
+            format_duration(worked),
+            since=(task.start_time + waited).isoformat() if running else "",
+        ),
+        "waited": format_duration(waited),
+    }
 
 
 def format_duration(value: timedelta | None) -> str:
@@ -122,6 +180,97 @@ def format_duration(value: timedelta | None) -> str:
         return f"{hours}h {minutes:02d}m"
     days, hours = divmod(hours, 24)
     return f"{days}d {hours:02d}h"
+
+
+# --- Inputs and outputs ----------------------------------------------------------------------
+# A task's parameters and a subtask's result as the detail page shows them. Values are
+# text for the templates (which escape them); long ones are cut, with the whole value a
+# click away, and a result of many rows shows its first rows with the rest one click on.
+
+VALUE_CHARS = 200  # a value longer than this shows its start, and the rest on demand
+VALUE_MAX_CHARS = 20_000  # past this, the page points to the task's API answer
+RESULT_ROWS_SHOWN = 20  # rows shown at first; the others behind "Show all"
+RESULT_ROWS_MAX = 500  # rows the page holds at most; the task's API answer has them all
+
+
+@dataclass(frozen=True)
+class ShownValue:
+    short: str
+    full: str = ""  # set when `short` is cut
+    clipped: bool = False  # the full text itself was cut at VALUE_MAX_CHARS
+
+
+def shown_value(value) -> ShownValue:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if len(text) <= VALUE_CHARS:
+        return ShownValue(text)
+    return ShownValue(
+        text[:VALUE_CHARS] + "…", text[:VALUE_MAX_CHARS], clipped=len(text) > VALUE_MAX_CHARS
+    )
+
+
+def parameter_rows(parameters) -> list[tuple[str, ShownValue]]:
+    if not isinstance(parameters, dict):
+        return [("value", shown_value(parameters))] if parameters else []
+    return [(str(name), shown_value(value)) for name, value in parameters.items()]
+
+
+def result_table(result) -> dict | None:
+    """A subtask's result as a table: OCP's tabular {schema, data} by its columns, a list of
+    objects by their keys, an object as key/value rows, any other list as one column; a
+    scalar as one value."""
+    if result is None:
+        return None
+    columns: list[str]
+    rows: list[list]
+    if (
+        isinstance(result, dict)
+        and isinstance(result.get("schema"), list)
+        and isinstance(result.get("data"), list)
+    ):
+        columns = [
+            str(col.get("name", "")) if isinstance(col, dict) else str(col)
+            for col in result["schema"]
+        ]
+        rows = [row if isinstance(row, list) else [row] for row in result["data"]]
+        kind = "tabular"
+    elif isinstance(result, list) and result and all(isinstance(r, dict) for r in result):
+        columns = list(dict.fromkeys(key for row in result for key in row))
+        rows = [[row.get(key, "") for key in columns] for row in result]
+        kind = "records"
+    elif isinstance(result, dict):
+        columns, rows, kind = ["Key", "Value"], [[k, v] for k, v in result.items()], "object"
+    elif isinstance(result, list):
+        columns, rows, kind = ["Value"], [[v] for v in result], "list"
+    else:
+        return {"kind": "value", "value": shown_value(result)}
+    width = max([len(columns), *(len(row) for row in rows)]) if rows else len(columns)
+    columns += [""] * (width - len(columns))
+    held = rows[:RESULT_ROWS_MAX]
+    return {
+        "kind": kind,
+        "columns": columns,
+        "rows": [
+            [shown_value(cell) for cell in row] + [ShownValue("")] * (width - len(row))
+            for row in held
+        ],
+        "total": len(rows),
+        "shown": min(len(rows), RESULT_ROWS_SHOWN),
+        "held": len(held),
+        "clipped": len(rows) > RESULT_ROWS_MAX,
+    }
+
+
+def subtask_io(subtask: SubtaskInstance) -> dict:
+    """What goes in and comes out of a subtask: its description, timeout, automatic
+    retries allowed, and its result."""
+    return {
+        "description": subtask.description,
+        "timeout": format_duration(timedelta(seconds=subtask.timeout)),
+        "timeout_seconds": subtask.timeout,
+        "retry_count": subtask.retry_count,
+        "result": result_table(subtask.result),
+    }
 
 
 # --- Buttons -------------------------------------------------------------------------------------
@@ -200,6 +349,7 @@ SORTABLE = {
     "name": ("Name", "asc"),
     "status": ("Status", "asc"),
     "startTime": ("Start", "desc"),
+    "duration": ("Duration", "desc"),
 }
 
 
@@ -252,7 +402,7 @@ def list_row(task: TaskInstance, detail_prefix: str) -> dict:
         "percent": round(100 * done / total) if total else 0,
         "start_iso": start.isoformat() if start else "",
         "start_text": start.strftime("%Y-%m-%d %H:%M:%S") if start else "",
-        "duration": format_duration(duration_between(task.start_time, task.finish_time)),
+        "duration": task_duration(task),
     }
 
 

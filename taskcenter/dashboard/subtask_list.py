@@ -53,6 +53,12 @@ def chunk_end(nodes: list[SubtaskNode], start: int, selected_id: int | None) -> 
     return min(end, len(nodes))
 
 
+def duration_html(shown: presenters.ShownDuration) -> str:
+    """A duration's text; a growing one carries the instant the page's script ticks from."""
+    since = f' data-since="{escape(shown.since)}"' if shown.since else ""
+    return f'<span class="duration"{since}>{escape(shown.text)}</span>'
+
+
 def render_rows(
     nodes: list[SubtaskNode],
     *,
@@ -67,13 +73,10 @@ def render_rows(
     for node in nodes[start:end]:
         label = presenters.subtask_label(node.status, node.operation)
         tone = presenters.subtask_tone(node.status, node.operation)
-        duration = (
-            presenters.format_duration(
-                presenters.duration_between(node.start_time, node.finish_time)
-            )
-            if node.start_time
-            else ""
+        shown = presenters.subtask_duration(
+            node.status, node.operation, node.start_time, node.finish_time
         )
+        duration = "" if shown is presenters.NO_DURATION else duration_html(shown)
         runs = f"×{node.run_time}" if node.run_time > 1 else ""
         selected = " is-selected" if node.pk == selected_id else ""
         current = ' aria-current="true"' if node.pk == selected_id else ""

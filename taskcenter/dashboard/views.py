@@ -15,7 +15,6 @@ byte offset).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -228,7 +227,7 @@ def task_detail(request, task_id: int):
     context["status_filter"] = status_filter
     # A context (a run a plan started) names its plan; the plan may have been deleted since.
     context["started_by"] = schedule_selectors.context_fire(task_id=task.pk)
-    context["parameters"] = [(name, json.dumps(value)) for name, value in task.parameters.items()]
+    context["parameters"] = presenters.parameter_rows(task.parameters)
     if view == "flow":
         context["svg"] = dag.render_svg(
             dag.layout(nodes), selected_id=selected_id, link=f"{detail_url}?view=flow&subtask="

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from django.conf import settings
@@ -374,6 +374,34 @@ def task_last_operation_id(*, task_id: int) -> int:
         .first()
         or 0
     )
+
+
+# What ends a failed task's wait for an operator (Action values of taskcenter.tasks.audit).
+_OPERATOR_ACTIONS = ("RETRY", "ROLLBACK", "SUBTASK_RETRY", "SKIP")
+
+
+def task_operator_wait(*, task_id: int) -> timedelta:
+    """How long the task stood FAILED until an operator retried, skipped or rolled back:
+    from each audit row of it ending FAILED to the next operator's operation on it.
+
+    A task's start and finish span those waits (retried ten days after it failed, it
+    "took" ten days); the detail page shows the waits apart. Reads the task's FINISH and
+    operator rows only, through the audit trail's task index.
+    """
+    waited = timedelta(0)
+    failed_at: datetime | None = None
+    rows = (
+        Operation.objects.filter(task_id=task_id, action__in=("FINISH", *_OPERATOR_ACTIONS))
+        .order_by("pk")
+        .values_list("action", "to_status", "created_at")
+    )
+    for action, to_status, at in rows:
+        if action == "FINISH":
+            failed_at = at if to_status == TaskStatus.FAILED else None
+        elif failed_at is not None:
+            waited += max(timedelta(0), at - failed_at)
+            failed_at = None
+    return waited
 
 
 def task_operations_after(*, task_id: int, after_id: int) -> list[Operation]:
