@@ -75,7 +75,7 @@ def task_list(request):
     results = _page_of(params, default_size=DEFAULT_PAGE_SIZE, fetch=fetch)
     rows: list[TaskInstance] = results.rows
 
-    choices = selectors.task_filter_choices()
+    choices = selectors.task_filter_choices(clusters=access.visible_clusters(request.user))
     form = TaskFilterForm(
         params,
         clusters=choices["clusters"],
@@ -397,7 +397,12 @@ def audit(request):
     results = _page_of(params, default_size=AUDIT_PAGE_SIZE, fetch=fetch)
     if results.error:
         results = results._replace(size=AUDIT_PAGE_SIZE)  # a refused page shows the default
-    form = AuditFilterForm(params, actions=selectors.operation_actions(), users=[])
+    scoped = access.visible_clusters(user) is not access.ALL_CLUSTERS
+    actions = selectors.operation_actions(
+        visible=access.visible_tasks(user) if scoped else None,
+        include_account_changes=access.can_manage_accounts(user),
+    )
+    form = AuditFilterForm(params, actions=actions, users=[])
     return _filtered_list(request, AUDIT_LIST, form, results)
 
 
