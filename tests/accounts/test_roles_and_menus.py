@@ -221,3 +221,25 @@ def test_task_types_are_named_in_plain_words_on_pages_and_ocps_spelling_in_the_a
         assert "Sys Onece" not in text and "System, one-off" in text
     answer = client.get(f"/api/v2/tasks/instances/{task.pk}").json()["data"]
     assert answer["type"] == "SYS_ONECE"
+
+
+def test_scoped_users_schedule_pages_do_not_tell_how_other_clusters_runs_went(clusters):
+    from datetime import UTC, datetime
+
+    from taskcenter.schedules import services as schedule_services
+    from taskcenter.schedules.models import PlanItem
+    from tests.schedules.conftest import cron_item, make_plan
+
+    plan = make_plan("1", [cron_item("0 15 0 ? * 1", "GMT+08:00")])
+    item = PlanItem.objects.get(plan=plan)
+    fire = schedule_services.fire_start(
+        plan=plan, item=item, fire_time=datetime(2024, 1, 7, tzinfo=UTC)
+    )
+    type(fire.task).objects.filter(pk=fire.task_id).update(cluster=clusters[1])
+    scoped = client_for(scoped_operator(clusters[0]))
+    for url in ("/schedules/", f"/schedules/{plan.pk}/"):
+        page = scoped.get(url).content.decode()
+        assert f"/tasks/{fire.task_id}/" not in page, url
+        assert "No run yet" in page, url
+    everyone = client_for(make_user("all", roles.VIEWER)).get("/schedules/").content.decode()
+    assert f"/tasks/{fire.task_id}/" in everyone and "No run yet" not in everyone
