@@ -52,6 +52,7 @@ def test_a_role_made_as_the_role_page_suggests_sees_and_operates(page, live_serv
     expect(page.get_by_role("heading", name="You do not have permission")).to_have_count(0)
     expect(page.get_by_test_id("role-badge")).to_have_text("Retry and cancel")
     expect(page.get_by_role("link", name="Alpha resize")).to_be_visible()
+    shoot(page, "custom-role-list.png")
     page.get_by_role("link", name="Alpha resize").click()
     expect(page.locator('[data-action="rollback"]')).to_have_count(0)
     page.locator('[data-action="retry"]').click()
@@ -89,6 +90,8 @@ def test_scoped_users_menus_hold_only_their_cluster(page, live_server, clusters)
     hosts_menu = page.locator('select[name="hostId"] option')
     assert clusters_menu.all_text_contents() == ["Any cluster", "alpha"]
     assert hosts_menu.all_text_contents() == ["Any host", "10.0.1.1"]
+    page.locator('select[name="clusterId"]').focus()
+    shoot(page, "scoped-list.png")
     answer = page.evaluate(
         "async () => (await (await fetch('/api/v2/tasks/instances/filters')).json()).data"
     )
