@@ -345,10 +345,14 @@ def task_filter_choices(
     if clusters is not None:
         ids = list(clusters)
         cluster_rows = cluster_rows.filter(pk__in=ids)
-        of_their_tasks = TaskInstance.hosts.through.objects.filter(
-            taskinstance__cluster_id__in=ids
+        # A host of no cluster is offered when one of their tasks used it: looked up from
+        # those few hosts (the host_id index), never by walking their clusters' tasks.
+        loose_of_their_tasks = TaskInstance.hosts.through.objects.filter(
+            host__cluster__isnull=True, taskinstance__cluster_id__in=ids
         ).values("host_id")
-        host_rows = host_rows.filter(Q(cluster_id__in=ids) | Q(pk__in=of_their_tasks))
+        host_rows = host_rows.filter(
+            Q(cluster_id__in=ids) | Q(cluster__isnull=True, pk__in=loose_of_their_tasks)
+        )
     return {
         "clusters": list(cluster_rows.order_by("name").values_list("pk", "name")),
         "hosts": list(host_rows.order_by("address").values_list("pk", "address")),

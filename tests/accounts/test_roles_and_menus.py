@@ -157,6 +157,8 @@ def hosts(clusters, tasks):
     b = Host.objects.create(address="10.0.2.1", cluster=bravo)
     loose = Host.objects.create(address="10.0.9.9")  # of no cluster, used by bravo's task
     tasks[1].hosts.add(b, loose)
+    loose_a = Host.objects.create(address="10.0.8.8")  # of no cluster, used by alpha's task
+    tasks[0].hosts.add(loose_a)
     return a, b, loose
 
 
@@ -170,19 +172,25 @@ def test_scoped_users_list_menus_hold_only_their_clusters(clusters, tasks, hosts
     scoped = scoped_operator(clusters[0])
     page = client_for(scoped).get("/tasks/").content.decode()
     assert _options(page, "clusterId") == ["Any cluster", "alpha"]
-    assert _options(page, "hostId") == ["Any host", "10.0.1.1"]
+    assert _options(page, "hostId") == ["Any host", "10.0.1.1", "10.0.8.8"]
     assert _options(page, "creator") == ["Anyone", "owner-alpha"]
     assert "bravo" not in page and "10.0.2.1" not in page and "10.0.9.9" not in page
     everyone = client_for(make_user("all", roles.VIEWER)).get("/tasks/").content.decode()
     assert _options(everyone, "clusterId") == ["Any cluster", "alpha", "bravo"]
-    assert _options(everyone, "hostId") == ["Any host", "10.0.1.1", "10.0.2.1", "10.0.9.9"]
+    assert _options(everyone, "hostId") == [
+        "Any host",
+        "10.0.1.1",
+        "10.0.2.1",
+        "10.0.8.8",
+        "10.0.9.9",
+    ]
 
 
 def test_scoped_users_filter_options_in_the_api_hold_only_their_clusters(clusters, tasks, hosts):
     scoped = scoped_operator(clusters[0])
     data = client_for(scoped).get("/api/v2/tasks/instances/filters").json()["data"]
     assert [c["name"] for c in data["clusters"]] == ["alpha"]
-    assert [h["name"] for h in data["hosts"]] == ["10.0.1.1"]
+    assert [h["name"] for h in data["hosts"]] == ["10.0.1.1", "10.0.8.8"]
     assert [c["name"] for c in data["creators"]] == ["owner-alpha"]
     creators = client_for(scoped).get("/api/v2/tasks/instances/creators").json()["data"]
     assert [c["name"] for c in creators["contents"]] == ["owner-alpha"]
