@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from taskcenter.core.forms import form_field
-from taskcenter.dashboard.presenters import TASK_TYPE_CHOICES, plain_words
+from taskcenter.dashboard.presenters import TASK_TYPE_CHOICES
 from taskcenter.tasks.models import TaskStatus
 
 PAGE_SIZES = (10, 20, 50, 100, 200)
@@ -123,7 +123,8 @@ class AuditFilterForm(forms.Form):
         super().__init__(data)
         form_field(self, "action", forms.ChoiceField).choices = [
             ("", "Any action"),
-            *[(a, plain_words(a)) for a in actions],
+            # The audit's action codes, as its rows tag them (and its `action` parameter).
+            *[(a, a) for a in actions],
         ]
         self.users = users
 
