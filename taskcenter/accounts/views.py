@@ -254,7 +254,12 @@ def _permission_groups(form_field, checked: set[str]) -> list[dict]:
     out = []
     for title, names in groups:
         items = [
-            {"value": value, "label": label, "checked": value in checked}
+            {
+                "value": value,
+                "label": label,
+                "checked": value in checked,
+                "implies_view": value in access.VIEW_IMPLIED_BY and value != access.PERM_VIEW,
+            }
             for value, label in form_field.field.choices
             if value in names
         ]

@@ -37,10 +37,12 @@ def test_a_role_made_as_the_role_page_suggests_sees_and_operates(page, live_serv
     dialog = page.locator("#role-create")
     expect(dialog.get_by_text("Each of these includes seeing tasks")).to_be_visible()
     dialog.get_by_label("Name").fill("Retry and cancel")
+    expect(dialog.get_by_label("Can view task instance")).not_to_be_checked()
     dialog.get_by_label("Can retry tasks and subtasks").check()
+    expect(dialog.get_by_label("Can view task instance")).to_be_checked()  # ticked with it
     dialog.get_by_label("Can cancel subtasks").check()
     dialog.get_by_role("button", name="Create role").click()
-    expect(page.get_by_text("“Can view task instance” was added")).to_be_visible()
+    expect(page.get_by_text("Role Retry and cancel was created.")).to_be_visible()
     expect(page.get_by_label("Can view task instance")).to_be_checked()
     role_id = int(re.search(r"/manage/roles/(\d+)/", page.url).group(1))
     rita = make_user("rita", password="Rita-passw0rd")
