@@ -99,6 +99,13 @@ def _status(request) -> int:
 
 @require_GET
 def manage_index(request):
+    """The first Administration tab the user may open (not a refusal for one who manages
+    roles or keys but not users)."""
+    user = request.user
+    if access.can_manage_roles(user) and not access.can_manage_users(user):
+        return redirect("accounts:role_list")
+    if access.can_manage_all_keys(user) and not access.can_manage_users(user):
+        return redirect("accounts:key_list")
     return redirect("accounts:user_list")
 
 

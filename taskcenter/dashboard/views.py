@@ -56,7 +56,12 @@ dashboard_view = signed_in_view(access.require_view)
 
 @require_GET
 def index(request):
-    return redirect("dashboard:task_list")
+    """Home (and where signing in leads): the task list, or for a user who may not see
+    tasks the pages they may use, instead of a refusal."""
+    user = request.user
+    if not user.is_authenticated or access.can_view(user):
+        return redirect("dashboard:task_list")
+    return redirect("accounts:manage" if access.can_manage_accounts(user) else "accounts:account")
 
 
 # --- Task list ---------------------------------------------------------------------------------

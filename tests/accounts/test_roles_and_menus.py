@@ -111,8 +111,16 @@ def test_the_role_form_adds_view_to_a_role_that_operates_and_says_so(clusters):
 
 
 def test_a_user_who_may_see_nothing_gets_a_way_out_of_the_refusal(db):
-    make_user("nobody")
-    client = client_for(make_user("nobody2"))
+    client = client_for(make_user("nobody"))
+    assert client.get("/").headers["Location"] == "/account/"
+    keeper = make_user("keeper")
+    keeper.groups.add(Group.objects.create(name="Key keepers"))
+    Group.objects.get(name="Key keepers").permissions.add(
+        Permission.objects.get(codename="manage_all_accesskeys")
+    )
+    assert client_for(keeper).get("/").headers["Location"] == "/manage/"
+    assert client_for(keeper).get("/manage/", follow=True).status_code == 200
+    assert client_for(make_user("v", roles.VIEWER)).get("/").headers["Location"] == "/tasks/"
     response = client.get("/tasks/")
     assert response.status_code == 403
     page = response.content.decode()
