@@ -71,6 +71,7 @@ def test_a_user_without_a_role_is_not_sent_back_to_the_same_refusal(page, live_s
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="You do not have permission")).to_be_visible()
     expect(page.get_by_test_id("role-badge")).to_have_text("No role")
+    shoot(page, "no-role-refusal.png")
     page.locator(".error-actions a").first.click()
     expect(page.get_by_role("heading", name="You do not have permission")).to_have_count(0)
     assert page.url.endswith("/account/")
