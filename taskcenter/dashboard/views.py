@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from django.contrib.auth.views import LoginView
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -56,12 +57,24 @@ dashboard_view = signed_in_view(access.require_view)
 
 @require_GET
 def index(request):
-    """Home (and where signing in leads): the task list, or for a user who may not see
-    tasks the pages they may use, instead of a refusal."""
-    user = request.user
+    return redirect(home_url(request.user))
+
+
+def home_url(user) -> str:
+    """Home, and where signing in leads: the task list; for a user who may not see tasks,
+    the pages they may use instead of a refusal."""
     if not user.is_authenticated or access.can_view(user):
-        return redirect("dashboard:task_list")
-    return redirect("accounts:manage" if access.can_manage_accounts(user) else "accounts:account")
+        return reverse("dashboard:task_list")
+    return reverse("accounts:manage" if access.can_manage_accounts(user) else "accounts:account")
+
+
+class SignInView(LoginView):
+    """Django's sign-in; without a `next`, it leads home (home_url), not to a refusal."""
+
+    redirect_authenticated_user = True
+
+    def get_default_redirect_url(self):
+        return home_url(self.request.user)
 
 
 # --- Task list ---------------------------------------------------------------------------------

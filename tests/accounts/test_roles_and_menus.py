@@ -7,6 +7,7 @@ import re
 
 import pytest
 from django.contrib.auth.models import Group, Permission
+from django.test import Client
 
 from taskcenter.accounts import access, roles, services
 from taskcenter.core.errors import NotPermitted
@@ -113,6 +114,8 @@ def test_the_role_form_adds_view_to_a_role_that_operates_and_says_so(clusters):
 def test_a_user_who_may_see_nothing_gets_a_way_out_of_the_refusal(db):
     client = client_for(make_user("nobody"))
     assert client.get("/").headers["Location"] == "/account/"
+    signing_in = Client().post("/login/", {"username": "nobody", "password": "Pa55word!long"})
+    assert signing_in.headers["Location"] == "/account/"
     keeper = make_user("keeper")
     keeper.groups.add(Group.objects.create(name="Key keepers"))
     Group.objects.get(name="Key keepers").permissions.add(
