@@ -151,9 +151,7 @@ TASKCENTER_SIGNIN_FAILURE_LIMIT = env_int("TASKCENTER_SIGNIN_FAILURE_LIMIT", 5, 
 TASKCENTER_SIGNIN_ADDRESS_FAILURE_LIMIT = env_int("TASKCENTER_SIGNIN_ADDRESS_FAILURE_LIMIT", 50, 1)
 TASKCENTER_SIGNIN_WINDOW_SECONDS = env_float("TASKCENTER_SIGNIN_WINDOW_SECONDS", 60.0, 1.0)
 LOGIN_URL = "dashboard:login"
-LOGIN_REDIRECT_URL = (
-    "dashboard:index"  # the task list, or the pages a user without a task role may use
-)
+LOGIN_REDIRECT_URL = "dashboard:task_list"
 LOGOUT_REDIRECT_URL = "dashboard:login"
 # CSRF refusals as a clear page, or a flash message for htmx requests.
 CSRF_FAILURE_VIEW = "taskcenter.dashboard.views.csrf_failure"
