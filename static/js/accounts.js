@@ -1,7 +1,9 @@
 /* Account pages: confirmation dialogs opened by a button, and copy buttons for a new key.
    [data-open-dialog="id"] opens <dialog id>; [data-close-dialog] closes its dialog;
    a <dialog data-open> (a form sent back with errors) opens on load;
-   [data-copy="id"] copies the text of element #id. */
+   [data-copy="id"] copies the text of element #id;
+   ticking a checkbox [data-implies="value"] ticks its form's box of that value too (an
+   operation on tasks needs viewing them; the server adds it anyway, this shows it). */
 (function () {
   "use strict";
 
@@ -39,6 +41,13 @@
         try { if (document.execCommand("copy")) done(); } catch (e) { /* selected for Ctrl+C */ }
       }
     }
+  });
+
+  document.addEventListener("change", function (event) {
+    var box = event.target.closest("input[data-implies]");
+    if (!box || !box.checked || !box.form) return;
+    box.form.querySelectorAll('input[type=checkbox][value="' + box.dataset.implies + '"]')
+      .forEach(function (implied) { implied.checked = true; });
   });
 
   function selectText(el) {

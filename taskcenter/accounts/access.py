@@ -10,7 +10,8 @@ the one way to drop those caches.
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.contrib.auth.models import Permission
+from django.db.models import Q, QuerySet
 
 from taskcenter.accounts.models import RoleScope
 from taskcenter.core.errors import NotPermitted, TaskNotFound
@@ -33,7 +34,17 @@ OPERATION_PERMISSIONS = {key: spec.permission for key, spec in OPERATIONS.items(
     "run": PERM_RUN,
     "manage_schedules": PERM_MANAGE_SCHEDULES,
 }
+# What each permission lets a user do, in words that follow "You do not have permission
+# to ...": an operation's words are declared with it in the registry.
+OPERATION_VERBS = {key: spec.verb for key, spec in OPERATIONS.items()} | {
+    "run": "run jobs",
+    "manage_schedules": "manage schedules",
+}
 
+
+# Every permission to act on tasks implies seeing them, where it is granted: operating
+# needs the task pages, and Jobs and Schedules are reached through them.
+VIEW_IMPLIED_BY = (PERM_VIEW, *dict.fromkeys(OPERATION_PERMISSIONS.values()))
 
 ALL_CLUSTERS = None  # an unscoped grant
 _CLUSTER_CACHE = "_taskcenter_permission_clusters"  # per user object, like Django's own
@@ -56,25 +67,35 @@ def permission_clusters(user, permission: str) -> frozenset[int] | None:
     A user holds a permission through a group (a role) or directly. A RoleScope limits a
     user's grant of one group to some clusters; any unscoped grant of the permission wins.
     An empty set means the user does not hold the permission at all.
+
+    Viewing tasks is also held wherever any task permission is (VIEW_IMPLIED_BY): a role
+    that may retry but was saved without "view" must not lock its holders out of the very
+    pages where they retry.
     """
     if not (user and user.is_authenticated and user.is_active):
         return frozenset()
     cache = user.__dict__.setdefault(_CLUSTER_CACHE, {})
     if permission not in cache:
-        cache[permission] = _permission_clusters(user, permission)
+        implied = VIEW_IMPLIED_BY if permission == PERM_VIEW else (permission,)
+        cache[permission] = _permission_clusters(user, implied)
     return cache[permission]
 
 
-def _permission_clusters(user, permission: str) -> frozenset[int] | None:
+def _permission_clusters(user, permissions: tuple[str, ...]) -> frozenset[int] | None:
+    """Where `user` holds any of `permissions` (one query each for direct grants, roles
+    and scopes, however many permissions)."""
     if user.is_superuser:
         return ALL_CLUSTERS
-    app_label, codename = permission.split(".", 1)
-    if user.user_permissions.filter(codename=codename, content_type__app_label=app_label).exists():
+    held = Q(pk__in=[])
+    for permission in permissions:
+        app_label, codename = permission.split(".", 1)
+        held |= Q(codename=codename, content_type__app_label=app_label)
+    if user.user_permissions.filter(held).exists():
         return ALL_CLUSTERS
     groups = list(
-        user.groups.filter(
-            permissions__codename=codename, permissions__content_type__app_label=app_label
-        ).values_list("pk", flat=True)
+        user.groups.filter(permissions__in=Permission.objects.filter(held))
+        .values_list("pk", flat=True)
+        .distinct()
     )
     if not groups:
         return frozenset()
@@ -123,6 +144,12 @@ def visible_tasks(user) -> QuerySet[TaskInstance]:
     return TaskInstance.objects.filter(cluster_id__in=clusters)
 
 
+def visible_clusters(user) -> frozenset[int] | None:
+    """The clusters whose tasks `user` may see: None for all. Filter menus and suggestions
+    are built from these, so a scoped user is not shown other clusters' names or hosts."""
+    return permission_clusters(user, PERM_VIEW)
+
+
 def get_task_for_user(user, task_id) -> TaskInstance:
     require_view(user)
     try:
@@ -131,10 +158,15 @@ def get_task_for_user(user, task_id) -> TaskInstance:
         raise TaskNotFound(f"The {task_id} task does not exist.") from None
 
 
+def refusal_message(operation: str) -> str:
+    """The refusal of `operation` to a user who lacks its permission."""
+    return f"You do not have permission to {OPERATION_VERBS[operation]}."
+
+
 def get_operable_task_for_user(user, task_id, operation: str) -> TaskInstance:
     task = get_task_for_user(user, task_id)
     if not can_operate(user, operation, task):
-        raise NotPermitted(f"You do not have permission to {operation.replace('_', ' ')} tasks.")
+        raise NotPermitted(refusal_message(operation))
     return task
 
 
@@ -152,9 +184,9 @@ def can_manage_schedules(user, *, run: bool = False) -> bool:
 
 def require_manage_schedules(user, *, run: bool = False) -> None:
     if not can_operate(user, "manage_schedules"):
-        raise NotPermitted("You do not have permission to manage schedules.")
+        raise NotPermitted(refusal_message("manage_schedules"))
     if run and not can_run_jobs(user):
-        raise NotPermitted("You do not have permission to run jobs.")
+        raise NotPermitted(refusal_message("run"))
 
 
 # --- Accounts: users, roles and access keys ----------------------------------------------------

@@ -55,15 +55,37 @@ def sync_builtin_roles(group_model, permission_model) -> None:
         group.permissions.add(*wanted)
 
 
-ROLE_LABELS = {VIEWER: "Viewer", MANAGER: "Operator", ADMIN: "Admin"}
+BUILTIN_ORDER = (ADMIN, MANAGER, VIEWER)
 
 
-def role_label(user) -> str:
-    """What the top bar calls the user: their highest built-in role."""
+def role_names(user) -> list[str]:
+    """The user's roles by the names the Admin pages give them: built-in roles first
+    (ADMIN, TASK_MANAGER, TASK_VIEWER), then custom roles by name."""
+    names = [group.name for group in user.groups.all()]
+    builtin = [role for role in BUILTIN_ORDER if role in names]
+    return builtin + sorted((n for n in names if n not in BUILTIN_ORDER), key=str.casefold)
+
+
+def role_badge(user) -> dict[str, str]:
+    """The top bar's badge: the first role's name, "+N" for the others; all of them (and
+    the clusters a role is limited to) in its tooltip."""
     if user.is_superuser:
-        return "Superuser"
-    names = {group.name for group in user.groups.all()}
-    for role in (ADMIN, MANAGER, VIEWER):
-        if role in names:
-            return ROLE_LABELS[role]
-    return "No role"
+        return {"text": "Superuser", "title": "Superuser: every permission"}
+    names = role_names(user)
+    if not names:
+        return {"text": "No role", "title": "No role: ask an administrator for one"}
+    from taskcenter.accounts.models import RoleScope
+
+    scopes = {
+        scope.group.name: sorted(c.name for c in scope.clusters.all())
+        for scope in RoleScope.objects.filter(user=user)
+        .select_related("group")
+        .prefetch_related("clusters")
+    }
+    described = [
+        f"{name} on {', '.join(scopes[name]) or 'no cluster'}" if name in scopes else name
+        for name in names
+    ]
+    text = names[0] if len(names) == 1 else f"{names[0]} +{len(names) - 1}"
+    label = "Your role" if len(names) == 1 else "Your roles"
+    return {"text": text, "title": f"{label}: {'; '.join(described)}"}

@@ -312,8 +312,18 @@ def assignable_permissions():
     return Permission.objects.filter(query).select_related("content_type")
 
 
-def _permissions_from(names) -> list:
+def with_implied_view(names) -> set[str]:
+    """`names` and, when any of them acts on tasks, the permission to view tasks: a role
+    that may retry but not see tasks would lock its holders out of the pages where they
+    retry, so the role is saved with viewing (and the role pages say so)."""
     wanted = set(names)
+    if wanted & set(access.VIEW_IMPLIED_BY):
+        wanted.add(access.PERM_VIEW)
+    return wanted
+
+
+def _permissions_from(names) -> list:
+    wanted = with_implied_view(names)
     available = {f"{p.content_type.app_label}.{p.codename}": p for p in assignable_permissions()}
     unknown = wanted - set(available)
     if unknown:

@@ -100,6 +100,13 @@ def _status(request) -> int:
 
 @require_GET
 def manage_index(request):
+    """The first Administration tab the user may open (not a refusal for one who manages
+    roles or keys but not users)."""
+    user = request.user
+    if access.can_manage_roles(user) and not access.can_manage_users(user):
+        return redirect("accounts:role_list")
+    if access.can_manage_all_keys(user) and not access.can_manage_users(user):
+        return redirect("accounts:key_list")
     return redirect("accounts:user_list")
 
 
@@ -255,12 +262,28 @@ def _permission_groups(form_field, checked: set[str]) -> list[dict]:
     out = []
     for title, names in groups:
         items = [
-            {"value": value, "label": label, "checked": value in checked}
+            {
+                "value": value,
+                "label": label,
+                "checked": value in checked,
+                "implies_view": value in access.VIEW_IMPLIED_BY and value != access.PERM_VIEW,
+            }
             for value, label in form_field.field.choices
             if value in names
         ]
-        out.append({"title": title, "items": items})
+        note = ""
+        if title == "Operate":
+            note = "Each of these includes seeing tasks: “Can view task instance” is added."
+        out.append({"title": title, "items": items, "note": note})
     return out
+
+
+def _view_added(form) -> str:
+    """The sentence that says viewing was added to a role that operates tasks."""
+    chosen = set(form.cleaned_data["permissions"])
+    if access.PERM_VIEW in chosen or access.PERM_VIEW not in services.with_implied_view(chosen):
+        return ""
+    return " “Can view task instance” was added: operating tasks needs seeing them."
 
 
 @admin_view(access.require_manage_roles)
@@ -275,7 +298,7 @@ def role_list(request):
             ),
         )
         if saved:
-            messages.success(request, f"Role {saved.value.name} was created.")
+            messages.success(request, f"Role {saved.value.name} was created.{_view_added(form)}")
             return redirect("accounts:role_detail", role_id=saved.value.pk)
     checked = set(form["permissions"].value() or []) if form.is_bound else set()
     context = {
@@ -297,7 +320,9 @@ def role_detail(request, role_id: int):
         form = RoleForm(request.POST)
         update = functools.partial(services.role_update, role_id=role.pk, actor=request.user)
         if _save(form, lambda data: update(name=data["name"], permissions=data["permissions"])):
-            messages.success(request, f"Role {form.cleaned_data['name']} was saved.")
+            messages.success(
+                request, f"Role {form.cleaned_data['name']} was saved.{_view_added(form)}"
+            )
             return redirect("accounts:role_detail", role_id=role.pk)
         checked = set(form["permissions"].value() or [])
     else:

@@ -290,6 +290,20 @@ class CreatorListSerializer(serializers.Serializer):
     contents = CreatorSerializer(many=True)
 
 
+class NamedChoiceSerializer(serializers.Serializer):
+    id = _int64()
+    name = serializers.CharField()
+
+
+class TaskFilterOptionsSerializer(serializers.Serializer):
+    """What the task list's filter menus offer the caller: only from the clusters whose
+    tasks the caller may see."""
+
+    clusters = NamedChoiceSerializer(many=True, help_text="For clusterId.")
+    hosts = NamedChoiceSerializer(many=True, help_text="For hostId; name is the address.")
+    creators = CreatorSerializer(many=True, help_text="For creator (by name).")
+
+
 class SubtaskLogSerializer(serializers.Serializer):
     """A piece of a subtask's log (the whole log when no offset or limit is given)."""
 
@@ -370,4 +384,5 @@ WrappedTaskInstanceResponse = enveloped(
 SubtaskInstanceResponse = enveloped("SubtaskInstanceResponse", SubtaskInstanceSerializer())
 SubtaskLogResponse = enveloped("SubtaskLogResponse", SubtaskLogSerializer())
 CreatorListResponse = enveloped("CreatorListResponse", CreatorListSerializer())
+TaskFilterOptionsResponse = enveloped("TaskFilterOptionsResponse", TaskFilterOptionsSerializer())
 InfoResponse = enveloped("InfoResponse", InfoSerializer())

@@ -25,6 +25,7 @@ urlpatterns = [
     path("v2/info", views.info, name="info"),
     path("v2/tasks/instances", views.task_list, name="task-list"),
     path("v2/tasks/instances/creators", views.task_creators, name="task-creators"),
+    path("v2/tasks/instances/filters", views.task_filter_options, name="task-filters"),
     path(TASK, views.task_detail, name="task-detail"),
     path(f"{TASK}/retry", views.task_retry, name="task-retry"),
     path(f"{TASK}/rollback", views.task_rollback, name="task-rollback"),

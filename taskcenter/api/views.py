@@ -157,6 +157,27 @@ def task_creators(request):
     return ok(request, {"contents": [{"id": pk, "name": name} for pk, name in creators]})
 
 
+@extend_schema(
+    operation_id="listTaskFilterOptions",
+    summary="The task list's filter options: clusters, hosts and creators the caller may see",
+    responses={200: s.TaskFilterOptionsResponse, **_errors()},
+    tags=["tasks"],
+)
+@api_view(["GET"])
+def task_filter_options(request):
+    access.require_view(request.user)
+    choices = selectors.task_filter_choices(clusters=access.visible_clusters(request.user))
+    creators = selectors.task_creators(visible=access.visible_tasks(request.user))
+    return ok(
+        request,
+        {
+            "clusters": [{"id": pk, "name": name} for pk, name in choices["clusters"]],
+            "hosts": [{"id": pk, "name": address} for pk, address in choices["hosts"]],
+            "creators": [{"id": pk, "name": name} for pk, name in creators],
+        },
+    )
+
+
 def _wrapped(task_id: int) -> dict:
     task = selectors.task_get(task_id=task_id)
     return s.WrappedTaskInstanceSerializer.represent(task, selectors.task_subtasks(task=task))

@@ -1,5 +1,5 @@
 """The top bar of every page (dashboard and account pages alike): task counts, the user's
-role and the admin links. Lazy, so a partial that does not show the top bar costs nothing."""
+roles and the links they may follow. Lazy, so a partial that does not show the top bar costs nothing."""
 
 from __future__ import annotations
 
@@ -17,7 +17,10 @@ def top_bar(request) -> dict:
         "nav_counts": SimpleLazyObject(
             lambda: selectors.task_counts_by_status(visible=access.visible_tasks(user))
         ),
-        "nav_role": SimpleLazyObject(lambda: roles.role_label(user)),
+        "nav_role": SimpleLazyObject(lambda: roles.role_badge(user)),
+        # The task pages (and Jobs, Schedules, Audit behind them) only for those who may
+        # see tasks; the others get links that lead somewhere they may go.
+        "nav_can_view": SimpleLazyObject(lambda: access.can_view(user)),
         "nav_is_admin": SimpleLazyObject(lambda: access.can_open_django_admin(user)),
         "nav_account_admin": SimpleLazyObject(lambda: access.can_manage_accounts(user)),
     }

@@ -43,6 +43,7 @@ def header_context(request, task: TaskInstance, states) -> dict:
     total = len(states)
     return {
         "task_label": presenters.task_label(task.status, task.operation),
+        "task_kind": presenters.task_type_label(task.type),
         "task_tone": presenters.task_tone(task.status, task.operation),
         "task_buttons": presenters.task_buttons(request.user, task),
         "progress_done": done,

@@ -16,7 +16,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from taskcenter.core.forms import form_field
-from taskcenter.tasks.models import TaskStatus, TaskType
+from taskcenter.dashboard.presenters import TASK_TYPE_CHOICES
+from taskcenter.tasks.models import TaskStatus
 
 PAGE_SIZES = (10, 20, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 20
@@ -88,7 +89,7 @@ class TaskFilterForm(forms.Form):
             self.query["size"] = str(DEFAULT_PAGE_SIZE)
         super().__init__(self.query)
         choices = {
-            "type": [("", "Any type"), *TaskType.choices],
+            "type": [("", "Any type"), *TASK_TYPE_CHOICES],
             "clusterId": [("", "Any cluster"), *clusters],
             "hostId": [("", "Any host"), *hosts],
             "creator": [("", "Anyone"), *[(n, n) for _, n in creators]],
@@ -122,6 +123,7 @@ class AuditFilterForm(forms.Form):
         super().__init__(data)
         form_field(self, "action", forms.ChoiceField).choices = [
             ("", "Any action"),
+            # The audit's action codes, as its rows tag them (and its `action` parameter).
             *[(a, a) for a in actions],
         ]
         self.users = users

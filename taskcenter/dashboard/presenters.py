@@ -27,6 +27,7 @@ from taskcenter.tasks.models import (
     TaskInstance,
     TaskOperation,
     TaskStatus,
+    TaskType,
 )
 from taskcenter.tasks.operations import OPERATIONS, TASK_OPERATIONS
 from taskcenter.tasks.selectors import SubtaskNode
@@ -35,6 +36,25 @@ ACTIVE = {SubtaskStatus.READY, SubtaskStatus.RUNNING, SubtaskStatus.CANCELING}
 
 
 # --- Status words ------------------------------------------------------------------------------
+
+# The task types in plain words. The stored values are OCP's (its API spells "SYS_ONECE");
+# that spelling belongs to the API, the pages say what the type means.
+TASK_TYPE_LABELS: dict[str, str] = {
+    TaskType.MANUAL: "Manual",
+    TaskType.SYS_ONECE: "System, one-off",
+    TaskType.SCHEDULED: "Scheduled",
+    TaskType.SYS_SCHEDULED: "System, scheduled",
+}
+TASK_TYPE_CHOICES = [(value, TASK_TYPE_LABELS[value]) for value in TaskType.values]
+
+
+def task_type_label(task_type: str) -> str:
+    return TASK_TYPE_LABELS.get(task_type) or plain_words(task_type)
+
+
+def plain_words(value: str) -> str:
+    """An enum's value as words: "SUBTASK_RETRY" -> "Subtask retry"."""
+    return value.replace("_", " ").capitalize()
 
 
 # Keyed by plain strings: the labels are looked up with a row's stored values.
@@ -390,8 +410,8 @@ def list_row(task: TaskInstance, detail_prefix: str) -> dict:
         "url": f"{detail_prefix}{task.pk}/",
         "name": task.name,
         "status": task.status,
-        "kind": task.get_type_display()
-        + ("" if task.operation == "EXECUTE" else f" · {task.get_operation_display()}"),
+        "kind": task_type_label(task.type)
+        + ("" if task.operation == "EXECUTE" else f" · {plain_words(task.operation)}"),
         "cluster": task.cluster.name if task.cluster else "",
         "tenant": task.tenant.name if task.tenant else "",
         "creator": task.creator.get_username() if task.creator else "",

@@ -67,14 +67,16 @@ def schedule_list(request):
     total = plans_query.count()
     plans = list(plans_query[(page_no - 1) * size : page_no * size])
     items = selectors.plan_schedule_items(plan_ids=[plan.pk for plan in plans])
-    last_runs = selectors.plan_last_runs(plans=plans)
+    # The last run as the viewer may see it: a scoped user is not told how another
+    # cluster's run went.
+    last_runs = selectors.plan_last_runs(plans=plans, visible=access.visible_tasks(request.user))
     rows = [
         {
             "plan": plan,
             "job": plan.job_class.rsplit(".", 1)[-1],  # the class name without its package
             "triggers": _triggers(items.get(plan.pk, [])),
             "last_run": last_runs.get(plan.pk),
-            "badge": presenters.job_status_badge(_job_status(plan)),
+            "badge": presenters.job_status_badge(_job_status(last_runs.get(plan.pk))),
         }
         for plan in plans
     ]
@@ -111,11 +113,14 @@ def schedule_detail(request, plan_id: int):
         if fire.outcome != FireOutcome.STARTED
     ]
     running = selectors.plan_running_context(plan_id=plan.pk) is not None
+    last_run = selectors.plan_last_runs(
+        plans=[plan], visible=access.visible_tasks(request.user)
+    ).get(plan.pk)
     context = {
         "nav": "schedules",
         "plan": plan,
         "items": [(item, presenters.trigger_words(item)) for item in items],
-        "badge": presenters.job_status_badge(_job_status(plan)),
+        "badge": presenters.job_status_badge(_job_status(last_run)),
         "params_json": json.dumps(plan.job_params),
         "runs": runs,
         "not_run": not_run,

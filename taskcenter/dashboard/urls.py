@@ -6,11 +6,7 @@ from taskcenter.dashboard import jobs, operations, schedules_views, views
 app_name = "dashboard"
 urlpatterns = [
     path("", views.index, name="index"),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("login/", views.SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("tasks/", views.task_list, name="task_list"),
     path("tasks/live/", views.task_list_live, name="task_list_live"),

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from django.contrib.auth.views import LoginView
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -55,7 +56,24 @@ dashboard_view = signed_in_view(access.require_view)
 
 @require_GET
 def index(request):
-    return redirect("dashboard:task_list")
+    return redirect(home_url(request.user))
+
+
+def home_url(user) -> str:
+    """Home, and where signing in leads: the task list; for a user who may not see tasks,
+    the pages they may use instead of a refusal."""
+    if not user.is_authenticated or access.can_view(user):
+        return reverse("dashboard:task_list")
+    return reverse("accounts:manage" if access.can_manage_accounts(user) else "accounts:account")
+
+
+class SignInView(LoginView):
+    """Django's sign-in; without a `next`, it leads home (home_url), not to a refusal."""
+
+    redirect_authenticated_user = True
+
+    def get_default_redirect_url(self):
+        return home_url(self.request.user)
 
 
 # --- Task list ---------------------------------------------------------------------------------
@@ -74,7 +92,7 @@ def task_list(request):
     results = _page_of(params, default_size=DEFAULT_PAGE_SIZE, fetch=fetch)
     rows: list[TaskInstance] = results.rows
 
-    choices = selectors.task_filter_choices()
+    choices = selectors.task_filter_choices(clusters=access.visible_clusters(request.user))
     form = TaskFilterForm(
         params,
         clusters=choices["clusters"],
@@ -396,7 +414,12 @@ def audit(request):
     results = _page_of(params, default_size=AUDIT_PAGE_SIZE, fetch=fetch)
     if results.error:
         results = results._replace(size=AUDIT_PAGE_SIZE)  # a refused page shows the default
-    form = AuditFilterForm(params, actions=selectors.operation_actions(), users=[])
+    scoped = access.visible_clusters(user) is not access.ALL_CLUSTERS
+    actions = selectors.operation_actions(
+        visible=access.visible_tasks(user) if scoped else None,
+        include_account_changes=access.can_manage_accounts(user),
+    )
+    form = AuditFilterForm(params, actions=actions, users=[])
     return _filtered_list(request, AUDIT_LIST, form, results)
 
 

@@ -143,11 +143,15 @@ def plan_schedule_items(*, plan_ids: list[int]) -> dict[int, list[PlanItem]]:
     return items
 
 
-def plan_last_runs(*, plans: list[Schedule]) -> dict[int, TaskInstance]:
-    """The last context of each plan, by plan id (those that ran)."""
+def plan_last_runs(
+    *, plans: list[Schedule], visible: QuerySet[TaskInstance] | None = None
+) -> dict[int, TaskInstance]:
+    """The last context of each plan, by plan id (those that ran); with `visible` (the
+    viewer's scope) only those in it, as cluster scoping hides a run everywhere else."""
     # last_context_id is annotated by plan_queryset(), which the type checker cannot see.
     last = {plan.pk: getattr(plan, "last_context_id", None) for plan in plans}
-    tasks = TaskInstance.objects.filter(pk__in=[i for i in last.values() if i]).annotate(
+    shown = TaskInstance.objects.all() if visible is None else visible
+    tasks = shown.filter(pk__in=[i for i in last.values() if i]).annotate(
         job_status=status.job_status()
     )
     by_id = {task.pk: task for task in tasks}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -330,11 +331,31 @@ def task_subtask_states(*, task_id: int) -> list[tuple[int, str, str, int]]:
     )
 
 
-def task_filter_choices() -> dict[str, list[tuple[int, str]]]:
-    """Clusters and hosts as (id, name) for the task list's filter menus."""
+def task_filter_choices(
+    *, clusters: Collection[int] | None = None
+) -> dict[str, list[tuple[int, str]]]:
+    """Clusters and hosts as (id, name) for the task list's filter menus.
+
+    `clusters`: the viewer's scope (taskcenter.accounts.access.visible_clusters), None for
+    every cluster. A scoped viewer is offered their clusters, and the hosts of those
+    clusters or of their tasks, nothing of anyone else's.
+    """
+    cluster_rows = Cluster.objects.all()
+    host_rows = Host.objects.all()
+    if clusters is not None:
+        ids = list(clusters)
+        cluster_rows = cluster_rows.filter(pk__in=ids)
+        # A host of no cluster is offered when one of their tasks used it: looked up from
+        # those few hosts (the host_id index), never by walking their clusters' tasks.
+        loose_of_their_tasks = TaskInstance.hosts.through.objects.filter(
+            host__cluster__isnull=True, taskinstance__cluster_id__in=ids
+        ).values("host_id")
+        host_rows = host_rows.filter(
+            Q(cluster_id__in=ids) | Q(cluster__isnull=True, pk__in=loose_of_their_tasks)
+        )
     return {
-        "clusters": list(Cluster.objects.order_by("name").values_list("pk", "name")),
-        "hosts": list(Host.objects.order_by("address").values_list("pk", "address")),
+        "clusters": list(cluster_rows.order_by("name").values_list("pk", "name")),
+        "hosts": list(host_rows.order_by("address").values_list("pk", "address")),
     }
 
 
@@ -360,9 +381,19 @@ def operation_page(
     return list(queryset[(page - 1) * size : page * size]), queryset.count()
 
 
-def operation_actions() -> list[str]:
-    """The actions that occur in the audit trail, for its filter menu."""
-    return list(Operation.objects.order_by("action").values_list("action", flat=True).distinct())
+def operation_actions(
+    *, visible: QuerySet[TaskInstance] | None = None, include_account_changes: bool = True
+) -> list[str]:
+    """The actions that occur in the audit trail, for its filter menu: of the rows the
+    viewer may see (operation_list's `visible` and `include_account_changes`); all of them
+    when `visible` is None."""
+    rows = Operation.objects.all()
+    if visible is not None or not include_account_changes:
+        shown = Q(task__in=visible.values("pk")) if visible is not None else Q(task__isnull=False)
+        if include_account_changes:
+            shown |= Q(task__isnull=True)
+        rows = rows.filter(shown)
+    return list(rows.order_by("action").values_list("action", flat=True).distinct())
 
 
 def task_last_operation_id(*, task_id: int) -> int:

@@ -102,6 +102,7 @@ def test_schema_lists_every_endpoint(client):
         "/api/v2/info",
         "/api/v2/tasks/instances",
         "/api/v2/tasks/instances/creators",
+        "/api/v2/tasks/instances/filters",
         "/api/v2/tasks/instances/{taskInstanceId}",
         "/api/v2/tasks/{taskInstanceId}",
         "/api/v2/tasks/instances/{taskInstanceId}/retry",
