@@ -226,7 +226,8 @@
 
   var refocusPicker = false;
   document.addEventListener("htmx:beforeRequest", function (event) {
-    refocusPicker = Boolean(event.detail.elt && event.detail.elt.dataset && event.detail.elt.dataset.log === "attempt");
+    var elt = event.detail.elt;
+    if (elt && elt.dataset && elt.dataset.log === "attempt") refocusPicker = true;
   });
 
   // The attempt shown is in the address (and in the view tabs' links) when it was picked,
