@@ -111,6 +111,9 @@ def _measure(base: str, lines: int) -> tuple[list[float], int]:
 
     from taskcenter.tasks.models import SubtaskInstance
 
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls below are
+    # synchronous all the same (set after the server started, which does not inherit it).
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as driver:
         browser = driver.chromium.launch(
             executable_path=CHROMIUM, args=["--no-sandbox", "--headless", "--disable-gpu"]
