@@ -138,6 +138,7 @@ def main() -> None:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="tc-log-shots-"))
+    os.environ["TASKCENTER_DEMO"] = "true"  # seed_demo and the demo definitions
     try:
         prepare(tmp)
         shoot(build(), out, tmp)
