@@ -120,6 +120,12 @@ def test_attempt_picker_shows_each_attempt_on_its_own_and_is_in_the_address(
     expect(page.locator("#subtask-title")).to_have_text("Verify row counts")
     expect(page).not_to_have_url(re.compile(r"attempt="))
 
+    # The picker, the downloads and the search fit a 420 px window.
+    page.goto(f"{live_server.url}/tasks/{task.pk}/?view=log&subtask={copy.pk}")
+    page.set_viewport_size({"width": 420, "height": 860})
+    expect(page.get_by_label("Attempt", exact=True)).to_be_visible()
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 420
+
 
 def test_search_highlights_matches_and_steps_through_them_while_lines_arrive(
     worker, live_server, page, operator
