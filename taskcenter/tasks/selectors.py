@@ -306,30 +306,31 @@ def log_attempt_ranges(*, subtask: SubtaskInstance) -> list[LogAttempt]:
     """Every attempt of the subtask with where its output is, oldest first.
 
     The attempts that wrote nothing are listed too (1 to the current attempt), so a
-    retry that has not printed yet can be picked; the chunks record their attempt, so
-    one grouped read of the subtask's chunks (on the (subtask, offset) index) finds the
-    ranges.
+    retry that has not printed yet can be picked. The chunks record their attempt: one
+    grouped read of the subtask's chunks (on the (subtask, offset) index, reading the
+    columns stored before the data) finds the ranges, and one read of each attempt's
+    first chunk its time.
     """
+    chunks = LogChunk.objects.filter(subtask_id=subtask.pk)
     rows = {
         row["attempt"]: row
-        for row in LogChunk.objects.filter(subtask_id=subtask.pk)
-        .values("attempt")
-        .annotate(
-            first=Min("offset"),
-            last=Max(F("offset") + F("length")),
-            size=Sum("length"),
-            at=Min("created_at"),
-        )
+        for row in chunks.values("attempt")
+        .annotate(first=Min("offset"), last=Max(F("offset") + F("length")), size=Sum("length"))
         .order_by()
     }
-    numbers = sorted(set(rows) | set(range(1, subtask.attempt + 1)))
+    began = dict(
+        chunks.filter(offset__in=[row["first"] for row in rows.values()]).values_list(
+            "offset", "created_at"
+        )
+    )
     ranges = []
-    for number in numbers:
+    for number in sorted(set(rows) | set(range(1, subtask.attempt + 1))):
         row = rows.get(number)
         if row is None:
             ranges.append(LogAttempt(number, subtask.log_size, subtask.log_size, 0, None))
         else:
-            ranges.append(LogAttempt(number, row["first"], row["last"], row["size"], row["at"]))
+            first = row["first"]
+            ranges.append(LogAttempt(number, first, row["last"], row["size"], began.get(first)))
     return ranges
 
 
