@@ -223,7 +223,11 @@ def task_detail(request, task_id: int):
     if subtask_id is not None:
         selected = selectors.subtask_get(task_id=task.pk, subtask_id=subtask_id)
     selected_id = selected.pk if selected else None
-    attempt = parse.integer(request.GET, "attempt", minimum=0) if selected else None
+    attempt = (
+        parse.integer(request.GET, "attempt", minimum=0, maximum=selected.attempt)
+        if selected
+        else None
+    )
     context = detail.page_context(
         request, task, nodes, view=view, selected=selected, attempt=attempt
     )
@@ -290,17 +294,17 @@ def subtask_panel(request, task_id: int, subtask_id: int):
     task = access.get_task_for_user(request.user, task_id)
     subtask = selectors.subtask_get(task_id=task.pk, subtask_id=subtask_id)
     view = parse.choice(request.GET, "view", VIEWS, default="flow")
+    attempt = parse.integer(request.GET, "attempt", minimum=0, maximum=subtask.attempt)
     if not is_partial(request):
         url = reverse("dashboard:task_detail", args=[task.pk])
-        return redirect(f"{url}?view={view}&subtask={subtask.pk}")
+        picked = "" if attempt is None else f"&attempt={attempt}"
+        return redirect(f"{url}?view={view}&subtask={subtask.pk}{picked}")
     context = {
         "task": task,
         "view": view,
         # An empty digest makes the next poll send everything, so nothing can be missed.
         "digest": "",
-        **detail.panel_context(
-            request, task, subtask, attempt=parse.integer(request.GET, "attempt", minimum=0)
-        ),
+        **detail.panel_context(request, task, subtask, attempt=attempt),
         "seen": selectors.task_last_operation_id(task_id=task.pk),
     }
     return render(request, "dashboard/_subtask_panel_swap.html", context)
@@ -318,7 +322,7 @@ def subtask_log(request, task_id: int, subtask_id: int):
     task = access.get_task_for_user(request.user, task_id)
     subtask = selectors.subtask_get(task_id=task.pk, subtask_id=subtask_id)
     offset = parse.integer(request.GET, "offset", minimum=0, default=0)
-    attempt = parse.integer(request.GET, "attempt", minimum=0)
+    attempt = parse.integer(request.GET, "attempt", minimum=0, maximum=subtask.attempt)
     style = parse.terminal_style(request.GET, "sgr")
     skipped = 0
     if subtask.log_size - offset > LOG_POLL_BYTES:

@@ -43,7 +43,7 @@ def test_an_attempt_that_does_not_exist_is_a_400_naming_it(db, operator):
     response = client.get(f"/tasks/{task.pk}/?view=log&subtask={copy.pk}&attempt=7")
     assert response.status_code == 400
     assert "attempt" in response.content.decode()
-    for bad in ("x", "-1"):
+    for bad in ("x", "-1", "3", "99999999999999"):
         url = reverse("dashboard:subtask_log", args=[task.pk, copy.pk])
         assert client.get(f"{url}?offset=0&attempt={bad}", **HX).status_code == 400
     download = reverse("dashboard:subtask_log_download", args=[task.pk, copy.pk])
