@@ -6,12 +6,11 @@
    - focus kept when a live update replaces the region that holds it;
    - roving tab stop: a group of many items ([data-roving]) is one Tab stop, the arrow keys
      move inside it, Enter or Space opens the item;
-   - the live log: follow the bottom unless the reader scrolled up, keep at most the last
-     few MB in the page;
    - times: every <time datetime> shown in the reader's zone (their account's choice, else
      the browser's), with UTC in its title; running durations ([data-since]) tick each
      second from their start, with no request;
-   - a result table's "Show all rows". */
+   - a result table's "Show all rows".
+   The log panel's behaviour is in log.js. */
 (function () {
   "use strict";
 
@@ -337,88 +336,7 @@
   window.taskcenter.rove = rove;
   window.taskcenter.initRoving = initAllRoving;
 
-  // --- Live log -------------------------------------------------------------------------
-
-  var follow = true;
-
-  function logEl() { return document.getElementById("log-text"); }
-  function atBottom(el) { return el.scrollHeight - el.scrollTop - el.clientHeight < 24; }
-  function jumpButton() { return document.querySelector('[data-log="jump"]'); }
-
-  // The log fills the window below its top (at least 260 px), so the newest lines show
-  // without scrolling the page.
-  function fitLog() {
-    var el = logEl();
-    if (!el) return;
-    var top = el.getBoundingClientRect().top + window.scrollY;
-    var room = window.innerHeight - top - 20;
-    el.style.maxHeight = Math.max(260, Math.min(room, 1200)) + "px";
-  }
-  window.addEventListener("resize", fitLog);
-
-  function toBottom() {
-    var el = logEl();
-    if (!el) return;
-    el.scrollTop = el.scrollHeight;
-    follow = true;
-    var jump = jumpButton();
-    if (jump) jump.hidden = true;
-  }
-
-  function trim(el) {
-    var max = Number(el.dataset.maxChars) || 2097152;
-    var total = el.textContent.length;
-    var trimmed = false;
-    while (total > max && el.childNodes.length > 1) {
-      total -= el.firstChild.textContent.length;
-      el.removeChild(el.firstChild);
-      trimmed = true;
-    }
-    if (trimmed) {
-      var note = document.querySelector('[data-log="trimmed"]');
-      if (note) note.hidden = false;
-    }
-  }
-
-  document.addEventListener("scroll", function (event) {
-    var el = event.target;
-    if (!el || el.id !== "log-text") return;
-    follow = atBottom(el);
-    var jump = jumpButton();
-    if (jump) jump.hidden = follow;
-  }, true);
-
-  document.addEventListener("htmx:afterSwap", function (event) {
-    var target = event.detail.target;
-    if (target && target.id === "log-text") {
-      trim(target);
-      if (follow) toBottom();
-      else {
-        var jump = jumpButton();
-        if (jump) jump.hidden = false;
-      }
-    }
-  });
-
-  function onNewPanel() {
-    var el = logEl();
-    if (!el) return;
-    fitLog();
-    toBottom();
-  }
-  document.addEventListener("htmx:afterSettle", function (event) {
-    var target = event.detail.target;
-    if (target && (target.id === "subtask-panel" || target.closest && target.closest("#subtask-panel"))) {
-      if (target.id === "subtask-panel") onNewPanel();
-    }
-    armFlashes(document);
-  });
-  document.addEventListener("htmx:oobAfterSwap", function (event) {
-    if (event.target && event.target.id === "subtask-panel") onNewPanel();
-  });
-  document.addEventListener("click", function (event) {
-    if (event.target.closest('[data-log="jump"]')) toBottom();
-  });
+  document.addEventListener("htmx:afterSettle", function () { armFlashes(document); });
 
   // --- Times in the reader's zone ------------------------------------------------------
   // The server writes every time as <time datetime="ISO with offset"> and a text in UTC
@@ -558,7 +476,6 @@
   document.addEventListener("DOMContentLoaded", function () {
     armFlashes(document);
     initAllRoving(document);
-    onNewPanel();
     var rendered = Date.parse(document.body.dataset.renderedAt || "");
     if (!isNaN(rendered)) skew = rendered - Date.now();
     rememberBrowserZone();

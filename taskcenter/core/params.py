@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from taskcenter.core.errors import InvalidParameter
+from taskcenter.core.terminal import Style
 
 INT64_MAX = 2**63 - 1
 PAGE_MAX = 10**9
@@ -147,6 +148,15 @@ def choice(params: Mapping, name: str, choices: Iterable[str], *, default: str) 
     if value not in options:
         raise InvalidParameter.because(name, f"'{value}' (use {' or '.join(options)}).")
     return value
+
+
+def terminal_style(params: Mapping, name: str) -> Style:
+    """The colour in force at a log reader's cursor, as SGR parameters (core.terminal)."""
+    raw = params.get(name) or ""
+    try:
+        return Style.decode(raw)
+    except ValueError as exc:
+        raise InvalidParameter.because(name, f"'{raw[:100]}': {exc}.") from None
 
 
 def page(params: Mapping, *, default_size: int = DEFAULT_PAGE_SIZE) -> tuple[int, int]:

@@ -7,6 +7,8 @@ so they are built here once.
 
 from __future__ import annotations
 
+from taskcenter.core import terminal
+from taskcenter.core.errors import InvalidParameter
 from taskcenter.dashboard import presenters
 from taskcenter.tasks import selectors
 from taskcenter.tasks.models import SubtaskStatus, TaskInstance
@@ -15,7 +17,7 @@ LOG_VIEW_BYTES = 2 * 1024 * 1024  # the page shows at most the last 2 MiB of a l
 ACTIVE = presenters.ACTIVE
 
 
-def page_context(request, task, nodes, *, view: str, selected) -> dict:
+def page_context(request, task, nodes, *, view: str, selected, attempt: int | None = None) -> dict:
     """The detail page's header, panel and live cursor."""
     states = [(s.pk, s.status, s.operation, s.run_time) for s in nodes]
     return {
@@ -24,7 +26,7 @@ def page_context(request, task, nodes, *, view: str, selected) -> dict:
         "subtask_count": len(nodes),
         "tone_counts": presenters.tone_counts(states),
         **header_context(request, task, states),
-        **panel_context(request, task, selected),
+        **panel_context(request, task, selected, attempt=attempt),
         "digest": presenters.digest(task, states),
     }
 
@@ -57,7 +59,10 @@ def header_context(request, task: TaskInstance, states) -> dict:
     }
 
 
-def panel_context(request, task, subtask, *, with_log: bool = True) -> dict:
+def panel_context(
+    request, task, subtask, *, with_log: bool = True, attempt: int | None = None
+) -> dict:
+    """The selected subtask's panel; its log shows one attempt: `attempt`, else the latest."""
     if subtask is None:
         return {"subtask": None}
     context = {
@@ -72,17 +77,70 @@ def panel_context(request, task, subtask, *, with_log: bool = True) -> dict:
         "subtask_active": subtask.status in ACTIVE,
     }
     if with_log:
-        tail = selectors.log_tail(subtask=subtask, max_bytes=LOG_VIEW_BYTES)
-        context["log"] = {
-            "text": from_next_line(tail.text) if tail.offset > 0 else tail.text,
-            "hidden_bytes": tail.offset,
-            "next_offset": tail.next_offset,
-            "size": tail.size,
-            "finished": tail.finished,
-            "truncated": tail.truncated,
-            "max_chars": LOG_VIEW_BYTES,
-        }
+        context["log"] = log_context(subtask, attempt)
     return context
+
+
+def log_context(subtask, attempt: int | None) -> dict:
+    """The last part of one attempt's log (the whole log when the subtask never ran), with
+    the attempts to pick from."""
+    ranges = selectors.log_attempt_ranges(subtask=subtask)
+    chosen = None
+    if attempt is not None:
+        chosen = next((r for r in ranges if r.attempt == attempt), None)
+        if chosen is None:
+            have = ", ".join(str(r.attempt) for r in ranges) or "none yet"
+            raise InvalidParameter.because(
+                "attempt", f"subtask {subtask.pk} has no attempt {attempt} (it has: {have})."
+            )
+    elif ranges:
+        chosen = ranges[-1]
+    if chosen is None:
+        tail = selectors.log_tail(subtask=subtask, max_bytes=LOG_VIEW_BYTES)
+        first = 0
+    else:
+        first = max(chosen.start, chosen.end - LOG_VIEW_BYTES)
+        tail = selectors.log_read(subtask=subtask, offset=first, attempt=chosen.attempt)
+        first = chosen.start
+    text = from_next_line(tail.text) if tail.offset > first else tail.text
+    piece = log_piece(text, tail.next_offset, finished=tail.finished)
+    return {
+        **piece,
+        "attempt": chosen.attempt if chosen else None,
+        "pinned": attempt is not None,
+        "attempts": [
+            {
+                "number": r.attempt,
+                "label": presenters.attempt_label(r, latest=r is ranges[-1]),
+                "chosen": r is chosen,
+            }
+            for r in ranges
+        ],
+        "hidden_bytes": tail.offset - first,
+        "size": (chosen.size if chosen else tail.size),
+        "truncated": tail.truncated,
+        "max_chars": LOG_VIEW_BYTES,
+    }
+
+
+def log_piece(text: str, next_offset: int, *, finished: bool, style=terminal.PLAIN) -> dict:
+    """A piece of log as the page shows it: colours drawn, control characters made
+    visible, and the poll's cursor (offset and the colour in force there). While the
+    subtask runs, a sequence cut by the end of what was written so far is left for the
+    next poll, which reads it whole."""
+    if not finished:
+        cut = terminal.incomplete_tail(text)
+        if cut:
+            next_offset -= len(text[-cut:].encode())
+            text = text[:-cut]
+    html, style = terminal.render_html(text, style)
+    return {
+        "html": html,
+        "has_text": bool(text),
+        "next_offset": next_offset,
+        "style": style.encode(),
+        "finished": finished,
+    }
 
 
 def from_next_line(text: str) -> str:

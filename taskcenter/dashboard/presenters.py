@@ -590,3 +590,17 @@ def schedule_buttons(user, plan, *, running: bool) -> list[Button]:
         for key in keys
         if schedule_action_allowed(user, action := SCHEDULE_ACTIONS[key])
     ]
+
+
+def attempt_label(attempt, *, latest: bool) -> str:
+    """A log's attempt in the picker: its number, when it began writing, and which is the
+    latest (selectors.LogAttempt)."""
+    if attempt.attempt == 0:
+        label = "Before the first run"
+    else:
+        label = f"Attempt {attempt.attempt}"
+    if attempt.started_at is not None:
+        label += f" · {timezone.localtime(attempt.started_at):%H:%M:%S}"
+    elif attempt.size == 0:
+        label += " · no output"
+    return label + (" · latest" if latest else "")

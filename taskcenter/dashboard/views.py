@@ -240,7 +240,14 @@ def task_detail(request, task_id: int):
     if subtask_id is not None:
         selected = selectors.subtask_get(task_id=task.pk, subtask_id=subtask_id)
     selected_id = selected.pk if selected else None
-    context = detail.page_context(request, task, nodes, view=view, selected=selected)
+    attempt = (
+        parse.integer(request.GET, "attempt", minimum=0, maximum=selected.attempt)
+        if selected
+        else None
+    )
+    context = detail.page_context(
+        request, task, nodes, view=view, selected=selected, attempt=attempt
+    )
     context["nav"] = "tasks"
     context["status_filter"] = status_filter
     # A context (a run a plan started) names its plan; the plan may have been deleted since.
@@ -304,15 +311,17 @@ def subtask_panel(request, task_id: int, subtask_id: int):
     task = access.get_task_for_user(request.user, task_id)
     subtask = selectors.subtask_get(task_id=task.pk, subtask_id=subtask_id)
     view = parse.choice(request.GET, "view", VIEWS, default="flow")
+    attempt = parse.integer(request.GET, "attempt", minimum=0, maximum=subtask.attempt)
     if not is_partial(request):
         url = reverse("dashboard:task_detail", args=[task.pk])
-        return redirect(f"{url}?view={view}&subtask={subtask.pk}")
+        picked = "" if attempt is None else f"&attempt={attempt}"
+        return redirect(f"{url}?view={view}&subtask={subtask.pk}{picked}")
     context = {
         "task": task,
         "view": view,
         # An empty digest makes the next poll send everything, so nothing can be missed.
         "digest": "",
-        **detail.panel_context(request, task, subtask),
+        **detail.panel_context(request, task, subtask, attempt=attempt),
         "seen": selectors.task_last_operation_id(task_id=task.pk),
     }
     return render(request, "dashboard/_subtask_panel_swap.html", context)
@@ -324,26 +333,29 @@ def subtask_panel(request, task_id: int, subtask_id: int):
 @dashboard_view
 @require_GET
 def subtask_log(request, task_id: int, subtask_id: int):
-    """New log text from `offset`, appended by the page; polling stops when the subtask has
-    finished."""
+    """New log text from `offset` (of one `attempt` when given), appended by the page;
+    `sgr` is the colour in force at `offset`. Polling stops when the subtask (or that
+    attempt) has finished."""
     task = access.get_task_for_user(request.user, task_id)
     subtask = selectors.subtask_get(task_id=task.pk, subtask_id=subtask_id)
     offset = parse.integer(request.GET, "offset", minimum=0, default=0)
+    attempt = parse.integer(request.GET, "attempt", minimum=0, maximum=subtask.attempt)
+    style = parse.terminal_style(request.GET, "sgr")
     skipped = 0
     if subtask.log_size - offset > LOG_POLL_BYTES:
         # Far behind (a burst of output): skip to the last part instead of sending it all.
         skipped = subtask.log_size - LOG_POLL_BYTES - offset
         offset = subtask.log_size - LOG_POLL_BYTES
-    piece = selectors.log_read(subtask=subtask, offset=offset)
+    piece = selectors.log_read(subtask=subtask, offset=offset, attempt=attempt)
     text = detail.from_next_line(piece.text) if skipped else piece.text
-    if not text and not piece.finished:
+    log = detail.log_piece(text, piece.next_offset, finished=piece.finished, style=style)
+    if not log["has_text"] and not piece.finished:
         return HttpResponse(status=204)
     context = {
         "task": task,
         "subtask": subtask,
-        "text": text,
         "skipped": skipped,
-        "log": {"next_offset": piece.next_offset, "finished": piece.finished},
+        "log": {**log, "attempt": attempt},
         "subtask_label": presenters.subtask_label(subtask.status, subtask.operation),
     }
     return poll_response(request, "dashboard/_log_chunk.html", context, done=piece.finished)
@@ -352,9 +364,10 @@ def subtask_log(request, task_id: int, subtask_id: int):
 @dashboard_view
 @require_GET
 def subtask_log_download(request, task_id: int, subtask_id: int):
-    """The whole log as a text file, streamed window by window (never all in memory)."""
+    """The whole log, or one `attempt`'s, as a text file, streamed (never all in memory)."""
     task = access.get_task_for_user(request.user, task_id)
     subtask = selectors.subtask_get(task_id=task.pk, subtask_id=subtask_id)
+    attempt = parse.integer(request.GET, "attempt", minimum=0, maximum=subtask.attempt)
     end = subtask.log_size
 
     def windows():
@@ -379,10 +392,15 @@ def subtask_log_download(request, task_id: int, subtask_id: int):
             offset = piece.next_offset
 
     name = slugify(subtask.name) or "subtask"
-    response = StreamingHttpResponse(windows(), content_type="text/plain; charset=utf-8")
-    response["Content-Disposition"] = (
-        f'attachment; filename="task-{task.pk}-subtask-{subtask.pk}-{name}.log"'
-    )
+    filename = f"task-{task.pk}-subtask-{subtask.pk}-{name}"
+    if attempt is None:
+        body = windows()
+    else:
+        # One attempt's bytes as written, chunk by chunk.
+        body = selectors.log_attempt_data(subtask=subtask, attempt=attempt, end=end)
+        filename += f"-attempt-{attempt}"
+    response = StreamingHttpResponse(body, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}.log"'
     response["X-Content-Type-Options"] = "nosniff"
     return response
 

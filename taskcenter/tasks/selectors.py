@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -12,7 +12,7 @@ from typing import NamedTuple
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
-from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Sum
 
 from taskcenter.core.errors import TaskNotFound
 from taskcenter.tasks.filters import filter_operations, filter_tasks, parse_sort
@@ -237,48 +237,112 @@ class LogSlice:
     truncated: bool
 
 
-def log_read(*, subtask: SubtaskInstance, offset: int = 0, limit: int | None = None) -> LogSlice:
+def log_read(
+    *,
+    subtask: SubtaskInstance,
+    offset: int = 0,
+    limit: int | None = None,
+    attempt: int | None = None,
+) -> LogSlice:
     """Bytes [offset, offset+limit) of a subtask's log, reading only the chunks that hold them.
 
     Chunks are at most LOG_CHUNK_MAX bytes and contiguous, so the first one needed starts
-    after offset - LOG_CHUNK_MAX; the (subtask, offset) index finds it directly.
+    after offset - LOG_CHUNK_MAX; the (subtask, offset) index finds it directly. Offsets
+    are positions in the whole log; with `attempt`, only that attempt's chunks are read
+    (the text of the range that this attempt wrote) and `finished` says whether that
+    attempt has ended.
     """
     size = subtask.log_size
     offset = max(0, min(offset, size))
     end = size if limit is None else min(size, offset + max(0, limit))
     parts: list[bytes] = []
     if end > offset:
-        chunks = (
-            LogChunk.objects.filter(
-                subtask_id=subtask.pk, offset__gt=offset - LOG_CHUNK_MAX, offset__lt=end
-            )
-            .order_by("offset")
-            .values_list("offset", "data")
+        chunks = LogChunk.objects.filter(
+            subtask_id=subtask.pk, offset__gt=offset - LOG_CHUNK_MAX, offset__lt=end
         )
-        for chunk_offset, data in chunks:
+        if attempt is not None:
+            chunks = chunks.filter(attempt=attempt)
+        for chunk_offset, data in chunks.order_by("offset").values_list("offset", "data"):
             data = bytes(data)
             lo = max(offset - chunk_offset, 0)
             hi = min(end - chunk_offset, len(data))
             if hi > lo:
                 parts.append(data[lo:hi])
     blob = b"".join(parts)
+    running = subtask.status in (
+        SubtaskStatus.READY,
+        SubtaskStatus.RUNNING,
+        SubtaskStatus.CANCELING,
+    )
+    if attempt is not None:
+        running = running and attempt == subtask.attempt
     return LogSlice(
         text=blob.decode(errors="replace"),
         offset=offset,
-        next_offset=offset + len(blob),
+        # Every byte of the attempt before `end` has been read, whoever wrote the rest.
+        next_offset=offset + len(blob) if attempt is None else max(offset, end),
         size=size,
-        finished=subtask.status
-        not in (
-            SubtaskStatus.READY,
-            SubtaskStatus.RUNNING,
-            SubtaskStatus.CANCELING,
-        ),
+        finished=not running,
         truncated=subtask.log_truncated,
     )
 
 
 def log_tail(*, subtask: SubtaskInstance, max_bytes: int = 64 * 1024) -> LogSlice:
     return log_read(subtask=subtask, offset=max(0, subtask.log_size - max_bytes))
+
+
+@dataclass(frozen=True)
+class LogAttempt:
+    """Where one attempt's output is in a subtask's log (whole-log offsets)."""
+
+    attempt: int
+    start: int  # offset of its first byte
+    end: int  # offset just past its last byte
+    size: int  # bytes it wrote
+    started_at: datetime | None
+
+
+def log_attempt_ranges(*, subtask: SubtaskInstance) -> list[LogAttempt]:
+    """Every attempt of the subtask with where its output is, oldest first.
+
+    The attempts that wrote nothing are listed too (1 to the current attempt), so a
+    retry that has not printed yet can be picked. The chunks record their attempt: one
+    grouped read of the subtask's chunks (on the (subtask, offset) index, reading the
+    columns stored before the data) finds the ranges, and one read of each attempt's
+    first chunk its time.
+    """
+    chunks = LogChunk.objects.filter(subtask_id=subtask.pk)
+    rows = {
+        row["attempt"]: row
+        for row in chunks.values("attempt")
+        .annotate(first=Min("offset"), last=Max(F("offset") + F("length")), size=Sum("length"))
+        .order_by()
+    }
+    began = dict(
+        chunks.filter(offset__in=[row["first"] for row in rows.values()]).values_list(
+            "offset", "created_at"
+        )
+    )
+    ranges = []
+    for number in sorted(set(rows) | set(range(1, subtask.attempt + 1))):
+        row = rows.get(number)
+        if row is None:
+            ranges.append(LogAttempt(number, subtask.log_size, subtask.log_size, 0, None))
+        else:
+            first = row["first"]
+            ranges.append(LogAttempt(number, first, row["last"], row["size"], began.get(first)))
+    return ranges
+
+
+def log_attempt_data(*, subtask: SubtaskInstance, attempt: int, end: int) -> Iterator[bytes]:
+    """The bytes one attempt wrote before offset `end`, chunk by chunk (for downloads)."""
+    yield from (
+        bytes(data)
+        for data in LogChunk.objects.filter(subtask_id=subtask.pk, attempt=attempt, offset__lt=end)
+        .order_by("offset")
+        .values_list("data", flat=True)
+        .iterator(chunk_size=16)
+    )
 
 
 def log_attempts(*, subtask: SubtaskInstance) -> list[tuple[int, bytes]]:

@@ -87,7 +87,9 @@ def test_operator_filters_opens_failed_task_follows_the_log_and_retries(
     page.on(
         "request",
         lambda r: (
-            log_polls.append(int(r.url.split("offset=")[1])) if "/log/?offset=" in r.url else None
+            log_polls.append(int(r.url.split("offset=")[1].split("&")[0]))
+            if "/log/?offset=" in r.url
+            else None
         ),
     )
     page.locator("#task-header [data-action=retry]").click()

@@ -7,7 +7,6 @@ failed subtasks and the end of their logs are printed), 2 when --timeout passes 
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from typing import Any, TextIO
@@ -16,6 +15,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from taskcenter.core.errors import TaskCenterError
+
+# Colours and other escape sequences in a log must not reach the operator's terminal.
+from taskcenter.core.terminal import plain as terminal_safe
 from taskcenter.core.trace import new_trace_id, reset_trace_id, set_trace_id
 from taskcenter.tasks import definitions, dispatch, selectors, services
 from taskcenter.tasks.models import (
@@ -30,15 +32,6 @@ from taskcenter.tasks.models import (
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 2
 LOG_TAIL_LINES = 15
-
-# C0 and C1 control characters but tab: escape sequences in a log (colours, cursor moves,
-# a terminal title, OSC 52 clipboard writes) must not reach the operator's terminal.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
-
-
-def terminal_safe(text: str) -> str:
-    """`text` with every control character but tab shown as a visible \\xNN escape."""
-    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
 class Command(BaseCommand):
