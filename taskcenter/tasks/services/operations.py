@@ -276,28 +276,32 @@ def task_cancel_refusal(task: TaskInstance) -> Refusal | None:
 def _cancel_subtasks(task: TaskInstance, subtasks: list[SubtaskInstance], actor, reason) -> int:
     """Compare-and-set each subtask out of READY (to FAILED) or RUNNING (to CANCELING), at
     the attempt read under the task's lock; log and audit each one changed. Returns how
-    many changed."""
+    many changed.
+
+    A worker's claim takes no task lock: a READY subtask read here can be claimed before
+    its update. Its READY update then changes nothing, and the RUNNING one asks the worker
+    that claimed it to stop instead, so what was queued when the operator looked is
+    stopped either way.
+    """
     now = timezone.now()
     who = actor_name(actor)
     entries = []
     for subtask in subtasks:
-        if subtask.status == SubtaskStatus.READY:
-            # Keyed by the attempt: its message, when a worker takes it, finds no READY
-            # attempt to claim (attempts.attempt_claim) and does nothing.
-            changed = SubtaskInstance.objects.filter(
-                pk=subtask.pk, attempt=subtask.attempt, status=SubtaskStatus.READY
-            ).update(
-                status=SubtaskStatus.FAILED,
-                operation=SubtaskOperation.CANCEL,
-                finish_time=now,
-            )
-            to_status, line = SubtaskStatus.FAILED, f"canceled before it started by {who}"
+        attempt_row = SubtaskInstance.objects.filter(pk=subtask.pk, attempt=subtask.attempt)
+        from_status, to_status, line = "", "", ""
+        # Keyed by the attempt: the READY attempt's message, when a worker takes it later,
+        # finds nothing to claim (attempts.attempt_claim) and does nothing.
+        if subtask.status == SubtaskStatus.READY and attempt_row.filter(
+            status=SubtaskStatus.READY
+        ).update(status=SubtaskStatus.FAILED, operation=SubtaskOperation.CANCEL, finish_time=now):
+            from_status, to_status = SubtaskStatus.READY, SubtaskStatus.FAILED
+            line = f"canceled by {who} before a worker started it"
+        elif attempt_row.filter(status=SubtaskStatus.RUNNING).update(
+            status=SubtaskStatus.CANCELING, operation=SubtaskOperation.CANCEL
+        ):
+            from_status, to_status = SubtaskStatus.RUNNING, SubtaskStatus.CANCELING
+            line = f"cancel requested by {who}"
         else:
-            changed = SubtaskInstance.objects.filter(
-                pk=subtask.pk, attempt=subtask.attempt, status=SubtaskStatus.RUNNING
-            ).update(status=SubtaskStatus.CANCELING, operation=SubtaskOperation.CANCEL)
-            to_status, line = SubtaskStatus.CANCELING, f"cancel requested by {who}"
-        if changed != 1:
             continue
         log_line(subtask, line + (f": {reason}" if reason else ""))
         entries.append(
@@ -306,7 +310,7 @@ def _cancel_subtasks(task: TaskInstance, subtasks: list[SubtaskInstance], actor,
                 action=Action.CANCEL,
                 task=task,
                 subtask=subtask,
-                from_status=subtask.status,
+                from_status=from_status,
                 to_status=to_status,
                 reason=reason,
             )
