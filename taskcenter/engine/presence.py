@@ -15,6 +15,7 @@ after the fork, so that no child inherits a lock it holds.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
 import os
@@ -60,6 +61,7 @@ class Beat(threading.Thread):
         self.queues = queues  # a callable: the queues can change at run time (add_consumer)
         self.interval = interval
         self.started_at = timezone.now()
+        self.pid = os.getpid()
         self.stopping = threading.Event()
         self.counted = 0
         self.beats = 0
@@ -144,11 +146,13 @@ def start_beating(sender, **kwargs) -> None:
         interval=settings.TASKCENTER_WORKER_BEAT_INTERVAL,
     )
     _beat.start()
+    # A cold shutdown (SIGQUIT) ends the process without Celery's worker_shutdown signal.
+    atexit.register(stop_beating)
 
 
 @worker_shutdown.connect
 def stop_beating(**kwargs) -> None:
     global _beat
-    if _beat is not None:
-        _beat.stop()
-        _beat = None
+    beat, _beat = _beat, None
+    if beat is not None and beat.pid == os.getpid():  # not in a forked child
+        beat.stop()
