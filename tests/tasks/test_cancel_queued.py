@@ -8,9 +8,9 @@ import pytest
 
 from taskcenter.core.errors import InvalidState
 from taskcenter.tasks import services
-from taskcenter.tasks.models import Operation, SubtaskInstance, TaskDefinition, TaskInstance
+from taskcenter.tasks.models import Operation, SubtaskInstance, TaskInstance
 from tests.conftest import basic_client, make_user
-from tests.factories import running_task
+from tests.factories import running_task, two_root_task
 
 pytestmark = pytest.mark.django_db
 
@@ -21,27 +21,6 @@ def no_broker(monkeypatch):
     from taskcenter.engine import dispatch
 
     monkeypatch.setattr(dispatch, "_send", lambda subtask_id, attempt, producer=None: None)
-
-
-TWO_ROOTS = "Two independent steps"
-
-
-def two_root_task() -> TaskInstance:
-    """A running task with two independent steps, both READY (queued), and a third after
-    them, PENDING."""
-    if not TaskDefinition.objects.filter(name=TWO_ROOTS).exists():
-        step = {"kind": "SHELL_TASK", "action": {"command": "true"}}
-        services.definition_create_from_data(
-            name=TWO_ROOTS,
-            spec={
-                "subtasks": [
-                    {"key": "a", "name": "first", **step},
-                    {"key": "b", "name": "second", **step},
-                    {"key": "c", "name": "after both", "upstreams": ["a", "b"], **step},
-                ]
-            },
-        )
-    return services.task_start(definition_name=TWO_ROOTS)
 
 
 def subtask(task: TaskInstance, name: str) -> SubtaskInstance:
