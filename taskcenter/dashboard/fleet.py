@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
@@ -56,6 +57,15 @@ def fleet(request):
         "offline_after": int(settings.TASKCENTER_NO_WORKER_AFTER),
     }
     return page(request, "dashboard/fleet.html", context)
+
+
+@signed_in_view()
+@require_GET
+def worker_banner(request):
+    """The banner alone, which every page asks for again every 10 s while its tab is
+    visible: a page opened before the last worker stopped (or before one started) says so
+    without a reload. Any signed-in user: it tells nothing about tasks."""
+    return render(request, "dashboard/_worker_banner.html")
 
 
 def no_worker_banner() -> dict | None:

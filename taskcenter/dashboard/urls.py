@@ -41,6 +41,7 @@ urlpatterns = [
     ),
     path("audit/", views.audit, name="audit"),
     path("fleet/", fleet.fleet, name="fleet"),
+    path("fleet/banner/", fleet.worker_banner, name="worker_banner"),
     path("jobs/", jobs.job_list, name="job_list"),
     path("jobs/<str:key>/", jobs.job_detail, name="job_detail"),
     path("schedules/", schedules_views.schedule_list, name="schedule_list"),

@@ -127,3 +127,17 @@ def test_fleet_needs_view_permission(db):
     assert client_for(None).get("/fleet/").status_code == 302
     nobody = make_user("nobody")
     assert client_for(nobody).get("/fleet/").status_code == 403
+
+
+def test_the_banner_alone_for_the_pages_poll(db):
+    assert client_for(None).get("/fleet/banner/").status_code == 302
+    client = client_for(make_user("nobody"))  # any signed-in user
+    response = client.get("/fleet/banner/", headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert "queued subtasks will wait" in response.content.decode()
+    assert 'hx-trigger="every 10s [!document.hidden]"' in response.content.decode()
+    seen("w1@host-a", ago=1)
+    cache.clear()
+    response = client.get("/fleet/banner/", headers={"HX-Request": "true"})
+    assert 'id="worker-banner"' in response.content.decode()
+    assert "no-worker-banner" not in response.content.decode()
