@@ -227,7 +227,7 @@ OPERATIONS: dict[str, OperationSpec] = {
                 "You can retry it later.",
                 "Cancel subtask",
             ),
-            done="Canceled: “{subtask}” stops (a queued subtask ends at once).",
+            done="Cancel requested: “{subtask}” stops (at once if it was queued).",
             already="canceled “{subtask}”",
             reason_required=False,
             danger=True,
