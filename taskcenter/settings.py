@@ -336,6 +336,12 @@ TASKCENTER_REAPER_INTERVAL = env_float("TASKCENTER_REAPER_INTERVAL", 5.0, 0.1)
 # which the reaper repairs (a lost finish reads as a lost worker, a lost READY is sent
 # again). Operators' actions from the pages and the API always wait for the disk.
 TASKCENTER_WORKER_SYNCHRONOUS_COMMIT = env_bool("TASKCENTER_WORKER_SYNCHRONOUS_COMMIT", False)
+# Worker presence (taskcenter.engine.presence): each worker writes its row this often; a
+# worker not seen for TASKCENTER_NO_WORKER_AFTER seconds is offline, and when none is
+# online every page says so. Rows of workers gone longer than the last setting are pruned.
+TASKCENTER_WORKER_BEAT_INTERVAL = env_float("TASKCENTER_WORKER_BEAT_INTERVAL", 5.0, 0.1)
+TASKCENTER_NO_WORKER_AFTER = env_float("TASKCENTER_NO_WORKER_AFTER", 30.0, 1.0)
+TASKCENTER_WORKER_PRESENCE_KEEP = env_float("TASKCENTER_WORKER_PRESENCE_KEEP", 86400.0, 60.0)
 TASKCENTER_LOG_CAP_BYTES = env_int("TASKCENTER_LOG_CAP_BYTES", 100 * 1024 * 1024, 1024)
 TASKCENTER_DEMO_PASSWORD = env_str("TASKCENTER_DEMO_PASSWORD")
 # A task list count slower than 50 ms (a substring filter on a million tasks) is reused for

@@ -243,3 +243,24 @@ def canceling_task(actor=None, **kwargs) -> TaskInstance:
     running = first_subtask_with(task, SubtaskStatus.RUNNING)
     services.subtask_cancel(task_id=task.pk, subtask_id=running.pk, actor=actor)
     return selectors.task_get(task_id=task.pk)
+
+
+TWO_ROOTS = "Two independent steps"
+
+
+def two_root_task(creator=None) -> TaskInstance:
+    """A running task whose two independent steps ("first", "second") are both READY
+    (queued) at start, and a third ("after both") PENDING behind them."""
+    if not TaskDefinition.objects.filter(name=TWO_ROOTS).exists():
+        step = {"kind": "SHELL_TASK", "action": {"command": "true"}}
+        services.definition_create_from_data(
+            name=TWO_ROOTS,
+            spec={
+                "subtasks": [
+                    {"key": "a", "name": "first", **step},
+                    {"key": "b", "name": "second", **step},
+                    {"key": "c", "name": "after both", "upstreams": ["a", "b"], **step},
+                ]
+            },
+        )
+    return services.task_start(definition_name=TWO_ROOTS, creator=creator)

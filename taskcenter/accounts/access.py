@@ -19,6 +19,7 @@ from taskcenter.tasks.models import TaskInstance
 from taskcenter.tasks.operations import (  # noqa: F401 (PERM_*: the permissions of operations)
     OPERATIONS,
     PERM_CANCEL,
+    PERM_CANCEL_TASK,
     PERM_RETRY,
     PERM_ROLLBACK,
     PERM_SKIP,

@@ -19,6 +19,7 @@ OPERATE_PERMISSIONS = [
     "tasks.rollback_taskinstance",
     "tasks.skip_subtaskinstance",
     "tasks.cancel_subtaskinstance",
+    "tasks.cancel_taskinstance",
     "tasks.run_taskinstance",
     "tasks.manage_schedules",
 ]

@@ -29,6 +29,7 @@ urlpatterns = [
     path(TASK, views.task_detail, name="task-detail"),
     path(f"{TASK}/retry", views.task_retry, name="task-retry"),
     path(f"{TASK}/rollback", views.task_rollback, name="task-rollback"),
+    path(f"{TASK}/cancel", views.task_cancel, name="task-cancel"),
     path(f"{TASK}/downloadDiagnosis", views.task_download_diagnosis, name="task-diagnosis"),
     path(f"{SUBTASK}/retry", views.subtask_retry, name="subtask-retry"),
     path(f"{SUBTASK}/skip", views.subtask_skip, name="subtask-skip"),

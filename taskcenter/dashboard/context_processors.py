@@ -1,11 +1,12 @@
 """The top bar of every page (dashboard and account pages alike): task counts, the user's
-roles and the links they may follow. Lazy, so a partial that does not show the top bar costs nothing."""
+roles, the links they may follow and the no-worker banner. Lazy, so a partial that does not show the top bar costs nothing."""
 
 from __future__ import annotations
 
 from django.utils.functional import SimpleLazyObject
 
 from taskcenter.accounts import access, roles
+from taskcenter.dashboard.fleet import no_worker_banner
 from taskcenter.tasks import selectors
 
 
@@ -23,4 +24,5 @@ def top_bar(request) -> dict:
         "nav_can_view": SimpleLazyObject(lambda: access.can_view(user)),
         "nav_is_admin": SimpleLazyObject(lambda: access.can_open_django_admin(user)),
         "nav_account_admin": SimpleLazyObject(lambda: access.can_manage_accounts(user)),
+        "no_worker": SimpleLazyObject(no_worker_banner),
     }

@@ -326,18 +326,23 @@ def _permitted_buttons(
 
 
 def task_buttons(user, task: TaskInstance) -> list[Button]:
-    """Retry and Roll back: none once the task succeeded."""
+    """Retry and Roll back, and Cancel task while the task runs: none once it succeeded."""
     if task.status == TaskStatus.SUCCESSFUL:
         return []
+    specs = [
+        spec
+        for spec in TASK_OPERATIONS
+        if spec.key != "cancel_task" or task.status == TaskStatus.RUNNING
+    ]
     url = reverse("dashboard:confirm", args=[task.pk]) + "?"
-    return _permitted_buttons(user, TASK_OPERATIONS, task, None, url)
+    return _permitted_buttons(user, specs, task, None, url)
 
 
 def subtask_buttons(user, subtask: SubtaskInstance, task: TaskInstance) -> list[Button]:
-    """Retry and Skip for a failed subtask, Cancel for a running one."""
+    """Retry and Skip for a failed subtask, Cancel for a running or queued one."""
     if subtask.status == SubtaskStatus.FAILED:
         specs = [OPERATIONS["subtask_retry"], OPERATIONS["skip"]]
-    elif subtask.status in (SubtaskStatus.RUNNING, SubtaskStatus.CANCELING):
+    elif subtask.status in (SubtaskStatus.READY, SubtaskStatus.RUNNING, SubtaskStatus.CANCELING):
         specs = [OPERATIONS["cancel"]]
     else:
         return []

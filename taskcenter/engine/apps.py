@@ -7,6 +7,7 @@ class EngineConfig(AppConfig):
     verbose_name = "Engine"
 
     def ready(self) -> None:
-        from taskcenter.engine import dispatch, worker  # noqa: F401  (worker connects receivers)
+        # worker and presence connect Celery's signal receivers.
+        from taskcenter.engine import dispatch, presence, worker  # noqa: F401
 
         dispatch.register()

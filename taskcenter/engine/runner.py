@@ -20,6 +20,7 @@ from django.db import connection
 
 from taskcenter.engine.actions import ActionFailed, Stopped, run_action
 from taskcenter.engine.metrics import observe_attempt
+from taskcenter.engine.presence import count_finished
 from taskcenter.tasks import selectors, services
 from taskcenter.tasks.models import SubtaskStatus
 from taskcenter.tasks.services import ClaimedAttempt, format_log_line
@@ -195,6 +196,8 @@ def execute_attempt(*, subtask_id: int, attempt: int) -> None:
             result=result if _is_json_result(result) else None,
             claim_next_as=executor if time.monotonic() < follow_until and _may_follow() else None,
         )
+        if finished.ended:
+            count_finished()
         claimed = finished.next
 
 

@@ -194,6 +194,7 @@ class TaskInstance(models.Model):
             ("rollback_taskinstance", "Can roll back tasks"),
             ("skip_subtaskinstance", "Can skip subtasks"),
             ("cancel_subtaskinstance", "Can cancel subtasks"),
+            ("cancel_taskinstance", "Can cancel tasks (every running and queued subtask)"),
             ("run_taskinstance", "Can start tasks from definitions"),
         ]
 

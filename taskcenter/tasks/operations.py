@@ -25,6 +25,8 @@ PERM_RETRY = "tasks.retry_taskinstance"
 PERM_ROLLBACK = "tasks.rollback_taskinstance"
 PERM_SKIP = "tasks.skip_subtaskinstance"
 PERM_CANCEL = "tasks.cancel_subtaskinstance"
+# Stopping a whole task is a bigger step than stopping one subtask: a permission of its own.
+PERM_CANCEL_TASK = "tasks.cancel_taskinstance"
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,13 @@ class OperationSpec:
         """None when the state allows the operation now; else why not."""
         return self.refusal(task, subtask)
 
-    def run(self, *, task_id: int, subtask_id: int | None, actor, reason: str):
+    def run(self, *, task_id: int, subtask_id: int | None, actor, reason: str, **options):
+        """Run the service; `options` are the service's own keywords (cancel's `queued`)."""
         if self.on_subtask:
-            return self.service(task_id=task_id, subtask_id=subtask_id, actor=actor, reason=reason)
-        return self.service(task_id=task_id, actor=actor, reason=reason)
+            return self.service(
+                task_id=task_id, subtask_id=subtask_id, actor=actor, reason=reason, **options
+            )
+        return self.service(task_id=task_id, actor=actor, reason=reason, **options)
 
     def hint_for(self, subtask: SubtaskInstance | None) -> str:
         if subtask is not None and subtask.is_rollback and self.hint_in_rollback:
@@ -132,6 +137,30 @@ OPERATIONS: dict[str, OperationSpec] = {
             refusal=lambda task, _subtask: services.task_rollback_refusal(task),
         ),
         OperationSpec(
+            key="cancel_task",
+            on_subtask=False,
+            url_segment="cancel",
+            permission=PERM_CANCEL_TASK,
+            audit_action=Action.CANCEL,
+            label="Cancel task",
+            verb="cancel tasks",
+            hint="Stop every running and queued subtask of this task; they end as failed "
+            "(canceled).",
+            confirmation=Confirmation(
+                "Cancel task #{task} “{name}”?",
+                "Every running subtask is stopped by its worker and every queued one ends "
+                "at once, without a worker; they end as failed (canceled) and the task "
+                "stops. You can retry it later.",
+                "Cancel task",
+            ),
+            done="Cancel requested: the running and queued subtasks of task #{task} stop.",
+            already="canceled this task",
+            reason_required=True,
+            danger=True,
+            service=services.task_cancel,
+            refusal=lambda task, _subtask: services.task_cancel_refusal(task),
+        ),
+        OperationSpec(
             key="subtask_retry",
             on_subtask=True,
             url_segment="retry",
@@ -189,14 +218,16 @@ OPERATIONS: dict[str, OperationSpec] = {
             audit_action=Action.CANCEL,
             label="Cancel",
             verb="cancel subtasks",
-            hint="Stop this running subtask; it ends as failed (canceled).",
+            hint="Stop this subtask (running, or queued for a worker); it ends as failed "
+            "(canceled).",
             confirmation=Confirmation(
                 "Cancel “{subtask}”?",
-                "The worker stops this running subtask; it ends as failed (canceled) and the "
-                "task stops after it. You can retry it later.",
+                "A running subtask is stopped by its worker; a queued one ends at once, "
+                "without a worker. It ends as failed (canceled) and the task stops after it. "
+                "You can retry it later.",
                 "Cancel subtask",
             ),
-            done="Cancel requested: the worker is stopping “{subtask}”.",
+            done="Cancel requested: “{subtask}” stops (at once if it was queued).",
             already="canceled “{subtask}”",
             reason_required=False,
             danger=True,
@@ -208,6 +239,8 @@ OPERATIONS: dict[str, OperationSpec] = {
 
 TASK_OPERATIONS = tuple(spec for spec in OPERATIONS.values() if not spec.on_subtask)
 SUBTASK_OPERATIONS = tuple(spec for spec in OPERATIONS.values() if spec.on_subtask)
+# Cancel task writes one CANCEL row per subtask, as Cancel does: a row is read as the
+# subtask's cancel (the later entry of the two wins).
 BY_AUDIT_ACTION = {spec.audit_action: spec for spec in OPERATIONS.values()}
 
 

@@ -515,3 +515,15 @@ def subtask_routing_facts(*, subtask_ids: list[int]) -> list[tuple[int, str, str
             "pk", "node_type", "task__cluster__name"
         )
     )
+
+
+def ready_by_routing_facts() -> list[tuple[str, str | None, int, datetime | None]]:
+    """(node type, cluster name or None, READY attempts, oldest ready_at) per pair of what
+    routes a subtask: the queues' depths once the routes are applied (fleet page). Read
+    through the (status, heartbeat_at) index: READY rows only."""
+    return list(
+        SubtaskInstance.objects.filter(status=SubtaskStatus.READY)
+        .values_list("node_type", "task__cluster__name")
+        .annotate(n=Count("pk"), oldest=Min("ready_at"))
+        .order_by()
+    )

@@ -23,10 +23,10 @@ OK, FORBIDDEN, MISSING = "ok", 403, 404
 # What each persona may do to a task of the cluster it can see (alpha).
 ALLOWED = {
     "viewer": set(),
-    "manager": {"retry", "rollback", "subtask_retry", "skip", "cancel"},
+    "manager": {"retry", "rollback", "cancel_task", "subtask_retry", "skip", "cancel"},
     "narrow": {"retry", "subtask_retry", "cancel"},
-    "scoped": {"retry", "rollback", "subtask_retry", "skip", "cancel"},
-    "admin": {"retry", "rollback", "subtask_retry", "skip", "cancel"},
+    "scoped": {"retry", "rollback", "cancel_task", "subtask_retry", "skip", "cancel"},
+    "admin": {"retry", "rollback", "cancel_task", "subtask_retry", "skip", "cancel"},
 }
 
 
@@ -133,7 +133,8 @@ def test_buttons_follow_the_roles(world, persona):
             assert response.status_code == 404
             continue
         shown = set(re.findall(r'<button[^>]*data-action="(\w+)"', response.content.decode()))
-        allowed = ALLOWED[persona] - {"cancel"}  # nothing runs: no Cancel on a failed task
+        # Nothing runs: no Cancel, no Cancel task on a failed task.
+        allowed = ALLOWED[persona] - {"cancel", "cancel_task"}
         assert shown == allowed, (persona, key, shown)
 
 
@@ -169,7 +170,7 @@ def test_api_reads(world, persona):
 
 # --- Operations: API and pages ----------------------------------------------------------------
 
-OPERATIONS = ["retry", "rollback", "subtask_retry", "skip", "cancel"]
+OPERATIONS = ["retry", "rollback", "cancel_task", "subtask_retry", "skip", "cancel"]
 
 
 def _api_path(op: str, task, sub) -> str:
@@ -177,6 +178,7 @@ def _api_path(op: str, task, sub) -> str:
     return {
         "retry": f"{base}/retry",
         "rollback": f"{base}/rollback",
+        "cancel_task": f"{base}/cancel",
         "subtask_retry": f"{base}/subtasks/{sub.pk}/retry",
         "skip": f"{base}/subtasks/{sub.pk}/skip",
         "cancel": f"{base}/subtasks/{sub.pk}/cancel",
@@ -187,6 +189,7 @@ def _page_path(op: str, task, sub) -> str:
     return {
         "retry": f"/tasks/{task.pk}/retry/",
         "rollback": f"/tasks/{task.pk}/rollback/",
+        "cancel_task": f"/tasks/{task.pk}/cancel/",
         "subtask_retry": f"/tasks/{task.pk}/subtasks/{sub.pk}/retry/",
         "skip": f"/tasks/{task.pk}/subtasks/{sub.pk}/skip/",
         "cancel": f"/tasks/{task.pk}/subtasks/{sub.pk}/cancel/",
@@ -195,7 +198,7 @@ def _page_path(op: str, task, sub) -> str:
 
 def _targets(op: str, world):
     a, b = world["clusters"]
-    if op == "cancel":
+    if op in ("cancel", "cancel_task"):
         return running_task_on(a, "Alpha running"), running_task_on(b, "Bravo running")
     return world["alpha"], world["bravo"]
 

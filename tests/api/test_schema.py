@@ -107,6 +107,7 @@ def test_schema_lists_every_endpoint(client):
         "/api/v2/tasks/{taskInstanceId}",
         "/api/v2/tasks/instances/{taskInstanceId}/retry",
         "/api/v2/tasks/instances/{taskInstanceId}/rollback",
+        "/api/v2/tasks/instances/{taskInstanceId}/cancel",
         "/api/v2/tasks/instances/{taskInstanceId}/downloadDiagnosis",
         "/api/v2/tasks/instances/{taskInstanceId}/subtasks/{subtaskInstanceId}/retry",
         "/api/v2/tasks/instances/{taskInstanceId}/subtasks/{subtaskInstanceId}/skip",

@@ -87,7 +87,9 @@ def test_task_buttons_match_the_services_in_every_state(started, task_state):
         start_time=task.start_time,
         prohibit_rollback=prohibited_by == "subtask",
     )
-    accepted = {key for key in ("retry", "rollback") if _accepted(task, subtask, key)}
+    accepted = {
+        key for key in ("retry", "rollback", "cancel_task") if _accepted(task, subtask, key)
+    }
     assert _offered(user, task, subtask) == accepted
 
 
@@ -110,7 +112,14 @@ def test_subtask_buttons_match_the_services_in_every_state(started, subtask_stat
 
 
 def test_every_operation_is_covered():
-    assert set(OPERATIONS) == {"retry", "rollback", "subtask_retry", "skip", "cancel"}
+    assert set(OPERATIONS) == {
+        "retry",
+        "rollback",
+        "cancel_task",
+        "subtask_retry",
+        "skip",
+        "cancel",
+    }
 
 
 def test_a_refused_button_gives_the_services_reason_in_words(started):
@@ -120,3 +129,15 @@ def test_a_refused_button_gives_the_services_reason_in_words(started):
     retry = next(b for b in presenters.task_buttons(user, task) if b.op == "retry")
     assert not retry.enabled
     assert retry.why == services.task_retry_refusal(task).why
+
+
+@pytest.mark.parametrize("subtask_status", SubtaskStatus.values)
+def test_cancel_task_button_matches_the_service_in_every_subtask_state(started, subtask_status):
+    user, task, subtask = started
+    # Hand-built state (see the module's docstring): a running task whose first subtask
+    # is in each state, the others PENDING behind it.
+    TaskInstance.objects.filter(pk=task.pk).update(status=TaskStatus.RUNNING)
+    SubtaskInstance.objects.filter(pk=subtask.pk).update(status=subtask_status)
+    offered = "cancel_task" in _offered(user, task, subtask)
+    assert offered == _accepted(task, subtask, "cancel_task")
+    assert offered == (subtask_status in (SubtaskStatus.READY, SubtaskStatus.RUNNING))

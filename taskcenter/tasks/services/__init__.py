@@ -10,7 +10,7 @@ transaction (taskcenter.tasks.audit).
 The modules, by job:
     definitions   stored task definitions: resolve, mirror, add from data
     start         task_start, and task_start_many for a batch (a scheduler's tick)
-    operations    the operator's operations (retry, rollback, subtask retry/skip/cancel)
+    operations    the operator's operations (retry, rollback, cancel, subtask retry/skip/cancel)
     attempts      the engine's protocol: claim, heartbeat, finish, and the reaper's verdicts
     finish        how an attempt ends: one plan, the general path and PostgreSQL's one trip
     progress      how work moves on: READY subtasks, counters, rollback walk, task status
@@ -43,6 +43,8 @@ from taskcenter.tasks.services.operations import (
     subtask_retry_refusal,
     subtask_skip,
     subtask_skip_refusal,
+    task_cancel,
+    task_cancel_refusal,
     task_retry,
     task_retry_refusal,
     task_rollback,
@@ -73,6 +75,8 @@ __all__ = [
     "subtask_retry_refusal",
     "subtask_skip",
     "subtask_skip_refusal",
+    "task_cancel",
+    "task_cancel_refusal",
     "task_retry",
     "task_retry_refusal",
     "task_rollback",

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from taskcenter.core.errors import InvalidState, RollbackProhibited, TaskCenterError, TaskNotFound
-from taskcenter.tasks.audit import Action, actor_name, audit_record
+from taskcenter.tasks.audit import Action, actor_name, audit_entry, audit_record, audit_record_many
 from taskcenter.tasks.models import (
     SubtaskInstance,
     SubtaskOperation,
@@ -204,39 +204,119 @@ def subtask_skip_refusal(subtask: SubtaskInstance) -> Refusal | None:
 
 
 def subtask_cancel(
-    *, task_id: int, subtask_id: int, actor=None, reason: str = ""
+    *, task_id: int, subtask_id: int, actor=None, reason: str = "", queued: bool = True
 ) -> SubtaskInstance:
-    """Ask the worker to stop a RUNNING subtask; it ends FAILED with operation CANCEL."""
+    """Stop a subtask: a RUNNING one is asked to stop (CANCELING; its worker ends it FAILED
+    with operation CANCEL); a READY one, still waiting for a worker, ends FAILED with
+    operation CANCEL at once, and its message, when a worker takes it, claims nothing.
+
+    `queued=False` keeps OCP's rule (only RUNNING can be canceled) for the API clients
+    that expect it.
+    """
     with transaction.atomic():
         task, subtask = _lock_subtask(task_id, subtask_id)
-        _raise_if_refused(subtask_cancel_refusal(subtask))
-        updated = SubtaskInstance.objects.filter(
-            pk=subtask.pk, status=SubtaskStatus.RUNNING
-        ).update(status=SubtaskStatus.CANCELING, operation=SubtaskOperation.CANCEL)
-        if updated != 1:
+        _raise_if_refused(subtask_cancel_refusal(subtask, queued=queued))
+        if not _cancel_subtasks(task, [subtask], actor, reason):
             raise _invalid_state(subtask, "cancel")
-        log_line(subtask, f"cancel requested by {actor_name(actor)}")
-        audit_subtask_change(
-            actor,
-            Action.CANCEL,
-            task,
-            subtask,
-            SubtaskStatus.RUNNING,
-            SubtaskStatus.CANCELING,
-            reason,
-        )
+        task_refresh_status(task)
         subtask.refresh_from_db()
     return subtask
 
 
-def subtask_cancel_refusal(subtask: SubtaskInstance) -> Refusal | None:
+def subtask_cancel_refusal(subtask: SubtaskInstance, queued: bool = True) -> Refusal | None:
     if subtask.status == SubtaskStatus.CANCELING:
         return _refusal(
             subtask, "cancel", "Cancel was requested; waiting for the worker to stop the step."
         )
+    if subtask.status == SubtaskStatus.READY and queued:
+        return None
     if subtask.status != SubtaskStatus.RUNNING:
-        return _refusal(subtask, "cancel", "Only a running subtask can be canceled.")
+        return _refusal(
+            subtask,
+            "cancel",
+            "Only a running or queued subtask can be canceled."
+            if queued
+            else "Only a running subtask can be canceled.",
+        )
     return None
+
+
+def task_cancel(*, task_id: int, actor=None, reason: str = "") -> TaskInstance:
+    """Stop every queued and running subtask of a RUNNING task (one audit row each): the
+    queued ones end FAILED (CANCEL) at once, the running ones are stopped by their workers.
+    Subtasks still waiting for an upstream stay PENDING: nothing releases them any more."""
+    with transaction.atomic():
+        task = _lock_task(task_id)
+        _raise_if_refused(task_cancel_refusal(task))
+        subtasks = list(
+            task.subtasks.filter(status__in=[SubtaskStatus.READY, SubtaskStatus.RUNNING]).order_by(
+                "series_id", "pk"
+            )
+        )
+        if not _cancel_subtasks(task, subtasks, actor, reason):
+            raise _invalid_state(task, "cancel")
+        task_refresh_status(task)
+        task.refresh_from_db()
+    return task
+
+
+def task_cancel_refusal(task: TaskInstance) -> Refusal | None:
+    if task.status != TaskStatus.RUNNING:
+        return _refusal(task, "cancel", "Only a running task can be canceled.")
+    stoppable = task.subtasks.filter(status__in=[SubtaskStatus.READY, SubtaskStatus.RUNNING])
+    if not stoppable.exists():
+        if task.subtasks.filter(status=SubtaskStatus.CANCELING).exists():
+            return _refusal(
+                task, "cancel", "Cancel was requested; waiting for the workers to stop."
+            )
+        return _refusal(task, "cancel", "No subtask is running or queued.")
+    return None
+
+
+def _cancel_subtasks(task: TaskInstance, subtasks: list[SubtaskInstance], actor, reason) -> int:
+    """Compare-and-set each subtask out of READY (to FAILED) or RUNNING (to CANCELING), at
+    the attempt read under the task's lock; log and audit each one changed. Returns how
+    many changed.
+
+    A worker's claim takes no task lock: a READY subtask read here can be claimed before
+    its update. Its READY update then changes nothing, and the RUNNING one asks the worker
+    that claimed it to stop instead, so what was queued when the operator looked is
+    stopped either way.
+    """
+    now = timezone.now()
+    who = actor_name(actor)
+    entries = []
+    for subtask in subtasks:
+        attempt_row = SubtaskInstance.objects.filter(pk=subtask.pk, attempt=subtask.attempt)
+        from_status, to_status, line = "", "", ""
+        # Keyed by the attempt: the READY attempt's message, when a worker takes it later,
+        # finds nothing to claim (attempts.attempt_claim) and does nothing.
+        if subtask.status == SubtaskStatus.READY and attempt_row.filter(
+            status=SubtaskStatus.READY
+        ).update(status=SubtaskStatus.FAILED, operation=SubtaskOperation.CANCEL, finish_time=now):
+            from_status, to_status = SubtaskStatus.READY, SubtaskStatus.FAILED
+            line = f"canceled by {who} before a worker started it"
+        elif attempt_row.filter(status=SubtaskStatus.RUNNING).update(
+            status=SubtaskStatus.CANCELING, operation=SubtaskOperation.CANCEL
+        ):
+            from_status, to_status = SubtaskStatus.RUNNING, SubtaskStatus.CANCELING
+            line = f"cancel requested by {who}"
+        else:
+            continue
+        log_line(subtask, line + (f": {reason}" if reason else ""))
+        entries.append(
+            audit_entry(
+                actor=actor,
+                action=Action.CANCEL,
+                task=task,
+                subtask=subtask,
+                from_status=from_status,
+                to_status=to_status,
+                reason=reason,
+            )
+        )
+    audit_record_many(entries)
+    return len(entries)
 
 
 # --- Shared -------------------------------------------------------------------------------------

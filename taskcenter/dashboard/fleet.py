@@ -1,0 +1,85 @@
+"""The Fleet page: the workers seen through their heartbeats, what waits in each queue
+and how long, and how many attempts the fleet ended lately; and the no-worker banner
+that every page shows when no worker has been seen for TASKCENTER_NO_WORKER_AFTER s."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from taskcenter.accounts import access
+from taskcenter.core.http import page, signed_in_view
+from taskcenter.dashboard.presenters import format_duration
+from taskcenter.engine import selectors as engine_selectors
+
+dashboard_view = signed_in_view(access.require_view)
+
+# Every page asks; a few seconds of staleness cost nothing next to a 30 s threshold.
+BANNER_CACHE_SECONDS = 2
+BANNER_CACHE_KEY = "taskcenter.no-worker-banner"
+
+
+@dashboard_view
+@require_GET
+def fleet(request):
+    now = timezone.now()
+    workers = engine_selectors.workers(now)
+    online = [w for w in workers if w.online]
+    queues = engine_selectors.queue_depths(online)
+    context = {
+        "nav": "fleet",
+        "workers": [
+            {
+                "row": w,
+                "seen_ago": format_duration(now - w.last_seen),
+                "up_for": format_duration((w.stopped_at or now) - w.started_at),
+            }
+            for w in workers
+        ],
+        "online_count": len(online),
+        "slots": sum(w.concurrency for w in online),
+        "running": sum(w.running for w in online),
+        "queues": [
+            {
+                "row": q,
+                "wait": format_duration(now - q.oldest_ready_at) if q.oldest_ready_at else "",
+            }
+            for q in queues
+        ],
+        "queued": sum(q.depth for q in queues),
+        "finished_5": engine_selectors.finished_since(now - timedelta(minutes=5)),
+        "finished_60": engine_selectors.finished_since(now - timedelta(minutes=60)),
+        "offline_after": int(settings.TASKCENTER_NO_WORKER_AFTER),
+    }
+    return page(request, "dashboard/fleet.html", context)
+
+
+@signed_in_view()
+@require_GET
+def worker_banner(request):
+    """The banner alone, which every page asks for again every 10 s while its tab is
+    visible: a page opened before the last worker stopped (or before one started) says so
+    without a reload. Any signed-in user: it tells nothing about tasks."""
+    return render(request, "dashboard/_worker_banner.html")
+
+
+def no_worker_banner() -> dict | None:
+    """None while some worker is online; else what the banner says (cached briefly)."""
+    state = cache.get(BANNER_CACHE_KEY)
+    if state is None:
+        presence = engine_selectors.presence()
+        state = {"online": presence.online, "last_seen": presence.last_seen}
+        cache.set(BANNER_CACHE_KEY, state, BANNER_CACHE_SECONDS)
+    if state["online"]:
+        return None
+    last_seen = state["last_seen"]
+    return {
+        "ever": last_seen is not None,
+        "for": int((timezone.now() - last_seen).total_seconds()) if last_seen else None,
+        "after": int(settings.TASKCENTER_NO_WORKER_AFTER),
+    }

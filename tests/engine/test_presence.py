@@ -1,0 +1,92 @@
+"""Worker presence through the database, with a real worker process (whatever the broker:
+the default test run uses the filesystem one)."""
+
+from __future__ import annotations
+
+import signal
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from taskcenter.engine import presence
+from taskcenter.engine import selectors as engine_selectors
+from taskcenter.engine.models import FinishedMinute, WorkerPresence
+from taskcenter.tasks import selectors, services
+from tests.conftest import TEST_QUEUE, WorkerProcess, end_process_group, wait_for
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def own_worker(celery_worker, tmp_path):
+    """A worker of this test's own, with two processes, stopped at the end (the session's
+    worker is stopped meanwhile, so that only this one takes the messages)."""
+    celery_worker.stop()
+    worker = WorkerProcess(tmp_path / "worker.log", concurrency=2)
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+def row_of(worker: WorkerProcess) -> WorkerPresence | None:
+    assert worker.proc is not None
+    return WorkerPresence.objects.filter(pid=worker.proc.pid).first()
+
+
+def test_a_worker_beats_counts_what_it_ends_and_marks_itself_stopped(own_worker):
+    row = wait_for(lambda: row_of(own_worker), timeout=30)
+    assert row.concurrency == 2
+    assert TEST_QUEUE in row.queues
+    assert row.stopped_at is None and row.hostname
+    first_seen = row.last_seen
+    wait_for(lambda: row_of(own_worker).last_seen > first_seen, timeout=10)
+    assert engine_selectors.presence().online
+
+    long = services.task_start(definition_name="Back up cluster", parameters={"seconds": 4})
+    wait_for(lambda: row_of(own_worker).running >= 1, timeout=30)  # an attempt at work
+    wait_for(lambda: selectors.task_get(task_id=long.pk).status == "SUCCESSFUL", timeout=60)
+    wait_for(lambda: row_of(own_worker).running == 0, timeout=10)
+
+    task = services.task_start(definition_name="Benchmark chain", parameters={"length": 5})
+    wait_for(lambda: selectors.task_get(task_id=task.pk).status == "SUCCESSFUL", timeout=60)
+    ended = 5 + long.subtask_total
+    wait_for(lambda: row_of(own_worker).finished >= ended, timeout=10)
+    since = timezone.now() - timedelta(minutes=5)
+    assert engine_selectors.finished_since(since) >= ended
+    assert sum(FinishedMinute.objects.values_list("count", flat=True)) >= ended
+
+    pid = own_worker.proc.pid
+    end_process_group(own_worker.proc, signal.SIGTERM, grace=20)  # a clean (warm) shutdown
+    own_worker.proc = None
+    own_worker.log_file.close()
+    stopped = WorkerPresence.objects.get(pid=pid)
+    assert stopped.stopped_at is not None and stopped.running == 0
+    assert not engine_selectors.presence().online  # the session's worker stopped too
+
+
+def test_a_killed_worker_goes_offline_after_the_threshold(own_worker, settings):
+    row = wait_for(lambda: row_of(own_worker), timeout=30)
+    own_worker.kill()
+    settings.TASKCENTER_NO_WORKER_AFTER = 1.0
+    wait_for(lambda: not engine_selectors.presence().online, timeout=10)
+    gone = WorkerPresence.objects.get(pk=row.pk)
+    assert gone.stopped_at is None  # it never said goodbye: offline by silence
+    [listed] = [w for w in engine_selectors.workers() if w.name == gone.name]
+    assert not listed.online
+
+
+def test_old_rows_are_pruned(db):
+    now = timezone.now()
+    old = now - timedelta(days=2)
+    WorkerPresence.objects.create(
+        name="gone@host", hostname="host", pid=1, started_at=old, last_seen=old
+    )
+    WorkerPresence.objects.create(
+        name="here@host", hostname="host", pid=2, started_at=now, last_seen=now
+    )
+    FinishedMinute.objects.create(
+        minute=old.replace(second=0, microsecond=0), worker="gone@host", count=3
+    )
+    assert presence.prune(now) == (1, 1)
+    assert list(WorkerPresence.objects.values_list("name", flat=True)) == ["here@host"]
