@@ -3,7 +3,8 @@
    - confirmation dialogs: open the <dialog> the server sent, close it after the action,
      give the focus back to the button that opened it;
    - the live log: follow the bottom unless the reader scrolled up, keep at most the last
-     few MB in the page. */
+     few MB in the page;
+   - the live task list: drop a poll overtaken by a filter, keep the reader's place. */
 (function () {
   "use strict";
 
@@ -188,6 +189,33 @@
   });
   document.addEventListener("click", function (event) {
     if (event.target.closest('[data-log="jump"]')) toBottom();
+  });
+
+  // --- The live task list ----------------------------------------------------------------
+  // A filter, sort or page request replaces the results: a poll already on its way would
+  // answer for the old ones, so it is dropped. When a poll rebuilds the results, the
+  // reader's place on the page (scroll, focused row link) stays where it was.
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || elt.id === "list-poller" || !event.detail.target) return;
+    if (event.detail.target.id !== "task-results") return;
+    var poller = document.getElementById("list-poller");
+    if (poller) htmx.trigger(poller, "htmx:abort");
+  });
+  var kept = null;
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    if (!event.target || event.target.id !== "task-results") return;
+    var focused = document.activeElement;
+    var row = focused && focused.closest && focused.closest("tr[id]");
+    kept = { x: window.scrollX, y: window.scrollY, row: row ? row.id : null };
+  });
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    if (!kept || !event.target || event.target.id !== "task-results") return;
+    window.scrollTo(kept.x, kept.y);
+    var link = kept.row && document.querySelector("#" + kept.row + " .row-link");
+    if (link) link.focus({ preventScroll: true });
+    kept = null;
   });
 
   document.addEventListener("DOMContentLoaded", function () {

@@ -14,10 +14,15 @@ def top_bar(request) -> dict:
     if user is None or not user.is_authenticated:
         return {}
     return {
-        "nav_counts": SimpleLazyObject(
-            lambda: selectors.task_counts_by_status(visible=access.visible_tasks(user))
-        ),
+        "nav_counts": SimpleLazyObject(lambda: _top_counts(user)),
         "nav_role": SimpleLazyObject(lambda: roles.role_label(user)),
         "nav_is_admin": SimpleLazyObject(lambda: access.can_open_django_admin(user)),
         "nav_account_admin": SimpleLazyObject(lambda: access.can_manage_accounts(user)),
     }
+
+
+def _top_counts(user) -> dict:
+    """Running and failed counts with the change cursor the top bar's poll starts from."""
+    visible = access.visible_tasks(user)
+    cursor = selectors.task_changes(visible=visible).cursor
+    return {**selectors.task_top_counts(visible=visible, cursor=cursor), "cursor": cursor}

@@ -1,0 +1,32 @@
+"""TaskInstance.updated_at and its index: the change cursor of the live pages.
+
+Existing tasks take their last known moment (finish, else start, else creation), so that
+a list opened after the upgrade does not see every old task as just changed.
+"""
+
+import django.utils.timezone
+from django.db import migrations, models
+
+
+def backfill(apps, schema_editor):
+    table = apps.get_model("tasks", "TaskInstance")._meta.db_table
+    schema_editor.execute(
+        f"UPDATE {table} SET updated_at = COALESCE(finish_time, start_time, create_time)"
+    )
+
+
+class Migration(migrations.Migration):
+    dependencies = [("tasks", "0007_drop_task_name_trigram")]
+
+    operations = [
+        migrations.AddField(
+            model_name="taskinstance",
+            name="updated_at",
+            field=models.DateTimeField(default=django.utils.timezone.now),
+        ),
+        migrations.RunPython(backfill, migrations.RunPython.noop),
+        migrations.AddIndex(
+            model_name="taskinstance",
+            index=models.Index(fields=["updated_at", "id"], name="task_updated_id"),
+        ),
+    ]
