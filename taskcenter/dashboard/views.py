@@ -210,7 +210,8 @@ def task_list_live(request):
     for key in LIVE_LIST_KEYS:
         params.pop(key, None)
     context: dict = {"live_list": True, "nav_counts": _nav_counts(visible, changes.cursor)}
-    changed_shown = _rows_to_patch(visible, params, shown, changes.ids)
+    _, size = parse.page(params, default_size=DEFAULT_PAGE_SIZE)
+    changed_shown = _rows_to_patch(visible, params, shown, changes.ids, size)
     if changed_shown is None:
         results, extra = _task_results(visible, params, cursor=changes.cursor)
         form = TaskFilterForm(params, clusters=[], hosts=[], creators=[])
@@ -238,10 +239,11 @@ def task_list_live(request):
 
 
 def _rows_to_patch(
-    visible, params, shown: list[int], changed: list[int] | None
+    visible, params, shown: list[int], changed: list[int] | None, size: int
 ) -> list[int] | None:
     """The shown rows to send again, or None when the page must be built again: a changed
-    task now belongs on it or no longer does, or a sort by a changing column may move it."""
+    task now belongs on it (or on an earlier page, shifting it) or no longer does, or a
+    sort by a changing column may move a row."""
     if changed is None:
         return None
     shown_set = set(shown)
@@ -249,14 +251,27 @@ def _rows_to_patch(
         queryset=selectors.task_list(visible=visible, params=params), ids=changed
     )
     changed_shown = [pk for pk in changed if pk in shown_set]
-    sorts = {value.partition(",")[0].strip() for value in params.getlist("sort")}
-    if (
-        matching - shown_set
-        or set(changed_shown) - matching
-        or (changed_shown and sorts & MOVING_SORTS)
-    ):
+    if set(changed_shown) - matching:
+        return None  # left the filters
+    sorts = [value.partition(",") for value in params.getlist("sort") if value]
+    keys = {key.strip() for key, _, _ in sorts}
+    if changed_shown and keys & MOVING_SORTS:
+        return None
+    arriving = matching - shown_set
+    if arriving and not _all_after_page(arriving, shown, sorts, size):
         return None
     return changed_shown
+
+
+def _all_after_page(ids: set[int], shown: list[int], sorts, size: int) -> bool:
+    """Whether tasks that newly match all belong to later pages: known only in an order
+    by id alone (the default, newest first), for a full page."""
+    if len(shown) < size or any(key.strip() != "id" for key, _, _ in sorts):
+        return False
+    ascending = bool(sorts) and sorts[-1][2].strip().lower() != "desc"
+    if ascending:
+        return min(ids) > max(shown)
+    return max(ids) < min(shown)
 
 
 def _nav_counts(visible, cursor: str) -> dict:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
 if TYPE_CHECKING:
@@ -183,7 +184,8 @@ class TaskInstance(models.Model):
     # service that changes either sets it (locking a task for a change does), so that the
     # live pages ask "what changed since my cursor" through the index instead of re-reading
     # every row (selectors.task_changes).
-    updated_at = models.DateTimeField(default=timezone.now)
+    # (db_default: rows inserted by hand-written SQL, bulk loads included, are stamped too.)
+    updated_at = models.DateTimeField(default=timezone.now, db_default=Now())
 
     # Not a column: set on the tasks of a list page by selectors.task_page.
     subtasks_brief: "list[SubtaskBrief]"

@@ -484,6 +484,20 @@ def test_list_poll_rebuilds_the_page_for_a_new_task(failed_task, viewer):
     assert "sort=id%2Cdesc" in _poller_url(body, "list-poller")  # the sort stays
 
 
+def test_list_poll_leaves_the_page_alone_for_a_change_on_a_later_page(
+    failed_task, running_task, viewer
+):
+    client = client_for(viewer)
+    html = client.get("/tasks/?size=1").content.decode()
+    assert f'id="task-row-{running_task.pk}"' in html  # the newest; failed_task is on page 2
+    poll = _poller_url(html, "list-poller")
+    services.task_retry(task_id=failed_task.pk)
+    body = client.get(poll, **HX).content.decode()
+    assert 'aria-label="Task list"' not in body  # not rebuilt
+    assert f"task-row-{failed_task.pk}" not in body
+    assert "<b>2</b> running" in body  # the top bar still follows
+
+
 def test_top_bar_counts_poll_on_other_pages(failed_task, viewer):
     client = client_for(viewer)
     html = client.get("/audit/").content.decode()

@@ -4,6 +4,7 @@ Existing tasks take their last known moment (finish, else start, else creation),
 a list opened after the upgrade does not see every old task as just changed.
 """
 
+import django.db.models.functions.datetime
 import django.utils.timezone
 from django.db import migrations, models
 
@@ -22,7 +23,10 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="taskinstance",
             name="updated_at",
-            field=models.DateTimeField(default=django.utils.timezone.now),
+            field=models.DateTimeField(
+                db_default=django.db.models.functions.datetime.Now(),
+                default=django.utils.timezone.now,
+            ),
         ),
         migrations.RunPython(backfill, migrations.RunPython.noop),
         migrations.AddIndex(
