@@ -25,4 +25,4 @@ def _top_counts(user) -> dict:
     """Running and failed counts with the change cursor the top bar's poll starts from."""
     visible = access.visible_tasks(user)
     cursor = selectors.task_changes(visible=visible).cursor
-    return {**selectors.task_top_counts(visible=visible, cursor=cursor), "cursor": cursor}
+    return {**selectors.task_top_counts(visible=visible), "cursor": cursor}

@@ -275,7 +275,7 @@ def _all_after_page(ids: set[int], shown: list[int], sorts, size: int) -> bool:
 
 
 def _nav_counts(visible, cursor: str) -> dict:
-    return {**selectors.task_top_counts(visible=visible, cursor=cursor), "cursor": cursor}
+    return {**selectors.task_top_counts(visible=visible), "cursor": cursor}
 
 
 @signed_in_view()

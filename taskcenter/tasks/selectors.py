@@ -217,25 +217,24 @@ def _fingerprint(rows: list[tuple[int, datetime]]) -> str:
     return digest.hexdigest()
 
 
-TOP_COUNTS_CACHE_SECONDS = 300
-
-
-def task_top_counts(*, visible: QuerySet[TaskInstance], cursor: str) -> dict[str, int]:
+def task_top_counts(*, visible: QuerySet[TaskInstance]) -> dict[str, int]:
     """Running and failed tasks, as the top bar shows them, counted through the (status,
-    id) index once per scope and change cursor: every open page polling the same state
-    shares one count (a cursor changes with any change to a visible task)."""
+    id) index once per scope and latest change: every open page of a scope polling the
+    same state shares one count. Kept CHANGE_LAG at most, so that a change committed
+    after a later one still reaches the counts."""
     try:
         scope = hashlib.sha256(str(visible.query).encode()).hexdigest()[:16]
     except EmptyResultSet:  # a user who sees no task
         return {TaskStatus.RUNNING: 0, TaskStatus.FAILED: 0}
-    key = f"taskcenter:top-counts:{scope}:{cursor}"
+    latest = visible.order_by("-updated_at", "-id").values_list("updated_at", flat=True)[:1]
+    key = f"taskcenter:top-counts:{scope}:{change_stamp(latest[0] if latest else None)}"
     counts = cache.get(key)
     if counts is None:
         counts = {
             status: visible.filter(status=status).count()
             for status in (TaskStatus.RUNNING, TaskStatus.FAILED)
         }
-        cache.set(key, counts, TOP_COUNTS_CACHE_SECONDS)
+        cache.set(key, counts, CHANGE_LAG.total_seconds())
     return counts
 
 
