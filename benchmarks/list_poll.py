@@ -307,6 +307,7 @@ def main() -> int:
         client.force_login(user)
 
         print(f"Live list poll, {args.tasks:,} tasks on {common.describe_database(args.database)}")
+        print("load average at start: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
         print()
         rows, shown = latency(client, args.repeat)
         common.print_table(["one request (in-process)", "p50", "p95", "what"], rows)
@@ -319,6 +320,7 @@ def main() -> int:
             ["load", "server CPU", "of one core", "CPU / poll", "answered", "p95", "statuses"],
             cpu_rows,
         )
+        print("load average at end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     return 0
 
 
