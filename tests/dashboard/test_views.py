@@ -825,3 +825,38 @@ def test_a_role_scoped_to_one_cluster_sees_and_operates_only_that_cluster(db):
     refused = client.post(f"/tasks/{theirs.pk}/retry/", **HX)
     assert refused.status_code == 404
     assert selectors.task_get(task_id=theirs.pk).status == "FAILED"
+
+
+def test_live_polls_of_a_scoped_user_see_only_their_clusters(db):
+    from django.contrib.auth.models import Group
+
+    from taskcenter.accounts import roles
+    from taskcenter.accounts.models import RoleScope
+    from taskcenter.tasks.models import Cluster
+    from tests.conftest import make_user
+    from tests.factories import failed_task_on
+
+    a = Cluster.objects.create(name="A", ob_cluster_id=1)
+    b = Cluster.objects.create(name="B", ob_cluster_id=2)
+    on_a, on_b = failed_task_on(a, "on A"), failed_task_on(b, "on B")
+    user = make_user("scoped", roles.VIEWER)
+    grant = RoleScope.objects.create(user=user, group=Group.objects.get(name=roles.VIEWER))
+    grant.clusters.set([a])
+    client = client_for(user)
+    html = client.get("/tasks/").content.decode()
+    assert "<b>1</b> failed" in html
+    poll = _poller_url(html, "list-poller")
+    counts = htmllib.unescape(
+        re.search(
+            r'id="nav-counts" hx-get="([^"]+)"', client.get("/audit/").content.decode()
+        ).group(1)
+    )
+    # Another cluster's task changes: nothing to say to this user.
+    services.task_retry(task_id=on_b.pk)
+    assert client.get(poll, **HX).status_code == 204
+    assert client.get(counts, **HX).status_code == 204
+    # Their own: the row, and counts from their scope only.
+    services.task_retry(task_id=on_a.pk)
+    body = client.get(poll, **HX).content.decode()
+    assert f'id="task-row-{on_a.pk}"' in body and f"task-row-{on_b.pk}" not in body
+    assert "<b>1</b> running" in body and "<b>0</b> failed" in body
