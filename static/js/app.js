@@ -10,6 +10,7 @@
      the browser's), with UTC in its title; running durations ([data-since]) tick each
      second from their start, with no request;
    - a result table's "Show all rows".
+   - the live task list: drop a poll overtaken by a filter, keep the reader's place.
    The log panel's behaviour is in log.js. */
 (function () {
   "use strict";
@@ -472,6 +473,33 @@
 
   document.addEventListener("htmx:afterSettle", function () { localizeTimes(document); });
   document.addEventListener("htmx:oobAfterSwap", function () { localizeTimes(document); });
+
+  // --- The live task list ----------------------------------------------------------------
+  // A filter, sort or page request replaces the results: a poll already on its way would
+  // answer for the old ones, so it is dropped. When a poll rebuilds the results, the
+  // reader's place on the page (scroll, focused row link) stays where it was.
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || elt.id === "list-poller" || !event.detail.target) return;
+    if (event.detail.target.id !== "task-results") return;
+    var poller = document.getElementById("list-poller");
+    if (poller) htmx.trigger(poller, "htmx:abort");
+  });
+  var kept = null;
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    if (!event.target || event.target.id !== "task-results") return;
+    var focused = document.activeElement;
+    var row = focused && focused.closest && focused.closest("tr[id]");
+    kept = { x: window.scrollX, y: window.scrollY, row: row ? row.id : null };
+  });
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    if (!kept || !event.target || event.target.id !== "task-results") return;
+    window.scrollTo(kept.x, kept.y);
+    var link = kept.row && document.querySelector("#" + kept.row + " .row-link");
+    if (link) link.focus({ preventScroll: true });
+    kept = null;
+  });
 
   document.addEventListener("DOMContentLoaded", function () {
     armFlashes(document);

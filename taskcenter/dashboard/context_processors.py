@@ -15,9 +15,7 @@ def top_bar(request) -> dict:
     if user is None or not user.is_authenticated:
         return {}
     return {
-        "nav_counts": SimpleLazyObject(
-            lambda: selectors.task_counts_by_status(visible=access.visible_tasks(user))
-        ),
+        "nav_counts": SimpleLazyObject(lambda: _top_counts(user)),
         "nav_role": SimpleLazyObject(lambda: roles.role_badge(user)),
         # The task pages (and Jobs, Schedules, Audit behind them) only for those who may
         # see tasks; the others get links that lead somewhere they may go.
@@ -26,3 +24,10 @@ def top_bar(request) -> dict:
         "nav_account_admin": SimpleLazyObject(lambda: access.can_manage_accounts(user)),
         "no_worker": SimpleLazyObject(no_worker_banner),
     }
+
+
+def _top_counts(user) -> dict:
+    """Running and failed counts with the change cursor the top bar's poll starts from."""
+    visible = access.visible_tasks(user)
+    cursor = selectors.task_changes(visible=visible).cursor
+    return {**selectors.task_top_counts(visible=visible), "cursor": cursor}

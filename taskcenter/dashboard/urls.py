@@ -10,6 +10,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("tasks/", views.task_list, name="task_list"),
     path("tasks/live/", views.task_list_live, name="task_list_live"),
+    path("live/counts/", views.nav_counts_live, name="nav_counts_live"),
     path("tasks/<int:task_id>/", views.task_detail, name="task_detail"),
     path("tasks/<int:task_id>/live/", views.task_live, name="task_live"),
     path("tasks/<int:task_id>/confirm/", operations.confirm, name="confirm"),

@@ -7,10 +7,13 @@ InvalidParameter, ...) into a clear page, or into a flash message for htmx reque
 get_operable_task_for_user), reads through the selectors, and leaves the words to
 presenters and detail. Operations (confirm, run, refusals) are in dashboard.operations.
 
-Live parts poll with a cursor and stop with htmx's stop-polling status: the task list's
-running rows (task_list_live), the detail page's header and subtask states (task_live,
-cursor = a digest of the states), and the selected subtask's log (subtask_log, cursor =
-byte offset).
+Live parts poll with a cursor and answer 204 while nothing changed: the task list
+(task_list_live) and the top bar's counts (nav_counts_live), cursor = the latest change
+stamp of the visible tasks (selectors.task_changes); the detail page's header and subtask
+states (task_live, cursor = the task's stamp and a digest of the states); the selected
+subtask's log (subtask_log, cursor = byte offset, stopping with htmx's stop-polling status
+once the subtask has finished). Polling pauses while the tab is hidden (the triggers'
+visibilityState filter) and polls at once when it is shown again.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from django.contrib.auth.views import LoginView
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
@@ -48,6 +52,8 @@ from taskcenter.tasks.models import Operation, TaskInstance, TaskStatus
 LOG_POLL_BYTES = 512 * 1024  # one poll sends at most this much; older output is skipped
 LOG_DOWNLOAD_WINDOW = 1024 * 1024  # the download streams the log in windows of this size
 LIVE_LIST_MAX_IDS = 200
+LIVE_LIST_KEYS = ("c", "shown")  # the live poll's own parameters, next to the list's
+MOVING_SORTS = {"status", "startTime", "finishTime"}  # a change can move a row
 AUDIT_PAGE_SIZE = 50
 VIEWS = ("flow", "log")
 
@@ -84,14 +90,7 @@ class SignInView(LoginView):
 def task_list(request):
     visible = access.visible_tasks(request.user)
     params = request.GET
-
-    def fetch(page_no: int, size: int) -> tuple[list[TaskInstance], int]:
-        queryset = selectors.task_list(visible=visible, params=params)
-        return selectors.task_page(queryset=queryset, page=page_no, size=size, with_subtasks=False)
-
-    results = _page_of(params, default_size=DEFAULT_PAGE_SIZE, fetch=fetch)
-    rows: list[TaskInstance] = results.rows
-
+    results, extra = _task_results(visible, params)
     choices = selectors.task_filter_choices(clusters=access.visible_clusters(request.user))
     form = TaskFilterForm(
         params,
@@ -99,18 +98,39 @@ def task_list(request):
         hosts=choices["hosts"],
         creators=selectors.task_creators(visible=visible),
     )
-    return _filtered_list(
-        request,
-        TASK_LIST,
-        form,
-        results,
+    return _filtered_list(request, TASK_LIST, form, results, **extra)
+
+
+def _task_results(visible, params, cursor: str | None = None) -> tuple[ListResults, dict]:
+    """One page of the task list and what its results part shows, with the URL of its
+    live poll (which carries the change cursor and the ids of the rows shown)."""
+    if cursor is None:
+        # Read before the rows: a change between the two is sent again, never missed.
+        cursor = selectors.task_changes(visible=visible).cursor
+
+    def fetch(page_no: int, size: int) -> tuple[list[TaskInstance], int]:
+        queryset = selectors.task_list(visible=visible, params=params)
+        return selectors.task_page(queryset=queryset, page=page_no, size=size, with_subtasks=False)
+
+    results = _page_of(params, default_size=DEFAULT_PAGE_SIZE, fetch=fetch)
+    rows: list[TaskInstance] = results.rows
+    live_url = ""
+    if not results.error:
+        query = clean_query(params, drop=LIVE_LIST_KEYS)
+        shown = ",".join(str(t.pk) for t in rows[:LIVE_LIST_MAX_IDS])
+        live_url = (
+            f"{reverse('dashboard:task_list_live')}?{query}{'&' if query else ''}"
+            f"{urlencode({'shown': shown, 'c': cursor})}"
+        )
+    return results, {
         # The rows as ready strings (presenters.list_rows), where the audit shows models.
-        shown_rows=presenters.list_rows(rows),
-        any_tasks=results.total > 0 or visible.exists(),
-        columns=presenters.sort_columns(params),
-        sort_value=params.get("sort", ""),
-        running_ids=",".join(str(t.pk) for t in rows if t.status == TaskStatus.RUNNING),
-    )
+        "shown_rows": presenters.list_rows(rows),
+        "any_tasks": results.total > 0 or visible.exists(),
+        "columns": presenters.sort_columns(params),
+        "sort_value": params.get("sort", ""),
+        "live_url": live_url,
+        "live_list": bool(live_url),  # the list's poll refreshes the top bar too
+    }
 
 
 @dataclass(frozen=True)
@@ -190,20 +210,102 @@ def _filtered_list(
 @dashboard_view
 @require_GET
 def task_list_live(request):
-    """Fresh rows for the running tasks of a list page, and the top bar's counts.
+    """The list's poll: 204 while no visible task changed since the cursor `c`; else the
+    changed rows among those shown (`shown`) out of band, or the whole results part when
+    a change adds a row to the page or moves one, and the top bar's counts.
 
-    The rows go out of band (wrapped in <template>, as table rows must be); polling stops
-    once none of them is running.
+    Only the changes since the cursor are read (selectors.task_changes), so a poll costs
+    the same on ten tasks or a million; the filters, sort and page come with the poll and
+    are only applied to the changed tasks unless the page must be built again.
     """
-    ids = parse.integer_list(request.GET, "ids", limit=LIVE_LIST_MAX_IDS)
+    shown = parse.integer_list(request.GET, "shown", limit=LIVE_LIST_MAX_IDS)
     visible = access.visible_tasks(request.user)
-    rows = selectors.task_rows_by_id(visible=visible, ids=ids)
-    context = {
-        "rows": presenters.list_rows(rows),
-        "nav_counts": selectors.task_counts_by_status(visible=visible),
-    }
-    running = any(t.status == TaskStatus.RUNNING for t in rows)
-    return poll_response(request, "dashboard/_task_rows_live.html", context, done=not running)
+    changes = selectors.task_changes(visible=visible, cursor=request.GET.get("c", ""))
+    if not changes.changed:
+        return HttpResponse(status=204)
+    params = request.GET.copy()
+    for key in LIVE_LIST_KEYS:
+        params.pop(key, None)
+    context: dict = {"live_list": True, "nav_counts": _nav_counts(visible, changes.cursor)}
+    _, size = parse.page(params, default_size=DEFAULT_PAGE_SIZE)
+    changed_shown = _rows_to_patch(visible, params, shown, changes.ids, size)
+    if changed_shown is None:
+        results, extra = _task_results(visible, params, cursor=changes.cursor)
+        form = TaskFilterForm(params, clusters=[], hosts=[], creators=[])
+        rows, total, page_no, size, error, _ = results
+        context.update(
+            extra,
+            reload=True,
+            rows=extra["shown_rows"],
+            total=total,
+            error=error,
+            filtered=form.active_count > 0,
+            query=clean_query(params),
+            **paging(page_no=page_no, size=size, rows=rows, total=total),
+        )
+    else:
+        context["rows"] = presenters.list_rows(
+            selectors.task_rows_by_id(visible=visible, ids=changed_shown)
+        )
+        context["live_url"] = (
+            f"{reverse('dashboard:task_list_live')}?"
+            f"{clean_query(params)}{'&' if params else ''}"
+            f"{urlencode({'shown': ','.join(map(str, shown)), 'c': changes.cursor})}"
+        )
+    return render(request, "dashboard/_task_list_live.html", context)
+
+
+def _rows_to_patch(
+    visible, params, shown: list[int], changed: list[int] | None, size: int
+) -> list[int] | None:
+    """The shown rows to send again, or None when the page must be built again: a changed
+    task now belongs on it (or on an earlier page, shifting it) or no longer does, or a
+    sort by a changing column may move a row."""
+    if changed is None:
+        return None
+    shown_set = set(shown)
+    matching = selectors.task_ids_among(
+        queryset=selectors.task_list(visible=visible, params=params), ids=changed
+    )
+    changed_shown = [pk for pk in changed if pk in shown_set]
+    if set(changed_shown) - matching:
+        return None  # left the filters
+    sorts = [value.partition(",") for value in params.getlist("sort") if value]
+    keys = {key.strip() for key, _, _ in sorts}
+    if changed_shown and keys & MOVING_SORTS:
+        return None
+    arriving = matching - shown_set
+    if arriving and not _all_after_page(arriving, shown, sorts, size):
+        return None
+    return changed_shown
+
+
+def _all_after_page(ids: set[int], shown: list[int], sorts, size: int) -> bool:
+    """Whether tasks that newly match all belong to later pages: known only in an order
+    by id alone (the default, newest first), for a full page."""
+    if len(shown) < size or any(key.strip() != "id" for key, _, _ in sorts):
+        return False
+    ascending = bool(sorts) and sorts[-1][2].strip().lower() != "desc"
+    if ascending:
+        return min(ids) > max(shown)
+    return max(ids) < min(shown)
+
+
+def _nav_counts(visible, cursor: str) -> dict:
+    return {**selectors.task_top_counts(visible=visible), "cursor": cursor}
+
+
+@signed_in_view()
+@require_GET
+def nav_counts_live(request):
+    """The top bar's poll on pages other than the list: 204 while nothing visible changed,
+    else the counts (with their new cursor). Users who may not view tasks count none."""
+    visible = access.visible_tasks(request.user)
+    changes = selectors.task_changes(visible=visible, cursor=request.GET.get("c", ""))
+    if not changes.changed:
+        return HttpResponse(status=204)
+    context = {"nav_counts": _nav_counts(visible, changes.cursor)}
+    return render(request, "dashboard/_nav_counts.html", context)
 
 
 # --- Task detail -------------------------------------------------------------------------------
@@ -249,6 +351,7 @@ def task_detail(request, task_id: int):
         request, task, nodes, view=view, selected=selected, attempt=attempt
     )
     context["nav"] = "tasks"
+    context["task_stamp"] = selectors.change_stamp(task.updated_at)
     context["status_filter"] = status_filter
     # A context (a run a plan started) names its plan; the plan may have been deleted since.
     context["started_by"] = schedule_selectors.context_fire(task_id=task.pk)
@@ -275,15 +378,23 @@ def task_detail(request, task_id: int):
 @require_GET
 def task_live(request, task_id: int):
     """The detail page's poll: 204 while nothing changed, else the changed parts out of
-    band (header, selected subtask, subtask states); polling stops once the task has
-    finished."""
+    band (header with its buttons, selected subtask, subtask states).
+
+    It polls whether the task runs or not: someone else may retry or roll back a task
+    that has ended. A task that is not running changes only through a service that
+    stamps its updated_at (`u`), so its poll reads one row; a running task's subtasks
+    start without stamping it, so its poll compares the digest of their states (`v`).
+    """
     task = access.get_task_for_user(request.user, task_id)
     view = parse.choice(request.GET, "view", VIEWS, default="flow")
+    stamp = selectors.change_stamp(task.updated_at)
+    unchanged_stamp = stamp == request.GET.get("u", "")
+    if unchanged_stamp and task.status != TaskStatus.RUNNING:
+        return HttpResponse(status=204)
     shown_status = request.GET.get("sst", "")
     states = selectors.task_subtask_states(task_id=task.pk)
     digest = presenters.digest(task, states)
-    finished = task.status != TaskStatus.RUNNING
-    if digest == request.GET.get("v", "") and not finished:
+    if digest == request.GET.get("v", "") and unchanged_stamp:
         return HttpResponse(status=204)
     subtask_id = parse.integer(request.GET, "subtask", minimum=1)
     selected = None
@@ -298,11 +409,12 @@ def task_live(request, task_id: int):
         "task": task,
         "view": view,
         "digest": digest,
+        "task_stamp": stamp,
         "restart_log": restart_log,
         **detail.states_context(request, task, states),
         **detail.panel_context(request, task, selected, with_log=restart_log),
     }
-    return poll_response(request, "dashboard/_task_live.html", context, done=finished)
+    return render(request, "dashboard/_task_live.html", context)
 
 
 @dashboard_view

@@ -6,13 +6,14 @@ import hashlib
 import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Sum
+from django.utils import timezone
 
 from taskcenter.core.errors import TaskNotFound
 from taskcenter.tasks.filters import filter_operations, filter_tasks, parse_sort
@@ -148,6 +149,99 @@ def task_creators(*, visible: QuerySet[TaskInstance]) -> list[tuple[int, str]]:
 
 def task_counts_by_status(*, visible: QuerySet[TaskInstance]) -> dict[str, int]:
     return dict(visible.values_list("status").annotate(n=Count("pk")).order_by())
+
+
+# --- Changes since a cursor (the live pages) ----------------------------------------------------
+
+# A change is stamped (updated_at) a moment before its transaction commits, so a change
+# can become visible after a poll that already read later stamps. A cursor therefore never
+# moves past CHANGE_LAG before the moment it was made (longer than any transaction that
+# changes tasks takes: a start stamps its tasks again as its last write), and holds a
+# fingerprint of the changes stamped after it: a poll whose rows since the cursor have the
+# same fingerprint has nothing new. A change is so sent for a few polls, never missed.
+CHANGE_LAG = timedelta(seconds=5)
+# More changes than this since a cursor: the caller reloads instead of patching rows.
+CHANGES_MAX = 200
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def change_stamp(moment: datetime | None) -> str:
+    """A moment as an exact integer of microseconds: the text of a cursor."""
+    return str((moment - _EPOCH) // timedelta(microseconds=1)) if moment else "0"
+
+
+class Changes(NamedTuple):
+    """What changed among the visible tasks since a cursor (task_changes)."""
+
+    cursor: str  # hand it back on the next poll
+    changed: bool  # anything changed since the cursor the caller gave
+    # The tasks changed lately (newest change first): those the caller has not seen and
+    # perhaps a few it has. None when there were too many to list, or the caller had no
+    # readable cursor: then reload everything.
+    ids: list[int] | None
+
+
+def task_changes(*, visible: QuerySet[TaskInstance], cursor: str = "") -> Changes:
+    """The tasks changed since `cursor` (from a previous call; "" for none), read through
+    the (updated_at, id) index: the cost follows the number of recent changes, never the
+    number of tasks."""
+    since, seen = _parse_cursor(cursor)
+    new_since = timezone.now() - CHANGE_LAG
+    floor = new_since if since is None else min(since, new_since)
+    rows = list(
+        visible.filter(updated_at__gt=floor)
+        .order_by("-updated_at", "-id")
+        .values_list("pk", "updated_at")[: CHANGES_MAX + 1]
+    )
+    truncated = len(rows) > CHANGES_MAX
+    if since is not None and not truncated and _fingerprint(rows) == seen:
+        return Changes(cursor, False, [])
+    recent = [(pk, at) for pk, at in rows if at > new_since]
+    mark = "*" if truncated else _fingerprint(recent)  # "*": never equal to a fingerprint
+    new_cursor = f"{change_stamp(new_since)}.{mark}"
+    if since is None or truncated:
+        return Changes(new_cursor, True, None)
+    return Changes(new_cursor, True, [pk for pk, _ in rows])
+
+
+def _parse_cursor(cursor: str) -> tuple[datetime | None, str]:
+    stamp, _, seen = cursor.partition(".")
+    if not stamp.isdigit() or len(stamp) > 18:
+        return None, ""
+    return _EPOCH + timedelta(microseconds=int(stamp)), seen
+
+
+def _fingerprint(rows: list[tuple[int, datetime]]) -> str:
+    digest = hashlib.blake2b(digest_size=6)
+    for pk, at in sorted(rows):
+        digest.update(f"{pk}:{change_stamp(at)};".encode())
+    return digest.hexdigest()
+
+
+def task_top_counts(*, visible: QuerySet[TaskInstance]) -> dict[str, int]:
+    """Running and failed tasks, as the top bar shows them, counted through the (status,
+    id) index once per scope and latest change: every open page of a scope polling the
+    same state shares one count. Kept CHANGE_LAG at most, so that a change committed
+    after a later one still reaches the counts."""
+    try:
+        scope = hashlib.sha256(str(visible.query).encode()).hexdigest()[:16]
+    except EmptyResultSet:  # a user who sees no task
+        return {TaskStatus.RUNNING: 0, TaskStatus.FAILED: 0}
+    latest = visible.order_by("-updated_at", "-id").values_list("updated_at", flat=True)[:1]
+    key = f"taskcenter:top-counts:{scope}:{change_stamp(latest[0] if latest else None)}"
+    counts = cache.get(key)
+    if counts is None:
+        counts = {
+            status: visible.filter(status=status).count()
+            for status in (TaskStatus.RUNNING, TaskStatus.FAILED)
+        }
+        cache.set(key, counts, CHANGE_LAG.total_seconds())
+    return counts
+
+
+def task_ids_among(*, queryset: QuerySet[TaskInstance], ids: list[int]) -> set[int]:
+    """Those of `ids` that a (filtered) list holds."""
+    return set(queryset.filter(pk__in=ids).order_by().values_list("pk", flat=True))
 
 
 def task_subtasks(*, task: TaskInstance) -> list[SubtaskInstance]:

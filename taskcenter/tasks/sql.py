@@ -93,10 +93,16 @@ def json_param(value: Any) -> Any:
 
 
 def lock_task_statement(task_id: int) -> Statement:
-    """Lock the task row (as the ORM's select_for_update does), reading only what deriving
-    its status needs: status, operation."""
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    return f"SELECT status, operation FROM {TASKS} WHERE id = %s{lock}", [task_id]
+    """Lock the task row, reading only what deriving its status needs: status, operation.
+
+    Whoever locks a task is about to change it or its subtasks, so the lock is an UPDATE
+    that sets updated_at, the live pages' change cursor: the same row lock as SELECT ...
+    FOR UPDATE, in the same single statement, and no change can forget the cursor.
+    """
+    return (
+        f"UPDATE {TASKS} SET updated_at = %s WHERE id = %s RETURNING status, operation",
+        [db_time(timezone.now()), task_id],
+    )
 
 
 def any_active_subtask(task_id: int) -> Statement:
@@ -110,13 +116,16 @@ def any_active_subtask(task_id: int) -> Statement:
 
 
 def task_mark_prohibits_rollback(task_id: int) -> Statement:
-    return f"UPDATE {TASKS} SET prohibit_rollback = %s WHERE id = %s", [True, task_id]
+    return (
+        f"UPDATE {TASKS} SET prohibit_rollback = %s, updated_at = %s WHERE id = %s",
+        [True, db_time(timezone.now()), task_id],
+    )
 
 
 def task_set_first_executor(task_id: int, executor: str) -> Statement:
     return (
-        f"UPDATE {TASKS} SET executor = %s WHERE id = %s AND executor = ''",
-        [executor, task_id],
+        f"UPDATE {TASKS} SET executor = %s, updated_at = %s WHERE id = %s AND executor = ''",
+        [executor, db_time(timezone.now()), task_id],
     )
 
 

@@ -38,7 +38,7 @@ def page_urls(task: TaskInstance) -> dict[str, str]:
         "log_download": reverse("dashboard:subtask_log_download", args=[task.pk, sub.pk]),
         "log_poll": reverse("dashboard:subtask_log", args=[task.pk, sub.pk]) + "?offset=0",
         "live": reverse("dashboard:task_live", args=[task.pk]),
-        "list_live": reverse("dashboard:task_list_live") + f"?ids={task.pk}",
+        "list_live": reverse("dashboard:task_list_live") + f"?shown={task.pk}",
     }
 
 
@@ -134,8 +134,9 @@ def test_partials_and_downloads_work_for_every_role(failed_task, persona, reques
     assert download["Content-Type"].startswith("text/plain")
     assert b"Copy tenant data failed on purpose" in b"".join(download.streaming_content)
     assert client.get(urls["log_poll"], **HX).status_code == 286  # finished: stop polling
-    assert client.get(urls["live"], **HX).status_code == 286
-    assert client.get(urls["list_live"], **HX).status_code == 286
+    # Without a cursor the live parts send everything (they keep polling: others may act).
+    assert client.get(urls["live"], **HX).status_code == 200
+    assert client.get(urls["list_live"], **HX).status_code == 200
     zip_response = client.post(reverse("dashboard:task_diagnosis", args=[failed_task.pk]))
     assert zip_response.status_code == 200
     assert zip_response["Content-Type"] == "application/zip"
@@ -440,19 +441,73 @@ def test_list_empty_and_no_match_states_explain_themselves(db, viewer):
     assert b"No task matches these filters" in html and b"Clear all filters" in html
 
 
-def test_list_polls_only_while_a_listed_task_runs(running_task, failed_task, viewer):
+def _poller_url(html: str, poller: str) -> str:
+    found = re.search(rf'id="{poller}" hidden(?: hx-swap-oob="true")? hx-get="([^"]+)"', html)
+    assert found, f"no {poller} in the page"
+    return htmllib.unescape(found.group(1))
+
+
+def test_list_poll_is_204_until_a_visible_task_changes(running_task, failed_task, viewer):
     client = client_for(viewer)
-    html = client.get("/tasks/").content.decode()
-    assert f'/tasks/live/?ids={running_task.pk}"' in html
-    quiet = client.get("/tasks/?status=FAILED").content.decode()
-    assert "list-poller" not in quiet
-    live = client.get(f"/tasks/live/?ids={running_task.pk}", **HX)
-    assert live.status_code == 200
-    body = live.content.decode()
-    assert f'<template><tr id="task-row-{running_task.pk}"' in body
+    html = client.get("/tasks/?status=FAILED").content.decode()
+    poll = _poller_url(html, "list-poller")  # a list of ended tasks polls too
+    assert "shown=" in poll and "status=FAILED" in poll
+    assert client.get(poll, **HX).status_code == 204
+    # A change to a task the page shows: that row alone, out of band, and the counts.
+    services.task_retry(task_id=failed_task.pk)
+    body = client.get(poll, **HX).content.decode()
+    assert 'id="task-results"' in body  # the retried task left the FAILED filter: rebuilt
     assert 'id="nav-counts" hx-swap-oob="true"' in body
-    done = client.get(f"/tasks/live/?ids={failed_task.pk}", **HX)
-    assert done.status_code == 286
+    # Everything else changed since: the new cursor answers 204 again.
+    again = _poller_url(body, "list-poller")
+    assert client.get(again, **HX).status_code == 204
+
+
+def test_list_poll_sends_only_the_changed_rows_of_the_page(running_task, failed_task, viewer):
+    client = client_for(viewer)
+    poll = _poller_url(client.get("/tasks/").content.decode(), "list-poller")
+    backup = subtask_named(running_task, "Back up data files")
+    services.attempt_finish(subtask_id=backup.pk, attempt=backup.attempt, succeeded=True)
+    body = client.get(poll, **HX).content.decode()
+    assert f'<template><tr id="task-row-{running_task.pk}" data-status="RUNNING"' in body
+    assert 'id="task-results"' not in body  # rows patched, the page not rebuilt
+    assert client.get(_poller_url(body, "list-poller"), **HX).status_code == 204
+
+
+def test_list_poll_rebuilds_the_page_for_a_new_task(failed_task, viewer):
+    client = client_for(viewer)
+    poll = _poller_url(client.get("/tasks/?sort=id,desc").content.decode(), "list-poller")
+    new = start("Reinstall OCP agent")
+    body = client.get(poll, **HX).content.decode()
+    assert 'id="task-results" class="results" aria-label="Task list" hx-swap-oob="true"' in body
+    assert f'id="task-row-{new.pk}"' in body and f'id="task-row-{failed_task.pk}"' in body
+    assert "sort=id%2Cdesc" in _poller_url(body, "list-poller")  # the sort stays
+
+
+def test_list_poll_leaves_the_page_alone_for_a_change_on_a_later_page(
+    failed_task, running_task, viewer
+):
+    client = client_for(viewer)
+    html = client.get("/tasks/?size=1").content.decode()
+    assert f'id="task-row-{running_task.pk}"' in html  # the newest; failed_task is on page 2
+    poll = _poller_url(html, "list-poller")
+    services.task_retry(task_id=failed_task.pk)
+    body = client.get(poll, **HX).content.decode()
+    assert 'aria-label="Task list"' not in body  # not rebuilt
+    assert f"task-row-{failed_task.pk}" not in body
+    assert "<b>2</b> running" in body  # the top bar still follows
+
+
+def test_top_bar_counts_poll_on_other_pages(failed_task, viewer):
+    client = client_for(viewer)
+    html = client.get("/audit/").content.decode()
+    found = re.search(r'id="nav-counts" hx-get="([^"]+)"', html)
+    assert found, "the top bar polls"
+    poll = htmllib.unescape(found.group(1))
+    assert client.get(poll, **HX).status_code == 204
+    services.task_retry(task_id=failed_task.pk)
+    body = client.get(poll, **HX).content.decode()
+    assert "<b>1</b> running" in body and "<b>0</b> failed" in body
 
 
 @pytest.mark.parametrize(
@@ -535,7 +590,21 @@ def test_live_poll_is_204_while_nothing_changes_and_sends_changes_out_of_band(ru
     )
     assert backup.pk in states["groups"]["SUCCESSFUL|EXECUTE"]["ids"]
     drive(running_task)  # the last step runs; the task is done
-    assert client.get(poll, **HX).status_code == 286
+    ended = client.get(poll, **HX)
+    assert ended.status_code == 200 and "Successful" in ended.content.decode()
+    # It keeps polling (someone may act on the ended task), with one row read per poll.
+    after = _poller_url(ended.content.decode(), "live-poller")
+    assert client.get(after, **HX).status_code == 204
+
+
+def test_an_ended_task_page_sees_a_retry_by_someone_else(failed_task, viewer, operator):
+    client = client_for(viewer)
+    html = client.get(f"/tasks/{failed_task.pk}/").content.decode()
+    poll = _poller_url(html, "live-poller")
+    assert client.get(poll, **HX).status_code == 204
+    services.task_retry(task_id=failed_task.pk, actor=operator)
+    body = client.get(poll, **HX).content.decode()
+    assert 'id="task-header"' in body and "Running" in body
 
 
 def test_log_tail_appends_from_the_offset_and_stops_when_finished(running_task, viewer):
@@ -628,7 +697,7 @@ def test_diagnosis_zip_has_summary_in_topological_order_and_logs_per_attempt(fai
         ("/tasks/{task}/subtasks/{sub}/log/?offset=lots", 400, "Invalid parameter 'offset'"),
         ("/tasks/{task}/confirm/?op=explode", 400, "Invalid parameter 'op'"),
         ("/tasks/{task}/confirm/?op=skip", 400, "Parameter 'subtask' is required"),
-        ("/tasks/live/?ids=1,two", 400, "Invalid parameter 'ids'"),
+        ("/tasks/live/?shown=1,two", 400, "Invalid parameter 'shown'"),
         ("/audit/?task=abc", 400, "Invalid parameter 'task'"),
         ("/audit/?createdTo=soon", 400, "Invalid parameter 'createdTo'"),
     ],
@@ -756,3 +825,38 @@ def test_a_role_scoped_to_one_cluster_sees_and_operates_only_that_cluster(db):
     refused = client.post(f"/tasks/{theirs.pk}/retry/", **HX)
     assert refused.status_code == 404
     assert selectors.task_get(task_id=theirs.pk).status == "FAILED"
+
+
+def test_live_polls_of_a_scoped_user_see_only_their_clusters(db):
+    from django.contrib.auth.models import Group
+
+    from taskcenter.accounts import roles
+    from taskcenter.accounts.models import RoleScope
+    from taskcenter.tasks.models import Cluster
+    from tests.conftest import make_user
+    from tests.factories import failed_task_on
+
+    a = Cluster.objects.create(name="A", ob_cluster_id=1)
+    b = Cluster.objects.create(name="B", ob_cluster_id=2)
+    on_a, on_b = failed_task_on(a, "on A"), failed_task_on(b, "on B")
+    user = make_user("scoped", roles.VIEWER)
+    grant = RoleScope.objects.create(user=user, group=Group.objects.get(name=roles.VIEWER))
+    grant.clusters.set([a])
+    client = client_for(user)
+    html = client.get("/tasks/").content.decode()
+    assert "<b>1</b> failed" in html
+    poll = _poller_url(html, "list-poller")
+    counts = htmllib.unescape(
+        re.search(
+            r'id="nav-counts" hx-get="([^"]+)"', client.get("/audit/").content.decode()
+        ).group(1)
+    )
+    # Another cluster's task changes: nothing to say to this user.
+    services.task_retry(task_id=on_b.pk)
+    assert client.get(poll, **HX).status_code == 204
+    assert client.get(counts, **HX).status_code == 204
+    # Their own: the row, and counts from their scope only.
+    services.task_retry(task_id=on_a.pk)
+    body = client.get(poll, **HX).content.decode()
+    assert f'id="task-row-{on_a.pk}"' in body and f"task-row-{on_b.pk}" not in body
+    assert "<b>1</b> running" in body and "<b>0</b> failed" in body

@@ -323,11 +323,17 @@ def _cancel_subtasks(task: TaskInstance, subtasks: list[SubtaskInstance], actor,
 
 
 def _lock_task(task_id: int) -> TaskInstance:
+    """Lock the task row for an operation, marking it changed (updated_at, the live pages'
+    cursor): every operation changes the task or one of its subtasks, and a refused one
+    rolls the mark back with the rest of its transaction."""
     try:
         # Parameters are only needed by actions; not decoding them keeps the lock cheap.
-        return TaskInstance.objects.select_for_update().defer("parameters").get(pk=task_id)
+        task = TaskInstance.objects.select_for_update().defer("parameters").get(pk=task_id)
     except TaskInstance.DoesNotExist:
         raise TaskNotFound(f"The {task_id} task does not exist.") from None
+    task.updated_at = timezone.now()
+    TaskInstance.objects.filter(pk=task.pk).update(updated_at=task.updated_at)
+    return task
 
 
 def _lock_subtask(task_id: int, subtask_id: int) -> tuple[TaskInstance, SubtaskInstance]:

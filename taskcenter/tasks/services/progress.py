@@ -28,6 +28,8 @@ class TaskState:
 
 
 def set_task(task: models.TaskInstance | TaskState, **fields: Any) -> None:
+    """Change task columns; updated_at too (the live pages' change cursor)."""
+    fields.setdefault("updated_at", timezone.now())
     models.TaskInstance.objects.filter(pk=task.pk).update(**fields)
     for key, value in fields.items():
         setattr(task, key, value)

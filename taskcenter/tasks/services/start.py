@@ -162,6 +162,11 @@ def _write(planned: list[_Planned]) -> None:
         ]
     )
     make_ready(roots, [models.SubtaskStatus.PENDING], operation=models.SubtaskOperation.EXECUTE)
+    # Stamped again last: a start of many subtasks takes a while, and the live pages read
+    # changes by updated_at, which should be close to the commit that shows the task.
+    models.TaskInstance.objects.filter(pk__in=[plan.task.pk for plan in planned]).update(
+        updated_at=timezone.now()
+    )
 
 
 def _task_row(
