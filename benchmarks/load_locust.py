@@ -122,6 +122,8 @@ if os.environ.get(SEED_FILE_VARIABLE):
                 refused = answer.status_code == 400 and _code(answer) == REFUSED_CODE
                 if answer.status_code == 200 or refused:
                     answer.success()
+                else:  # name the answer, so that a refusal of another kind can be examined
+                    answer.failure(f"{answer.status_code} {answer.text[:160]}")
 
         def _csrf_token(self) -> str:
             self.client.get("/tasks/", name="page: task list")

@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 
 from taskcenter.accounts.models import RoleScope
 from taskcenter.core.errors import NotPermitted, TaskNotFound
-from taskcenter.tasks.models import TaskInstance
+from taskcenter.tasks.models import SubtaskInstance, TaskInstance
 from taskcenter.tasks.operations import (  # noqa: F401 (PERM_*: the permissions of operations)
     OPERATIONS,
     PERM_CANCEL,
@@ -129,6 +129,26 @@ def get_task_for_user(user, task_id) -> TaskInstance:
         return visible_tasks(user).select_related("cluster", "tenant", "creator").get(pk=task_id)
     except (TaskInstance.DoesNotExist, ValueError, TypeError):
         raise TaskNotFound(f"The {task_id} task does not exist.") from None
+
+
+def get_subtask_for_user(user, task_id, subtask_id) -> SubtaskInstance:
+    """A subtask (its task loaded with it) of a task `user` may see, in one statement.
+
+    The log page polls this every second for every open tail, so the task and the
+    subtask come in one row; a miss takes the slower path only to say which one is missing.
+    """
+    clusters = permission_clusters(user, PERM_VIEW)
+    require_view(user)
+    subtasks = SubtaskInstance.objects.select_related("task")
+    if clusters is not ALL_CLUSTERS:
+        subtasks = subtasks.filter(task__cluster_id__in=clusters)
+    try:
+        return subtasks.get(pk=subtask_id, task_id=task_id)
+    except (SubtaskInstance.DoesNotExist, ValueError, TypeError):
+        get_task_for_user(user, task_id)  # TaskNotFound when the task is the one missing
+        raise TaskNotFound(
+            f"The {subtask_id} subtask does not exist in the {task_id} task."
+        ) from None
 
 
 def get_operable_task_for_user(user, task_id, operation: str) -> TaskInstance:

@@ -309,8 +309,8 @@ def subtask_panel(request, task_id: int, subtask_id: int):
 def subtask_log(request, task_id: int, subtask_id: int):
     """New log text from `offset`, appended by the page; polling stops when the subtask has
     finished."""
-    task = access.get_task_for_user(request.user, task_id)
-    subtask = selectors.subtask_get(task_id=task.pk, subtask_id=subtask_id)
+    subtask = access.get_subtask_for_user(request.user, task_id, subtask_id)
+    task = subtask.task
     offset = parse.integer(request.GET, "offset", minimum=0, default=0)
     skipped = 0
     if subtask.log_size - offset > LOG_POLL_BYTES:
