@@ -22,7 +22,8 @@ Targets: error rate < 0.1 %, p95 < 300 ms for pages and for API calls.
 Usage, from the project root (locust and psutil are the benchmark's own needs, not the
 project's: `.venv/bin/pip install locust psutil`):
     .venv/bin/python benchmarks/load_locust.py [--minutes 5] [--database postgres|URL]
-        [--broker URL] [--operators 50] [--tails 200] [--history 2000] [--json out.json]
+        [--broker URL] [--operators 50] [--tails 200] [--history 2000]
+        [--web-processes N] [--json out.json]
 """
 
 from __future__ import annotations
@@ -120,10 +121,13 @@ if os.environ.get(SEED_FILE_VARIABLE):
                 catch_response=True,
             ) as answer:
                 refused = answer.status_code == 400 and _code(answer) == REFUSED_CODE
-                if answer.status_code == 200 or refused:
+                if refused:  # a correct answer, reported under a name of its own
+                    answer.request_meta["name"] = "api: retry refused, already retried"
+                    answer.success()
+                elif answer.status_code == 200:
                     answer.success()
                 else:  # name the answer, so that a refusal of another kind can be examined
-                    answer.failure(f"{answer.status_code} {answer.text[:160]}")
+                    answer.failure(f"{answer.status_code} {_code(answer)} {_message(answer)}")
 
         def _csrf_token(self) -> str:
             self.client.get("/tasks/", name="page: task list")
@@ -152,11 +156,18 @@ if os.environ.get(SEED_FILE_VARIABLE):
             if found:
                 self.offset = int(found.group(1))
 
-    def _code(answer) -> int | None:
+    def _error(answer) -> dict:
+        """The API envelope's error object ({"error": {"code": ..., "message": ...}})."""
         try:
-            return answer.json().get("code")
-        except ValueError:
-            return None
+            return answer.json().get("error") or {}
+        except (ValueError, AttributeError):
+            return {}
+
+    def _code(answer) -> int | None:
+        return _error(answer).get("code")
+
+    def _message(answer) -> str:
+        return str(_error(answer).get("message") or answer.text[:100])
 
 
 # --- The runner --------------------------------------------------------------------------------
@@ -178,19 +189,24 @@ def main() -> None:
     parser.add_argument("--tails", type=int, default=200)
     parser.add_argument("--history", type=int, default=2000, help="seed_demo --tasks")
     parser.add_argument("--concurrency", type=int, default=2, help="serve's worker processes")
+    parser.add_argument(
+        "--web-processes", type=int, default=None, help="serve's web processes (its default)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
 
     with common.temporary_setup(args, "tc-load-bench-") as (tmp, database):
         seed = _seed(args.history, args.operators + args.tails)
         (tmp / "seed.json").write_text(json.dumps(seed))
-        server = common.Server(tmp, concurrency=args.concurrency)
+        extra = () if args.web_processes is None else ("--web-processes", str(args.web_processes))
+        server = common.Server(tmp, concurrency=args.concurrency, extra=extra)
         sampler = None
         try:
             server.wait_ready()
             _start_live_tasks()
             sampler = _Sampler(server.proc.pid)
             sampler.start()
+            args.load_before = os.getloadavg()[0]
             env = dict(
                 os.environ,
                 **{SEED_FILE_VARIABLE: str(tmp / "seed.json")},
@@ -316,9 +332,15 @@ def _report(samples: list, sampler, args, database: str) -> None:
     print(f"database: {common.describe_database(database)}")
     print(
         f"{args.operators} operators + {args.tails} log tails for {args.minutes:g} min "
-        f"(load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})"
+        f"(load average at the start: {args.load_before:.2f}; at the end: "
+        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {os.cpu_count()} CPUs)"
     )
-    figures: dict = {"load_average": round(load[0], 2), "minutes": args.minutes}
+    figures: dict = {
+        "load_average": round(load[0], 2),
+        "load_average_start": round(args.load_before, 2),
+        "minutes": args.minutes,
+        "web_processes": args.web_processes,
+    }
     rows = []
     for label, keep in (
         ("all", lambda s: True),
