@@ -72,18 +72,15 @@ def _permission_clusters(user, permission: str) -> frozenset[int] | None:
     if user.is_superuser:
         return ALL_CLUSTERS
     app_label, codename = permission.split(".", 1)
-    groups = dict(
-        get_user_model()
-        .groups.through.objects.filter(
-            user_id=user.pk,
-            group__permissions__codename=codename,
-            group__permissions__content_type__app_label=app_label,
-        )
-        .annotate(
-            scoped=Exists(RoleScope.objects.filter(user_id=user.pk, group_id=OuterRef("group_id")))
-        )
-        .values_list("group_id", "scoped")
+    grants = get_user_model().groups.through.objects.filter(
+        user_id=user.pk,
+        group__permissions__codename=codename,
+        group__permissions__content_type__app_label=app_label,
     )
+    scoped = Exists(RoleScope.objects.filter(user_id=user.pk, group_id=OuterRef("group_id")))
+    # (The type stubs do not follow an annotation on an auto-created through model.)
+    rows = grants.annotate(scoped=scoped).values_list("group_id", "scoped")  # type: ignore[misc]
+    groups: dict[int, bool] = dict(rows)
     if groups and not all(groups.values()):
         return ALL_CLUSTERS
     if user.user_permissions.filter(codename=codename, content_type__app_label=app_label).exists():
