@@ -11,8 +11,10 @@ with this same file as the locustfile:
   task through the API (a refusal because a colleague retried it first, 400 with code
   20003, counts as an answer, not an error); 1 to 3 s between actions.
 * 200 live log tails (`LogTail`): the log page's poll (/tasks/<id>/subtasks/<id>/log/
-  ?offset=N) every second, following the offset the server hands back, moving to another
-  subtask when the log has ended (htmx's stop-polling status 286).
+  ?offset=N) every second on the log of a live task (one per worker process, each writing
+  a line a second for 15 minutes), following the offset the server hands back: mostly
+  "nothing new" (204), a new line now and then; another live log when one has ended
+  (htmx's stop-polling status 286).
 
 Printed: requests, error rate, p50/p95 of pages and of API calls (and per request kind),
 and the server's CPU and memory (psutil over serve's process tree, sampled every 2 s;
@@ -158,7 +160,8 @@ if os.environ.get(SEED_FILE_VARIABLE):
             self._follow()
 
         def _follow(self) -> None:
-            self.task_id, self.subtask_id = random.choice(SEED["logs"])
+            # A live log, from its start as the log page opens it (another one once it ends).
+            self.task_id, self.subtask_id = random.choice(SEED["live"] or SEED["logs"])
             self.offset = 0
 
         @task
@@ -220,7 +223,9 @@ def main() -> None:
         sampler = None
         try:
             server.wait_ready()
-            _start_live_tasks()
+            # One live task per worker process, so every live log grows while the run lasts.
+            seed["live"] = _start_live_tasks(args.concurrency)
+            (tmp / "seed.json").write_text(json.dumps(seed))
             sampler = _Sampler(server.proc.pid)
             sampler.start()
             args.load_before = os.getloadavg()[0]
@@ -287,12 +292,18 @@ def _seed(history: int, users: int) -> dict:
     return {"cookies": cookies, "tasks": task_ids, "logs": [list(pair) for pair in logs]}
 
 
-def _start_live_tasks() -> None:
-    """A few tasks whose shell steps write a line a second for the whole run: live logs."""
+def _start_live_tasks(count: int) -> list[list[int]]:
+    """Tasks whose shell step writes a line a second for the whole run: the live logs the
+    tails follow, as (task id, subtask id) of each one's backup step."""
     from taskcenter.tasks import services
+    from taskcenter.tasks.models import SubtaskInstance
 
-    for _ in range(2):
-        services.task_start(definition_name="Back up cluster", parameters={"seconds": 600})
+    live = []
+    for _ in range(count):
+        task = services.task_start(definition_name="Back up cluster", parameters={"seconds": 900})
+        backup = SubtaskInstance.objects.get(task=task, name="Back up data files")
+        live.append([task.pk, backup.pk])
+    return live
 
 
 class _Sampler:
