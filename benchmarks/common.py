@@ -202,7 +202,7 @@ class Server:
     benchmark's database, broker and secret key.
     """
 
-    def __init__(self, tmp: Path, *, concurrency: int = 1):
+    def __init__(self, tmp: Path, *, concurrency: int = 1, extra: tuple[str, ...] = ()):
         import subprocess
 
         self.port = free_port()
@@ -211,7 +211,7 @@ class Server:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         argv = [sys.executable, str(ROOT / "manage.py"), "serve", "--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [*argv, "--concurrency", str(concurrency)],
+            [*argv, "--concurrency", str(concurrency), *extra],
             cwd=tmp,
             # serve runs collectstatic: a folder kept between runs makes it incremental
             # (minutes on a busy machine the first time, a second after).

@@ -96,7 +96,7 @@ for step in (["migrate", "--noinput"], ["collectstatic", "--noinput"]):
 
 # The README's "Scaling out" commands, run from this checkout with the clean environment.
 commands = {
-    "web": [python, "-m", "waitress", f"--listen=127.0.0.1:{port}", "taskcenter.wsgi:application"],
+    "web": [python, "-m", "taskcenter.webserver", "--listen", f"127.0.0.1:{port}"],
     "worker": [python, "-m", "celery", "-A", "taskcenter", "worker", "-c", "1", "-l", "info"],
     "scheduler": [python, "manage.py", "run_scheduler"],
 }

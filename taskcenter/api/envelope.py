@@ -56,8 +56,12 @@ def _meta(request, status: int) -> dict:
     }
 
 
-def success_body(request, data, status: int = 200) -> dict:
-    return {"data": data, **_meta(request, status)}
+def success_body(request, data, status: int = 200, notice: str | None = None) -> dict:
+    body = {"data": data, **_meta(request, status)}
+    if notice:
+        # Done, with something the caller should know (work queued for a broker away).
+        body["notice"] = notice
+    return body
 
 
 def error_body(
@@ -82,8 +86,8 @@ def error_body(
     return body
 
 
-def ok(request, data, status: int = 200) -> Response:
-    return Response(success_body(request, data, status), status=status)
+def ok(request, data, status: int = 200, notice: str | None = None) -> Response:
+    return Response(success_body(request, data, status, notice), status=status)
 
 
 def paged(contents: list, *, total: int, page: int, size: int) -> dict:

@@ -353,8 +353,15 @@ class _EnvelopeMeta(serializers.Serializer):
 
 
 def enveloped(name: str, data) -> type[serializers.Serializer]:
-    """A schema component {data, successful, timestamp, duration, status, traceId, server}."""
-    return type(name, (_EnvelopeMeta,), {"data": data, "__module__": __name__})
+    """A schema component {data, successful, timestamp, duration, status, traceId, server,
+    notice}."""
+    notice = serializers.CharField(
+        required=False,
+        help_text="Only when the operation is done but its work could not reach the "
+        "workers yet (the broker does not answer): it is queued and sent when the broker is "
+        "back.",
+    )
+    return type(name, (_EnvelopeMeta,), {"data": data, "notice": notice, "__module__": __name__})
 
 
 class ErrorDetailSerializer(serializers.Serializer):

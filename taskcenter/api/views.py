@@ -26,7 +26,7 @@ from taskcenter.api.parsers import BoundedJSONParser
 from taskcenter.core import params as parse
 from taskcenter.core.errors import InvalidParameter
 from taskcenter.core.params import INT64_MAX, TEXT_MAX
-from taskcenter.tasks import diagnosis, selectors
+from taskcenter.tasks import diagnosis, dispatch, selectors
 from taskcenter.tasks.models import TaskStatus, TaskType
 from taskcenter.tasks.operations import OPERATIONS, OperationSpec
 
@@ -229,8 +229,16 @@ def _task_schema(operation_id: str, summary: str):
 def _task_operation(request, taskInstanceId, spec: OperationSpec):
     task_id = parse.identifier(taskInstanceId, "taskInstanceId")
     access.get_operable_task_for_user(request.user, task_id, spec.key)
-    spec.run(task_id=task_id, subtask_id=None, actor=request.user, reason=operation_reason(request))
-    return ok(request, _wrapped(task_id))
+    with dispatch.collect_queued() as queued:
+        spec.run(
+            task_id=task_id, subtask_id=None, actor=request.user, reason=operation_reason(request)
+        )
+    return ok(request, _wrapped(task_id), notice=_queued_notice(queued))
+
+
+def _queued_notice(queued: list[tuple[int, int]]) -> str | None:
+    """The operation is committed; when its sends only reached the outbox, say so."""
+    return dispatch.queued_notice(queued) if queued else None
 
 
 CANCEL_TASK_DESCRIPTION = (
@@ -274,14 +282,17 @@ def _subtask_operation(request, taskInstanceId, subtaskInstanceId, spec: Operati
     task_id = parse.identifier(taskInstanceId, "taskInstanceId")
     subtask_id = parse.identifier(subtaskInstanceId, "subtaskInstanceId")
     access.get_operable_task_for_user(request.user, task_id, spec.key)
-    subtask = spec.run(
-        task_id=task_id,
-        subtask_id=subtask_id,
-        actor=request.user,
-        reason=operation_reason(request),
-        **options,
+    with dispatch.collect_queued() as queued:
+        subtask = spec.run(
+            task_id=task_id,
+            subtask_id=subtask_id,
+            actor=request.user,
+            reason=operation_reason(request),
+            **options,
+        )
+    return ok(
+        request, s.SubtaskInstanceSerializer.represent(subtask), notice=_queued_notice(queued)
     )
-    return ok(request, s.SubtaskInstanceSerializer.represent(subtask))
 
 
 def _subtask_schema(operation_id: str, summary: str):

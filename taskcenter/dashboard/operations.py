@@ -21,7 +21,7 @@ from taskcenter.core.errors import InvalidParameter, InvalidState, RollbackProhi
 from taskcenter.core.http import error_response, flash_fragment, is_partial, signed_in_view
 from taskcenter.dashboard import detail, presenters
 from taskcenter.dashboard.forms import ActionForm
-from taskcenter.tasks import operations, selectors
+from taskcenter.tasks import dispatch, operations, selectors
 from taskcenter.tasks.operations import OperationSpec
 
 dashboard_view = signed_in_view(access.require_view)
@@ -109,14 +109,17 @@ def _operate(request, task_id: int, spec: OperationSpec, subtask_id: int | None)
     reason = form.cleaned_data["reason"]
     seen = form.cleaned_data["seen"] or 0
     try:
-        spec.run(
-            task_id=task.pk,
-            subtask_id=subtask.pk if subtask else None,
-            actor=request.user,
-            reason=reason,
-        )
+        with dispatch.collect_queued() as queued:
+            spec.run(
+                task_id=task.pk,
+                subtask_id=subtask.pk if subtask else None,
+                actor=request.user,
+                reason=reason,
+            )
         done = spec.done.format(task=task.pk, subtask=subtask.name if subtask else "")
         flash = {"level": "success", "message": done}
+        if queued:  # done, but the workers get it once the broker answers again
+            flash = {"level": "warning", "message": done, "detail": dispatch.queued_notice(queued)}
     except (InvalidState, RollbackProhibited) as exc:
         flash = _refusal(task, subtask, seen, spec, exc.message)
     except TaskNotFound as exc:

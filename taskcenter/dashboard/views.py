@@ -448,8 +448,8 @@ def subtask_log(request, task_id: int, subtask_id: int):
     """New log text from `offset` (of one `attempt` when given), appended by the page;
     `sgr` is the colour in force at `offset`. Polling stops when the subtask (or that
     attempt) has finished."""
-    task = access.get_task_for_user(request.user, task_id)
-    subtask = selectors.subtask_get(task_id=task.pk, subtask_id=subtask_id)
+    subtask = access.get_subtask_for_user(request.user, task_id, subtask_id)
+    task = subtask.task
     offset = parse.integer(request.GET, "offset", minimum=0, default=0)
     attempt = parse.integer(request.GET, "attempt", minimum=0, maximum=subtask.attempt)
     style = parse.terminal_style(request.GET, "sgr")

@@ -66,6 +66,14 @@ def collect_queued() -> Iterator[list[tuple[int, int]]]:
         _collecting.queued = outer
 
 
+def queued_notice(queued: list[tuple[int, int]]) -> str:
+    """What the API and the pages say after an operation whose work could only be queued."""
+    return (
+        f"The broker does not answer: {len(queued)} subtask(s) are queued and will be sent "
+        "to the workers as soon as it is back."
+    )
+
+
 def _send(attempts: list[tuple[int, int]]) -> None:
     if _sender is None:
         raise ImproperlyConfigured(

@@ -97,3 +97,34 @@ def test_scoped_user_sees_no_other_cluster_task_through_the_api(clusters, tasks,
     refused = client.post(f"/api/v2/tasks/instances/{tasks[1].pk}/retry")
     assert refused.status_code == 404
     assert TaskInstance.objects.get(pk=tasks[1].pk).status == "FAILED"
+
+
+def test_scoped_user_tails_logs_only_in_their_cluster(clusters, tasks, client):
+    """The log poll reads the subtask and its task in one statement; the cluster scope and
+    the task the subtask belongs to still decide, with the same 404s as the task pages."""
+    from taskcenter.tasks.models import SubtaskInstance
+
+    a, _ = clusters
+    on_a, on_b = tasks
+    user = make_user("tailer", roles.MANAGER)
+    scope(user, roles.MANAGER, a)
+    client.force_login(user)
+    sub_a = SubtaskInstance.objects.filter(task=on_a).first()
+    sub_b = SubtaskInstance.objects.filter(task=on_b).first()
+    hx = {"HTTP_HX_REQUEST": "true"}
+
+    assert client.get(f"/tasks/{on_a.pk}/subtasks/{sub_a.pk}/log/", **hx).status_code in (
+        200,
+        286,
+    )
+    hidden = client.get(f"/tasks/{on_b.pk}/subtasks/{sub_b.pk}/log/", **hx)
+    assert hidden.status_code == 404
+    assert f"The {on_b.pk} task does not exist." in hidden.content.decode()
+    # A visible task with another task's subtask: no such subtask in it.
+    mixed = client.get(f"/tasks/{on_a.pk}/subtasks/{sub_b.pk}/log/", **hx)
+    assert mixed.status_code == 404
+    assert f"The {sub_b.pk} subtask does not exist in the {on_a.pk} task." in (
+        mixed.content.decode()
+    )
+    with pytest.raises(TaskNotFound):
+        access.get_subtask_for_user(fresh(user), on_b.pk, sub_b.pk)

@@ -183,8 +183,11 @@ class Installation:
             "PYTHONUNBUFFERED": "1",
         }
         manage = [sys.executable, "manage.py"]
+        # The production web server (what serve runs), with its kept database connections.
         self.web = Process(
-            "web", [*manage, "runserver", f"127.0.0.1:{self.web_port}", "--noreload"],
+            "web",
+            [sys.executable, "-m", "taskcenter.webserver", "--listen",
+             f"127.0.0.1:{self.web_port}", "--threads", "4"],
             self.env, folder,
         )  # fmt: skip
         self.scheduler = Process("scheduler", [*manage, "run_scheduler"], self.env, folder)

@@ -13,7 +13,7 @@ from taskcenter.engine import dispatch, outbox, reaper
 from taskcenter.engine.models import PendingDispatch
 from taskcenter.tasks import services
 from taskcenter.tasks.models import SubtaskStatus
-from tests.conftest import basic_client, make_user
+from tests.conftest import basic_client, client_for, make_user
 from tests.factories import failed_task, first_subtask_with
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,9 +52,55 @@ def test_an_api_retry_while_the_broker_is_down_answers_200_and_is_queued(broker,
     response = basic_client("operator").post(f"/api/v2/tasks/instances/{task.pk}/retry")
     assert response.status_code == 200, response.content
     assert response.json()["successful"] is True
+    # The answer says the work waits for the broker, not only that the retry is done.
+    assert response.json()["notice"] == (
+        "The broker does not answer: 1 subtask(s) are queued and will be sent to the "
+        "workers as soon as it is back."
+    )
     retried = first_subtask_with(task, SubtaskStatus.READY)
     assert queued() == {(retried.pk, retried.attempt)}
     assert "s3cret" not in caplog.text and "***@" in caplog.text  # no secret in the log
+
+
+def test_an_api_retry_with_the_broker_up_has_no_notice(broker):
+    broker.up = True
+    make_user("operator", "TASK_MANAGER")
+    task = failed_task()
+    response = basic_client("operator").post(f"/api/v2/tasks/instances/{task.pk}/retry")
+    assert response.status_code == 200 and "notice" not in response.json()
+    assert queued() == set() and len(broker.sent) == 1
+
+
+def test_a_subtask_retry_through_the_api_while_the_broker_is_down_says_queued(broker):
+    make_user("operator", "TASK_MANAGER")
+    task = failed_task()
+    failed = first_subtask_with(task, SubtaskStatus.FAILED)
+    response = basic_client("operator").post(
+        f"/api/v2/tasks/instances/{task.pk}/subtasks/{failed.pk}/retry"
+    )
+    assert response.status_code == 200, response.content
+    assert "1 subtask(s) are queued" in response.json()["notice"]
+
+
+def test_a_retry_from_the_page_while_the_broker_is_down_says_queued(broker):
+    """The page's flash: the retry is done (not an error), and the work waits for the broker."""
+    operator = make_user("operator", "TASK_MANAGER")
+    task = failed_task()
+    client = client_for(operator)
+    answer = client.post(
+        f"/tasks/{task.pk}/retry/", {"reason": "", "seen": "0"}, HTTP_HX_REQUEST="true"
+    )
+    assert answer.status_code == 200, answer.content
+    body = answer.content.decode()
+    assert "flash flash-warning" in body
+    assert "1 subtask(s) are queued and will be sent to the workers" in body
+    assert len(queued()) == 1
+
+    # Without htmx, the message waits on the next page.
+    again = failed_task()
+    followed = client.post(f"/tasks/{again.pk}/retry/", {"reason": ""}, follow=True)
+    page = followed.content.decode()
+    assert "flash flash-warning" in page and "subtask(s) are queued" in page
 
 
 def test_the_reaper_sends_the_outbox_as_soon_as_the_broker_answers(broker):

@@ -361,7 +361,7 @@ def test_run_task_unknown_definition_exits_non_zero_from_the_shell():
 def _isolated_env(var_dir: Path) -> dict[str, str]:
     """A fresh SQLite database and filesystem broker under var_dir."""
     env = dict(os.environ, TASKCENTER_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
-    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "STATIC_ROOT"):
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "STATIC_ROOT", "PROMETHEUS_MULTIPROC_DIR"):
         env.pop(name, None)
     return env
 

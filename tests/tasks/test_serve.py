@@ -65,14 +65,15 @@ def _wait_for(condition, what: str, log_path: Path, timeout: float = 60) -> None
 class Serve:
     """`serve` on a free port with its own var dir; every process it started is killed after."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, web_processes: int = 2) -> None:
         self.port = _free_port()
         self.log_path = tmp_path / "serve.log"
         self.env = _isolated_env(tmp_path / "var")
+        self.var_dir = tmp_path / "var"
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "manage.py", "serve", "--port", str(self.port)]
-                + ["--concurrency", "1"],
+                + ["--concurrency", "1", "--web-processes", str(web_processes)],
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,
@@ -81,7 +82,7 @@ class Serve:
             )
 
     def wait_until_up(self) -> None:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180  # migrate and collectstatic on a busy machine
         while _healthz(self.port) != 200:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"serve did not come up:\n{self.log_path.read_text()}")
@@ -121,7 +122,7 @@ def serve(tmp_path):
 
 def test_serve_runs_web_worker_scheduler_and_stops_cleanly_on_ctrl_c(serve):
     groups = serve.groups
-    assert len(groups) == 3, serve.output()
+    assert len(groups) == 4, serve.output()  # two web processes, worker, scheduler
     # The worker's banner comes after the web server.
     _wait_for(
         lambda: " ready." in serve.output() and "scheduler | " in serve.output(),
@@ -137,7 +138,7 @@ def test_serve_runs_web_worker_scheduler_and_stops_cleanly_on_ctrl_c(serve):
     assert time.monotonic() - started < 15
 
     output = serve.output()
-    assert "web       | " in output and "worker    | " in output
+    assert "web1      | " in output and "web2      | " in output and "worker    | " in output
     assert f"http://127.0.0.1:{serve.port}/" in output
     assert "serve: stopped" in output
     assert _live_processes_in_groups(groups) == []
@@ -175,7 +176,7 @@ def test_serve_web_is_waitress_and_answers_at_once_with_200_half_sent_requests_o
             timings.append(time.monotonic() - started)
         assert min(timings) < 1.0, timings
         # Holding 200 half-sent requests costs sockets, not threads.
-        assert _web_threads(serve.pid_of("web")) < 50
+        assert _web_threads(serve.pid_of("web1")) < 50
 
 
 def test_serve_restarts_a_killed_worker_keeps_serving_and_sigterm_stops_everything(serve):
@@ -224,7 +225,7 @@ def test_serve_restarts_a_killed_worker_keeps_serving_and_sigterm_stops_everythi
 
     # SIGTERM (a service manager's stop) ends every child, the restarted worker included.
     groups = serve.groups
-    assert len(groups) == 4
+    assert len(groups) == 5  # two web processes, scheduler, two workers
     os.kill(serve.proc.pid, signal.SIGTERM)
     assert serve.proc.wait(timeout=20) == 0, serve.output()
     assert "serve: SIGTERM received; stopping" in serve.output()
@@ -235,3 +236,70 @@ def test_serve_restarts_a_killed_worker_keeps_serving_and_sigterm_stops_everythi
 def test_restart_delay_doubles_from_one_second_up_to_a_cap():
     assert [restart_delay(n) for n in range(1, 6)] == [1.0, 2.0, 4.0, 8.0, 16.0]
     assert restart_delay(20) == MAX_RESTART_DELAY == 30.0
+
+
+def test_serve_runs_several_web_processes_on_one_port_and_a_dead_one_is_replaced(serve):
+    """`--web-processes 2`: two waitress processes accept from the one socket serve bound;
+    killing one leaves the other answering, and serve starts a new one on the same socket."""
+    first, second = serve.pid_of("web1"), serve.pid_of("web2")
+    assert first != second
+    listening = {pid for pid in (first, second) if _listens_on(pid, serve.port)}
+    assert listening == {first, second}, serve.output()
+
+    os.killpg(first, signal.SIGKILL)
+    answers = [_healthz(serve.port, timeout=5) for _ in range(20)]
+    assert answers == [200] * 20, answers  # the other one answers meanwhile
+    _wait_for(
+        lambda: serve.pid_of("web1") != first and _listens_on(serve.pid_of("web1"), serve.port),
+        "web1 was not restarted on the shared socket",
+        serve.log_path,
+        timeout=30,
+    )
+    assert "serve: web1 exited unexpectedly with signal SIGKILL" in serve.output()
+    assert _healthz(serve.port, timeout=5) == 200
+
+
+def _listens_on(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a socket listening on `port` (from /proc)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state, inode = fields[1], fields[3], fields[9]
+        if state == "0A" and int(local.split(":")[1], 16) == port:  # 0A: LISTEN
+            inodes.add(inode)
+    try:
+        links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return any(link == f"socket:[{inode}]" for link in links for inode in inodes)
+
+
+def test_serve_killed_with_sigkill_takes_its_children_with_it(serve):
+    """kill -9 gives serve no chance to stop its children: they stop themselves (the
+    kernel signals them when their parent dies), and the port is free again."""
+    _wait_for(lambda: " ready." in serve.output(), "no worker", serve.log_path)
+    groups = serve.groups
+    assert len(groups) == 4
+    os.kill(serve.proc.pid, signal.SIGKILL)
+    serve.proc.wait(timeout=10)
+    _wait_for(
+        lambda: _live_processes_in_groups(groups) == [],
+        "children outlived serve: " + repr(_live_processes_in_groups(groups)),
+        serve.log_path,
+        timeout=30,
+    )
+    assert _healthz(serve.port) is None
+
+
+def test_serve_clears_the_metrics_of_an_earlier_run_before_starting(tmp_path):
+    """Prometheus's multiprocess files of a previous run would add old counts to the new
+    run's /metrics: serve empties the folder before its children start."""
+    stale = tmp_path / "var" / "metrics" / "counter_12345.db"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
+    running = Serve(tmp_path)
+    try:
+        running.wait_until_up()
+        assert not stale.exists()
+    finally:
+        running.kill_everything()

@@ -9,6 +9,11 @@ doubles with each quick death (1 s, 2 s, 4 s ... at most 30 s) and starts again 
 once the child has stayed up for a while, so a child that cannot start does not spin, and
 one that dies once a day comes back at once. The others keep running meanwhile: a dead
 worker does not take the web server down with it.
+
+Each child is started through this file (`python supervise.py PID -- argv...`), which asks Linux to SIGTERM it when the supervisor dies (prctl's
+PR_SET_PDEATHSIG, kept across exec) and then becomes the child: a supervisor killed with
+kill -9 cannot stop its children itself, and without this they would live on, holding the
+port and consuming the queues.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +44,7 @@ def restart_delay(quick_deaths: int) -> float:
 class Child:
     name: str
     argv: list[str]
+    pass_fds: tuple[int, ...] = ()  # descriptors the child inherits (the web's socket)
     proc: subprocess.Popen | None = None
     reader: threading.Thread | None = field(default=None, repr=False)
     started_at: float = 0.0
@@ -117,8 +124,11 @@ class Supervisor:
     # --- Internals -------------------------------------------------------------------------
 
     def _start(self, child: Child) -> None:
+        # The file, not `-m`: importing the taskcenter package would load Celery first.
+        launcher = [sys.executable, __file__, str(os.getpid()), "--"]
         child.proc = subprocess.Popen(
-            child.argv,
+            [*launcher, *child.argv],
+            pass_fds=child.pass_fds,
             cwd=self.cwd,
             env=self.env,
             stdin=subprocess.DEVNULL,
@@ -193,3 +203,34 @@ def _signal_quietly(proc: subprocess.Popen, signum: int, *, group: bool = False)
             proc.send_signal(signum)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """SIGTERM this process (and what it execs) when `parent_pid`, its parent, dies.
+
+    PR_SET_PDEATHSIG fires when the thread that forked this process ends; the supervisor
+    starts its children from its main thread, so that is when the supervisor process ends.
+    Elsewhere than Linux this does nothing.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    # The parent may have died before prctl took effect; then the signal would never come.
+    if os.getppid() != parent_pid:
+        raise SystemExit(f"serve (pid {parent_pid}) is gone; not starting")
+
+
+def _launch(argv: list[str]) -> None:
+    """`PID -- program args...`: die with PID, then become the program."""
+    parent_pid, separator, *program = argv
+    if separator != "--" or not program:
+        raise SystemExit("usage: python supervise.py PID -- program [args...]")
+    die_with_parent(int(parent_pid))
+    os.execv(program[0], program)
+
+
+if __name__ == "__main__":
+    _launch(sys.argv[1:])

@@ -1,8 +1,8 @@
 """serve: the whole task center in one terminal.
 
-Migrates, collects static files, optionally seeds the demo, then runs three children: the
-web server (waitress), a Celery worker and the scheduler, with their output prefixed by
-name. A child that dies is restarted with backoff while the others keep running; Ctrl-C
+Migrates, collects static files, optionally seeds the demo, then runs its children: the
+web server (waitress, in `--web-processes` processes sharing one listening socket), a
+Celery worker and the scheduler, with their output prefixed by name. A child that dies is restarted with backoff while the others keep running; Ctrl-C
 or SIGTERM stops them all (the supervision is in `taskcenter.tasks.management.supervise`).
 """
 
@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
@@ -25,7 +26,8 @@ from taskcenter.tasks.management.supervise import Child, Supervisor
 
 class Command(BaseCommand):
     help = (
-        "Run the task center in one terminal: web server (waitress), Celery worker and "
+        "Run the task center in one terminal: web server (waitress, several processes), "
+        "Celery worker and "
         "scheduler (after migrate and collectstatic), restarting any that dies. Ctrl-C or "
         "SIGTERM stops everything."
     )
@@ -39,7 +41,13 @@ class Command(BaseCommand):
             "--concurrency", type=int, default=4, help="Worker processes (default 4)."
         )
         parser.add_argument(
-            "--threads", type=int, default=8, help="Web server threads (default 8)."
+            "--threads", type=int, default=8, help="Threads per web process (default 8)."
+        )
+        parser.add_argument(
+            "--web-processes",
+            type=int,
+            default=None,
+            help="Web server processes sharing the port (default: one per CPU, at most 8).",
         )
         parser.add_argument(
             "--demo",
@@ -54,15 +62,20 @@ class Command(BaseCommand):
         host: str,
         concurrency: int,
         threads: int,
+        web_processes: int | None,
         demo: bool,
         **options,
     ):
+        if web_processes is None:
+            web_processes = default_web_processes()
         if not 0 < port < 65536:
             raise CommandError(f"--port must be between 1 and 65535, got {port}.")
         if concurrency < 1:
             raise CommandError("--concurrency must be at least 1.")
         if threads < 1:
             raise CommandError("--threads must be at least 1.")
+        if web_processes < 1:
+            raise CommandError("--web-processes must be at least 1.")
         if _port_open(host, port):
             raise CommandError(f"Port {port} on {host} is already in use; choose another --port.")
         self._lock = threading.Lock()
@@ -76,8 +89,12 @@ class Command(BaseCommand):
             if self._stop.is_set():
                 self.say("serve: stopped before starting the processes")
                 return
-            children = self._children(host, port, concurrency, threads)
-            code = self._run(children, host, port, demo)
+            listener = _listen(host, port)
+            try:
+                children = self._children(listener, concurrency, threads, web_processes)
+                code = self._run(children, host, port, demo)
+            finally:
+                listener.close()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -103,6 +120,7 @@ class Command(BaseCommand):
         call_command("collectstatic", interactive=False, verbosity=0)
         if demo:
             self._seed_demo()
+        clear_metrics()
         # The children open their own connections; this process needs none while it waits.
         connections.close_all()
 
@@ -128,11 +146,16 @@ class Command(BaseCommand):
         if seeded.returncode:
             raise CommandError(f"seed_demo failed with status {seeded.returncode}; see above.")
 
-    def _children(self, host: str, port: int, concurrency: int, threads: int) -> list[Child]:
+    def _children(
+        self, listener: socket.socket, concurrency: int, threads: int, web_processes: int
+    ) -> list[Child]:
         manage = str(settings.BASE_DIR / "manage.py")
         python = sys.executable
+        fd = listener.fileno()
+        web = [python, "-m", "taskcenter.webserver", f"--fd={fd}", f"--threads={threads}"]
+        names = ["web"] if web_processes == 1 else [f"web{n}" for n in range(1, web_processes + 1)]
         return [
-            Child("web", [python, "-m", "waitress", *waitress_options(host, port, threads)]),
+            *[Child(name, web, pass_fds=(fd,)) for name in names],
             Child(
                 "worker",
                 [
@@ -183,28 +206,44 @@ class Command(BaseCommand):
         return 0
 
 
-def waitress_options(host: str, port: int, threads: int) -> list[str]:
-    """waitress-serve's options for the web child (the README's "Scaling out" uses the same).
+def default_web_processes() -> int:
+    """One web process per CPU this process may run on, at most 8."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(8, cpus))
 
-    Why waitress: no reverse proxy stands in front of the one-command setup, so the server
-    itself must cope with slow or stalled clients. Waitress reads each request completely
-    (headers and body, a large body spilled to a temporary file) in its asynchronous I/O
-    loop before a worker thread sees it, so a client that sends half a request holds a
-    socket, never a thread: the threads only run Django. Connections silent for
-    `channel-timeout` seconds are closed. It is pure Python (nothing to compile on a fresh
-    machine), maintained (Pylons project) and speaks WSGI, Django's synchronous interface,
-    so no view changes. poll() instead of select() lifts select's limit of 1024
-    descriptors, and `connection-limit` (waitress's default is 100, after which it stops
-    accepting) leaves room for hundreds of open connections, idle log tails included.
-    """
-    return [
-        f"--listen={_url_host(host)}:{port}",
-        f"--threads={threads}",
-        "--connection-limit=1000",
-        "--channel-timeout=60",
-        "--asyncore-use-poll",
-        "taskcenter.wsgi:application",
-    ]
+
+def clear_metrics() -> None:
+    """Empty the Prometheus multiprocess folder: the files of the processes of an earlier
+    run would otherwise be added to this run's counters (prometheus_client asks for the
+    folder to be wiped before the processes start)."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        for stale in Path(folder).glob("*.db"):
+            stale.unlink(missing_ok=True)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The web's listening socket, bound once here and inherited by every web process."""
+    try:
+        infos = socket.getaddrinfo(
+            host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise CommandError(f"Cannot listen on {host}: {exc}") from None
+    family, kind, proto, _, address = infos[0]
+    listener = socket.socket(family, kind, proto)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(address)
+        listener.listen(1024)
+    except OSError as exc:
+        listener.close()
+        raise CommandError(f"Cannot listen on {host}:{port}: {exc}") from None
+    listener.set_inheritable(True)
+    return listener
 
 
 def _url_host(host: str) -> str:
