@@ -160,6 +160,9 @@
       // the button is still there (or a live update replaced it meanwhile).
       restoreFocus(back);
     });
+    // Its form must be htmx's before a fast Enter can submit it: opened at swap time, it
+    // would otherwise post natively and reload the page, losing the place and the focus.
+    if (window.htmx) htmx.process(dialog);
     dialog.showModal();
     var field = dialog.querySelector("textarea");
     if (field) field.focus();
