@@ -41,6 +41,7 @@ def prepare(tmp: Path) -> None:
     os.environ["TASKCENTER_VAR_DIR"] = str(tmp / "var")
     os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'shots.sqlite3'}"
     os.environ["TASKCENTER_DEMO_PASSWORD"] = PASSWORD
+    os.environ["TASKCENTER_DEMO"] = "true"  # seed_demo is the demo app's command
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     sys.path.insert(0, str(ROOT))
     os.chdir(tmp)
