@@ -58,6 +58,15 @@ def isolated_celery_queue():
     yield TEST_QUEUE
 
 
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Each test starts with an empty cache: ids repeat between tests (a flushed database),
+    so an answer cached about one test's user 5 must not reach the next test's user 5."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.1):
     """Poll until predicate() is truthy; return its value or fail with the last one."""
     deadline = time.monotonic() + timeout

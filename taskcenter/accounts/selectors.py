@@ -8,11 +8,16 @@ from typing import Any, NamedTuple
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import Group
+from django.core.cache import cache
 from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet
 
 from taskcenter.accounts import crypto, roles
 from taskcenter.accounts.models import AccessKey, Preference, RoleScope
-from taskcenter.accounts.services import AccountNotFound
+from taskcenter.accounts.services import (
+    TIME_ZONE_CACHE_SECONDS,
+    AccountNotFound,
+    time_zone_cache_key,
+)
 from taskcenter.tasks.models import Cluster, Operation
 
 
@@ -183,6 +188,12 @@ def time_zone_of(*, user) -> str:
     """The zone `user` chose for the pages, or "" (the browser's zone)."""
     if not getattr(user, "is_authenticated", False):
         return ""
-    return (
-        Preference.objects.filter(user_id=user.pk).values_list("time_zone", flat=True).first() or ""
-    )
+    key = time_zone_cache_key(user.pk)
+    zone = cache.get(key)
+    if zone is None:
+        zone = (
+            Preference.objects.filter(user_id=user.pk).values_list("time_zone", flat=True).first()
+            or ""
+        )
+        cache.set(key, zone, TIME_ZONE_CACHE_SECONDS)
+    return zone

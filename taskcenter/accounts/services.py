@@ -14,6 +14,7 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -429,4 +430,15 @@ def preference_set_time_zone(*, user, time_zone: str) -> Preference:
     preference, _ = Preference.objects.update_or_create(
         user=user, defaults={"time_zone": time_zone}
     )
+    cache.delete(time_zone_cache_key(user.pk))
     return preference
+
+
+# Every page and poll reads the user's zone (accounts.middleware): it is kept in the cache
+# for a short while. This process forgets it at once on a change; another web process
+# (with a per-process cache) shows the new zone within this many seconds.
+TIME_ZONE_CACHE_SECONDS = 30
+
+
+def time_zone_cache_key(user_id: int) -> str:
+    return f"taskcenter:time-zone:{user_id}"
