@@ -123,10 +123,11 @@ def date_time(value, name: str) -> datetime:
     try:
         if timezone.is_naive(parsed):
             parsed = timezone.make_aware(parsed)
-        parsed.astimezone(UTC)  # what the database compares: it must exist too
+        # In UTC, what the database compares: it must exist too, and PostgreSQL refuses an
+        # offset beyond 15:59 that ISO 8601 (and Python) allow, such as -20:04.
+        return parsed.astimezone(UTC)
     except (OverflowError, ValueError):
         raise InvalidParameter.because(name, f"'{value}' is out of range.") from None
-    return parsed
 
 
 def integer_list(params: Mapping, name: str, *, limit: int) -> list[int]:

@@ -168,3 +168,15 @@ def test_check_deploy_over_plain_http_warns_only_of_https(tmp_path):
         "security.W012",  # Secure session cookie
         "security.W016",  # Secure CSRF cookie
     }, output
+
+
+def test_a_date_time_with_an_offset_postgresql_refuses_is_read_in_utc(db):
+    """ISO 8601 (and Python) allow an offset like -20:04; PostgreSQL refuses any beyond
+    15:59. The filter compares the same moment in UTC instead of failing with a 500."""
+    from taskcenter.accounts import roles
+    from tests.conftest import client_for, make_user
+
+    answer = client_for(make_user("boss", roles.ADMIN)).get(
+        "/api/v2/tasks/instances?createdFrom=0136-12-16T12%3A04%3A34.253148-20%3A04"
+    )
+    assert answer.status_code == 200, answer.content
