@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from make_screenshots import ARGS, CHROMIUM, PASSWORD, ROOT, prepare  # noqa: E402
+from make_screenshots import ARGS, CHROMIUM, PASSWORD, ROOT, prepare, running_server  # noqa: E402
 
 FIRST = (
     "start run 1 of 'Copy tenant data' on obs-node-2\n"
@@ -80,25 +78,7 @@ def build() -> str:
 def shoot(url: str, out: Path, tmp: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "runserver", f"127.0.0.1:{port}", "--noreload"],
-        cwd=tmp,
-        env=dict(os.environ, DEBUG="false"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        base = f"http://127.0.0.1:{port}"
+    with running_server(tmp) as base:
         with sync_playwright() as driver:
             chromium = driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             for scheme, attempt, query, suffix in (
@@ -126,9 +106,6 @@ def shoot(url: str, out: Path, tmp: Path) -> None:
                 print(f"wrote {target}")
                 context.close()
             chromium.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ and the pictures are the same on every run. Then `runserver` serves it and headl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import socket
@@ -174,17 +175,16 @@ def build_states() -> dict[str, str]:
     }
 
 
-def shoot(pages: dict[str, str], out: Path, tmp: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
+@contextlib.contextmanager
+def running_server(tmp: Path):
+    """`runserver` on a free port over the prepared database; yields its base URL."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = dict(os.environ, DEBUG="false")
     server = subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "runserver", f"127.0.0.1:{port}", "--noreload"],
         cwd=tmp,
-        env=env,
+        env=dict(os.environ, DEBUG="false"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -196,7 +196,16 @@ def shoot(pages: dict[str, str], out: Path, tmp: Path) -> None:
                 break
             except OSError:
                 time.sleep(0.1)
-        base = f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def shoot(pages: dict[str, str], out: Path, tmp: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with running_server(tmp) as base:
         with sync_playwright() as driver:
             chromium = driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             for scheme, width, height, suffix in (
@@ -226,9 +235,6 @@ def shoot(pages: dict[str, str], out: Path, tmp: Path) -> None:
                     )
                 context.close()
             chromium.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def main() -> None:
