@@ -5,10 +5,14 @@ tail, so under load this request is most of the traffic (200 of the load run's 2
 virtual users do nothing else). The script signs a user in, starts a task whose subtask
 is RUNNING with a log, and sends the poll through Django's whole stack (middleware,
 session, authentication, view, template) by calling the WSGI application as the web
-server does (so database connections are opened and closed as in production):
+server does (database connections kept between requests, as `serve` keeps them):
 
 * idle:  offset at the end of the log (nothing new: most polls of a quiet log);
 * new:   offset 4 KB before the end (new text to render).
+
+Each case is measured twice: through the whole view (the session forgotten before each
+request, as for a session's first poll of a log) and through the shortcut that a session
+already let in to the log takes (taskcenter.dashboard.log_poll).
 
 Printed for each: CPU of this process per request (time.process_time; the database
 server's own CPU is not in it), wall time, and SQL statements per request. `--profile`
@@ -39,15 +43,23 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    # Connections kept between requests, as `serve` keeps them (taskcenter.webserver).
+    os.environ.setdefault("DB_CONN_MAX_AGE", "60")
     with common.temporary_setup(args, "tc-log-poll-") as (_tmp, database):
         task_id, subtask_id, size = _running_subtask_with_log()
         get = _signed_in_client()
+        from taskcenter.dashboard import log_poll
+
         base = f"/tasks/{task_id}/subtasks/{subtask_id}/log/"
-        cases = {"idle": f"{base}?offset={size}", "new": f"{base}?offset={size - 4096}"}
+        urls = {"idle": f"{base}?offset={size}", "new": f"{base}?offset={size - 4096}"}
+        cases = {}
+        for label, url in urls.items():
+            cases[f"{label}, whole view"] = (url, log_poll.forget_all)
+            cases[f"{label}, shortcut"] = (url, lambda: None)
         figures: dict = {"database": common.describe_database(database)}
         rows = []
-        for label, url in cases.items():
-            status, cpu_ms, wall_ms, queries = _measure(get, url, args.requests)
+        for label, (url, before) in cases.items():
+            status, cpu_ms, wall_ms, queries = _measure(get, url, args.requests, before)
             figures[label] = {
                 "status": status,
                 "cpu_ms": round(cpu_ms, 3),
@@ -60,7 +72,7 @@ def main() -> None:
             ["log poll", "status", "CPU ms/request", "wall ms/request", "SQL/request"], rows
         )
         if args.profile:
-            _profile(get, cases["idle"], args.requests)
+            _profile(get, urls["idle"], args.requests)
         if args.json:
             args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
@@ -117,12 +129,14 @@ def _signed_in_client():
     return get
 
 
-def _measure(get, url: str, count: int) -> tuple[int, float, float, float]:
+def _measure(get, url: str, count: int, before) -> tuple[int, float, float, float]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     for _ in range(50):  # warm-up: templates compiled, caches filled
+        before()
         get(url)
+    before()
     with CaptureQueriesContext(connection) as captured:
         status = get(url)
     queries = len(captured)
@@ -131,6 +145,7 @@ def _measure(get, url: str, count: int) -> tuple[int, float, float, float]:
             print("   ", query["sql"][:160])
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(count):
+        before()
         get(url)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     return status, cpu * 1000 / count, wall * 1000 / count, queries

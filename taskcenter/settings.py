@@ -84,6 +84,8 @@ MIDDLEWARE = [
     "taskcenter.core.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before the session is loaded: a remembered session's log polls end here.
+    "taskcenter.dashboard.log_poll.LogPollShortcutMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

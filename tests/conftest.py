@@ -61,10 +61,14 @@ def isolated_celery_queue():
 @pytest.fixture(autouse=True)
 def fresh_cache():
     """Each test starts with an empty cache: ids repeat between tests (a flushed database),
-    so an answer cached about one test's user 5 must not reach the next test's user 5."""
+    so an answer cached about one test's user 5 must not reach the next test's user 5.
+    The log poll's remembered sessions are forgotten for the same reason."""
     from django.core.cache import cache
 
+    from taskcenter.dashboard import log_poll
+
     cache.clear()
+    log_poll.forget_all()
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.1):

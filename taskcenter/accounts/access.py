@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
-from taskcenter.accounts.models import RoleScope
+from taskcenter.accounts.models import AccessVersion, RoleScope
 from taskcenter.core.errors import NotPermitted, TaskNotFound
 from taskcenter.tasks.models import SubtaskInstance, TaskInstance
 from taskcenter.tasks.operations import (  # noqa: F401 (PERM_*: the permissions of operations)
@@ -61,6 +61,25 @@ def forget_permissions(user):
     Use the returned object from then on.
     """
     return type(user)._default_manager.get(pk=user.pk)
+
+
+def access_changed(**signal_arguments) -> None:
+    """Grants may have changed: move the access counter (in the caller's transaction), so
+    that every decision remembered under the old counter is taken again
+    (taskcenter.dashboard.log_poll). Connected to the signals of every table that grants
+    rest on (AccountsConfig.ready), so the account pages, Django's admin and the shell
+    are all covered; a grant changed by a queryset update() must call it itself."""
+    if str(signal_arguments.get("action", "post")).startswith("pre_"):
+        return  # m2m_changed: counted once, after the change
+    if signal_arguments.get("update_fields") == frozenset({"last_login"}):
+        return  # a sign-in, not a change of grants
+    if not AccessVersion.objects.filter(pk=1).update(version=F("version") + 1):
+        AccessVersion.objects.get_or_create(pk=1, defaults={"version": 1})
+
+
+def access_version() -> int:
+    """The access counter now; read it before taking a decision that will be remembered."""
+    return AccessVersion.objects.filter(pk=1).values_list("version", flat=True).first() or 0
 
 
 def permission_clusters(user, permission: str) -> frozenset[int] | None:

@@ -145,3 +145,20 @@ class Preference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}: {self.time_zone or 'browser zone'}"
+
+
+class AccessVersion(models.Model):
+    """One counter that goes up whenever anyone's grants may have changed (roles given or
+    taken, a role's permissions, scopes, superuser flags): `access.access_changed`.
+
+    Decisions remembered outside a request (the log poll's, taskcenter.dashboard.log_poll)
+    are kept with the counter they were taken under and dropped once it has moved, so a
+    withdrawn role takes effect on the very next request. The bump is in the changing
+    transaction, so no one can see the new grants with the old counter.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    version = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"access version {self.version}"

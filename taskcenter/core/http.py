@@ -18,12 +18,10 @@ from urllib.parse import urlencode
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django_htmx.http import (
     HttpResponseClientRedirect,
-    HttpResponseStopPolling,
     push_url,
     reswap,
     retarget,
@@ -129,13 +127,6 @@ def results_fragment(request, template: str, context: dict, *, url_name: str, st
     response = render(request, template, context, status=status)
     query = clean_query(request.GET)
     return push_url(response, reverse(url_name) + (f"?{query}" if query else ""))
-
-
-def poll_response(request, template: str, context: dict, *, done: bool) -> HttpResponse:
-    """A live part's update; once `done`, htmx's stop-polling status ends the polling."""
-    if done:
-        return HttpResponseStopPolling(render_to_string(template, context, request))
-    return render(request, template, context)
 
 
 def paging(*, page_no: int, size: int, rows: list, total: int) -> dict:

@@ -39,17 +39,15 @@ from taskcenter.core.http import (
     is_partial,
     page,
     paging,
-    poll_response,
     results_fragment,
     signed_in_view,
 )
-from taskcenter.dashboard import dag, detail, presenters, subtask_list
+from taskcenter.dashboard import dag, detail, log_poll, presenters, subtask_list
 from taskcenter.dashboard.forms import DEFAULT_PAGE_SIZE, AuditFilterForm, TaskFilterForm
 from taskcenter.schedules import selectors as schedule_selectors
 from taskcenter.tasks import diagnosis, selectors
 from taskcenter.tasks.models import Operation, TaskInstance, TaskStatus
 
-LOG_POLL_BYTES = 512 * 1024  # one poll sends at most this much; older output is skipped
 LOG_DOWNLOAD_WINDOW = 1024 * 1024  # the download streams the log in windows of this size
 LIVE_LIST_MAX_IDS = 200
 LIVE_LIST_KEYS = ("c", "shown")  # the live poll's own parameters, next to the list's
@@ -445,32 +443,12 @@ def subtask_panel(request, task_id: int, subtask_id: int):
 @dashboard_view
 @require_GET
 def subtask_log(request, task_id: int, subtask_id: int):
-    """New log text from `offset` (of one `attempt` when given), appended by the page;
-    `sgr` is the colour in force at `offset`. Polling stops when the subtask (or that
-    attempt) has finished."""
+    """The log panel's poll (log_poll.answer). The session is remembered as let in to this
+    log, so its next polls take log_poll's shortcut while nothing it rests on changes."""
+    version = access.access_version()  # before the decision, so a change after it counts
     subtask = access.get_subtask_for_user(request.user, task_id, subtask_id)
-    task = subtask.task
-    offset = parse.integer(request.GET, "offset", minimum=0, default=0)
-    attempt = parse.integer(request.GET, "attempt", minimum=0, maximum=subtask.attempt)
-    style = parse.terminal_style(request.GET, "sgr")
-    skipped = 0
-    if subtask.log_size - offset > LOG_POLL_BYTES:
-        # Far behind (a burst of output): skip to the last part instead of sending it all.
-        skipped = subtask.log_size - LOG_POLL_BYTES - offset
-        offset = subtask.log_size - LOG_POLL_BYTES
-    piece = selectors.log_read(subtask=subtask, offset=offset, attempt=attempt)
-    text = detail.from_next_line(piece.text) if skipped else piece.text
-    log = detail.log_piece(text, piece.next_offset, finished=piece.finished, style=style)
-    if not log["has_text"] and not piece.finished:
-        return HttpResponse(status=204)
-    context = {
-        "task": task,
-        "subtask": subtask,
-        "skipped": skipped,
-        "log": {**log, "attempt": attempt},
-        "subtask_label": presenters.subtask_label(subtask.status, subtask.operation),
-    }
-    return poll_response(request, "dashboard/_log_chunk.html", context, done=piece.finished)
+    log_poll.remember(request, subtask, access_version=version)
+    return log_poll.answer(request, subtask)
 
 
 @dashboard_view

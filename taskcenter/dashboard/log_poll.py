@@ -1,0 +1,201 @@
+"""The log panel's poll, and its shortcut for a session already let in to that log.
+
+Every open log panel asks `/tasks/<id>/subtasks/<id>/log/?offset=N` every second, so with
+a few hundred open tails this one request is most of the web server's work. Through the
+whole stack it costs several milliseconds of CPU (the session, the user, the grants and
+the subtask: four statements through the ORM, plus every middleware), while the answer
+itself, the new text rendered, costs well under one.
+
+So the view (`views.subtask_log`) remembers, in each web process, that a session was let
+in to a subtask's log, together with what that decision rested on: the user, their
+password hash and session epoch, and the access counter (`access.access_version`, read
+before the decision). The middleware below answers that session's next polls of that log
+after one statement that reads the subtask and checks, in the database, that all of it
+still holds: the session exists and has not expired, the user is active with the same
+password and epoch, and no grant has changed anywhere since. When any of it fails (signed
+out, deactivated, a role changed, the database down, a parameter refused), the request
+goes through the whole view, which checks everything again and answers as always. Both
+paths answer with the same function, `answer`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY, get_user_model
+from django.contrib.sessions.models import Session
+from django.db import DatabaseError, connection
+from django.http import HttpResponse
+from django.template.loader import render_to_string
+from django.urls import Resolver404, resolve
+from django.utils import timezone
+from django_htmx.http import HttpResponseStopPolling
+
+from taskcenter.accounts.models import AccessVersion, SessionEpoch
+from taskcenter.accounts.sessions import current_epoch
+from taskcenter.core import params as parse
+from taskcenter.core.errors import TaskCenterError
+from taskcenter.dashboard import detail, presenters
+from taskcenter.tasks import selectors
+from taskcenter.tasks.models import SubtaskInstance
+
+LOG_POLL_BYTES = 512 * 1024  # one poll sends at most this much; older output is skipped
+VIEW_NAME = "dashboard:subtask_log"
+DATABASE_SESSIONS = "django.contrib.sessions.backends.db"  # the statement reads its table
+REMEMBERED_MAX = 20_000  # (session, log) pairs per process; beyond, all are forgotten
+# What the answer reads of the subtask; the rest of the row is never loaded.
+SUBTASK_FIELDS = ("id", "task_id", "status", "operation", "attempt", "log_size", "log_truncated")
+
+
+def answer(request, subtask: SubtaskInstance) -> HttpResponse:
+    """New log text from `offset` (of one `attempt` when given), appended by the page;
+    `sgr` is the colour in force at `offset`. 204 while nothing is new; htmx's stop-polling
+    status once the subtask (or that attempt) has finished."""
+    offset = parse.integer(request.GET, "offset", minimum=0, default=0)
+    attempt = parse.integer(request.GET, "attempt", minimum=0, maximum=subtask.attempt)
+    style = parse.terminal_style(request.GET, "sgr")
+    skipped = 0
+    if subtask.log_size - offset > LOG_POLL_BYTES:
+        # Far behind (a burst of output): skip to the last part instead of sending it all.
+        skipped = subtask.log_size - LOG_POLL_BYTES - offset
+        offset = subtask.log_size - LOG_POLL_BYTES
+    piece = selectors.log_read(subtask=subtask, offset=offset, attempt=attempt)
+    text = detail.from_next_line(piece.text) if skipped else piece.text
+    log = detail.log_piece(text, piece.next_offset, finished=piece.finished, style=style)
+    if not log["has_text"] and not piece.finished:
+        return HttpResponse(status=204)
+    context = {
+        "subtask": subtask,
+        "skipped": skipped,
+        "log": {**log, "attempt": attempt},
+        "subtask_label": presenters.subtask_label(subtask.status, subtask.operation),
+    }
+    # The piece needs nothing of the request (no CSRF token, no top bar), so it is rendered
+    # without the context processors.
+    body = render_to_string("dashboard/_log_chunk.html", context)
+    return HttpResponseStopPolling(body) if piece.finished else HttpResponse(body)
+
+
+# --- Remembered decisions ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _LetIn:
+    """What letting a session in to a log rested on; all of it is checked again per poll."""
+
+    user_id: int
+    password: str
+    epoch: int
+    access_version: int
+
+
+_let_in: dict[tuple[str, int, int], _LetIn] = {}
+
+
+def remember(request, subtask: SubtaskInstance, *, access_version: int) -> None:
+    """Called by the view once `request.user` may read `subtask`'s log; `access_version` is
+    the counter read before that decision was taken."""
+    user, session = request.user, request.session
+    if settings.SESSION_ENGINE != DATABASE_SESSIONS or not session.session_key:
+        return
+    if session.get(SESSION_KEY) != str(user.pk):
+        return  # not signed in through this session
+    if len(_let_in) >= REMEMBERED_MAX:
+        _let_in.clear()
+    key = (session.session_key, subtask.task_id, subtask.pk)
+    _let_in[key] = _LetIn(user.pk, user.password, current_epoch(user), access_version)
+
+
+def forget_all() -> None:
+    """Forget every remembered decision of this process (tests start from none)."""
+    _let_in.clear()
+
+
+@cache
+def _loaded_fields() -> tuple[str, ...]:
+    """SUBTASK_FIELDS in the model's order, as Model.from_db expects them."""
+    fields = SubtaskInstance._meta.concrete_fields
+    return tuple(f.attname for f in fields if f.attname in SUBTASK_FIELDS)
+
+
+@cache
+def _statement() -> str:
+    """The subtask's row, only while the remembered decision still holds (table and column
+    names from the models, built once)."""
+    subtasks = SubtaskInstance._meta.db_table
+    columns = ", ".join(
+        f"s.{field.column}"
+        for field in SubtaskInstance._meta.concrete_fields
+        if field.attname in SUBTASK_FIELDS
+    )
+    return f"""
+        SELECT {columns} FROM {subtasks} s
+        WHERE s.id = %s AND s.task_id = %s
+          AND EXISTS (SELECT 1 FROM {Session._meta.db_table} d
+                      WHERE d.session_key = %s AND d.expire_date > %s)
+          AND EXISTS (SELECT 1 FROM {get_user_model()._meta.db_table} u
+                      WHERE u.id = %s AND u.is_active = %s AND u.password = %s)
+          AND COALESCE((SELECT e.epoch FROM {SessionEpoch._meta.db_table} e
+                        WHERE e.user_id = %s), 0) = %s
+          AND COALESCE((SELECT v.version FROM {AccessVersion._meta.db_table} v
+                        WHERE v.id = 1), 0) = %s
+    """
+
+
+def _subtask_if_still_let_in(key: tuple[str, int, int], let_in: _LetIn):
+    session_key, task_id, subtask_id = key
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    arguments = (
+        *(subtask_id, task_id, session_key, now),
+        *(let_in.user_id, True, let_in.password),
+        *(let_in.user_id, let_in.epoch, let_in.access_version),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_statement(), arguments)
+        row = cursor.fetchone()
+    return None if row is None else SubtaskInstance.from_db(connection.alias, _loaded_fields(), row)
+
+
+def _shortcut(request) -> HttpResponse | None:
+    """The answer for a remembered session whose decision still holds, else None."""
+    session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    if not session_key:
+        return None
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return None
+    if match.view_name != VIEW_NAME:
+        return None
+    key = (session_key, match.kwargs["task_id"], match.kwargs["subtask_id"])
+    let_in = _let_in.get(key)
+    if let_in is None:
+        return None
+    try:
+        subtask = _subtask_if_still_let_in(key, let_in)
+        if subtask is None:
+            _let_in.pop(key, None)  # the view decides again, and may remember again
+            return None
+        request.resolver_match = match  # the request metrics name the view
+        return answer(request, subtask)
+    except (DatabaseError, TaskCenterError):
+        return None  # the view says what is wrong, as for any other request
+
+
+class LogPollShortcutMiddleware:
+    """Answers a remembered session's log polls before the session, user and grants are
+    loaded (module docstring). Sits after the security headers and static files, before
+    the session middleware."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.enabled = settings.SESSION_ENGINE == DATABASE_SESSIONS
+
+    def __call__(self, request):
+        if self.enabled and request.method == "GET" and request.path_info.endswith("/log/"):
+            response = _shortcut(request)
+            if response is not None:
+                return response
+        return self.get_response(request)
