@@ -12,14 +12,15 @@ with this same file as the locustfile:
   20003, counts as an answer, not an error); 1 to 3 s between actions.
 * 200 live log tails (`LogTail`): the log page's poll (/tasks/<id>/subtasks/<id>/log/
   ?offset=N) every second on the log of a live task (one per worker process, each writing
-  a line a second for 15 minutes), following the offset the server hands back: mostly
-  "nothing new" (204), a new line now and then; another live log when one has ended
-  (htmx's stop-polling status 286).
+  a line a second for 15 minutes), following the offset the server hands back: either
+  "nothing new" (204) or the line written since the last poll (200); another live log
+  when one has ended (htmx's stop-polling status 286). The share of each is printed.
 
 Printed: requests, error rate, p50/p95 of pages and of API calls (and per request kind),
 and the server's CPU and memory (psutil over serve's process tree, sampled every 2 s;
 CPU in % of one core, memory as the sum of RSS; the web server alone on its own line).
-Targets: error rate < 0.1 %, p95 < 300 ms for pages and for API calls.
+Targets: error rate < 0.1 %, p95 < 300 ms for pages, for API calls, and for each kind of
+request on its own.
 
 Usage, from the project root (locust and psutil are the benchmark's own needs, not the
 project's: `.venv/bin/pip install locust psutil`):
@@ -55,15 +56,16 @@ if os.environ.get(SEED_FILE_VARIABLE):
     from locust.contrib.fasthttp import FastHttpUser
 
     SEED = json.loads(open(os.environ[SEED_FILE_VARIABLE]).read())  # noqa: SIM115
-    SAMPLES: list[tuple[str, str, float, str]] = []  # (kind, name, ms, why it failed or "")
+    # (kind, name, ms, why it failed or "", HTTP status)
+    SAMPLES: list[tuple[str, str, float, str, int]] = []
     _cookies = iter(SEED["cookies"])
 
     @events.request.add_listener
-    def _record(request_type, name, response_time, exception, **kwargs):
+    def _record(request_type, name, response_time, exception, response=None, **kwargs):
         kind = "api" if name.startswith("api") else "page"
-        SAMPLES.append(
-            (kind, name, response_time, "" if exception is None else str(exception)[:120])
-        )
+        why = "" if exception is None else str(exception)[:120]
+        status = getattr(response, "status_code", 0) or 0
+        SAMPLES.append((kind, name, response_time, why, status))
 
     @events.quitting.add_listener
     def _write_samples(environment, **kwargs):
@@ -407,6 +409,14 @@ def _report(samples: list, sampler, args, database: str) -> None:
     for reason, count in reasons.most_common(8):
         print(f"  {count:5d} x {reason}")
     figures["failures"] = dict(reasons.most_common(8))
+    # What the tails were answered: new text (200), nothing new (204), the log ended (286).
+    tails = collections.Counter(s[4] for s in samples if s[1] == "page: log poll")
+    if tails:
+        shares = ", ".join(
+            f"{status} {count / sum(tails.values()):.1%}" for status, count in sorted(tails.items())
+        )
+        print(f"log poll answers by status: {shares}")
+        figures["log_poll_statuses"] = {str(k): v for k, v in sorted(tails.items())}
     if sampler is not None and sampler.samples:
         cpu, rss, web_cpu, web_rss = zip(*sampler.samples, strict=True)
         for label, c, r in (
@@ -426,11 +436,19 @@ def _report(samples: list, sampler, args, database: str) -> None:
     figures["locust_cpu_mean_pct"] = round(args.locust_cpu)
     total = figures.get("all", {"requests": 0, "errors": 0})
     error_rate = total["errors"] / max(1, total["requests"])
-    worst_p95 = max(figures.get(k, {}).get("p95_ms", 0) for k in ("pages", "API"))
+    # The target is read strictly: pages, API calls and also every kind of request on its
+    # own, so that the many cheap log polls cannot hide a slow page.
+    worst_p95, worst = max(
+        (value["p95_ms"], label)
+        for label, value in figures.items()
+        if isinstance(value, dict) and "p95_ms" in value
+    )
+    figures["worst_p95_ms"], figures["worst_p95_of"] = worst_p95, worst
     print(
         f"error rate {error_rate:.3%} (target < {TARGET_ERROR_RATE:.1%}): "
-        f"{common.verdict(error_rate < TARGET_ERROR_RATE)}; worst p95 {worst_p95:.0f} ms "
-        f"(target < {TARGET_P95_MS:.0f}): {common.verdict(worst_p95 < TARGET_P95_MS)}"
+        f"{common.verdict(error_rate < TARGET_ERROR_RATE)}; worst p95 {worst_p95:.0f} ms, "
+        f"{worst} (target < {TARGET_P95_MS:.0f} for pages, API calls and each kind): "
+        f"{common.verdict(worst_p95 < TARGET_P95_MS)}"
     )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
