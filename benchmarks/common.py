@@ -72,6 +72,17 @@ def ensure_postgres_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def drop_postgres_database(url: str) -> None:
+    """DROP DATABASE (closing its connections), for a run that must start from nothing."""
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin_url = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def setup_django(database: str) -> None:
     """django.setup() and migrate the chosen database (creating it on PostgreSQL)."""
     if database.startswith(("postgres://", "postgresql://", "pgsql://")):

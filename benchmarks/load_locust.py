@@ -217,7 +217,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
 
+    if args.database not in (None, "sqlite"):
+        # A new database every run: the tasks an earlier run retried would otherwise be
+        # re-sent at start and queue in front of the live logs the tails follow.
+        common.drop_postgres_database(common.database_url(args.database, Path(".")))
     with common.temporary_setup(args, "tc-load-bench-") as (tmp, database):
+        _empty_the_queue()
         seed = _seed(args.history, args.operators + args.tails)
         (tmp / "seed.json").write_text(json.dumps(seed))
         extra = () if args.web_processes is None else ("--web-processes", str(args.web_processes))
@@ -227,6 +232,7 @@ def main() -> None:
             server.wait_ready()
             # One live task per worker process, so every live log grows while the run lasts.
             seed["live"] = _start_live_tasks(args.concurrency)
+            _wait_until_logging(seed["live"])
             (tmp / "seed.json").write_text(json.dumps(seed))
             sampler = _Sampler(server.proc.pid)
             sampler.start()
@@ -306,6 +312,28 @@ def _start_live_tasks(count: int) -> list[list[int]]:
         backup = SubtaskInstance.objects.get(task=task, name="Back up data files")
         live.append([task.pk, backup.pk])
     return live
+
+
+def _empty_the_queue() -> None:
+    """Drop the messages an earlier run left in the broker (a temp folder's is new)."""
+    from taskcenter.celery import app
+
+    app.control.purge()
+
+
+def _wait_until_logging(live: list[list[int]], timeout: float = 120.0) -> None:
+    """Every live log has started before the tails come, or the run stops and says so:
+    tails of logs that never started would measure nothing but the end-of-log answer."""
+    import time
+
+    from taskcenter.tasks.models import SubtaskInstance
+
+    ids = [subtask_id for _task_id, subtask_id in live]
+    deadline = time.monotonic() + timeout
+    while SubtaskInstance.objects.filter(pk__in=ids, log_size__gt=0).count() < len(ids):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the live logs did not start within {timeout:.0f} s")
+        time.sleep(0.5)
 
 
 class _Sampler:
