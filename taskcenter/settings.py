@@ -321,6 +321,9 @@ TASKCENTER_METRICS_COLLECTORS = [
     "taskcenter.engine.metrics.EngineCollector",
     "taskcenter.schedules.metrics.FiresCollector",
 ]
+# Scrapers send it as "Authorization: Bearer <token>". Unset, /metrics answers only
+# connections from this machine (127.0.0.1, ::1).
+TASKCENTER_METRICS_TOKEN = env_str("TASKCENTER_METRICS_TOKEN")
 
 # --- Engine ------------------------------------------------------------------------------
 # Seconds between heartbeats of a running attempt, and after how long without one the

@@ -9,6 +9,7 @@ it, each process exposes only its own.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import time
@@ -94,6 +95,43 @@ def _registries() -> list[CollectorRegistry]:
     return [counted, _database_registry]
 
 
+LOOPBACK_ADDRESSES = {"127.0.0.1", "::1"}
+
+
+def scrape_refusal(request) -> HttpResponse | None:
+    """Who may read the metrics (they tell task counts, view names and traffic): with
+    TASKCENTER_METRICS_TOKEN set, a scraper sending it as a bearer token; without one,
+    only a connection from this machine, so the one-command setup works as it comes and
+    nothing is open to the network until a token is chosen."""
+    token = settings.TASKCENTER_METRICS_TOKEN
+    if token:
+        sent = request.headers.get("Authorization", "")
+        scheme, _, credentials = sent.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+            credentials.strip().encode(), token.encode()
+        ):
+            return None
+        response = HttpResponse(
+            "The metrics need the token set in TASKCENTER_METRICS_TOKEN, "
+            "sent as 'Authorization: Bearer <token>'.\n",
+            status=401,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    if request.META.get("REMOTE_ADDR") in LOOPBACK_ADDRESSES:
+        return None
+    return HttpResponse(
+        "The metrics answer only this machine until TASKCENTER_METRICS_TOKEN is set; "
+        "then scrape with 'Authorization: Bearer <token>'.\n",
+        status=403,
+        content_type="text/plain; charset=utf-8",
+    )
+
+
 def metrics_view(request) -> HttpResponse:
+    refusal = scrape_refusal(request)
+    if refusal is not None:
+        return refusal
     body = b"".join(generate_latest(registry) for registry in _registries())
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

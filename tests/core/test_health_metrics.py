@@ -54,6 +54,25 @@ def test_metrics_in_the_prometheus_text_format():
     assert "taskcenter_metrics_database_up 1.0" in text
 
 
+def test_metrics_from_another_machine_are_refused_until_a_token_is_set():
+    """Unset, the token leaves /metrics to this machine's own connections only."""
+    response = Client(REMOTE_ADDR="203.0.113.9").get("/metrics")
+    assert response.status_code == 403
+    assert "TASKCENTER_METRICS_TOKEN" in response.content.decode()
+    assert "taskcenter_tasks" not in response.content.decode()
+
+
+def test_with_a_token_metrics_need_it_from_everywhere(settings):
+    settings.TASKCENTER_METRICS_TOKEN = "scrape-3f9a1c"
+    local, remote = Client(), Client(REMOTE_ADDR="203.0.113.9")
+    assert local.get("/metrics").status_code == 401
+    wrong = remote.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-0000")
+    assert wrong.status_code == 401 and wrong["WWW-Authenticate"].startswith("Bearer")
+    assert "scrape-3f9a1c" not in wrong.content.decode()
+    right = remote.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-3f9a1c")
+    assert right.status_code == 200 and "taskcenter_metrics_database_up" in right.content.decode()
+
+
 def database_goes_down(monkeypatch) -> None:
     """Every statement from now on fails as with a database that stopped."""
     from django.db.backends import utils
