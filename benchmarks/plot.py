@@ -211,18 +211,31 @@ def auth_concurrency(figures: dict, out: Path) -> None:
 
 
 def load_locust(figures: dict, out: Path) -> None:
+    """p95 per kind of request, before and after when the figures carry a "before" run."""
     names = [k for k, v in figures.items() if isinstance(v, dict) and "p95_ms" in v and k != "all"]
-    fig, ax = plt.subplots(figsize=(9, 4.8))
-    _paired_bars(
-        ax,
-        [f"{n} ({figures[n]['requests']})" for n in names],
-        [round(figures[n]["p50_ms"]) for n in names],
-        [round(figures[n]["p95_ms"]) for n in names],
-        ("p50", "p95"),
-    )
+    before = figures.get("before")
+    fig, ax = plt.subplots(figsize=(9, 5.2))
+    if before:
+        names = [n for n in names if n in before]
+        _paired_bars(
+            ax,
+            [f"{n} ({before[n]['requests']} / {figures[n]['requests']})" for n in names],
+            [round(before[n]["p95_ms"]) for n in names],
+            [round(figures[n]["p95_ms"]) for n in names],
+            ("p95 before", "p95 after"),
+        )
+        ax.set_xlabel("ms (requests before / after in brackets)")
+    else:
+        _paired_bars(
+            ax,
+            [f"{n} ({figures[n]['requests']})" for n in names],
+            [round(figures[n]["p50_ms"]) for n in names],
+            [round(figures[n]["p95_ms"]) for n in names],
+            ("p50", "p95"),
+        )
+        ax.set_xlabel("ms (number of requests in brackets)")
     _target(ax, 300, "p95 target 300 ms", horizontal=True)
     total = figures["all"]
-    ax.set_xlabel("ms (number of requests in brackets)")
     title = (
         f"locust: {figures.get('users', '50 operators + 200 log tails')}, "
         f"{figures['minutes']:g} min; errors {total['errors']}/{total['requests']}, "
