@@ -57,7 +57,7 @@ def plan_submit(*, actor, data: PlanInput, now: datetime | None = None) -> Submi
     once_items = [i for i in data.items if i.trigger_type == TriggerType.ONCE]
     with transaction.atomic():
         plan = (
-            Schedule.objects.select_for_update()
+            Schedule.objects.select_for_update(no_key=True)  # as _lock_plan, for the same reason
             .filter(entity_group=data.entity_group, entity_key=data.entity_key)
             .first()
         )
@@ -155,6 +155,15 @@ def plan_set_enabled(
 def plan_delete(*, plan_id: int, actor) -> None:
     """Delete a plan and its items; its past contexts (tasks and their fire rows) stay."""
     with transaction.atomic():
+        # The items first, in the scheduler's order, then the plan: deleting the plan's key
+        # conflicts with the fire's key-share lock, so the delete must never hold the plan
+        # while it waits for an item the scheduler holds.
+        list(
+            PlanItem.objects.select_for_update()
+            .filter(plan_id=plan_id)
+            .order_by("next_fire_at", "pk")
+            .values_list("pk", flat=True)
+        )
         plan = _lock_plan(plan_id)
         _audit_plan(actor, "PLAN_DELETE", plan)
         plan.delete()
@@ -180,8 +189,16 @@ def plan_cancel(*, plan_id: int, actor) -> int:
 
 
 def _lock_plan(plan_id: int) -> Schedule:
+    """The plan, locked for a change that keeps its key (PostgreSQL: FOR NO KEY UPDATE).
+
+    The scheduler holds a due item and then inserts the fire row, whose foreign key takes
+    a key-share lock on the plan. A plan change locks the plan and then its items, the
+    other way round: with FOR UPDATE the two would wait for each other until PostgreSQL
+    failed one of them (a deadlock). FOR NO KEY UPDATE does not block the key-share lock,
+    so the fire goes through and the change follows it.
+    """
     try:
-        return Schedule.objects.select_for_update().get(pk=plan_id)
+        return Schedule.objects.select_for_update(no_key=True).get(pk=plan_id)
     except Schedule.DoesNotExist:
         raise TaskNotFound(f"The {plan_id} schedule does not exist.") from None
 

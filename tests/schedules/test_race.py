@@ -78,3 +78,69 @@ def test_racing_recovery_records_each_missed_time_once(clock):
         Fire.objects.filter(plan=plan, outcome=FireOutcome.MISSED).values_list("fire_time")
     )
     assert len(missed) == 11 and set(missed.values()) == {1}
+
+
+def _waiting_on_a_lock() -> bool:
+    """Whether another session of the test database waits for a row lock (seen from a
+    connection of its own, outside the transactions under test)."""
+    import psycopg
+
+    settings = connection.settings_dict
+    with psycopg.connect(
+        host=settings["HOST"] or None,
+        port=settings["PORT"] or None,
+        user=settings["USER"],
+        dbname=settings["NAME"],
+        autocommit=True,
+    ) as watcher:
+        row = watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return bool(row and row[0])
+
+
+@pytest.mark.parametrize("change", ["disable", "delete"])
+def test_changing_a_plan_while_the_scheduler_fires_it_is_no_deadlock(clock, change):
+    """The scheduler holds a due item and then inserts the fire (whose foreign key takes a
+    key-share lock on the plan); disabling or deleting the plan locked the plan FOR UPDATE
+    and then its items. The two waited for each other until PostgreSQL broke the deadlock
+    by failing one of them. Now a change that keeps the plan's key locks it FOR NO KEY
+    UPDATE, which lets the fire through, and a delete takes the items before the plan."""
+    from django.db import transaction
+
+    from taskcenter.schedules import selectors, services
+    from taskcenter.schedules.models import Schedule
+    from tests.conftest import wait_for
+
+    plan = make_plan("d", [cron_item("0 * * * * ?")], overlapPolicy="START")
+    now = clock.advance(minutes=1)
+    errors: list[Exception] = []
+
+    def change_the_plan() -> None:
+        try:
+            if change == "disable":
+                services.plan_set_enabled(plan_id=plan.pk, actor=None, enabled=False, now=now)
+            else:
+                services.plan_delete(plan_id=plan.pk, actor=None)
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    changing = threading.Thread(target=change_the_plan)
+    item_ids = list(plan.items.values_list("pk", flat=True))
+    with transaction.atomic():
+        [item] = selectors.due_items_locked(item_ids=item_ids, now=now)
+        changing.start()
+        wait_for(_waiting_on_a_lock, timeout=10)  # the change waits for what the tick holds
+        fire = services.fire_start(plan=item.plan, item=item, fire_time=item.next_fire_at)
+    changing.join(30)
+    assert not errors, errors
+    assert fire is not None and fire.task_id
+    if change == "disable":
+        plan.refresh_from_db()
+        assert plan.enabled is False
+        assert not plan.items.exclude(next_fire_at=None).exists()
+    else:
+        assert not Schedule.objects.filter(pk=plan.pk).exists()
