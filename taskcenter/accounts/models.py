@@ -149,7 +149,9 @@ class Preference(models.Model):
 
 class AccessVersion(models.Model):
     """One counter that goes up whenever anyone's grants may have changed (roles given or
-    taken, a role's permissions, scopes, superuser flags): `access.access_changed`.
+    taken, a role's permissions, scopes) and whenever a user is saved (a new password,
+    the active or superuser flag; a sign-in's last_login alone does not count):
+    `access.access_changed`.
 
     Decisions remembered outside a request (the log poll's, taskcenter.dashboard.log_poll)
     are kept with the counter they were taken under and dropped once it has moved, so a

@@ -8,11 +8,12 @@ itself, the new text rendered, costs well under one.
 
 So the view (`views.subtask_log`) remembers, in each web process, that a session was let
 in to a subtask's log, together with what that decision rested on: the user, their
-password hash and session epoch, and the access counter (`access.access_version`, read
-before the decision). The middleware below answers that session's next polls of that log
-after one statement that reads the subtask and checks, in the database, that all of it
-still holds: the session exists and has not expired, the user is active with the same
-password and epoch, and no grant has changed anywhere since. When any of it fails (signed
+session epoch, and the access counter (`access.access_version`, read before the
+decision), which any change to a user (a new password included) or to anyone's grants
+moves. The middleware below answers that session's next polls of that log after one
+statement that reads the subtask and checks, in the database, that all of it still
+holds: the session exists and has not expired, the user is active with the same epoch,
+and the counter has not moved. When any of it fails (signed
 out, deactivated, a role changed, the database down, a parameter refused), the request
 goes through the whole view, which checks everything again and answers as always. Both
 paths answer with the same function, `answer`.
@@ -86,7 +87,6 @@ class _LetIn:
     """What letting a session in to a log rested on; all of it is checked again per poll."""
 
     user_id: int
-    password: str
     epoch: int
     access_version: int
 
@@ -105,7 +105,7 @@ def remember(request, subtask: SubtaskInstance, *, access_version: int) -> None:
     if len(_let_in) >= REMEMBERED_MAX:
         _let_in.clear()
     key = (session.session_key, subtask.task_id, subtask.pk)
-    _let_in[key] = _LetIn(user.pk, user.password, current_epoch(user), access_version)
+    _let_in[key] = _LetIn(user.pk, current_epoch(user), access_version)
 
 
 def forget_all() -> None:
@@ -136,7 +136,7 @@ def _statement() -> str:
           AND EXISTS (SELECT 1 FROM {Session._meta.db_table} d
                       WHERE d.session_key = %s AND d.expire_date > %s)
           AND EXISTS (SELECT 1 FROM {get_user_model()._meta.db_table} u
-                      WHERE u.id = %s AND u.is_active = %s AND u.password = %s)
+                      WHERE u.id = %s AND u.is_active = %s)
           AND COALESCE((SELECT e.epoch FROM {SessionEpoch._meta.db_table} e
                         WHERE e.user_id = %s), 0) = %s
           AND COALESCE((SELECT v.version FROM {AccessVersion._meta.db_table} v
@@ -149,7 +149,7 @@ def _subtask_if_still_let_in(key: tuple[str, int, int], let_in: _LetIn):
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     arguments = (
         *(subtask_id, task_id, session_key, now),
-        *(let_in.user_id, True, let_in.password),
+        *(let_in.user_id, True),
         *(let_in.user_id, let_in.epoch, let_in.access_version),
     )
     with connection.cursor() as cursor:
