@@ -562,7 +562,8 @@ SCHEDULE_ACTIONS = {
             "cancel",
             "Cancel runs",
             "Cancel this plan's running runs?",
-            "Every running step of its running contexts is asked to stop; they end cancelled.",
+            "Running steps of its running contexts are asked to stop and queued ones end at "
+            "once; the runs end cancelled.",
             "Cancel runs",
             danger=True,
         ),

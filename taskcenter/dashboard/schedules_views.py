@@ -242,7 +242,7 @@ def schedule_action(request, plan_id: int, key: str):
         messages.success(request, f"Run started: task {started}.")
     elif key == "cancel":
         asked = services.plan_cancel(plan_id=plan_id, actor=user)
-        messages.success(request, f"Asked {asked} running step(s) to stop.")
+        messages.success(request, f"Stopped {asked} running or queued step(s).")
     else:
         services.plan_delete(plan_id=plan_id, actor=user)
         messages.success(request, f"Plan {plan_id} deleted; its past runs stay.")

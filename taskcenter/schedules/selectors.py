@@ -190,13 +190,14 @@ def plans_running_contexts(*, plan_ids: list[int]) -> dict[int, int]:
     return dict(running.values_list("plan_id", "task_id"))
 
 
-def plan_running_subtasks(*, plan_id: int) -> list[tuple[int, int]]:
-    """(task id, subtask id) of every RUNNING subtask of the plan's running contexts."""
+def plan_stoppable_subtasks(*, plan_id: int) -> list[tuple[int, int]]:
+    """(task id, subtask id) of every running or queued (READY) subtask of the plan's
+    running contexts: what a cancel of the plan stops."""
     return list(
         SubtaskInstance.objects.filter(
             task__schedule_fire__plan_id=plan_id,
             task__status=TaskStatus.RUNNING,
-            status=SubtaskStatus.RUNNING,
+            status__in=[SubtaskStatus.READY, SubtaskStatus.RUNNING],
         ).values_list("task_id", "pk")
     )
 

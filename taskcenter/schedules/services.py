@@ -171,13 +171,14 @@ def plan_delete(*, plan_id: int, actor) -> None:
 
 def plan_cancel(*, plan_id: int, actor) -> int:
     """Stop the plan's running contexts through the engine's cancel: every RUNNING subtask
-    of each is asked to stop (it ends FAILED/CANCEL, so the context ends CANCELLED).
-    Returns how many subtasks were asked."""
+    of each is asked to stop, and every queued (READY) one ends at once; either way it
+    ends FAILED/CANCEL, so the context ends. Returns how many subtasks were stopped or
+    asked to stop."""
     with transaction.atomic():
         plan = _lock_plan(plan_id)
         _audit_plan(actor, "PLAN_CANCEL", plan)
     asked = 0
-    for task_id, subtask_id in selectors.plan_running_subtasks(plan_id=plan.pk):
+    for task_id, subtask_id in selectors.plan_stoppable_subtasks(plan_id=plan.pk):
         try:
             task_services.subtask_cancel(
                 task_id=task_id, subtask_id=subtask_id, actor=actor, reason=f"plan {plan.pk}"

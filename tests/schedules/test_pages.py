@@ -363,7 +363,7 @@ def test_each_action_is_confirmed_in_a_dialog_and_done_through_the_services(plan
     assert f"Run started: task #{fire.task_id}" in html(ran)
     assert PlanItem.objects.filter(plan=plan, trigger_type="CRON_JOB").exists()
     assert "Cancel runs" in html(client.get(f"/schedules/{plan.pk}/"))
-    assert "Asked" in html(client.post(f"/schedules/{plan.pk}/cancel/", follow=True))
+    assert "Stopped" in html(client.post(f"/schedules/{plan.pk}/cancel/", follow=True))
 
     assert client.get(f"/schedules/{plan.pk}/confirm/?action=explode").status_code == 400
     gone = client.post(f"/schedules/{plan.pk}/delete/")

@@ -166,6 +166,19 @@ def test_cancel_stops_the_running_contexts_through_the_engine(clock):
     assert subtask.status == "CANCELING" and subtask.operation == "CANCEL"
 
 
+def test_cancel_also_stops_what_is_queued_so_the_context_ends(clock):
+    """A fired context whose first step waits for a worker (READY) is stopped too: it ends
+    FAILED/CANCEL at once, and the context ends instead of running on."""
+    plan = make_plan(items=[cron_item("0 * * * * ?")])
+    [run] = scheduler.tick(now=clock.advance(minutes=1)).started
+    queued = SubtaskInstance.objects.filter(task_id=run, status="READY")
+    assert queued.exists()  # no worker here: the first steps are queued
+    count = queued.count()
+    assert services.plan_cancel(plan_id=plan.pk, actor=None) == count
+    assert not SubtaskInstance.objects.filter(task_id=run, status="READY").exists()
+    assert TaskInstance.objects.get(pk=run).status != "RUNNING"
+
+
 def test_deleting_a_plan_keeps_its_past_contexts(clock):
     plan = make_plan(items=[cron_item("0 * * * * ?")])
     [run] = scheduler.tick(now=clock.advance(minutes=1)).started
