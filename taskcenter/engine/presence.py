@@ -35,6 +35,7 @@ from taskcenter.engine.models import FinishedMinute, WorkerPresence
 logger = logging.getLogger(__name__)
 
 PRUNE_EVERY_BEATS = 120
+STOP_MARK_WAIT = 30.0  # seconds a stopping worker waits for its stop mark to be written
 # Throughput looks back an hour: its rows are kept at least that long.
 THROUGHPUT_KEEP = timedelta(hours=2)
 
@@ -68,16 +69,24 @@ class Beat(threading.Thread):
 
     def run(self) -> None:
         while True:
+            # The last beat, once asked to stop, is the stop mark; this thread writes it,
+            # so no beat of its own can come after it.
+            stopped = self.stopping.is_set()
             try:
-                self.beat()
-                if self.beats % PRUNE_EVERY_BEATS == 1:
+                self.beat(stopped=stopped)
+                if not stopped and self.beats % PRUNE_EVERY_BEATS == 1:
                     prune()
             except Exception:  # a database outage must not end the thread: beat again later
-                logger.exception("worker presence beat failed")
+                logger.exception(
+                    "marking the worker stopped failed"
+                    if stopped
+                    else "worker presence beat failed"
+                )
             finally:
                 connection.close()  # hold no connection between beats
-            if self.stopping.wait(self.interval):
+            if stopped:
                 return
+            self.stopping.wait(self.interval)
 
     def beat(self, stopped: bool = False) -> None:
         now = timezone.now()
@@ -105,9 +114,14 @@ class Beat(threading.Thread):
                 FinishedMinute.objects.create(minute=minute, worker=self.worker_name, count=delta)
 
     def stop(self) -> None:
+        """Ask for the stop mark and wait for it. The thread writes it after any beat under
+        way (one that is slow to write, on SQLite's lock, used to land after a mark written
+        from here and erase it)."""
         self.stopping.set()
-        self.join(timeout=self.interval + 5)
-        try:
+        if self.is_alive():
+            self.join(timeout=STOP_MARK_WAIT)
+            return
+        try:  # never started: write the mark here
             self.beat(stopped=True)
         except Exception:
             logger.exception("marking the worker stopped failed")

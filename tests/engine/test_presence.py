@@ -92,3 +92,30 @@ def test_old_rows_are_pruned(db):
     )
     assert presence.prune(now) == (1, 1)
     assert list(WorkerPresence.objects.values_list("name", flat=True)) == ["here@host"]
+
+
+def test_a_beat_under_way_at_shutdown_cannot_overwrite_the_stop_mark(transactional_db):
+    """A regular beat that is slow to write (SQLite's write lock on a busy machine) was
+    still running when the shutdown wrote the stop mark beside it; it then wrote its own
+    row, without the mark, over it. Only the beating thread writes the row now, so the
+    stop mark is always the last write."""
+    import threading
+
+    hanging = threading.Event()
+    regular_beat = presence.Beat.beat
+
+    def slow_beat(self, stopped: bool = False) -> None:
+        if not stopped and self.beats >= 1:  # the second regular beat waits, as on a lock
+            hanging.set()
+            threading.Event().wait(6)
+        regular_beat(self, stopped)
+
+    beat = presence.Beat(name="slow@host", concurrency=1, queues=lambda: ["q"], interval=0.05)
+    beat.beat = slow_beat.__get__(beat)  # type: ignore[method-assign]
+    beat.start()
+    assert hanging.wait(10)
+    beat.stop()
+    beat.join(15)
+    assert not beat.is_alive()
+    row = WorkerPresence.objects.get(name="slow@host")
+    assert row.stopped_at is not None and row.running == 0
