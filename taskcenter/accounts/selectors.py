@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import Group
+from django.contrib.sessions.models import Session
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet
+from django.utils import timezone
 
 from taskcenter.accounts import crypto, roles
-from taskcenter.accounts.models import AccessKey, Preference, RoleScope
+from taskcenter.accounts.models import AccessKey, AccessVersion, Preference, RoleScope, SessionEpoch
 from taskcenter.accounts.services import (
     TIME_ZONE_CACHE_SECONDS,
     AccountNotFound,
     time_zone_cache_key,
 )
-from taskcenter.tasks.models import Cluster, Operation
+from taskcenter.tasks.models import Cluster, Operation, SubtaskInstance
 
 
 def access_key_for_signature(*, key_id: str) -> tuple[AccessKey, str] | None:
@@ -197,3 +201,56 @@ def time_zone_of(*, user) -> str:
         )
         cache.set(key, zone, TIME_ZONE_CACHE_SECONDS)
     return zone
+
+
+# --- The log poll's re-check ---------------------------------------------------------------
+
+
+def subtask_if_still_let_in(
+    *,
+    subtask_id: int,
+    task_id: int,
+    session_key: str,
+    user_id: int,
+    epoch: int,
+    access_version: int,
+    fields: tuple[str, ...],
+) -> SubtaskInstance | None:
+    """The subtask (only `fields` loaded) while a remembered decision that this session may
+    read its log still holds: the session exists and has not expired, the user is active
+    with the same session epoch, and the access counter has not moved; else None.
+
+    Hand-built SQL, one statement, because the log poll runs it every second for every
+    open tail (taskcenter.dashboard.log_poll): through the ORM the statement alone would
+    cost more than the rest of the answer. Table and column names come from the models.
+    """
+    loaded = tuple(f for f in SubtaskInstance._meta.concrete_fields if f.attname in fields)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    arguments = (
+        *(subtask_id, task_id, session_key, now),
+        *(user_id, True),
+        *(user_id, epoch, access_version),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_let_in_statement(tuple(f.column for f in loaded)), arguments)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return SubtaskInstance.from_db(connection.alias, [f.attname for f in loaded], row)
+
+
+@functools.cache
+def _let_in_statement(columns: tuple[str, ...]) -> str:
+    selected = ", ".join(f"s.{column}" for column in columns)
+    return f"""
+        SELECT {selected} FROM {SubtaskInstance._meta.db_table} s
+        WHERE s.id = %s AND s.task_id = %s
+          AND EXISTS (SELECT 1 FROM {Session._meta.db_table} d
+                      WHERE d.session_key = %s AND d.expire_date > %s)
+          AND EXISTS (SELECT 1 FROM {get_user_model()._meta.db_table} u
+                      WHERE u.id = %s AND u.is_active = %s)
+          AND COALESCE((SELECT e.epoch FROM {SessionEpoch._meta.db_table} e
+                        WHERE e.user_id = %s), 0) = %s
+          AND COALESCE((SELECT v.version FROM {AccessVersion._meta.db_table} v
+                        WHERE v.id = 1), 0) = %s
+    """

@@ -11,7 +11,7 @@ in to a subtask's log, together with what that decision rested on: the user, the
 session epoch, and the access counter (`access.access_version`, read before the
 decision), which any change to a user (a new password included) or to anyone's grants
 moves. The middleware below answers that session's next polls of that log after one
-statement that reads the subtask and checks, in the database, that all of it still
+statement (accounts.selectors.subtask_if_still_let_in) that reads the subtask and checks, in the database, that all of it still
 holds: the session exists and has not expired, the user is active with the same epoch,
 and the counter has not moved. When any of it fails (signed
 out, deactivated, a role changed, the database down, a parameter refused), the request
@@ -22,19 +22,16 @@ paths answer with the same function, `answer`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY, get_user_model
-from django.contrib.sessions.models import Session
-from django.db import DatabaseError, connection
+from django.contrib.auth import SESSION_KEY
+from django.db import DatabaseError
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 from django.urls import Resolver404, resolve
-from django.utils import timezone
 from django_htmx.http import HttpResponseStopPolling
 
-from taskcenter.accounts.models import AccessVersion, SessionEpoch
+from taskcenter.accounts import selectors as account_selectors
 from taskcenter.accounts.sessions import current_epoch
 from taskcenter.core import params as parse
 from taskcenter.core.errors import TaskCenterError
@@ -113,51 +110,6 @@ def forget_all() -> None:
     _let_in.clear()
 
 
-@cache
-def _loaded_fields() -> tuple[str, ...]:
-    """SUBTASK_FIELDS in the model's order, as Model.from_db expects them."""
-    fields = SubtaskInstance._meta.concrete_fields
-    return tuple(f.attname for f in fields if f.attname in SUBTASK_FIELDS)
-
-
-@cache
-def _statement() -> str:
-    """The subtask's row, only while the remembered decision still holds (table and column
-    names from the models, built once)."""
-    subtasks = SubtaskInstance._meta.db_table
-    columns = ", ".join(
-        f"s.{field.column}"
-        for field in SubtaskInstance._meta.concrete_fields
-        if field.attname in SUBTASK_FIELDS
-    )
-    return f"""
-        SELECT {columns} FROM {subtasks} s
-        WHERE s.id = %s AND s.task_id = %s
-          AND EXISTS (SELECT 1 FROM {Session._meta.db_table} d
-                      WHERE d.session_key = %s AND d.expire_date > %s)
-          AND EXISTS (SELECT 1 FROM {get_user_model()._meta.db_table} u
-                      WHERE u.id = %s AND u.is_active = %s)
-          AND COALESCE((SELECT e.epoch FROM {SessionEpoch._meta.db_table} e
-                        WHERE e.user_id = %s), 0) = %s
-          AND COALESCE((SELECT v.version FROM {AccessVersion._meta.db_table} v
-                        WHERE v.id = 1), 0) = %s
-    """
-
-
-def _subtask_if_still_let_in(key: tuple[str, int, int], let_in: _LetIn):
-    session_key, task_id, subtask_id = key
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    arguments = (
-        *(subtask_id, task_id, session_key, now),
-        *(let_in.user_id, True),
-        *(let_in.user_id, let_in.epoch, let_in.access_version),
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(_statement(), arguments)
-        row = cursor.fetchone()
-    return None if row is None else SubtaskInstance.from_db(connection.alias, _loaded_fields(), row)
-
-
 def _shortcut(request) -> HttpResponse | None:
     """The answer for a remembered session whose decision still holds, else None."""
     session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
@@ -173,8 +125,17 @@ def _shortcut(request) -> HttpResponse | None:
     let_in = _let_in.get(key)
     if let_in is None:
         return None
+    session_key, task_id, subtask_id = key
     try:
-        subtask = _subtask_if_still_let_in(key, let_in)
+        subtask = account_selectors.subtask_if_still_let_in(
+            subtask_id=subtask_id,
+            task_id=task_id,
+            session_key=session_key,
+            user_id=let_in.user_id,
+            epoch=let_in.epoch,
+            access_version=let_in.access_version,
+            fields=SUBTASK_FIELDS,
+        )
         if subtask is None:
             _let_in.pop(key, None)  # the view decides again, and may remember again
             return None
