@@ -235,36 +235,45 @@ def parameter_rows(parameters) -> list[tuple[str, ShownValue]]:
     return [(str(name), shown_value(value)) for name, value in parameters.items()]
 
 
+def _is_tabular(result) -> bool:
+    """OCP's tabular result: {"schema": [columns], "data": [rows]}."""
+    return (
+        isinstance(result, dict)
+        and isinstance(result.get("schema"), list)
+        and isinstance(result.get("data"), list)
+    )
+
+
+def _column_name(column) -> str:
+    return str(column.get("name", "")) if isinstance(column, dict) else str(column)
+
+
+def _result_shape(result) -> tuple[str, list[str], list[list]] | None:
+    """The result's kind, columns and rows; None for a scalar (shown as one value)."""
+    if _is_tabular(result):
+        columns = [_column_name(col) for col in result["schema"]]
+        return "tabular", columns, [r if isinstance(r, list) else [r] for r in result["data"]]
+    if isinstance(result, list) and result and all(isinstance(r, dict) for r in result):
+        keys = list(dict.fromkeys(key for row in result for key in row))
+        return "records", keys, [[row.get(key, "") for key in keys] for row in result]
+    if isinstance(result, dict):
+        return "object", ["Key", "Value"], [[k, v] for k, v in result.items()]
+    if isinstance(result, list):
+        return "list", ["Value"], [[v] for v in result]
+    return None
+
+
 def result_table(result) -> dict | None:
     """A subtask's result as a table: OCP's tabular {schema, data} by its columns, a list of
     objects by their keys, an object as key/value rows, any other list as one column; a
     scalar as one value."""
     if result is None:
         return None
-    columns: list[str]
-    rows: list[list]
-    if (
-        isinstance(result, dict)
-        and isinstance(result.get("schema"), list)
-        and isinstance(result.get("data"), list)
-    ):
-        columns = [
-            str(col.get("name", "")) if isinstance(col, dict) else str(col)
-            for col in result["schema"]
-        ]
-        rows = [row if isinstance(row, list) else [row] for row in result["data"]]
-        kind = "tabular"
-    elif isinstance(result, list) and result and all(isinstance(r, dict) for r in result):
-        columns = list(dict.fromkeys(key for row in result for key in row))
-        rows = [[row.get(key, "") for key in columns] for row in result]
-        kind = "records"
-    elif isinstance(result, dict):
-        columns, rows, kind = ["Key", "Value"], [[k, v] for k, v in result.items()], "object"
-    elif isinstance(result, list):
-        columns, rows, kind = ["Value"], [[v] for v in result], "list"
-    else:
+    shape = _result_shape(result)
+    if shape is None:
         return {"kind": "value", "value": shown_value(result)}
-    width = max([len(columns), *(len(row) for row in rows)]) if rows else len(columns)
+    kind, columns, rows = shape
+    width = max([len(columns), *(len(row) for row in rows)])
     columns += [""] * (width - len(columns))
     held = rows[:RESULT_ROWS_MAX]
     return {
