@@ -1,4 +1,4 @@
-"""Settings, all from environment variables (see the configuration reference in README)."""
+"""Settings, all from environment variables (the reference: docs/configuration.md)."""
 
 import os
 import secrets

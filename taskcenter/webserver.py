@@ -7,7 +7,7 @@ restarted) loses no connection that was still waiting. Several processes because
 Python process runs Django on one core at a time (the GIL), whatever its thread count.
 
 Run alone (`python -m taskcenter.webserver --listen HOST:PORT`) it binds the port itself:
-the README's "Scaling out" command.
+the "Scaling out" command of docs/production.md.
 
 Why waitress: no reverse proxy stands in front of the one-command setup, so the server
 itself must cope with slow or stalled clients. Waitress reads each request completely

@@ -53,6 +53,9 @@ echo "== ruff and mypy"
 .venv/bin/ruff format --check taskcenter tests benchmarks
 .venv/bin/mypy
 
+echo "== docs"
+.venv/bin/mkdocs build --strict --site-dir "$TASKCENTER_VAR_DIR/site"
+
 echo "== test suite on SQLite + filesystem broker"
 env -u DATABASE_URL CELERY_BROKER_URL="filesystem://$TASKCENTER_VAR_DIR/broker" \
     .venv/bin/python -m pytest -q "$@"

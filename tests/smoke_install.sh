@@ -1,10 +1,11 @@
 #!/bin/sh
-# Install smoke run: does `pip install .` alone (no test extras) give everything the README
-# runs? In a clean virtual environment it starts the web server, a worker and the scheduler
-# as the README's "Scaling out" section does, on each broker URL given, runs one task to
-# SUCCESSFUL and stops them all; any failure fails the run. The test extras pull in
-# packages the product needs too (kombu's Redis transport needs `packaging`), so the test
-# suite alone would never notice a missing dependency.
+# Install smoke run: does `pip install .` alone (no test extras) give everything the
+# documented commands run? In a clean virtual environment it starts the web server, a
+# worker and the scheduler as the "Scaling out" section of docs/production.md does, on
+# each broker URL given, runs one task to SUCCESSFUL and stops them all; any failure
+# fails the run. The test extras pull in packages the product needs too (kombu's Redis
+# transport needs `packaging`), so the test suite alone would never notice a missing
+# dependency.
 #
 #   sh tests/smoke_install.sh redis://127.0.0.1:6379/15 amqp://guest:guest@127.0.0.1:5672//
 #
@@ -94,7 +95,7 @@ for step in (["migrate", "--noinput"], ["collectstatic", "--noinput"]):
     if done.returncode:
         fail(f"manage.py {' '.join(step)} failed:\n{done.stdout}{done.stderr}")
 
-# The README's "Scaling out" commands, run from this checkout with the clean environment.
+# The "Scaling out" commands of docs/production.md, run from this checkout with the clean environment.
 commands = {
     "web": [python, "-m", "taskcenter.webserver", "--listen", f"127.0.0.1:{port}"],
     "worker": [python, "-m", "celery", "-A", "taskcenter", "worker", "-c", "1", "-l", "info"],

@@ -16,7 +16,7 @@ class AccessKeyScheme(OpenApiAuthenticationExtension):
             "description": (
                 "`OCP-ACCESS-KEY-HMACSHA1 <AccessKeyId>:<Signature>` with a `Date` header; "
                 "Signature = base64(HMAC-SHA1(secret, Method\\nMD5(body)\\nContent-Type\\n"
-                "Date\\nHost\\nx-ocp-* headers\\nPath?Query)). See the README."
+                "Date\\nHost\\nx-ocp-* headers\\nPath?Query)). See docs/api.md."
             ),
         }
 

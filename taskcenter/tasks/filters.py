@@ -35,7 +35,7 @@ SORT_FIELDS = {
 # A task's elapsed time: to its finish, or to now while it runs (finish_time is NULL then,
 # and a retried task's is cleared until it ends again). Computed per row: no index can
 # hold a value that grows with the clock, so sort=duration reads every matching task
-# and keeps the top of the page (a top-N sort); see README "Sorting by duration".
+# and keeps the top of the page (a top-N sort); see docs/benchmarks.md, "Sorting by duration".
 DURATION = ExpressionWrapper(
     Coalesce(F("finish_time"), Now()) - F("start_time"), output_field=DurationField()
 )

@@ -354,7 +354,7 @@ def test_command_refuses_an_unknown_user(db):
 
 
 def test_signed_requests_over_http(live_server, operator):
-    """The README's Python example, against a real server socket."""
+    """The Python example of docs/api.md, against a real server socket."""
     import httpx
 
     out = StringIO()

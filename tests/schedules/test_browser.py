@@ -2,8 +2,8 @@
 scheduler's tick and a real Celery worker: build a weekly plan, watch its preview, make
 it fire, and start a job from the Jobs page and watch it finish.
 
-Set TASKCENTER_SCREENSHOTS=<dir> to save screenshots of these pages there (the README's
-come from docs/screenshots).
+Set TASKCENTER_SCREENSHOTS=<dir> to save screenshots of these pages there (the
+documentation's come from docs/screenshots).
 """
 
 from __future__ import annotations

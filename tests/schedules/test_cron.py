@@ -103,8 +103,8 @@ def test_generator_is_documented_and_kept():
     assert script.exists() and (HERE / "quartz_reference" / "Generate.java").exists()
     assert "libquartz2-java" in script.read_text()
     assert (HERE / "quartz_reference" / "inputs.tsv").exists()
-    readme = (ROOT / "README.md").read_text()
-    assert "tests/schedules/quartz_reference/generate.sh" in readme
+    manual = (ROOT / "docs" / "schedules.md").read_text()
+    assert "tests/schedules/quartz_reference/generate.sh" in manual
     assert REFERENCE["generator"] == "tests/schedules/quartz_reference/generate.sh"
 
 

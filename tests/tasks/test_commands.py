@@ -370,7 +370,7 @@ def _isolated_env(var_dir: Path) -> dict[str, str]:
 
 
 def test_a_seeded_demo_is_usable_from_processes_started_without_the_variable(tmp_path):
-    """README: after `serve --demo` (or seed_demo), `run_task ... --wait` in a second terminal
+    """docs/running-tasks.md: after `serve --demo` (or seed_demo), `run_task ... --wait` in a second terminal
     works with no variable set, and so does a worker; before any seeding the demo is off."""
     env = _isolated_env(tmp_path / "var")
     for name in ("TASKCENTER_DEMO", "DJANGO_SETTINGS_MODULE"):  # as in a fresh terminal
