@@ -43,10 +43,6 @@ def _require_manage(user, *, run: bool = False) -> None:
 # --- Representations ----------------------------------------------------------------------------
 
 
-def _user_id(user) -> int | None:
-    return user.pk if user is not None else None
-
-
 def item_data(item: PlanItem) -> dict:
     data = item.snapshot()
     data.update(

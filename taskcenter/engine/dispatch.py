@@ -16,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from taskcenter.celery import app
 from taskcenter.engine import outbox
-from taskcenter.engine.tasks import run_attempt
+from taskcenter.engine.celery_tasks import run_attempt
 from taskcenter.tasks import selectors
 from taskcenter.tasks.dispatch import register_attempt_sender
 from taskcenter.tasks.models import NodeType

@@ -46,10 +46,6 @@ def record(attempts: list[tuple[int, int]], error: BaseException) -> None:
         logger.error("could not record the outbox either (%s)", describe_error(exc))
 
 
-def pending_count() -> int:
-    return PendingDispatch.objects.count()
-
-
 def drain(send) -> int:
     """Send the outbox's attempts that are still READY with `send` (raising on failure);
     returns how many were sent. Rows whose attempt moved on are dropped."""

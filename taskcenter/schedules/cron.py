@@ -1,6 +1,6 @@
 """Quartz cron expressions, evaluated exactly as Quartz 2.3.2's CronExpression does.
 
-Why not croniter (already a dependency)? It is a Unix cron library and cannot be adapted
+Why not croniter? It is a Unix cron library and cannot be adapted
 exactly: day-of-week is 0-6 with SUN=0 (Quartz: 1-7, SUN=1), it has no `?` and no rule that
 exactly one of day-of-month/day-of-week is `?`, no `L-n` or `LW`, a different year field,
 and above all different fire times around daylight-saving changes and in Quartz's quirky

@@ -29,7 +29,7 @@ from taskcenter.tasks.models import (
     TaskInstance,
     TaskStatus,
 )
-from taskcenter.tasks.services.definitions import definition_resolve
+from taskcenter.tasks.selectors import definition_get
 
 USER_LIST_MAX = 500
 LIST_MAX = 1000
@@ -346,7 +346,7 @@ def job_definitions() -> list[DefinitionSpec]:
     )
     for name in data_names:
         if name not in specs:
-            specs[name] = definition_resolve(name=name)[0]
+            specs[name] = definition_get(name=name)[0]
     return sorted(specs.values(), key=lambda spec: spec.name)
 
 
@@ -359,7 +359,7 @@ def job_definition_get(*, key: str) -> DefinitionSpec:
         if row is not None:
             name = row.name
     try:
-        return definition_resolve(name=name)[0]
+        return definition_get(name=name)[0]
     except InvalidDefinition:
         raise TaskNotFound(f"There is no job definition {key!r}.") from None
 

@@ -1,7 +1,8 @@
 """The one writer of audit rows, for task changes and account changes alike.
 
 Every operation calls it inside the transaction of its change, so the row exists exactly
-when the change does (DESIGN.md: who, what, from -> to, reason, traceId).
+when the change does. A row says who did what to which object, the status it moved from
+and to, the reason given, and the trace id of the request or job that did it.
 """
 
 from __future__ import annotations

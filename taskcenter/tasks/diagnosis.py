@@ -14,7 +14,6 @@ a temporary file instead of holding it in memory; each subtask's log is read on 
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import tempfile
@@ -31,13 +30,6 @@ from taskcenter.tasks import selectors
 from taskcenter.tasks.models import SubtaskInstance, TaskInstance
 
 SPOOL_BYTES = 8 * 1024 * 1024  # a larger zip goes to a temporary file
-
-
-def build_diagnosis_zip(task: TaskInstance) -> bytes:
-    """The whole bundle as bytes (convenient for small tasks and tests)."""
-    buffer = io.BytesIO()
-    write_diagnosis_zip(task, buffer)
-    return buffer.getvalue()
 
 
 def write_diagnosis_zip(task: TaskInstance, fileobj: IO[bytes]) -> None:

@@ -19,7 +19,6 @@ from django_filters import rest_framework as filters
 
 from taskcenter.core import params as parse
 from taskcenter.core.errors import InvalidParameter
-from taskcenter.core.params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE  # noqa: F401 - importable here
 from taskcenter.tasks.models import Operation, TaskInstance, TaskName, TaskStatus, TaskType
 
 SORT_FIELDS = {
@@ -279,11 +278,6 @@ def _invalid(errors) -> InvalidParameter:
         text = " ".join(str(m) for m in messages)
         parts.append(f"Invalid parameter '{field}': {text}")
     return InvalidParameter(next(iter(errors)), " ".join(parts))
-
-
-def parse_page(params, default_size: int = DEFAULT_PAGE_SIZE) -> tuple[int, int]:
-    """OCP paging: page is 1-based, size defaults to 10 and is at most 2000."""
-    return parse.page(params, default_size=default_size)
 
 
 class OperationFilter(filters.FilterSet):

@@ -15,7 +15,8 @@ from django.core.exceptions import EmptyResultSet
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
-from taskcenter.core.errors import TaskNotFound
+from taskcenter.core.errors import InvalidDefinition, TaskNotFound
+from taskcenter.tasks import definitions
 from taskcenter.tasks.filters import filter_operations, filter_tasks, parse_sort
 from taskcenter.tasks.models import (
     ACTIVE_SUBTASK_STATUSES,
@@ -25,6 +26,7 @@ from taskcenter.tasks.models import (
     Operation,
     SubtaskInstance,
     SubtaskStatus,
+    TaskDefinition,
     TaskInstance,
     TaskStatus,
 )
@@ -36,6 +38,25 @@ def task_get(*, task_id: int) -> TaskInstance:
         return TaskInstance.objects.select_related("cluster", "tenant", "creator").get(pk=task_id)
     except (TaskInstance.DoesNotExist, ValueError, TypeError):
         raise TaskNotFound(f"The {task_id} task does not exist.") from None
+
+
+def definition_get(
+    *, name: str, version: int | None = None
+) -> tuple[definitions.DefinitionSpec, TaskDefinition | None]:
+    """The spec of a definition, code-registered or data, and its stored row if any.
+
+    A code definition's row is created by task_start, once the parameters are accepted,
+    so a refused request leaves nothing behind.
+    """
+    spec = definitions.get_registered_definition(name)
+    if spec is not None and (version is None or version == spec.version):
+        row = TaskDefinition.objects.filter(name=spec.name, version=spec.version).first()
+        return spec, row
+    rows = TaskDefinition.objects.filter(name=name, source=TaskDefinition.Source.DATA)
+    row = rows.filter(version=version).first() if version else rows.order_by("-version").first()
+    if row is None:
+        raise InvalidDefinition(f"There is no task definition named '{name}'.")
+    return definitions.definition_from_data(row.name, row.version, row.spec), row
 
 
 def task_list(*, visible: QuerySet[TaskInstance], params) -> QuerySet[TaskInstance]:

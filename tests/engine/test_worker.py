@@ -7,7 +7,7 @@ import time
 import pytest
 
 from taskcenter.engine import reaper
-from taskcenter.engine.tasks import run_attempt
+from taskcenter.engine.celery_tasks import run_attempt
 from taskcenter.tasks import selectors, services
 from taskcenter.tasks.definitions import DefinitionSpec, SubtaskSpec, register_definition
 from taskcenter.tasks.models import SubtaskInstance

@@ -1,6 +1,6 @@
 """Every change of a task or subtask status happens here, one function per operation.
 
-Rules (see DESIGN.md): each operation runs in one transaction that first locks the task
+Rules: each operation runs in one transaction that first locks the task
 row (SELECT ... FOR UPDATE on PostgreSQL; on SQLite every transaction is IMMEDIATE, which
 serialises writers), then changes rows with compare-and-set updates whose row count says
 whether the transition was allowed. Celery work is enqueued only on commit
@@ -8,7 +8,7 @@ whether the transition was allowed. Celery work is enqueued only on commit
 transaction (taskcenter.tasks.audit).
 
 The modules, by job:
-    definitions   stored task definitions: resolve, mirror, add from data
+    definitions   stored task definitions: mirror, add from data
     start         task_start, and task_start_many for a batch (a scheduler's tick)
     operations    the operator's operations (retry, rollback, cancel, subtask retry/skip/cancel)
     attempts      the engine's protocol: claim, heartbeat, finish, and the reaper's verdicts
@@ -31,7 +31,6 @@ from taskcenter.tasks.services.attempts import (
 )
 from taskcenter.tasks.services.definitions import (
     definition_create_from_data,
-    definition_resolve,
     definition_sync,
 )
 from taskcenter.tasks.services.logs import format_log_line, log_append
@@ -65,7 +64,6 @@ __all__ = [
     "attempt_heartbeat",
     "attempt_redispatch",
     "definition_create_from_data",
-    "definition_resolve",
     "definition_sync",
     "format_log_line",
     "log_append",

@@ -1,4 +1,5 @@
-"""Task definitions as stored rows: finding, mirroring and adding them."""
+"""Task definitions as stored rows: mirroring and adding them (finding them is a read:
+selectors.definition_get)."""
 
 from __future__ import annotations
 
@@ -7,25 +8,6 @@ from typing import Any
 from taskcenter.core.errors import InvalidDefinition
 from taskcenter.tasks import definitions
 from taskcenter.tasks.models import TaskDefinition
-
-
-def definition_resolve(
-    *, name: str, version: int | None = None
-) -> tuple[definitions.DefinitionSpec, TaskDefinition | None]:
-    """The spec of a definition, code-registered or data, and its stored row if any.
-
-    A code definition's row is created by task_start, once the parameters are accepted,
-    so a refused request leaves nothing behind.
-    """
-    spec = definitions.get_registered_definition(name)
-    if spec is not None and (version is None or version == spec.version):
-        row = TaskDefinition.objects.filter(name=spec.name, version=spec.version).first()
-        return spec, row
-    rows = TaskDefinition.objects.filter(name=name, source=TaskDefinition.Source.DATA)
-    row = rows.filter(version=version).first() if version else rows.order_by("-version").first()
-    if row is None:
-        raise InvalidDefinition(f"There is no task definition named '{name}'.")
-    return definitions.definition_from_data(row.name, row.version, row.spec), row
 
 
 def definition_sync(*, spec: definitions.DefinitionSpec) -> TaskDefinition:

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from taskcenter.core.errors import TaskCenterError
-from taskcenter.tasks import models, sql
+from taskcenter.tasks import models, selectors, sql
 from taskcenter.tasks.audit import Action, audit_entry, audit_record_many
 from taskcenter.tasks.definitions import DefinitionSpec, SubtaskSpec, validate_subtasks
 from taskcenter.tasks.services import definitions as stored
@@ -114,7 +114,7 @@ def _plan(start: TaskStart, resolved: dict[tuple[str, int | None], _Definition])
     key = (start.definition_name, start.version)
     if key not in resolved:
         resolved[key] = _Definition(
-            *stored.definition_resolve(name=start.definition_name, version=start.version)
+            *selectors.definition_get(name=start.definition_name, version=start.version)
         )
     definition = resolved[key]
     spec = definition.spec

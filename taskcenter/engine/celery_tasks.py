@@ -1,9 +1,13 @@
-"""Celery tasks: thin wrappers that take ids and call the engine."""
+"""Celery tasks: thin wrappers that take ids and call the engine.
+
+Named celery_tasks, not tasks, so it is not mistaken for the tasks app; the registered name
+(`taskcenter.run_attempt`) is explicit, so messages already queued route whatever the
+module is called."""
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from taskcenter.engine import reaper, runner
+from taskcenter.engine import runner
 
 
 # A message taken while the database does not answer is tried again (after 1, 2, 4 ... up
@@ -22,8 +26,3 @@ from taskcenter.engine import reaper, runner
 )
 def run_attempt(subtask_id: int, attempt: int) -> None:
     runner.execute_attempt(subtask_id=subtask_id, attempt=attempt)
-
-
-@shared_task(name="taskcenter.reap", ignore_result=True)
-def reap() -> None:
-    reaper.reap()
