@@ -224,12 +224,11 @@ def server_cpu(args, tmp: Path, shown: list[int]) -> list[list[str]]:
     from django.conf import settings
     from django.test import Client
 
-    from taskcenter.tasks.management.commands.serve import waitress_options
-
     port = common.free_port()
     log = open(tmp / "web.log", "wb")  # noqa: SIM115 - closed below
     web = subprocess.Popen(
-        [sys.executable, "-m", "waitress", *waitress_options("127.0.0.1", port, 8)],
+        # One of the web processes `serve` starts, binding the port itself.
+        [sys.executable, "-m", "taskcenter.webserver", f"--listen=127.0.0.1:{port}", "--threads=8"],
         cwd=tmp,
         env=dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(common.ROOT)),
         stdout=log,

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "taskcenter.api",
     "taskcenter.dashboard",
     "taskcenter.schedules",
+    "taskcenter.runtime",
 ]
 
 # The demo (its definitions and callables, and seed_demo) is an app installed only when

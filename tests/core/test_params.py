@@ -16,7 +16,7 @@ from django.http import QueryDict
 
 from taskcenter.core import params
 from taskcenter.core.errors import InvalidParameter
-from taskcenter.tasks.management.commands.run_task import terminal_safe
+from taskcenter.runtime.management.commands.run_task import terminal_safe
 from tests.conftest import client_for
 from tests.factories import failed_task, running_task
 

@@ -2,8 +2,9 @@
 
 Migrates, collects static files, optionally seeds the demo, then runs its children: the
 web server (waitress, in `--web-processes` processes sharing one listening socket), a
-Celery worker and the scheduler, with their output prefixed by name. A child that dies is restarted with backoff while the others keep running; Ctrl-C
-or SIGTERM stops them all (the supervision is in `taskcenter.tasks.management.supervise`).
+Celery worker and the scheduler, with their output prefixed by name. A child that dies is
+restarted with backoff while the others keep running; Ctrl-C or SIGTERM stops them all (the
+supervision is in `taskcenter.runtime.supervise`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
-from taskcenter.tasks.management.supervise import Child, Supervisor
+from taskcenter.runtime.supervise import Child, Supervisor
 
 
 class Command(BaseCommand):

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from taskcenter.tasks.management.supervise import MAX_RESTART_DELAY, restart_delay
-from tests.tasks.test_commands import ROOT, _isolated_env
+from taskcenter.runtime.supervise import MAX_RESTART_DELAY, restart_delay
+from tests.runtime.test_run_task import ROOT, _isolated_env
 
 
 def _free_port() -> int:
