@@ -1,44 +1,36 @@
-"""Settings, all from environment variables (the reference: docs/configuration.md)."""
+"""Settings, all from environment variables (the reference: docs/configuration.md).
+
+Reading them writes nothing: the folders under the var dir and a laptop's secret key are
+made when a process starts (taskcenter.runtime.apps).
+"""
 
 import os
-import secrets
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from taskcenter.core.env import env_bool, env_float, env_int, env_list, env_str
+from taskcenter.core.env import load_environment
+
+_env = load_environment()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(env_str("TASKCENTER_VAR_DIR") or BASE_DIR / "var")
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+VAR_DIR = Path(_env.TASKCENTER_VAR_DIR or BASE_DIR / "var")
 # Prometheus counters of every process of this machine (web, workers, scheduler) go to one
 # folder, so /metrics shows them all (taskcenter.core.metrics). Set before any module
 # imports prometheus_client, which reads it once; an empty value turns it off.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics"))
-if os.environ["PROMETHEUS_MULTIPROC_DIR"]:
-    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
-else:
+if not os.environ["PROMETHEUS_MULTIPROC_DIR"]:
     del os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
-DEBUG = env_bool("DEBUG", False)
+DEBUG = _env.DEBUG
 
-
-def _secret_key() -> str:
-    """SECRET_KEY from the environment; on a laptop, one generated once under var/."""
-    configured = env_str("SECRET_KEY")
-    if configured:
-        return configured
-    key_file = VAR_DIR / "secret_key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
-
-
-SECRET_KEY = _secret_key()
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Without SECRET_KEY in the environment (a laptop), the key is generated into this file by
+# the first process that starts here and read from it by every later one.
+TASKCENTER_SECRET_KEY_FILE = None if _env.SECRET_KEY else VAR_DIR / "secret_key"
+SECRET_KEY = _env.SECRET_KEY
+ALLOWED_HOSTS = _env.ALLOWED_HOSTS
+CSRF_TRUSTED_ORIGINS = _env.CSRF_TRUSTED_ORIGINS
 
 INSTALLED_APPS = [
     # Django's admin, for superusers only (taskcenter.accounts.admin_site).
@@ -54,13 +46,14 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # First of ours: its ready() makes the var dir and the secret key the others use.
+    "taskcenter.runtime",
     "taskcenter.accounts",
     "taskcenter.tasks",
     "taskcenter.engine",
     "taskcenter.api",
     "taskcenter.dashboard",
     "taskcenter.schedules",
-    "taskcenter.runtime",
 ]
 
 # The demo (its definitions and callables, and seed_demo) is an app installed only when
@@ -73,7 +66,9 @@ INSTALLED_APPS = [
 # machine that shares only the database sets TASKCENTER_DEMO=true; TASKCENTER_DEMO=false
 # turns the demo off whatever the marker says.
 TASKCENTER_DEMO_MARKER = VAR_DIR / "demo-seeded"
-TASKCENTER_DEMO = env_bool("TASKCENTER_DEMO", TASKCENTER_DEMO_MARKER.exists())
+TASKCENTER_DEMO = (
+    TASKCENTER_DEMO_MARKER.exists() if _env.TASKCENTER_DEMO is None else _env.TASKCENTER_DEMO
+)
 if TASKCENTER_DEMO:
     INSTALLED_APPS.append("taskcenter.demo")
 
@@ -120,10 +115,10 @@ TEMPLATES = [
 ]
 
 # --- Database ---------------------------------------------------------------------------
-DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'taskcenter.sqlite3'}"
+DATABASE_URL = _env.DATABASE_URL or f"sqlite:///{VAR_DIR / 'taskcenter.sqlite3'}"
 try:
     _db = dj_database_url.parse(
-        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0, 0), conn_health_checks=True
+        DATABASE_URL, conn_max_age=_env.DB_CONN_MAX_AGE, conn_health_checks=True
     )
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
@@ -153,9 +148,9 @@ AUTH_PASSWORD_VALIDATORS = [
 # failures per user name and address, and the higher second limit per address, in each
 # window.
 AUTHENTICATION_BACKENDS = ["taskcenter.accounts.throttle.ThrottledModelBackend"]
-TASKCENTER_SIGNIN_FAILURE_LIMIT = env_int("TASKCENTER_SIGNIN_FAILURE_LIMIT", 5, 1)
-TASKCENTER_SIGNIN_ADDRESS_FAILURE_LIMIT = env_int("TASKCENTER_SIGNIN_ADDRESS_FAILURE_LIMIT", 50, 1)
-TASKCENTER_SIGNIN_WINDOW_SECONDS = env_float("TASKCENTER_SIGNIN_WINDOW_SECONDS", 60.0, 1.0)
+TASKCENTER_SIGNIN_FAILURE_LIMIT = _env.TASKCENTER_SIGNIN_FAILURE_LIMIT
+TASKCENTER_SIGNIN_ADDRESS_FAILURE_LIMIT = _env.TASKCENTER_SIGNIN_ADDRESS_FAILURE_LIMIT
+TASKCENTER_SIGNIN_WINDOW_SECONDS = _env.TASKCENTER_SIGNIN_WINDOW_SECONDS
 LOGIN_URL = "dashboard:login"
 LOGIN_REDIRECT_URL = "dashboard:task_list"
 LOGOUT_REDIRECT_URL = "dashboard:login"
@@ -164,15 +159,14 @@ CSRF_FAILURE_VIEW = "taskcenter.dashboard.views.csrf_failure"
 
 # --- Internationalisation ----------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = env_str("TIME_ZONE", "UTC")
+TIME_ZONE = _env.TIME_ZONE
 USE_I18N = True
 USE_TZ = True
 
 # --- Static files ------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = Path(env_str("STATIC_ROOT") or VAR_DIR / "staticfiles")
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+STATIC_ROOT = Path(_env.STATIC_ROOT or VAR_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -180,20 +174,24 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 # --- Security (production turns these on through the environment) -------------------------
-SECURE_HTTPS = env_bool("SECURE_HTTPS", False)
+SECURE_HTTPS = _env.SECURE_HTTPS
 SESSION_COOKIE_SECURE = SECURE_HTTPS
 CSRF_COOKIE_SECURE = SECURE_HTTPS
 SECURE_SSL_REDIRECT = SECURE_HTTPS
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if SECURE_HTTPS else 0, 0)
+SECURE_HSTS_SECONDS = (
+    (31536000 if SECURE_HTTPS else 0)
+    if _env.SECURE_HSTS_SECONDS is None
+    else _env.SECURE_HSTS_SECONDS
+)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HTTPS
 SECURE_HSTS_PRELOAD = SECURE_HTTPS
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if SECURE_HTTPS else None
-SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, 60)
+SESSION_COOKIE_AGE = _env.SESSION_COOKIE_AGE
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 # Request bodies are small JSON objects; a larger one is a 413 before it is parsed (the API's
 # JSON parser also bounds nesting depth: taskcenter.api.parsers).
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440, 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = _env.DATA_UPLOAD_MAX_MEMORY_SIZE
 
 # --- REST API (OCP v2 facade) ---------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -234,15 +232,12 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery ------------------------------------------------------------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or f"filesystem://{VAR_DIR / 'broker'}"
+CELERY_BROKER_URL = _env.CELERY_BROKER_URL or f"filesystem://{VAR_DIR / 'broker'}"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # Celery's filesystem transport takes its folder from transport options, not the URL;
     # "filesystem:///abs/dir" is our spelling so one variable says everything.
     _broker_dir = Path(CELERY_BROKER_URL.removeprefix("filesystem://") or VAR_DIR / "broker")
-    (_broker_dir / "queue").mkdir(parents=True, exist_ok=True)
-    (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
-    (_broker_dir / "control").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://localhost/"
     CELERY_BROKER_TRANSPORT = "taskcenter.engine.fs_transport:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -255,44 +250,17 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 # The queue this deployment's subtasks go to; separate deployments (or test runs) sharing
 # one broker use different names.
-CELERY_TASK_DEFAULT_QUEUE = env_str("TASKCENTER_QUEUE", "celery")
+CELERY_TASK_DEFAULT_QUEUE = _env.TASKCENTER_QUEUE
 
 
-def _queue_routes(rules: list[str]) -> list[tuple[dict[str, str], str]]:
-    """TASKCENTER_QUEUE_ROUTES: which queue a subtask's attempts go to, first match wins.
-
-    Comma-separated rules `<condition>[&<condition>]=<queue>`, a condition being
-    `node:<NODE_TYPE>` (PYTHON_TASK, SHELL_TASK, HTTP_TASK) or `cluster:<cluster name>`,
-    e.g. `cluster:east&node:SHELL_TASK=east-shell,node:SHELL_TASK=shell`. A subtask no rule
-    matches goes to the default queue (TASKCENTER_QUEUE). Workers choose what they run
-    with `celery worker -Q <queues>`.
-    """
-    routes = []
-    for rule in rules:
-        conditions, _, queue = rule.rpartition("=")
-        matched: dict[str, str] = {}
-        for condition in conditions.split("&") if conditions else []:
-            key, _, value = condition.strip().partition(":")
-            if key not in ("node", "cluster") or not value.strip() or key in matched:
-                break
-            matched[key] = value.strip().upper() if key == "node" else value.strip()
-        else:
-            if matched and queue.strip():
-                routes.append((matched, queue.strip()))
-                continue
-        raise ImproperlyConfigured(
-            f"TASKCENTER_QUEUE_ROUTES: {rule!r} is not node:<TYPE>=<queue>, "
-            "cluster:<name>=<queue> or both joined with &"
-        )
-    return routes
-
-
-TASKCENTER_QUEUE_ROUTES = _queue_routes(env_list("TASKCENTER_QUEUE_ROUTES", []))
+# Which queue a subtask's attempts go to, by node type and cluster, first match wins
+# (TASKCENTER_QUEUE_ROUTES, its syntax: taskcenter.core.env); the rest go to the default.
+TASKCENTER_QUEUE_ROUTES = _env.TASKCENTER_QUEUE_ROUTES
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 4, 1)
+CELERY_WORKER_PREFETCH_MULTIPLIER = _env.CELERY_WORKER_PREFETCH_MULTIPLIER
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A broker outage is waited out, never a reason to exit: the worker reconnects every
@@ -314,7 +282,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 }
 # Celery's Django fix-up closes the database connection around every task unless told to
 # reuse it; reconnecting costs more than a short subtask (7-9 ms on PostgreSQL).
-CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, 0)
+CELERY_DB_REUSE_MAX = _env.CELERY_DB_REUSE_MAX
 
 # --- Metrics -----------------------------------------------------------------------------
 # Collectors read at scrape time from the database (counts by status, queue lag, fires).
@@ -324,35 +292,35 @@ TASKCENTER_METRICS_COLLECTORS = [
 ]
 # Scrapers send it as "Authorization: Bearer <token>". Unset, /metrics answers only
 # connections from this machine (127.0.0.1, ::1).
-TASKCENTER_METRICS_TOKEN = env_str("TASKCENTER_METRICS_TOKEN")
+TASKCENTER_METRICS_TOKEN = _env.TASKCENTER_METRICS_TOKEN
 
 # --- Engine ------------------------------------------------------------------------------
 # Seconds between heartbeats of a running attempt, and after how long without one the
 # reaper decides the worker is gone. The cancel watcher polls more often than it beats.
-TASKCENTER_HEARTBEAT_INTERVAL = env_float("TASKCENTER_HEARTBEAT_INTERVAL", 2.0, 0.1)
-TASKCENTER_WORKER_LOST_AFTER = env_float("TASKCENTER_WORKER_LOST_AFTER", 30.0, 0.5)
-TASKCENTER_CANCEL_POLL_INTERVAL = env_float("TASKCENTER_CANCEL_POLL_INTERVAL", 0.5, 0.05)
+TASKCENTER_HEARTBEAT_INTERVAL = _env.TASKCENTER_HEARTBEAT_INTERVAL
+TASKCENTER_WORKER_LOST_AFTER = _env.TASKCENTER_WORKER_LOST_AFTER
+TASKCENTER_CANCEL_POLL_INTERVAL = _env.TASKCENTER_CANCEL_POLL_INTERVAL
 # A READY attempt not claimed for this long is enqueued again (a lost message); claiming is
 # idempotent, so a duplicate is harmless.
-TASKCENTER_REDISPATCH_AFTER = env_float("TASKCENTER_REDISPATCH_AFTER", 300.0, 1.0)
-TASKCENTER_REAPER_INTERVAL = env_float("TASKCENTER_REAPER_INTERVAL", 5.0, 0.1)
+TASKCENTER_REDISPATCH_AFTER = _env.TASKCENTER_REDISPATCH_AFTER
+TASKCENTER_REAPER_INTERVAL = _env.TASKCENTER_REAPER_INTERVAL
 # On PostgreSQL a worker's own writes (claims, finishes, heartbeats, logs) do not wait for
 # the WAL to reach the disk: a flush per subtask, under the task's row lock, was most of a
 # fan-out's time. A database crash can then lose the last moments of engine bookkeeping,
 # which the reaper repairs (a lost finish reads as a lost worker, a lost READY is sent
 # again). Operators' actions from the pages and the API always wait for the disk.
-TASKCENTER_WORKER_SYNCHRONOUS_COMMIT = env_bool("TASKCENTER_WORKER_SYNCHRONOUS_COMMIT", False)
+TASKCENTER_WORKER_SYNCHRONOUS_COMMIT = _env.TASKCENTER_WORKER_SYNCHRONOUS_COMMIT
 # Worker presence (taskcenter.engine.presence): each worker writes its row this often; a
 # worker not seen for TASKCENTER_NO_WORKER_AFTER seconds is offline, and when none is
 # online every page says so. Rows of workers gone longer than the last setting are pruned.
-TASKCENTER_WORKER_BEAT_INTERVAL = env_float("TASKCENTER_WORKER_BEAT_INTERVAL", 5.0, 0.1)
-TASKCENTER_NO_WORKER_AFTER = env_float("TASKCENTER_NO_WORKER_AFTER", 30.0, 1.0)
-TASKCENTER_WORKER_PRESENCE_KEEP = env_float("TASKCENTER_WORKER_PRESENCE_KEEP", 86400.0, 60.0)
-TASKCENTER_LOG_CAP_BYTES = env_int("TASKCENTER_LOG_CAP_BYTES", 100 * 1024 * 1024, 1024)
-TASKCENTER_DEMO_PASSWORD = env_str("TASKCENTER_DEMO_PASSWORD")
+TASKCENTER_WORKER_BEAT_INTERVAL = _env.TASKCENTER_WORKER_BEAT_INTERVAL
+TASKCENTER_NO_WORKER_AFTER = _env.TASKCENTER_NO_WORKER_AFTER
+TASKCENTER_WORKER_PRESENCE_KEEP = _env.TASKCENTER_WORKER_PRESENCE_KEEP
+TASKCENTER_LOG_CAP_BYTES = _env.TASKCENTER_LOG_CAP_BYTES
+TASKCENTER_DEMO_PASSWORD = _env.TASKCENTER_DEMO_PASSWORD
 # A task list count slower than 50 ms (a substring filter on a million tasks) is reused for
 # this many seconds by later pages of the same list; 0 always counts.
-TASKCENTER_SLOW_COUNT_CACHE_SECONDS = env_float("TASKCENTER_SLOW_COUNT_CACHE_SECONDS", 5.0, 0)
+TASKCENTER_SLOW_COUNT_CACHE_SECONDS = _env.TASKCENTER_SLOW_COUNT_CACHE_SECONDS
 
 # --- Logging -----------------------------------------------------------------------------
 LOGGING = {
@@ -369,5 +337,5 @@ LOGGING = {
             "filters": ["trace_id"],
         }
     },
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
+    "root": {"handlers": ["console"], "level": _env.LOG_LEVEL.upper()},
 }

@@ -1,61 +1,152 @@
-"""Strict parsing of settings from environment variables.
+"""The environment variables taskcenter reads, declared once with their types, defaults
+and bounds, and checked together when the settings load.
 
 A typo in a deployment variable ("ture", "1O") must stop the process at start, not
-silently fall back to a default, so every helper raises ImproperlyConfigured.
+silently fall back to a default, so every bad value is an ImproperlyConfigured that names
+the variable (all of them at once, not the first only). A variable set to an empty or
+blank value counts as not set, as in a compose file's `DEBUG=`.
+
+Why pydantic-settings: of the well-kept loaders it is the one that fits these rules as they
+are. django-environ reads an unknown boolean ("ture") as false and has no bounds; environs
+takes an empty value as a value (`DEBUG=` fails) and keeps blanks in list items, so both
+would need a wrapper per type around them. Here a variable is one typed line, bounds
+included (`Field(ge=...)`).
 """
 
-import os
+from __future__ import annotations
+
+from typing import Annotated, Any
 
 from django.core.exceptions import ImproperlyConfigured
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
+# Which queue a subtask's attempts go to: ({"node": NODE_TYPE, "cluster": name}, queue),
+# either condition optional but not both.
+QueueRoute = tuple[dict[str, str], str]
+CommaList = Annotated[list[str], NoDecode]
 
-
-def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
-
-
-def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ImproperlyConfigured(f"{name} must be one of true/false/1/0/yes/no/on/off, got {raw!r}")
+_ROUTE_CONDITIONS = ("node", "cluster")
 
 
-def env_int(name: str, default: int, minimum: int | None = None) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
+def _comma_list(raw: Any) -> Any:
+    """ "a, b ,," -> ["a", "b"]; a value that is already a list (a default) is kept."""
+    if isinstance(raw, str):
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    return raw
+
+
+def _queue_route(rule: str) -> QueueRoute:
+    """One rule `<condition>[&<condition>]=<queue>`, a condition being `node:<NODE_TYPE>`
+    or `cluster:<cluster name>`, each at most once."""
+    conditions, _, queue = rule.rpartition("=")
+    pairs = [part.strip().partition(":")[::2] for part in conditions.split("&") if conditions]
+    matched = {key: value.strip() for key, value in pairs}
+    well_formed = all(key in _ROUTE_CONDITIONS and value for key, value in matched.items())
+    if not pairs or len(matched) != len(pairs) or not well_formed or not queue.strip():
+        raise ValueError(
+            f"TASKCENTER_QUEUE_ROUTES: {rule!r} is not node:<TYPE>=<queue>, "
+            "cluster:<name>=<queue> or both joined with &"
+        )
+    if "node" in matched:
+        matched["node"] = matched["node"].upper()
+    return matched, queue.strip()
+
+
+class Environment(BaseSettings):
+    """Every variable, by its own name (the configuration reference lists what each does)."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", allow_inf_nan=False)
+
+    # --- Django ---
+    DEBUG: bool = False
+    SECRET_KEY: str = ""
+    ALLOWED_HOSTS: CommaList = ["localhost", "127.0.0.1", "[::1]", "testserver"]
+    CSRF_TRUSTED_ORIGINS: CommaList = []
+    TIME_ZONE: str = "UTC"
+    LOG_LEVEL: str = "INFO"
+    STATIC_ROOT: str = ""
+    DATABASE_URL: str = ""
+    DB_CONN_MAX_AGE: Annotated[int, Field(ge=0)] = 0
+    SECURE_HTTPS: bool = False
+    SECURE_HSTS_SECONDS: Annotated[int | None, Field(ge=0)] = (
+        None  # unset: a year with HTTPS, else 0
+    )
+    SESSION_COOKIE_AGE: Annotated[int, Field(ge=60)] = 8 * 3600
+    DATA_UPLOAD_MAX_MEMORY_SIZE: Annotated[int, Field(ge=1024)] = 2_621_440
+
+    # --- This installation ---
+    TASKCENTER_VAR_DIR: str = ""
+    TASKCENTER_DEMO: bool | None = None  # unset: the demo marker in the var dir decides
+    TASKCENTER_DEMO_PASSWORD: str = ""
+    TASKCENTER_SIGNIN_FAILURE_LIMIT: Annotated[int, Field(ge=1)] = 5
+    TASKCENTER_SIGNIN_ADDRESS_FAILURE_LIMIT: Annotated[int, Field(ge=1)] = 50
+    TASKCENTER_SIGNIN_WINDOW_SECONDS: Annotated[float, Field(ge=1.0)] = 60.0
+    TASKCENTER_METRICS_TOKEN: str = ""
+    TASKCENTER_SLOW_COUNT_CACHE_SECONDS: Annotated[float, Field(ge=0)] = 5.0
+
+    # --- Celery and the engine ---
+    CELERY_BROKER_URL: str = ""
+    CELERY_WORKER_PREFETCH_MULTIPLIER: Annotated[int, Field(ge=1)] = 4
+    CELERY_DB_REUSE_MAX: Annotated[int, Field(ge=0)] = 1000
+    TASKCENTER_QUEUE: str = "celery"
+    TASKCENTER_QUEUE_ROUTES: Annotated[list[QueueRoute], NoDecode] = []
+    TASKCENTER_HEARTBEAT_INTERVAL: Annotated[float, Field(ge=0.1)] = 2.0
+    TASKCENTER_WORKER_LOST_AFTER: Annotated[float, Field(ge=0.5)] = 30.0
+    TASKCENTER_CANCEL_POLL_INTERVAL: Annotated[float, Field(ge=0.05)] = 0.5
+    TASKCENTER_REDISPATCH_AFTER: Annotated[float, Field(ge=1.0)] = 300.0
+    TASKCENTER_REAPER_INTERVAL: Annotated[float, Field(ge=0.1)] = 5.0
+    TASKCENTER_WORKER_SYNCHRONOUS_COMMIT: bool = False
+    TASKCENTER_WORKER_BEAT_INTERVAL: Annotated[float, Field(ge=0.1)] = 5.0
+    TASKCENTER_NO_WORKER_AFTER: Annotated[float, Field(ge=1.0)] = 30.0
+    TASKCENTER_WORKER_PRESENCE_KEEP: Annotated[float, Field(ge=60.0)] = 86400.0
+    TASKCENTER_LOG_CAP_BYTES: Annotated[int, Field(ge=1024)] = 100 * 1024 * 1024
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_unset(cls, raw: Any) -> Any:
+        """Values without their surrounding blanks; an empty one takes the default."""
+        if not isinstance(raw, dict):
+            return raw
+        stripped = {k: v.strip() if isinstance(v, str) else v for k, v in raw.items()}
+        return {k: v for k, v in stripped.items() if v != ""}
+
+    _split_lists = field_validator("ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", mode="before")(
+        _comma_list
+    )
+
+    @field_validator("TASKCENTER_QUEUE_ROUTES", mode="before")
+    @classmethod
+    def _parse_routes(cls, raw: Any) -> Any:
+        """Comma-separated rules, first match wins, e.g.
+        `cluster:east&node:SHELL_TASK=east-shell,node:SHELL_TASK=shell`; a subtask no rule
+        matches goes to TASKCENTER_QUEUE. Workers choose their queues with `-Q`."""
+        return [_queue_route(rule) for rule in _comma_list(raw)]
+
+
+_MESSAGES = {
+    "bool_parsing": "must be one of true/false/1/0/yes/no/on/off",
+    "bool_type": "must be one of true/false/1/0/yes/no/on/off",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+}
+
+
+def _describe(error: ErrorDetails) -> str:
+    name = str(error["loc"][0]) if error["loc"] else "the environment"
+    if error["type"] == "value_error":  # a validator's own words, naming the variable
+        return str(error["ctx"]["error"])
+    if error["type"] == "greater_than_equal":
+        return f"{name} must be at least {error['ctx']['ge']}, got {error['input']!r}"
+    return f"{name} {_MESSAGES.get(error['type'], error['msg'])}, got {error['input']!r}"
+
+
+def load_environment() -> Environment:
+    """The environment, read and checked now; ImproperlyConfigured lists every bad value."""
     try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
-    if minimum is not None and value < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def env_float(name: str, default: float, minimum: float | None = None) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
-    if minimum is not None and value < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return list(default)
-    return [item.strip() for item in raw.split(",") if item.strip()]
+        return Environment()
+    except ValidationError as exc:
+        raise ImproperlyConfigured("; ".join(_describe(e) for e in exc.errors())) from None

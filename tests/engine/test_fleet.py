@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from taskcenter.core.env import load_environment
 from taskcenter.engine import dispatch
-from taskcenter.settings import _queue_routes
 from taskcenter.tasks import selectors, services
 from taskcenter.tasks.definitions import DefinitionSpec, SubtaskSpec, register_definition
 from taskcenter.tasks.models import Operation
@@ -213,8 +213,15 @@ def test_a_routed_subtask_runs_on_the_only_worker_that_consumes_its_queue(routed
 # --- The routing setting, without processes ---------------------------------------------------
 
 
-def test_routes_are_read_in_order_with_node_types_in_capitals():
-    assert _queue_routes(["cluster:east&node:shell_task=east-shell", "node:SHELL_TASK=shell"]) == [
+def _queue_routes(monkeypatch, rules: list[str]) -> list:
+    """TASKCENTER_QUEUE_ROUTES set to these rules, as the settings read it."""
+    monkeypatch.setenv("TASKCENTER_QUEUE_ROUTES", ",".join(rules))
+    return load_environment().TASKCENTER_QUEUE_ROUTES
+
+
+def test_routes_are_read_in_order_with_node_types_in_capitals(monkeypatch):
+    rules = ["cluster:east&node:shell_task=east-shell", "node:SHELL_TASK=shell"]
+    assert _queue_routes(monkeypatch, rules) == [
         ({"cluster": "east", "node": "SHELL_TASK"}, "east-shell"),
         ({"node": "SHELL_TASK"}, "shell"),
     ]
@@ -223,9 +230,9 @@ def test_routes_are_read_in_order_with_node_types_in_capitals():
 @pytest.mark.parametrize(
     "rule", ["node:SHELL_TASK", "=shell", "host:a=q", "node:SHELL_TASK&node:HTTP_TASK=q", "node:=q"]
 )
-def test_a_malformed_route_stops_the_process_naming_the_variable(rule):
+def test_a_malformed_route_stops_the_process_naming_the_variable(monkeypatch, rule):
     with pytest.raises(ImproperlyConfigured, match="TASKCENTER_QUEUE_ROUTES"):
-        _queue_routes([rule])
+        _queue_routes(monkeypatch, [rule])
 
 
 def test_an_unknown_node_type_is_refused_when_the_engine_starts():
@@ -233,9 +240,10 @@ def test_an_unknown_node_type_is_refused_when_the_engine_starts():
         dispatch._check_routes([({"node": "SHEL_TASK"}, "shell")])
 
 
-def test_the_first_matching_route_wins_and_the_rest_go_to_the_default_queue(settings):
+def test_the_first_matching_route_wins_and_the_rest_go_to_the_default_queue(settings, monkeypatch):
     settings.TASKCENTER_QUEUE_ROUTES = _queue_routes(
-        ["cluster:east&node:SHELL_TASK=east-shell", "node:SHELL_TASK=shell", "cluster:east=east"]
+        monkeypatch,
+        ["cluster:east&node:SHELL_TASK=east-shell", "node:SHELL_TASK=shell", "cluster:east=east"],
     )
     assert dispatch.queue_for(node_type="SHELL_TASK", cluster="east") == "east-shell"
     assert dispatch.queue_for(node_type="SHELL_TASK", cluster="west") == "shell"
