@@ -52,6 +52,7 @@ echo "== ruff and mypy"
 .venv/bin/ruff check taskcenter tests benchmarks
 .venv/bin/ruff format --check taskcenter tests benchmarks
 .venv/bin/mypy
+.venv/bin/vulture
 
 echo "== docs"
 .venv/bin/mkdocs build --strict --site-dir "$TASKCENTER_VAR_DIR/site"

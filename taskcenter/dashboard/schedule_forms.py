@@ -106,7 +106,6 @@ class RunForm:
 
     def __init__(self, spec: DefinitionSpec, data=None):
         self.spec = spec
-        self.bound = data is not None
         self.fields = [
             ParameterField(
                 name=param.name,
