@@ -37,20 +37,27 @@ def _comma_list(raw: Any) -> Any:
     return raw
 
 
+def _route_condition(condition: str) -> tuple[str, str]:
+    """`node:<NODE_TYPE>` (in capitals) or `cluster:<cluster name>`."""
+    key, _, value = condition.strip().partition(":")
+    if key not in _ROUTE_CONDITIONS or not value.strip():
+        raise ValueError(condition)
+    return key, value.strip().upper() if key == "node" else value.strip()
+
+
 def _queue_route(rule: str) -> QueueRoute:
-    """One rule `<condition>[&<condition>]=<queue>`, a condition being `node:<NODE_TYPE>`
-    or `cluster:<cluster name>`, each at most once."""
+    """One rule `<condition>[&<condition>]=<queue>`, each kind of condition at most once."""
     conditions, _, queue = rule.rpartition("=")
-    pairs = [part.strip().partition(":")[::2] for part in conditions.split("&") if conditions]
-    matched = {key: value.strip() for key, value in pairs}
-    well_formed = all(key in _ROUTE_CONDITIONS and value for key, value in matched.items())
-    if not pairs or len(matched) != len(pairs) or not well_formed or not queue.strip():
+    try:
+        pairs = [_route_condition(condition) for condition in conditions.split("&")]
+    except ValueError:
+        pairs = []
+    matched = dict(pairs)
+    if not pairs or len(matched) != len(pairs) or not queue.strip():
         raise ValueError(
             f"TASKCENTER_QUEUE_ROUTES: {rule!r} is not node:<TYPE>=<queue>, "
             "cluster:<name>=<queue> or both joined with &"
         )
-    if "node" in matched:
-        matched["node"] = matched["node"].upper()
     return matched, queue.strip()
 
 

@@ -69,16 +69,13 @@ class Command(BaseCommand):
     ):
         if web_processes is None:
             web_processes = default_web_processes()
-        if not 0 < port < 65536:
-            raise CommandError(f"--port must be between 1 and 65535, got {port}.")
-        if concurrency < 1:
-            raise CommandError("--concurrency must be at least 1.")
-        if threads < 1:
-            raise CommandError("--threads must be at least 1.")
-        if web_processes < 1:
-            raise CommandError("--web-processes must be at least 1.")
-        if _port_open(host, port):
-            raise CommandError(f"Port {port} on {host} is already in use; choose another --port.")
+        _check_options(
+            host=host,
+            port=port,
+            concurrency=concurrency,
+            threads=threads,
+            web_processes=web_processes,
+        )
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._signal_name = ""
@@ -205,6 +202,23 @@ class Command(BaseCommand):
         supervisor.shutdown()
         self.say("serve: stopped")
         return 0
+
+
+def _check_options(
+    *, host: str, port: int, concurrency: int, threads: int, web_processes: int
+) -> None:
+    """Refuse what cannot run before anything is started."""
+    if not 0 < port < 65536:
+        raise CommandError(f"--port must be between 1 and 65535, got {port}.")
+    for option, value in (
+        ("--concurrency", concurrency),
+        ("--threads", threads),
+        ("--web-processes", web_processes),
+    ):
+        if value < 1:
+            raise CommandError(f"{option} must be at least 1.")
+    if _port_open(host, port):
+        raise CommandError(f"Port {port} on {host} is already in use; choose another --port.")
 
 
 def default_web_processes() -> int:
