@@ -205,13 +205,13 @@ def create_plans(count: int, cron_desc: str, now: datetime) -> datetime:
     cron code): going through the service would make 10,000 plans take minutes.
     """
     from taskcenter.schedules import cron
-    from taskcenter.schedules.models import CronType, PlanItem, Schedule, TriggerType
+    from taskcenter.schedules.models import CronType, Plan, PlanItem, TriggerType
 
     next_fire = cron.parse(cron_desc).next_fire_time(now, "UTC")
     assert next_fire is not None
-    plans = Schedule.objects.bulk_create(
+    plans = Plan.objects.bulk_create(
         (
-            Schedule(
+            Plan(
                 entity_group=ENTITY_GROUP,
                 entity_key=str(i),
                 title=f"notebook{i}",
@@ -241,13 +241,13 @@ def create_plans(count: int, cron_desc: str, now: datetime) -> datetime:
 
 def delete_plans() -> None:
     """The benchmark's plans, their fires and the tasks they started."""
-    from taskcenter.schedules.models import Fire, Schedule
+    from taskcenter.schedules.models import Fire, Plan
     from taskcenter.tasks.models import TaskInstance
 
     fires = Fire.objects.filter(entity_group=ENTITY_GROUP)
     TaskInstance.objects.filter(pk__in=fires.exclude(task=None).values("task")).delete()
     fires.delete()
-    Schedule.objects.filter(entity_group=ENTITY_GROUP).delete()
+    Plan.objects.filter(entity_group=ENTITY_GROUP).delete()
 
 
 def fired(due: datetime) -> dict:

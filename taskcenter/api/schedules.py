@@ -20,7 +20,7 @@ from taskcenter.accounts import access
 from taskcenter.api.hengshi import hengshi_view, ok, user_data, when
 from taskcenter.core import params as parse
 from taskcenter.schedules import inputs, selectors, services
-from taskcenter.schedules.models import PlanItem, Schedule, TriggerType
+from taskcenter.schedules.models import Plan, PlanItem, TriggerType
 from taskcenter.tasks import selectors as task_selectors
 from taskcenter.tasks.models import TaskInstance
 
@@ -69,7 +69,7 @@ def _frequency(items: list[PlanItem]) -> str | None:
 
 
 def plan_data(
-    plan: Schedule,
+    plan: Plan,
     items: list[PlanItem],
     last_run: TaskInstance | None,
     context_id: int | None = None,
@@ -101,7 +101,7 @@ def plan_data(
     }
 
 
-def _plans_data(plans: list[Schedule]) -> list[dict]:
+def _plans_data(plans: list[Plan]) -> list[dict]:
     items = selectors.plan_schedule_items(plan_ids=[plan.pk for plan in plans])
     runs = selectors.plan_last_runs(plans=plans)
     return [plan_data(plan, items.get(plan.pk, []), runs.get(plan.pk)) for plan in plans]
@@ -112,7 +112,7 @@ def _plan_answer(plan_id: int):
 
 
 def context_data(task: TaskInstance) -> dict:
-    fire = task.schedule_fire
+    fire = task.plan_fire
     scheduled = when(fire.fire_time)
     return {
         "id": task.pk,

@@ -304,7 +304,7 @@ def preview(expression: str, zone_name: str, *, now: datetime | None = None) -> 
 # --- The plan form -------------------------------------------------------------------------------
 
 
-class ScheduleForm:
+class PlanForm:
     """A plan: its job (entity and job class), one cron trigger made by the builder, and
     its policies. `plan_input()` gives what plan_submit takes; the service's refusals are
     put next to their field by `refuse()`."""

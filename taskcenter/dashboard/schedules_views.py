@@ -24,7 +24,7 @@ from taskcenter.dashboard import presenters
 from taskcenter.dashboard.schedule_forms import (
     WEEKDAYS,
     ZONE_SUGGESTIONS,
-    ScheduleForm,
+    PlanForm,
     kept_item_inputs,
 )
 from taskcenter.schedules import jobs, selectors, services
@@ -137,7 +137,7 @@ def schedule_detail(request, plan_id: int):
 @require_http_methods(["GET", "POST"])
 def schedule_new(request):
     _require(request.user)
-    form = ScheduleForm(request.POST if request.method == "POST" else None)
+    form = PlanForm(request.POST if request.method == "POST" else None)
     return _form_page(request, form)
 
 
@@ -151,11 +151,11 @@ def schedule_edit(request, plan_id: int):
     edited = next((item for item in items if item.trigger_type == TriggerType.CRON_JOB), None)
     kept = kept_item_inputs([item for item in items if item is not edited])
     data = request.POST if request.method == "POST" else None
-    form = ScheduleForm(data, plan=plan, item=edited, kept_items=kept)
+    form = PlanForm(data, plan=plan, item=edited, kept_items=kept)
     return _form_page(request, form)
 
 
-def _form_page(request, form: ScheduleForm):
+def _form_page(request, form: PlanForm):
     status = 200
     if request.method == "POST":
         data = form.plan_input()
@@ -197,7 +197,7 @@ def schedule_preview(request):
     """The form's live preview (htmx): the expression, its words and next five fire times
     in the plan's zone, or Quartz's reason for refusing it."""
     _require(request.user)
-    form = ScheduleForm(request.GET)
+    form = PlanForm(request.GET)
     return render(request, "dashboard/_cron_preview.html", {"preview": form.preview()})
 
 

@@ -15,7 +15,7 @@ class FiresCollector:
     def collect(self):
         fires = CounterMetricFamily(
             "taskcenter_scheduler_fires",
-            "Schedule fires by outcome (STARTED, SKIPPED, MISSED).",
+            "Plan fires by outcome (STARTED, SKIPPED, MISSED).",
             labels=["outcome"],
         )
         counts = Fire.objects.order_by().values_list("outcome").annotate(count=Count("pk"))

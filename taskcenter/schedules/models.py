@@ -63,7 +63,7 @@ class Authored(models.Model):
         abstract = True
 
 
-class Schedule(Authored):
+class Plan(Authored):
     entity_group = models.CharField(max_length=64)
     entity_key = models.CharField(max_length=200)
     title = models.CharField(max_length=200, blank=True)
@@ -81,7 +81,7 @@ class Schedule(Authored):
     class Meta(Authored.Meta):
         constraints = [
             models.UniqueConstraint(
-                fields=["entity_group", "entity_key"], name="schedule_entity_unique"
+                fields=["entity_group", "entity_key"], name="plan_entity_unique"
             )
         ]
 
@@ -98,7 +98,7 @@ class Schedule(Authored):
 
 
 class PlanItem(Authored):
-    plan = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="items")
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="items")
     trigger_type = models.CharField(max_length=16, choices=TriggerType.choices)
     cron_desc = models.CharField(max_length=255, blank=True)
     cron_type = models.CharField(max_length=16, choices=CronType.choices, blank=True)
@@ -148,7 +148,7 @@ class Fire(models.Model):
     schedulers racing for the same fire start exactly one run (the unique constraints)."""
 
     plan = models.ForeignKey(
-        Schedule, on_delete=models.SET_NULL, null=True, blank=True, related_name="fires"
+        Plan, on_delete=models.SET_NULL, null=True, blank=True, related_name="fires"
     )
     item = models.ForeignKey(
         PlanItem, on_delete=models.SET_NULL, null=True, blank=True, related_name="fires"
@@ -165,7 +165,7 @@ class Fire(models.Model):
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
-        related_name="schedule_fire",
+        related_name="plan_fire",
     )
     # What ran, kept with the run (see the module docstring).
     entity_group = models.CharField(max_length=64)

@@ -15,9 +15,9 @@ from taskcenter.schedules import status
 from taskcenter.schedules.models import (
     Fire,
     FireOutcome,
+    Plan,
     PlanDependency,
     PlanItem,
-    Schedule,
     TriggerType,
 )
 from taskcenter.tasks import definitions
@@ -85,7 +85,7 @@ def _search(params: Mapping, prefix: str = "") -> Q:
 # --- Plans ------------------------------------------------------------------------------------
 
 
-def plan_queryset() -> QuerySet[Schedule]:
+def plan_queryset() -> QuerySet[Plan]:
     """Plans with their last run (context id and jobStatus) and next fire time."""
     last_run = Fire.objects.filter(plan=OuterRef("pk"), task__isnull=False).order_by("-id")
     last_status = TaskInstance.objects.filter(pk=OuterRef("last_context_id")).annotate(
@@ -99,7 +99,7 @@ def plan_queryset() -> QuerySet[Schedule]:
         .values("first")
     )
     return (
-        Schedule.objects.select_related("created_by", "updated_by")
+        Plan.objects.select_related("created_by", "updated_by")
         .annotate(last_context_id=Subquery(last_run.values("task_id")[:1]))
         .annotate(
             job_status=Coalesce(Subquery(last_status.values("js")[:1]), Value(status.NONE)),
@@ -108,7 +108,7 @@ def plan_queryset() -> QuerySet[Schedule]:
     )
 
 
-def plan_list(*, params: Mapping) -> QuerySet[Schedule]:
+def plan_list(*, params: Mapping) -> QuerySet[Plan]:
     plans = plan_queryset().filter(_entity_filters(params), _search(params))
     creators = parse.integer_list(params, "entityCreatedByList", limit=USER_LIST_MAX)
     if creators:
@@ -119,17 +119,17 @@ def plan_list(*, params: Mapping) -> QuerySet[Schedule]:
     return plans.order_by("-id")
 
 
-def plan_get(*, plan_id: int) -> Schedule:
+def plan_get(*, plan_id: int) -> Plan:
     try:
         return plan_queryset().get(pk=plan_id)
-    except Schedule.DoesNotExist:
+    except Plan.DoesNotExist:
         raise TaskNotFound(f"The {plan_id} schedule does not exist.") from None
 
 
-def plan_get_by_entity(*, entity_group: str, entity_key: str) -> Schedule:
+def plan_get_by_entity(*, entity_group: str, entity_key: str) -> Plan:
     try:
-        return Schedule.objects.get(entity_group=entity_group, entity_key=entity_key)
-    except Schedule.DoesNotExist:
+        return Plan.objects.get(entity_group=entity_group, entity_key=entity_key)
+    except Plan.DoesNotExist:
         raise TaskNotFound(f"There is no schedule for {entity_group}/{entity_key}.") from None
 
 
@@ -144,7 +144,7 @@ def plan_schedule_items(*, plan_ids: list[int]) -> dict[int, list[PlanItem]]:
 
 
 def plan_last_runs(
-    *, plans: list[Schedule], visible: QuerySet[TaskInstance] | None = None
+    *, plans: list[Plan], visible: QuerySet[TaskInstance] | None = None
 ) -> dict[int, TaskInstance]:
     """The last context of each plan, by plan id (those that ran); with `visible` (the
     viewer's scope) only those in it, as cluster scoping hides a run everywhere else."""
@@ -195,7 +195,7 @@ def plan_stoppable_subtasks(*, plan_id: int) -> list[tuple[int, int]]:
     running contexts: what a cancel of the plan stops."""
     return list(
         SubtaskInstance.objects.filter(
-            task__schedule_fire__plan_id=plan_id,
+            task__plan_fire__plan_id=plan_id,
             task__status=TaskStatus.RUNNING,
             status__in=[SubtaskStatus.READY, SubtaskStatus.RUNNING],
         ).values_list("task_id", "pk")
@@ -285,15 +285,15 @@ def run_succeeded(*, fire: Fire) -> bool:
 def context_queryset(*, visible: QuerySet[TaskInstance]) -> QuerySet[TaskInstance]:
     """The tasks started by plans among `visible`, each with its fire and jobStatus."""
     return (
-        visible.filter(schedule_fire__isnull=False)
-        .select_related("schedule_fire", "creator")
+        visible.filter(plan_fire__isnull=False)
+        .select_related("plan_fire", "creator")
         .annotate(job_status=status.job_status())
     )
 
 
 def context_list(*, visible: QuerySet[TaskInstance], params: Mapping) -> QuerySet[TaskInstance]:
     contexts = context_queryset(visible=visible).filter(
-        _entity_filters(params, "schedule_fire__"), _search(params, "schedule_fire__")
+        _entity_filters(params, "plan_fire__"), _search(params, "plan_fire__")
     )
     creators = parse.integer_list(params, "entityCreatedByList", limit=USER_LIST_MAX)
     if creators:

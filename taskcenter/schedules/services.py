@@ -28,9 +28,9 @@ from taskcenter.schedules.models import (
     Fire,
     FireOutcome,
     OverlapPolicy,
+    Plan,
     PlanDependency,
     PlanItem,
-    Schedule,
     TriggerType,
 )
 from taskcenter.tasks import services as task_services
@@ -42,7 +42,7 @@ SCHEDULE_ITEM_TYPES = (TriggerType.CRON_JOB, TriggerType.DEPENDENCY)
 
 @dataclass
 class Submitted:
-    plan: Schedule
+    plan: Plan
     items: list[PlanItem]  # the items of this request, as the answer shows them
     context_ids: list[int]  # the runs its ONCE items started
 
@@ -57,7 +57,7 @@ def plan_submit(*, actor, data: PlanInput, now: datetime | None = None) -> Submi
     once_items = [i for i in data.items if i.trigger_type == TriggerType.ONCE]
     with transaction.atomic():
         plan = (
-            Schedule.objects.select_for_update(no_key=True)  # as _lock_plan, for the same reason
+            Plan.objects.select_for_update(no_key=True)  # as _lock_plan, for the same reason
             .filter(entity_group=data.entity_group, entity_key=data.entity_key)
             .first()
         )
@@ -65,7 +65,7 @@ def plan_submit(*, actor, data: PlanInput, now: datetime | None = None) -> Submi
         if plan is None:
             if data.exec_detail is None:
                 raise InvalidParameter.because("execDetail", "is required to create a plan.")
-            plan = Schedule(
+            plan = Plan(
                 entity_group=data.entity_group, entity_key=data.entity_key, created_by=actor
             )
         if data.exec_detail is not None:
@@ -93,7 +93,7 @@ def plan_submit(*, actor, data: PlanInput, now: datetime | None = None) -> Submi
     )
 
 
-def _set_exec_detail(plan: Schedule, data: PlanInput) -> None:
+def _set_exec_detail(plan: Plan, data: PlanInput) -> None:
     detail = data.exec_detail
     assert detail is not None
     job = jobs.job_class_get(detail.job_class)
@@ -104,9 +104,7 @@ def _set_exec_detail(plan: Schedule, data: PlanInput) -> None:
     plan.title = job.title_for(data.entity_group, data.entity_key, detail.job_params)[:200]
 
 
-def plan_update(
-    *, plan_id: int, actor, change: PlanChange, now: datetime | None = None
-) -> Schedule:
+def plan_update(*, plan_id: int, actor, change: PlanChange, now: datetime | None = None) -> Plan:
     """PUT /api/schedules/{id}: replace the items as a whole and/or enable or disable."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -130,9 +128,7 @@ def plan_update(
     return plan
 
 
-def plan_set_enabled(
-    *, plan_id: int, actor, enabled: bool, now: datetime | None = None
-) -> Schedule:
+def plan_set_enabled(*, plan_id: int, actor, enabled: bool, now: datetime | None = None) -> Plan:
     """Enable or disable a plan. Enabling computes the next fire times from now, so the
     times passed while it was disabled are neither run nor recorded as missed."""
     with transaction.atomic():
@@ -189,7 +185,7 @@ def plan_cancel(*, plan_id: int, actor) -> int:
     return asked
 
 
-def _lock_plan(plan_id: int) -> Schedule:
+def _lock_plan(plan_id: int) -> Plan:
     """The plan, locked for a change that keeps its key (PostgreSQL: FOR NO KEY UPDATE).
 
     The scheduler holds a due item and then inserts the fire row, whose foreign key takes
@@ -199,8 +195,8 @@ def _lock_plan(plan_id: int) -> Schedule:
     so the fire goes through and the change follows it.
     """
     try:
-        return Schedule.objects.select_for_update(no_key=True).get(pk=plan_id)
-    except Schedule.DoesNotExist:
+        return Plan.objects.select_for_update(no_key=True).get(pk=plan_id)
+    except Plan.DoesNotExist:
         raise TaskNotFound(f"The {plan_id} schedule does not exist.") from None
 
 
@@ -208,7 +204,7 @@ def _enabled_word(enabled: bool) -> str:
     return "ENABLED" if enabled else "DISABLED"
 
 
-def _audit_plan(actor, action: str, plan: Schedule, **fields) -> None:
+def _audit_plan(actor, action: str, plan: Plan, **fields) -> None:
     audit_record(
         actor=actor,
         action=action,
@@ -221,7 +217,7 @@ def _audit_plan(actor, action: str, plan: Schedule, **fields) -> None:
 # --- Items ------------------------------------------------------------------------------------
 
 
-def _replace_items(plan: Schedule, inputs: list[ItemInput], actor, now: datetime) -> list[PlanItem]:
+def _replace_items(plan: Plan, inputs: list[ItemInput], actor, now: datetime) -> list[PlanItem]:
     """Make the plan's schedule items exactly `inputs` (ids keep and update an item)."""
     existing = {item.pk: item for item in plan.items.filter(trigger_type__in=SCHEDULE_ITEM_TYPES)}
     seen: set[int] = set()
@@ -266,20 +262,20 @@ def _replace_items(plan: Schedule, inputs: list[ItemInput], actor, now: datetime
     return items
 
 
-def _reschedule(plan: Schedule, now: datetime) -> None:
+def _reschedule(plan: Plan, now: datetime) -> None:
     """Recompute each cron item's next fire time from `now` (None while disabled)."""
     for item in plan.items.filter(trigger_type=TriggerType.CRON_JOB):
         item.next_fire_at = _next_fire(plan, item, now)
         item.save(update_fields=["next_fire_at"])
 
 
-def _next_fire(plan: Schedule, item: PlanItem, after: datetime) -> datetime | None:
+def _next_fire(plan: Plan, item: PlanItem, after: datetime) -> datetime | None:
     if not plan.enabled or item.trigger_type != TriggerType.CRON_JOB:
         return None
     return cron.parse(item.cron_desc).next_fire_time(after, item.time_zone)
 
 
-def _refuse_cycles(plan: Schedule, items: list[PlanItem]) -> None:
+def _refuse_cycles(plan: Plan, items: list[PlanItem]) -> None:
     """Refuse a schedule whose DEPENDENCY items lead back to its own job."""
     upstreams = selectors.dependency_graph()
     start = (plan.entity_group, plan.entity_key)
@@ -313,7 +309,7 @@ def _refuse_cycles(plan: Schedule, items: list[PlanItem]) -> None:
 # --- Fires ------------------------------------------------------------------------------------
 
 
-def _run_once(plan: Schedule, given: ItemInput, actor, now: datetime) -> tuple[PlanItem, Fire]:
+def _run_once(plan: Plan, given: ItemInput, actor, now: datetime) -> tuple[PlanItem, Fire]:
     """A ONCE item: kept for the record, and a run started now (whatever the overlap
     policy: a person asked for it); a start the engine refuses is an error to the caller."""
     item = PlanItem.objects.create(
@@ -326,7 +322,7 @@ def _run_once(plan: Schedule, given: ItemInput, actor, now: datetime) -> tuple[P
 
 def fire_start(
     *,
-    plan: Schedule,
+    plan: Plan,
     item: PlanItem,
     fire_time: datetime,
     actor=None,
@@ -407,7 +403,7 @@ def _start_all(due: list[tuple[PlanItem, datetime]]) -> list[Fire]:
     return fires
 
 
-def _job_start(plan: Schedule, actor=None) -> task_services.TaskStart:
+def _job_start(plan: Plan, actor=None) -> task_services.TaskStart:
     """The start of a run of the plan's job (raises when its job class is unknown)."""
     return task_services.TaskStart(
         definition_name=jobs.job_definition(jobs.job_class_get(plan.job_class)).name,
@@ -427,7 +423,7 @@ def _not_started(error: TaskCenterError) -> str:
     return f"the run could not start: {error.message}"
 
 
-def fire_record_missed(*, plan: Schedule, item: PlanItem, fire_time: datetime, reason: str) -> None:
+def fire_record_missed(*, plan: Plan, item: PlanItem, fire_time: datetime, reason: str) -> None:
     """A fire time that passed while no scheduler ran, and that the misfire policy skips."""
     fire = _claim(_fire_row(plan, item, fire_time, None, FireOutcome.MISSED, reason))
     if fire is not None:
@@ -445,7 +441,7 @@ def _claim(fire: Fire) -> Fire | None:
 
 
 def _fire_row(
-    plan: Schedule,
+    plan: Plan,
     item: PlanItem,
     fire_time: datetime,
     upstream: Fire | None,

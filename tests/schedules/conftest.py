@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from taskcenter.schedules import inputs, services
-from taskcenter.schedules.models import Schedule
+from taskcenter.schedules.models import Plan
 from taskcenter.tasks.models import SubtaskInstance, TaskInstance, TaskStatus
 
 # The API tests' fixtures: personas by Basic auth, fast hashing, sends recorded not made.
@@ -66,7 +66,7 @@ def make_plan(
     actor=None,
     retry_times: int = 0,
     **fields,
-) -> Schedule:
+) -> Plan:
     """A plan submitted through the service, as POST /api/schedules does."""
     job = PIPELINE_JOB if group == "PIPELINE" else NOTEBOOK_JOB
     param = "pipeline" if group == "PIPELINE" else "notebook"

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from taskcenter.schedules import scheduler
-from taskcenter.schedules.models import PlanItem, Schedule
+from taskcenter.schedules.models import Plan, PlanItem
 from tests.schedules.conftest import T0, end_run
 
 pytestmark = pytest.mark.django_db(transaction=True, reset_sequences=True)
@@ -184,11 +184,11 @@ def test_get_and_list(seeded, as_viewer):
 
 def test_enable_disable_and_delete(seeded, as_operator):
     assert envelope(send(as_operator, "post", "/api/schedules/1/disable", "{}"))["data"] is None
-    assert Schedule.objects.get(pk=1).enabled is False
+    assert Plan.objects.get(pk=1).enabled is False
     envelope(send(as_operator, "post", "/api/schedules/1/enable", "{}"))
-    assert Schedule.objects.get(pk=1).enabled is True
+    assert Plan.objects.get(pk=1).enabled is True
     envelope(send(as_operator, "delete", "/api/schedules/1"))
-    assert not Schedule.objects.exists()
+    assert not Plan.objects.exists()
     envelope(as_operator.get("/api/schedules/1"), 404)
 
 

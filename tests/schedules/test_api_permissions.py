@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 
 from taskcenter.accounts.models import RoleScope
-from taskcenter.schedules.models import Schedule
+from taskcenter.schedules.models import Plan
 from taskcenter.tasks.models import Cluster, TaskInstance
 from tests.api.conftest import basic_client, persona_client
 from tests.conftest import make_user
@@ -29,7 +29,7 @@ RUN_NOW = {**CREATE, "planItems": [{"triggerType": "ONCE"}]}
 ENTITY = {"entityGroup": "NOTEBOOK", "entityKey": "1"}
 
 
-def _world() -> tuple[Schedule, int]:
+def _world() -> tuple[Plan, int]:
     plan = make_plan("1")
     context = make_plan("1", [{"triggerType": "ONCE"}])
     return plan, context.fires.get().task_id
@@ -76,7 +76,7 @@ def test_permission_matrix(persona, name, method, url, body, expected, settings)
     assert set(answer) >= {"code", "msg", "data", "version"}
     if response.status_code >= 400:
         assert answer["code"] == CODES[response.status_code]
-        before_plans = list(Schedule.objects.values())
+        before_plans = list(Plan.objects.values())
         assert before_plans and TaskInstance.objects.count() == 1  # nothing was done
 
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from taskcenter.schedules import inputs, scheduler, services
-from taskcenter.schedules.models import Fire, FireOutcome, PlanItem, Schedule
+from taskcenter.schedules.models import Fire, FireOutcome, Plan, PlanItem
 from taskcenter.tasks.models import TaskInstance
 from tests.accounts.test_browser import shoot, sign_in
 from tests.conftest import wait_for
@@ -87,14 +87,14 @@ def test_weekly_plan_with_the_builder_previews_saves_and_fires(worker, live_serv
     expect(page.locator("#cron-error")).to_contain_text("day-of-week")
     page.get_by_role("button", name="Create plan").click()
     expect(page.locator("#f-cron_desc-error")).to_contain_text("day-of-week")
-    assert not Schedule.objects.exists()
+    assert not Plan.objects.exists()
 
     page.get_by_label("Repeat").select_option("WEEKLY")
     expect(page.locator("#fire-times li")).to_have_count(5)
     page.get_by_role("button", name="Create plan").click()
     page.wait_for_url(re.compile(r"/schedules/\d+/$"))
     expect(page.get_by_text("every Sunday and Monday at 00:15 (GMT+08:00)")).to_be_visible()
-    plan = Schedule.objects.get()
+    plan = Plan.objects.get()
     assert PlanItem.objects.get(plan=plan).cron_desc == "0 15 0 ? * 1,2"
 
     # A short test schedule: every 2 seconds, typed as a cron expression.

@@ -10,7 +10,7 @@ import pytest
 
 from taskcenter.dashboard.schedule_forms import Builder, preview
 from taskcenter.schedules import selectors
-from taskcenter.schedules.models import Fire, FireOutcome, PlanItem, Schedule
+from taskcenter.schedules.models import Fire, FireOutcome, Plan, PlanItem
 from taskcenter.tasks.models import TaskDefinition, TaskInstance
 from tests.accounts.conftest import make_persona
 from tests.conftest import client_for
@@ -80,7 +80,7 @@ def test_anonymous_is_sent_to_sign_in_from_every_page(plan, client):
         assert response.status_code == 302, url
         assert response["Location"].startswith("/login/?next="), url
     assert client.post(f"/schedules/{plan.pk}/disable/").status_code == 302
-    assert Schedule.objects.get(pk=plan.pk).enabled
+    assert Plan.objects.get(pk=plan.pk).enabled
 
 
 @pytest.mark.parametrize("persona", PERSONAS)
@@ -116,7 +116,7 @@ def test_role_matrix_of_the_new_pages(plan, clusters, persona):
 
     disabled = client.post(f"/schedules/{plan.pk}/disable/")
     assert disabled.status_code == (302 if manages else 403)
-    assert Schedule.objects.get(pk=plan.pk).enabled is not manages
+    assert Plan.objects.get(pk=plan.pk).enabled is not manages
     ran = client.post("/jobs/Reinstall OCP agent/", {"param-host": "10.0.0.9"})
     assert ran.status_code == (302 if manages else 403)
     assert TaskInstance.objects.filter(parameters__host="10.0.0.9").exists() is manages
@@ -277,7 +277,7 @@ def test_preview_endpoint_answers_the_form_live(operator):
 
 def test_create_a_weekly_plan_with_the_builder(operator):
     response = client_for(operator).post("/schedules/new/", weekly_form())
-    plan = Schedule.objects.get()
+    plan = Plan.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/schedules/{plan.pk}/"
     item = PlanItem.objects.get(plan=plan)
     assert (item.cron_desc, item.cron_type, item.time_zone) == (SUNDAYS, "WEEKLY", "GMT+08:00")
@@ -306,7 +306,7 @@ def test_bad_input_is_refused_next_to_its_field_and_nothing_is_saved(
     assert response.status_code == 400
     assert field in page
     assert words.lower() in page.lower()
-    assert not Schedule.objects.exists()
+    assert not Plan.objects.exists()
 
 
 def test_edit_keeps_the_item_and_its_other_items(plan, operator):
@@ -336,7 +336,7 @@ def test_edit_keeps_the_item_and_its_other_items(plan, operator):
     items = {i.trigger_type: i for i in PlanItem.objects.filter(plan=plan)}
     assert items["CRON_JOB"].pk == cron_id and items["CRON_JOB"].cron_desc == "0 15 6 ? * 1"
     assert items["DEPENDENCY"].trigger_by_jobs == [{"entityGroup": "PIPELINE", "entityKey": "9"}]
-    assert Schedule.objects.get().entity_key == "1"
+    assert Plan.objects.get().entity_key == "1"
 
 
 # --- Schedules: actions --------------------------------------------------------------------------
@@ -356,7 +356,7 @@ def test_each_action_is_confirmed_in_a_dialog_and_done_through_the_services(plan
     assert PlanItem.objects.get(plan=plan).next_fire_at is None
     assert ">Enable<" in html(client.get(f"/schedules/{plan.pk}/"))
     client.post(f"/schedules/{plan.pk}/enable/")
-    assert Schedule.objects.get(pk=plan.pk).enabled
+    assert Plan.objects.get(pk=plan.pk).enabled
 
     ran = client.post(f"/schedules/{plan.pk}/run/", follow=True)
     fire = Fire.objects.get(plan=plan, outcome=FireOutcome.STARTED)
@@ -368,7 +368,7 @@ def test_each_action_is_confirmed_in_a_dialog_and_done_through_the_services(plan
     assert client.get(f"/schedules/{plan.pk}/confirm/?action=explode").status_code == 400
     gone = client.post(f"/schedules/{plan.pk}/delete/")
     assert gone.status_code == 302 and gone["Location"] == "/schedules/"
-    assert not Schedule.objects.exists()
+    assert not Plan.objects.exists()
     assert TaskInstance.objects.filter(pk=fire.task_id).exists()  # its past runs stay
     assert client.get(f"/schedules/{plan.pk}/").status_code == 404
 

@@ -110,7 +110,7 @@ def test_changing_a_plan_while_the_scheduler_fires_it_is_no_deadlock(clock, chan
     from django.db import transaction
 
     from taskcenter.schedules import selectors, services
-    from taskcenter.schedules.models import Schedule
+    from taskcenter.schedules.models import Plan
     from tests.conftest import wait_for
 
     plan = make_plan("d", [cron_item("0 * * * * ?")], overlapPolicy="START")
@@ -143,4 +143,4 @@ def test_changing_a_plan_while_the_scheduler_fires_it_is_no_deadlock(clock, chan
         assert plan.enabled is False
         assert not plan.items.exclude(next_fire_at=None).exists()
     else:
-        assert not Schedule.objects.filter(pk=plan.pk).exists()
+        assert not Plan.objects.filter(pk=plan.pk).exists()

@@ -26,7 +26,7 @@ def test_a_cron_item_fires_at_its_time_once(clock):
     assert scheduler.tick(now=clock.now).started == []  # a second tick at the same time
     task = TaskInstance.objects.get(pk=report.started[0])
     assert task.type == TaskType.SCHEDULED and task.parameters == {"notebook": 1}
-    assert task.schedule_fire.fire_time == T0.replace(minute=1)
+    assert task.plan_fire.fire_time == T0.replace(minute=1)
     assert PlanItem.objects.get(plan=plan).next_fire_at == T0.replace(minute=2)
     assert Operation.objects.filter(action="PLAN_FIRE", task=task).exists()
 
@@ -123,10 +123,10 @@ def test_dependency_chain_fires_each_job_after_the_one_before(clock):
     assert scheduler.tick(now=clock.advance(seconds=1)).started == []  # a still running
     end_run(run_a)
     [run_b] = scheduler.tick(now=clock.advance(seconds=1)).started
-    assert TaskInstance.objects.get(pk=run_b).schedule_fire.entity_key == "b"
+    assert TaskInstance.objects.get(pk=run_b).plan_fire.entity_key == "b"
     end_run(run_b)
     [run_c] = scheduler.tick(now=clock.advance(seconds=1)).started
-    fire_c = TaskInstance.objects.get(pk=run_c).schedule_fire
+    fire_c = TaskInstance.objects.get(pk=run_c).plan_fire
     assert fire_c.entity_key == "c" and fire_c.upstream.task_id == run_b
     assert scheduler.tick(now=clock.advance(seconds=1)).started == []
 
@@ -183,7 +183,7 @@ def test_deleting_a_plan_keeps_its_past_contexts(clock):
     plan = make_plan(items=[cron_item("0 * * * * ?")])
     [run] = scheduler.tick(now=clock.advance(minutes=1)).started
     services.plan_delete(plan_id=plan.pk, actor=None)
-    fire = TaskInstance.objects.get(pk=run).schedule_fire
+    fire = TaskInstance.objects.get(pk=run).plan_fire
     assert fire.plan_id is None and fire.entity_key == "1" and fire.exec_detail["jobParams"]
     assert Operation.objects.filter(action="PLAN_DELETE").exists()
 
