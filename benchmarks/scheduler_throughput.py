@@ -201,7 +201,7 @@ class Queues:
 def create_plans(count: int, cron_desc: str, now: datetime) -> datetime:
     """`count` enabled plans with one CRON_JOB item each; their (common) next fire time.
 
-    bulk_create writes the rows services.plan_submit would (next_fire_at from the same
+    bulk_create writes the rows verbs.plan_submit would (next_fire_at from the same
     cron code): going through the service would make 10,000 plans take minutes.
     """
     from taskcenter.schedules import cron

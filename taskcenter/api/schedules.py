@@ -1,4 +1,4 @@
-"""The HENGSHI schedules and contexts API (seed 003): parse -> access -> service or
+"""The HENGSHI schedules and contexts API (seed 003): parse -> access -> verb or
 selector -> representation, answered in HENGSHI's envelope (taskcenter.api.hengshi).
 
 A context is a task instance that a plan started (its id is the task's id, and so are
@@ -19,7 +19,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from taskcenter.accounts import access
 from taskcenter.api.hengshi import hengshi_view, ok, user_data, when
 from taskcenter.core import params as parse
-from taskcenter.schedules import inputs, selectors, services
+from taskcenter.schedules import inputs, selectors, verbs
 from taskcenter.schedules.models import Plan, PlanItem, TriggerType
 from taskcenter.tasks import selectors as task_selectors
 from taskcenter.tasks.models import TaskInstance
@@ -195,7 +195,7 @@ def _submit(request):
     data = inputs.plan_input(request.data)
     runs_now = any(item.trigger_type == TriggerType.ONCE for item in data.items)
     _require_manage(request.user, run=runs_now)
-    submitted = services.plan_submit(actor=request.user, data=data)
+    submitted = verbs.plan_submit(actor=request.user, data=data)
     context_id = submitted.context_ids[0] if submitted.context_ids else None
     if data.sync and context_id is not None:
         _wait_until_done(context_id)
@@ -237,30 +237,29 @@ def schedule(request, scheduleId):
         return _plan_answer(plan_id)
     _require_manage(request.user)
     if request.method == "DELETE":
-        services.plan_delete(plan_id=plan_id, actor=request.user)
+        verbs.plan_delete(plan_id=plan_id, actor=request.user)
         return ok()
     change = inputs.plan_change_input(request.data)
-    services.plan_update(plan_id=plan_id, actor=request.user, change=change)
+    verbs.plan_update(plan_id=plan_id, actor=request.user, change=change)
     return _plan_answer(plan_id)
-
-
-def _set_enabled(request, scheduleId, enabled: bool):
-    plan_id = parse.identifier(scheduleId, "scheduleId")
-    _require_manage(request.user)
-    services.plan_set_enabled(plan_id=plan_id, actor=request.user, enabled=enabled)
-    return ok()
 
 
 @_schema("enableSchedule", "Enable a plan (no burst of past times)", parameters=[SCHEDULE_ID])
 @hengshi_view(["POST"])
 def schedule_enable(request, scheduleId):
-    return _set_enabled(request, scheduleId, True)
+    plan_id = parse.identifier(scheduleId, "scheduleId")
+    _require_manage(request.user)
+    verbs.plan_enable(plan_id=plan_id, actor=request.user)
+    return ok()
 
 
 @_schema("disableSchedule", "Disable a plan", parameters=[SCHEDULE_ID])
 @hengshi_view(["POST"])
 def schedule_disable(request, scheduleId):
-    return _set_enabled(request, scheduleId, False)
+    plan_id = parse.identifier(scheduleId, "scheduleId")
+    _require_manage(request.user)
+    verbs.plan_disable(plan_id=plan_id, actor=request.user)
+    return ok()
 
 
 @_schema("cancelSchedule", "Stop the plan's running contexts", parameters=[SCHEDULE_ID])
@@ -268,7 +267,7 @@ def schedule_disable(request, scheduleId):
 def schedule_cancel(request, scheduleId):
     plan_id = parse.identifier(scheduleId, "scheduleId")
     _require_manage(request.user)
-    services.plan_cancel(plan_id=plan_id, actor=request.user)
+    verbs.plan_cancel(plan_id=plan_id, actor=request.user)
     return ok()
 
 
@@ -282,7 +281,7 @@ def schedule_cancel_by_entity(request):
     entity_group, entity_key = inputs.entity_input(request.data)
     _require_manage(request.user)
     plan = selectors.plan_get_by_entity(entity_group=entity_group, entity_key=entity_key)
-    services.plan_cancel(plan_id=plan.pk, actor=request.user)
+    verbs.plan_cancel(plan_id=plan.pk, actor=request.user)
     return ok()
 
 

@@ -2,7 +2,7 @@
 parameters, and a plan's form with its cron builder and live preview.
 
 Neither saves anything: the views hand what they read to taskcenter.tasks.services
-(task_start) and taskcenter.schedules.services (plan_submit), whose refusals come back
+(task_start) and taskcenter.schedules.verbs (plan_submit), whose refusals come back
 as messages next to the field they name.
 """
 

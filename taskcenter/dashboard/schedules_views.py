@@ -2,9 +2,10 @@
 the create/edit form with its cron builder and live preview, and the plan's actions
 (enable, disable, run now, cancel, delete), each confirmed in a dialog.
 
-Reads go through taskcenter.schedules.selectors and every write through
-taskcenter.schedules.services; permissions (view; manage schedules; run for "run now")
-are checked here on the server whatever the page shows.
+Reads go through taskcenter.schedules.selectors and every write through a verb of
+taskcenter.schedules.verbs, which also says which actions a plan offers and why one is
+refused (taskcenter.dashboard.plan_actions words them); permissions (view; manage
+schedules; run for "run now") are checked here on the server whatever the page shows.
 """
 
 from __future__ import annotations
@@ -20,15 +21,14 @@ from taskcenter.accounts import access
 from taskcenter.core import params as parse
 from taskcenter.core.errors import InvalidParameter
 from taskcenter.core.http import page, paging, signed_in_view
-from taskcenter.dashboard import presenters
+from taskcenter.dashboard import plan_actions, presenters
 from taskcenter.dashboard.schedule_forms import (
     WEEKDAYS,
     ZONE_SUGGESTIONS,
     PlanForm,
     kept_item_inputs,
 )
-from taskcenter.schedules import jobs, selectors, services
-from taskcenter.schedules.inputs import ItemInput, PlanInput
+from taskcenter.schedules import jobs, selectors, verbs
 from taskcenter.schedules.models import (
     CronType,
     FireOutcome,
@@ -43,8 +43,8 @@ HISTORY_SHOWN = 50
 dashboard_view = signed_in_view(access.require_view)
 
 
-def _require(user, action: presenters.ScheduleAction | None = None) -> None:
-    access.require_manage_schedules(user, run=action is not None and action.needs_run)
+def _require(user, verb: verbs.PlanVerb | None = None) -> None:
+    access.require_manage_schedules(user, run=verb is not None and verb.needs_run)
 
 
 def _job_status(row) -> str:
@@ -112,7 +112,6 @@ def schedule_detail(request, plan_id: int):
         for fire, _ in history
         if fire.outcome != FireOutcome.STARTED
     ]
-    running = selectors.plan_running_context(plan_id=plan.pk) is not None
     last_run = selectors.plan_last_runs(
         plans=[plan], visible=access.visible_tasks(request.user)
     ).get(plan.pk)
@@ -124,8 +123,8 @@ def schedule_detail(request, plan_id: int):
         "params_json": json.dumps(plan.job_params),
         "runs": runs,
         "not_run": not_run,
-        "buttons": presenters.schedule_buttons(request.user, plan, running=running),
-        "can_manage": access.can_manage_schedules(request.user),
+        "buttons": plan_actions.plan_buttons(request.user, plan),
+        "can_edit": plan_actions.edit_offered(request.user, plan),
     }
     return page(request, "dashboard/schedule_detail.html", context)
 
@@ -161,7 +160,7 @@ def _form_page(request, form: PlanForm):
         data = form.plan_input()
         if data is not None:
             try:
-                submitted = services.plan_submit(actor=request.user, data=data)
+                submitted = verbs.plan_submit(actor=request.user, data=data)
             except InvalidParameter as exc:
                 form.refuse(exc)
             else:
@@ -204,8 +203,8 @@ def schedule_preview(request):
 # --- Actions ------------------------------------------------------------------------------------
 
 
-def _action(key: str) -> presenters.ScheduleAction:
-    action = presenters.SCHEDULE_ACTIONS.get(key)
+def _action(key: str) -> plan_actions.PlanActionWords:
+    action = plan_actions.PLAN_ACTIONS.get(key)
     if action is None:
         raise InvalidParameter.because("action", f"{key!r} is not a plan action.")
     return action
@@ -216,7 +215,7 @@ def _action(key: str) -> presenters.ScheduleAction:
 def schedule_confirm(request, plan_id: int):
     """The confirmation dialog of an action (permission checked here and on the POST)."""
     action = _action(request.GET.get("action", ""))
-    _require(request.user, action)
+    _require(request.user, action.verb)
     plan = selectors.plan_get(plan_id=plan_id)
     context = {
         "plan": plan,
@@ -229,36 +228,13 @@ def schedule_confirm(request, plan_id: int):
 @dashboard_view
 @require_POST
 def schedule_action(request, plan_id: int, key: str):
+    """Run the action's verb; the verb refuses what its state does not allow."""
     action = _action(key)
-    _require(request.user, action)
-    user = request.user
-    if key in ("enable", "disable"):
-        services.plan_set_enabled(plan_id=plan_id, actor=user, enabled=key == "enable")
-        messages.success(request, f"Plan {plan_id} {key}d.")
-    elif key == "run":
-        plan = selectors.plan_get(plan_id=plan_id)
-        submitted = services.plan_submit(actor=user, data=_run_now(plan))
-        started = ", ".join(f"#{context_id}" for context_id in submitted.context_ids)
-        messages.success(request, f"Run started: task {started}.")
-    elif key == "cancel":
-        asked = services.plan_cancel(plan_id=plan_id, actor=user)
-        messages.success(request, f"Stopped {asked} running or queued step(s).")
-    else:
-        services.plan_delete(plan_id=plan_id, actor=user)
-        messages.success(request, f"Plan {plan_id} deleted; its past runs stay.")
+    verb = action.verb
+    _require(request.user, verb)
+    assert verb.act is not None  # every action with words is a one-click verb
+    result = verb.act(plan_id=plan_id, actor=request.user)
+    messages.success(request, action.done(plan_id, result))
+    if key == "delete":
         return redirect("dashboard:schedule_list")
     return redirect("dashboard:schedule_detail", plan_id=plan_id)
-
-
-def _run_now(plan) -> PlanInput:
-    """A ONCE item for the plan's job: one run now, the schedule left as it is."""
-    return PlanInput(
-        entity_group=plan.entity_group,
-        entity_key=plan.entity_key,
-        exec_detail=None,
-        items=[ItemInput(field="planItems[0]", id=None, trigger_type=TriggerType.ONCE)],
-        enabled=None,
-        sync=False,
-        misfire_policy=None,
-        overlap_policy=None,
-    )

@@ -10,7 +10,7 @@ and when. Skipped and missed fires are Fire rows too, without a task, so a plan'
 shows what did not run and why. Fire rows keep a snapshot of the plan's job, so deleting a
 plan (or replacing its items) keeps its past contexts readable.
 
-Statuses only change in taskcenter.schedules.services and the scheduler.
+Plans only change in taskcenter.schedules.verbs, and fires in taskcenter.schedules.firing.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 
-from taskcenter.schedules import cron, selectors, services
+from taskcenter.schedules import cron, firing, selectors
 from taskcenter.schedules.models import MisfirePolicy, PlanItem, TriggerType
 
 MISFIRE_THRESHOLD = timedelta(seconds=60)  # Quartz's default misfireThreshold
@@ -72,7 +72,7 @@ def tick(*, now: datetime, batch: int = DUE_BATCH) -> TickReport:
     for first in range(0, len(due), FIRE_BATCH):
         fire_items(item_ids=due[first : first + FIRE_BATCH], now=now, report=report)
     for fire_id in selectors.ended_runs(limit=batch):
-        started = services.fire_follow_up(fire_id=fire_id, now=now)
+        started = firing.fire_follow_up(fire_id=fire_id, now=now)
         report.followed_up += 1
         _count(report, started)
     return report
@@ -84,7 +84,7 @@ def fire_items(*, item_ids: list[int], now: datetime, report: TickReport | None 
 
     The common case, an item with one fire on time whose plan has no other item here (a
     thousand plans due at the same minute), is started with the others at once
-    (services.fire_start_many); misfires, and plans with several fires in this batch
+    (firing.fire_start_many); misfires, and plans with several fires in this batch
     (whose overlap checks must see each other), go one fire at a time (`_fire_due`).
     """
     report = report if report is not None else TickReport()
@@ -113,7 +113,7 @@ def fire_items(*, item_ids: list[int], now: datetime, report: TickReport | None 
                 together.append((item, due[0]))
             else:
                 alone.append((item, due))
-        _count(report, services.fire_start_many(due=together))
+        _count(report, firing.fire_start_many(due=together))
         for item, due in alone:
             _fire_due(item, due, now, report)
 
@@ -125,7 +125,7 @@ def _fire_due(item: PlanItem, due: list[datetime], now: datetime, report: TickRe
     late = [t for t in due if now - t > MISFIRE_THRESHOLD]
     if late and not on_time and item.plan.misfire_policy == MisfirePolicy.RUN_ONCE:
         run_late = late.pop()
-        fire = services.fire_start(
+        fire = firing.fire_start(
             plan=item.plan,
             item=item,
             fire_time=run_late,
@@ -133,7 +133,7 @@ def _fire_due(item: PlanItem, due: list[datetime], now: datetime, report: TickRe
         )
         _count(report, [fire] if fire else [])
     for fire_time in late[-MISSED_RECORDED:]:
-        services.fire_record_missed(
+        firing.fire_record_missed(
             plan=item.plan,
             item=item,
             fire_time=fire_time,
@@ -141,7 +141,7 @@ def _fire_due(item: PlanItem, due: list[datetime], now: datetime, report: TickRe
         )
         report.missed += 1
     for fire_time in on_time:
-        fire = services.fire_start(plan=item.plan, item=item, fire_time=fire_time)
+        fire = firing.fire_start(plan=item.plan, item=item, fire_time=fire_time)
         _count(report, [fire] if fire else [])
 
 

@@ -245,15 +245,13 @@ def test_task_types_are_named_in_plain_words_on_pages_and_ocps_spelling_in_the_a
 def test_scoped_users_schedule_pages_do_not_tell_how_other_clusters_runs_went(clusters):
     from datetime import UTC, datetime
 
-    from taskcenter.schedules import services as schedule_services
+    from taskcenter.schedules import firing
     from taskcenter.schedules.models import PlanItem
     from tests.schedules.conftest import cron_item, make_plan
 
     plan = make_plan("1", [cron_item("0 15 0 ? * 1", "GMT+08:00")])
     item = PlanItem.objects.get(plan=plan)
-    fire = schedule_services.fire_start(
-        plan=plan, item=item, fire_time=datetime(2024, 1, 7, tzinfo=UTC)
-    )
+    fire = firing.fire_start(plan=plan, item=item, fire_time=datetime(2024, 1, 7, tzinfo=UTC))
     type(fire.task).objects.filter(pk=fire.task_id).update(cluster=clusters[1])
     scoped = client_for(scoped_operator(clusters[0]))
     for url in ("/schedules/", f"/schedules/{plan.pk}/"):

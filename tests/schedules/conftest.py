@@ -1,5 +1,5 @@
 """Fixtures for the schedule tests: a controllable clock, plans built through the
-services, and the API clients and broker stand-in of the API tests."""
+verbs, and the API clients and broker stand-in of the API tests."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from taskcenter.schedules import inputs, services
+from taskcenter.schedules import inputs, verbs
 from taskcenter.schedules.models import Plan
 from taskcenter.tasks.models import SubtaskInstance, TaskInstance, TaskStatus
 
@@ -67,7 +67,7 @@ def make_plan(
     retry_times: int = 0,
     **fields,
 ) -> Plan:
-    """A plan submitted through the service, as POST /api/schedules does."""
+    """A plan submitted through its verb, as POST /api/schedules does."""
     job = PIPELINE_JOB if group == "PIPELINE" else NOTEBOOK_JOB
     param = "pipeline" if group == "PIPELINE" else "notebook"
     body = {
@@ -77,7 +77,7 @@ def make_plan(
         "execDetail": {"jobClass": job, "jobParams": {param: 1}, "retryTimes": retry_times},
         **fields,
     }
-    return services.plan_submit(actor=actor, data=inputs.plan_input(body), now=now).plan
+    return verbs.plan_submit(actor=actor, data=inputs.plan_input(body), now=now).plan
 
 
 def end_run(task_id: int, status: str = TaskStatus.SUCCESSFUL) -> None:

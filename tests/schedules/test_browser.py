@@ -16,7 +16,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from taskcenter.schedules import inputs, scheduler, services
+from taskcenter.schedules import firing, inputs, scheduler, verbs
 from taskcenter.schedules.models import Fire, FireOutcome, Plan, PlanItem
 from taskcenter.tasks.models import TaskInstance
 from tests.accounts.test_browser import shoot, sign_in
@@ -156,7 +156,7 @@ def test_pages_at_a_glance_light_dark_and_narrow(worker, live_server, browser, o
             "planItems": [item],
             "execDetail": {"jobClass": JOBS[group], "jobParams": {param: int(key)}},
         }
-        return services.plan_submit(actor=operator, data=inputs.plan_input(body)).plan
+        return verbs.plan_submit(actor=operator, data=inputs.plan_input(body)).plan
 
     weekly = plan("NOTEBOOK", "11", cron_item("0 15 0 ? * 1", "GMT+08:00"))
     plan("NOTEBOOK", "12", cron_item("0 30 6 * * ?", "Asia/Shanghai"))
@@ -164,12 +164,12 @@ def test_pages_at_a_glance_light_dark_and_narrow(worker, live_server, browser, o
     plan("NOTEBOOK", "14", dependency_item(("PIPELINE", "3")))
     item = PlanItem.objects.get(plan=weekly)
     for day in (17, 24):
-        fire = services.fire_start(
+        fire = firing.fire_start(
             plan=weekly, item=item, fire_time=datetime(2026, 11, day, 16, 15, tzinfo=UTC)
         )
         task_id = fire.task_id
         wait_for(lambda t=task_id: TaskInstance.objects.get(pk=t).status == "SUCCESSFUL")
-    services.fire_record_missed(
+    firing.fire_record_missed(
         plan=weekly,
         item=item,
         fire_time=datetime(2026, 11, 10, 16, 15, tzinfo=UTC),

@@ -1,6 +1,6 @@
 """The Jobs and Schedules pages: what each role sees and may do, the Run form generated from
 a definition's parameters, the plan form's builder, preview and refusals, and the plan's
-actions. Plans are built through the services (tests/schedules/conftest.py)."""
+actions. Plans are built through the verbs (tests/schedules/conftest.py)."""
 
 from __future__ import annotations
 
@@ -188,13 +188,13 @@ def test_empty_schedule_list_says_so(operator):
 
 
 def test_plan_detail_lists_runs_and_skipped_and_missed_fires(plan, operator):
-    from taskcenter.schedules import services
+    from taskcenter.schedules import firing
 
     item = PlanItem.objects.get(plan=plan)
-    fire = services.fire_start(
+    fire = firing.fire_start(
         plan=plan, item=item, fire_time=datetime(2024, 1, 7, tzinfo=UTC), actor=operator
     )
-    services.fire_record_missed(
+    firing.fire_record_missed(
         plan=plan, item=item, fire_time=datetime(2024, 1, 14, tzinfo=UTC), reason="scheduler down"
     )
     page = html(client_for(operator).get(f"/schedules/{plan.pk}/"))
@@ -206,10 +206,10 @@ def test_plan_detail_lists_runs_and_skipped_and_missed_fires(plan, operator):
 
 
 def test_a_scoped_operator_does_not_get_links_to_runs_outside_its_clusters(plan, clusters):
-    from taskcenter.schedules import services
+    from taskcenter.schedules import firing
 
     item = PlanItem.objects.get(plan=plan)
-    fire = services.fire_start(plan=plan, item=item, fire_time=datetime(2024, 1, 7, tzinfo=UTC))
+    fire = firing.fire_start(plan=plan, item=item, fire_time=datetime(2024, 1, 7, tzinfo=UTC))
     page = html(client_for(make_persona("scoped", clusters)).get(f"/schedules/{plan.pk}/"))
     assert f'href="/tasks/{fire.task_id}/"' not in page
     assert "not visible to you" in page
@@ -310,7 +310,7 @@ def test_bad_input_is_refused_next_to_its_field_and_nothing_is_saved(
 
 
 def test_edit_keeps_the_item_and_its_other_items(plan, operator):
-    from taskcenter.schedules import inputs, services
+    from taskcenter.schedules import inputs, verbs
 
     body = {
         "entityGroup": "NOTEBOOK",
@@ -323,7 +323,7 @@ def test_edit_keeps_the_item_and_its_other_items(plan, operator):
             },
         ],
     }
-    services.plan_submit(actor=operator, data=inputs.plan_input(body))
+    verbs.plan_submit(actor=operator, data=inputs.plan_input(body))
     cron_id = PlanItem.objects.get(plan=plan, trigger_type="CRON_JOB").pk
     client = client_for(operator)
     form = html(client.get(f"/schedules/{plan.pk}/edit/"))
@@ -342,7 +342,7 @@ def test_edit_keeps_the_item_and_its_other_items(plan, operator):
 # --- Schedules: actions --------------------------------------------------------------------------
 
 
-def test_each_action_is_confirmed_in_a_dialog_and_done_through_the_services(plan, operator):
+def test_each_action_is_confirmed_in_a_dialog_and_done_through_the_verbs(plan, operator):
     client = client_for(operator)
     dialog = html(
         client.get(f"/schedules/{plan.pk}/confirm/?action=disable", HTTP_HX_REQUEST="true")

@@ -109,7 +109,7 @@ def test_changing_a_plan_while_the_scheduler_fires_it_is_no_deadlock(clock, chan
     UPDATE, which lets the fire through, and a delete takes the items before the plan."""
     from django.db import transaction
 
-    from taskcenter.schedules import selectors, services
+    from taskcenter.schedules import firing, selectors, verbs
     from taskcenter.schedules.models import Plan
     from tests.conftest import wait_for
 
@@ -120,9 +120,9 @@ def test_changing_a_plan_while_the_scheduler_fires_it_is_no_deadlock(clock, chan
     def change_the_plan() -> None:
         try:
             if change == "disable":
-                services.plan_set_enabled(plan_id=plan.pk, actor=None, enabled=False, now=now)
+                verbs.plan_set_enabled(plan_id=plan.pk, actor=None, enabled=False, now=now)
             else:
-                services.plan_delete(plan_id=plan.pk, actor=None)
+                verbs.plan_delete(plan_id=plan.pk, actor=None)
         except Exception as exc:  # noqa: BLE001 - reported by the test
             errors.append(exc)
         finally:
@@ -134,7 +134,7 @@ def test_changing_a_plan_while_the_scheduler_fires_it_is_no_deadlock(clock, chan
         [item] = selectors.due_items_locked(item_ids=item_ids, now=now)
         changing.start()
         wait_for(_waiting_on_a_lock, timeout=10)  # the change waits for what the tick holds
-        fire = services.fire_start(plan=item.plan, item=item, fire_time=item.next_fire_at)
+        fire = firing.fire_start(plan=item.plan, item=item, fire_time=item.next_fire_at)
     changing.join(30)
     assert not errors, errors
     assert fire is not None and fire.task_id

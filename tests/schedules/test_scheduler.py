@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, transaction
 
-from taskcenter.schedules import scheduler, services
+from taskcenter.schedules import firing, scheduler, verbs
 from taskcenter.schedules.models import Fire, FireOutcome, PlanItem
 from taskcenter.tasks.models import Operation, SubtaskInstance, TaskInstance, TaskType
 from tests.schedules.conftest import T0, cron_item, dependency_item, end_run, make_plan
@@ -44,8 +44,8 @@ def test_two_schedulers_claiming_one_fire_start_one_run(clock):
     plan = make_plan(items=[cron_item("0 * * * * ?")])
     item = PlanItem.objects.get(plan=plan)
     due_at = item.next_fire_at
-    first = services.fire_start(plan=plan, item=item, fire_time=due_at)
-    second = services.fire_start(plan=plan, item=item, fire_time=due_at)
+    first = firing.fire_start(plan=plan, item=item, fire_time=due_at)
+    second = firing.fire_start(plan=plan, item=item, fire_time=due_at)
     assert first is not None and second is None
     assert TaskInstance.objects.count() == 1
 
@@ -99,11 +99,11 @@ def test_overlap_start_anyway(clock):
 
 def test_disabled_plans_never_fire_and_reenabling_fires_no_burst(clock):
     plan = make_plan(items=[cron_item("0 * * * * ?")])
-    services.plan_set_enabled(plan_id=plan.pk, actor=None, enabled=False, now=clock.now)
+    verbs.plan_set_enabled(plan_id=plan.pk, actor=None, enabled=False, now=clock.now)
     assert PlanItem.objects.get(plan=plan).next_fire_at is None
     report = scheduler.tick(now=clock.advance(hours=3))
     assert report.started == [] and report.missed == 0
-    services.plan_set_enabled(plan_id=plan.pk, actor=None, enabled=True, now=clock.now)
+    verbs.plan_set_enabled(plan_id=plan.pk, actor=None, enabled=True, now=clock.now)
     assert PlanItem.objects.get(plan=plan).next_fire_at == T0.replace(hour=3, minute=1)
     assert scheduler.tick(now=clock.advance(seconds=30)).started == []
     assert len(scheduler.tick(now=clock.advance(seconds=30)).started) == 1
@@ -161,7 +161,7 @@ def test_cancel_stops_the_running_contexts_through_the_engine(clock):
     [run] = scheduler.tick(now=clock.advance(minutes=1)).started
     subtask = SubtaskInstance.objects.filter(task_id=run).order_by("series_id").first()
     SubtaskInstance.objects.filter(pk=subtask.pk).update(status="RUNNING")  # a worker took it
-    assert services.plan_cancel(plan_id=plan.pk, actor=None) == 1
+    assert verbs.plan_cancel(plan_id=plan.pk, actor=None) == 1
     subtask.refresh_from_db()
     assert subtask.status == "CANCELING" and subtask.operation == "CANCEL"
 
@@ -174,7 +174,7 @@ def test_cancel_also_stops_what_is_queued_so_the_context_ends(clock):
     queued = SubtaskInstance.objects.filter(task_id=run, status="READY")
     assert queued.exists()  # no worker here: the first steps are queued
     count = queued.count()
-    assert services.plan_cancel(plan_id=plan.pk, actor=None) == count
+    assert verbs.plan_cancel(plan_id=plan.pk, actor=None) == count
     assert not SubtaskInstance.objects.filter(task_id=run, status="READY").exists()
     assert TaskInstance.objects.get(pk=run).status != "RUNNING"
 
@@ -182,7 +182,7 @@ def test_cancel_also_stops_what_is_queued_so_the_context_ends(clock):
 def test_deleting_a_plan_keeps_its_past_contexts(clock):
     plan = make_plan(items=[cron_item("0 * * * * ?")])
     [run] = scheduler.tick(now=clock.advance(minutes=1)).started
-    services.plan_delete(plan_id=plan.pk, actor=None)
+    verbs.plan_delete(plan_id=plan.pk, actor=None)
     fire = TaskInstance.objects.get(pk=run).plan_fire
     assert fire.plan_id is None and fire.entity_key == "1" and fire.exec_detail["jobParams"]
     assert Operation.objects.filter(action="PLAN_DELETE").exists()
