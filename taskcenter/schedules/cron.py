@@ -68,6 +68,14 @@ _INCREMENT_LIMIT = {  # value Quartz refuses above, and the number it names in t
     DAY_OF_WEEK: (7, 7),
     MONTH: (12, 12),
 }
+_RANGE_REFUSAL = {  # Quartz's message for a value outside the field's _FIELD_RANGE
+    SECOND: "Minute and Second values must be between 0 and 59",
+    MINUTE: "Minute and Second values must be between 0 and 59",
+    HOUR: "Hour values must be between 0 and 23",
+    DAY_OF_MONTH: "Day of month values must be between 1 and 31",
+    MONTH: "Month values must be between 1 and 12",
+    DAY_OF_WEEK: "Day-of-Week values must be between 1 and 7",
+}
 _L_OFFSET_PATTERN = re.compile(r"L-[0-9]*W?")
 _JAVA_INT = re.compile(r"[+-]?[0-9]+")
 
@@ -478,16 +486,13 @@ class _Parser:
     def _check_range(value: int, end: int, kind: int) -> None:
         if value == ALL_SPEC or (value == NO_SPEC and kind in (DAY_OF_MONTH, DAY_OF_WEEK)):
             return
-        if kind in (SECOND, MINUTE) and (value < 0 or value > 59 or end > 59):
-            raise InvalidCron("Minute and Second values must be between 0 and 59")
-        if kind == HOUR and (value < 0 or value > 23 or end > 23):
-            raise InvalidCron("Hour values must be between 0 and 23")
-        if kind == DAY_OF_MONTH and (value < 1 or value > 31 or end > 31):
-            raise InvalidCron("Day of month values must be between 1 and 31")
-        if kind == MONTH and (value < 1 or value > 12 or end > 12):
-            raise InvalidCron("Month values must be between 1 and 12")
-        if kind == DAY_OF_WEEK and (value == 0 or value > 7 or end > 7):
-            raise InvalidCron("Day-of-Week values must be between 1 and 7")
+        if kind not in _RANGE_REFUSAL:
+            return
+        first, last = _FIELD_RANGE[kind]
+        # Quartz refuses only 0 below the day-of-week range (a -1, "no value", passes).
+        too_low = value == 0 if kind == DAY_OF_WEEK else value < first
+        if too_low or value > last or end > last:
+            raise InvalidCron(_RANGE_REFUSAL[kind])
 
 
 def _digit(s: str, i: int) -> str:

@@ -56,32 +56,49 @@ def _join(items: list[str]) -> str:
 
 
 def _sentence(expression: cron.CronExpression) -> str | None:
-    p = expression.parsed
     if not _every(expression, MONTH) or ALL_SPEC not in expression.values[YEAR]:
         return None
     seconds, minutes, hours = (_values(expression, kind) for kind in (SECOND, MINUTE, HOUR))
-    every_day = (
-        NO_SPEC in expression.values[DAY_OF_WEEK]
-        and (_every(expression, DAY_OF_MONTH) and not (p.last_day_of_month or p.nearest_weekday))
-        or (NO_SPEC in expression.values[DAY_OF_MONTH] and _every(expression, DAY_OF_WEEK))
-    )
-    if every_day and (p.last_day_of_week or p.nth_day_of_week):
-        every_day = False
+    every_day = _fires_every_day(expression)
     if every_day:
         frequent = _frequent(expression, seconds, minutes, hours)
         if frequent:
             return frequent
-    if len(seconds) != 1 or len(minutes) != 1 or len(hours) != 1:
+    clock = _clock(seconds, minutes, hours)
+    if clock is None:
         return None
-    clock = f"{hours[0]:02d}:{minutes[0]:02d}" + (f":{seconds[0]:02d}" if seconds[0] else "")
     if every_day:
         return f"every day at {clock}"
-    days = _days(expression)
-    return (
-        f"at {clock} {days}"
-        if days and days.startswith("on ")
-        else (f"{days} at {clock}" if days else None)
+    return _at(clock, _days(expression))
+
+
+def _fires_every_day(expression: cron.CronExpression) -> bool:
+    """Every day of every month: all days of the month (with '?' for the weekday), or all
+    weekdays (with '?' for the day of the month), and no L, W or # in either."""
+    p = expression.parsed
+    if p.last_day_of_week or p.nth_day_of_week:
+        return False
+    every_day_of_month = (
+        NO_SPEC in expression.values[DAY_OF_WEEK]
+        and _every(expression, DAY_OF_MONTH)
+        and not (p.last_day_of_month or p.nearest_weekday)
     )
+    every_weekday = NO_SPEC in expression.values[DAY_OF_MONTH] and _every(expression, DAY_OF_WEEK)
+    return every_day_of_month or every_weekday
+
+
+def _clock(seconds: list[int], minutes: list[int], hours: list[int]) -> str | None:
+    """ "00:15" (or "00:15:30"): one time of day, or None when the fields name several."""
+    if len(seconds) != 1 or len(minutes) != 1 or len(hours) != 1:
+        return None
+    return f"{hours[0]:02d}:{minutes[0]:02d}" + (f":{seconds[0]:02d}" if seconds[0] else "")
+
+
+def _at(clock: str, days: str | None) -> str | None:
+    """ "at 00:15 on day 1 of every month", "every Sunday at 00:15"."""
+    if not days:
+        return None
+    return f"at {clock} {days}" if days.startswith("on ") else f"{days} at {clock}"
 
 
 def _frequent(expression, seconds, minutes, hours) -> str | None:
@@ -106,28 +123,35 @@ def _frequent(expression, seconds, minutes, hours) -> str | None:
 
 
 def _days(expression: cron.CronExpression) -> str | None:
-    p = expression.parsed
     if NO_SPEC in expression.values[DAY_OF_MONTH]:
-        weekdays = _values(expression, DAY_OF_WEEK)
-        if p.last_day_of_week and len(weekdays) == 1:
-            return f"on the last {DAY_WORDS[weekdays[0] - 1]} of every month"
-        if p.nth_day_of_week and len(weekdays) == 1:
-            ordinal = ORDINALS[p.nth_day_of_week]
-            return f"on the {ordinal} {DAY_WORDS[weekdays[0] - 1]} of every month"
-        if p.last_day_of_week or p.nth_day_of_week:
-            return None
-        if weekdays == [2, 3, 4, 5, 6]:
-            return "every weekday"
-        return "every " + _join([DAY_WORDS[day - 1] for day in weekdays])
+        return _days_of_week(expression)
+    return _days_of_month(expression)
+
+
+def _days_of_week(expression: cron.CronExpression) -> str | None:
+    p = expression.parsed
+    weekdays = _values(expression, DAY_OF_WEEK)
+    if (p.last_day_of_week or p.nth_day_of_week) and len(weekdays) != 1:
+        return None
+    if p.last_day_of_week:
+        return f"on the last {DAY_WORDS[weekdays[0] - 1]} of every month"
+    if p.nth_day_of_week:
+        ordinal = ORDINALS[p.nth_day_of_week]
+        return f"on the {ordinal} {DAY_WORDS[weekdays[0] - 1]} of every month"
+    if weekdays == [2, 3, 4, 5, 6]:
+        return "every weekday"
+    return "every " + _join([DAY_WORDS[day - 1] for day in weekdays])
+
+
+def _days_of_month(expression: cron.CronExpression) -> str | None:
+    p = expression.parsed
     days = _values(expression, DAY_OF_MONTH)
     if p.last_day_of_month:
         before = f"{p.last_day_offset} days before " if p.last_day_offset else ""
         weekday = "last weekday" if p.nearest_weekday and not before else "last day"
         nearest = "the weekday nearest " if p.nearest_weekday and before else ""
         return f"on {nearest}{before}the {weekday} of every month"
-    if p.nearest_weekday and len(days) == 1:
-        return f"on the weekday nearest day {days[0]} of every month"
     if p.nearest_weekday:
-        return None
+        return f"on the weekday nearest day {days[0]} of every month" if len(days) == 1 else None
     label = "day" if len(days) == 1 else "days"
     return f"on {label} " + _join([str(day) for day in days]) + " of every month"
