@@ -24,7 +24,7 @@ from django.utils import timezone
 from taskcenter.core.errors import InvalidParameter, InvalidState
 from taskcenter.schedules import jobs
 from taskcenter.schedules.inputs import ItemInput, PlanChange, PlanInput
-from taskcenter.schedules.models import Plan, PlanItem, TriggerType
+from taskcenter.schedules.models import Fire, Plan, PlanItem, TriggerType
 from taskcenter.schedules.verbs.common import audit_plan, lock_plan
 from taskcenter.schedules.verbs.items import SCHEDULE_ITEM_TYPES, replace_items, reschedule
 from taskcenter.schedules.verbs.run_now import start_run
@@ -41,13 +41,20 @@ class Submitted:
     items: list[PlanItem]  # the items of this request, as the answer shows them
     context_ids: list[int]  # the runs its ONCE items started
 
+    @classmethod
+    def of(cls, plan: Plan, items: list[PlanItem], runs: list[tuple[PlanItem, Fire]]):
+        return cls(
+            plan=plan,
+            items=items + [item for item, _ in runs],
+            context_ids=[fire.task_id for _, fire in runs if fire.task_id],
+        )
+
 
 def plan_submit(*, actor, data: PlanInput, now: datetime | None = None) -> Submitted:
     """POST /api/schedules and the plan form: create the job's plan, or edit it, and run
     its ONCE items (see the module docstring)."""
     now = now or timezone.now()
     schedule_items = [i for i in data.items if i.trigger_type in SCHEDULE_ITEM_TYPES]
-    once_items = [i for i in data.items if i.trigger_type == TriggerType.ONCE]
     with transaction.atomic():
         plan, creating = _plan_of_job(data, actor)
         _apply(plan, data, actor)
@@ -55,12 +62,16 @@ def plan_submit(*, actor, data: PlanInput, now: datetime | None = None) -> Submi
         items = replace_items(plan, schedule_items, actor, now) if schedule_items else []
         if creating or schedule_items or data.exec_detail is not None:
             audit_plan(actor, PLAN_CREATE if creating else PLAN_UPDATE, plan)
-        runs = [start_run(plan, actor, now) for _ in once_items]
-    return Submitted(
-        plan=plan,
-        items=items + [item for item, _ in runs],
-        context_ids=[fire.task_id for _, fire in runs if fire.task_id],
-    )
+        runs = _run_once_items(plan, data, actor, now)
+    return Submitted.of(plan, items, runs)
+
+
+def _run_once_items(
+    plan: Plan, data: PlanInput, actor, now: datetime
+) -> list[tuple[PlanItem, Fire]]:
+    """A run now for each ONCE item of the POST."""
+    once_items = [i for i in data.items if i.trigger_type == TriggerType.ONCE]
+    return [start_run(plan, actor, now) for _ in once_items]
 
 
 def _plan_of_job(data: PlanInput, actor) -> tuple[Plan, bool]:
