@@ -202,7 +202,7 @@ def create_plans(count: int, cron_desc: str, now: datetime) -> datetime:
     """`count` enabled plans with one CRON_JOB item each; their (common) next fire time.
 
     bulk_create writes the rows verbs.plan_submit would (next_fire_at from the same
-    cron code): going through the service would make 10,000 plans take minutes.
+    cron code): going through the verb would make 10,000 plans take minutes.
     """
     from taskcenter.schedules import cron
     from taskcenter.schedules.models import CronType, Plan, PlanItem, TriggerType
@@ -458,9 +458,7 @@ def report(args, throughput: dict[str, dict], idle_cpu: dict[int, dict[str, floa
         counts = sorted(idle_cpu)
         labels = [label for label in ("taskcenter", "beat") if label in idle_cpu[counts[0]]]
         rows = [
-            [label] + [f"{idle_cpu[n][label]:.3f}" for n in counts]
-            + ([f"{idle_cpu[counts[-1]][label] / idle_cpu[counts[0]][label]:.2f}"]
-               if len(counts) > 1 and idle_cpu[counts[0]][label] else [])
+            [label] + [f"{idle_cpu[n][label]:.3f}" for n in counts] + _ratio(idle_cpu, counts, label)
             for label in labels
         ]  # fmt: skip
         headers = ["scheduler"] + [f"{n:,} plans" for n in counts]
@@ -470,6 +468,15 @@ def report(args, throughput: dict[str, dict], idle_cpu: dict[int, dict[str, floa
               f"(measured over {args.idle_seconds:g} s)")  # fmt: skip
         common.print_table(headers, rows)
     return passed
+
+
+def _ratio(idle_cpu: dict, counts: list[int], label: str) -> list[str]:
+    """The most plans' idle CPU over the fewest's, or "-" when the fewest used none (a
+    process idle below the clock's tick): every row has the table's last column."""
+    if len(counts) < 2:
+        return []
+    fewest = idle_cpu[counts[0]][label]
+    return [f"{idle_cpu[counts[-1]][label] / fewest:.2f}" if fewest else "-"]
 
 
 # --- Main ----------------------------------------------------------------------------------------

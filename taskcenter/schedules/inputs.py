@@ -1,6 +1,6 @@
 """Reading a plan from a HENGSHI request body: types and shapes, each refusal naming its
 field ("planItems[1].cronDesc"). What the names mean (a registered job class, item ids of
-this plan, no dependency cycle) is checked by the services.
+this plan, no dependency cycle) is checked by the verbs (taskcenter.schedules.verbs).
 """
 
 from __future__ import annotations
