@@ -104,22 +104,38 @@ def _at(clock: str, days: str | None) -> str | None:
 def _frequent(expression, seconds, minutes, hours) -> str | None:
     """Schedules that fire several times an hour or a day, every day."""
     if _every(expression, HOUR):
-        if _every(expression, MINUTE) and _every(expression, SECOND):
-            return "every second"
-        second_step = _step(expression, SECOND)
-        if second_step and _every(expression, MINUTE):
-            return f"every {second_step} seconds"
-        if seconds == [0] and _every(expression, MINUTE):
-            return "every minute"
-        minute_step = _step(expression, MINUTE)
-        if seconds == [0] and minute_step:
-            return f"every {minute_step} minutes"
-        if seconds == [0] and len(minutes) == 1:
-            return "every hour" + (f" at minute {minutes[0]}" if minutes[0] else "")
+        every_hour = _every_hour(expression, seconds, minutes)
+        if every_hour:
+            return every_hour
     hour_step = _step(expression, HOUR)
     if hour_step and seconds == [0] and len(minutes) == 1:
-        return f"every {hour_step} hours" + (f" at minute {minutes[0]}" if minutes[0] else "")
+        return f"every {hour_step} hours" + _at_minute(minutes[0])
     return None
+
+
+def _every_hour(expression, seconds, minutes) -> str | None:
+    """Every hour: every second, every n seconds, every minute, every n minutes, or once
+    an hour."""
+    every_minute = _every(expression, MINUTE)
+    if every_minute and _every(expression, SECOND):
+        return "every second"
+    second_step = _step(expression, SECOND)
+    if second_step and every_minute:
+        return f"every {second_step} seconds"
+    if seconds != [0]:
+        return None
+    minute_step = _step(expression, MINUTE)
+    if every_minute:
+        return "every minute"
+    if minute_step:
+        return f"every {minute_step} minutes"
+    if len(minutes) == 1:
+        return "every hour" + _at_minute(minutes[0])
+    return None
+
+
+def _at_minute(minute: int) -> str:
+    return f" at minute {minute}" if minute else ""
 
 
 def _days(expression: cron.CronExpression) -> str | None:
