@@ -98,7 +98,7 @@ def expected_names(tasks: int) -> int:
 def seed(cursor, tasks: int, subtasks: int) -> None:
     started = time.monotonic()
     cursor.execute(
-        "TRUNCATE tasks_logchunk, tasks_operation, tasks_subtaskinstance, "
+        "TRUNCATE tasks_logchunk, tasks_auditentry, tasks_subtaskinstance, "
         "tasks_taskinstance_hosts, tasks_taskinstance, tasks_taskname, tasks_tenant, "
         "tasks_cluster CASCADE"
     )

@@ -102,7 +102,7 @@ def build_data(history: int, sizes: list[int]) -> dict[int, int]:
     from django.core.management import call_command
 
     from taskcenter.accounts import roles
-    from taskcenter.tasks import services
+    from taskcenter.tasks import verbs
 
     started = time.perf_counter()
     call_command("seed_demo", tasks=history, verbosity=0)
@@ -114,7 +114,7 @@ def build_data(history: int, sizes: list[int]) -> dict[int, int]:
     tasks: dict[int, int] = {}
     for size in sizes:
         started = time.perf_counter()
-        task = services.task_start(
+        task = verbs.task_start(
             definition_name="Benchmark fan-out",
             parameters={"width": size - 2},
             creator=user,

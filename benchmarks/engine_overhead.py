@@ -5,7 +5,7 @@ What is measured (wall time, median of --repeat runs, after one unmeasured warm-
 * fan-out: 1 -> W -> 1 no-op subtasks (definition "Benchmark fan-out", width=W, default 1000)
 * chain:   L no-op subtasks in a row   (definition "Benchmark chain", length=L, default 100)
 
-taskcenter: from services.task_start(...) until the task row says SUCCESSFUL (the database
+taskcenter: from verbs.task_start(...) until the task row says SUCCESSFUL (the database
 is polled every 20 ms), with a real `celery -A taskcenter worker` subprocess running.
 plain Celery: the same shapes as a canvas, noop | chord(group(W x noop), noop) and
 chain(L x noop), from building the canvas until the last result is ready (polled every
@@ -253,7 +253,7 @@ def run_plain(shape: Shape, worker: Worker, timeout: float) -> float:
 
 def run_taskcenter(shape: Shape, worker: Worker, timeout: float) -> float:
     from taskcenter.celery import app
-    from taskcenter.tasks import services
+    from taskcenter.tasks import verbs
     from taskcenter.tasks.models import TaskInstance, TaskStatus
 
     purge(app, app.conf.task_default_queue)
@@ -262,7 +262,7 @@ def run_taskcenter(shape: Shape, worker: Worker, timeout: float) -> float:
     else:
         name, params = "Benchmark chain", {"length": shape.size}
     started = time.perf_counter()
-    task = services.task_start(definition_name=name, parameters=params)
+    task = verbs.task_start(definition_name=name, parameters=params)
     _created_tasks.append(task.pk)
     rows = TaskInstance.objects.filter(pk=task.pk).values_list("status", flat=True)
     done = (TaskStatus.SUCCESSFUL, TaskStatus.FAILED)
@@ -388,7 +388,7 @@ def profile_inline(shape: Shape) -> tuple[Profile, float]:
     from django.db import connections
 
     from taskcenter.engine import dispatch, runner
-    from taskcenter.tasks import services
+    from taskcenter.tasks import services, verbs
     from taskcenter.tasks.models import TaskInstance, TaskStatus
 
     connection = connections["default"]
@@ -433,9 +433,7 @@ def profile_inline(shape: Shape) -> tuple[Profile, float]:
                 else ("Benchmark chain", {"length": shape.size})
             )
             started, cpu_started = time.perf_counter(), time.process_time()
-            task = measured("task_start", services.task_start)(
-                definition_name=name, parameters=params
-            )
+            task = measured("task_start", verbs.task_start)(definition_name=name, parameters=params)
             _created_tasks.append(task.pk)
             while pending:
                 subtask_id, attempt = pending.popleft()

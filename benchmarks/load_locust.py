@@ -303,12 +303,12 @@ def _seed(history: int, users: int) -> dict:
 def _start_live_tasks(count: int) -> list[list[int]]:
     """Tasks whose shell step writes a line a second for the whole run: the live logs the
     tails follow, as (task id, subtask id) of each one's backup step."""
-    from taskcenter.tasks import services
+    from taskcenter.tasks import verbs
     from taskcenter.tasks.models import SubtaskInstance
 
     live = []
     for _ in range(count):
-        task = services.task_start(definition_name="Back up cluster", parameters={"seconds": 900})
+        task = verbs.task_start(definition_name="Back up cluster", parameters={"seconds": 900})
         backup = SubtaskInstance.objects.get(task=task, name="Back up data files")
         live.append([task.pk, backup.pk])
     return live

@@ -85,7 +85,7 @@ def _seed() -> None:
 
 
 def _start_probe(lines: int):
-    from taskcenter.tasks import services
+    from taskcenter.tasks import services, verbs
 
     name = f"{DEFINITION} {time.time():.0f}"  # a database kept between runs has the older ones
     services.definition_create_from_data(
@@ -102,7 +102,7 @@ def _start_probe(lines: int):
             ]
         },
     )
-    task = services.task_start(definition_name=name)
+    task = verbs.task_start(definition_name=name)
     return task, task.subtasks.get()
 
 

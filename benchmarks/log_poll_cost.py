@@ -79,10 +79,10 @@ def main() -> None:
 
 def _running_subtask_with_log() -> tuple[int, int, int]:
     """A started task's first subtask, claimed as a worker would, with 64 KB of log."""
-    from taskcenter.tasks import services
+    from taskcenter.tasks import services, verbs
     from taskcenter.tasks.models import SubtaskInstance
 
-    task = services.task_start(definition_name="Back up cluster", parameters={"seconds": 600})
+    task = verbs.task_start(definition_name="Back up cluster", parameters={"seconds": 600})
     subtask = SubtaskInstance.objects.filter(task=task).order_by("pk").first()
     assert subtask is not None
     services.attempt_claim(subtask_id=subtask.pk, attempt=subtask.attempt, executor="bench")

@@ -1,7 +1,7 @@
 """Log store: reading 64 KB of a subtask's log must not depend on how long the log is.
 
 For each size (default 1 MB and 100 MB, MB = 2**20 bytes) one subtask of a real task
-(started with services.task_start and claimed with services.attempt_claim, as a worker
+(started with verbs.task_start and claimed with services.attempt_claim, as a worker
 would) gets its log written through services.log_append in --write-size pieces (default
 4 KB), or, with --bulk, as LogChunk rows of exactly the layout log_append makes. Then,
 with all logs built, the sizes take turns (so background load hits them alike) for:
@@ -88,10 +88,10 @@ class Log:
 def build_log(log: Log, write_size: int, bulk: bool) -> None:
     from django.db import transaction
 
-    from taskcenter.tasks import services
+    from taskcenter.tasks import services, verbs
     from taskcenter.tasks.models import LogChunk, SubtaskInstance
 
-    task = services.task_start(definition_name="Benchmark chain", parameters={"length": 1})
+    task = verbs.task_start(definition_name="Benchmark chain", parameters={"length": 1})
     subtask = task.subtasks.get()
     claimed = services.attempt_claim(subtask_id=subtask.pk, attempt=subtask.attempt,
                                      executor="log-benchmark")  # fmt: skip

@@ -222,9 +222,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TaskStatusEnum": "taskcenter.tasks.models.TaskStatus",
         "TaskTypeEnum": "taskcenter.tasks.models.TaskType",
-        "TaskOperationEnum": "taskcenter.tasks.models.TaskOperation",
+        "TaskOperationEnum": "taskcenter.tasks.models.TaskRunMode",
         "SubtaskStatusEnum": "taskcenter.tasks.models.SubtaskStatus",
-        "SubtaskOperationEnum": "taskcenter.tasks.models.SubtaskOperation",
+        "SubtaskOperationEnum": "taskcenter.tasks.models.SubtaskRunMode",
         "NodeTypeEnum": "taskcenter.tasks.models.NodeType",
         "ClusterTypeEnum": "taskcenter.tasks.models.Cluster.Type",
         "TenantModeEnum": "taskcenter.tasks.models.Tenant.Mode",

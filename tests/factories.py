@@ -16,7 +16,7 @@ import hashlib
 from django.contrib.auth import get_user_model
 
 from taskcenter.demo.history import attempts_not_sent
-from taskcenter.tasks import selectors, services
+from taskcenter.tasks import selectors, services, verbs
 from taskcenter.tasks.models import (
     Cluster,
     SubtaskInstance,
@@ -83,9 +83,7 @@ def _last_lines(name: str, ok: bool) -> bytes:
 
 def start(definition: str = "Migrate tenant", creator=None, **parameters) -> TaskInstance:
     with attempts_not_sent():
-        return services.task_start(
-            definition_name=definition, parameters=parameters, creator=creator
-        )
+        return verbs.task_start(definition_name=definition, parameters=parameters, creator=creator)
 
 
 def subtask_named(task: TaskInstance, name: str) -> SubtaskInstance:
@@ -148,7 +146,7 @@ def chain_task(
     names = step_names or [f"step {index}" for index in range(len(subtask_statuses))]
     definition = _chain_definition(names, prohibit)
     with attempts_not_sent():
-        task = services.task_start(
+        task = verbs.task_start(
             definition_name=definition, name=name, cluster=cluster, tenant=tenant, creator=creator
         )
     by_status = dict(zip(names, subtask_statuses, strict=True))
@@ -224,7 +222,7 @@ def rolled_back_task(actor=None, **kwargs) -> TaskInstance:
     """A failed chain given up: every subtask that ran is rolled back."""
     task = failed_task(**kwargs)
     with attempts_not_sent():
-        services.task_rollback(task_id=task.pk, actor=actor, reason="given up")
+        verbs.task_rollback(task_id=task.pk, actor=actor, reason="given up")
     return drive(task)
 
 
@@ -233,7 +231,7 @@ def skipped_task(actor=None, **kwargs) -> TaskInstance:
     task = failed_task(**kwargs)
     failed = first_subtask_with(task, SubtaskStatus.FAILED)
     with attempts_not_sent():
-        services.subtask_skip(task_id=task.pk, subtask_id=failed.pk, actor=actor, reason="by hand")
+        verbs.subtask_skip(task_id=task.pk, subtask_id=failed.pk, actor=actor, reason="by hand")
     return drive(task)
 
 
@@ -241,7 +239,7 @@ def canceling_task(actor=None, **kwargs) -> TaskInstance:
     """A running chain whose running subtask was asked to stop (CANCELING)."""
     task = running_task(**kwargs)
     running = first_subtask_with(task, SubtaskStatus.RUNNING)
-    services.subtask_cancel(task_id=task.pk, subtask_id=running.pk, actor=actor)
+    verbs.subtask_cancel(task_id=task.pk, subtask_id=running.pk, actor=actor)
     return selectors.task_get(task_id=task.pk)
 
 
@@ -263,4 +261,4 @@ def two_root_task(creator=None) -> TaskInstance:
                 ]
             },
         )
-    return services.task_start(definition_name=TWO_ROOTS, creator=creator)
+    return verbs.task_start(definition_name=TWO_ROOTS, creator=creator)

@@ -46,12 +46,12 @@ SECOND = (
 def build() -> str:
     from django.contrib.auth.models import User
 
-    from taskcenter.tasks import services
+    from taskcenter.tasks import services, verbs
     from taskcenter.tasks.models import SubtaskInstance, Tenant
 
     operator = User.objects.get(username="operator")
     tenant = Tenant.objects.order_by("pk").first()
-    task = services.task_start(definition_name="Migrate tenant", creator=operator, tenant=tenant)
+    task = verbs.task_start(definition_name="Migrate tenant", creator=operator, tenant=tenant)
 
     def play(*, fail: bool = False, hold: bool = False) -> None:
         for sub in SubtaskInstance.objects.filter(task=task, status="READY").order_by("pk"):
@@ -70,7 +70,7 @@ def build() -> str:
         play()  # pre-check, snapshot
     play(fail=True)
     copy = task.subtasks.get(name="Copy tenant data")
-    services.subtask_retry(task_id=task.pk, subtask_id=copy.pk, actor=operator)
+    verbs.subtask_retry(task_id=task.pk, subtask_id=copy.pk, actor=operator)
     play(hold=True)
     return f"/tasks/{task.pk}/?view=log&subtask={copy.pk}"
 

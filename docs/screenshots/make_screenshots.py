@@ -104,7 +104,7 @@ def run(task, *, fail=(), hold=(), only=None):
 def build_states() -> dict[str, str]:
     from django.contrib.auth.models import User
 
-    from taskcenter.tasks import services
+    from taskcenter.tasks import services, verbs
     from taskcenter.tasks.models import Tenant
 
     operator = User.objects.get(username="operator")
@@ -112,19 +112,19 @@ def build_states() -> dict[str, str]:
     tenant = Tenant.objects.order_by("pk").first()
 
     # Audit: a skip and a rollback, with reasons.
-    skipped = services.task_start(definition_name="Migrate tenant", creator=operator, tenant=tenant)
+    skipped = verbs.task_start(definition_name="Migrate tenant", creator=operator, tenant=tenant)
     run(skipped, fail={"Copy tenant data"})
     copy = skipped.subtasks.get(name="Copy tenant data")
-    services.subtask_skip(
+    verbs.subtask_skip(
         task_id=skipped.pk,
         subtask_id=copy.pk,
         actor=operator,
         reason="Rows copied with the bulk loader; counts verified against the source",
     )
     run(skipped)
-    undone = services.task_start(definition_name="Migrate tenant", creator=admin, tenant=tenant)
+    undone = verbs.task_start(definition_name="Migrate tenant", creator=admin, tenant=tenant)
     run(undone, fail={"Verify row counts"})
-    services.task_rollback(
+    verbs.task_rollback(
         task_id=undone.pk,
         actor=admin,
         reason="Checksum mismatch on 2 tables; retry after the window",
@@ -132,7 +132,7 @@ def build_states() -> dict[str, str]:
     run(undone)
 
     # Flow: a rolling upgrade half way, zone 2 running with one observer failed.
-    upgrade = services.task_start(
+    upgrade = verbs.task_start(
         definition_name="Rolling upgrade of observers",
         parameters={"servers_per_zone": 8},
         creator=operator,
@@ -150,7 +150,7 @@ def build_states() -> dict[str, str]:
     )
 
     # Log: a backup writing its progress.
-    backup = services.task_start(
+    backup = verbs.task_start(
         definition_name="Back up cluster",
         parameters={"seconds": 600},
         creator=operator,

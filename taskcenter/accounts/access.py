@@ -17,28 +17,34 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from taskcenter.accounts.models import AccessVersion, RoleScope
 from taskcenter.core.errors import NotPermitted, TaskNotFound
 from taskcenter.tasks.models import SubtaskInstance, TaskInstance
-from taskcenter.tasks.operations import (  # noqa: F401 (PERM_*: the permissions of operations)
-    OPERATIONS,
+from taskcenter.tasks.verbs import (  # noqa: F401 (PERM_*: the permissions of the verbs)
     PERM_CANCEL,
     PERM_CANCEL_TASK,
     PERM_RETRY,
     PERM_ROLLBACK,
     PERM_SKIP,
+    VERBS,
 )
 
 PERM_VIEW = "tasks.view_taskinstance"
 PERM_RUN = "tasks.run_taskinstance"
 PERM_MANAGE_SCHEDULES = "tasks.manage_schedules"
 
-# Each operation's permission is declared with the operation; running a task and managing
-# schedules are not operations on a task.
-OPERATION_PERMISSIONS = {key: spec.permission for key, spec in OPERATIONS.items()} | {
+# Each verb's permission is declared with the verb; running a task and managing
+# schedules are not verbs on one task.
+OPERATION_PERMISSIONS = {key: verb.permission for key, verb in VERBS.items()} | {
     "run": PERM_RUN,
     "manage_schedules": PERM_MANAGE_SCHEDULES,
 }
 # What each permission lets a user do, in words that follow "You do not have permission
-# to ...": an operation's words are declared with it in the registry.
-OPERATION_VERBS = {key: spec.verb for key, spec in OPERATIONS.items()} | {
+# to ..." (the API's and the pages' refusal alike).
+OPERATION_VERBS = {
+    "retry": "retry tasks",
+    "rollback": "roll back tasks",
+    "cancel_task": "cancel tasks",
+    "subtask_retry": "retry subtasks",
+    "skip": "skip subtasks",
+    "cancel": "cancel subtasks",
     "run": "run jobs",
     "manage_schedules": "manage schedules",
 }
@@ -50,6 +56,7 @@ VIEW_IMPLIED_BY = (PERM_VIEW, *dict.fromkeys(OPERATION_PERMISSIONS.values()))
 
 ALL_CLUSTERS = None  # an unscoped grant
 _CLUSTER_CACHE = "_taskcenter_permission_clusters"  # per user object, like Django's own
+_LOADED = "_taskcenter_permissions_loaded"  # asked by load_permissions already
 
 
 def forget_permissions(user):
@@ -97,9 +104,62 @@ def permission_clusters(user, permission: str) -> frozenset[int] | None:
         return frozenset()
     cache = user.__dict__.setdefault(_CLUSTER_CACHE, {})
     if permission not in cache:
-        implied = VIEW_IMPLIED_BY if permission == PERM_VIEW else (permission,)
-        cache[permission] = _permission_clusters(user, implied)
+        cache[permission] = _permission_clusters(user, _implied(permission))
     return cache[permission]
+
+
+def _implied(permission: str) -> tuple[str, ...]:
+    return VIEW_IMPLIED_BY if permission == PERM_VIEW else (permission,)
+
+
+def _held(permissions) -> Q:
+    held = Q(pk__in=[])
+    for permission in permissions:
+        app_label, codename = permission.split(".", 1)
+        held |= Q(codename=codename, content_type__app_label=app_label)
+    return held
+
+
+def load_permissions(user, *permissions: str) -> None:
+    """Find where `user` holds each of `permissions` at once, for the checks that follow
+    (permission_clusters gives the same answers one permission at a time): a page that
+    checks seeing tasks and then the operations it offers asks the database once in the
+    usual case, unscoped roles. What no unscoped role grants is left to
+    permission_clusters, which asks when (and if) the permission is checked."""
+    if not (user and user.is_authenticated and user.is_active):
+        return
+    cache = user.__dict__.setdefault(_CLUSTER_CACHE, {})
+    loaded = user.__dict__.setdefault(_LOADED, set())
+    wanted = [p for p in dict.fromkeys(permissions) if p not in cache and p not in loaded]
+    if not wanted:
+        return
+    loaded.update(wanted)
+    if user.is_superuser:
+        cache.update(dict.fromkeys(wanted, ALL_CLUSTERS))
+        return
+    every = {implied for permission in wanted for implied in _implied(permission)}
+    grants = get_user_model().groups.through.objects.filter(
+        user_id=user.pk, group__permissions__in=Permission.objects.filter(_held(every))
+    )
+    scoped = Exists(RoleScope.objects.filter(user_id=user.pk, group_id=OuterRef("group_id")))
+    # (The type stubs do not follow an annotation on an auto-created through model.)
+    rows = grants.annotate(scoped=scoped).values_list(  # type: ignore[misc]
+        "group_id",
+        "scoped",
+        "group__permissions__content_type__app_label",
+        "group__permissions__codename",
+    )
+    granted: dict[str, dict[int, bool]] = {}
+    for group_id, is_scoped, app_label, codename in rows:
+        granted.setdefault(f"{app_label}.{codename}", {})[group_id] = is_scoped
+    for permission in wanted:
+        groups: dict[int, bool] = {}
+        for implied in _implied(permission):
+            groups.update(granted.get(implied, {}))
+        if groups and not all(groups.values()):
+            cache[permission] = ALL_CLUSTERS  # an unscoped role grants it: nothing to add
+        # Otherwise (no role grants it, or scoped roles only) permission_clusters takes its
+        # own path when the permission is asked (direct grants and scoped roles are rare).
 
 
 def _permission_clusters(user, permissions: tuple[str, ...]) -> frozenset[int] | None:
@@ -110,10 +170,7 @@ def _permission_clusters(user, permissions: tuple[str, ...]) -> frozenset[int] |
     it."""
     if user.is_superuser:
         return ALL_CLUSTERS
-    held = Q(pk__in=[])
-    for permission in permissions:
-        app_label, codename = permission.split(".", 1)
-        held |= Q(codename=codename, content_type__app_label=app_label)
+    held = _held(permissions)
     grants = get_user_model().groups.through.objects.filter(
         user_id=user.pk, group__permissions__in=Permission.objects.filter(held)
     )
@@ -147,6 +204,9 @@ def can_view(user, task: TaskInstance | None = None) -> bool:
 
 
 def require_view(user) -> None:
+    """Refuse a user who may not see tasks. Every task permission is found with it, in one
+    statement in the usual case: the pages go on to ask which operations they offer."""
+    load_permissions(user, PERM_VIEW, *OPERATION_PERMISSIONS.values())
     if not can_view(user):
         raise NotPermitted("You do not have permission to view tasks (TASK_VIEWER).")
 
@@ -208,6 +268,8 @@ def get_subtask_for_user(user, task_id, subtask_id) -> SubtaskInstance:
 
 
 def get_operable_task_for_user(user, task_id, operation: str) -> TaskInstance:
+    """The task, when `user` may see it and run `operation` on it: the one access check of
+    a request that operates, whose task the rest of the request works on."""
     task = get_task_for_user(user, task_id)
     if not can_operate(user, operation, task):
         raise NotPermitted(refusal_message(operation))

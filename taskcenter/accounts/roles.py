@@ -12,7 +12,7 @@ VIEW_PERMISSIONS = [
     "tasks.view_taskinstance",
     "tasks.view_subtaskinstance",
     "tasks.view_taskdefinition",
-    "tasks.view_operation",
+    "tasks.view_auditentry",
 ]
 OPERATE_PERMISSIONS = [
     "tasks.retry_taskinstance",

@@ -22,7 +22,7 @@ from taskcenter.accounts.services import (
     AccountNotFound,
     time_zone_cache_key,
 )
-from taskcenter.tasks.models import Cluster, Operation, SubtaskInstance
+from taskcenter.tasks.models import AuditEntry, Cluster, SubtaskInstance
 
 
 def access_key_for_signature(*, key_id: str) -> tuple[AccessKey, str] | None:
@@ -180,7 +180,7 @@ def access_key_get(*, key_id: str) -> AccessKey:
 
 def account_operations(*, action: str = "", user: str = ""):
     """The account part of the audit trail (no task): who changed which user, role or key."""
-    rows = Operation.objects.filter(task__isnull=True, action__in=ACCOUNT_ACTIONS)
+    rows = AuditEntry.objects.filter(task__isnull=True, action__in=ACCOUNT_ACTIONS)
     if action:
         rows = rows.filter(action=action)
     if user:

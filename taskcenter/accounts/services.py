@@ -2,7 +2,7 @@
 
 Views check permission first with taskcenter.accounts.access; these services check again
 when an actor is given (actor=None is the command line, run by whoever holds the server).
-Every change writes an Operation row (task=None, a `target` text) in its transaction.
+Every change writes an AuditEntry row (task=None, a `target` text) in its transaction.
 """
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ class BasicSubtaskInstanceSerializer(_Fast):
     name = serializers.CharField()
     description = serializers.CharField(allow_blank=True)
     status = serializers.ChoiceField(choices=models.SubtaskStatus.choices)
-    operation = serializers.ChoiceField(choices=models.SubtaskOperation.choices)
+    operation = serializers.ChoiceField(choices=models.SubtaskRunMode.choices)
     seriesId = _int64()
 
     @staticmethod
@@ -140,7 +140,7 @@ class SubtaskInstanceSerializer(_Fast):
     description = serializers.CharField(allow_blank=True)
     timeout = serializers.IntegerField(help_text="Seconds.")
     status = serializers.ChoiceField(choices=models.SubtaskStatus.choices)
-    operation = serializers.ChoiceField(choices=models.SubtaskOperation.choices)
+    operation = serializers.ChoiceField(choices=models.SubtaskRunMode.choices)
     executor = serializers.CharField(allow_blank=True)
     runTime = serializers.IntegerField(help_text="How many times the subtask has run.")
     retryCount = serializers.IntegerField(help_text="Automatic retries allowed after a failure.")
@@ -217,7 +217,7 @@ class _TaskFields(_Fast):
     creator = CreatorSerializer(allow_null=True)
     status = serializers.ChoiceField(choices=models.TaskStatus.choices)
     type = serializers.ChoiceField(choices=models.TaskType.choices)
-    operation = serializers.ChoiceField(choices=models.TaskOperation.choices)
+    operation = serializers.ChoiceField(choices=models.TaskRunMode.choices)
     createTime = _time()
     startTime = _time()
     finishTime = _time()

@@ -26,9 +26,9 @@ from taskcenter.api.parsers import BoundedJSONParser
 from taskcenter.core import params as parse
 from taskcenter.core.errors import InvalidParameter
 from taskcenter.core.params import INT64_MAX, TEXT_MAX
-from taskcenter.tasks import diagnosis, dispatch, selectors
+from taskcenter.tasks import diagnosis, enqueue, selectors
 from taskcenter.tasks.models import TaskStatus, TaskType
-from taskcenter.tasks.operations import OPERATIONS, OperationSpec
+from taskcenter.tasks.verbs import VERBS, Verb
 
 # Operations take an optional {"reason"} as JSON or a form; clients that POST with no body
 # often still send a form content type.
@@ -226,11 +226,11 @@ def _task_schema(operation_id: str, summary: str):
     )
 
 
-def _task_operation(request, taskInstanceId, spec: OperationSpec):
+def _task_operation(request, taskInstanceId, verb: Verb):
     task_id = parse.identifier(taskInstanceId, "taskInstanceId")
-    access.get_operable_task_for_user(request.user, task_id, spec.key)
-    with dispatch.collect_queued() as queued:
-        spec.run(
+    access.get_operable_task_for_user(request.user, task_id, verb.key)
+    with enqueue.collect_queued() as queued:
+        verb.perform(
             task_id=task_id, subtask_id=None, actor=request.user, reason=operation_reason(request)
         )
     return ok(request, _wrapped(task_id), notice=_queued_notice(queued))
@@ -238,7 +238,7 @@ def _task_operation(request, taskInstanceId, spec: OperationSpec):
 
 def _queued_notice(queued: list[tuple[int, int]]) -> str | None:
     """The operation is committed; when its sends only reached the outbox, say so."""
-    return dispatch.queued_notice(queued) if queued else None
+    return enqueue.queued_notice(queued) if queued else None
 
 
 CANCEL_TASK_DESCRIPTION = (
@@ -257,14 +257,14 @@ CANCEL_TASK_DESCRIPTION = (
 @api_view(["POST"])
 @parser_classes(OPERATION_PARSERS)
 def task_retry(request, taskInstanceId):
-    return _task_operation(request, taskInstanceId, OPERATIONS["retry"])
+    return _task_operation(request, taskInstanceId, VERBS["retry"])
 
 
 @_task_schema("rollbackTask", "Roll back a FAILED task (give up), walking its subtasks in reverse")
 @api_view(["POST"])
 @parser_classes(OPERATION_PARSERS)
 def task_rollback(request, taskInstanceId):
-    return _task_operation(request, taskInstanceId, OPERATIONS["rollback"])
+    return _task_operation(request, taskInstanceId, VERBS["rollback"])
 
 
 @_task_schema("cancelTask", "Stop every RUNNING and READY subtask of a RUNNING task (extension)")
@@ -272,18 +272,18 @@ def task_rollback(request, taskInstanceId):
 @api_view(["POST"])
 @parser_classes(OPERATION_PARSERS)
 def task_cancel(request, taskInstanceId):
-    return _task_operation(request, taskInstanceId, OPERATIONS["cancel_task"])
+    return _task_operation(request, taskInstanceId, VERBS["cancel_task"])
 
 
 # --- Subtasks ---------------------------------------------------------------------------------------
 
 
-def _subtask_operation(request, taskInstanceId, subtaskInstanceId, spec: OperationSpec, **options):
+def _subtask_operation(request, taskInstanceId, subtaskInstanceId, verb: Verb, **options):
     task_id = parse.identifier(taskInstanceId, "taskInstanceId")
     subtask_id = parse.identifier(subtaskInstanceId, "subtaskInstanceId")
-    access.get_operable_task_for_user(request.user, task_id, spec.key)
-    with dispatch.collect_queued() as queued:
-        subtask = spec.run(
+    access.get_operable_task_for_user(request.user, task_id, verb.key)
+    with enqueue.collect_queued() as queued:
+        subtask = verb.perform(
             task_id=task_id,
             subtask_id=subtask_id,
             actor=request.user,
@@ -310,16 +310,14 @@ def _subtask_schema(operation_id: str, summary: str):
 @api_view(["POST"])
 @parser_classes(OPERATION_PARSERS)
 def subtask_retry(request, taskInstanceId, subtaskInstanceId):
-    return _subtask_operation(
-        request, taskInstanceId, subtaskInstanceId, OPERATIONS["subtask_retry"]
-    )
+    return _subtask_operation(request, taskInstanceId, subtaskInstanceId, VERBS["subtask_retry"])
 
 
 @_subtask_schema("skipSubtask", "Set a FAILED subtask to success (skip it)")
 @api_view(["POST"])
 @parser_classes(OPERATION_PARSERS)
 def subtask_skip(request, taskInstanceId, subtaskInstanceId):
-    return _subtask_operation(request, taskInstanceId, subtaskInstanceId, OPERATIONS["skip"])
+    return _subtask_operation(request, taskInstanceId, subtaskInstanceId, VERBS["skip"])
 
 
 QUEUED = OpenApiParameter(
@@ -346,7 +344,7 @@ def subtask_cancel(request, taskInstanceId, subtaskInstanceId):
         request,
         taskInstanceId,
         subtaskInstanceId,
-        OPERATIONS["cancel"],
+        VERBS["cancel"],
         queued=queued == "true",
     )
 

@@ -55,7 +55,7 @@ def header_context(request, task: TaskInstance, states) -> dict:
         "task_duration_parts": presenters.task_duration_parts(
             task, selectors.task_operator_wait(task_id=task.pk)
         ),
-        "seen": selectors.task_last_operation_id(task_id=task.pk),
+        "seen": selectors.task_last_audit_entry_id(task_id=task.pk),
     }
 
 

@@ -134,13 +134,11 @@ class AuditFilterForm(forms.Form):
 
 
 class ActionForm(forms.Form):
-    """What comes with an operation: the reason (required for Skip and Roll back), the
-    audit mark the page was rendered with (to tell "already done by X"), the selection."""
+    """What comes with a verb: the reason (required for Skip and Roll back), and the audit
+    mark the page was rendered with (to tell "already done by X")."""
 
     reason = forms.CharField(required=False, max_length=2000, strip=True)
     seen = forms.IntegerField(required=False, min_value=0)
-    selected = forms.IntegerField(required=False, min_value=1)
-    view = forms.ChoiceField(required=False, choices=[("flow", "flow"), ("log", "log")])
 
     def __init__(self, *args, reason_required: bool = False, **kwargs):
         super().__init__(*args, **kwargs)

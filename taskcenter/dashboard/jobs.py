@@ -13,7 +13,7 @@ from taskcenter.core.http import page, signed_in_view
 from taskcenter.dashboard import presenters
 from taskcenter.dashboard.schedule_forms import RunForm, parameter_type, shown_default
 from taskcenter.schedules import selectors as schedule_selectors
-from taskcenter.tasks import services
+from taskcenter.tasks import verbs
 
 RECENT_RUNS_LISTED = 3
 RECENT_RUNS_DETAIL = 10
@@ -73,7 +73,7 @@ def job_detail(request, key: str):
             raise NotPermitted("You do not have permission to run jobs.")
         if form.is_valid():
             try:
-                task = services.task_start(
+                task = verbs.task_start(
                     definition_name=spec.name, parameters=form.cleaned, creator=request.user
                 )
             except TaskCenterError as exc:

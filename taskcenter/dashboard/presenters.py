@@ -2,8 +2,8 @@
 columns, the live cursor, and which buttons an operator gets, enabled or not and why.
 
 Views and templates ask here so that the list, the header, the DAG and the live updates
-all use the same words. Permissions come from taskcenter.accounts.access; whether a state
-allows an operation mirrors the services' own checks (the services still decide).
+all use the same words. Permissions come from taskcenter.accounts.access; which states
+offer a verb and whether it is refused now are the verb's (taskcenter.tasks.verbs).
 """
 
 from __future__ import annotations
@@ -19,17 +19,18 @@ from django.utils import timezone
 
 from taskcenter.accounts import access
 from taskcenter.core.http import clean_query
+from taskcenter.dashboard.verb_words import WORDS
 from taskcenter.schedules import cron, describe
+from taskcenter.tasks import verbs
 from taskcenter.tasks.models import (
     SubtaskInstance,
-    SubtaskOperation,
+    SubtaskRunMode,
     SubtaskStatus,
     TaskInstance,
-    TaskOperation,
+    TaskRunMode,
     TaskStatus,
     TaskType,
 )
-from taskcenter.tasks.operations import OPERATIONS, TASK_OPERATIONS
 from taskcenter.tasks.selectors import SubtaskNode
 
 ACTIVE = {SubtaskStatus.READY, SubtaskStatus.RUNNING, SubtaskStatus.CANCELING}
@@ -59,8 +60,8 @@ def plain_words(value: str) -> str:
 
 # Keyed by plain strings: the labels are looked up with a row's stored values.
 _RUNNING_TASK_LABELS: dict[str, str] = {
-    TaskOperation.ROLLBACK: "Rolling back",
-    TaskOperation.RETRY: "Running (retry)",
+    TaskRunMode.ROLLBACK: "Rolling back",
+    TaskRunMode.RETRY: "Running (retry)",
 }
 
 
@@ -68,26 +69,26 @@ def task_label(status: str, operation: str) -> str:
     if status == TaskStatus.RUNNING:
         return _RUNNING_TASK_LABELS.get(operation, "Running")
     if status == TaskStatus.FAILED:
-        return "Rollback failed" if operation == TaskOperation.ROLLBACK else "Failed"
-    return "Rolled back" if operation == TaskOperation.ROLLBACK else "Successful"
+        return "Rollback failed" if operation == TaskRunMode.ROLLBACK else "Failed"
+    return "Rolled back" if operation == TaskRunMode.ROLLBACK else "Successful"
 
 
 def task_tone(status: str, operation: str) -> str:
     """The badge colour: running, failed, successful or rolledback."""
-    if status == TaskStatus.SUCCESSFUL and operation == TaskOperation.ROLLBACK:
+    if status == TaskStatus.SUCCESSFUL and operation == TaskRunMode.ROLLBACK:
         return "rolledback"
     return status.lower()
 
 
 _SUBTASK_LABELS: dict[tuple[str, str], str] = {
-    (SubtaskStatus.PENDING, SubtaskOperation.ROLLBACK): "Rolled back",
-    (SubtaskStatus.PENDING, SubtaskOperation.ROLLBACK_SKIP): "Rollback skipped",
-    (SubtaskStatus.READY, SubtaskOperation.ROLLBACK): "Rollback queued",
-    (SubtaskStatus.READY, SubtaskOperation.RETRY): "Queued (retry)",
-    (SubtaskStatus.RUNNING, SubtaskOperation.ROLLBACK): "Rolling back",
-    (SubtaskStatus.FAILED, SubtaskOperation.CANCEL): "Canceled",
-    (SubtaskStatus.FAILED, SubtaskOperation.ROLLBACK): "Rollback failed",
-    (SubtaskStatus.SUCCESSFUL, SubtaskOperation.SKIP): "Skipped",
+    (SubtaskStatus.PENDING, SubtaskRunMode.ROLLBACK): "Rolled back",
+    (SubtaskStatus.PENDING, SubtaskRunMode.ROLLBACK_SKIP): "Rollback skipped",
+    (SubtaskStatus.READY, SubtaskRunMode.ROLLBACK): "Rollback queued",
+    (SubtaskStatus.READY, SubtaskRunMode.RETRY): "Queued (retry)",
+    (SubtaskStatus.RUNNING, SubtaskRunMode.ROLLBACK): "Rolling back",
+    (SubtaskStatus.FAILED, SubtaskRunMode.CANCEL): "Canceled",
+    (SubtaskStatus.FAILED, SubtaskRunMode.ROLLBACK): "Rollback failed",
+    (SubtaskStatus.SUCCESSFUL, SubtaskRunMode.SKIP): "Skipped",
 }
 _SUBTASK_DEFAULT: dict[str, str] = {
     SubtaskStatus.PENDING: "Pending",
@@ -106,11 +107,11 @@ def subtask_label(status: str, operation: str) -> str:
 def subtask_tone(status: str, operation: str) -> str:
     """The colour key: the status, except that a finished rollback reads as rolled back."""
     if status == SubtaskStatus.PENDING and operation in (
-        SubtaskOperation.ROLLBACK,
-        SubtaskOperation.ROLLBACK_SKIP,
+        SubtaskRunMode.ROLLBACK,
+        SubtaskRunMode.ROLLBACK_SKIP,
     ):
         return "rolledback"
-    if status == SubtaskStatus.SUCCESSFUL and operation == SubtaskOperation.SKIP:
+    if status == SubtaskStatus.SUCCESSFUL and operation == SubtaskRunMode.SKIP:
         return "skipped"
     return status.lower()
 
@@ -129,7 +130,7 @@ class ShownDuration:
 
 
 NO_DURATION = ShownDuration("—")
-SKIPPED = {SubtaskOperation.SKIP, SubtaskOperation.ROLLBACK_SKIP}
+SKIPPED = {SubtaskRunMode.SKIP, SubtaskRunMode.ROLLBACK_SKIP}
 
 
 def subtask_duration(
@@ -303,9 +304,9 @@ def subtask_io(subtask: SubtaskInstance) -> dict:
 
 
 # --- Buttons -------------------------------------------------------------------------------------
-# Which operations a page offers, enabled or not and why. The words and the refusal rules
-# come from the operation registry (taskcenter.tasks.operations); this part only decides
-# which operations are worth showing for a state, and only to users who may run them.
+# Which verbs a page offers, enabled or not and why. Which states offer a verb and when it
+# is refused are the verb's own (taskcenter.tasks.verbs); the words are verb_words'. This
+# part only shows them, to the users who may do them.
 
 
 @dataclass(frozen=True)
@@ -319,44 +320,36 @@ class Button:
 
 
 def _permitted_buttons(
-    user, specs, task: TaskInstance, subtask: SubtaskInstance | None, url: str
+    user, offered: list[verbs.Verb], task: TaskInstance, subtask: SubtaskInstance | None, url: str
 ) -> list[Button]:
-    """A button for each operation the user's roles allow on this task; the others are not
-    shown at all. Enabled exactly when the operation's refusal predicate has no objection."""
+    """A button for each offered verb the user's roles allow on this task; the others are
+    not shown at all. Enabled exactly when the verb's refusal predicate has no objection."""
     buttons = []
-    for spec in specs:
-        if not access.can_operate(user, spec.key, task):
+    for verb in offered:
+        if not access.can_operate(user, verb.key, task):
             continue
-        refusal = spec.refused(task, subtask)
-        why = refusal.why if refusal else spec.hint_for(subtask)
-        url_of_op = f"{url}op={spec.key}"
-        buttons.append(Button(spec.key, spec.label, refusal is None, why, url_of_op, spec.danger))
+        refused = verb.refused(task, subtask)
+        words = WORDS[verb.key]
+        why = refused.why if refused else words.hint_for(subtask)
+        url_of_verb = f"{url}op={verb.key}"
+        buttons.append(
+            Button(verb.key, words.label, refused is None, why, url_of_verb, verb.danger)
+        )
     return buttons
 
 
 def task_buttons(user, task: TaskInstance) -> list[Button]:
-    """Retry and Roll back, and Cancel task while the task runs: none once it succeeded."""
-    if task.status == TaskStatus.SUCCESSFUL:
-        return []
-    specs = [
-        spec
-        for spec in TASK_OPERATIONS
-        if spec.key != "cancel_task" or task.status == TaskStatus.RUNNING
-    ]
+    """The task's verbs its state offers (Retry and Roll back until it succeeded, Cancel
+    task while it runs)."""
     url = reverse("dashboard:confirm", args=[task.pk]) + "?"
-    return _permitted_buttons(user, specs, task, None, url)
+    return _permitted_buttons(user, verbs.offered_verbs(task), task, None, url)
 
 
 def subtask_buttons(user, subtask: SubtaskInstance, task: TaskInstance) -> list[Button]:
-    """Retry and Skip for a failed subtask, Cancel for a running or queued one."""
-    if subtask.status == SubtaskStatus.FAILED:
-        specs = [OPERATIONS["subtask_retry"], OPERATIONS["skip"]]
-    elif subtask.status in (SubtaskStatus.READY, SubtaskStatus.RUNNING, SubtaskStatus.CANCELING):
-        specs = [OPERATIONS["cancel"]]
-    else:
-        return []
+    """The subtask's verbs its state offers (Retry and Skip when failed, Cancel while
+    queued or running)."""
     url = reverse("dashboard:confirm", args=[subtask.task_id]) + f"?subtask={subtask.pk}&"
-    return _permitted_buttons(user, specs, task, subtask, url)
+    return _permitted_buttons(user, verbs.offered_verbs(task, subtask), task, subtask, url)
 
 
 def current_subtask(subtasks: list[SubtaskNode]) -> SubtaskNode | None:

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from taskcenter.dashboard import fleet, jobs, operations, schedules_views, views
+from taskcenter.dashboard import fleet, jobs, schedules_views, verb_views, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -13,9 +13,9 @@ urlpatterns = [
     path("live/counts/", views.nav_counts_live, name="nav_counts_live"),
     path("tasks/<int:task_id>/", views.task_detail, name="task_detail"),
     path("tasks/<int:task_id>/live/", views.task_live, name="task_live"),
-    path("tasks/<int:task_id>/confirm/", operations.confirm, name="confirm"),
+    path("tasks/<int:task_id>/confirm/", verb_views.confirm, name="confirm"),
     path("tasks/<int:task_id>/diagnosis/", views.task_diagnosis, name="task_diagnosis"),
-    path("tasks/<int:task_id>/<str:op>/", operations.task_operate, name="task_operate"),
+    path("tasks/<int:task_id>/<str:op>/", verb_views.task_operate, name="task_operate"),
     path(
         "tasks/<int:task_id>/subtasks/<int:subtask_id>/",
         views.subtask_panel,
@@ -33,7 +33,7 @@ urlpatterns = [
     ),
     path(
         "tasks/<int:task_id>/subtasks/<int:subtask_id>/<str:op>/",
-        operations.subtask_operate,
+        verb_views.subtask_operate,
         name="subtask_operate",
     ),
     path("audit/", views.audit, name="audit"),

@@ -5,7 +5,7 @@ requires view permission, and turns the domain errors (TaskNotFound, NotPermitte
 InvalidParameter, ...) into a clear page, or into a flash message for htmx requests
 (taskcenter.core.http). Each view then calls the access helpers first (get_task_for_user /
 get_operable_task_for_user), reads through the selectors, and leaves the words to
-presenters and detail. Operations (confirm, run, refusals) are in dashboard.operations.
+presenters and detail. Operations (confirm, run, refusals) are in dashboard.audit_entries.
 
 Live parts poll with a cursor and answer 204 while nothing changed: the task list
 (task_list_live) and the top bar's counts (nav_counts_live), cursor = the latest change
@@ -46,7 +46,7 @@ from taskcenter.dashboard import dag, detail, log_poll, presenters, subtask_list
 from taskcenter.dashboard.forms import DEFAULT_PAGE_SIZE, AuditFilterForm, TaskFilterForm
 from taskcenter.schedules import selectors as schedule_selectors
 from taskcenter.tasks import diagnosis, selectors
-from taskcenter.tasks.models import Operation, TaskInstance, TaskStatus
+from taskcenter.tasks.models import AuditEntry, TaskInstance, TaskStatus
 
 LOG_DOWNLOAD_WINDOW = 1024 * 1024  # the download streams the log in windows of this size
 LIVE_LIST_MAX_IDS = 200
@@ -432,7 +432,7 @@ def subtask_panel(request, task_id: int, subtask_id: int):
         # An empty digest makes the next poll send everything, so nothing can be missed.
         "digest": "",
         **detail.panel_context(request, task, subtask, attempt=attempt),
-        "seen": selectors.task_last_operation_id(task_id=task.pk),
+        "seen": selectors.task_last_audit_entry_id(task_id=task.pk),
     }
     return render(request, "dashboard/_subtask_panel_swap.html", context)
 
@@ -511,7 +511,7 @@ def audit(request):
     user = request.user
     params = request.GET
 
-    def fetch(page_no: int, size: int) -> tuple[list[Operation], int]:
+    def fetch(page_no: int, size: int) -> tuple[list[AuditEntry], int]:
         queryset = selectors.operation_list(
             visible=access.visible_tasks(user),
             params=params,

@@ -31,7 +31,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from taskcenter.core.errors import RollbackProhibited
-from taskcenter.tasks import definitions, services
+from taskcenter.tasks import definitions, services, verbs
 from taskcenter.tasks.definitions import DefinitionSpec, SubtaskSpec
 from taskcenter.tasks.models import (
     Cluster,
@@ -196,7 +196,7 @@ class HistoryPlayer:
 
     def _play_one(self, plan: _Plan, start: datetime, clock) -> str:
         clock.move_to(start)
-        task = services.task_start(
+        task = verbs.task_start(
             definition_name=plan.spec.name,
             parameters=plan.params,
             creator=plan.creator,
@@ -211,11 +211,11 @@ class HistoryPlayer:
         clock.move_to(end + timedelta(seconds=self.rng.uniform(60, 3 * 3600)))
         actor = self.rng.choice(self.operators)
         if plan.outcome == RETRIED:
-            services.task_retry(task_id=task.pk, actor=actor)
+            verbs.task_retry(task_id=task.pk, actor=actor)
         else:
             reason = "give up: " + self.rng.choice(["not needed any more", "wrong target", ""])
             try:
-                services.task_rollback(task_id=task.pk, actor=actor, reason=reason)
+                verbs.task_rollback(task_id=task.pk, actor=actor, reason=reason)
             except RollbackProhibited:  # the failed run passed a step that forbids it
                 return FAILED
         self._run_attempts(task.pk, plan, timezone.now(), clock)

@@ -1,6 +1,6 @@
 """Send subtask attempts to the workers through Celery.
 
-The services decide what to send and when (taskcenter.tasks.dispatch, on commit); this
+The services decide what to send and when (taskcenter.tasks.enqueue, on commit); this
 module is the sender the engine registers there when its app is ready. It picks each
 attempt's queue from TASKCENTER_QUEUE_ROUTES (by node type and the task's cluster), so
 that workers started with `-Q` run only the subtasks meant for them; with no routes every
@@ -18,7 +18,7 @@ from taskcenter.celery import app
 from taskcenter.engine import outbox
 from taskcenter.engine.celery_tasks import run_attempt
 from taskcenter.tasks import selectors
-from taskcenter.tasks.dispatch import register_attempt_sender
+from taskcenter.tasks.enqueue import register_attempt_sender
 from taskcenter.tasks.models import NodeType
 
 

@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from taskcenter.core.errors import TaskCenterError
 from taskcenter.schedules import jobs, selectors
 from taskcenter.schedules.models import Fire, FireOutcome, OverlapPolicy, Plan, PlanItem
-from taskcenter.tasks import services as task_services
+from taskcenter.tasks import verbs as task_verbs
 from taskcenter.tasks.audit import audit_entry, audit_record_many
 from taskcenter.tasks.definitions import DefinitionSpec
 from taskcenter.tasks.models import TaskType
@@ -51,7 +51,7 @@ def fire_start(
         if running is not None:
             return _skip(fire, _still_running(running))
     try:
-        [started] = task_services.task_start_many(starts=[job_start(plan, actor)])
+        [started] = task_verbs.task_start_many(starts=[job_start(plan, actor)])
     except TaskCenterError as exc:  # an unknown job class
         started = exc
     if isinstance(started, TaskCenterError):
@@ -89,7 +89,7 @@ def _start_all(due: list[tuple[PlanItem, datetime]]) -> list[Fire]:
     running = selectors.plans_running_contexts(
         plan_ids=[item.plan_id for item, _ in due if item.plan.overlap_policy == OverlapPolicy.SKIP]
     )
-    starting: list[tuple[Fire, task_services.TaskStart]] = []
+    starting: list[tuple[Fire, task_verbs.TaskStart]] = []
     for (item, _), fire in zip(due, fires, strict=True):
         if item.plan_id in running:
             _mark_skipped(fire, _still_running(running[item.plan_id]))
@@ -98,7 +98,7 @@ def _start_all(due: list[tuple[PlanItem, datetime]]) -> list[Fire]:
             starting.append((fire, job_start(item.plan)))
         except TaskCenterError as exc:  # an unknown job class
             _mark_skipped(fire, _not_started(exc))
-    started = task_services.task_start_many(starts=[start for _, start in starting])
+    started = task_verbs.task_start_many(starts=[start for _, start in starting])
     for (fire, _), task in zip(starting, started, strict=True):
         if isinstance(task, TaskCenterError):
             _mark_skipped(fire, _not_started(task))
@@ -115,9 +115,9 @@ def job_definition_of(plan: Plan) -> DefinitionSpec:
     return jobs.job_definition(jobs.job_class_get(plan.job_class))
 
 
-def job_start(plan: Plan, actor=None) -> task_services.TaskStart:
+def job_start(plan: Plan, actor=None) -> task_verbs.TaskStart:
     """The start of a run of the plan's job (raises as job_definition_of)."""
-    return task_services.TaskStart(
+    return task_verbs.TaskStart(
         definition_name=job_definition_of(plan).name,
         parameters=plan.job_params,
         creator=actor or plan.updated_by or plan.created_by,

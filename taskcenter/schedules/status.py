@@ -18,9 +18,9 @@ from django.db.models import Case, CharField, Exists, OuterRef, Q, Value, When
 
 from taskcenter.tasks.models import (
     SubtaskInstance,
-    SubtaskOperation,
+    SubtaskRunMode,
     SubtaskStatus,
-    TaskOperation,
+    TaskRunMode,
     TaskStatus,
 )
 
@@ -42,13 +42,13 @@ def job_status() -> Case:
         SubtaskInstance.objects.filter(
             task_id=OuterRef("pk"),
             status=SubtaskStatus.FAILED,
-            operation=SubtaskOperation.CANCEL,
+            operation=SubtaskRunMode.CANCEL,
         )
     )
     return Case(
         When(Q(~started, status=TaskStatus.RUNNING), then=Value(PENDING)),
         When(status=TaskStatus.RUNNING, then=Value(RUNNING)),
-        When(status=TaskStatus.SUCCESSFUL, operation=TaskOperation.ROLLBACK, then=Value(CANCELLED)),
+        When(status=TaskStatus.SUCCESSFUL, operation=TaskRunMode.ROLLBACK, then=Value(CANCELLED)),
         When(status=TaskStatus.SUCCESSFUL, then=Value(SUCCESSFUL)),
         When(Q(cancelled, status=TaskStatus.FAILED), then=Value(CANCELLED)),
         When(status=TaskStatus.FAILED, then=Value(FAILED)),

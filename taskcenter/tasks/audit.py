@@ -11,12 +11,12 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from taskcenter.core.trace import current_trace_id
-from taskcenter.tasks.models import Operation
+from taskcenter.tasks.models import AuditEntry
 
 
 class Action(StrEnum):
     """The audit actions of task changes (account changes: accounts.selectors.ACCOUNT_ACTIONS).
-    The operator's operations name theirs in taskcenter.tasks.operations."""
+    The operator's operations name theirs in taskcenter.tasks.audit_entries."""
 
     START = "START"
     RETRY = "RETRY"
@@ -29,7 +29,7 @@ class Action(StrEnum):
     WORKER_LOST = "WORKER_LOST"
 
 
-TARGET_MAX = Operation._meta.get_field("target").max_length or 255
+TARGET_MAX = AuditEntry._meta.get_field("target").max_length or 255
 
 
 class _Row(Protocol):
@@ -56,7 +56,7 @@ def audit_entry(
     from_status: str = "",
     to_status: str = "",
     reason: str = "",
-) -> Operation:
+) -> AuditEntry:
     """One audit row, not yet written: `audit_record` writes one, `audit_record_many` a
     batch of them in one statement.
 
@@ -65,7 +65,7 @@ def audit_entry(
     """
     if task is not None:
         target = f"task {task.pk}" + (f" / subtask {subtask.pk} {subtask.name}" if subtask else "")
-    return Operation(
+    return AuditEntry(
         actor=actor,
         actor_name=actor_name(actor),
         action=action,
@@ -79,13 +79,13 @@ def audit_entry(
     )
 
 
-def audit_record(**fields: Any) -> Operation:
+def audit_record(**fields: Any) -> AuditEntry:
     """Write one audit row (the fields of `audit_entry`)."""
     entry = audit_entry(**fields)
     entry.save(force_insert=True)
     return entry
 
 
-def audit_record_many(entries: list[Operation]) -> list[Operation]:
+def audit_record_many(entries: list[AuditEntry]) -> list[AuditEntry]:
     """Write the rows of `audit_entry` for a batch of changes (many tasks started at once)."""
-    return Operation.objects.bulk_create(entries)
+    return AuditEntry.objects.bulk_create(entries)

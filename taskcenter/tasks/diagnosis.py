@@ -122,7 +122,7 @@ def _operations(task: TaskInstance) -> list[dict[str, Any]]:
             "reason": op.reason,
             "traceId": op.trace_id,
         }
-        for op in task.operations.order_by("id")
+        for op in task.audit_entries.order_by("id")
     ]
 
 

@@ -19,7 +19,7 @@ from django_filters import rest_framework as filters
 
 from taskcenter.core import params as parse
 from taskcenter.core.errors import InvalidParameter
-from taskcenter.tasks.models import Operation, TaskInstance, TaskName, TaskStatus, TaskType
+from taskcenter.tasks.models import AuditEntry, TaskInstance, TaskName, TaskStatus, TaskType
 
 SORT_FIELDS = {
     "id": "id",
@@ -290,7 +290,7 @@ class OperationFilter(filters.FilterSet):
     createdTo = DateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
-        model = Operation
+        model = AuditEntry
         fields: list[str] = []
 
 

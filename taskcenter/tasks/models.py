@@ -99,7 +99,10 @@ class TaskType(models.TextChoices):
     SYS_SCHEDULED = "SYS_SCHEDULED"
 
 
-class TaskOperation(models.TextChoices):
+class TaskRunMode(models.TextChoices):
+    """How a task runs now: its first run, a retry or a rollback. Stored in the task's
+    `operation` field, the name OCP's API gives it."""
+
     EXECUTE = "EXECUTE"
     RETRY = "RETRY"
     ROLLBACK = "ROLLBACK"
@@ -117,7 +120,10 @@ class SubtaskStatus(models.TextChoices):
 ACTIVE_SUBTASK_STATUSES = (SubtaskStatus.READY, SubtaskStatus.RUNNING, SubtaskStatus.CANCELING)
 
 
-class SubtaskOperation(models.TextChoices):
+class SubtaskRunMode(models.TextChoices):
+    """How a subtask's latest attempt runs or ended (skipped, canceled). Stored in its
+    `operation` field, the name OCP's API gives it."""
+
     EXECUTE = "EXECUTE"
     RETRY = "RETRY"
     ROLLBACK = "ROLLBACK"
@@ -171,7 +177,7 @@ class TaskInstance(models.Model):
     status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.RUNNING)
     type = models.CharField(max_length=16, choices=TaskType.choices, default=TaskType.MANUAL)
     operation = models.CharField(
-        max_length=16, choices=TaskOperation.choices, default=TaskOperation.EXECUTE
+        max_length=16, choices=TaskRunMode.choices, default=TaskRunMode.EXECUTE
     )
     executor = models.CharField(max_length=255, blank=True)
     prohibit_rollback = models.BooleanField(default=False)
@@ -212,7 +218,7 @@ class TaskInstance(models.Model):
 
     @property
     def is_rolled_back(self) -> bool:
-        return self.status == TaskStatus.SUCCESSFUL and self.operation == TaskOperation.ROLLBACK
+        return self.status == TaskStatus.SUCCESSFUL and self.operation == TaskRunMode.ROLLBACK
 
 
 class SubtaskInstance(models.Model):
@@ -229,7 +235,7 @@ class SubtaskInstance(models.Model):
         max_length=16, choices=SubtaskStatus.choices, default=SubtaskStatus.PENDING
     )
     operation = models.CharField(
-        max_length=16, choices=SubtaskOperation.choices, default=SubtaskOperation.EXECUTE
+        max_length=16, choices=SubtaskRunMode.choices, default=SubtaskRunMode.EXECUTE
     )
     executor = models.CharField(max_length=255, blank=True)
     run_time = models.PositiveIntegerField(default=0)
@@ -272,7 +278,7 @@ class SubtaskInstance(models.Model):
 
     @property
     def is_rollback(self) -> bool:
-        return self.operation in (SubtaskOperation.ROLLBACK, SubtaskOperation.ROLLBACK_SKIP)
+        return self.operation in (SubtaskRunMode.ROLLBACK, SubtaskRunMode.ROLLBACK_SKIP)
 
 
 class LogChunk(models.Model):
@@ -301,27 +307,28 @@ class LogChunk(models.Model):
         return f"subtask {self.subtask_id} bytes {self.offset}+{self.length}"
 
 
-class Operation(models.Model):
-    """The audit trail: one row per operation, written in the transaction of the change."""
+class AuditEntry(models.Model):
+    """One entry of the audit trail: who did what to which task, subtask or account, from
+    which status to which, and why; written in the transaction of the change."""
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
-        related_name="operations",
+        related_name="audit_entries",
     )
     actor_name = models.CharField(max_length=150, help_text="Kept if the user is deleted.")
     action = models.CharField(max_length=32, db_index=True)
     task = models.ForeignKey(
-        TaskInstance, on_delete=models.CASCADE, null=True, blank=True, related_name="operations"
+        TaskInstance, on_delete=models.CASCADE, null=True, blank=True, related_name="audit_entries"
     )
     subtask = models.ForeignKey(
         SubtaskInstance,
         on_delete=models.CASCADE,
         null=True,
         blank=True,
-        related_name="operations",
+        related_name="audit_entries",
     )
     target = models.CharField(max_length=255, blank=True)
     from_status = models.CharField(max_length=32, blank=True)

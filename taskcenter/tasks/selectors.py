@@ -20,10 +20,10 @@ from taskcenter.tasks import definitions
 from taskcenter.tasks.filters import filter_operations, filter_tasks, parse_sort
 from taskcenter.tasks.models import (
     ACTIVE_SUBTASK_STATUSES,
+    AuditEntry,
     Cluster,
     Host,
     LogChunk,
-    Operation,
     SubtaskInstance,
     SubtaskStatus,
     TaskDefinition,
@@ -540,7 +540,7 @@ def task_filter_choices(
 
 def operation_list(
     *, visible: QuerySet[TaskInstance], params, include_account_changes: bool = False
-) -> QuerySet[Operation]:
+) -> QuerySet[AuditEntry]:
     """The audit trail, newest first, filtered by user, action, task and time (a QueryDict).
 
     Operations on tasks in `visible` (from visible_tasks(user)), plus the changes to users,
@@ -550,13 +550,13 @@ def operation_list(
     shown = Q(task__in=visible.values("pk"))
     if include_account_changes:
         shown |= Q(task__isnull=True)
-    queryset = Operation.objects.filter(shown).select_related("task", "subtask")
+    queryset = AuditEntry.objects.filter(shown).select_related("task", "subtask")
     return filter_operations(queryset, params).order_by("-id")
 
 
 def operation_page(
-    *, queryset: QuerySet[Operation], page: int, size: int
-) -> tuple[list[Operation], int]:
+    *, queryset: QuerySet[AuditEntry], page: int, size: int
+) -> tuple[list[AuditEntry], int]:
     return list(queryset[(page - 1) * size : page * size]), queryset.count()
 
 
@@ -566,7 +566,7 @@ def operation_actions(
     """The actions that occur in the audit trail, for its filter menu: of the rows the
     viewer may see (operation_list's `visible` and `include_account_changes`); all of them
     when `visible` is None."""
-    rows = Operation.objects.all()
+    rows = AuditEntry.objects.all()
     if visible is not None or not include_account_changes:
         shown = Q(task__in=visible.values("pk")) if visible is not None else Q(task__isnull=False)
         if include_account_changes:
@@ -575,10 +575,10 @@ def operation_actions(
     return list(rows.order_by("action").values_list("action", flat=True).distinct())
 
 
-def task_last_operation_id(*, task_id: int) -> int:
+def task_last_audit_entry_id(*, task_id: int) -> int:
     """The id of the newest audit row of a task (0 if none): a page's "seen up to" mark."""
     return (
-        Operation.objects.filter(task_id=task_id)
+        AuditEntry.objects.filter(task_id=task_id)
         .order_by("-id")
         .values_list("pk", flat=True)
         .first()
@@ -601,7 +601,7 @@ def task_operator_wait(*, task_id: int) -> timedelta:
     waited = timedelta(0)
     failed_at: datetime | None = None
     rows = (
-        Operation.objects.filter(task_id=task_id, action__in=("FINISH", *_OPERATOR_ACTIONS))
+        AuditEntry.objects.filter(task_id=task_id, action__in=("FINISH", *_OPERATOR_ACTIONS))
         .order_by("pk")
         .values_list("action", "to_status", "created_at")
     )
@@ -614,10 +614,10 @@ def task_operator_wait(*, task_id: int) -> timedelta:
     return waited
 
 
-def task_operations_after(*, task_id: int, after_id: int) -> list[Operation]:
+def task_audit_entries_after(*, task_id: int, after_id: int) -> list[AuditEntry]:
     """Audit rows of a task newer than after_id by a person, newest first."""
     return list(
-        Operation.objects.filter(task_id=task_id, pk__gt=after_id, actor__isnull=False)
+        AuditEntry.objects.filter(task_id=task_id, pk__gt=after_id, actor__isnull=False)
         .select_related("subtask")
         .order_by("-id")[:20]
     )

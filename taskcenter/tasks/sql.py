@@ -24,7 +24,7 @@ from taskcenter.tasks.models import (
     ACTIVE_SUBTASK_STATUSES,
     LogChunk,
     SubtaskInstance,
-    SubtaskOperation,
+    SubtaskRunMode,
     SubtaskStatus,
     TaskInstance,
 )
@@ -208,7 +208,7 @@ def forward_end_in_one_statement(
             attempt,
             SubtaskStatus.RUNNING,
             SubtaskStatus.CANCELING,
-            SubtaskOperation.ROLLBACK,
+            SubtaskRunMode.ROLLBACK,
             len(log),
             settings.TASKCENTER_LOG_CAP_BYTES,
             *chunk_params,
@@ -231,7 +231,7 @@ def ready_assignments(operation: str, count_run: bool) -> list[tuple[str, str, l
     ]
     if count_run:
         assignments.append(("run_time", "run_time + 1", []))
-    if operation == SubtaskOperation.ROLLBACK:
+    if operation == SubtaskRunMode.ROLLBACK:
         assignments.append(("rollback_pending", "%s", [False]))
     return assignments
 
@@ -261,7 +261,7 @@ def count_off_assignments() -> tuple[str, list[Any]]:
     last_one = "upstreams_left <= 1 AND status = %s"
     sets = ["upstreams_left = upstreams_left - 1"]
     params: list[Any] = []
-    for column, value, values in ready_assignments(SubtaskOperation.EXECUTE, count_run=True):
+    for column, value, values in ready_assignments(SubtaskRunMode.EXECUTE, count_run=True):
         sets.append(f"{column} = CASE WHEN {last_one} THEN {value} ELSE {column} END")
         params += [SubtaskStatus.PENDING, *values]
     return ", ".join(sets), params

@@ -44,7 +44,7 @@ def narrow_role() -> Group:
             permissions=[
                 "tasks.view_taskinstance",
                 "tasks.view_subtaskinstance",
-                "tasks.view_operation",
+                "tasks.view_auditentry",
                 "tasks.retry_taskinstance",
                 "tasks.cancel_subtaskinstance",
             ],

@@ -60,7 +60,7 @@ def test_a_role_made_as_the_role_page_suggests_sees_and_operates(page, live_serv
     page.locator('[data-action="retry"]').click()
     page.locator("dialog[open]").get_by_role("button", name="Retry task").click()
     expect(page.get_by_text("Retry started")).to_be_visible()
-    assert task.operations.filter(action="RETRY", actor_name="rita").exists()
+    assert task.audit_entries.filter(action="RETRY", actor_name="rita").exists()
 
 
 def test_a_user_without_a_role_is_not_sent_back_to_the_same_refusal(page, live_server, db):

@@ -9,7 +9,7 @@ from django.test import Client
 
 from taskcenter.accounts import roles, services
 from taskcenter.core.errors import NotPermitted
-from taskcenter.tasks.models import Operation
+from taskcenter.tasks.models import AuditEntry
 from tests.accounts.conftest import PASSWORD
 from tests.conftest import client_for, make_user
 
@@ -59,7 +59,7 @@ def test_superusers_use_djangos_admin_and_their_changes_are_audited(superuser):
     assert client.get("/admin/").status_code == 200
     response = client.post("/admin/auth/group/add/", {"name": "Night shift"})
     assert response.status_code == 302
-    row = Operation.objects.get(action="ADMIN_SITE_ADD")
+    row = AuditEntry.objects.get(action="ADMIN_SITE_ADD")
     assert row.actor_name == "root" and "Night shift" in row.target
 
 

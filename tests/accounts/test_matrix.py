@@ -55,7 +55,7 @@ def snapshot(task) -> tuple:
         task.status,
         task.operation,
         list(task.subtasks.order_by("pk").values_list("status", "operation", "attempt")),
-        task.operations.count(),
+        task.audit_entries.count(),
     )
 
 
@@ -241,6 +241,6 @@ def test_operations(world, persona, op, face):
                 assert confirm == expected and response.status_code == expected
         if expected == OK:
             assert snapshot(task) != before
-            assert task.operations.filter(actor=user).exists()
+            assert task.audit_entries.filter(actor=user).exists()
         else:
             assert snapshot(task) == before  # a refusal changes nothing

@@ -12,7 +12,7 @@ from django.test import Client
 
 from taskcenter.accounts import roles, services
 from taskcenter.accounts.models import AccessKey
-from taskcenter.tasks.models import Operation
+from taskcenter.tasks.models import AuditEntry
 from tests.accounts.conftest import PASSWORD, narrow_role
 from tests.api.test_signature import signed_request
 from tests.conftest import client_for, make_user
@@ -51,7 +51,7 @@ def state() -> tuple:
         list(User.objects.order_by("pk").values_list("username", "is_active", "password")),
         list(Group.objects.order_by("pk").values_list("name")),
         list(AccessKey.objects.order_by("pk").values_list("key_id", "revoked_at")),
-        Operation.objects.count(),
+        AuditEntry.objects.count(),
     )
 
 
@@ -198,7 +198,7 @@ def test_admin_sets_roles_and_scopes(people, clusters):
     assert [g.name for g in User.objects.get(pk=viewer.pk).groups.all()] == [roles.MANAGER]
     page = client_for(people["admin"]).get("/manage/users/").content.decode()
     assert "TASK_MANAGER · scoped" in page
-    actions = list(Operation.objects.values_list("action", flat=True).order_by("id"))
+    actions = list(AuditEntry.objects.values_list("action", flat=True).order_by("id"))
     assert actions == ["ROLE_REVOKE", "ROLE_GRANT"]
 
 
@@ -235,7 +235,7 @@ def test_own_password_change_keeps_the_session(people):
     assert response.status_code == 302
     assert client.get("/account/").status_code == 200
     assert User.objects.get(username="operator").check_password("New-passw0rd-7")
-    assert Operation.objects.get().action == "PASSWORD_CHANGE"
+    assert AuditEntry.objects.get().action == "PASSWORD_CHANGE"
 
 
 def basic(username: str, password: str = PASSWORD) -> Client:
@@ -265,7 +265,7 @@ def test_deactivated_users_are_refused_at_once_everywhere(people):
     assert refused.status_code == 401
     signin = Client().post("/login/", {"username": "viewer", "password": PASSWORD})
     assert signin.status_code == 200 and "_auth_user_id" not in signin.client.session
-    assert Operation.objects.filter(action="USER_DEACTIVATE", actor=people["admin"]).exists()
+    assert AuditEntry.objects.filter(action="USER_DEACTIVATE", actor=people["admin"]).exists()
 
 
 def test_admins_cannot_deactivate_themselves(people):

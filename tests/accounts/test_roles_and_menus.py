@@ -12,7 +12,7 @@ from django.test import Client
 from taskcenter.accounts import access, roles, services
 from taskcenter.core.errors import NotPermitted
 from taskcenter.tasks.models import Host, TaskType
-from taskcenter.tasks.operations import OPERATIONS
+from taskcenter.tasks.verbs import VERBS as TASK_VERBS
 from tests.accounts.conftest import scoped_operator
 from tests.conftest import client_for, make_user
 
@@ -25,14 +25,14 @@ OBJECTS = {"tasks", "subtasks", "jobs", "schedules"}
 
 def _refusal_for(user, key: str, task) -> str:
     with pytest.raises(NotPermitted) as refused:
-        if key in OPERATIONS:
+        if key in TASK_VERBS:
             access.get_operable_task_for_user(user, task.pk, key)
         else:
             access.require_manage_schedules(user, run=key == "run")
     return refused.value.message
 
 
-@pytest.mark.parametrize("key", [*OPERATIONS, "run", "manage_schedules"])
+@pytest.mark.parametrize("key", [*TASK_VERBS, "run", "manage_schedules"])
 def test_every_permission_is_refused_in_a_sentence(key, clusters, tasks):
     """ "You do not have permission to <verb> <things>." for every operation, never the
     permission's key turned into words ("to subtask retry tasks")."""
@@ -48,8 +48,8 @@ def test_every_permission_is_refused_in_a_sentence(key, clusters, tasks):
     verb, things = found.groups()
     assert verb in VERBS and things in OBJECTS, message
     assert "_" not in message and key.replace("_", " ") not in message.replace(verb, "", 1)
-    if key in OPERATIONS:
-        assert things == ("subtasks" if OPERATIONS[key].on_subtask else "tasks"), message
+    if key in TASK_VERBS:
+        assert things == ("subtasks" if TASK_VERBS[key].on_subtask else "tasks"), message
 
 
 # --- Operating implies viewing -----------------------------------------------------------------
@@ -212,11 +212,11 @@ def test_scoped_users_filter_options_in_the_api_hold_only_their_clusters(cluster
 
 
 def test_scoped_users_audit_menu_and_counts_come_from_their_scope(clusters, tasks):
-    from taskcenter.tasks import services as task_services
+    from taskcenter.tasks import verbs
 
     on_a, on_b = tasks
     admin = make_user("root", roles.ADMIN)
-    task_services.task_rollback(task_id=on_b.pk, actor=admin, reason="bravo only")
+    verbs.task_rollback(task_id=on_b.pk, actor=admin, reason="bravo only")
     scoped = scoped_operator(clusters[0])
     page = client_for(scoped).get("/audit/").content.decode()
     assert "ROLLBACK" not in _options(page, "action")

@@ -14,7 +14,7 @@ from django.core.management.base import CommandError
 from taskcenter.accounts import access, roles, services
 from taskcenter.accounts.models import AccessKey, RoleScope
 from taskcenter.core.errors import InvalidParameter, NotPermitted
-from taskcenter.tasks.models import Operation
+from taskcenter.tasks.models import AuditEntry
 from tests.accounts.conftest import PASSWORD, narrow_role
 from tests.conftest import make_user
 
@@ -23,7 +23,7 @@ User = get_user_model()
 
 def audit_actions() -> list[str]:
     return list(
-        Operation.objects.filter(task__isnull=True).order_by("id").values_list("action", flat=True)
+        AuditEntry.objects.filter(task__isnull=True).order_by("id").values_list("action", flat=True)
     )
 
 
@@ -75,7 +75,7 @@ def test_user_create_with_scoped_roles_is_audited(clusters, admin):
     assert user.check_password(PASSWORD) and user.is_active
     assert list(RoleScope.objects.get(user=user).clusters.all()) == [a]
     assert audit_actions() == ["USER_CREATE", "ROLE_GRANT"]
-    grant = Operation.objects.get(action="ROLE_GRANT")
+    grant = AuditEntry.objects.get(action="ROLE_GRANT")
     assert grant.actor == admin and grant.actor_name == "admin" and grant.created_at
     assert grant.target == "user carol" and "TASK_MANAGER on alpha" in grant.reason
 
@@ -94,11 +94,11 @@ def test_user_create_with_scoped_roles_is_audited(clusters, admin):
     ],
 )
 def test_user_create_refuses_bad_input_and_changes_nothing(admin, username, password, field):
-    before = (User.objects.count(), Operation.objects.count())
+    before = (User.objects.count(), AuditEntry.objects.count())
     with pytest.raises(InvalidParameter) as refused:
         services.user_create(username=username, password=password, actor=admin)
     assert f"'{field}'" in refused.value.message
-    assert (User.objects.count(), Operation.objects.count()) == before
+    assert (User.objects.count(), AuditEntry.objects.count()) == before
 
 
 def test_only_admins_manage_users(viewer, operator):
@@ -110,7 +110,7 @@ def test_only_admins_manage_users(viewer, operator):
         services.user_set_password(user_id=viewer.pk, password="N3w-passw0rd!", actor=operator)
     with pytest.raises(NotPermitted):
         services.role_create(name="x", permissions=[], actor=operator)
-    assert fresh(viewer).is_active and not Operation.objects.exists()
+    assert fresh(viewer).is_active and not AuditEntry.objects.exists()
 
 
 def test_an_admin_cannot_take_over_a_superuser(admin):

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from taskcenter.accounts import roles
-from taskcenter.tasks.models import Operation, TaskInstance
+from taskcenter.tasks.models import AuditEntry, TaskInstance
 from tests.conftest import basic_client, make_user
 from tests.factories import failed_task, first_subtask_with
 
@@ -49,7 +49,7 @@ def test_twenty_simultaneous_retries_give_one_success_and_nineteen_20003(no_brok
     outcome = Counter((status, body.get("error", {}).get("code")) for status, body in results)
     assert outcome == {(200, None): 1, (400, 20003): CALLERS - 1}, outcome
     assert TaskInstance.objects.get(pk=task.pk).status == "RUNNING"
-    assert Operation.objects.filter(task=task, action="RETRY").count() == 1
+    assert AuditEntry.objects.filter(task=task, action="RETRY").count() == 1
     assert len(no_broker) == 1  # the failed subtask was enqueued once
 
 
@@ -62,4 +62,4 @@ def test_twenty_simultaneous_subtask_skips_give_one_success(no_broker):
     results = post_all_at_once(url, "operator")
     outcome = Counter((status, body.get("error", {}).get("code")) for status, body in results)
     assert outcome == {(200, None): 1, (400, 20003): CALLERS - 1}, outcome
-    assert Operation.objects.filter(task=task, action="SKIP").count() == 1
+    assert AuditEntry.objects.filter(task=task, action="SKIP").count() == 1

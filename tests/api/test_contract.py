@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from taskcenter.accounts import roles
-from taskcenter.tasks import selectors, services
+from taskcenter.tasks import selectors, services, verbs
 from taskcenter.tasks.models import SubtaskInstance, TaskInstance
 from tests.api.conftest import ISO_WITH_OFFSET, check_envelope
 from tests.conftest import basic_client, make_user
@@ -165,7 +165,7 @@ def reinstall_task(eager_engine):
     """The seed sample's own task, "Reinstall OCP agent", really run (shell steps)."""
     operator = make_user("operator", roles.MANAGER)
     cluster, tenant = make_cluster_and_tenant()
-    task = services.task_start(
+    task = verbs.task_start(
         definition_name="Reinstall OCP agent", creator=operator, cluster=cluster, tenant=tenant
     )
     task = selectors.task_get(task_id=task.pk)
@@ -237,7 +237,7 @@ def test_task_without_cluster_tenant_or_creator_reports_nulls(as_viewer):
 def test_retry_returns_the_wrapped_task_after_the_change(eager_engine):
     operator = make_user("operator", roles.MANAGER)
     cluster, tenant = make_cluster_and_tenant()
-    task = services.task_start(
+    task = verbs.task_start(
         definition_name="Migrate tenant",
         parameters={"fail_step": "copy", "fail_times": 1, "step_seconds": 0},
         creator=operator,
@@ -297,7 +297,7 @@ def test_operation_reason_is_kept_in_the_audit_trail(as_operator):
         content_type="application/json",
     )
     enveloped(response)
-    operation = task.operations.get(action="RETRY")
+    operation = task.audit_entries.get(action="RETRY")
     assert (operation.reason, operation.actor_name) == ("network blip", "operator")
     assert operation.trace_id == response.json()["traceId"]
 
@@ -360,7 +360,7 @@ def test_info_answers_without_credentials(anonymous):
 
 def test_download_diagnosis_has_summary_and_a_log_per_attempt(eager_engine):
     make_user("operator", roles.MANAGER)
-    task = services.task_start(
+    task = verbs.task_start(
         definition_name="Migrate tenant",
         parameters={"fail_step": "copy", "fail_times": 1, "step_seconds": 0},
     )

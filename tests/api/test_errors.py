@@ -136,7 +136,7 @@ def test_bad_log_parameters_name_the_parameter(as_viewer, query, parameter):
 
 def test_malformed_json_body_is_refused_and_changes_nothing(as_operator):
     task = failed_task()
-    audit = list(task.operations.values_list("pk", flat=True))
+    audit = list(task.audit_entries.values_list("pk", flat=True))
     response = as_operator.post(
         f"{LIST}/{task.pk}/retry", data="{not json", content_type="application/json"
     )
@@ -152,7 +152,7 @@ def test_malformed_json_body_is_refused_and_changes_nothing(as_operator):
     assert check_error(response, 400, 10001)["target"] == "reason"
     task.refresh_from_db()
     assert (
-        task.status == "FAILED" and list(task.operations.values_list("pk", flat=True)) == audit
+        task.status == "FAILED" and list(task.audit_entries.values_list("pk", flat=True)) == audit
     )  # nothing new
 
 
@@ -218,4 +218,4 @@ def test_audit_rows_carry_the_request_trace_id(as_operator):
     task = failed_task()
     response = as_operator.post(f"{LIST}/{task.pk}/retry", HTTP_X_TRACE_ID="trace-for-audit")
     assert check_envelope(response)["traceId"] == "trace-for-audit"
-    assert task.operations.get(action="RETRY").trace_id == "trace-for-audit"
+    assert task.audit_entries.get(action="RETRY").trace_id == "trace-for-audit"

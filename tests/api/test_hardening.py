@@ -26,7 +26,7 @@ def test_a_signed_post_is_accepted_once(db, operator_key):  # noqa: F811
     check_envelope(signed_request(Client(), operator_key, "POST", path, date=date))
     again = signed_request(Client(), operator_key, "POST", path, date=date)
     assert "replay" in check_error(again, 401, 30004)["message"]
-    assert task.operations.filter(action="RETRY").count() == 1
+    assert task.audit_entries.filter(action="RETRY").count() == 1
 
 
 def test_a_signed_get_may_be_repeated(db, operator_key):  # noqa: F811
@@ -104,7 +104,7 @@ def test_ids_are_ascii_digits_only(as_operator, raw):
         f"/api/v2/tasks/instances/{raw.format(pk=task.pk)}/retry", content_type="application/json"
     )
     assert response.status_code in (400, 404), response.content
-    assert not task.operations.filter(action="RETRY").exists()
+    assert not task.audit_entries.filter(action="RETRY").exists()
 
 
 def test_a_full_width_digit_is_not_an_id(as_operator):
@@ -146,7 +146,7 @@ def test_a_deeply_nested_body_is_a_400_and_changes_nothing(as_operator):
     )
     assert response.status_code == 400, response.content[:300]
     assert "deeper" in response.json()["error"]["message"]
-    assert not task.operations.filter(action="RETRY").exists()
+    assert not task.audit_entries.filter(action="RETRY").exists()
 
 
 def test_a_body_over_the_size_limit_is_refused(as_operator, settings):
@@ -157,7 +157,7 @@ def test_a_body_over_the_size_limit_is_refused(as_operator, settings):
         f"/api/v2/tasks/instances/{task.pk}/retry", body, content_type="application/json"
     )
     assert response.status_code == 413
-    assert not task.operations.filter(action="RETRY").exists()
+    assert not task.audit_entries.filter(action="RETRY").exists()
 
 
 def test_a_flat_body_with_brackets_in_strings_is_accepted(as_operator):
@@ -194,4 +194,4 @@ def test_a_replay_racing_the_original_is_refused(operator):
         return str(response.status_code)
 
     assert sorted(run_concurrently(2, send)) == ["200", "401"]
-    assert task.operations.filter(action="RETRY").count() == 1
+    assert task.audit_entries.filter(action="RETRY").count() == 1

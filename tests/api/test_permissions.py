@@ -116,7 +116,7 @@ def test_permission_matrix(persona, name, method, build_url, expected):
 
 def test_refused_operations_change_nothing(db):
     task = failed_task()
-    audit = list(task.operations.values_list("pk", flat=True))
+    audit = list(task.audit_entries.values_list("pk", flat=True))
     failed = first_subtask_with(task, "FAILED")
     client = persona_client("viewer")
     for suffix in (
@@ -128,7 +128,7 @@ def test_refused_operations_change_nothing(db):
         assert client.post(f"/api/v2/tasks/instances/{task.pk}{suffix}").status_code == 403
     assert TaskInstance.objects.get(pk=task.pk).status == "FAILED"
     assert SubtaskInstance.objects.get(pk=failed.pk).status == "FAILED"
-    assert list(task.operations.values_list("pk", flat=True)) == audit  # nothing new
+    assert list(task.audit_entries.values_list("pk", flat=True)) == audit  # nothing new
 
 
 def test_a_composed_role_grants_exactly_its_operations(db):

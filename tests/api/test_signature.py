@@ -21,7 +21,7 @@ from django.test import Client
 from taskcenter.accounts import services as account_services
 from taskcenter.accounts.models import AccessKey
 from taskcenter.core.errors import NotPermitted
-from taskcenter.tasks.models import Operation, TaskInstance
+from taskcenter.tasks.models import AuditEntry, TaskInstance
 from tests.api.conftest import check_envelope, check_error
 from tests.factories import failed_task
 
@@ -105,13 +105,13 @@ def test_command_prints_key_id_and_secret_on_one_line(operator):
     key = AccessKey.objects.get(key_id=key_id)
     assert key.owner == operator and key.revoked_at is None
     assert len(secret) >= 32
-    assert Operation.objects.filter(action="ACCESS_KEY_CREATE", target__contains=key_id).exists()
+    assert AuditEntry.objects.filter(action="ACCESS_KEY_CREATE", target__contains=key_id).exists()
 
 
 def test_secret_is_not_readable_from_a_database_dump(operator_key):
     key_id, secret = operator_key
     dump = StringIO()
-    call_command("dumpdata", "accounts", "tasks.operation", stdout=dump)
+    call_command("dumpdata", "accounts", "tasks.auditentry", stdout=dump)
     assert key_id in dump.getvalue()
     assert secret not in dump.getvalue()
     stored = AccessKey.objects.get(key_id=key_id).secret_encrypted
@@ -146,7 +146,7 @@ def test_signed_post_without_a_body(db, operator_key):
         Client(), operator_key, "POST", f"/api/v2/tasks/instances/{task.pk}/retry"
     )
     assert check_envelope(response)["data"]["status"] == "RUNNING"
-    assert task.operations.get(action="RETRY").actor_name == "operator"
+    assert task.audit_entries.get(action="RETRY").actor_name == "operator"
 
 
 def test_signed_post_with_a_json_body(db, operator_key):
@@ -161,7 +161,7 @@ def test_signed_post_with_a_json_body(db, operator_key):
         content_type="application/json",
     )
     check_envelope(response)
-    assert task.operations.get(action="RETRY").reason == "disk replaced"
+    assert task.audit_entries.get(action="RETRY").reason == "disk replaced"
 
 
 def test_signed_request_with_x_ocp_headers(db, operator_key):
@@ -248,7 +248,7 @@ def test_wrong_signature_is_refused(db, operator_key):
 
 def test_changed_body_is_refused(db, operator_key):
     task = failed_task()
-    audit = list(task.operations.values_list("pk", flat=True))
+    audit = list(task.audit_entries.values_list("pk", flat=True))
     response = signed_request(
         Client(),
         operator_key,
@@ -259,7 +259,7 @@ def test_changed_body_is_refused(db, operator_key):
         content_type="application/json",
     )
     refused(response)
-    assert list(task.operations.values_list("pk", flat=True)) == audit  # nothing new
+    assert list(task.audit_entries.values_list("pk", flat=True)) == audit  # nothing new
 
 
 def test_body_added_to_a_signed_empty_post_is_refused(db, operator_key):
@@ -302,7 +302,7 @@ def test_revoked_key_is_refused(db, operator, operator_key):
     check_envelope(signed_request(Client(), operator_key, "GET", "/api/v2/tasks/instances"))
     account_services.access_key_revoke(key_id=operator_key[0], actor=operator)
     refused(signed_request(Client(), operator_key, "GET", "/api/v2/tasks/instances"))
-    assert Operation.objects.filter(action="ACCESS_KEY_REVOKE").count() == 1
+    assert AuditEntry.objects.filter(action="ACCESS_KEY_REVOKE").count() == 1
 
 
 def test_unknown_key_and_malformed_header_are_refused(db, operator_key):
@@ -334,7 +334,7 @@ def test_keys_are_created_and_revoked_by_their_owner_or_an_admin(db, viewer, ope
     account_services.access_key_revoke(key_id=key.key_id, actor=viewer)
     own, _ = account_services.access_key_create(owner=operator, actor=operator)
     account_services.access_key_revoke(key_id=own.key_id, actor=admin)
-    actions = list(Operation.objects.order_by("id").values_list("action", "actor_name"))
+    actions = list(AuditEntry.objects.order_by("id").values_list("action", "actor_name"))
     assert actions == [
         ("ACCESS_KEY_CREATE", "admin"),
         ("ACCESS_KEY_REVOKE", "viewer"),

@@ -12,8 +12,8 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from taskcenter.tasks import selectors, services
-from taskcenter.tasks.models import Operation, SubtaskInstance
+from taskcenter.tasks import selectors, verbs
+from taskcenter.tasks.models import AuditEntry, SubtaskInstance
 from tests.conftest import wait_for
 
 PASSWORD = "Pa55word!long"
@@ -53,10 +53,10 @@ def test_operator_filters_opens_failed_task_follows_the_log_and_retries(
 ):
     # Steps of 6 s write a line every 1.5 s: longer than the 1 s log poll with margin, so a
     # loaded machine still shows the lines one by one (at 2 s they could arrive together).
-    failing = services.task_start(
+    failing = verbs.task_start(
         definition_name="Migrate tenant", parameters={"step_seconds": 6}, creator=operator
     )
-    fine = services.task_start(definition_name="Reinstall OCP agent", creator=operator)
+    fine = verbs.task_start(definition_name="Reinstall OCP agent", creator=operator)
     wait_status(failing, "FAILED")
     wait_status(fine, "SUCCESSFUL")
 
@@ -123,13 +123,13 @@ def test_operator_filters_opens_failed_task_follows_the_log_and_retries(
     expect(node(page, "Switch traffic to the target")).to_have_attribute("data-tone", "successful")
     expect(page.locator("#live-poller")).to_have_attribute("hx-get", re.compile(r"&u=\d+"))
     assert task_status(failing) == "SUCCESSFUL"
-    assert Operation.objects.get(task=failing, action="RETRY").reason == "network blip"
+    assert AuditEntry.objects.get(task=failing, action="RETRY").reason == "network blip"
 
 
 def test_log_follows_a_long_step_within_a_second_and_cancel_stops_it(
     worker, live_server, page, operator
 ):
-    task = services.task_start(
+    task = verbs.task_start(
         definition_name="Back up cluster", parameters={"seconds": 60}, creator=operator
     )
     backup = task.subtasks.get(name="Back up data files")
@@ -179,7 +179,7 @@ def test_log_follows_a_long_step_within_a_second_and_cancel_stops_it(
 def test_viewer_sees_no_operation_buttons_and_direct_posts_are_refused(
     worker, live_server, page, viewer, operator
 ):
-    task = services.task_start(
+    task = verbs.task_start(
         definition_name="Migrate tenant", parameters={"step_seconds": 0.1}, creator=operator
     )
     wait_status(task, "FAILED")
@@ -210,19 +210,19 @@ def test_viewer_sees_no_operation_buttons_and_direct_posts_are_refused(
     )
     assert statuses == [403, 403, 403, 403]
     assert task_status(task) == "FAILED"
-    assert not Operation.objects.filter(task=task, actor__username="viewer").exists()
+    assert not AuditEntry.objects.filter(task=task, actor__username="viewer").exists()
 
 
 # --- Skip and rollback end in the audit trail -----------------------------------------------------
 
 
 def test_skip_and_rollback_with_reasons_end_in_the_audit_page(worker, live_server, page, operator):
-    to_skip = services.task_start(
+    to_skip = verbs.task_start(
         definition_name="Migrate tenant",
         parameters={"step_seconds": 0.1, "fail_times": 9},
         creator=operator,
     )
-    to_undo = services.task_start(
+    to_undo = verbs.task_start(
         definition_name="Migrate tenant",
         parameters={"step_seconds": 0.1, "fail_times": 9, "fail_step": "verify"},
         creator=operator,
@@ -275,7 +275,7 @@ def test_skip_and_rollback_with_reasons_end_in_the_audit_page(worker, live_serve
 
 
 def test_narrow_window_dark_theme_and_keyboard(worker, live_server, browser, operator):
-    task = services.task_start(
+    task = verbs.task_start(
         definition_name="Scale out tenant units",
         parameters={"units": 3, "fail_step": "unit1"},
         creator=operator,

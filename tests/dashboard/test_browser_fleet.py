@@ -16,8 +16,8 @@ from django.core.cache import cache
 from playwright.sync_api import expect
 
 from taskcenter.engine import selectors as engine_selectors
-from taskcenter.tasks import selectors, services
-from taskcenter.tasks.models import Operation, SubtaskInstance
+from taskcenter.tasks import selectors, verbs
+from taskcenter.tasks.models import AuditEntry, SubtaskInstance
 from tests.conftest import wait_for
 from tests.dashboard.test_browser import sign_in
 from tests.factories import two_root_task
@@ -50,7 +50,7 @@ def test_without_workers_the_banner_shows_queued_work_is_canceled_and_never_runs
     celery_worker.stop()  # no worker at all (it marks itself stopped)
     cache.clear()
     partly = two_root_task(creator=operator)  # "first" and "second" queued
-    whole = services.task_start(
+    whole = verbs.task_start(
         definition_name="Migrate tenant", parameters={"step_seconds": 0.1}, creator=operator
     )
     first = partly.subtasks.get(name="first")
@@ -84,7 +84,7 @@ def test_without_workers_the_banner_shows_queued_work_is_canceled_and_never_runs
     dialog.get_by_role("button", name="Cancel task").click()
     expect(page.locator("#flash")).to_contain_text("Cancel requested")
     expect(page.locator("#task-status")).to_have_text("Failed", timeout=10_000)
-    row = Operation.objects.get(task=whole, action="CANCEL")
+    row = AuditEntry.objects.get(task=whole, action="CANCEL")
     assert (row.subtask_id, row.from_status, row.to_status, row.reason) == (
         queued_of_whole.pk,
         "READY",
@@ -99,7 +99,7 @@ def test_without_workers_the_banner_shows_queued_work_is_canceled_and_never_runs
     expect(banner(page)).to_have_count(0, timeout=20_000)
     # "second" of the first task was not canceled: it runs. A task started after the
     # worker came up finishing means the older messages were taken too.
-    later = services.task_start(definition_name="Reinstall OCP agent", creator=operator)
+    later = verbs.task_start(definition_name="Reinstall OCP agent", creator=operator)
     wait_for(lambda: selectors.task_get(task_id=later.pk).status == "SUCCESSFUL", timeout=60)
     wait_for(lambda: partly.subtasks.get(name="second").status == "SUCCESSFUL", timeout=30)
     page.wait_for_timeout(1000)  # margin for a message still in a pool process
@@ -114,12 +114,12 @@ def test_without_workers_the_banner_shows_queued_work_is_canceled_and_never_runs
     assert first.run_time == 1  # the run it was queued for; never started
     assert not whole.subtasks.filter(start_time__isnull=False).exists()
     assert selectors.task_get(task_id=whole.pk).status == "FAILED"
-    assert set(Operation.objects.filter(task=whole).values_list("action", flat=True)) == {
+    assert set(AuditEntry.objects.filter(task=whole).values_list("action", flat=True)) == {
         "START",
         "CANCEL",
         "FINISH",
     }
-    assert not Operation.objects.filter(subtask=first).exclude(action="CANCEL").exists()
+    assert not AuditEntry.objects.filter(subtask=first).exclude(action="CANCEL").exists()
     assert selectors.task_get(task_id=partly.pk).status == "FAILED"
 
     # The fleet page shows the worker online, its queue and what it ended.
@@ -129,7 +129,7 @@ def test_without_workers_the_banner_shows_queued_work_is_canceled_and_never_runs
     wait_for(lambda: engine_selectors.finished_since(later.create_time) > 0, timeout=10)
     # The page refreshes itself: what the worker ends next shows without a reload.
     before = page.locator("#stat-finished-60").inner_text()
-    again = services.task_start(definition_name="Reinstall OCP agent", creator=operator)
+    again = verbs.task_start(definition_name="Reinstall OCP agent", creator=operator)
     wait_for(lambda: selectors.task_get(task_id=again.pk).status == "SUCCESSFUL", timeout=60)
     expect(page.locator("#stat-finished-60")).not_to_have_text(before, timeout=15_000)
     expect(page.get_by_role("link", name="Fleet")).to_have_attribute("aria-current", "page")

@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from taskcenter.demo.history import attempts_not_sent
-from taskcenter.tasks import services
+from taskcenter.tasks import services, verbs
 from tests.dashboard.test_browser import node, sign_in
 from tests.factories import drive, make_cluster_and_tenant, start, subtask_named
 
@@ -130,7 +130,7 @@ def _checked_task(operator):
     services.definition_create_from_data(name="Verify tenant row counts", spec=spec)
     cluster, tenant = make_cluster_and_tenant()
     with attempts_not_sent():
-        task = services.task_start(
+        task = verbs.task_start(
             definition_name="Verify tenant row counts",
             parameters={
                 "tenant": "sales",

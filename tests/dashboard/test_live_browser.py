@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import expect
 
 from taskcenter.demo.history import attempts_not_sent
-from taskcenter.tasks import services
+from taskcenter.tasks import verbs
 from tests.conftest import _database_url
 from tests.factories import start
 
@@ -88,7 +88,7 @@ def test_a_changed_row_updates_and_the_top_bar_follows_on_every_page(
     expect(page.locator(".topbar")).to_contain_text("1 failed")
 
     with attempts_not_sent():  # a worker left by another test must not end it meanwhile
-        services.task_retry(task_id=failed_task.pk, actor=operator)
+        verbs.task_retry(task_id=failed_task.pk, actor=operator)
     expect(row).to_contain_text("Running", timeout=LIST_WITHIN_MS)
     expect(page.locator(".topbar")).to_contain_text("1 running", timeout=LIST_WITHIN_MS)
     expect(page.locator(".topbar")).to_contain_text("0 failed")

@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from taskcenter.tasks import selectors, services
+from taskcenter.tasks import selectors, services, verbs
 from taskcenter.tasks.models import SubtaskInstance
 from tests.conftest import wait_for
 from tests.dashboard.test_browser import sign_in, wait_status
@@ -41,7 +41,7 @@ def subtask(pk: int) -> SubtaskInstance:
 def test_lines_appended_while_following_read_and_copy_as_written(
     worker, live_server, page, operator
 ):
-    task = services.task_start(
+    task = verbs.task_start(
         definition_name="Back up cluster", parameters={"seconds": 6}, creator=operator
     )
     backup = task.subtasks.get(name="Back up data files")
@@ -65,7 +65,7 @@ def test_lines_appended_while_following_read_and_copy_as_written(
 def test_attempt_picker_shows_each_attempt_on_its_own_and_is_in_the_address(
     worker, live_server, page, operator
 ):
-    task = services.task_start(
+    task = verbs.task_start(
         definition_name="Migrate tenant", parameters={"step_seconds": 0.4}, creator=operator
     )
     wait_status(task, "FAILED")
@@ -130,7 +130,7 @@ def test_attempt_picker_shows_each_attempt_on_its_own_and_is_in_the_address(
 def test_search_highlights_matches_and_steps_through_them_while_lines_arrive(
     worker, live_server, page, operator
 ):
-    task = services.task_start(
+    task = verbs.task_start(
         definition_name="Back up cluster", parameters={"seconds": 20}, creator=operator
     )
     backup = task.subtasks.get(name="Back up data files")
@@ -212,7 +212,7 @@ def test_terminal_colours_are_drawn_and_never_shown_raw(worker, live_server, pag
         spec={"subtasks": [{"key": "paint", "name": "Paint", "kind": "SHELL_TASK",
                             "action": {"command": ANSI_SCRIPT}}]},
     )  # fmt: skip
-    task = services.task_start(definition_name="Coloured output", creator=operator)
+    task = verbs.task_start(definition_name="Coloured output", creator=operator)
     paint = task.subtasks.get()
     wait_for(lambda: subtask(paint.pk).status == "RUNNING", timeout=30)
     sign_in(page, live_server, "operator")

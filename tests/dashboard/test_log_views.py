@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import reverse
 
-from taskcenter.tasks import services
+from taskcenter.tasks import services, verbs
 from taskcenter.tasks.models import SubtaskInstance
 from tests.conftest import client_for
 from tests.factories import drive, start
@@ -16,7 +16,7 @@ def retried_copy(operator):
     """Migrate tenant whose copy step failed once, then was retried and is running."""
     task = drive(start(creator=operator), fail={"Copy tenant data"})
     copy = task.subtasks.get(name="Copy tenant data")
-    services.subtask_retry(task_id=task.pk, subtask_id=copy.pk, actor=operator)
+    verbs.subtask_retry(task_id=task.pk, subtask_id=copy.pk, actor=operator)
     task = drive(task, stop_at={"Copy tenant data"})
     copy = SubtaskInstance.objects.get(pk=copy.pk)
     services.log_append(subtask_id=copy.pk, attempt=copy.attempt, data=b"second run line\n")

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from taskcenter.demo.history import attempts_not_sent
-from taskcenter.tasks import services
+from taskcenter.tasks import services, verbs
 from taskcenter.tasks.models import SubtaskStatus, TaskDefinition
 from tests.conftest import client_for
 from tests.factories import drive, first_subtask_with, start, subtask_named
@@ -45,7 +45,7 @@ def test_a_subtask_skipped_days_after_it_failed_shows_skipped_not_days(operator)
         task = drive(task, fail={"Copy tenant data"})
     failed = first_subtask_with(task, SubtaskStatus.FAILED)
     with attempts_not_sent():
-        services.subtask_skip(task_id=task.pk, subtask_id=failed.pk, actor=operator)
+        verbs.subtask_skip(task_id=task.pk, subtask_id=failed.pk, actor=operator)
     task = drive(task)
     assert task.status == "SUCCESSFUL"
 
@@ -105,7 +105,7 @@ def _io_task(operator):
     }
     definition = services.definition_create_from_data(name="IO check", spec=spec)
     with attempts_not_sent():
-        task = services.task_start(
+        task = verbs.task_start(
             definition_name="IO check",
             parameters={"tenant": "<script>alert(1)</script>", "note": "x" * 5000},
             creator=operator,

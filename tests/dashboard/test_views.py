@@ -12,8 +12,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from taskcenter.tasks import selectors, services
-from taskcenter.tasks.models import Operation, SubtaskInstance, TaskInstance
+from taskcenter.tasks import selectors, services, verbs
+from taskcenter.tasks.models import AuditEntry, SubtaskInstance, TaskInstance
 from tests.conftest import client_for
 from tests.factories import drive, start, subtask_named
 
@@ -225,7 +225,7 @@ def test_no_task_buttons_once_successful(done_task, operator):
 
 def test_rolled_back_task_reads_rolled_back(db, operator):
     task = drive(start(creator=operator), fail={"Copy tenant data"})
-    services.task_rollback(task_id=task.pk, actor=operator, reason="window closed")
+    verbs.task_rollback(task_id=task.pk, actor=operator, reason="window closed")
     task = drive(task)
     assert task.is_rolled_back
     client = client_for(operator)
@@ -277,7 +277,7 @@ def test_viewer_cannot_open_a_confirmation(failed_task, viewer):
     ],
 )
 def test_viewer_direct_posts_are_refused_and_change_nothing(failed_task, viewer, op, subtask_name):
-    before = Operation.objects.count()
+    before = AuditEntry.objects.count()
     if subtask_name:
         sub = subtask_named(failed_task, subtask_name)
         url = reverse("dashboard:subtask_operate", args=[failed_task.pk, sub.pk, op])
@@ -287,33 +287,55 @@ def test_viewer_direct_posts_are_refused_and_change_nothing(failed_task, viewer,
         response = client_for(viewer).post(url, {"reason": "let me"}, **headers)
         assert response.status_code == 403
     assert selectors.task_get(task_id=failed_task.pk).status == "FAILED"
-    assert Operation.objects.count() == before
+    assert AuditEntry.objects.count() == before
 
 
-def test_operator_retries_from_the_dialog_and_the_page_updates_in_place(failed_task, operator):
+def test_operator_retries_from_the_dialog_and_the_live_poll_shows_it(failed_task, operator):
+    """The answer is the flash and the taskChanged event; the page's live poll, which
+    listens for it, renders the header, the panel and the states (their one renderer)."""
     sub = subtask_named(failed_task, "Copy tenant data")
-    response = client_for(operator).post(
+    client = client_for(operator)
+    page = client.get(
+        reverse("dashboard:task_detail", args=[failed_task.pk]) + f"?subtask={sub.pk}"
+    ).content.decode()
+    poller = re.search(r'<div id="live-poller"[^>]*>', page).group(0)
+    assert "taskChanged from:body" in poller
+    response = client.post(
         reverse("dashboard:task_operate", args=[failed_task.pk, "retry"]),
-        {"reason": "transient", "selected": sub.pk, "view": "flow"},
+        {"reason": "transient"},
         **hx("flash"),
     )
     assert response.status_code == 200
+    assert response["HX-Trigger"] == '{"taskChanged": {}}'
     html = response.content.decode()
     assert "Retry started" in html
-    assert (
-        'id="task-header" class="task-header card" aria-labelledby="task-title" hx-swap-oob="true"'
-        in html
-    )
-    assert 'id="subtask-panel"' in html and 'id="subtask-states"' in html
-    assert re.search(r'id="live-poller"[^>]*hx-get=', html)  # polling starts again
+    assert "hx-swap-oob" not in html  # no region but the flash
     task = selectors.task_get(task_id=failed_task.pk)
     assert (task.status, task.operation) == ("RUNNING", "RETRY")
-    audit = Operation.objects.filter(task=task, action="RETRY").get()
+    audit = AuditEntry.objects.filter(task=task, action="RETRY").get()
     assert (audit.actor, audit.reason) == (operator, "transient")
+    poll_url = htmllib.unescape(re.search(r'hx-get="([^"]+)"', poller).group(1))
+    live = client.get(poll_url, **hx()).content.decode()
+    assert (
+        'id="task-header" class="task-header card" aria-labelledby="task-title" hx-swap-oob="true"'
+        in live
+    )
+    assert "Running (retry)" in live
+    assert 'id="subtask-panel"' in live and 'id="subtask-states"' in live
+    assert re.search(r'id="live-poller"[^>]*hx-get=', live)  # polling goes on
+
+
+def test_a_refused_verb_also_tells_the_page_to_look_again(running_task, operator):
+    """Refused (someone else changed the task first), the page still shows the state now."""
+    response = client_for(operator).post(
+        reverse("dashboard:task_operate", args=[running_task.pk, "retry"]), {}, **hx("flash")
+    )
+    assert response.status_code == 200 and b"not possible now" in response.content
+    assert response["HX-Trigger"] == '{"taskChanged": {}}'
 
 
 def test_a_race_with_another_operator_reads_already_retried_by(failed_task, operator, admin):
-    seen = selectors.task_last_operation_id(task_id=failed_task.pk)
+    seen = selectors.task_last_audit_entry_id(task_id=failed_task.pk)
     url = reverse("dashboard:task_operate", args=[failed_task.pk, "retry"])
     first = client_for(admin).post(url, {"seen": seen}, **hx("flash"))
     assert b"Retry started" in first.content
@@ -321,7 +343,7 @@ def test_a_race_with_another_operator_reads_already_retried_by(failed_task, oper
     assert second.status_code == 200  # a message in the page, not an error page
     assert "admin already retried this task" in second.content.decode()
     assert "not supported" in second.content.decode()  # the service's own words, too
-    assert Operation.objects.filter(task=failed_task, action="RETRY").count() == 1
+    assert AuditEntry.objects.filter(task=failed_task, action="RETRY").count() == 1
 
 
 def test_skip_needs_a_reason_and_records_it(failed_task, operator):
@@ -333,7 +355,7 @@ def test_skip_needs_a_reason_and_records_it(failed_task, operator):
     assert SubtaskInstance.objects.get(pk=sub.pk).status == "FAILED"
     done = client.post(url, {"reason": "copied by hand"}, **hx("flash"))
     assert done.status_code == 200 and b"was skipped" in done.content
-    assert Operation.objects.get(task=failed_task, action="SKIP").reason == "copied by hand"
+    assert AuditEntry.objects.get(task=failed_task, action="SKIP").reason == "copied by hand"
 
 
 def test_rollback_needs_a_reason(failed_task, operator):
@@ -342,7 +364,7 @@ def test_rollback_needs_a_reason(failed_task, operator):
     assert client.post(url, {}, **hx("flash")).status_code == 400
     response = client.post(url, {"reason": "window closed"}, **hx("flash"))
     assert b"Rollback started" in response.content
-    assert Operation.objects.get(task=failed_task, action="ROLLBACK").reason == "window closed"
+    assert AuditEntry.objects.get(task=failed_task, action="ROLLBACK").reason == "window closed"
 
 
 def test_cancel_a_running_subtask(running_task, operator):
@@ -454,7 +476,7 @@ def test_list_poll_is_204_until_a_visible_task_changes(running_task, failed_task
     assert "shown=" in poll and "status=FAILED" in poll
     assert client.get(poll, **HX).status_code == 204
     # A change to a task the page shows: that row alone, out of band, and the counts.
-    services.task_retry(task_id=failed_task.pk)
+    verbs.task_retry(task_id=failed_task.pk)
     body = client.get(poll, **HX).content.decode()
     assert 'id="task-results"' in body  # the retried task left the FAILED filter: rebuilt
     assert 'id="nav-counts" hx-swap-oob="true"' in body
@@ -491,7 +513,7 @@ def test_list_poll_leaves_the_page_alone_for_a_change_on_a_later_page(
     html = client.get("/tasks/?size=1").content.decode()
     assert f'id="task-row-{running_task.pk}"' in html  # the newest; failed_task is on page 2
     poll = _poller_url(html, "list-poller")
-    services.task_retry(task_id=failed_task.pk)
+    verbs.task_retry(task_id=failed_task.pk)
     body = client.get(poll, **HX).content.decode()
     assert 'aria-label="Task list"' not in body  # not rebuilt
     assert f"task-row-{failed_task.pk}" not in body
@@ -505,7 +527,7 @@ def test_top_bar_counts_poll_on_other_pages(failed_task, viewer):
     assert found, "the top bar polls"
     poll = htmllib.unescape(found.group(1))
     assert client.get(poll, **HX).status_code == 204
-    services.task_retry(task_id=failed_task.pk)
+    verbs.task_retry(task_id=failed_task.pk)
     body = client.get(poll, **HX).content.decode()
     assert "<b>1</b> running" in body and "<b>0</b> failed" in body
 
@@ -602,7 +624,7 @@ def test_an_ended_task_page_sees_a_retry_by_someone_else(failed_task, viewer, op
     html = client.get(f"/tasks/{failed_task.pk}/").content.decode()
     poll = _poller_url(html, "live-poller")
     assert client.get(poll, **HX).status_code == 204
-    services.task_retry(task_id=failed_task.pk, actor=operator)
+    verbs.task_retry(task_id=failed_task.pk, actor=operator)
     body = client.get(poll, **HX).content.decode()
     assert 'id="task-header"' in body and "Running" in body
 
@@ -683,7 +705,7 @@ def test_log_download_streams_every_byte_across_windows(running_task, viewer, mo
 
 
 def test_diagnosis_zip_has_summary_in_topological_order_and_logs_per_attempt(failed_task, operator):
-    services.task_retry(task_id=failed_task.pk, actor=operator)
+    verbs.task_retry(task_id=failed_task.pk, actor=operator)
     task = drive(failed_task)
     response = client_for(operator).post(reverse("dashboard:task_diagnosis", args=[task.pk]))
     bundle = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
@@ -749,7 +771,7 @@ def test_bad_input_in_htmx_requests_is_a_flash(failed_task, operator):
 
 def test_audit_lists_who_what_target_change_and_reason(failed_task, operator):
     sub = subtask_named(failed_task, "Copy tenant data")
-    services.subtask_skip(
+    verbs.subtask_skip(
         task_id=failed_task.pk, subtask_id=sub.pk, actor=operator, reason="done by hand"
     )
     html = client_for(operator).get("/audit/").content.decode()
@@ -759,7 +781,7 @@ def test_audit_lists_who_what_target_change_and_reason(failed_task, operator):
 
 
 def test_audit_filters_by_user_action_task_and_time(failed_task, done_task, operator, admin):
-    services.task_retry(task_id=failed_task.pk, actor=admin, reason="again")
+    verbs.task_retry(task_id=failed_task.pk, actor=admin, reason="again")
     client = client_for(operator)
     by_user = client.get("/audit/?user=admin").content.decode()
     assert "again" in by_user and by_user.count("<tr>") == 1 + 1  # header + one row
@@ -826,11 +848,11 @@ def test_a_role_scoped_to_one_cluster_sees_and_operates_only_that_cluster(db):
     east = Cluster.objects.create(name="east", ob_cluster_id=1)
     west = Cluster.objects.create(name="west", ob_cluster_id=2)
     mine = drive(
-        services.task_start(definition_name="Migrate tenant", cluster=east),
+        verbs.task_start(definition_name="Migrate tenant", cluster=east),
         fail={"Copy tenant data"},
     )
     theirs = drive(
-        services.task_start(definition_name="Migrate tenant", cluster=west),
+        verbs.task_start(definition_name="Migrate tenant", cluster=west),
         fail={"Copy tenant data"},
     )
     user = make_user("east-operator", roles.MANAGER)
@@ -872,11 +894,11 @@ def test_live_polls_of_a_scoped_user_see_only_their_clusters(db):
         ).group(1)
     )
     # Another cluster's task changes: nothing to say to this user.
-    services.task_retry(task_id=on_b.pk)
+    verbs.task_retry(task_id=on_b.pk)
     assert client.get(poll, **HX).status_code == 204
     assert client.get(counts, **HX).status_code == 204
     # Their own: the row, and counts from their scope only.
-    services.task_retry(task_id=on_a.pk)
+    verbs.task_retry(task_id=on_a.pk)
     body = client.get(poll, **HX).content.decode()
     assert f'id="task-row-{on_a.pk}"' in body and f"task-row-{on_b.pk}" not in body
     assert "<b>1</b> running" in body and "<b>0</b> failed" in body

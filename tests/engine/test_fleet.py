@@ -27,9 +27,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 from taskcenter.core.env import load_environment
 from taskcenter.engine import dispatch
-from taskcenter.tasks import selectors, services
+from taskcenter.tasks import selectors, verbs
 from taskcenter.tasks.definitions import DefinitionSpec, SubtaskSpec, register_definition
-from taskcenter.tasks.models import Operation
+from taskcenter.tasks.models import AuditEntry
 from tests.conftest import FAST_ENGINE, ROOT, TEST_QUEUE, _database_url, wait_for
 
 
@@ -165,7 +165,7 @@ def _runs_done_by(member: FleetProcess) -> int:
 
 @through_the_fleet
 def test_two_workers_share_a_thousand_subtask_fan_out_and_none_runs_twice(routed):
-    task = services.task_start(definition_name="Benchmark fan-out", parameters={"width": 1000})
+    task = verbs.task_start(definition_name="Benchmark fan-out", parameters={"width": 1000})
     task = _finished(task, timeout=600)
     subtasks = selectors.task_subtasks(task=task)
 
@@ -177,7 +177,7 @@ def test_two_workers_share_a_thousand_subtask_fan_out_and_none_runs_twice(routed
         assert selectors.log_read(subtask=sub).text.count("start run") == 1, sub.name
     # The audit trail: started once, ended once, nothing lost or retried in between.
     actions = list(
-        Operation.objects.filter(task_id=task.pk).order_by("id").values_list("action", "to_status")
+        AuditEntry.objects.filter(task_id=task.pk).order_by("id").values_list("action", "to_status")
     )
     assert [action for action, _ in actions] == ["START", "FINISH"], actions
     assert actions[-1][1] == "SUCCESSFUL"
@@ -199,7 +199,7 @@ def _start_then_six_shells(params: dict) -> list[SubtaskSpec]:
 @through_the_fleet
 def test_a_routed_subtask_runs_on_the_only_worker_that_consumes_its_queue(routed):
     register_definition(DefinitionSpec(name="Fleet routing", build=_start_then_six_shells))
-    task = _finished(services.task_start(definition_name="Fleet routing"), timeout=120)
+    task = _finished(verbs.task_start(definition_name="Fleet routing"), timeout=120)
 
     assert task.status == "SUCCESSFUL"
     shells = [s for s in selectors.task_subtasks(task=task) if s.node_type == "SHELL_TASK"]

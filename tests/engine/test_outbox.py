@@ -11,7 +11,7 @@ from kombu.exceptions import OperationalError
 
 from taskcenter.engine import dispatch, outbox, reaper
 from taskcenter.engine.models import PendingDispatch
-from taskcenter.tasks import services
+from taskcenter.tasks import verbs
 from taskcenter.tasks.models import SubtaskStatus
 from tests.conftest import basic_client, client_for, make_user
 from tests.factories import failed_task, first_subtask_with
@@ -105,7 +105,7 @@ def test_a_retry_from_the_page_while_the_broker_is_down_says_queued(broker):
 
 def test_the_reaper_sends_the_outbox_as_soon_as_the_broker_answers(broker):
     task = failed_task()
-    services.task_retry(task_id=task.pk, actor=None)
+    verbs.task_retry(task_id=task.pk, actor=None)
     retried = first_subtask_with(task, SubtaskStatus.READY)
     reaper.reap()  # still down: nothing sent, nothing lost
     assert broker.sent == [] and queued() == {(retried.pk, retried.attempt)}
@@ -118,7 +118,7 @@ def test_the_reaper_sends_the_outbox_as_soon_as_the_broker_answers(broker):
 
 def test_the_outbox_forgets_attempts_that_moved_on(broker):
     task = failed_task()
-    services.task_retry(task_id=task.pk, actor=None)
+    verbs.task_retry(task_id=task.pk, actor=None)
     retried = first_subtask_with(task, SubtaskStatus.READY)
     retried.status = SubtaskStatus.SUCCESSFUL  # by hand: claimed and run through another path
     retried.save(update_fields=["status"])

@@ -12,7 +12,7 @@ from django.utils import timezone
 from taskcenter.engine import presence
 from taskcenter.engine import selectors as engine_selectors
 from taskcenter.engine.models import FinishedMinute, WorkerPresence
-from taskcenter.tasks import selectors, services
+from taskcenter.tasks import selectors, verbs
 from tests.conftest import TEST_QUEUE, WorkerProcess, end_process_group, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -43,12 +43,12 @@ def test_a_worker_beats_counts_what_it_ends_and_marks_itself_stopped(own_worker)
     wait_for(lambda: row_of(own_worker).last_seen > first_seen, timeout=10)
     assert engine_selectors.presence().online
 
-    long = services.task_start(definition_name="Back up cluster", parameters={"seconds": 4})
+    long = verbs.task_start(definition_name="Back up cluster", parameters={"seconds": 4})
     wait_for(lambda: row_of(own_worker).running >= 1, timeout=30)  # an attempt at work
     wait_for(lambda: selectors.task_get(task_id=long.pk).status == "SUCCESSFUL", timeout=60)
     wait_for(lambda: row_of(own_worker).running == 0, timeout=10)
 
-    task = services.task_start(definition_name="Benchmark chain", parameters={"length": 5})
+    task = verbs.task_start(definition_name="Benchmark chain", parameters={"length": 5})
     wait_for(lambda: selectors.task_get(task_id=task.pk).status == "SUCCESSFUL", timeout=60)
     ended = 5 + long.subtask_total
     wait_for(lambda: row_of(own_worker).finished >= ended, timeout=10)

@@ -1,12 +1,12 @@
 """The reaper's third duty: a task left RUNNING with no subtask at work gets its end."""
 
 from taskcenter.engine import reaper
-from taskcenter.tasks import selectors, services
-from taskcenter.tasks.models import Operation, SubtaskInstance
+from taskcenter.tasks import selectors, verbs
+from taskcenter.tasks.models import AuditEntry, SubtaskInstance
 
 
 def start_chain():
-    return services.task_start(definition_name="Benchmark chain", parameters={"length": 2})
+    return verbs.task_start(definition_name="Benchmark chain", parameters={"length": 2})
 
 
 def test_a_task_left_running_after_its_last_subtask_ended_is_settled(db):
@@ -19,7 +19,7 @@ def test_a_task_left_running_after_its_last_subtask_ended_is_settled(db):
 
     task = selectors.task_get(task_id=task.pk)
     assert task.status == "SUCCESSFUL" and task.finish_time is not None
-    assert Operation.objects.filter(task=task, action="FINISH", to_status="SUCCESSFUL").exists()
+    assert AuditEntry.objects.filter(task=task, action="FINISH", to_status="SUCCESSFUL").exists()
     assert reaper.reap().settled == 0
 
 

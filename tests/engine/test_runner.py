@@ -6,7 +6,7 @@ import pytest
 from django.db import connections
 
 from taskcenter.engine import runner, worker
-from taskcenter.tasks import selectors, services
+from taskcenter.tasks import selectors, verbs
 
 
 def watcher_threads():
@@ -15,8 +15,8 @@ def watcher_threads():
 
 @pytest.mark.usefixtures("eager_engine", "finish_path")
 def test_one_watcher_thread_serves_every_attempt_of_the_process():
-    first = services.task_start(definition_name="Benchmark chain", parameters={"length": 5})
-    second = services.task_start(definition_name="Benchmark fan-out", parameters={"width": 5})
+    first = verbs.task_start(definition_name="Benchmark chain", parameters={"length": 5})
+    second = verbs.task_start(definition_name="Benchmark fan-out", parameters={"width": 5})
 
     assert all(selectors.task_get(task_id=t.pk).status == "SUCCESSFUL" for t in (first, second))
     assert len(watcher_threads()) == 1

@@ -8,7 +8,7 @@ import pytest
 
 from taskcenter.engine import reaper
 from taskcenter.engine.celery_tasks import run_attempt
-from taskcenter.tasks import selectors, services
+from taskcenter.tasks import selectors, verbs
 from taskcenter.tasks.definitions import DefinitionSpec, SubtaskSpec, register_definition
 from taskcenter.tasks.models import SubtaskInstance
 from tests.conftest import wait_for
@@ -48,7 +48,7 @@ def assert_dag_order(task):
     ],
 )
 def test_definition_runs_to_successful_in_dag_order(worker, definition, parameters):
-    task = finished(services.task_start(definition_name=definition, parameters=parameters), 120)
+    task = finished(verbs.task_start(definition_name=definition, parameters=parameters), 120)
     assert task.status == "SUCCESSFUL", [
         (s.name, s.status) for s in selectors.task_subtasks(task=task)
     ]
@@ -59,14 +59,14 @@ def test_definition_runs_to_successful_in_dag_order(worker, definition, paramete
 
 
 def test_rolling_upgrade_has_more_than_fifty_subtasks(worker):
-    task = services.task_start(definition_name="Rolling upgrade of observers")
+    task = verbs.task_start(definition_name="Rolling upgrade of observers")
     assert task.subtask_total == 65
     assert finished(task, 120).status == "SUCCESSFUL"
 
 
 def test_parallel_branches_run_at_the_same_time(worker):
     task = finished(
-        services.task_start(definition_name="Scale out tenant units", parameters={"units": 3})
+        verbs.task_start(definition_name="Scale out tenant units", parameters={"units": 3})
     )
     units = [s for s in selectors.task_subtasks(task=task) if s.parallel_idx >= 0]
     assert sorted(s.parallel_idx for s in units) == [0, 1, 2]
@@ -76,7 +76,7 @@ def test_parallel_branches_run_at_the_same_time(worker):
 
 
 def test_shell_output_is_streamed_into_the_log_while_it_runs(worker):
-    task = services.task_start(definition_name="Back up cluster", parameters={"seconds": 4})
+    task = verbs.task_start(definition_name="Back up cluster", parameters={"seconds": 4})
     backup = subtask_named(task, "Back up data files")
 
     def lines_so_far():
@@ -89,7 +89,7 @@ def test_shell_output_is_streamed_into_the_log_while_it_runs(worker):
 
 
 def test_cancel_stops_a_running_shell_step_within_two_seconds(worker):
-    task = services.task_start(definition_name="Back up cluster", parameters={"seconds": 120})
+    task = verbs.task_start(definition_name="Back up cluster", parameters={"seconds": 120})
     backup = subtask_named(task, "Back up data files")
     wait_for(
         lambda: (
@@ -99,7 +99,7 @@ def test_cancel_stops_a_running_shell_step_within_two_seconds(worker):
         timeout=20,
     )
     asked = time.monotonic()
-    services.subtask_cancel(task_id=task.pk, subtask_id=backup.pk, reason="wrong window")
+    verbs.subtask_cancel(task_id=task.pk, subtask_id=backup.pk, reason="wrong window")
     ended = wait_for(
         lambda: SubtaskInstance.objects.filter(pk=backup.pk, status="FAILED").first(),
         timeout=10,
@@ -129,7 +129,7 @@ def test_timeout_kills_the_step_and_fails_it(worker):
         )
     )
     started = time.monotonic()
-    task = finished(services.task_start(definition_name="Too slow"))
+    task = finished(verbs.task_start(definition_name="Too slow"))
     assert time.monotonic() - started < 10
     slow = selectors.task_subtasks(task=task)[0]
     assert (task.status, slow.status) == ("FAILED", "FAILED")
@@ -138,10 +138,10 @@ def test_timeout_kills_the_step_and_fails_it(worker):
 
 def test_retry_after_failure_through_the_worker(worker):
     task = finished(
-        services.task_start(definition_name="Migrate tenant", parameters={"step_seconds": 0.1})
+        verbs.task_start(definition_name="Migrate tenant", parameters={"step_seconds": 0.1})
     )
     assert task.status == "FAILED"
-    services.task_retry(task_id=task.pk)
+    verbs.task_retry(task_id=task.pk)
     task = finished(task)
     assert (task.status, task.operation) == ("SUCCESSFUL", "RETRY")
     assert subtask_named(task, "Copy tenant data").run_time == 2
@@ -149,11 +149,11 @@ def test_retry_after_failure_through_the_worker(worker):
 
 def test_rollback_through_the_worker(worker):
     task = finished(
-        services.task_start(
+        verbs.task_start(
             definition_name="Migrate tenant", parameters={"step_seconds": 0.1, "fail_times": 9}
         )
     )
-    services.task_rollback(task_id=task.pk)
+    verbs.task_rollback(task_id=task.pk)
     task = finished(task)
     assert task.is_rolled_back
     assert all(s.status == "PENDING" for s in selectors.task_subtasks(task=task))
@@ -171,7 +171,7 @@ def test_same_message_delivered_twice_runs_the_attempt_once(worker):
             ],
         )
     )
-    task = services.task_start(definition_name="Count runs")
+    task = verbs.task_start(definition_name="Count runs")
     once = subtask_named(task, "Once")
     wait_for(lambda: SubtaskInstance.objects.get(pk=once.pk).status != "PENDING", timeout=20)
     attempt = SubtaskInstance.objects.get(pk=once.pk).attempt
@@ -186,7 +186,7 @@ def test_same_message_delivered_twice_runs_the_attempt_once(worker):
 
 
 def test_worker_killed_mid_subtask_is_reaped_and_retry_succeeds(worker, fast_engine):
-    task = services.task_start(definition_name="Back up cluster", parameters={"seconds": 3})
+    task = verbs.task_start(definition_name="Back up cluster", parameters={"seconds": 3})
     backup = subtask_named(task, "Back up data files")
     wait_for(
         lambda: (
@@ -210,7 +210,7 @@ def test_worker_killed_mid_subtask_is_reaped_and_retry_succeeds(worker, fast_eng
         assert selectors.task_get(task_id=task.pk).status == "FAILED"
     finally:
         worker.start()
-    services.task_retry(task_id=task.pk)
+    verbs.task_retry(task_id=task.pk)
     task = finished(task)
     assert task.status == "SUCCESSFUL"
     assert subtask_named(task, "Back up data files").run_time == 2
@@ -231,12 +231,12 @@ def test_http_step_logs_status_and_stores_a_tabular_result(worker):
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         ok = finished(
-            services.task_start(
+            verbs.task_start(
                 definition_name="Check service health", parameters={"url": f"{base}/ok"}
             )
         )
         bad = finished(
-            services.task_start(
+            verbs.task_start(
                 definition_name="Check service health", parameters={"url": f"{base}/down"}
             )
         )
@@ -266,7 +266,7 @@ def test_ready_attempt_whose_message_was_lost_is_sent_again(worker, settings):
             ],
         )
     )
-    task = services.task_start(definition_name="Lost message")
+    task = verbs.task_start(definition_name="Lost message")
     orphan = subtask_named(task, "Orphan")
     # Simulate a READY attempt whose Celery message never arrived: set it READY in the
     # database without sending anything, an hour ago.

@@ -110,7 +110,7 @@ def test_run_task_parses_params_as_json_or_strings_and_sets_target():
         "billing",
         "operator",
     )
-    assert task.operations.get(action="START").trace_id not in ("", "-")
+    assert task.audit_entries.get(action="START").trace_id not in ("", "-")
 
 
 @pytest.mark.django_db

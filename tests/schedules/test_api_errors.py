@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from taskcenter.schedules.models import Fire, Plan, PlanDependency, PlanItem
-from taskcenter.tasks.models import Operation, TaskInstance
+from taskcenter.tasks.models import AuditEntry, TaskInstance
 from tests.schedules.conftest import NOTEBOOK_JOB, cron_item, dependency_item, make_plan
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +34,7 @@ def _with(path: str, value):
 
 
 def _snapshot() -> tuple:
-    models = (Plan, PlanItem, PlanDependency, Fire, TaskInstance, Operation)
+    models = (Plan, PlanItem, PlanDependency, Fire, TaskInstance, AuditEntry)
     return tuple(model.objects.count() for model in models)
 
 

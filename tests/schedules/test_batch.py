@@ -7,8 +7,8 @@ import pytest
 
 from taskcenter.schedules import scheduler
 from taskcenter.schedules.models import Fire, FireOutcome, PlanItem
-from taskcenter.tasks import dispatch
-from taskcenter.tasks.models import Operation, SubtaskInstance, TaskInstance
+from taskcenter.tasks import enqueue
+from taskcenter.tasks.models import AuditEntry, SubtaskInstance, TaskInstance
 from tests.schedules.conftest import make_plan
 
 pytestmark = pytest.mark.django_db
@@ -18,9 +18,9 @@ pytestmark = pytest.mark.django_db
 def sends():
     """Each send the engine would make, as its list of (subtask id, attempt)."""
     made: list[list[tuple[int, int]]] = []
-    previous = dispatch.register_attempt_sender(made.append)
+    previous = enqueue.register_attempt_sender(made.append)
     yield made
-    dispatch.register_attempt_sender(previous)
+    enqueue.register_attempt_sender(previous)
 
 
 def test_many_due_plans_start_in_one_batch_with_one_send(
@@ -35,8 +35,8 @@ def test_many_due_plans_start_in_one_batch_with_one_send(
     for plan in plans:
         [fire] = Fire.objects.filter(plan=plan)
         assert fire.outcome == FireOutcome.STARTED and fire.task_id in report.started
-        assert Operation.objects.filter(task=fire.task, action="PLAN_FIRE").count() == 1
-        assert Operation.objects.filter(task=fire.task, action="START").count() == 1
+        assert AuditEntry.objects.filter(task=fire.task, action="PLAN_FIRE").count() == 1
+        assert AuditEntry.objects.filter(task=fire.task, action="START").count() == 1
     assert set(SubtaskInstance.objects.values_list("retry_count", flat=True)) == {2}
 
 
@@ -63,4 +63,4 @@ def test_overlap_skips_in_a_batch_name_the_running_context(clock):
     running = Fire.objects.get(plan=plan, outcome=FireOutcome.STARTED).task_id
     skipped = Fire.objects.get(plan=plan, outcome=FireOutcome.SKIPPED)
     assert skipped.reason == f"the previous run (context {running}) is still running"
-    assert Operation.objects.filter(action="PLAN_FIRE", to_status="SKIPPED").count() == 2
+    assert AuditEntry.objects.filter(action="PLAN_FIRE", to_status="SKIPPED").count() == 2

@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 
 from taskcenter.schedules import firing, scheduler, verbs
 from taskcenter.schedules.models import Fire, FireOutcome, PlanItem
-from taskcenter.tasks.models import Operation, SubtaskInstance, TaskInstance, TaskType
+from taskcenter.tasks.models import AuditEntry, SubtaskInstance, TaskInstance, TaskType
 from tests.schedules.conftest import T0, cron_item, dependency_item, end_run, make_plan
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +28,7 @@ def test_a_cron_item_fires_at_its_time_once(clock):
     assert task.type == TaskType.SCHEDULED and task.parameters == {"notebook": 1}
     assert task.plan_fire.fire_time == T0.replace(minute=1)
     assert PlanItem.objects.get(plan=plan).next_fire_at == T0.replace(minute=2)
-    assert Operation.objects.filter(action="PLAN_FIRE", task=task).exists()
+    assert AuditEntry.objects.filter(action="PLAN_FIRE", task=task).exists()
 
 
 def test_a_fire_row_is_unique_per_item_and_time(clock):
@@ -185,7 +185,7 @@ def test_deleting_a_plan_keeps_its_past_contexts(clock):
     verbs.plan_delete(plan_id=plan.pk, actor=None)
     fire = TaskInstance.objects.get(pk=run).plan_fire
     assert fire.plan_id is None and fire.entity_key == "1" and fire.exec_detail["jobParams"]
-    assert Operation.objects.filter(action="PLAN_DELETE").exists()
+    assert AuditEntry.objects.filter(action="PLAN_DELETE").exists()
 
 
 def test_replacing_items_keeps_an_items_next_time_and_history(clock):

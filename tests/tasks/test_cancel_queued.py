@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from taskcenter.core.errors import InvalidState
-from taskcenter.tasks import services
-from taskcenter.tasks.models import Operation, SubtaskInstance, TaskInstance
+from taskcenter.tasks import services, verbs
+from taskcenter.tasks.models import AuditEntry, SubtaskInstance, TaskInstance
 from tests.conftest import basic_client, make_user
 from tests.factories import running_task, two_root_task
 
@@ -40,12 +40,12 @@ def test_a_queued_subtask_is_canceled_without_a_worker_and_a_late_claim_does_not
     assert first.status == "READY"
     operator = make_user("op")
 
-    services.subtask_cancel(task_id=task.pk, subtask_id=first.pk, actor=operator, reason="no")
+    verbs.subtask_cancel(task_id=task.pk, subtask_id=first.pk, actor=operator, reason="no")
 
     first.refresh_from_db()
     assert (first.status, first.operation) == ("FAILED", "CANCEL")
     assert first.finish_time is not None and first.start_time is None
-    row = Operation.objects.get(subtask=first, action="CANCEL")
+    row = AuditEntry.objects.get(subtask=first, action="CANCEL")
     assert (row.actor_name, row.from_status, row.to_status, row.reason) == (
         "op",
         "READY",
@@ -70,12 +70,12 @@ def test_cancel_task_stops_running_and_queued_subtasks_one_audit_row_each():
     first, second = subtask(task, "first"), subtask(task, "second")
     assert claim(first) is not None  # first runs, second is queued
 
-    services.task_cancel(task_id=task.pk, actor=make_user("op"), reason="wrong tenant")
+    verbs.task_cancel(task_id=task.pk, actor=make_user("op"), reason="wrong tenant")
 
     statuses = dict(task.subtasks.values_list("name", "status"))
     assert statuses == {"first": "CANCELING", "second": "FAILED", "after both": "PENDING"}
     assert set(task.subtasks.values_list("operation", flat=True)) >= {"CANCEL"}
-    rows = Operation.objects.filter(task=task, action="CANCEL").order_by("subtask_id")
+    rows = AuditEntry.objects.filter(task=task, action="CANCEL").order_by("subtask_id")
     assert [(r.subtask_id, r.from_status, r.to_status, r.reason) for r in rows] == [
         (first.pk, "RUNNING", "CANCELING", "wrong tenant"),
         (second.pk, "READY", "FAILED", "wrong tenant"),
@@ -92,12 +92,12 @@ def test_cancel_task_stops_running_and_queued_subtasks_one_audit_row_each():
 
 def test_cancel_task_of_only_queued_subtasks_ends_the_task_at_once():
     task = two_root_task()
-    services.task_cancel(task_id=task.pk, reason="not today")
+    verbs.task_cancel(task_id=task.pk, reason="not today")
     task.refresh_from_db()
     assert task.status == "FAILED" and task.finish_time is not None
-    assert Operation.objects.filter(task=task, action="FINISH").exists()
+    assert AuditEntry.objects.filter(task=task, action="FINISH").exists()
     # Retry brings the canceled steps back with a new attempt.
-    services.task_retry(task_id=task.pk)
+    verbs.task_retry(task_id=task.pk)
     assert set(
         task.subtasks.filter(name__in=["first", "second"]).values_list("status", flat=True)
     ) == {"READY"}
@@ -105,16 +105,16 @@ def test_cancel_task_of_only_queued_subtasks_ends_the_task_at_once():
 
 def test_cancel_task_is_refused_when_nothing_runs_or_waits():
     task = two_root_task()
-    services.task_cancel(task_id=task.pk)
+    verbs.task_cancel(task_id=task.pk)
     with pytest.raises(InvalidState):
-        services.task_cancel(task_id=task.pk)  # FAILED now
-    assert Operation.objects.filter(task=task, action="CANCEL").count() == 2
+        verbs.task_cancel(task_id=task.pk)  # FAILED now
+    assert AuditEntry.objects.filter(task=task, action="CANCEL").count() == 2
 
 
 def test_a_claim_that_wins_the_race_turns_the_cancel_into_a_stop_request():
     """The worker claims the attempt after the operator's view was read: the READY
     compare-and-set changes nothing, and the RUNNING one asks the worker to stop."""
-    from taskcenter.tasks.services.operations import _cancel_subtasks
+    from taskcenter.tasks.verbs.cancel import _cancel_subtasks
 
     task = two_root_task()
     first = subtask(task, "first")  # read as READY
@@ -122,21 +122,21 @@ def test_a_claim_that_wins_the_race_turns_the_cancel_into_a_stop_request():
     assert _cancel_subtasks(task, [first], None, "race") == 1
     first.refresh_from_db()
     assert first.status == "CANCELING"
-    row = Operation.objects.get(subtask=first, action="CANCEL")
+    row = AuditEntry.objects.get(subtask=first, action="CANCEL")
     assert (row.from_status, row.to_status) == ("RUNNING", "CANCELING")
 
 
 def test_a_cancel_that_wins_the_race_leaves_nothing_to_claim():
     task = two_root_task()
     first = subtask(task, "first")
-    services.subtask_cancel(task_id=task.pk, subtask_id=first.pk)
+    verbs.subtask_cancel(task_id=task.pk, subtask_id=first.pk)
     assert claim(first) is None
     assert subtask(task, "first").status == "FAILED"
 
 
 def test_a_stale_attempt_is_not_canceled():
     """A subtask read at attempt 1 that has moved to attempt 2 is left alone."""
-    from taskcenter.tasks.services.operations import _cancel_subtasks
+    from taskcenter.tasks.verbs.cancel import _cancel_subtasks
 
     task = two_root_task()
     first = subtask(task, "first")
@@ -196,7 +196,7 @@ def test_api_cancel_task(operator):
     )
     assert response.status_code == 200, response.content
     assert response.json()["data"]["status"] == "FAILED"
-    assert Operation.objects.filter(task=task, action="CANCEL", reason="stop it").count() == 2
+    assert AuditEntry.objects.filter(task=task, action="CANCEL", reason="stop it").count() == 2
     again = basic_client(operator.get_username()).post(f"/api/v2/tasks/instances/{task.pk}/cancel")
     assert again.status_code == 400 and again.json()["error"]["code"] == 20003
 
@@ -227,7 +227,7 @@ def test_cancel_task_needs_its_own_permission(face, viewer):
                 client.get(f"/tasks/{task.pk}/confirm/", {"op": "cancel_task"}).status_code == 403
             )
             assert client.post(f"/tasks/{task.pk}/cancel/", {"reason": "x"}).status_code == 403
-    assert not Operation.objects.filter(task=task, action="CANCEL").exists()
+    assert not AuditEntry.objects.filter(task=task, action="CANCEL").exists()
     # The same role may cancel one queued subtask from the page.
     client = client_for(user)
     first = subtask(task, "first")

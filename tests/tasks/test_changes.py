@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from taskcenter.tasks import selectors, services
+from taskcenter.tasks import selectors, services, verbs
 from taskcenter.tasks.models import TaskInstance
 from tests.factories import drive, start, subtask_named
 
@@ -40,13 +40,13 @@ def test_every_change_stamps_the_task(db, operator):
     drive(task, fail={"Copy tenant data"})  # claims and finishes, the task ends FAILED
     after_finish = stamp(task)
     assert after_finish > before
-    services.task_retry(task_id=task.pk, actor=operator)
+    verbs.task_retry(task_id=task.pk, actor=operator)
     after_retry = stamp(task)
     assert after_retry > after_finish
     drive(task, fail={"Copy tenant data"})
     copy = subtask_named(task, "Copy tenant data")
     ended = stamp(task)
-    services.subtask_skip(task_id=task.pk, subtask_id=copy.pk, actor=operator, reason="done")
+    verbs.subtask_skip(task_id=task.pk, subtask_id=copy.pk, actor=operator, reason="done")
     assert stamp(task) > ended
 
 

@@ -16,10 +16,10 @@ from django.utils import timezone
 from taskcenter.accounts import roles
 from taskcenter.tasks import selectors
 from taskcenter.tasks.models import (
+    AuditEntry,
     Cluster,
     Host,
     LogChunk,
-    Operation,
     SubtaskStatus,
     TaskInstance,
     TaskType,
@@ -95,7 +95,7 @@ def test_seed_demo_twice_duplicates_nothing_and_keeps_passwords():
     first, _ = run("seed_demo", tasks=30, seed=1)
     password = printed_password(first)
     counts = [
-        model.objects.count() for model in (Cluster, Tenant, Host, User, TaskInstance, Operation)
+        model.objects.count() for model in (Cluster, Tenant, Host, User, TaskInstance, AuditEntry)
     ]
 
     second, _ = run("seed_demo", tasks=30, seed=2)
@@ -104,7 +104,7 @@ def test_seed_demo_twice_duplicates_nothing_and_keeps_passwords():
     assert "password" not in second.replace("passwords are unchanged", "")
     assert "already exist" in second
     assert counts == [
-        model.objects.count() for model in (Cluster, Tenant, Host, User, TaskInstance, Operation)
+        model.objects.count() for model in (Cluster, Tenant, Host, User, TaskInstance, AuditEntry)
     ]
     assert User.objects.get(username="admin").check_password(password)
 
@@ -176,7 +176,7 @@ def assert_consistent(task: TaskInstance) -> None:
         assert statuses[SubtaskStatus.SUCCESSFUL] + statuses[SubtaskStatus.PENDING] == len(subs) - 1
         assert "failed" in selectors.log_tail(subtask=failed).text
 
-    audit = list(task.operations.order_by("created_at", "pk"))
+    audit = list(task.audit_entries.order_by("created_at", "pk"))
     assert audit[0].action == "START" and audit[0].actor == task.creator
     assert audit[-1].action == "FINISH" and audit[-1].to_status == task.status
     assert all(task.start_time <= op.created_at <= task.finish_time for op in audit)

@@ -1,7 +1,7 @@
 import pytest
 
 from taskcenter.core.errors import InvalidDefinition
-from taskcenter.tasks import services
+from taskcenter.tasks import services, verbs
 from taskcenter.tasks.definitions import (
     DefinitionSpec,
     SubtaskSpec,
@@ -57,16 +57,16 @@ def test_invalid_registered_definition_creates_no_task():
         DefinitionSpec(name="Broken cycle", build=lambda p: [shell("a", ["b"]), shell("b", ["a"])])
     )
     with pytest.raises(InvalidDefinition, match="cycle"):
-        services.task_start(definition_name="Broken cycle")
+        verbs.task_start(definition_name="Broken cycle")
     assert not TaskInstance.objects.exists()
 
 
 @pytest.mark.django_db
 def test_unknown_definition_and_unknown_parameter_are_refused():
     with pytest.raises(InvalidDefinition, match="no task definition named 'Nope'"):
-        services.task_start(definition_name="Nope")
+        verbs.task_start(definition_name="Nope")
     with pytest.raises(InvalidDefinition, match="Unknown parameter.*colour"):
-        services.task_start(definition_name="Reinstall OCP agent", parameters={"colour": "red"})
+        verbs.task_start(definition_name="Reinstall OCP agent", parameters={"colour": "red"})
     assert not TaskInstance.objects.exists()
 
 
@@ -96,7 +96,7 @@ def test_refused_parameters_leave_no_definition_row():
     from taskcenter.tasks.models import TaskDefinition
 
     with pytest.raises(InvalidDefinition):
-        services.task_start(definition_name="Reinstall OCP agent", parameters={"bad": 1})
+        verbs.task_start(definition_name="Reinstall OCP agent", parameters={"bad": 1})
     assert not TaskDefinition.objects.exists()
 
 
@@ -137,7 +137,7 @@ def test_load_definition_command_stores_versions_and_refuses_bad_documents(tmp_p
         .values_list("version", flat=True)
         .order_by("version")
     ) == [1, 2]
-    task = services.task_start(definition_name="Rotate logs")
+    task = verbs.task_start(definition_name="Rotate logs")
     assert task.subtask_total == 2 and task.definition.version == 2
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")

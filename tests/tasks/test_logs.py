@@ -4,14 +4,14 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from taskcenter.tasks import selectors, services
+from taskcenter.tasks import selectors, services, verbs
 from taskcenter.tasks.models import LogChunk, SubtaskInstance
 from taskcenter.tasks.sql import LOG_CHUNK_MAX
 
 
 @pytest.fixture
 def subtask(db):
-    task = services.task_start(definition_name="Reinstall OCP agent")
+    task = verbs.task_start(definition_name="Reinstall OCP agent")
     return selectors.task_subtasks(task=task)[0]
 
 

@@ -5,13 +5,13 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from taskcenter.tasks import selectors, services
+from taskcenter.tasks import selectors, services, verbs
 
 pytestmark = pytest.mark.usefixtures("finish_path")
 
 
 def test_start_makes_only_the_roots_ready_and_stores_both_ends_of_every_edge(db):
-    task = services.task_start(definition_name="Benchmark fan-out", parameters={"width": 3})
+    task = verbs.task_start(definition_name="Benchmark fan-out", parameters={"width": 3})
     subs = {s.name: s for s in selectors.task_subtasks(task=task)}
     start, end = subs["start"], subs["end"]
     nodes = [subs[f"node {i}"] for i in range(3)]
@@ -25,9 +25,7 @@ def test_start_makes_only_the_roots_ready_and_stores_both_ends_of_every_edge(db)
 
 
 def test_an_attempt_is_claimed_once_and_carries_what_the_action_needs(db):
-    task = services.task_start(
-        definition_name="Reinstall OCP agent", parameters={"host": "10.0.0.7"}
-    )
+    task = verbs.task_start(definition_name="Reinstall OCP agent", parameters={"host": "10.0.0.7"})
     first = selectors.task_subtasks(task=task)[0]
 
     claimed = services.attempt_claim(subtask_id=first.pk, attempt=1, executor="host-a")
@@ -43,7 +41,7 @@ def test_an_attempt_is_claimed_once_and_carries_what_the_action_needs(db):
 
 
 def test_finishing_a_stale_attempt_changes_nothing(db):
-    task = services.task_start(definition_name="Benchmark chain", parameters={"length": 2})
+    task = verbs.task_start(definition_name="Benchmark chain", parameters={"length": 2})
     first = selectors.task_subtasks(task=task)[0]
     services.attempt_claim(subtask_id=first.pk, attempt=1, executor="host-a")
 
@@ -67,7 +65,7 @@ def sent(monkeypatch) -> list[tuple[int, int]]:
 def test_a_finish_can_claim_the_next_link_for_its_own_worker(
     db, django_capture_on_commit_callbacks, sent
 ):
-    task = services.task_start(definition_name="Benchmark chain", parameters={"length": 3})
+    task = verbs.task_start(definition_name="Benchmark chain", parameters={"length": 3})
     first, second, third = selectors.task_subtasks(task=task)
     services.attempt_claim(subtask_id=first.pk, attempt=1, executor="host-a")
 
@@ -92,7 +90,7 @@ def test_a_finish_can_claim_the_next_link_for_its_own_worker(
 def test_a_finish_that_starts_several_claims_one_and_sends_the_others(
     db, django_capture_on_commit_callbacks, sent
 ):
-    task = services.task_start(definition_name="Benchmark fan-out", parameters={"width": 3})
+    task = verbs.task_start(definition_name="Benchmark fan-out", parameters={"width": 3})
     subs = {s.name: s for s in selectors.task_subtasks(task=task)}
     services.attempt_claim(subtask_id=subs["start"].pk, attempt=1, executor="host-a")
 
@@ -113,7 +111,7 @@ def test_a_finish_that_starts_several_claims_one_and_sends_the_others(
 
 
 def test_a_failed_attempt_claims_nothing(db):
-    task = services.task_start(definition_name="Benchmark chain", parameters={"length": 2})
+    task = verbs.task_start(definition_name="Benchmark chain", parameters={"length": 2})
     first = selectors.task_subtasks(task=task)[0]
     services.attempt_claim(subtask_id=first.pk, attempt=1, executor="host-a")
 
@@ -134,7 +132,7 @@ def finish(task, subtask_id: int, **kwargs) -> services.FinishedAttempt:
 def test_a_fan_out_ends_node_by_node_and_the_last_node_starts_the_join(
     db, django_capture_on_commit_callbacks, sent
 ):
-    task = services.task_start(definition_name="Benchmark fan-out", parameters={"width": 3})
+    task = verbs.task_start(definition_name="Benchmark fan-out", parameters={"width": 3})
     subs = {s.name: s for s in selectors.task_subtasks(task=task)}
     nodes = [subs[f"node {i}"].pk for i in range(3)]
     services.attempt_claim(subtask_id=subs["start"].pk, attempt=1, executor="host-a")
@@ -167,7 +165,7 @@ def test_a_fan_out_ends_node_by_node_and_the_last_node_starts_the_join(
 
 
 def test_a_stale_finish_from_a_worker_changes_nothing(db):
-    task = services.task_start(definition_name="Benchmark chain", parameters={"length": 2})
+    task = verbs.task_start(definition_name="Benchmark chain", parameters={"length": 2})
     first, second = selectors.task_subtasks(task=task)
     services.attempt_claim(subtask_id=first.pk, attempt=1, executor="host-a")
 
@@ -182,7 +180,7 @@ def test_a_stale_finish_from_a_worker_changes_nothing(db):
 
 def test_a_finishing_log_past_the_cap_is_cut_with_a_marker(db, settings):
     settings.TASKCENTER_LOG_CAP_BYTES = 1024
-    task = services.task_start(definition_name="Benchmark chain", parameters={"length": 1})
+    task = verbs.task_start(definition_name="Benchmark chain", parameters={"length": 1})
     only = selectors.task_subtasks(task=task)[0]
     services.attempt_claim(subtask_id=only.pk, attempt=1, executor="host-a")
 
@@ -196,7 +194,7 @@ def test_a_finishing_log_past_the_cap_is_cut_with_a_marker(db, settings):
 
 def fan_out_with_a_running_node():
     """A fan-out of two whose start has ended and whose "node 0" is RUNNING."""
-    task = services.task_start(definition_name="Benchmark fan-out", parameters={"width": 2})
+    task = verbs.task_start(definition_name="Benchmark fan-out", parameters={"width": 2})
     subs = {s.name: s for s in selectors.task_subtasks(task=task)}
     services.attempt_claim(subtask_id=subs["start"].pk, attempt=1, executor="host-a")
     finish(task, subs["start"].pk)
@@ -222,23 +220,23 @@ def test_starting_many_writes_each_and_returns_the_error_of_a_refused_one(
     db, django_capture_on_commit_callbacks
 ):
     from taskcenter.core.errors import InvalidDefinition
-    from taskcenter.tasks import dispatch
+    from taskcenter.tasks import enqueue
 
     sends: list[list[tuple[int, int]]] = []
-    previous = dispatch.register_attempt_sender(sends.append)
+    previous = enqueue.register_attempt_sender(sends.append)
     try:
         with django_capture_on_commit_callbacks(execute=True):
-            chain, refused, fan_out = services.task_start_many(
+            chain, refused, fan_out = verbs.task_start_many(
                 starts=[
-                    services.TaskStart(definition_name="Benchmark chain", parameters={"length": 2}),
-                    services.TaskStart(definition_name="Nope"),
-                    services.TaskStart(
+                    verbs.TaskStart(definition_name="Benchmark chain", parameters={"length": 2}),
+                    verbs.TaskStart(definition_name="Nope"),
+                    verbs.TaskStart(
                         definition_name="Benchmark fan-out", parameters={"width": 2}, retry_count=4
                     ),
                 ]
             )
     finally:
-        dispatch.register_attempt_sender(previous)
+        enqueue.register_attempt_sender(previous)
     assert isinstance(refused, InvalidDefinition)
     assert [len(selectors.task_subtasks(task=t)) for t in (chain, fan_out)] == [2, 4]
     assert {s.retry_count for s in selectors.task_subtasks(task=fan_out)} == {4}

@@ -6,14 +6,14 @@ import pytest
 from django.db import connection
 
 from taskcenter.core.errors import InvalidState, RollbackProhibited, TaskNotFound
-from taskcenter.tasks import selectors, services
+from taskcenter.tasks import selectors, verbs
 from taskcenter.tasks.definitions import (
     DefinitionSpec,
     ParameterSpec,
     SubtaskSpec,
     register_definition,
 )
-from taskcenter.tasks.models import Operation, SubtaskInstance, TaskInstance
+from taskcenter.tasks.models import AuditEntry, SubtaskInstance, TaskInstance
 
 pytestmark = pytest.mark.usefixtures("eager_engine", "finish_path")
 
@@ -31,7 +31,7 @@ def reload(task):
 
 
 def start_failing_migration(fail_step="copy", fail_times=1):
-    task = services.task_start(
+    task = verbs.task_start(
         definition_name="Migrate tenant",
         parameters={"fail_step": fail_step, "fail_times": fail_times, "step_seconds": 0},
     )
@@ -39,7 +39,7 @@ def start_failing_migration(fail_step="copy", fail_times=1):
 
 
 def test_chain_runs_to_successful_in_dag_order():
-    task = reload(services.task_start(definition_name="Reinstall OCP agent"))
+    task = reload(verbs.task_start(definition_name="Reinstall OCP agent"))
     assert (task.status, task.operation) == ("SUCCESSFUL", "EXECUTE")
     subs = selectors.task_subtasks(task=task)
     assert [s.name for s in subs] == [
@@ -73,7 +73,7 @@ def test_failure_fails_the_task_and_leaves_downstream_pending():
 def test_retry_task_continues_downstream_and_counts_the_run():
     task = start_failing_migration()
     failed_at = task.finish_time
-    services.task_retry(task_id=task.pk, reason="transient")
+    verbs.task_retry(task_id=task.pk, reason="transient")
     task = reload(task)
     assert (task.status, task.operation) == ("SUCCESSFUL", "RETRY")
     assert task.finish_time > failed_at
@@ -87,7 +87,7 @@ def test_retry_task_continues_downstream_and_counts_the_run():
 def test_retry_subtask_continues_downstream():
     task = start_failing_migration()
     copy = subtasks_by_name(task)["Copy tenant data"]
-    returned = services.subtask_retry(task_id=task.pk, subtask_id=copy.pk)
+    returned = verbs.subtask_retry(task_id=task.pk, subtask_id=copy.pk)
     assert returned.pk == copy.pk
     assert reload(task).status == "SUCCESSFUL"
     assert subtasks_by_name(task)["Copy tenant data"].run_time == 2
@@ -112,15 +112,13 @@ def test_automatic_retries_up_to_the_retry_count():
             ],
         )
     )
-    task = reload(services.task_start(definition_name="Flaky step"))
+    task = reload(verbs.task_start(definition_name="Flaky step"))
     flaky = selectors.task_subtasks(task=task)[0]
     assert task.status == "SUCCESSFUL"
     assert (flaky.run_time, flaky.operation) == (3, "RETRY")
-    assert Operation.objects.filter(task=task, action="AUTO_RETRY").count() == 2
+    assert AuditEntry.objects.filter(task=task, action="AUTO_RETRY").count() == 2
     # Three failures with two retries allowed: the task fails after run 3.
-    failing = reload(
-        services.task_start(definition_name="Flaky step", parameters={"fail_times": 3})
-    )
+    failing = reload(verbs.task_start(definition_name="Flaky step", parameters={"fail_times": 3}))
     assert failing.status == "FAILED"
     assert selectors.task_subtasks(task=failing)[0].run_time == 3
 
@@ -128,12 +126,12 @@ def test_automatic_retries_up_to_the_retry_count():
 def test_skip_marks_successful_and_continues():
     task = start_failing_migration(fail_times=5)
     copy = subtasks_by_name(task)["Copy tenant data"]
-    services.subtask_skip(task_id=task.pk, subtask_id=copy.pk, reason="copied by hand")
+    verbs.subtask_skip(task_id=task.pk, subtask_id=copy.pk, reason="copied by hand")
     task = reload(task)
     assert task.status == "SUCCESSFUL"
     copy = subtasks_by_name(task)["Copy tenant data"]
     assert (copy.status, copy.operation, copy.run_time) == ("SUCCESSFUL", "SKIP", 1)
-    audit = Operation.objects.get(task=task, action="SKIP")
+    audit = AuditEntry.objects.get(task=task, action="SKIP")
     assert (audit.from_status, audit.to_status, audit.reason) == (
         "FAILED",
         "SUCCESSFUL",
@@ -143,7 +141,7 @@ def test_skip_marks_successful_and_continues():
 
 def test_rollback_walks_the_dag_backwards_and_ends_rolled_back():
     task = start_failing_migration(fail_times=5)
-    services.task_rollback(task_id=task.pk, reason="give up")
+    verbs.task_rollback(task_id=task.pk, reason="give up")
     task = reload(task)
     assert (task.status, task.operation, task.is_rolled_back) == ("SUCCESSFUL", "ROLLBACK", True)
     subs = subtasks_by_name(task)
@@ -164,33 +162,33 @@ def test_rollback_is_refused_when_a_started_subtask_prohibits_it():
     task = start_failing_migration(fail_step="switch", fail_times=5)
     assert task.status == "FAILED"
     with pytest.raises(RollbackProhibited):
-        services.task_rollback(task_id=task.pk)
+        verbs.task_rollback(task_id=task.pk)
     task = reload(task)
     assert (task.status, task.operation) == ("FAILED", "EXECUTE")
-    assert not Operation.objects.filter(task=task, action="ROLLBACK").exists()
+    assert not AuditEntry.objects.filter(task=task, action="ROLLBACK").exists()
 
 
 def test_refused_transitions_change_nothing():
-    done = reload(services.task_start(definition_name="Reinstall OCP agent"))
+    done = reload(verbs.task_start(definition_name="Reinstall OCP agent"))
     first = selectors.task_subtasks(task=done)[0]
     before = list(SubtaskInstance.objects.order_by("pk").values())
-    audit_rows = Operation.objects.count()
+    audit_rows = AuditEntry.objects.count()
     refused = [
-        lambda: services.task_retry(task_id=done.pk),
-        lambda: services.task_rollback(task_id=done.pk),
-        lambda: services.subtask_retry(task_id=done.pk, subtask_id=first.pk),
-        lambda: services.subtask_skip(task_id=done.pk, subtask_id=first.pk),
-        lambda: services.subtask_cancel(task_id=done.pk, subtask_id=first.pk),
+        lambda: verbs.task_retry(task_id=done.pk),
+        lambda: verbs.task_rollback(task_id=done.pk),
+        lambda: verbs.subtask_retry(task_id=done.pk, subtask_id=first.pk),
+        lambda: verbs.subtask_skip(task_id=done.pk, subtask_id=first.pk),
+        lambda: verbs.subtask_cancel(task_id=done.pk, subtask_id=first.pk),
     ]
     for call in refused:
         with pytest.raises(InvalidState, match=rf"{done.pk}|{first.pk}"):
             call()
     with pytest.raises(TaskNotFound, match="999999 task does not exist"):
-        services.task_retry(task_id=999999)
+        verbs.task_retry(task_id=999999)
     with pytest.raises(TaskNotFound, match="subtask does not exist"):
-        services.subtask_skip(task_id=done.pk, subtask_id=999999)
+        verbs.subtask_skip(task_id=done.pk, subtask_id=999999)
     assert list(SubtaskInstance.objects.order_by("pk").values()) == before
-    assert Operation.objects.count() == audit_rows
+    assert AuditEntry.objects.count() == audit_rows
 
 
 def test_retry_is_refused_during_a_failed_rollback():
@@ -200,17 +198,17 @@ def test_retry_is_refused_during_a_failed_rollback():
     SubtaskInstance.objects.filter(pk=copy.pk).update(
         node_type="SHELL_TASK", rollback_action={"command": "echo cannot undo; exit 3"}
     )
-    services.task_rollback(task_id=task.pk)
+    verbs.task_rollback(task_id=task.pk)
     task = reload(task)
     assert (task.status, task.operation) == ("FAILED", "ROLLBACK")
     copy = subtasks_by_name(task)["Copy tenant data"]
     assert (copy.status, copy.operation) == ("FAILED", "ROLLBACK")
     with pytest.raises(InvalidState):
-        services.task_retry(task_id=task.pk)
+        verbs.task_retry(task_id=task.pk)
     with pytest.raises(InvalidState):
-        services.subtask_retry(task_id=task.pk, subtask_id=copy.pk)
+        verbs.subtask_retry(task_id=task.pk, subtask_id=copy.pk)
     # Skipping the failed rollback step counts it as rolled back and the rollback goes on.
-    services.subtask_skip(task_id=task.pk, subtask_id=copy.pk)
+    verbs.subtask_skip(task_id=task.pk, subtask_id=copy.pk)
     task = reload(task)
     assert task.is_rolled_back
     assert subtasks_by_name(task)["Copy tenant data"].operation == "ROLLBACK_SKIP"
@@ -225,7 +223,7 @@ def test_twenty_concurrent_retries_make_exactly_one_retry():
     def attempt():
         barrier.wait()
         try:
-            services.task_retry(task_id=task.pk, reason="race")
+            verbs.task_retry(task_id=task.pk, reason="race")
             outcomes.append("ok")
         except InvalidState:
             outcomes.append("refused")
@@ -240,7 +238,7 @@ def test_twenty_concurrent_retries_make_exactly_one_retry():
     assert sorted(outcomes) == ["ok"] + ["refused"] * 19
     copy.refresh_from_db()
     assert copy.run_time == 2
-    assert Operation.objects.filter(task=task, action="RETRY").count() == 1
+    assert AuditEntry.objects.filter(task=task, action="RETRY").count() == 1
     assert reload(task).status == "SUCCESSFUL"
 
 
@@ -253,10 +251,10 @@ def test_every_operation_is_audited_with_actor_and_trace():
     token = set_trace_id("abc123")
     try:
         task = start_failing_migration()
-        services.task_retry(task_id=task.pk, actor=alice, reason="try again")
+        verbs.task_retry(task_id=task.pk, actor=alice, reason="try again")
     finally:
         reset_trace_id(token)
-    row = Operation.objects.get(task=task, action="RETRY")
+    row = AuditEntry.objects.get(task=task, action="RETRY")
     assert (
         row.actor,
         row.actor_name,
@@ -266,7 +264,7 @@ def test_every_operation_is_audited_with_actor_and_trace():
         row.trace_id,
     ) == (alice, "alice", "FAILED", "RUNNING", "try again", "abc123")
     assert list(
-        Operation.objects.filter(task=task).values_list("action", flat=True).order_by("pk")
+        AuditEntry.objects.filter(task=task).values_list("action", flat=True).order_by("pk")
     ) == ["START", "FINISH", "RETRY", "FINISH"]
 
 
@@ -280,7 +278,7 @@ def test_task_status_filters_support_every_status():
 
 def test_skip_in_a_fan_in_releases_the_join_only_when_every_branch_is_done():
     task = reload(
-        services.task_start(
+        verbs.task_start(
             definition_name="Scale out tenant units",
             parameters={"units": 3, "fail_step": "unit1", "fail_times": 9},
         )
@@ -289,7 +287,7 @@ def test_skip_in_a_fan_in_releases_the_join_only_when_every_branch_is_done():
     balance = subtasks_by_name(task)["Balance units"]
     assert (balance.status, balance.upstreams_left) == ("PENDING", 1)
     failed = subtasks_by_name(task)["Create resource unit on node 2"]
-    services.subtask_skip(task_id=task.pk, subtask_id=failed.pk)
+    verbs.subtask_skip(task_id=task.pk, subtask_id=failed.pk)
     task = reload(task)
     assert task.status == "SUCCESSFUL"
     assert subtasks_by_name(task)["Balance units"].run_time == 1
@@ -299,7 +297,7 @@ def test_retry_recounts_upstreams_of_rows_written_without_counters():
     task = start_failing_migration()
     # Rows written by other means (imported history) carry no counters.
     SubtaskInstance.objects.filter(task=task).update(upstreams_left=0)
-    services.task_retry(task_id=task.pk)
+    verbs.task_retry(task_id=task.pk)
     task = reload(task)
     assert task.status == "SUCCESSFUL"
     subs = selectors.task_subtasks(task=task)

@@ -100,9 +100,9 @@ def test_a_name_outlives_its_tasks_and_matches_nothing():
 
 
 def test_the_task_start_service_adds_the_definition_name():
-    from taskcenter.tasks import services
+    from taskcenter.tasks import verbs
 
-    task = services.task_start(definition_name="Back up cluster")
+    task = verbs.task_start(definition_name="Back up cluster")
     assert task.name in known_names()
     assert task.pk in listed("name=back up")[0]
 

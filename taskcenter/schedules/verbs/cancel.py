@@ -12,7 +12,7 @@ from taskcenter.core.errors import InvalidState, TaskNotFound
 from taskcenter.schedules import selectors
 from taskcenter.schedules.models import Plan
 from taskcenter.schedules.verbs.common import audit_plan, lock_plan
-from taskcenter.tasks import services as task_services
+from taskcenter.tasks import verbs as task_verbs
 
 PLAN_CANCEL = "PLAN_CANCEL"
 
@@ -27,7 +27,7 @@ def plan_cancel(*, plan_id: int, actor) -> int:
     asked = 0
     for task_id, subtask_id in selectors.plan_stoppable_subtasks(plan_id=plan.pk):
         try:
-            task_services.subtask_cancel(
+            task_verbs.subtask_cancel(
                 task_id=task_id, subtask_id=subtask_id, actor=actor, reason=f"plan {plan.pk}"
             )
             asked += 1

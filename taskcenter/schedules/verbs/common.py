@@ -5,7 +5,7 @@ from __future__ import annotations
 from taskcenter.core.errors import TaskNotFound
 from taskcenter.schedules.models import Plan
 from taskcenter.tasks.audit import audit_record
-from taskcenter.tasks.services import Refusal
+from taskcenter.tasks.verbs import Refusal
 
 __all__ = ["Refusal", "audit_plan", "lock_plan", "raise_if_refused"]
 

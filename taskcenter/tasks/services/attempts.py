@@ -16,8 +16,8 @@ from django.utils import timezone
 from taskcenter.core.errors import TaskNotFound
 from taskcenter.tasks import sql
 from taskcenter.tasks.audit import Action
-from taskcenter.tasks.dispatch import enqueue_attempt, enqueue_attempts
-from taskcenter.tasks.models import SubtaskInstance, SubtaskOperation, SubtaskStatus
+from taskcenter.tasks.enqueue import enqueue_attempt, enqueue_attempts
+from taskcenter.tasks.models import SubtaskInstance, SubtaskRunMode, SubtaskStatus
 from taskcenter.tasks.services import finish
 from taskcenter.tasks.services.logs import log_line
 from taskcenter.tasks.services.progress import (
@@ -45,7 +45,7 @@ class ClaimedAttempt:
 
     @property
     def is_rollback(self) -> bool:
-        return self.operation == SubtaskOperation.ROLLBACK
+        return self.operation == SubtaskRunMode.ROLLBACK
 
     @property
     def action_to_run(self) -> dict | None:

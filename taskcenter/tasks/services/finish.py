@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from taskcenter.tasks import sql
 from taskcenter.tasks.audit import Action
-from taskcenter.tasks.models import SubtaskOperation, SubtaskStatus, TaskStatus
+from taskcenter.tasks.models import SubtaskRunMode, SubtaskStatus, TaskStatus
 from taskcenter.tasks.services import logs
 from taskcenter.tasks.services.progress import (
     TaskState,
@@ -63,7 +63,7 @@ class FinishPlan:
             "heartbeat_at": None,
         }
         if self.canceled:
-            fields["operation"] = SubtaskOperation.CANCEL
+            fields["operation"] = SubtaskRunMode.CANCEL
         if result is not None:
             fields["result"] = sql.json_param(result)
         return fields
@@ -132,7 +132,7 @@ def end_attempt(
     """
     plan = plan_finish(
         succeeded=succeeded,
-        rollback=subtask.operation == SubtaskOperation.ROLLBACK,
+        rollback=subtask.operation == SubtaskRunMode.ROLLBACK,
         canceled=subtask.status == SubtaskStatus.CANCELING,
         run_time=subtask.run_time,
         retry_count=subtask.retry_count,
@@ -156,7 +156,7 @@ def end_attempt(
         audit_subtask_change(
             None, Action.AUTO_RETRY, task, subtask, SubtaskStatus.FAILED, SubtaskStatus.READY
         )
-        make_ready([subtask.pk], [SubtaskStatus.FAILED], operation=SubtaskOperation.RETRY)
+        make_ready([subtask.pk], [SubtaskStatus.FAILED], operation=SubtaskRunMode.RETRY)
     return Ended(released=[], settle=True)
 
 

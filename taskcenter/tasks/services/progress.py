@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from taskcenter.tasks import models, sql
 from taskcenter.tasks.audit import Action, audit_record
-from taskcenter.tasks.dispatch import enqueue_attempts
+from taskcenter.tasks.enqueue import enqueue_attempts
 
 
 @dataclass
@@ -61,7 +61,7 @@ def start_unblocked(candidate_ids: list[int]) -> list[int]:
     return make_ready(
         candidate_ids,
         [models.SubtaskStatus.PENDING],
-        operation=models.SubtaskOperation.EXECUTE,
+        operation=models.SubtaskRunMode.EXECUTE,
         unblocked_only=True,
     )
 
@@ -96,7 +96,7 @@ def ready_rollback(task: models.TaskInstance | TaskState) -> None:
     make_ready(
         ready,
         [models.SubtaskStatus.SUCCESSFUL, models.SubtaskStatus.FAILED],
-        operation=models.SubtaskOperation.ROLLBACK,
+        operation=models.SubtaskRunMode.ROLLBACK,
         count_run=False,
     )
 
@@ -116,7 +116,7 @@ def task_refresh_status(task: models.TaskInstance | TaskState) -> None:
     if new_status != models.TaskStatus.RUNNING:
         rolled_back = (
             new_status == models.TaskStatus.SUCCESSFUL
-            and task.operation == models.TaskOperation.ROLLBACK
+            and task.operation == models.TaskRunMode.ROLLBACK
         )
         label = "rolled back" if rolled_back else new_status
         audit_record(
@@ -137,7 +137,7 @@ def _derived_status(task: models.TaskInstance | TaskState) -> str:
     total = sum(counts.values())
     if any(counts.get(status, 0) for status in models.ACTIVE_SUBTASK_STATUSES):
         return models.TaskStatus.RUNNING
-    rollback = task.operation == models.TaskOperation.ROLLBACK
+    rollback = task.operation == models.TaskRunMode.ROLLBACK
     done = models.SubtaskStatus.PENDING if rollback else models.SubtaskStatus.SUCCESSFUL
     return (
         models.TaskStatus.SUCCESSFUL if counts.get(done, 0) == total else models.TaskStatus.FAILED

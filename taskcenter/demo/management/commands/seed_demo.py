@@ -28,8 +28,8 @@ from taskcenter.accounts import roles
 from taskcenter.core.errors import TaskCenterError
 from taskcenter.core.trace import reset_trace_id, set_trace_id
 from taskcenter.demo.history import HISTORY_DAYS, OUTCOME_WEIGHTS, HistoryPlayer
-from taskcenter.tasks import definitions, services
-from taskcenter.tasks.models import Cluster, Host, Operation, Tenant
+from taskcenter.tasks import definitions, verbs
+from taskcenter.tasks.models import AuditEntry, Cluster, Host, Tenant
 
 # Audit rows of seeded tasks carry these trace ids, which is how a second run knows what
 # it already wrote.
@@ -174,7 +174,7 @@ class Command(BaseCommand):
     # --- History -------------------------------------------------------------------------------
 
     def _seed_history(self, count: int, rng: random.Random, users: dict[str, Any]) -> None:
-        already = Operation.objects.filter(trace_id=HISTORY_TRACE, action="START").count()
+        already = AuditEntry.objects.filter(trace_id=HISTORY_TRACE, action="START").count()
         if already:
             self.stdout.write(f"history: {already} demo tasks already present; nothing added")
             return
@@ -204,7 +204,7 @@ class Command(BaseCommand):
 
     def _start_live(self, users: dict[str, Any], clusters: dict[str, Cluster]) -> None:
         started_before = set(
-            Operation.objects.filter(trace_id=LIVE_TRACE, action="START").values_list(
+            AuditEntry.objects.filter(trace_id=LIVE_TRACE, action="START").values_list(
                 "task__name", flat=True
             )
         )
@@ -216,7 +216,7 @@ class Command(BaseCommand):
             tenant = cluster.tenants.get(name=tenant_name) if tenant_name else None
             token = set_trace_id(LIVE_TRACE)
             try:
-                task = services.task_start(
+                task = verbs.task_start(
                     definition_name=name,
                     parameters=params,
                     creator=users["operator"],

@@ -19,7 +19,7 @@ from taskcenter.core.errors import TaskCenterError
 # Colours and other escape sequences in a log must not reach the operator's terminal.
 from taskcenter.core.terminal import plain as terminal_safe
 from taskcenter.core.trace import new_trace_id, reset_trace_id, set_trace_id
-from taskcenter.tasks import definitions, dispatch, selectors, services
+from taskcenter.tasks import definitions, enqueue, selectors, verbs
 from taskcenter.tasks.models import (
     Cluster,
     SubtaskStatus,
@@ -73,8 +73,8 @@ class Command(BaseCommand):
         creator = self._creator(options["creator"])
         token = set_trace_id(new_trace_id())
         try:
-            with dispatch.collect_queued() as queued:
-                task = services.task_start(
+            with enqueue.collect_queued() as queued:
+                task = verbs.task_start(
                     definition_name=definition,
                     parameters=parameters,
                     creator=creator,

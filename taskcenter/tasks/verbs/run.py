@@ -1,5 +1,8 @@
-"""Starting tasks, one or a batch: their rows, their DAGs' edges, and their first READY
-subtasks."""
+"""Run: start tasks, one or a batch: their rows, their DAGs' edges, their START audit
+entries, and their first READY subtasks (sent to the workers on commit).
+
+A page's "Run" (taskcenter.dashboard.jobs), the API's start, the command line and the
+scheduler's fires all start tasks here."""
 
 from __future__ import annotations
 
@@ -161,7 +164,7 @@ def _write(planned: list[_Planned]) -> None:
             for plan in planned
         ]
     )
-    make_ready(roots, [models.SubtaskStatus.PENDING], operation=models.SubtaskOperation.EXECUTE)
+    make_ready(roots, [models.SubtaskStatus.PENDING], operation=models.SubtaskRunMode.EXECUTE)
     # Stamped again last: a start of many subtasks takes a while, and the live pages read
     # changes by updated_at, which should be close to the commit that shows the task.
     models.TaskInstance.objects.filter(pk__in=[plan.task.pk for plan in planned]).update(
@@ -180,7 +183,7 @@ def _task_row(
         creator=start.creator,
         status=models.TaskStatus.RUNNING,
         type=start.type,
-        operation=models.TaskOperation.EXECUTE,
+        operation=models.TaskRunMode.EXECUTE,
         parameters=params,
         start_time=now,
         subtask_total=size,

@@ -1,10 +1,11 @@
-"""A page offers an operation exactly when its service would accept it.
+"""Each task and subtask state shows the right buttons, enabled exactly when the verb
+would accept it, and a disabled one says the verb's own reason.
 
-For every operation and every task and subtask state, the buttons an all-permitted user
-sees (enabled ones) are compared with what the services do when asked. The states are set
-by hand on a task started through the services: most of the combinations cannot be
-reached quickly (or at all) by driving the engine, and this test is about the rule, not
-about how a task gets there.
+For every verb and every task and subtask state, the buttons an all-permitted user sees
+are compared with the states that offer the verb, and the enabled ones with what the verb
+does when asked. The states are set by hand on a task started through the verbs: most of
+the combinations cannot be reached quickly (or at all) by driving the engine, and this
+test is about the rule, not about how a task gets there.
 """
 
 from __future__ import annotations
@@ -16,24 +17,21 @@ from django.db import transaction
 
 from taskcenter.core.errors import InvalidState, RollbackProhibited
 from taskcenter.dashboard import presenters
-from taskcenter.tasks import services
+from taskcenter.tasks import verbs
 from taskcenter.tasks.models import (
     SubtaskInstance,
-    SubtaskOperation,
+    SubtaskRunMode,
     SubtaskStatus,
     TaskInstance,
-    TaskOperation,
+    TaskRunMode,
     TaskStatus,
 )
-from taskcenter.tasks.operations import OPERATIONS
 
 # Rollback can be prohibited by the task's flag or by a subtask that has run.
 TASK_STATES = list(
-    itertools.product(TaskStatus.values, TaskOperation.values, ["", "task", "subtask"])
+    itertools.product(TaskStatus.values, TaskRunMode.values, ["", "task", "subtask"])
 )
-SUBTASK_STATES = list(
-    itertools.product(SubtaskStatus.values, SubtaskOperation.values, [False, True])
-)
+SUBTASK_STATES = list(itertools.product(SubtaskStatus.values, SubtaskRunMode.values, [False, True]))
 
 
 class _Undo(Exception):
@@ -41,10 +39,10 @@ class _Undo(Exception):
 
 
 def _accepted(task: TaskInstance, subtask: SubtaskInstance, key: str) -> bool:
-    spec = OPERATIONS[key]
+    verb = verbs.VERBS[key]
     try:
         with transaction.atomic():
-            spec.run(task_id=task.pk, subtask_id=subtask.pk, actor=None, reason="tried")
+            verb.perform(task_id=task.pk, subtask_id=subtask.pk, actor=None, reason="tried")
             raise _Undo
     except _Undo:
         return True
@@ -52,17 +50,31 @@ def _accepted(task: TaskInstance, subtask: SubtaskInstance, key: str) -> bool:
         return False
 
 
-def _offered(user, task: TaskInstance, subtask: SubtaskInstance) -> set[str]:
+def _buttons(user, task: TaskInstance, subtask: SubtaskInstance) -> list[presenters.Button]:
+    """The task's and the subtask's buttons, with each disabled one's reason checked
+    against the verb's refusal."""
     task = TaskInstance.objects.get(pk=task.pk)
     subtask = SubtaskInstance.objects.get(pk=subtask.pk)
     buttons = presenters.task_buttons(user, task) + presenters.subtask_buttons(user, subtask, task)
-    return {button.op for button in buttons if button.enabled}
+    for button in buttons:
+        if not button.enabled:
+            refused = verbs.VERBS[button.op].refused(task, subtask)
+            assert refused is not None and button.why == refused.why
+    return buttons
+
+
+def _offered(user, task: TaskInstance, subtask: SubtaskInstance) -> set[str]:
+    return {button.op for button in _buttons(user, task, subtask) if button.enabled}
+
+
+def _shown(user, task: TaskInstance, subtask: SubtaskInstance) -> set[str]:
+    return {button.op for button in _buttons(user, task, subtask)}
 
 
 @pytest.fixture
 def started(db, django_user_model):
     user = django_user_model.objects.create_superuser("root")  # no password: nothing to hash
-    task = services.task_start(
+    task = verbs.task_start(
         definition_name="Migrate tenant", parameters={"step_seconds": 0.1}, creator=user
     )
     return user, task, task.subtasks.order_by("series_id").first()
@@ -73,7 +85,7 @@ def started(db, django_user_model):
     TASK_STATES,
     ids=lambda s: f"{s[0]}/{s[1]}" + (f"/prohibited-by-{s[2]}" if s[2] else ""),
 )
-def test_task_buttons_match_the_services_in_every_state(started, task_state):
+def test_task_buttons_match_the_verbs_in_every_state(started, task_state):
     user, task, subtask = started
     status, operation, prohibited_by = task_state
     # Hand-built state (see the module's docstring).
@@ -91,6 +103,10 @@ def test_task_buttons_match_the_services_in_every_state(started, task_state):
         key for key in ("retry", "rollback", "cancel_task") if _accepted(task, subtask, key)
     }
     assert _offered(user, task, subtask) == accepted
+    shown = set()
+    if status != TaskStatus.SUCCESSFUL:
+        shown = {"retry", "rollback"} | ({"cancel_task"} if status == TaskStatus.RUNNING else set())
+    assert _shown(user, task, subtask) == shown
 
 
 @pytest.mark.parametrize(
@@ -98,7 +114,7 @@ def test_task_buttons_match_the_services_in_every_state(started, task_state):
     SUBTASK_STATES,
     ids=lambda s: f"{s[0]}/{s[1]}{'/prohibits' if s[2] else ''}",
 )
-def test_subtask_buttons_match_the_services_in_every_state(started, subtask_state):
+def test_subtask_buttons_match_the_verbs_in_every_state(started, subtask_state):
     user, task, subtask = started
     status, operation, prohibit = subtask_state
     # Hand-built state (see the module's docstring); the task succeeded, so it offers no
@@ -109,10 +125,16 @@ def test_subtask_buttons_match_the_services_in_every_state(started, subtask_stat
     )
     accepted = {key for key in ("subtask_retry", "skip", "cancel") if _accepted(task, subtask, key)}
     assert _offered(user, task, subtask) == accepted
+    shown = set()
+    if status == SubtaskStatus.FAILED:
+        shown = {"subtask_retry", "skip"}
+    elif status in (SubtaskStatus.READY, SubtaskStatus.RUNNING, SubtaskStatus.CANCELING):
+        shown = {"cancel"}
+    assert _shown(user, task, subtask) == shown
 
 
-def test_every_operation_is_covered():
-    assert set(OPERATIONS) == {
+def test_every_verb_is_covered():
+    assert set(verbs.VERBS) == {
         "retry",
         "rollback",
         "cancel_task",
@@ -122,17 +144,17 @@ def test_every_operation_is_covered():
     }
 
 
-def test_a_refused_button_gives_the_services_reason_in_words(started):
+def test_a_refused_button_gives_the_verbs_reason_in_words(started):
     user, task, subtask = started
     TaskInstance.objects.filter(pk=task.pk).update(status=TaskStatus.RUNNING)
     task.refresh_from_db()
     retry = next(b for b in presenters.task_buttons(user, task) if b.op == "retry")
     assert not retry.enabled
-    assert retry.why == services.task_retry_refusal(task).why
+    assert retry.why == verbs.task_retry_refusal(task).why
 
 
 @pytest.mark.parametrize("subtask_status", SubtaskStatus.values)
-def test_cancel_task_button_matches_the_service_in_every_subtask_state(started, subtask_status):
+def test_cancel_task_button_matches_the_verb_in_every_subtask_state(started, subtask_status):
     user, task, subtask = started
     # Hand-built state (see the module's docstring): a running task whose first subtask
     # is in each state, the others PENDING behind it.
