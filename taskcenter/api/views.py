@@ -228,11 +228,9 @@ def _task_schema(operation_id: str, summary: str):
 
 def _task_operation(request, taskInstanceId, verb: Verb):
     task_id = parse.identifier(taskInstanceId, "taskInstanceId")
-    access.get_operable_task_for_user(request.user, task_id, verb.key)
+    task = access.get_operable_task_for_user(request.user, task_id, verb.key)
     with enqueue.collect_queued() as queued:
-        verb.perform(
-            task_id=task_id, subtask_id=None, actor=request.user, reason=operation_reason(request)
-        )
+        verb.perform(task, actor=request.user, reason=operation_reason(request))
     return ok(request, _wrapped(task_id), notice=_queued_notice(queued))
 
 
@@ -281,11 +279,11 @@ def task_cancel(request, taskInstanceId):
 def _subtask_operation(request, taskInstanceId, subtaskInstanceId, verb: Verb, **options):
     task_id = parse.identifier(taskInstanceId, "taskInstanceId")
     subtask_id = parse.identifier(subtaskInstanceId, "subtaskInstanceId")
-    access.get_operable_task_for_user(request.user, task_id, verb.key)
+    task = access.get_operable_task_for_user(request.user, task_id, verb.key)
     with enqueue.collect_queued() as queued:
         subtask = verb.perform(
-            task_id=task_id,
-            subtask_id=subtask_id,
+            task,
+            subtask_id,
             actor=request.user,
             reason=operation_reason(request),
             **options,

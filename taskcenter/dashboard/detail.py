@@ -1,8 +1,8 @@
 """What the parts of a task's detail page show: the header (status, progress, buttons)
 and the selected subtask's panel (with the last part of its log).
 
-The full page, its live poll and the answer after an operation all render these parts,
-so they are built here once.
+The full page and its live poll render these parts, so they are built here once (after a
+verb, the page's live poll renders them: taskcenter.dashboard.verb_views).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def page_context(request, task, nodes, *, view: str, selected, attempt: int | No
 
 
 def states_context(request, task: TaskInstance, states) -> dict:
-    """The parts a live update or an operation's answer refreshes out of band."""
+    """The parts a live update refreshes out of band."""
     return {
         "states_json": presenters.states_json(states),
         "tone_counts": presenters.tone_counts(states),

@@ -119,9 +119,7 @@ def _perform(request, task_id: int, verb: Verb, subtask_id: int | None):
     seen = form.cleaned_data["seen"] or 0
     try:
         with enqueue.collect_queued() as queued:
-            changed = verb.perform(
-                task_id=task.pk, subtask_id=subtask_id, actor=request.user, reason=reason
-            )
+            changed = verb.perform(task, subtask_id, actor=request.user, reason=reason)
         name = changed.name if verb.on_subtask else ""
         done = WORDS[verb.key].done.format(task=task.pk, subtask=name)
         flash = {"level": "success", "message": done}

@@ -5,7 +5,7 @@ requires view permission, and turns the domain errors (TaskNotFound, NotPermitte
 InvalidParameter, ...) into a clear page, or into a flash message for htmx requests
 (taskcenter.core.http). Each view then calls the access helpers first (get_task_for_user /
 get_operable_task_for_user), reads through the selectors, and leaves the words to
-presenters and detail. Operations (confirm, run, refusals) are in dashboard.audit_entries.
+presenters and detail. The verbs (confirm, do, refusals) are in dashboard.verb_views.
 
 Live parts poll with a cursor and answer 204 while nothing changed: the task list
 (task_list_live) and the top bar's counts (nav_counts_live), cursor = the latest change

@@ -16,7 +16,7 @@ from taskcenter.tasks.models import AuditEntry
 
 class Action(StrEnum):
     """The audit actions of task changes (account changes: accounts.selectors.ACCOUNT_ACTIONS).
-    The operator's operations name theirs in taskcenter.tasks.audit_entries."""
+    The verbs name theirs in taskcenter.tasks.verbs."""
 
     START = "START"
     RETRY = "RETRY"

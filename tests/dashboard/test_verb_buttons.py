@@ -42,7 +42,7 @@ def _accepted(task: TaskInstance, subtask: SubtaskInstance, key: str) -> bool:
     verb = verbs.VERBS[key]
     try:
         with transaction.atomic():
-            verb.perform(task_id=task.pk, subtask_id=subtask.pk, actor=None, reason="tried")
+            verb.perform(task, subtask.pk, actor=None, reason="tried")
             raise _Undo
     except _Undo:
         return True

@@ -90,13 +90,17 @@ class Verb:
         """Whether the state shows the verb at all (enabled or not)."""
         return self.offered(task, subtask)
 
-    def perform(self, *, task_id: int, subtask_id: int | None, actor, reason: str, **options):
-        """Do the verb; `options` are its own keywords (subtask cancel's `queued`)."""
+    def perform(
+        self, task: TaskInstance, subtask_id: int | None = None, *, actor, reason: str, **options
+    ):
+        """Do the verb on `task`, the task the caller's access check returned (the verb
+        reads its state again under the lock); `options` are the verb's own keywords
+        (subtask cancel's `queued`)."""
         if self.on_subtask:
             return self.do(
-                task_id=task_id, subtask_id=subtask_id, actor=actor, reason=reason, **options
+                task_id=task.pk, subtask_id=subtask_id, actor=actor, reason=reason, **options
             )
-        return self.do(task_id=task_id, actor=actor, reason=reason, **options)
+        return self.do(task_id=task.pk, actor=actor, reason=reason, **options)
 
 
 def _of_task(predicate: Callable[[TaskInstance], Any]) -> TaskOrSubtask:
