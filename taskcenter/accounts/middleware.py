@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zoneinfo
 from functools import lru_cache
+from urllib.parse import unquote
 
 from django.utils import timezone
 
@@ -32,7 +33,9 @@ def reader_zone(request) -> str:
     request.chosen_time_zone = chosen  # the page tells its script (context_processors)
     if chosen:
         return chosen
-    browser = request.COOKIES.get(ZONE_COOKIE, "")
+    # The script writes the cookie URL-encoded ("Asia%2FShanghai", as browsers keep it);
+    # a value written plainly decodes to itself.
+    browser = unquote(request.COOKIES.get(ZONE_COOKIE, ""))
     return browser if browser in _known_zones() else ""
 
 

@@ -107,6 +107,9 @@ def log_context(subtask, attempt: int | None) -> dict:
     return {
         **piece,
         "attempt": chosen.attempt if chosen else None,
+        # An attempt that has written nothing yet: the poll that brings its first output
+        # also brings its picker label with the time it began (log_poll.answer).
+        "quiet": chosen.attempt if chosen and chosen.size == 0 and len(ranges) > 1 else None,
         "pinned": attempt is not None,
         "attempts": [
             {

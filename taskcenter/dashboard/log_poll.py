@@ -64,16 +64,31 @@ def answer(request, subtask: SubtaskInstance) -> HttpResponse:
     log = detail.log_piece(text, piece.next_offset, finished=piece.finished, style=style)
     if not log["has_text"] and not piece.finished:
         return HttpResponse(status=204)
+    quiet = parse.integer(request.GET, "quiet", minimum=0, maximum=subtask.attempt)
     context = {
         "subtask": subtask,
         "skipped": skipped,
-        "log": {**log, "attempt": attempt},
+        "log": {**log, "attempt": attempt, "quiet": None if log["has_text"] else quiet},
+        "attempt_option": _first_output_option(subtask, quiet) if log["has_text"] else None,
         "subtask_label": presenters.subtask_label(subtask.status, subtask.operation),
     }
     # The piece needs nothing of the request (no CSRF token, no top bar), so it is rendered
     # without the context processors.
     body = render_to_string("dashboard/_log_chunk.html", context)
     return HttpResponseStopPolling(body) if piece.finished else HttpResponse(body)
+
+
+def _first_output_option(subtask: SubtaskInstance, quiet: int | None) -> dict | None:
+    """The picker's option of an attempt whose label said "no output", now that it wrote
+    (once per attempt: the next poll no longer names it quiet)."""
+    if quiet is None:
+        return None
+    ranges = selectors.log_attempt_ranges(subtask=subtask)
+    chosen = next((r for r in ranges if r.attempt == quiet), None)
+    if chosen is None:
+        return None
+    label = presenters.attempt_label(chosen, latest=chosen is ranges[-1])
+    return {"number": chosen.attempt, "label": label, "chosen": True}
 
 
 # --- Remembered decisions ------------------------------------------------------------------

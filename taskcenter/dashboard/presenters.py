@@ -517,9 +517,14 @@ def trigger_words(item) -> str:
         except cron.InvalidCron:
             return f"cron {item.cron_desc} ({item.time_zone})"
     if item.trigger_type == "DEPENDENCY":
-        names = [f"{job['entityGroup']}/{job['entityKey']}" for job in item.trigger_by_jobs]
-        return "after " + " or ".join(names) + " succeeds"
+        return dependency_words(item.trigger_by_jobs)
     return "once, on demand"
+
+
+def dependency_words(jobs: list[dict[str, str]]) -> str:
+    """A DEPENDENCY trigger's jobs in words: "after NOTEBOOK/1 or NOTEBOOK/2 succeeds"."""
+    names = [f"{job['entityGroup']}/{job['entityKey']}" for job in jobs]
+    return "after " + " or ".join(names) + " succeeds"
 
 
 def attempt_label(attempt, *, latest: bool) -> str:

@@ -18,8 +18,15 @@ from django.conf import settings
 from django.utils import timezone
 
 from taskcenter.core.errors import InvalidDefinition, InvalidParameter
+from taskcenter.dashboard import presenters
 from taskcenter.schedules import cron, describe, jobs
-from taskcenter.schedules.inputs import ExecDetailInput, ItemInput, PlanInput
+from taskcenter.schedules.inputs import (
+    ENTITY_GROUP_MAX,
+    ENTITY_KEY_MAX,
+    ExecDetailInput,
+    ItemInput,
+    PlanInput,
+)
 from taskcenter.schedules.models import CronType, MisfirePolicy, OverlapPolicy, TriggerType
 from taskcenter.tasks.definitions import DefinitionSpec, ParameterSpec
 
@@ -29,6 +36,8 @@ ZONE_SUGGESTIONS = (
     "Europe/Berlin", "America/New_York", "America/Los_Angeles", "Australia/Sydney",
 )  # fmt: skip
 WEEKDAYS = ((1, "Sun"), (2, "Mon"), (3, "Tue"), (4, "Wed"), (5, "Thu"), (6, "Fri"), (7, "Sat"))
+# The builder's "Repeat" for a plan that only runs after other jobs (or when run now).
+NO_SCHEDULE = "NONE"
 
 
 # --- Run form: one field per definition parameter ------------------------------------------------
@@ -177,7 +186,7 @@ class Builder:
     @classmethod
     def from_data(cls, data) -> Builder:
         builder = cls(cron_type=data.get("cron_type") or CronType.WEEKLY)
-        if builder.cron_type not in CronType.values:
+        if builder.cron_type not in (*CronType.values, NO_SCHEDULE):
             builder.errors["cron_type"] = f"Choose one of {', '.join(CronType.values)}."
             builder.cron_type = CronType.CRON
         builder.every = builder._number(data, "every", 1, 1, 59)
@@ -211,7 +220,7 @@ class Builder:
         if found is None:
             return cls(cron_type=CronType.CRON, text=expression)
         parts = found.groupdict()
-        return cls(
+        built = cls(
             cron_type=cron_type,
             every=int(parts.get("every") or 1),
             minute=int(parts.get("minute") or 0),
@@ -220,8 +229,18 @@ class Builder:
             day=parts.get("day") or "1",
             text=expression,
         )
+        # Saved unchanged, the item must keep its very text ("0 0/1 * * * ?" stays so).
+        if built.expression() != expression:
+            return cls(cron_type=CronType.CRON, text=expression)
+        return built
+
+    @property
+    def scheduled(self) -> bool:
+        return self.cron_type != NO_SCHEDULE
 
     def expression(self) -> str:
+        if not self.scheduled:
+            return ""
         every = f"0/{self.every}" if self.every > 1 else "*"
         if self.cron_type == CronType.MINUTELY:
             return f"0 {every} * * * ?"
@@ -255,6 +274,8 @@ class Preview:
     times: list[FireTime] = field(default_factory=list)
     error: str = ""  # Quartz's reason, or the zone's
     error_field: str = ""
+    scheduled: bool = True  # False: the plan has no cron trigger (NO_SCHEDULE)
+    after: str = ""  # its dependency trigger in words, "after NOTEBOOK/1 succeeds"
 
 
 def _offset_words(offset: timedelta | None) -> str:
@@ -273,7 +294,7 @@ def preview(expression: str, zone_name: str, *, now: datetime | None = None) -> 
     try:
         parsed = cron.parse(expression)
     except cron.InvalidCron as exc:
-        result.error, result.error_field = exc.reason, "cron_desc"
+        result.error, result.error_field = exc.advice, "cron_desc"
         return result
     try:
         zone = cron.parse_zone(zone_name)
@@ -281,6 +302,10 @@ def preview(expression: str, zone_name: str, *, now: datetime | None = None) -> 
         result.error, result.error_field = exc.reason, "time_zone"
         return result
     now = now or timezone.now()
+    never = cron.never_fires_reason(parsed, zone, now)
+    if never:
+        result.error, result.error_field = never, "cron_desc"
+        return result
     result.words = describe.describe(expression, zone_name)
     previous = now.astimezone(zone).utcoffset()
     for fire in parsed.next_fire_times(now, zone, PREVIEW_COUNT):
@@ -304,10 +329,39 @@ def preview(expression: str, zone_name: str, *, now: datetime | None = None) -> 
 # --- The plan form -------------------------------------------------------------------------------
 
 
+def _upstream_value(job: dict[str, str]) -> str:
+    """A job to follow as the form's checkbox value (entity keys may hold any character)."""
+    return json.dumps([job["entityGroup"], job["entityKey"]])
+
+
+def _upstream_job(value: str) -> dict[str, str] | None:
+    try:
+        group, key = json.loads(value)
+    except (ValueError, TypeError):
+        return None
+    if not (isinstance(group, str) and isinstance(key, str) and group and key):
+        return None
+    if len(group) > ENTITY_GROUP_MAX or len(key) > ENTITY_KEY_MAX:
+        return None
+    return {"entityGroup": group, "entityKey": key}
+
+
+@dataclass
+class UpstreamOption:
+    value: str
+    label: str  # "NOTEBOOK/1"
+    title: str  # its plan's title, or why there is none
+    checked: bool
+
+
 class PlanForm:
-    """A plan: its job (entity and job class), one cron trigger made by the builder, and
-    its policies. `plan_input()` gives what plan_submit takes; the service's refusals are
-    put next to their field by `refuse()`."""
+    """A plan: its job (entity and job class), its triggers (one cron trigger made by the
+    builder, and one "after these jobs succeed" trigger), and its policies.
+
+    Editing keeps what the person did not change: the cron and dependency items the form
+    shows keep their ids and, untouched, their exact values; the plan's other items are
+    passed on as they are. `plan_input()` gives what plan_submit takes; the service's
+    refusals are put next to their field by `refuse()`."""
 
     FIELD_OF = {  # the service's field names -> this form's
         "entityGroup": "entity_group",
@@ -317,20 +371,28 @@ class PlanForm:
         "execDetail.retryTimes": "retry_times",
         "cronDesc": "cron_desc",
         "timeZone": "time_zone",
+        "triggerByJobs": "after",
         "planItems": "cron_desc",
     }
 
-    def __init__(self, data=None, *, plan=None, item=None, kept_items=()):
+    def __init__(self, data=None, *, plan=None, item=None, dependency=None, kept_items=()):
         self.plan = plan
         self.kept_items = list(kept_items)  # the plan's other items, kept as they are
         self.item_id = item.pk if item is not None else None  # kept: its fires point at it
+        self.dependency = dependency  # the DEPENDENCY item the form shows, if any
+        self.had_triggers = item is not None or dependency is not None
         self.errors: dict[str, str] = {}
         self.error = ""
+        before = list(dependency.trigger_by_jobs) if dependency is not None else []
         if data is None:
             self.values = self._initial(plan, item)
-            self.builder = (
-                Builder.from_item(item.cron_type, item.cron_desc) if item else Builder(hour=0)
-            )
+            if item is not None:
+                self.builder = Builder.from_item(item.cron_type, item.cron_desc)
+            elif plan is not None:  # a plan without a cron trigger gains none by being edited
+                self.builder = Builder(cron_type=NO_SCHEDULE)
+            else:
+                self.builder = Builder(hour=0)
+            self.after = before
         else:
             self.values = {
                 name: (data.get(name) or "").strip()
@@ -351,6 +413,23 @@ class PlanForm:
                 self.values["entity_key"] = plan.entity_key
             self.builder = Builder.from_data(data)
             self.errors.update(self.builder.errors)
+            self.after = self._read_after(data, before)
+
+    def _read_after(self, data, before: list[dict[str, str]]) -> list[dict[str, str]]:
+        """The jobs to follow, as checked; the item's own list when the same jobs are."""
+        values = data.getlist("after") if hasattr(data, "getlist") else data.get("after", [])
+        chosen: list[dict[str, str]] = []
+        for value in values:
+            job = _upstream_job(value)
+            if job is None:
+                self.errors["after"] = "Choose jobs from the list."
+            elif job not in chosen:
+                chosen.append(job)
+        return (
+            before
+            if sorted(map(_upstream_value, before)) == sorted(map(_upstream_value, chosen))
+            else chosen
+        )
 
     @staticmethod
     def _initial(plan, item) -> dict:
@@ -392,7 +471,45 @@ class PlanForm:
         return self.builder.expression()
 
     def preview(self) -> Preview:
-        return preview(self.expression, self.values["time_zone"] or settings.TIME_ZONE)
+        zone = self.values["time_zone"] or settings.TIME_ZONE
+        if self.builder.scheduled:
+            result = preview(self.expression, zone)
+        else:
+            result = Preview(expression="", zone=zone, scheduled=False)
+        result.after = presenters.dependency_words(self.after) if self.after else ""
+        return result
+
+    def upstream_options(self, plans) -> list[UpstreamOption]:
+        """The jobs this plan may follow (the other plans), and any it follows that have
+        no plan the reader can see, checked."""
+        chosen = {_upstream_value(job) for job in self.after}
+        options = []
+        for other in plans:
+            if self.plan is not None and other.pk == self.plan.pk:
+                continue
+            value = _upstream_value(
+                {"entityGroup": other.entity_group, "entityKey": other.entity_key}
+            )
+            options.append(
+                UpstreamOption(
+                    value=value,
+                    label=f"{other.entity_group}/{other.entity_key}",
+                    title=other.title or other.job_class.rsplit(".", 1)[-1],
+                    checked=value in chosen,
+                )
+            )
+        listed = {option.value for option in options}
+        options.extend(
+            UpstreamOption(
+                value=_upstream_value(job),
+                label=f"{job['entityGroup']}/{job['entityKey']}",
+                title="no plan",
+                checked=True,
+            )
+            for job in self.after
+            if _upstream_value(job) not in listed
+        )
+        return options
 
     def plan_input(self) -> PlanInput | None:
         """The plan as plan_submit takes it, or None when a field is wrong (see errors)."""
@@ -420,28 +537,53 @@ class PlanForm:
         ):
             if values[name] not in choices:
                 self.errors[name] = f"Choose one of {', '.join(choices)}."
+        items = self._trigger_items(check.zone)
+        if not items and not self.kept_items and self.had_triggers:
+            # plan_submit keeps a plan's items when given none: say how to stop it instead.
+            self.errors["cron_type"] = (
+                "Choose a schedule or jobs to run after; to stop the plan, disable it."
+            )
+        if not items and not self.kept_items and self.plan is None:
+            self.errors["cron_type"] = "Choose a schedule or jobs to run after."
         if self.errors:
             return None
-        item = ItemInput(
-            field="planItems[0]",
-            id=self.item_id,
-            trigger_type=TriggerType.CRON_JOB,
-            cron_desc=self.expression,
-            cron_type=self.builder.cron_type,
-            time_zone=check.zone,
-        )
         return PlanInput(
             entity_group=values["entity_group"],
             entity_key=values["entity_key"],
             exec_detail=ExecDetailInput(
                 job_class=values["job_class"], job_params=params, retry_times=int(retry)
             ),
-            items=[item, *self.kept_items],
+            items=[*items, *self.kept_items],
             enabled=values["enabled"],
             sync=False,
             misfire_policy=values["misfire_policy"],
             overlap_policy=values["overlap_policy"],
         )
+
+    def _trigger_items(self, zone: str) -> list[ItemInput]:
+        """The cron and dependency items the form shows, each with its id when it was one."""
+        items: list[ItemInput] = []
+        if self.builder.scheduled:
+            items.append(
+                ItemInput(
+                    field=f"planItems[{len(items)}]",
+                    id=self.item_id,
+                    trigger_type=TriggerType.CRON_JOB,
+                    cron_desc=self.expression,
+                    cron_type=self.builder.cron_type,
+                    time_zone=zone,
+                )
+            )
+        if self.after:
+            items.append(
+                ItemInput(
+                    field=f"planItems[{len(items)}]",
+                    id=self.dependency.pk if self.dependency is not None else None,
+                    trigger_type=TriggerType.DEPENDENCY,
+                    trigger_by_jobs=self.after,
+                )
+            )
+        return items
 
     def refuse(self, exc: InvalidParameter) -> None:
         """A service's refusal, shown next to the field it names."""
@@ -466,5 +608,5 @@ def kept_item_inputs(items) -> list[ItemInput]:
             time_zone=item.time_zone,
             trigger_by_jobs=item.trigger_by_jobs,
         )
-        for index, item in enumerate(items, start=1)
+        for index, item in enumerate(items, start=2)
     ]

@@ -23,6 +23,7 @@ from taskcenter.core.errors import InvalidParameter
 from taskcenter.core.http import page, paging, signed_in_view
 from taskcenter.dashboard import plan_actions, presenters
 from taskcenter.dashboard.schedule_forms import (
+    NO_SCHEDULE,
     WEEKDAYS,
     ZONE_SUGGESTIONS,
     PlanForm,
@@ -146,11 +147,13 @@ def schedule_edit(request, plan_id: int):
     _require(request.user)
     plan = selectors.plan_get(plan_id=plan_id)
     items = selectors.plan_schedule_items(plan_ids=[plan.pk]).get(plan.pk, [])
-    # The form edits the plan's first cron item; its other items are kept as they are.
+    # The form shows the plan's first cron item and its first dependency item; its other
+    # items are kept as they are.
     edited = next((item for item in items if item.trigger_type == TriggerType.CRON_JOB), None)
-    kept = kept_item_inputs([item for item in items if item is not edited])
+    follows = next((item for item in items if item.trigger_type == TriggerType.DEPENDENCY), None)
+    kept = kept_item_inputs([item for item in items if item not in (edited, follows)])
     data = request.POST if request.method == "POST" else None
-    form = PlanForm(data, plan=plan, item=edited, kept_items=kept)
+    form = PlanForm(data, plan=plan, item=edited, dependency=follows, kept_items=kept)
     return _form_page(request, form)
 
 
@@ -181,7 +184,8 @@ def _form_page(request, form: PlanForm):
             {"name": job.name, "short": job.name.rsplit(".", 1)[-1], "definition": job.definition}
             for job in jobs.registered_job_classes()
         ],
-        "cron_types": CronType.values,
+        "cron_types": [NO_SCHEDULE, *CronType.values],
+        "upstream_options": form.upstream_options(selectors.plan_list(params={})),
         "weekdays": WEEKDAYS,
         "zones": ZONE_SUGGESTIONS,
         "misfire_policies": MisfirePolicy.choices,

@@ -81,11 +81,19 @@ _JAVA_INT = re.compile(r"[+-]?[0-9]+")
 
 
 class InvalidCron(ValueError):
-    """An expression Quartz refuses (or one it accepts but cannot evaluate)."""
+    """An expression Quartz refuses (or one it accepts but cannot evaluate).
 
-    def __init__(self, reason: str):
+    `reason` is Quartz's own message; `hint`, when there is one, says what to type instead,
+    and `advice` is both, as people read them."""
+
+    def __init__(self, reason: str, hint: str = ""):
         super().__init__(reason)
         self.reason = reason
+        self.hint = hint
+
+    @property
+    def advice(self) -> str:
+        return f"{self.reason} {self.hint}" if self.hint else self.reason
 
 
 class InvalidZone(ValueError):
@@ -543,12 +551,78 @@ def _refuse_what_quartz_cannot_evaluate(expression: str, parsed: _Parsed) -> Non
 
 
 def parse(expression: str) -> CronExpression:
-    """Parse a Quartz cron expression; raises InvalidCron(reason) as Quartz would refuse it."""
+    """Parse a Quartz cron expression; raises InvalidCron(reason) as Quartz would refuse it,
+    with a hint of what to type instead where the mistake is a common one."""
     if not isinstance(expression, str):
         raise InvalidCron("A cron expression must be a string.")
-    parsed = _Parser(expression).parse()
+    try:
+        parsed = _Parser(expression).parse()
+    except InvalidCron as refused:
+        raise InvalidCron(refused.reason, _hint(expression)) from None
     _refuse_what_quartz_cannot_evaluate(expression, parsed)
     return CronExpression(expression.strip(), parsed)
+
+
+def never_fires_reason(expression: CronExpression, zone: tzinfo | str, now: datetime) -> str:
+    """Why a valid expression has no fire time after `now` ("" when it has one): a plan
+    saved with it would be enabled and never run."""
+    if expression.next_fire_time(now, zone) is not None:
+        return ""
+    parsed = expression.parsed
+    days = sorted(parsed.sets[DAY_OF_MONTH] - {ALL_SPEC, NO_SPEC})
+    months = sorted(parsed.sets[MONTH] - {ALL_SPEC}) if ALL_SPEC not in parsed.sets[MONTH] else []
+    longest = {month: _month_length(month, 2000) for month in months}  # 2000: 29 February
+    if days and months and all(day > longest[month] for day in days for month in months):
+        names = " or ".join(calendar.month_name[month] for month in months)
+        wanted = " or ".join(str(day) for day in days)
+        return f"This expression never fires: {names} has no day {wanted}."
+    return "This expression never fires: no date from now on matches it."
+
+
+# --- hints: what to type instead ----------------------------------------------------------
+
+_UNIX_WEEKDAY = re.compile(r"[0-7]")
+
+
+def _hint(expression: str) -> str:
+    """What to type instead of a refused expression, for the two mistakes people make most:
+    a Unix cron expression (five fields, no seconds) and a day given both in the month and
+    in the week (Quartz wants `?` in one of them). "" when there is nothing better to say."""
+    fields = expression.split()
+    if len(fields) == 5:
+        minute, hour, day, month, weekday = fields
+        day, weekday = _one_day_field(day, _unix_weekday(weekday))
+        suggestion = f"0 {minute} {hour} {day} {month} {weekday}"
+        if _parses(suggestion):
+            return f"Quartz needs seconds first: did you mean `{suggestion}`"
+        return "Quartz needs seconds first: sec min hour day month weekday [year]."
+    if len(fields) in (6, 7) and ("?" in fields[3]) == ("?" in fields[5]):
+        day, weekday = _one_day_field(fields[3], fields[5])
+        suggestion = " ".join([*fields[:3], day, fields[4], weekday, *fields[6:]])
+        if _parses(suggestion):
+            return f"Use `?` in one of them: did you mean `{suggestion}`"
+        return "Use `?` in one of them (the day of the month or the day of the week)."
+    return ""
+
+
+def _one_day_field(day: str, weekday: str) -> tuple[str, str]:
+    """Day-of-month and day-of-week with `?` in the one that says "any day"."""
+    if weekday in ("*", "?"):
+        return (day if day != "?" else "*"), "?"
+    return "?", weekday
+
+
+def _unix_weekday(weekday: str) -> str:
+    """A Unix day-of-week (0 or 7 is Sunday) in Quartz's numbering (1 is Sunday)."""
+    return _UNIX_WEEKDAY.sub(lambda digit: str(int(digit.group()) % 7 + 1), weekday)
+
+
+def _parses(expression: str) -> bool:
+    try:
+        _refuse_what_quartz_cannot_evaluate(expression, _Parser(expression).parse())
+    except InvalidCron:
+        return False
+    return True
 
 
 class CronExpression:

@@ -156,7 +156,7 @@ def _cron_item(item: ItemInput, data: dict, name: str) -> None:
     try:
         cron.parse(item.cron_desc)
     except cron.InvalidCron as exc:
-        raise InvalidParameter.because(f"{name}.cronDesc", exc.reason) from None
+        raise InvalidParameter.because(f"{name}.cronDesc", exc.advice) from None
     item.cron_type = _text(data, "cronType", f"{name}.cronType", required=False) or CronType.CRON
     if item.cron_type not in CronType.values:
         raise InvalidParameter.because(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -204,3 +205,29 @@ def test_inputs_and_outputs_on_the_task_page(live_server, browser, operator):
                 )
         finally:
             context.close()
+
+
+def test_a_browser_in_shanghai_filters_the_list_by_a_local_time(live_server, browser, operator):
+    # Chromium keeps the page's zone cookie URL-encoded ("Asia%2FShanghai"); the server
+    # reads it as the zone, labels the field with it and reads the typed time in it.
+    older = start("Reinstall OCP agent", creator=operator)
+    task = start("Reinstall OCP agent", creator=operator)
+    type(task).objects.filter(pk=older.pk).update(create_time=task.create_time - timedelta(hours=1))
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, timezone_id=SHANGHAI.key)
+    context.set_default_timeout(15_000)
+    try:
+        page = context.new_page()
+        sign_in(page, live_server, "operator")
+        page.reload()  # the zone cookie was set by the first page's script
+        cookie = next(c for c in context.cookies() if c["name"] == "tz")
+        assert cookie["value"] == "Asia%2FShanghai"
+        expect(page.locator("label[for=id_createdFrom]")).to_contain_text("(Asia/Shanghai)")
+
+        # A minute before the task was created, as a wall time in Shanghai.
+        local = (task.create_time - timedelta(minutes=1)).astimezone(SHANGHAI)
+        page.locator("#id_createdFrom").fill(local.strftime("%Y-%m-%dT%H:%M"))
+        page.get_by_role("button", name="Apply").click()
+        expect(page.locator(f"#task-row-{task.pk}")).to_be_visible()
+        expect(page.locator(f"#task-row-{older.pk}")).to_have_count(0)
+    finally:
+        context.close()

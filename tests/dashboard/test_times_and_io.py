@@ -290,6 +290,12 @@ def test_a_time_typed_without_a_zone_is_read_in_the_readers_zone_on_pages_only(o
     assert listed(shanghai)
     body = shanghai.get(pages).content.decode()
     assert 'Created from <span class="muted">(Asia/Shanghai)</span>' in body
+    # The cookie exactly as the page's script leaves it in Chromium: URL-encoded.
+    encoded = client_for(operator)
+    encoded.cookies["tz"] = "Asia%2FShanghai"
+    assert listed(encoded)
+    body = encoded.get(pages).content.decode()
+    assert 'Created from <span class="muted">(Asia/Shanghai)</span>' in body
 
     # The API reads it in the server's zone whatever the cookie says.
     ids = [t["id"] for t in shanghai.get(api, {"createdFrom": wall}).json()["data"]["contents"]]

@@ -15,9 +15,11 @@ from taskcenter.tasks.models import TaskDefinition, TaskInstance
 from tests.accounts.conftest import make_persona
 from tests.conftest import client_for
 from tests.factories import start
-from tests.schedules.conftest import cron_item, make_plan
+from tests.schedules.conftest import cron_item, dependency_item, make_plan
 
 SUNDAYS = "0 15 0 ? * 1"
+NOTEBOOK_1 = '["NOTEBOOK", "1"]'  # a job to follow as the plan form's checkbox sends it
+PIPELINE_9 = '["PIPELINE", "9"]'
 PERSONAS = ["viewer", "manager", "narrow", "scoped", "admin"]
 MANAGES = {"manager", "scoped", "admin"}  # manage schedules and run jobs
 
@@ -325,18 +327,98 @@ def test_edit_keeps_the_item_and_its_other_items(plan, operator):
     }
     verbs.plan_submit(actor=operator, data=inputs.plan_input(body))
     cron_id = PlanItem.objects.get(plan=plan, trigger_type="CRON_JOB").pk
+    dependency_id = PlanItem.objects.get(plan=plan, trigger_type="DEPENDENCY").pk
     client = client_for(operator)
     form = html(client.get(f"/schedules/{plan.pk}/edit/"))
     assert f'value="{SUNDAYS}"' in form and 'value="GMT+08:00"' in form and "readonly" in form
+    # The job it follows has no plan: it is listed, checked, as the form sends it back.
+    assert f'value="{PIPELINE_9}" checked' in form.replace("&quot;", '"')
     response = client.post(
         f"/schedules/{plan.pk}/edit/",
-        weekly_form(entity_key="ignored", hour="6", job_params='{"notebook": 1}'),
+        weekly_form(
+            entity_key="ignored", hour="6", job_params='{"notebook": 1}', after=[PIPELINE_9]
+        ),
     )
     assert response.status_code == 302
     items = {i.trigger_type: i for i in PlanItem.objects.filter(plan=plan)}
     assert items["CRON_JOB"].pk == cron_id and items["CRON_JOB"].cron_desc == "0 15 6 ? * 1"
+    assert items["DEPENDENCY"].pk == dependency_id
     assert items["DEPENDENCY"].trigger_by_jobs == [{"entityGroup": "PIPELINE", "entityKey": "9"}]
     assert Plan.objects.get().entity_key == "1"
+
+
+def dependency_form(**changes) -> dict:
+    """The plan form as the browser sends it with "Not on a schedule" chosen."""
+    return weekly_form(cron_type="NONE", **changes)
+
+
+def test_editing_a_dependency_only_plan_changes_only_what_was_changed(operator):
+    make_plan("1", actor=operator)  # the job it follows
+    plan = make_plan(
+        "2", [dependency_item(("NOTEBOOK", "1"))], actor=operator, misfirePolicy="SKIP"
+    )
+    before = PlanItem.objects.get(plan=plan)
+    client = client_for(operator)
+    form = html(client.get(f"/schedules/{plan.pk}/edit/")).replace("&quot;", '"')
+    # No cron trigger is offered in its place: the form says the plan is not on a schedule
+    # and shows the job it follows, checked and in words.
+    assert '<option value="NONE" selected>Not on a schedule</option>' in form
+    assert f'value="{NOTEBOOK_1}" checked' in form
+    assert "it runs after NOTEBOOK/1 succeeds, or when run now" in form
+
+    response = client.post(
+        f"/schedules/{plan.pk}/edit/",
+        dependency_form(entity_key="2", retry_times="1", misfire_policy="SKIP", after=[NOTEBOOK_1]),
+    )
+    assert response.status_code == 302, html(response)
+    plan.refresh_from_db()
+    assert plan.retry_times == 1
+    after = PlanItem.objects.get(plan=plan)  # one item, the same, unchanged
+    assert (after.pk, after.trigger_type, after.trigger_by_jobs, after.cron_desc) == (
+        before.pk,
+        "DEPENDENCY",
+        [{"entityGroup": "NOTEBOOK", "entityKey": "1"}],
+        "",
+    )
+    assert after.next_fire_at is None
+
+
+def test_a_dependency_trigger_is_made_in_the_form(operator):
+    make_plan("1", actor=operator)
+    client = client_for(operator)
+    form = html(client.get("/schedules/new/")).replace("&quot;", '"')
+    assert f'name="after" value="{NOTEBOOK_1}"' in form
+    live = client.get("/schedules/preview/", {"cron_type": "NONE", "after": NOTEBOOK_1})
+    assert "it runs after NOTEBOOK/1 succeeds, or when run now" in html(live)
+    both = client.get(
+        "/schedules/preview/", {**weekly_form(), "after": NOTEBOOK_1, "weekdays": "1"}
+    )
+    assert "And after NOTEBOOK/1 succeeds." in html(both)
+
+    response = client.post("/schedules/new/", dependency_form(after=[NOTEBOOK_1]))
+    assert response.status_code == 302
+    plan = Plan.objects.get(entity_key="7")
+    item = PlanItem.objects.get(plan=plan)
+    assert item.trigger_type == "DEPENDENCY"
+    assert item.trigger_by_jobs == [{"entityGroup": "NOTEBOOK", "entityKey": "1"}]
+    page = html(client.get(f"/schedules/{plan.pk}/"))
+    assert "after NOTEBOOK/1 succeeds" in page
+
+
+def test_a_plan_keeps_a_trigger_and_a_dependency_cannot_be_made_up(operator):
+    plan = make_plan("2", [dependency_item(("NOTEBOOK", "1"))], actor=operator)
+    client = client_for(operator)
+    # Neither a schedule nor a job to follow: refused (disabling is how a plan stops).
+    refused = client.post(f"/schedules/{plan.pk}/edit/", dependency_form(entity_key="2"))
+    assert refused.status_code == 400
+    assert "Choose a schedule or jobs to run after; to stop the plan, disable it." in html(refused)
+    assert client.post("/schedules/new/", dependency_form()).status_code == 400
+    bogus = client.post("/schedules/new/", dependency_form(after=["NOTEBOOK/1"]))
+    assert bogus.status_code == 400 and "Choose jobs from the list." in html(bogus)
+    assert Plan.objects.count() == 1
+    assert PlanItem.objects.get(plan=plan).trigger_by_jobs == [
+        {"entityGroup": "NOTEBOOK", "entityKey": "1"}
+    ]
 
 
 # --- Schedules: actions --------------------------------------------------------------------------

@@ -61,10 +61,22 @@ def _save_item(
     item.time_zone = given.time_zone
     item.trigger_by_jobs = given.trigger_by_jobs
     item.updated_by = actor
+    if changed:
+        _refuse_never_firing(given, now)
     if changed or item.next_fire_at is None or not plan.enabled:
         item.next_fire_at = _next_fire(plan, item, now)
     item.save()
     return item
+
+
+def _refuse_never_firing(given: ItemInput, now: datetime) -> None:
+    """A new or changed cron item must fire at least once more: saved otherwise, its plan
+    would read Enabled and never run (30 February, a year that has passed)."""
+    if given.trigger_type != TriggerType.CRON_JOB:
+        return
+    reason = cron.never_fires_reason(cron.parse(given.cron_desc), given.time_zone, now)
+    if reason:
+        raise InvalidParameter.because(f"{given.field}.cronDesc", reason)
 
 
 def reschedule(plan: Plan, now: datetime) -> None:

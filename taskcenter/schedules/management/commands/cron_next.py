@@ -38,7 +38,9 @@ class Command(BaseCommand):
         try:
             parsed = cron.parse(expression)
             zone = cron.parse_zone(tz)
-        except (cron.InvalidCron, cron.InvalidZone) as invalid:
+        except cron.InvalidCron as invalid:
+            raise CommandError(invalid.advice, returncode=EXIT_INVALID) from None
+        except cron.InvalidZone as invalid:
             raise CommandError(invalid.reason, returncode=EXIT_INVALID) from None
         if count < 1:
             raise CommandError("--count must be at least 1.", returncode=EXIT_INVALID)
