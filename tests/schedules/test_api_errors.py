@@ -67,6 +67,14 @@ BAD_POSTS = [
      "is not a CRON_JOB or DEPENDENCY item"),
     ("self dependency", _with("planItems.0", dependency_item(("NOTEBOOK", "9"))),
      "planItems[0].triggerByJobs", "cycle"),
+    ("Unix cron", _with("planItems.0.cronDesc", "* * * * *"), "planItems[0].cronDesc",
+     "Quartz needs seconds first: did you mean `0 * * * * ?`"),
+    ("both days", _with("planItems.0.cronDesc", "0 0 12 * * *"), "planItems[0].cronDesc",
+     "Use `?` in one of them: did you mean `0 0 12 * * ?`"),
+    ("never fires", _with("planItems.0.cronDesc", "0 0 0 30 2 ?"), "planItems[0].cronDesc",
+     "This expression never fires: February has no day 30."),
+    ("fired for the last time", _with("planItems.0.cronDesc", "0 0 0 1 1 ? 2020"),
+     "planItems[0].cronDesc", "This expression never fires: no date from now on matches it."),
 ]  # fmt: skip
 
 
@@ -81,6 +89,16 @@ def test_bad_post_is_refused_and_saves_nothing(as_operator, name, body, field, w
     assert answer["code"] != 0 and answer["data"] is None and answer["field"] == field
     assert field in answer["msg"] and words in answer["msg"], answer["msg"]
     assert _snapshot() == before
+
+
+def test_a_plan_edited_to_never_fire_is_refused_and_keeps_its_schedule(as_operator):
+    plan = make_plan("9", [cron_item("0 15 0 ? * 1")])
+    item = PlanItem.objects.get(plan=plan)
+    body = {"planItems": [cron_item("0 0 0 31 4,6 ?", item_id=item.pk)]}
+    response = as_operator.put(f"/api/schedules/{plan.pk}", body, content_type="application/json")
+    assert response.status_code == 400
+    assert "never fires: April or June has no day 31." in response.json()["msg"]
+    assert PlanItem.objects.get(pk=item.pk).cron_desc == "0 15 0 ? * 1"
 
 
 def test_a_dependency_cycle_is_refused_when_saved(as_operator):

@@ -178,3 +178,40 @@ def test_refusals_carry_a_reason(expression, reason):
         cron.parse(expression)
     assert refused.value.reason.startswith(reason)
     assert str(refused.value) == refused.value.reason
+
+
+@pytest.mark.parametrize(
+    ("expression", "reason", "hint"),
+    [
+        ("* * * * *", "Unexpected end of expression.",
+         "Quartz needs seconds first: did you mean `0 * * * * ?`"),
+        ("30 2 * * 1-5", "Unexpected end of expression.",
+         "Quartz needs seconds first: did you mean `0 30 2 ? * 2-6`"),  # Unix Monday is 1
+        ("0 0 12 * * *", "Support for specifying both a day-of-week AND a day-of-month",
+         "Use `?` in one of them: did you mean `0 0 12 * * ?`"),
+        ("0 0 12 1 * MON", "Support for specifying both a day-of-week AND a day-of-month",
+         "Use `?` in one of them: did you mean `0 0 12 ? * MON`"),
+        ("0 0 0 ? * ?", "'?' can only be specified",
+         "Use `?` in one of them: did you mean `0 0 0 * * ?`"),
+        ("0 0 0 ? * 0", "Day-of-Week values must be between 1 and 7", ""),
+    ],
+)  # fmt: skip
+def test_refusals_of_common_mistakes_say_what_to_type(expression, reason, hint):
+    # Quartz's own reason stays as Quartz words it; the hint follows it in `advice`.
+    with pytest.raises(cron.InvalidCron) as refused:
+        cron.parse(expression)
+    assert refused.value.reason.startswith(reason)
+    assert refused.value.hint == hint
+    assert refused.value.advice == f"{refused.value.reason} {hint}".strip()
+
+
+def test_an_expression_that_never_fires_says_why():
+    now = datetime(2026, 12, 7, tzinfo=UTC)
+    for expression, reason in (
+        ("0 0 0 30 2 ?", "This expression never fires: February has no day 30."),
+        ("0 0 0 30,31 2 ?", "This expression never fires: February has no day 30 or 31."),
+        ("0 0 0 1 1 ? 2020", "This expression never fires: no date from now on matches it."),
+        ("0 0 0 29 2 ?", ""),  # leap years
+        ("0 0 12 * * ?", ""),
+    ):
+        assert cron.never_fires_reason(cron.parse(expression), "UTC", now) == reason, expression

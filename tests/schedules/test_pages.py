@@ -298,6 +298,21 @@ def test_create_a_weekly_plan_with_the_builder(operator):
         ({"job_class": "java.lang.Runtime"}, "", "unknown job class"),
         ({"entity_key": ""}, "f-entity_key-error", "required"),
         ({"weekdays": []}, "", "Choose at least one day"),
+        (
+            {"cron_type": "CRON", "cron_desc": "* * * * *"},
+            "f-cron_desc-error",
+            "Quartz needs seconds first: did you mean `0 * * * * ?`",
+        ),
+        (
+            {"cron_type": "CRON", "cron_desc": "0 0 12 * * *"},
+            "f-cron_desc-error",
+            "Use `?` in one of them: did you mean `0 0 12 * * ?`",
+        ),
+        (
+            {"cron_type": "CRON", "cron_desc": "0 0 0 30 2 ?"},
+            "f-cron_desc-error",
+            "This expression never fires: February has no day 30.",
+        ),
     ],
 )
 def test_bad_input_is_refused_next_to_its_field_and_nothing_is_saved(
