@@ -29,6 +29,10 @@ class Action(StrEnum):
     WORKER_LOST = "WORKER_LOST"
 
 
+# The end of a rollback that completed, as its FINISH row words it: the task row stays
+# SUCCESSFUL with operation ROLLBACK, which every page shows as "Rolled back".
+ROLLED_BACK = "ROLLED_BACK"
+
 TARGET_MAX = AuditEntry._meta.get_field("target").max_length or 255
 
 

@@ -178,7 +178,8 @@ def assert_consistent(task: TaskInstance) -> None:
 
     audit = list(task.audit_entries.order_by("created_at", "pk"))
     assert audit[0].action == "START" and audit[0].actor == task.creator
-    assert audit[-1].action == "FINISH" and audit[-1].to_status == task.status
+    ended = "ROLLED_BACK" if task.is_rolled_back else task.status  # as the pages word it
+    assert audit[-1].action == "FINISH" and audit[-1].to_status == ended
     assert all(task.start_time <= op.created_at <= task.finish_time for op in audit)
 
 

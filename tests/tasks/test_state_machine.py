@@ -156,6 +156,15 @@ def test_rollback_walks_the_dag_backwards_and_ends_rolled_back():
     assert "rolled back" in selectors.log_read(subtask=started[0]).text
     never_ran = subs["Verify row counts"]
     assert never_ran.operation == "EXECUTE" and never_ran.run_time == 0
+    # The audit words the end as the pages do: rolled back, not successful.
+    ends = [
+        (op.from_status, op.to_status, op.reason)
+        for op in task.operations.filter(action__in=("ROLLBACK", "FINISH")).order_by("pk")
+    ]
+    assert ends[-2:] == [
+        ("FAILED", "RUNNING", "give up"),
+        ("RUNNING", "ROLLED_BACK", "task ended rolled back"),
+    ], ends
 
 
 def test_rollback_is_refused_when_a_started_subtask_prohibits_it():

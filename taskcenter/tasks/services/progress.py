@@ -14,7 +14,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from taskcenter.tasks import models, sql
-from taskcenter.tasks.audit import Action, audit_record
+from taskcenter.tasks.audit import ROLLED_BACK, Action, audit_record
 from taskcenter.tasks.enqueue import enqueue_attempts
 
 
@@ -124,7 +124,7 @@ def task_refresh_status(task: models.TaskInstance | TaskState) -> None:
             action=Action.FINISH,
             task=task,
             from_status=previous,
-            to_status=new_status,
+            to_status=ROLLED_BACK if rolled_back else new_status,
             reason=f"task ended {label}",
         )
 
