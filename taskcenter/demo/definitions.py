@@ -8,8 +8,7 @@ that the benchmarks time.
 
 from __future__ import annotations
 
-import os
-
+from taskcenter.runtime import address
 from taskcenter.tasks.definitions import (
     DefinitionSpec,
     ParameterSpec,
@@ -300,6 +299,12 @@ register_definition(
 )
 
 
+def _health_url(url: str) -> str:
+    """The URL to call, resolved when the task starts, in whichever process starts it (a
+    path: on this task center); braces kept as such by the HTTP action's placeholders."""
+    return address.on_this_server(url).replace("{", "{{").replace("}", "}}")
+
+
 register_definition(
     DefinitionSpec(
         name="Check service health",
@@ -307,8 +312,8 @@ register_definition(
         parameters=[
             ParameterSpec(
                 "url",
-                os.environ.get("TASKCENTER_BASE_URL", "http://127.0.0.1:8000") + "/healthz",
-                "URL to call",
+                "/healthz",
+                "URL to call; a path is called on this task center, where `serve` listens",
             )
         ],
         build=lambda params: [
@@ -316,7 +321,7 @@ register_definition(
                 "check",
                 "Call the health endpoint",
                 HTTP,
-                {"method": "GET", "url": "{url}", "timeout": 10},
+                {"method": "GET", "url": _health_url(params["url"]), "timeout": 10},
                 timeout=30,
             ),
         ],

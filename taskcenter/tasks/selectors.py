@@ -7,7 +7,7 @@ import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
@@ -206,6 +206,12 @@ def task_changes(*, visible: QuerySet[TaskInstance], cursor: str = "") -> Change
     """The tasks changed since `cursor` (from a previous call; "" for none), read through
     the (updated_at, id) index: the cost follows the number of recent changes, never the
     number of tasks."""
+    return row_changes(stamped=visible, cursor=cursor)
+
+
+def row_changes(*, stamped: QuerySet[Any], cursor: str = "") -> Changes:
+    """task_changes for any rows stamped by an `updated_at` (the schedules' plans too)."""
+    visible = stamped
     since, seen = _parse_cursor(cursor)
     new_since = timezone.now() - CHANGE_LAG
     floor = new_since if since is None else min(since, new_since)

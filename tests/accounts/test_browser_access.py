@@ -141,3 +141,23 @@ def test_admin_pages_fit_a_420px_window(browser, live_server, clusters, scheme):
         assert not overflowing, f"wider than the window (scrollWidth, innerWidth): {overflowing}"
     finally:
         context.close()
+
+
+def test_the_account_page_is_reached_from_the_top_bar_at_420px(browser, live_server, clusters):
+    # The user's name is the only link to their account page: it stays on a phone's width,
+    # shortened, and leads there.
+    scoped_operator(clusters[0], "a-rather-long-user-name-for-a-phone")
+    context = browser.new_context(viewport={"width": 420, "height": 800})
+    try:
+        page = context.new_page()
+        sign_in(page, live_server, "a-rather-long-user-name-for-a-phone")
+        link = page.locator(".topbar a.user-name")
+        expect(link).to_be_visible()
+        box = link.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 420 and box["width"] >= 40, box
+        link.click()
+        page.wait_for_url(re.compile(r"/account/$"))
+        widths = page.evaluate("() => [document.scrollingElement.scrollWidth, window.innerWidth]")
+        assert widths[0] <= widths[1], widths
+    finally:
+        context.close()

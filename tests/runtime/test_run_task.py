@@ -227,3 +227,23 @@ def test_a_seeded_demo_is_usable_from_processes_started_without_the_variable(tmp
     finally:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
+
+
+def test_the_served_address_is_the_configured_one_else_the_one_serve_recorded(
+    settings, tmp_path, monkeypatch
+):
+    from taskcenter.runtime import address
+
+    settings.VAR_DIR = tmp_path
+    monkeypatch.delenv("TASKCENTER_BASE_URL", raising=False)
+    assert address.served_base_url() == "http://127.0.0.1:8000"
+    address.record("http://127.0.0.1:8123")
+    assert address.on_this_server("/healthz") == "http://127.0.0.1:8123/healthz"
+    assert address.on_this_server("https://example.org/up") == "https://example.org/up"
+    monkeypatch.setenv("TASKCENTER_BASE_URL", "http://tc.internal:9000/")
+    assert address.served_base_url() == "http://tc.internal:9000"
+    monkeypatch.delenv("TASKCENTER_BASE_URL")
+    address.forget("http://127.0.0.1:9999")  # another serve's: kept
+    assert address.served_base_url() == "http://127.0.0.1:8123"
+    address.forget("http://127.0.0.1:8123")
+    assert address.served_base_url() == "http://127.0.0.1:8000"

@@ -303,3 +303,33 @@ def test_serve_clears_the_metrics_of_an_earlier_run_before_starting(tmp_path):
         assert not stale.exists()
     finally:
         running.kill_everything()
+
+
+def test_run_task_in_another_terminal_checks_the_port_serve_runs_on(tmp_path, monkeypatch):
+    # The demo's "Check service health" calls this task center: started by `run_task` in a
+    # second terminal (no variable set), it must call the port serve listens on, not 8000.
+    monkeypatch.setenv("TASKCENTER_DEMO", "true")
+    monkeypatch.delenv("TASKCENTER_BASE_URL", raising=False)
+    running = Serve(tmp_path, web_processes=1)
+    try:
+        running.wait_until_up()
+        assert running.port != 8000
+        recorded = (running.var_dir / "serve-address").read_text().strip()
+        assert recorded == f"http://127.0.0.1:{running.port}"
+        done = subprocess.run(
+            [sys.executable, "manage.py", "run_task", "Check service health", "--wait"]
+            + ["--timeout", "90"],
+            cwd=ROOT,
+            env=running.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "SUCCESSFUL" in done.stdout.splitlines()[-1], done.stdout
+        os.kill(running.proc.pid, signal.SIGINT)
+        assert running.proc.wait(timeout=15) == 0, running.output()
+        # Stopped, it no longer claims the address.
+        assert not (running.var_dir / "serve-address").exists()
+    finally:
+        running.kill_everything()

@@ -22,6 +22,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
+from taskcenter.runtime import address
 from taskcenter.runtime.supervise import Child, Supervisor
 
 
@@ -173,8 +174,10 @@ class Command(BaseCommand):
         ]
 
     def _run(self, children: list[Child], host: str, port: int, demo: bool) -> int:
-        # The demo's HTTP check calls this server, wherever it listens.
-        env = dict(os.environ, PYTHONUNBUFFERED="1", TASKCENTER_BASE_URL=f"http://{host}:{port}")
+        # The demo's HTTP check calls this server, wherever it listens: its children are
+        # told, and other processes of this var dir (run_task) read it from there.
+        base_url = f"http://{_url_host(_reachable(host))}:{port}"
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **{address.BASE_URL_VARIABLE: base_url})
         if demo:
             env["TASKCENTER_DEMO"] = "true"
         supervisor = Supervisor(
@@ -183,7 +186,7 @@ class Command(BaseCommand):
         if not supervisor.start_all():
             return 1
 
-        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else _url_host(host)}:{port}/"
+        url = f"http://{_url_host(_reachable(host))}:{port}/"
         announced = False
 
         def announce_once_listening() -> None:
@@ -197,7 +200,11 @@ class Command(BaseCommand):
                         "seed_demo above on the first run, or TASKCENTER_DEMO_PASSWORD)"
                     )
 
-        supervisor.watch(announce_once_listening)
+        address.record(base_url)
+        try:
+            supervisor.watch(announce_once_listening)
+        finally:
+            address.forget(base_url)
         self.say(f"serve: {self._signal_name or 'stop'} received; stopping")
         supervisor.shutdown()
         self.say("serve: stopped")
@@ -259,6 +266,11 @@ def _listen(host: str, port: int) -> socket.socket:
         raise CommandError(f"Cannot listen on {host}:{port}: {exc}") from None
     listener.set_inheritable(True)
     return listener
+
+
+def _reachable(host: str) -> str:
+    """The address to call a server listening on `host` at (all interfaces: this machine)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
 def _url_host(host: str) -> str:
