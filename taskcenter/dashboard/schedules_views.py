@@ -11,8 +11,10 @@ schedules; run for "run now") are checked here on the server whatever the page s
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 from django.contrib import messages
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -35,6 +37,7 @@ from taskcenter.schedules.models import (
     FireOutcome,
     MisfirePolicy,
     OverlapPolicy,
+    Plan,
     TriggerType,
 )
 
@@ -60,9 +63,50 @@ def _triggers(items) -> list[str]:
 # --- List and detail -----------------------------------------------------------------------------
 
 
+# --- Live: the list and a plan's page follow runs and others' changes ------------------------------
+#
+# Each page carries the cursor of what it shows (selectors.schedule_changes, as the task list
+# carries task_changes'); its poll answers 204 while nothing changed, else the page again,
+# of which the poller swaps in its live part (#schedule-live).
+
+
+def _list_changes(request, cursor: str = ""):
+    return selectors.schedule_changes(
+        plans=selectors.plan_list(params={}),
+        runs=access.visible_tasks(request.user).filter(plan_fire__isnull=False),
+        cursor=cursor,
+    )
+
+
+def _plan_changes(request, plan_id: int, cursor: str = ""):
+    return selectors.schedule_changes(
+        plans=Plan.objects.filter(pk=plan_id),
+        runs=access.visible_tasks(request.user).filter(plan_fire__plan_id=plan_id),
+        cursor=cursor,
+    )
+
+
+def _live_url(name: str, args: list, cursor: str, **query) -> str:
+    return f"{reverse(name, args=args)}?{urlencode({**query, 'c': cursor})}"
+
+
 @dashboard_view
 @require_GET
 def schedule_list(request):
+    return _list_page(request, _list_changes(request).cursor)
+
+
+@dashboard_view
+@require_GET
+def schedule_list_live(request):
+    """The list's poll: 204 while no plan, fire or visible run changed since `c`."""
+    changes = _list_changes(request, request.GET.get("c", ""))
+    if not changes.changed:
+        return HttpResponse(status=204)
+    return _list_page(request, changes.cursor)
+
+
+def _list_page(request, cursor: str):
     page_no, size = parse.page(request.GET, default_size=PAGE_SIZE)
     plans_query = selectors.plan_list(params={})
     total = plans_query.count()
@@ -87,6 +131,7 @@ def schedule_list(request):
         "total": total,
         **paging(page_no=page_no, size=size, rows=rows, total=total),
         "can_manage": access.can_manage_schedules(request.user),
+        "live_url": _live_url("dashboard:schedule_list_live", [], cursor, page=page_no),
     }
     return page(request, "dashboard/schedule_list.html", context)
 
@@ -94,6 +139,21 @@ def schedule_list(request):
 @dashboard_view
 @require_GET
 def schedule_detail(request, plan_id: int):
+    return _detail_page(request, plan_id, _plan_changes(request, plan_id).cursor)
+
+
+@dashboard_view
+@require_GET
+def schedule_detail_live(request, plan_id: int):
+    """The plan page's poll: 204 while neither the plan, its fires nor its visible runs
+    changed since `c`. A deleted plan answers its 404, which the page shows."""
+    changes = _plan_changes(request, plan_id, request.GET.get("c", ""))
+    if not changes.changed:
+        return HttpResponse(status=204)
+    return _detail_page(request, plan_id, changes.cursor)
+
+
+def _detail_page(request, plan_id: int, cursor: str):
     plan = selectors.plan_get(plan_id=plan_id)
     items = selectors.plan_schedule_items(plan_ids=[plan.pk]).get(plan.pk, [])
     history = selectors.plan_history(
@@ -126,6 +186,7 @@ def schedule_detail(request, plan_id: int):
         "not_run": not_run,
         "buttons": plan_actions.plan_buttons(request.user, plan),
         "can_edit": plan_actions.edit_offered(request.user, plan),
+        "live_url": _live_url("dashboard:schedule_detail_live", [plan.pk], cursor),
     }
     return page(request, "dashboard/schedule_detail.html", context)
 

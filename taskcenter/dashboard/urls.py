@@ -44,6 +44,12 @@ urlpatterns = [
     path("schedules/", schedules_views.schedule_list, name="schedule_list"),
     path("schedules/new/", schedules_views.schedule_new, name="schedule_new"),
     path("schedules/preview/", schedules_views.schedule_preview, name="schedule_preview"),
+    path("schedules/live/", schedules_views.schedule_list_live, name="schedule_list_live"),
+    path(
+        "schedules/<int:plan_id>/live/",
+        schedules_views.schedule_detail_live,
+        name="schedule_detail_live",
+    ),
     path("schedules/<int:plan_id>/", schedules_views.schedule_detail, name="schedule_detail"),
     path("schedules/<int:plan_id>/edit/", schedules_views.schedule_edit, name="schedule_edit"),
     path(

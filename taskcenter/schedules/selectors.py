@@ -29,7 +29,7 @@ from taskcenter.tasks.models import (
     TaskInstance,
     TaskStatus,
 )
-from taskcenter.tasks.selectors import definition_get
+from taskcenter.tasks.selectors import Changes, definition_get, row_changes, task_changes
 
 USER_LIST_MAX = 500
 LIST_MAX = 1000
@@ -390,3 +390,34 @@ def plan_history(
 def context_fire(*, task_id: int) -> Fire | None:
     """The fire that started this task, when a plan started it (the task is a context)."""
     return Fire.objects.filter(task_id=task_id).select_related("plan").first()
+
+
+# --- Live pages: what changed since a cursor ------------------------------------------------------
+
+
+def schedule_changes(
+    *, plans: QuerySet[Plan], runs: QuerySet[TaskInstance], cursor: str = ""
+) -> Changes:
+    """Whether the plans, their fires or their runs changed since `cursor` (from a previous
+    call; "" for none), and the cursor of now: the schedules list and a plan's page poll
+    this as the task list polls task_changes.
+
+    A plan's own changes move its updated_at (every verb saves it), a fire is a new Fire
+    row (the newest id), a run's progress moves its task's updated_at, and a deleted plan
+    lowers the count: each part is read through an index, never the whole history.
+    """
+    count_part, _, rest = cursor.partition("~")
+    fire_part, _, rest = rest.partition("~")
+    plan_part, _, run_part = rest.partition("~")
+    count = str(plans.count())
+    newest_fire = (
+        Fire.objects.filter(plan__in=plans).order_by("-id").values_list("id", flat=True).first()
+    )
+    fire = str(newest_fire or 0)
+    plan_changes = row_changes(stamped=plans, cursor=plan_part)
+    run_changes = task_changes(visible=runs, cursor=run_part)
+    changed = (
+        (count, fire) != (count_part, fire_part) or plan_changes.changed or run_changes.changed
+    )
+    new_cursor = "~".join((count, fire, plan_changes.cursor, run_changes.cursor))
+    return Changes(new_cursor, changed, None)

@@ -4,17 +4,19 @@ actions. Plans are built through the verbs (tests/schedules/conftest.py)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
 
 from taskcenter.dashboard.schedule_forms import Builder, preview
+from taskcenter.demo.history import attempts_not_sent
 from taskcenter.schedules import selectors
 from taskcenter.schedules.models import Fire, FireOutcome, Plan, PlanItem
 from taskcenter.tasks.models import TaskDefinition, TaskInstance
 from tests.accounts.conftest import make_persona
 from tests.conftest import client_for
-from tests.factories import start
+from tests.factories import drive, start
 from tests.schedules.conftest import cron_item, dependency_item, make_plan
 
 SUNDAYS = "0 15 0 ? * 1"
@@ -472,3 +474,64 @@ def test_each_action_is_confirmed_in_a_dialog_and_done_through_the_verbs(plan, o
 
 def test_actions_need_post(plan, operator):
     assert client_for(operator).get(f"/schedules/{plan.pk}/disable/").status_code == 405
+
+
+# --- Live pages ----------------------------------------------------------------------------------
+
+
+def _poll_url(page: str) -> str:
+    found = re.search(r'id="schedule-poller" hidden hx-get="([^"]+)"', page)
+    assert found, "no poller on the page"
+    return found.group(1).replace("&amp;", "&")
+
+
+def test_the_plan_page_and_the_list_follow_runs_fires_and_changes(plan, operator):
+    from taskcenter.schedules import firing, verbs
+
+    client = client_for(operator)
+    detail_poll = _poll_url(html(client.get(f"/schedules/{plan.pk}/")))
+    list_poll = _poll_url(html(client.get("/schedules/")))
+    assert client.get(detail_poll).status_code == 204
+    assert client.get(list_poll).status_code == 204
+
+    # A fire starts a run: both pages answer again, with the run, and a new cursor.
+    item = PlanItem.objects.get(plan=plan)
+    with attempts_not_sent():
+        fire = firing.fire_start(
+            plan=plan, item=item, fire_time=datetime(2024, 1, 7, tzinfo=UTC), actor=operator
+        )
+    answer = client.get(detail_poll)
+    assert answer.status_code == 200 and f'href="/tasks/{fire.task_id}/"' in html(answer)
+    assert 'id="schedule-live"' in html(answer)
+    detail_poll = _poll_url(html(answer))
+    answer = client.get(list_poll)
+    assert answer.status_code == 200 and f"#{fire.task_id}" in html(answer)
+    list_poll = _poll_url(html(answer))
+
+    # The run ends: its state comes without a reload.
+    task = drive(TaskInstance.objects.get(pk=fire.task_id))
+    assert task.status == "SUCCESSFUL"
+    answer = client.get(detail_poll)
+    assert answer.status_code == 200 and "Successful" in html(answer)
+
+    # Another user disables the plan; a missed fire is recorded; the plan is deleted.
+    verbs.plan_disable(plan_id=plan.pk, actor=None)
+    answer = client.get(list_poll)
+    assert answer.status_code == 200 and "Disabled" in html(answer)
+    list_poll = _poll_url(html(answer))
+    verbs.plan_delete(plan_id=plan.pk, actor=None)
+    answer = client.get(list_poll)
+    assert answer.status_code == 200 and "No plans yet" in html(answer)
+
+
+def test_a_missed_fire_reaches_the_plan_page(plan, operator):
+    from taskcenter.schedules import firing
+
+    client = client_for(operator)
+    poll = _poll_url(html(client.get(f"/schedules/{plan.pk}/")))
+    item = PlanItem.objects.get(plan=plan)
+    firing.fire_record_missed(
+        plan=plan, item=item, fire_time=datetime(2024, 1, 14, tzinfo=UTC), reason="scheduler down"
+    )
+    answer = client.get(poll)
+    assert answer.status_code == 200 and "scheduler down" in html(answer)
