@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from django.urls import reverse
 
 from taskcenter.tasks import services, verbs
 from taskcenter.tasks.models import SubtaskInstance
+from taskcenter.demo.history import attempts_not_sent
 from tests.conftest import client_for
 from tests.factories import drive, start
 
@@ -29,10 +32,16 @@ def test_the_page_shows_the_latest_attempt_and_another_one_when_asked(db, operat
     client = client_for(viewer)
     latest = client.get(f"/tasks/{task.pk}/?view=log&subtask={copy.pk}").content.decode()
     assert "second run line" in latest and "failed on purpose" not in latest
-    assert '<option value="2" selected>' in latest and "Download attempt 2" in latest
+    assert (
+        '<option value="2" selected id="log-attempt-option-2">' in latest
+        and "Download attempt 2" in latest
+    )
     first = client.get(f"/tasks/{task.pk}/?view=log&subtask={copy.pk}&attempt=1").content.decode()
     assert "second run line" not in first
-    assert '<option value="1" selected>' in first and "data-attempt-pinned" in first
+    assert (
+        '<option value="1" selected id="log-attempt-option-1">' in first
+        and "data-attempt-pinned" in first
+    )
     # Attempt 1 has ended: its log does not poll.
     assert 'id="log-poller" hidden></div>' in first
 
@@ -89,3 +98,35 @@ def test_a_colour_split_across_polls_is_drawn_whole(db, operator):
     services.log_append(subtask_id=copy.pk, attempt=2, data=b"mbold green\n")
     body = client.get(f"{url}?offset={held}&attempt=2&sgr=32", **HX).content.decode()
     assert '<span class="sgr-32 sgr-bold">bold green\n</span>' in body
+
+
+def test_the_attempt_picker_learns_when_a_retry_first_writes(db, operator, viewer):
+    # Opened while the retry has written nothing, the picker reads "no output"; the poll
+    # that brings the retry's first lines brings its label with the time it began too.
+    task = drive(start(creator=operator), fail={"Copy tenant data"})
+    copy = task.subtasks.get(name="Copy tenant data")
+    with attempts_not_sent():  # queued: attempt 2 has not begun
+        services.subtask_retry(task_id=task.pk, subtask_id=copy.pk, actor=operator)
+    assert SubtaskInstance.objects.get(pk=copy.pk).attempt == 2
+    client = client_for(viewer)
+    page = client.get(f"/tasks/{task.pk}/?view=log&subtask={copy.pk}").content.decode()
+    assert "Attempt 2 · no output · latest</option>" in page
+    poll = (
+        re.search(r'id="log-poller" hidden hx-get="([^"]+)"', page).group(1).replace("&amp;", "&")
+    )
+    assert "quiet=2" in poll
+
+    services.log_append(subtask_id=copy.pk, attempt=2, data=b"second run line\n")
+    body = client.get(poll, **HX).content.decode()
+    assert "second run line" in body
+    option = re.search(
+        r'<option value="2" selected id="log-attempt-option-2" hx-swap-oob="true">([^<]*)</option>',
+        body,
+    )
+    assert option and re.fullmatch(r"Attempt 2 · \d\d:\d\d:\d\d · latest", option.group(1)), body
+    following = re.search(r'id="log-poller" hidden hx-swap-oob="true" hx-get="([^"]+)"', body)
+    assert following and "quiet=" not in following.group(1)
+    # Later output changes nothing in the picker.
+    services.log_append(subtask_id=copy.pk, attempt=2, data=b"third line\n")
+    later = client.get(following.group(1).replace("&amp;", "&"), **HX).content.decode()
+    assert "third line" in later and "<option" not in later
