@@ -6,9 +6,9 @@ import re
 
 from django.urls import reverse
 
+from taskcenter.demo.history import attempts_not_sent
 from taskcenter.tasks import services, verbs
 from taskcenter.tasks.models import SubtaskInstance
-from taskcenter.demo.history import attempts_not_sent
 from tests.conftest import client_for
 from tests.factories import drive, start
 
@@ -106,7 +106,7 @@ def test_the_attempt_picker_learns_when_a_retry_first_writes(db, operator, viewe
     task = drive(start(creator=operator), fail={"Copy tenant data"})
     copy = task.subtasks.get(name="Copy tenant data")
     with attempts_not_sent():  # queued: attempt 2 has not begun
-        services.subtask_retry(task_id=task.pk, subtask_id=copy.pk, actor=operator)
+        verbs.subtask_retry(task_id=task.pk, subtask_id=copy.pk, actor=operator)
     assert SubtaskInstance.objects.get(pk=copy.pk).attempt == 2
     client = client_for(viewer)
     page = client.get(f"/tasks/{task.pk}/?view=log&subtask={copy.pk}").content.decode()
