@@ -201,3 +201,99 @@ def test_pages_at_a_glance_light_dark_and_narrow(worker, live_server, browser, o
             shoot(page, f"schedules-narrow{suffix}.png")
         finally:
             context.close()
+
+
+def test_a_dependency_plan_built_in_the_form_is_edited_without_gaining_a_trigger(
+    live_server, browser, operator
+):
+    verbs.plan_submit(
+        actor=operator,
+        data=inputs.plan_input(
+            {
+                "entityGroup": "PIPELINE",
+                "entityKey": "3",
+                "planItems": [cron_item("0 0 2 * * ?", "Asia/Shanghai")],
+                "execDetail": {"jobClass": PIPELINE_JOB, "jobParams": {"pipeline": 3}},
+            }
+        ),
+    ).plan
+    for scheme, suffix in (("light", ""), ("dark", "-dark")):
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        try:
+            sign_in(page, live_server, "operator")
+            page.goto(f"{live_server.url}/schedules/new/")
+            page.get_by_label("Entity group").fill("NOTEBOOK")
+            page.get_by_label("Entity key").fill(f"7{len(suffix)}")
+            page.get_by_label("Job class").select_option(NOTEBOOK_JOB)
+            page.get_by_label("Job parameters").fill('{"notebook": 7}')
+            page.get_by_label("Repeat").select_option("NONE")
+            # No schedule: no zone to choose; the plan in words follows what is checked.
+            expect(page.get_by_label("Time zone")).to_be_hidden()
+            expect(page.locator("#cron-words")).to_have_text(
+                "Not on a schedule: it runs only when run now."
+            )
+            page.get_by_label(re.compile("PIPELINE/3")).check()
+            expect(page.locator("#cron-words")).to_have_text(
+                "Not on a schedule: it runs after PIPELINE/3 succeeds, or when run now."
+            )
+            expect(page.locator("#f-after")).to_contain_text("PIPELINE/3 pipeline3")
+            shoot(page, f"schedule-form-dependency{suffix}.png")
+            if scheme == "dark":
+                continue
+            page.get_by_role("button", name="Create plan").click()
+            page.wait_for_url(re.compile(r"/schedules/\d+/$"))
+            plan = Plan.objects.get(entity_key="70")
+            (item,) = PlanItem.objects.filter(plan=plan)
+            assert item.trigger_type == "DEPENDENCY"
+            assert item.trigger_by_jobs == [{"entityGroup": "PIPELINE", "entityKey": "3"}]
+            expect(page.locator(".task-facts")).to_contain_text("after PIPELINE/3 succeeds")
+
+            # Edit: only the retries change; the trigger stays the one it was, alone.
+            page.get_by_role("link", name="Edit").click()
+            expect(page.get_by_label("Repeat")).to_have_value("NONE")
+            expect(page.get_by_label(re.compile("PIPELINE/3"))).to_be_checked()
+            page.get_by_label("Retries per step").fill("1")
+            page.get_by_role("button", name="Save plan").click()
+            page.wait_for_url(re.compile(rf"/schedules/{plan.pk}/$"))
+            (after,) = PlanItem.objects.filter(plan=plan)
+            assert (after.pk, after.trigger_type, after.trigger_by_jobs, after.cron_desc) == (
+                item.pk,
+                "DEPENDENCY",
+                item.trigger_by_jobs,
+                "",
+            )
+            assert Plan.objects.get(pk=plan.pk).retry_times == 1
+            expect(page.locator(".task-facts")).not_to_contain_text("Sunday")
+        finally:
+            context.close()
+
+
+def test_the_plan_page_follows_a_run_to_its_end_without_reloading(
+    worker, live_server, page, operator
+):
+    body = {
+        "entityGroup": "NOTEBOOK",
+        "entityKey": "5",
+        "planItems": [cron_item("0 0 3 1 1 ?", "UTC")],
+        "execDetail": {"jobClass": NOTEBOOK_JOB, "jobParams": {"notebook": 5}},
+    }
+    plan = verbs.plan_submit(actor=operator, data=inputs.plan_input(body)).plan
+    sign_in(page, live_server, "operator")
+    page.goto(f"{live_server.url}/schedules/{plan.pk}/")
+    expect(page.locator("#runs-title")).to_be_visible()
+    expect(page.get_by_text("No runs yet.")).to_be_visible()
+    page.evaluate("() => { window.sameDocument = true; }")
+
+    # Someone else starts a run (the scheduler, another user): the page shows it, then
+    # its end, by itself.
+    fire = firing.fire_start(
+        plan=plan, item=PlanItem.objects.get(plan=plan), fire_time=timezone.now(), actor=None
+    )
+    run = page.locator("#plan-runs").get_by_role("link", name=re.compile(rf"#{fire.task_id}\b"))
+    expect(run).to_be_visible(timeout=5_000)
+    wait_for(lambda: TaskInstance.objects.get(pk=fire.task_id).status == "SUCCESSFUL", timeout=60)
+    expect(page.locator("#plan-runs tbody tr").first).to_contain_text("Successful", timeout=5_000)
+    expect(page.locator(".task-facts")).to_contain_text("Successful")
+    assert page.evaluate("() => window.sameDocument === true"), "the page was reloaded"
