@@ -216,7 +216,7 @@ def test_a_dependency_plan_built_in_the_form_is_edited_without_gaining_a_trigger
                 "execDetail": {"jobClass": PIPELINE_JOB, "jobParams": {"pipeline": 3}},
             }
         ),
-    ).plan
+    )
     for scheme, suffix in (("light", ""), ("dark", "-dark")):
         context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
         context.set_default_timeout(15_000)
