@@ -85,6 +85,11 @@ def test_attempt_picker_shows_each_attempt_on_its_own_and_is_in_the_address(
     expect(picker.locator("option")).to_have_count(2)
     expect(picker.locator("option:checked")).to_contain_text("Attempt 2")
     expect(picker.locator("option:checked")).to_contain_text("latest")
+    # The picker and the log agree: attempt 2 wrote, so it began at a time ("no output"
+    # was true only until its first lines came).
+    expect(picker.locator("option:checked")).to_have_text(
+        re.compile(r"Attempt 2 · \d\d:\d\d:\d\d · latest")
+    )
     assert "failed on purpose" not in log.inner_text()
 
     # Attempt 1 on its own, picked with the keyboard: its lines only, in the address,
