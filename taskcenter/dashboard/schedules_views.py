@@ -18,6 +18,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from taskcenter.accounts import access
 from taskcenter.core import params as parse
@@ -146,7 +147,10 @@ def schedule_detail(request, plan_id: int):
 @require_GET
 def schedule_detail_live(request, plan_id: int):
     """The plan page's poll: 204 while neither the plan, its fires nor its visible runs
-    changed since `c`. A deleted plan answers its 404, which the page shows."""
+    changed since `c`. A plan deleted meanwhile sends the page to the list, saying so."""
+    if not Plan.objects.filter(pk=plan_id).exists():
+        messages.info(request, f"Plan {plan_id} was deleted.")
+        return HttpResponseClientRedirect(reverse("dashboard:schedule_list"))
     changes = _plan_changes(request, plan_id, request.GET.get("c", ""))
     if not changes.changed:
         return HttpResponse(status=204)

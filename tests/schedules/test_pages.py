@@ -522,6 +522,10 @@ def test_the_plan_page_and_the_list_follow_runs_fires_and_changes(plan, operator
     verbs.plan_delete(plan_id=plan.pk, actor=None)
     answer = client.get(list_poll)
     assert answer.status_code == 200 and "No plans yet" in html(answer)
+    # The plan's page, still open, is sent to the list.
+    gone = client.get(detail_poll, HTTP_HX_REQUEST="true")
+    assert gone.headers["HX-Redirect"] == "/schedules/"
+    assert f"Plan {plan.pk} was deleted." in html(client.get("/schedules/"))
 
 
 def test_a_missed_fire_reaches_the_plan_page(plan, operator):
