@@ -155,6 +155,7 @@ def test_the_account_page_is_reached_from_the_top_bar_at_420px(browser, live_ser
         expect(link).to_be_visible()
         box = link.bounding_box()
         assert box is not None and box["x"] + box["width"] <= 420 and box["width"] >= 40, box
+        shoot(page, "narrow-top-bar.png")
         link.click()
         page.wait_for_url(re.compile(r"/account/$"))
         widths = page.evaluate("() => [document.scrollingElement.scrollWidth, window.innerWidth]")
