@@ -158,8 +158,8 @@ def test_rollback_walks_the_dag_backwards_and_ends_rolled_back():
     assert never_ran.operation == "EXECUTE" and never_ran.run_time == 0
     # The audit words the end as the pages do: rolled back, not successful.
     ends = [
-        (op.from_status, op.to_status, op.reason)
-        for op in task.operations.filter(action__in=("ROLLBACK", "FINISH")).order_by("pk")
+        (entry.from_status, entry.to_status, entry.reason)
+        for entry in task.audit_entries.filter(action__in=("ROLLBACK", "FINISH")).order_by("pk")
     ]
     assert ends[-2:] == [
         ("FAILED", "RUNNING", "give up"),
