@@ -9,6 +9,7 @@ data: mark them `django_db(transaction=True)`.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -34,8 +35,16 @@ FAST_ENGINE = {
 
 
 # Each pytest session gets its own test database and Celery queue, so that several runs on
-# one machine (or one broker) never consume each other's messages or rows.
-RUN_ID = os.environ.get("TASKCENTER_TEST_RUN_ID") or str(os.getpid())
+# one machine (or one broker) never consume each other's messages or rows; so does each
+# pytest-xdist process of a session (gw0, gw1, ...), with its own worker for `worker` tests.
+RUN_ID = "-".join(
+    part
+    for part in (
+        os.environ.get("TASKCENTER_TEST_RUN_ID") or str(os.getpid()),
+        os.environ.get("PYTEST_XDIST_WORKER"),
+    )
+    if part
+)
 TEST_QUEUE = f"taskcenter-test-{RUN_ID}"
 
 
@@ -211,8 +220,10 @@ def fast_engine(settings):
 
 # --- Personas --------------------------------------------------------------------------------
 
+PASSWORD = "Pa55word!long"  # every persona's
 
-def make_user(username: str, *role_names: str, password: str = "Pa55word!long"):
+
+def make_user(username: str, *role_names: str, password: str = PASSWORD):
     from django.contrib.auth.models import Group, User
 
     user = User.objects.create_user(username=username, password=password)
@@ -231,7 +242,7 @@ def client_for(user):
     return client
 
 
-def basic_client(username: str | None, password: str = "Pa55word!long", **defaults):
+def basic_client(username: str | None, password: str = PASSWORD, **defaults):
     """A test client that sends HTTP Basic credentials with every request."""
     import base64
 
@@ -257,6 +268,37 @@ def operator(db):
 @pytest.fixture
 def admin(db):
     return make_user("admin", roles.ADMIN)
+
+
+@pytest.fixture
+def clusters(db):
+    """Two clusters: the scoped personas are granted alpha."""
+    from taskcenter.tasks.models import Cluster
+
+    return (
+        Cluster.objects.create(name="alpha", ob_cluster_id=1),
+        Cluster.objects.create(name="bravo", ob_cluster_id=2),
+    )
+
+
+@pytest.fixture
+def no_broker(monkeypatch):
+    """Record the attempts that operations enqueue instead of sending them (run them
+    in-process when the eager_engine fixture asks for it)."""
+    from taskcenter.celery import app
+    from taskcenter.engine import dispatch
+
+    sent: list[tuple[int, int]] = []
+    real_send = dispatch._send
+
+    def send(subtask_id: int, attempt: int, producer=None) -> None:
+        if app.conf.task_always_eager:
+            real_send(subtask_id, attempt)
+        else:
+            sent.append((subtask_id, attempt))
+
+    monkeypatch.setattr(dispatch, "_send", send)
+    return sent
 
 
 @pytest.fixture
@@ -300,6 +342,20 @@ def browser():
         yield chromium
         chromium.close()
         driver.stop()
+
+
+def sign_in(
+    page, live_server, username: str = "operator", password: str = PASSWORD, next_url="/tasks/"
+) -> None:
+    """Sign in through the login form and wait for the page it leads to."""
+    from urllib.parse import urlencode
+
+    page.goto(f"{live_server.url}/login/?{urlencode({'next': next_url})}")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    path, query = next_url.split("?")[0], "?" in next_url
+    page.wait_for_url(re.compile(re.escape(path) + (r"(\?.*)?$" if query else "$")))
 
 
 def _is_htmx_error(message) -> bool:

@@ -18,7 +18,8 @@ from playwright.sync_api import expect
 
 from taskcenter.demo.history import attempts_not_sent
 from taskcenter.tasks import services
-from tests.dashboard.test_browser import node, sign_in
+from tests.conftest import sign_in
+from tests.dashboard.test_browser import node
 from tests.factories import drive, make_cluster_and_tenant, start, subtask_named
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
