@@ -8,6 +8,7 @@ data: mark them `django_db(transaction=True)`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -118,9 +119,10 @@ def end_process_group(proc: subprocess.Popen, first: int, grace: float = 5.0) ->
 class WorkerProcess:
     """A `celery worker` subprocess in its own process group."""
 
-    def __init__(self, log_path: Path, concurrency: int = 4):
+    def __init__(self, log_path: Path, concurrency: int = 4, db_blocker=None):
         self.log_path = log_path
         self.concurrency = concurrency
+        self.db_blocker = db_blocker  # for a stop outside a test (the session's end)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -174,12 +176,45 @@ class WorkerProcess:
         self.proc.wait(timeout=10)
         self.proc = None
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGQUIT) -> None:
+        """A shutdown (cold by default, warm with SIGTERM) that ends with the worker's stop
+        mark written.
+
+        The signal goes to the main process only, as `kill <pid>` would: sent to the whole
+        group, it also ends the pool's processes under the main one, whose pool then
+        stalls its shutdown for tens of seconds. The mark is the worker's last write
+        (taskcenter.engine.presence) and comes after the consumer loop and the pool have
+        stopped: seconds after the signal, more on a loaded machine. A fixed grace before
+        SIGKILL could come first and leave the worker "online" for the next test, so the
+        wait is on the mark (or on the process's end, for a worker that could not write
+        it); SIGKILL is only for what outlives both.
+        """
         if self.proc is None:
             return
-        end_process_group(self.proc, signal.SIGQUIT)
+        from taskcenter.engine import presence
+
+        proc, pid = self.proc, self.proc.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        wait_for(
+            lambda: proc.poll() is not None or self._marked_stopped(pid),
+            timeout=presence.STOP_MARK_WAIT + 30,
+            interval=0.05,
+        )
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)  # the mark is written on the way out
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)  # whatever outlived the main process
+        proc.wait(timeout=10)
         self.proc = None
         self.log_file.close()
+
+    def _marked_stopped(self, pid: int) -> bool:
+        from taskcenter.engine.models import WorkerPresence
+
+        access = self.db_blocker.unblock() if self.db_blocker else contextlib.nullcontext()
+        with access:
+            return WorkerPresence.objects.filter(pid=pid, stopped_at__isnull=False).exists()
 
     def restart(self) -> None:
         self.stop()
@@ -198,7 +233,7 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
             except Exception:  # noqa: BLE001 - the queue may not exist yet
                 pass
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
-    worker = WorkerProcess(log_path)
+    worker = WorkerProcess(log_path, db_blocker=django_db_blocker)
     worker.start()
     yield worker
     worker.stop()
