@@ -49,6 +49,30 @@ RUN_ID = "-".join(
 TEST_QUEUE = f"taskcenter-test-{RUN_ID}"
 
 
+# The longest modules, longest first. Under pytest-xdist they start first, so that the
+# processes end together instead of one running the drills long after the other is done.
+SLOWEST_MODULES = [
+    "tests/engine/test_drills.py",
+    "tests/tasks/test_serve.py",
+    "tests/dashboard/test_browser.py",
+    "tests/tasks/test_commands.py",
+    "tests/engine/test_fleet.py",
+    "tests/engine/test_worker.py",
+    "tests/schedules/test_browser.py",
+    "tests/api/test_schema.py",
+    "tests/dashboard/test_live_browser.py",
+    "tests/dashboard/test_browser_fleet.py",
+    "tests/engine/test_presence.py",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    if not getattr(config.option, "numprocesses", None):
+        return
+    rank = {module: index for index, module in enumerate(SLOWEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings():
     for db in settings.DATABASES.values():
@@ -221,6 +245,9 @@ class WorkerProcess:
         self.start()
 
 
+_session_workers: list[WorkerProcess] = []  # the session's worker, once started
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     """One real worker for the session (restartable by tests that kill it)."""
@@ -235,8 +262,23 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
     worker = WorkerProcess(log_path, db_blocker=django_db_blocker)
     worker.start()
+    _session_workers.append(worker)
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def no_worker_process():
+    """No worker of this session runs, and no presence row is left: for tests that write
+    presence rows by hand. Tests run in any order (pytest-xdist), so the session's
+    worker may have been started by an earlier test in this process; it would beat a
+    row of its own beside theirs. (The `worker` fixture starts it again.)"""
+    from taskcenter.engine.models import FinishedMinute, WorkerPresence
+
+    for worker in _session_workers:
+        worker.stop()
+    WorkerPresence.objects.all().delete()
+    FinishedMinute.objects.all().delete()
 
 
 @pytest.fixture
