@@ -85,6 +85,35 @@ def django_db_modify_db_settings():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def flush_by_delete_on_postgresql():
+    """Empty the tables after a transactional test with DELETE rather than TRUNCATE.
+
+    Django's flush truncates every table; on PostgreSQL that makes new files for each of
+    them, about 1.5 s a test, when the few rows a test writes go in milliseconds. The
+    end is the same: every table empty, sequences left as they are (TRUNCATE without
+    RESTART IDENTITY), foreign keys checked at commit (Django makes them deferrable),
+    and no trigger of the schema fires on DELETE. A flush that resets sequences keeps
+    TRUNCATE."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    truncate = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        if reset_sequences or allow_cascade or not tables:
+            return truncate(
+                self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+            )
+        delete = style.SQL_KEYWORD("DELETE FROM")
+        return ["SET CONSTRAINTS ALL DEFERRED"] + [
+            f"{delete} {style.SQL_FIELD(self.quote_name(table))};" for table in tables
+        ]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DatabaseOperations, "sql_flush", sql_flush)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def isolated_celery_queue():
     from taskcenter.celery import app
 
