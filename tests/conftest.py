@@ -53,9 +53,9 @@ TEST_QUEUE = f"taskcenter-test-{RUN_ID}"
 # processes end together instead of one running the drills long after the other is done.
 SLOWEST_MODULES = [
     "tests/engine/test_drills.py",
-    "tests/tasks/test_serve.py",
+    "tests/runtime/test_serve.py",
     "tests/dashboard/test_browser.py",
-    "tests/tasks/test_commands.py",
+    "tests/runtime/test_run_task.py",
     "tests/engine/test_fleet.py",
     "tests/engine/test_worker.py",
     "tests/schedules/test_browser.py",
