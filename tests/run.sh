@@ -9,7 +9,10 @@
 # processes, browsers and subprocesses, not computing. Each stage's output is shown whole
 # when it ends, and the wall time of every stage at the very end.
 # Environment: TEST_POSTGRES_URL, TEST_REDIS_URL, TEST_RABBITMQ_URL override the defaults;
-# TEST_PROCESSES is pytest-xdist's process count per stage (default 2; 0 runs in-process).
+# TEST_PROCESSES is pytest-xdist's process count for each of the two whole-suite stages
+# (default 2; 0 runs them in-process). The RabbitMQ stage, a few dozen tests, runs
+# in-process: on a 2-core machine more processes than that make the timing of the browser
+# and drill tests, not the suite, the thing under test.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -75,7 +78,7 @@ timed() {
     "$@" || status=$?
     outcome="passed"
     [ "$status" = 0 ] || outcome="FAILED (exit $status)"
-    printf '%-34s %5d s  %s\n' "$label" "$(($(date +%s) - started))" "$outcome" >>"$TIMES"
+    printf '%-40s %5d s  %s\n' "$label" "$(($(date +%s) - started))" "$outcome" >>"$TIMES"
     return "$status"
 }
 
@@ -125,10 +128,9 @@ postgres_stage() {
     TASKCENTER_VAR_DIR="$VAR/postgres" DATABASE_URL="$PG_URL" CELERY_BROKER_URL="$REDIS_URL" \
         .venv/bin/python -m pytest -q $XDIST --durations=10 "$@"
 }
-# shellcheck disable=SC2086
 rabbitmq_stage() {
     TASKCENTER_VAR_DIR="$VAR/rabbitmq" DATABASE_URL="$PG_URL" CELERY_BROKER_URL="$AMQP_URL" \
-        .venv/bin/python -m pytest -q -m worker $XDIST --durations=10 "$@"
+        .venv/bin/python -m pytest -q -m worker --durations=10 "$@"
 }
 
 background "test suite on SQLite + filesystem broker" sqlite_stage "$@"
