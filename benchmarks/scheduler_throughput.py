@@ -15,6 +15,10 @@ What is measured, both systems in one run, one after the other, on the same brok
   (the enqueue rate), and the scheduler process's CPU time from T to the Nth. For
   taskcenter the Fire rows and tasks are counted afterwards (every one must be there).
   Aim: taskcenter enqueues the N due runs within 2 s of T.
+* cron worst cases (in this process, no scheduler): how long the parser takes to answer
+  for expressions that make it search far: a day that never exists, a year in the past,
+  a fire time 75 years ahead. Aims: 2 s, 1 s and 0.5 s (the tests check the answers,
+  not the time; a loaded test machine says nothing about speed).
 * idle cost: 10,000 and 100 enabled plans with nothing due (a cron in the current hour
   on another day of the month). The CPU time (user + system, from /proc) of the
   scheduler process over --idle-seconds (default 30), after a warm-up, scaled to a
@@ -426,6 +430,45 @@ def profile_tick(count: int, queues: Queues) -> None:
     queues.purge(TASKCENTER_QUEUE)
 
 
+# --- Cron worst cases ----------------------------------------------------------------------------
+
+# (expression, zone, after, count, what it must answer, aim in seconds)
+CRON_WORST_CASES = [
+    ("0 0 10 L-30W * ?", "UTC", datetime(2024, 1, 15, tzinfo=UTC), 3, [], 2.0),
+    ("0 0 0 30 2 ?", "UTC", None, 5, [], 1.0),
+    ("0 0 0 1 1 ? 2020", "Europe/Berlin", None, 5, [], 1.0),
+    ("0 0 0 31 4,6 ?", "UTC", None, 5, [], 1.0),
+    ("59 59 23 31 12 ? 2099", "UTC", datetime(2024, 1, 1, tzinfo=UTC), 2,
+     [datetime(2099, 12, 31, 23, 59, 59, tzinfo=UTC)], 0.5),
+]  # fmt: skip
+
+
+def cron_worst_cases() -> list[tuple[str, float, float]]:
+    """Seconds each worst-case expression takes to answer (the best of three runs)."""
+    from taskcenter.schedules import cron
+
+    timings = []
+    for expression, zone, after, count, expected, aim in CRON_WORST_CASES:
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            fires = cron.parse(expression).next_fire_times(after or datetime.now(UTC), zone, count)
+            best = min(best, time.perf_counter() - started)
+            if fires != expected:
+                raise BenchError(f"cron {expression!r} answered {fires}, not {expected}")
+        timings.append((expression, best, aim))
+    return timings
+
+
+def report_cron(timings: list[tuple[str, float, float]]) -> bool:
+    print("\nCron worst cases: seconds to answer (best of 3)")
+    common.print_table(
+        ["expression", "seconds", "aim", "within"],
+        [[e, f"{t:.4f}", f"{a:g}", common.verdict(t <= a)] for e, t, a in timings],
+    )
+    return all(t <= a for _, t, a in timings)
+
+
 # --- Report --------------------------------------------------------------------------------------
 
 
@@ -527,6 +570,7 @@ def main() -> int:
             f"{common.describe_database(beat_database)}\n  tmp {tmp}",
             flush=True,
         )
+        cron_timings = cron_worst_cases()
         queues = Queues()
         throughput: dict[str, dict] = {}
         idle_cpu: dict[int, dict[str, float]] = {}
@@ -544,7 +588,8 @@ def main() -> int:
                     idle_cpu[count] = idle(args, tmp, count, env)
         finally:
             queues.close()
-        passed = report(args, throughput, idle_cpu)
+        passed = report_cron(cron_timings)
+        passed = report(args, throughput, idle_cpu) and passed
     except BenchError as exc:
         print(f"\nFAILED: {exc}", file=sys.stderr)
         return 1

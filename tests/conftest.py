@@ -8,7 +8,9 @@ data: mark them `django_db(transaction=True)`.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -34,9 +36,41 @@ FAST_ENGINE = {
 
 
 # Each pytest session gets its own test database and Celery queue, so that several runs on
-# one machine (or one broker) never consume each other's messages or rows.
-RUN_ID = os.environ.get("TASKCENTER_TEST_RUN_ID") or str(os.getpid())
+# one machine (or one broker) never consume each other's messages or rows; so does each
+# pytest-xdist process of a session (gw0, gw1, ...), with its own worker for `worker` tests.
+RUN_ID = "-".join(
+    part
+    for part in (
+        os.environ.get("TASKCENTER_TEST_RUN_ID") or str(os.getpid()),
+        os.environ.get("PYTEST_XDIST_WORKER"),
+    )
+    if part
+)
 TEST_QUEUE = f"taskcenter-test-{RUN_ID}"
+
+
+# The longest modules, longest first. Under pytest-xdist they start first, so that the
+# processes end together instead of one running the drills long after the other is done.
+SLOWEST_MODULES = [
+    "tests/engine/test_drills.py",
+    "tests/runtime/test_serve.py",
+    "tests/dashboard/test_browser.py",
+    "tests/runtime/test_run_task.py",
+    "tests/engine/test_fleet.py",
+    "tests/engine/test_worker.py",
+    "tests/schedules/test_browser.py",
+    "tests/api/test_schema.py",
+    "tests/dashboard/test_live_browser.py",
+    "tests/dashboard/test_browser_fleet.py",
+    "tests/engine/test_presence.py",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    if not getattr(config.option, "numprocesses", None):
+        return
+    rank = {module: index for index, module in enumerate(SLOWEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +82,35 @@ def django_db_modify_db_settings():
             test["NAME"] = name.replace(".sqlite3", f"-{RUN_ID}.sqlite3")
         else:
             test["NAME"] = f"{name}_{RUN_ID}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def flush_by_delete_on_postgresql():
+    """Empty the tables after a transactional test with DELETE rather than TRUNCATE.
+
+    Django's flush truncates every table; on PostgreSQL that makes new files for each of
+    them, about 1.5 s a test, when the few rows a test writes go in milliseconds. The
+    end is the same: every table empty, sequences left as they are (TRUNCATE without
+    RESTART IDENTITY), foreign keys checked at commit (Django makes them deferrable),
+    and no trigger of the schema fires on DELETE. A flush that resets sequences keeps
+    TRUNCATE."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    truncate = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        if reset_sequences or allow_cascade or not tables:
+            return truncate(
+                self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+            )
+        delete = style.SQL_KEYWORD("DELETE FROM")
+        return ["SET CONSTRAINTS ALL DEFERRED"] + [
+            f"{delete} {style.SQL_FIELD(self.quote_name(table))};" for table in tables
+        ]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DatabaseOperations, "sql_flush", sql_flush)
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -109,9 +172,10 @@ def end_process_group(proc: subprocess.Popen, first: int, grace: float = 5.0) ->
 class WorkerProcess:
     """A `celery worker` subprocess in its own process group."""
 
-    def __init__(self, log_path: Path, concurrency: int = 4):
+    def __init__(self, log_path: Path, concurrency: int = 4, db_blocker=None):
         self.log_path = log_path
         self.concurrency = concurrency
+        self.db_blocker = db_blocker  # for a stop outside a test (the session's end)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -165,16 +229,52 @@ class WorkerProcess:
         self.proc.wait(timeout=10)
         self.proc = None
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGQUIT) -> None:
+        """A shutdown (cold by default, warm with SIGTERM) that ends with the worker's stop
+        mark written.
+
+        The signal goes to the main process only, as `kill <pid>` would: sent to the whole
+        group, it also ends the pool's processes under the main one, whose pool then
+        stalls its shutdown for tens of seconds. The mark is the worker's last write
+        (taskcenter.engine.presence) and comes after the consumer loop and the pool have
+        stopped: seconds after the signal, more on a loaded machine. A fixed grace before
+        SIGKILL could come first and leave the worker "online" for the next test, so the
+        wait is on the mark (or on the process's end, for a worker that could not write
+        it); SIGKILL is only for what outlives both.
+        """
         if self.proc is None:
             return
-        end_process_group(self.proc, signal.SIGQUIT)
+        from taskcenter.engine import presence
+
+        proc, pid = self.proc, self.proc.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        wait_for(
+            lambda: proc.poll() is not None or self._marked_stopped(pid),
+            timeout=presence.STOP_MARK_WAIT + 30,
+            interval=0.05,
+        )
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)  # the mark is written on the way out
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)  # whatever outlived the main process
+        proc.wait(timeout=10)
         self.proc = None
         self.log_file.close()
+
+    def _marked_stopped(self, pid: int) -> bool:
+        from taskcenter.engine.models import WorkerPresence
+
+        access = self.db_blocker.unblock() if self.db_blocker else contextlib.nullcontext()
+        with access:
+            return WorkerPresence.objects.filter(pid=pid, stopped_at__isnull=False).exists()
 
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+_session_workers: list[WorkerProcess] = []  # the session's worker, once started
 
 
 @pytest.fixture(scope="session")
@@ -189,10 +289,25 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
             except Exception:  # noqa: BLE001 - the queue may not exist yet
                 pass
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
-    worker = WorkerProcess(log_path)
+    worker = WorkerProcess(log_path, db_blocker=django_db_blocker)
     worker.start()
+    _session_workers.append(worker)
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def no_worker_process():
+    """No worker of this session runs, and no presence row is left: for tests that write
+    presence rows by hand. Tests run in any order (pytest-xdist), so the session's
+    worker may have been started by an earlier test in this process; it would beat a
+    row of its own beside theirs. (The `worker` fixture starts it again.)"""
+    from taskcenter.engine.models import FinishedMinute, WorkerPresence
+
+    for worker in _session_workers:
+        worker.stop()
+    WorkerPresence.objects.all().delete()
+    FinishedMinute.objects.all().delete()
 
 
 @pytest.fixture
@@ -211,8 +326,10 @@ def fast_engine(settings):
 
 # --- Personas --------------------------------------------------------------------------------
 
+PASSWORD = "Pa55word!long"  # every persona's
 
-def make_user(username: str, *role_names: str, password: str = "Pa55word!long"):
+
+def make_user(username: str, *role_names: str, password: str = PASSWORD):
     from django.contrib.auth.models import Group, User
 
     user = User.objects.create_user(username=username, password=password)
@@ -231,7 +348,7 @@ def client_for(user):
     return client
 
 
-def basic_client(username: str | None, password: str = "Pa55word!long", **defaults):
+def basic_client(username: str | None, password: str = PASSWORD, **defaults):
     """A test client that sends HTTP Basic credentials with every request."""
     import base64
 
@@ -257,6 +374,37 @@ def operator(db):
 @pytest.fixture
 def admin(db):
     return make_user("admin", roles.ADMIN)
+
+
+@pytest.fixture
+def clusters(db):
+    """Two clusters: the scoped personas are granted alpha."""
+    from taskcenter.tasks.models import Cluster
+
+    return (
+        Cluster.objects.create(name="alpha", ob_cluster_id=1),
+        Cluster.objects.create(name="bravo", ob_cluster_id=2),
+    )
+
+
+@pytest.fixture
+def no_broker(monkeypatch):
+    """Record the attempts that operations enqueue instead of sending them (run them
+    in-process when the eager_engine fixture asks for it)."""
+    from taskcenter.celery import app
+    from taskcenter.engine import dispatch
+
+    sent: list[tuple[int, int]] = []
+    real_send = dispatch._send
+
+    def send(subtask_id: int, attempt: int, producer=None) -> None:
+        if app.conf.task_always_eager:
+            real_send(subtask_id, attempt)
+        else:
+            sent.append((subtask_id, attempt))
+
+    monkeypatch.setattr(dispatch, "_send", send)
+    return sent
 
 
 @pytest.fixture
@@ -300,6 +448,20 @@ def browser():
         yield chromium
         chromium.close()
         driver.stop()
+
+
+def sign_in(
+    page, live_server, username: str = "operator", password: str = PASSWORD, next_url="/tasks/"
+) -> None:
+    """Sign in through the login form and wait for the page it leads to."""
+    from urllib.parse import urlencode
+
+    page.goto(f"{live_server.url}/login/?{urlencode({'next': next_url})}")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    path, query = next_url.split("?")[0], "?" in next_url
+    page.wait_for_url(re.compile(re.escape(path) + (r"(\?.*)?$" if query else "$")))
 
 
 def _is_htmx_error(message) -> bool:

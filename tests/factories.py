@@ -4,9 +4,10 @@ Every task here is started with `task_start` and moved on with the services a wo
 an operator use (`attempt_claim`, `log_append`, `attempt_finish`, `task_retry`,
 `task_rollback`, `subtask_skip`, `subtask_cancel`), so its counters, edges, times, logs
 and audit rows are the ones the product writes. `drive()` plays the worker's part
-in-process: a plain `db` test gets FAILED, RUNNING and rolled-back tasks without a broker,
-a worker or threads. The engine's messages queued meanwhile are dropped, so that a real
-worker running in the same session never races a factory for an attempt.
+in-process with the demo history's player: a plain `db` test gets FAILED, RUNNING and
+rolled-back tasks without a broker, a worker or threads. The engine's messages queued
+meanwhile are dropped, so that a real worker running in the same session never races a
+factory for an attempt.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from __future__ import annotations
 import hashlib
 
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
-from taskcenter.demo.history import attempts_not_sent
+from taskcenter.demo.history import Ending, attempts_not_sent, play_attempts
 from taskcenter.tasks import selectors, services, verbs
 from taskcenter.tasks.models import (
     Cluster,
@@ -37,43 +39,37 @@ def drive(
     executor: str = "test-host",
     quiet: bool = False,
 ) -> TaskInstance:
-    """Run every READY attempt of `task` until none is left.
+    """Run every READY attempt of `task` until none is left (the demo's player,
+    `taskcenter.demo.history.play_attempts`, with attempts that take no time).
 
     Subtasks named in `fail` fail; those in `stop_at` are claimed (RUNNING) and left
     running. A `quiet` attempt prints nothing (a worker that has only just claimed it, a
     step without output). Returns the task as it is then.
     """
-    with attempts_not_sent():
-        while True:
-            ready = list(
-                SubtaskInstance.objects.filter(task=task, status=SubtaskStatus.READY).order_by("pk")
+
+    def runs_for(claimed: services.ClaimedAttempt) -> float | None:
+        if not quiet:
+            services.log_append(
+                subtask_id=claimed.subtask_id,
+                attempt=claimed.attempt,
+                data=f"start run {claimed.run_time} of '{claimed.name}'\n"
+                f"working on {claimed.name}\n".encode(),
             )
-            progressed = False
-            for sub in ready:
-                claimed = services.attempt_claim(
-                    subtask_id=sub.pk, attempt=sub.attempt, executor=executor
-                )
-                if claimed is None:
-                    continue
-                if not quiet:
-                    services.log_append(
-                        subtask_id=sub.pk,
-                        attempt=sub.attempt,
-                        data=f"start run {claimed.run_time} of '{sub.name}'\n"
-                        f"working on {sub.name}\n".encode(),
-                    )
-                if sub.name in stop_at:
-                    continue
-                progressed = True
-                ok = sub.name not in fail
-                services.attempt_finish(
-                    subtask_id=sub.pk,
-                    attempt=sub.attempt,
-                    succeeded=ok,
-                    log=b"" if quiet else _last_lines(sub.name, ok),
-                )
-            if not progressed:
-                break
+        return None if claimed.name in stop_at else 0.0
+
+    def ending(claimed: services.ClaimedAttempt, began, ended) -> Ending:
+        ok = claimed.name not in fail
+        return Ending(ok, b"" if quiet else _last_lines(claimed.name, ok))
+
+    with attempts_not_sent():
+        play_attempts(
+            task.pk,
+            executor=executor,
+            now=timezone.now(),
+            began=lambda ready_at: ready_at,
+            runs_for=runs_for,
+            ending=ending,
+        )
     return selectors.task_get(task_id=task.pk)
 
 

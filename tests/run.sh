@@ -4,7 +4,15 @@
 #   2. again on PostgreSQL + Redis, and the worker tests on RabbitMQ, when they answer
 #      (with CI=true they must answer: a CI machine without them is a failure, not a skip);
 #   3. the install smoke (tests/smoke_install.sh) on Redis and RabbitMQ when they answer.
-# Environment: TEST_POSTGRES_URL, TEST_REDIS_URL, TEST_RABBITMQ_URL override the defaults.
+# The stages share nothing (each has its own var folder, test databases, queues and
+# ports), so they run side by side: most of a stage's time is spent waiting for worker
+# processes, browsers and subprocesses, not computing. Each stage's output is shown whole
+# when it ends, and the wall time of every stage at the very end.
+# Environment: TEST_POSTGRES_URL, TEST_REDIS_URL, TEST_RABBITMQ_URL override the defaults;
+# TEST_PROCESSES is pytest-xdist's process count for each of the two whole-suite stages
+# (default 2; 0 runs them in-process). The RabbitMQ stage, a few dozen tests, runs
+# in-process: on a 2-core machine more processes than that make the timing of the browser
+# and drill tests, not the suite, the thing under test.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -43,38 +51,96 @@ except Exception as exc:
 PY
 }
 
-export TASKCENTER_VAR_DIR="$PWD/var/test"
-mkdir -p "$TASKCENTER_VAR_DIR"
+VAR="$PWD/var/test"
+mkdir -p "$VAR"
+PROCESSES=${TEST_PROCESSES:-2}
+XDIST=""
+[ "$PROCESSES" = 0 ] || XDIST="-n $PROCESSES --dist loadfile"
+
+# --- Wall times, printed at the end whatever happens ---------------------------------------
+TIMES="$VAR/stage-times"
+: >"$TIMES"
+summary() {
+    echo
+    echo "== wall time per stage"
+    cat "$TIMES"
+    echo "total: $(($(date +%s) - RUN_STARTED)) s"
+}
+RUN_STARTED=$(date +%s)
+trap summary EXIT
+
+# timed LABEL COMMAND...: run the command; note its wall time and outcome.
+timed() {
+    label=$1
+    shift
+    started=$(date +%s)
+    status=0
+    "$@" || status=$?
+    outcome="passed"
+    [ "$status" = 0 ] || outcome="FAILED (exit $status)"
+    printf '%-40s %5d s  %s\n' "$label" "$(($(date +%s) - started))" "$outcome" >>"$TIMES"
+    return "$status"
+}
 
 # Lint and types first: either fails the run before the slow suites start
 # (configuration: [tool.mypy] in pyproject.toml).
-echo "== ruff and mypy"
-.venv/bin/ruff check taskcenter tests benchmarks
-.venv/bin/ruff format --check taskcenter tests benchmarks
-.venv/bin/mypy
-.venv/bin/vulture
+lint() {
+    .venv/bin/ruff check taskcenter tests benchmarks \
+        && .venv/bin/ruff format --check taskcenter tests benchmarks \
+        && .venv/bin/mypy \
+        && .venv/bin/vulture
+}
+echo "== ruff, mypy and vulture"
+timed "ruff, mypy and vulture" lint
 
 echo "== docs"
-.venv/bin/mkdocs build --strict --site-dir "$TASKCENTER_VAR_DIR/site"
-
-echo "== test suite on SQLite + filesystem broker"
-env -u DATABASE_URL CELERY_BROKER_URL="filesystem://$TASKCENTER_VAR_DIR/broker" \
-    .venv/bin/python -m pytest -q "$@"
+docs() {
+    .venv/bin/mkdocs build --strict --site-dir "$VAR/site"
+}
+timed "docs (mkdocs build --strict)" docs
 
 missing=""
 pg_up=false redis_up=false amqp_up=false
 answers "$PG_URL" && pg_up=true
 answers "$REDIS_URL" && redis_up=true
 answers "$AMQP_URL" && amqp_up=true
+
+# --- The stages, side by side ---------------------------------------------------------------
+# background LABEL COMMAND...: start a stage; its output goes to its own log.
+STAGES=""
+background() {
+    label=$1
+    shift
+    log="$VAR/$(echo "$label" | tr -c 'a-zA-Z0-9\n' '-').log"
+    (timed "$label" "$@" >"$log" 2>&1) &
+    STAGES="$STAGES $!:$log"
+    echo "== started: $label"
+}
+
+# shellcheck disable=SC2086 # XDIST is several words
+sqlite_stage() {
+    env -u DATABASE_URL TASKCENTER_VAR_DIR="$VAR/sqlite" \
+        CELERY_BROKER_URL="filesystem://$VAR/sqlite/broker" \
+        .venv/bin/python -m pytest -q $XDIST --durations=10 "$@"
+}
+# shellcheck disable=SC2086
+postgres_stage() {
+    TASKCENTER_VAR_DIR="$VAR/postgres" DATABASE_URL="$PG_URL" CELERY_BROKER_URL="$REDIS_URL" \
+        .venv/bin/python -m pytest -q $XDIST --durations=10 "$@"
+}
+rabbitmq_stage() {
+    TASKCENTER_VAR_DIR="$VAR/rabbitmq" DATABASE_URL="$PG_URL" CELERY_BROKER_URL="$AMQP_URL" \
+        .venv/bin/python -m pytest -q -m worker --durations=10 "$@"
+}
+
+background "test suite on SQLite + filesystem broker" sqlite_stage "$@"
 if $pg_up && $redis_up; then
-    echo "== test suite on PostgreSQL + Redis"
-    DATABASE_URL="$PG_URL" CELERY_BROKER_URL="$REDIS_URL" .venv/bin/python -m pytest -q "$@"
+    background "test suite on PostgreSQL + Redis" postgres_stage "$@"
 else
     missing="$missing PostgreSQL/Redis"
 fi
 if $pg_up && $amqp_up; then
-    echo "== worker tests on PostgreSQL + RabbitMQ"
-    DATABASE_URL="$PG_URL" CELERY_BROKER_URL="$AMQP_URL" .venv/bin/python -m pytest -q -m worker "$@"
+    background "worker tests on PostgreSQL + RabbitMQ" rabbitmq_stage "$@"
 else
     missing="$missing RabbitMQ"
 fi
@@ -85,8 +151,16 @@ $redis_up && smoke_brokers="$REDIS_URL"
 $amqp_up && smoke_brokers="$smoke_brokers $AMQP_URL"
 if [ -n "$smoke_brokers" ]; then
     # shellcheck disable=SC2086 # one argument per broker URL
-    PYTHON="$PYTHON" sh tests/smoke_install.sh $smoke_brokers
+    background "install smoke" env PYTHON="$PYTHON" sh tests/smoke_install.sh $smoke_brokers
 fi
+
+failed=0
+for stage in $STAGES; do
+    wait "${stage%%:*}" || failed=1
+    cat "${stage#*:}"
+done
+[ "$failed" = 0 ] || exit 1
+
 if [ -n "$missing" ]; then
     if [ "${CI:-}" = "true" ]; then
         echo "CI: services did not answer:$missing" >&2

@@ -20,7 +20,7 @@ import heapq
 import random
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -87,6 +87,63 @@ def attempts_not_sent() -> Iterator[None]:
         queued_before = len(connection.run_on_commit)
         yield
         del connection.run_on_commit[queued_before:]
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a played attempt ends."""
+
+    succeeded: bool
+    log: bytes = b""
+    result: Any = None
+
+
+def play_attempts(
+    task_id: int,
+    *,
+    executor: str,
+    now: datetime,
+    began: Callable[[datetime], datetime],
+    runs_for: Callable[[services.ClaimedAttempt], float | None],
+    ending: Callable[[services.ClaimedAttempt, datetime, datetime], Ending],
+) -> datetime:
+    """Play the worker's part of the attempt protocol for `task_id` until no attempt is
+    READY; return when the last one ended.
+
+    Every READY attempt is claimed (`attempt_claim`) at `began(now)` and runs for
+    `runs_for(claimed)` seconds, or is left RUNNING when that is None; attempts end
+    (`attempt_finish`, as `ending` says) in the order of their end times, so parallel
+    branches overlap as they would on workers, and the attempts each end makes READY are
+    claimed in turn. The demo's history and the tests' factories both play tasks so.
+    """
+    running: list[tuple[datetime, int, services.ClaimedAttempt, datetime]] = []
+    while True:
+        ready = SubtaskInstance.objects.filter(
+            task_id=task_id, status=SubtaskStatus.READY
+        ).values_list("pk", "attempt")
+        for subtask_id, attempt in ready.order_by("pk"):
+            started = began(now)
+            claimed = services.attempt_claim(
+                subtask_id=subtask_id, attempt=attempt, executor=executor
+            )
+            if claimed is None:
+                continue
+            seconds = runs_for(claimed)
+            if seconds is not None:
+                ends = started + timedelta(seconds=seconds)
+                heapq.heappush(running, (ends, subtask_id, claimed, started))
+        if not running:
+            return now
+        now, _, claimed, started = heapq.heappop(running)
+        end = ending(claimed, started, now)
+        services.attempt_finish(
+            subtask_id=claimed.subtask_id,
+            attempt=claimed.attempt,
+            task_id=task_id,
+            succeeded=end.succeeded,
+            log=end.log,
+            result=end.result,
+        )
 
 
 class HistoryPlayer:
@@ -223,40 +280,34 @@ class HistoryPlayer:
 
     def _run_attempts(self, task_id: int, plan: _Plan, now: datetime, clock) -> datetime:
         """Claim and finish attempts, as a worker would, until none is READY; return when
-        the last one ended. Attempts overlap in time as parallel branches do: each READY
-        attempt is claimed a moment after it became READY and finished when its duration
-        has passed, in the order of those finish times."""
-        running: list[tuple[datetime, int, services.ClaimedAttempt, datetime]] = []
-        while True:
-            ready = SubtaskInstance.objects.filter(
-                task_id=task_id, status=SubtaskStatus.READY
-            ).values_list("pk", "attempt")
-            for subtask_id, attempt in ready.order_by("pk"):
-                began = now + timedelta(seconds=self.rng.uniform(0.02, 0.3))
-                clock.move_to(began)
-                claimed = services.attempt_claim(
-                    subtask_id=subtask_id, attempt=attempt, executor=plan.executor
-                )
-                if claimed is not None:
-                    ends = began + timedelta(seconds=self._duration(claimed, plan))
-                    heapq.heappush(running, (ends, subtask_id, claimed, began))
-            if not running:
-                return now
-            now, _, claimed, began = heapq.heappop(running)
+        the last one ended. Each attempt is claimed a moment after it became READY and
+        runs for a duration of its kind."""
+
+        def began(ready_at: datetime) -> datetime:
+            moment = ready_at + timedelta(seconds=self.rng.uniform(0.02, 0.3))
+            clock.move_to(moment)
+            return moment
+
+        def runs_for(claimed: services.ClaimedAttempt) -> float:
+            return self._duration(claimed, plan)
+
+        def ending(claimed: services.ClaimedAttempt, began: datetime, ended: datetime) -> Ending:
             failed = (
                 claimed.name == plan.failing and not claimed.is_rollback and claimed.run_time == 1
             )
-            lines = self._lines(claimed, plan, failed, (now - began).total_seconds())
-            log = self._stamped(lines, began, now, clock)
-            clock.move_to(now)
-            services.attempt_finish(
-                subtask_id=claimed.subtask_id,
-                attempt=claimed.attempt,
-                task_id=task_id,
-                succeeded=not failed,
-                log=log,
-                result=None if failed else _step_result(claimed),
-            )
+            lines = self._lines(claimed, plan, failed, (ended - began).total_seconds())
+            log = self._stamped(lines, began, ended, clock)
+            clock.move_to(ended)
+            return Ending(not failed, log, None if failed else _step_result(claimed))
+
+        return play_attempts(
+            task_id,
+            executor=plan.executor,
+            now=now,
+            began=began,
+            runs_for=runs_for,
+            ending=ending,
+        )
 
     def _duration(self, claimed: services.ClaimedAttempt, plan: _Plan) -> float:
         rng = self.rng

@@ -1,4 +1,4 @@
-"""Fixtures of the account tests: fast hashing, two clusters with a failed task each, and
+"""Fixtures of the account tests: two clusters with a failed task each, and
 the five personas of the permission matrix."""
 
 from __future__ import annotations
@@ -8,24 +8,11 @@ from django.contrib.auth.models import Group
 
 from taskcenter.accounts import roles
 from taskcenter.accounts.models import RoleScope
-from taskcenter.tasks.models import Cluster
 from tests.conftest import make_user
 from tests.factories import failed_task_on
 
 PASSWORD = "Pa55word!long"
 NARROW = "Retry and cancel"
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def clusters(db):
-    a = Cluster.objects.create(name="alpha", ob_cluster_id=1)
-    b = Cluster.objects.create(name="bravo", ob_cluster_id=2)
-    return a, b
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from playwright.sync_api import expect
 
 from taskcenter.accounts import roles, services
 from taskcenter.tasks.models import TaskInstance
-from tests.accounts.conftest import PASSWORD, narrow_role
-from tests.conftest import make_user
+from tests.accounts.conftest import narrow_role
+from tests.conftest import make_user, sign_in
 from tests.factories import failed_task_on
 
 SCREENSHOTS = os.environ.get("TASKCENTER_SCREENSHOTS")
@@ -33,14 +33,6 @@ def shoot(page, name: str) -> None:
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(SCREENSHOTS) / name), full_page=True)
-
-
-def sign_in(page, live_server, username: str, password: str = PASSWORD) -> None:
-    page.goto(f"{live_server.url}/login/?next=/tasks/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/tasks/$"))
 
 
 def sign_out(page) -> None:

@@ -16,8 +16,8 @@ from playwright.sync_api import expect
 from taskcenter.accounts import roles, services
 from taskcenter.tasks.models import Host
 from tests.accounts.conftest import scoped_operator
-from tests.accounts.test_browser import shoot, sign_in, sign_out
-from tests.conftest import make_user
+from tests.accounts.test_browser import shoot, sign_out
+from tests.conftest import make_user, sign_in
 from tests.factories import failed_task_on
 
 pytestmark = [

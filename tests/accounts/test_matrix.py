@@ -31,10 +31,9 @@ ALLOWED = {
 
 
 @pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    from taskcenter.engine import dispatch
-
-    monkeypatch.setattr(dispatch, "_send", lambda subtask_id, attempt, producer=None: None)
+def sends_recorded(no_broker):
+    """Operations enqueue on commit; these tests look at rows, not at messages."""
+    return no_broker
 
 
 @pytest.fixture

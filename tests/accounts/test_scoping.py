@@ -6,16 +6,9 @@ from django.contrib.auth.models import Group
 from taskcenter.accounts import access, roles
 from taskcenter.accounts.models import RoleScope
 from taskcenter.core.errors import NotPermitted, TaskNotFound
-from taskcenter.tasks.models import Cluster, TaskInstance
+from taskcenter.tasks.models import TaskInstance
 from tests.conftest import make_user
 from tests.factories import failed_task_on
-
-
-@pytest.fixture
-def clusters(db):
-    return Cluster.objects.create(name="A", ob_cluster_id=1), Cluster.objects.create(
-        name="B", ob_cluster_id=2
-    )
 
 
 @pytest.fixture

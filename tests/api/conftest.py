@@ -16,29 +16,9 @@ ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?[+-]\d
 
 
 @pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # Basic authentication checks the password on every request; PBKDF2's million rounds
-    # would make the permission matrix take minutes.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    """Record the attempts the API's operations enqueue instead of sending them."""
-    from taskcenter.celery import app
-    from taskcenter.engine import dispatch
-
-    sent: list[tuple[int, int]] = []
-    real_send = dispatch._send
-
-    def send(subtask_id: int, attempt: int, producer=None) -> None:
-        if app.conf.task_always_eager:  # the eager_engine fixture runs attempts in-process
-            real_send(subtask_id, attempt)
-        else:
-            sent.append((subtask_id, attempt))
-
-    monkeypatch.setattr(dispatch, "_send", send)
-    return sent
+def sends_recorded(no_broker):
+    """Every API test records the attempts its operations enqueue (tests.conftest)."""
+    return no_broker
 
 
 @pytest.fixture

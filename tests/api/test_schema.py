@@ -66,8 +66,7 @@ def keep_test_connection():
 
 
 @pytest.fixture
-def api_world(db, settings, keep_test_connection):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def api_world(db, keep_test_connection):
     make_user("schema-admin", "ADMIN")
     tasks = [failed_task(), running_task(), make_task(["SUCCESSFUL"])]
     KNOWN_IDS["taskInstanceId"] = [t.pk for t in tasks]

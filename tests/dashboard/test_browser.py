@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from taskcenter.tasks import selectors, verbs
 from taskcenter.tasks.models import AuditEntry, SubtaskInstance
-from tests.conftest import wait_for
+from tests.conftest import sign_in, wait_for
 
 PASSWORD = "Pa55word!long"
 
@@ -23,14 +23,6 @@ pytestmark = [
     pytest.mark.worker,
     pytest.mark.django_db(transaction=True),
 ]
-
-
-def sign_in(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/login/?next=/tasks/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/tasks/$"))
 
 
 def task_status(task) -> str:

@@ -18,8 +18,7 @@ from playwright.sync_api import expect
 from taskcenter.engine import selectors as engine_selectors
 from taskcenter.tasks import selectors, verbs
 from taskcenter.tasks.models import AuditEntry, SubtaskInstance
-from tests.conftest import wait_for
-from tests.dashboard.test_browser import sign_in
+from tests.conftest import sign_in, wait_for
 from tests.factories import two_root_task
 
 pytestmark = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -19,7 +20,8 @@ from playwright.sync_api import expect
 
 from taskcenter.demo.history import attempts_not_sent
 from taskcenter.tasks import services, verbs
-from tests.dashboard.test_browser import node, sign_in
+from tests.conftest import sign_in
+from tests.dashboard.test_browser import node
 from tests.factories import drive, make_cluster_and_tenant, start, subtask_named
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -43,7 +45,15 @@ def test_running_durations_tick_in_the_page_without_requests(live_server, page, 
     answers: list[tuple[str, int]] = []
     page.on("response", lambda r: answers.append((r.url, r.status)))
     before = (task_duration.inner_text(), subtask_duration.inner_text())
-    page.wait_for_timeout(2500)
+
+    def ticked_and_polled() -> bool:
+        now = (task_duration.inner_text(), subtask_duration.inner_text())
+        polled = any("/live/" in url for url, _ in answers)
+        return polled and now[0] != before[0] and now[1] != before[1]
+
+    deadline = time.monotonic() + 10
+    while not ticked_and_polled() and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
     after = (task_duration.inner_text(), subtask_duration.inner_text())
 
     assert before[0] != after[0] and before[1] != after[1], (before, after)

@@ -21,10 +21,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def no_broker_and_no_cached_banner(monkeypatch):
-    from taskcenter.engine import dispatch
-
-    monkeypatch.setattr(dispatch, "_send", lambda subtask_id, attempt, producer=None: None)
+def no_broker_no_worker_and_no_cached_banner(no_broker, no_worker_process):
     cache.clear()
     yield
     cache.clear()

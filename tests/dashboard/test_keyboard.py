@@ -21,6 +21,7 @@ from playwright.sync_api import expect
 
 from taskcenter.tasks import services
 from taskcenter.tasks.models import SubtaskInstance
+from tests.conftest import sign_in
 from tests.factories import drive, start
 
 PASSWORD = "Pa55word!long"
@@ -39,14 +40,6 @@ def shoot(page, name: str) -> None:
         page.emulate_media(color_scheme=scheme)
         page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}-{scheme}.png"))
     page.emulate_media(color_scheme="light")
-
-
-def sign_in(page, live_server, username: str = "operator") -> None:
-    page.goto(f"{live_server.url}/login/?next=/tasks/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/tasks/$"))
 
 
 def fan_out(operator, width: int, fail: str | None = None):

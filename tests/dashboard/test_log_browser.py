@@ -12,8 +12,8 @@ from playwright.sync_api import expect
 
 from taskcenter.tasks import selectors, services, verbs
 from taskcenter.tasks.models import SubtaskInstance
-from tests.conftest import wait_for
-from tests.dashboard.test_browser import sign_in, wait_status
+from tests.conftest import sign_in, wait_for
+from tests.dashboard.test_browser import wait_status
 
 pytestmark = [
     pytest.mark.browser,

@@ -8,6 +8,7 @@ their own short connections, so that a restart of PostgreSQL does not break them
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
 import shutil
@@ -28,17 +29,44 @@ PORTS = range(18200, 18300)
 PASSWORD = "Dr1ll-password!long"
 
 
+# Ports in use by the drill runs of this machine, one "pid port" a line: test runs side by
+# side (tests/run.sh's stages, pytest-xdist) each have their installation, and a drill that
+# has stopped its PostgreSQL or Redis leaves that port unbound, yet still its own.
+PORTS_HELD = Path(tempfile.gettempdir()) / "taskcenter-drill-ports"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def free_port(taken: set[int]) -> int:
-    for port in PORTS:
-        if port in taken:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
+    with open(PORTS_HELD.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        held = [
+            (int(pid), int(port))
+            for pid, port in (
+                line.split() for line in PORTS_HELD.read_text().splitlines() if line.strip()
+            )
+            if _alive(int(pid))
+        ] if PORTS_HELD.exists() else []  # fmt: skip
+        for port in PORTS:
+            if port in taken or any(p == port and pid != os.getpid() for pid, p in held):
                 continue
-        taken.add(port)
-        return port
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            taken.add(port)
+            held.append((os.getpid(), port))
+            PORTS_HELD.write_text("".join(f"{pid} {p}\n" for pid, p in held))
+            return port
     raise RuntimeError("no free port in 18200-18299")
 
 

@@ -72,6 +72,7 @@ def test_drill_the_broker_stopped_and_restarted_during_a_run(stack):
     running = started_task_id(stack.run_task("Migrate tenant", fail_step="", step_seconds=2))
     running_subtask(stack, running)
 
+    outage_log = len(stack.worker.log())
     stack.redis.stop()
     with stack.http() as http:
         retry = http.post(f"/api/v2/tasks/instances/{failed}/retry")
@@ -81,7 +82,14 @@ def test_drill_the_broker_stopped_and_restarted_during_a_run(stack):
     assert started.returncode == 0, started.stderr
     assert "broker does not answer" in started.stderr
     queued = started_task_id(started)
-    time.sleep(4)  # the outage goes on; the worker must wait it out, not exit
+    # The outage goes on: the worker must wait it out, not exit. Seen once it has failed to
+    # reconnect twice and is trying again.
+    wait_for(
+        lambda: (
+            stack.worker.log()[outage_log:].count("Trying again") >= 2 or not stack.worker.alive()
+        ),
+        timeout=30,
+    )
     assert stack.worker.alive(), stack.worker.log()[-3000:]
 
     stack.redis.start()

@@ -13,7 +13,7 @@ from taskcenter.engine import presence
 from taskcenter.engine import selectors as engine_selectors
 from taskcenter.engine.models import FinishedMinute, WorkerPresence
 from taskcenter.tasks import selectors, verbs
-from tests.conftest import TEST_QUEUE, WorkerProcess, end_process_group, wait_for
+from tests.conftest import TEST_QUEUE, WorkerProcess, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -57,11 +57,7 @@ def test_a_worker_beats_counts_what_it_ends_and_marks_itself_stopped(own_worker)
     assert sum(FinishedMinute.objects.values_list("count", flat=True)) >= ended
 
     pid = own_worker.proc.pid
-    # A clean (warm) shutdown. The grace is long: on a loaded machine with SQLite the last
-    # mark may wait for the database's write lock, and a SIGKILL would leave no mark.
-    end_process_group(own_worker.proc, signal.SIGTERM, grace=60)
-    own_worker.proc = None
-    own_worker.log_file.close()
+    own_worker.stop(signal.SIGTERM)  # a clean (warm) shutdown
     stopped = WorkerPresence.objects.get(pid=pid)
     assert stopped.stopped_at is not None and stopped.running == 0
     assert not engine_selectors.presence().online  # the session's worker stopped too

@@ -11,13 +11,12 @@ from taskcenter.schedules import inputs, verbs
 from taskcenter.schedules.models import Plan
 from taskcenter.tasks.models import SubtaskInstance, TaskInstance, TaskStatus
 
-# The API tests' fixtures: personas by Basic auth, fast hashing, sends recorded not made.
+# The API tests' fixtures: personas by Basic auth, sends recorded not made.
 from tests.api.conftest import (  # noqa: F401
     as_admin,
     as_operator,
     as_viewer,
-    fast_password_hashing,
-    no_broker,
+    sends_recorded,
 )
 
 NOTEBOOK_JOB = "com.hengshi.nangaparbat.schedulejob.NotebookJob"

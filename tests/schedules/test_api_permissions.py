@@ -62,8 +62,7 @@ CODES = {401: 30000, 403: 30014}
 @pytest.mark.parametrize(
     ("name", "method", "url", "body", "expected"), MATRIX, ids=[row[0] for row in MATRIX]
 )
-def test_permission_matrix(persona, name, method, url, body, expected, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def test_permission_matrix(persona, name, method, url, body, expected):
     plan, context = _world()
     client = persona_client(persona)
     target = url.format(plan=plan.pk, context=context)
@@ -80,8 +79,7 @@ def test_permission_matrix(persona, name, method, url, body, expected, settings)
         assert before_plans and TaskInstance.objects.count() == 1  # nothing was done
 
 
-def test_run_now_also_needs_the_run_permission(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def test_run_now_also_needs_the_run_permission():
     group = Group.objects.create(name="schedulers")
     for codename in ("view_taskinstance", "manage_schedules"):
         group.permissions.add(Permission.objects.get(codename=codename))
@@ -94,8 +92,7 @@ def test_run_now_also_needs_the_run_permission(settings):
     assert not TaskInstance.objects.exists()
 
 
-def test_contexts_are_scoped_by_cluster_as_tasks(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def test_contexts_are_scoped_by_cluster_as_tasks():
     _, context = _world()
     user = make_user("scoped", "TASK_VIEWER")
     scope = RoleScope.objects.create(user=user, group=Group.objects.get(name="TASK_VIEWER"))

@@ -19,8 +19,8 @@ from playwright.sync_api import expect
 from taskcenter.schedules import firing, inputs, scheduler, verbs
 from taskcenter.schedules.models import Fire, FireOutcome, Plan, PlanItem
 from taskcenter.tasks.models import TaskInstance
-from tests.accounts.test_browser import shoot, sign_in
-from tests.conftest import wait_for
+from tests.accounts.test_browser import shoot
+from tests.conftest import sign_in, wait_for
 from tests.factories import start
 from tests.schedules.conftest import NOTEBOOK_JOB, PIPELINE_JOB, cron_item, dependency_item
 
@@ -34,7 +34,7 @@ JOBS = {"NOTEBOOK": NOTEBOOK_JOB, "PIPELINE": PIPELINE_JOB}
 
 
 @pytest.fixture(autouse=True)
-def no_broker():
+def sends_recorded():
     """The real broker: a worker runs what these pages start (overrides the API tests'
     recording stand-in that tests/schedules/conftest.py applies)."""
     return None

@@ -47,17 +47,6 @@ def weekly_form(**changes) -> dict:
 
 
 @pytest.fixture
-def clusters(db):
-    """Two clusters, as the accounts tests' matrix has them (the scoped persona sees alpha)."""
-    from taskcenter.tasks.models import Cluster
-
-    return (
-        Cluster.objects.create(name="alpha", ob_cluster_id=1),
-        Cluster.objects.create(name="bravo", ob_cluster_id=2),
-    )
-
-
-@pytest.fixture
 def plan(db, operator):
     return make_plan("1", [cron_item(SUNDAYS, "GMT+08:00")], actor=operator)
 

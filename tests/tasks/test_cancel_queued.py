@@ -16,11 +16,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    # Operations enqueue on commit; these tests look at rows, not at messages.
-    from taskcenter.engine import dispatch
-
-    monkeypatch.setattr(dispatch, "_send", lambda subtask_id, attempt, producer=None: None)
+def sends_recorded(no_broker):
+    """Operations enqueue on commit; these tests look at rows, not at messages."""
+    return no_broker
 
 
 def subtask(task: TaskInstance, name: str) -> SubtaskInstance:

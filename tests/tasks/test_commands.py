@@ -29,11 +29,6 @@ from taskcenter.tasks.models import (
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-@pytest.fixture(autouse=True)
-def fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def run(*args, **options) -> tuple[str, str]:
     out, err = StringIO(), StringIO()
     call_command(*args, stdout=out, stderr=err, **options)
