@@ -283,6 +283,17 @@ def can_run_jobs(user) -> bool:
     return can_operate(user, "run")
 
 
+def run_clusters(user) -> frozenset[int] | None:
+    """The clusters `user` may start jobs on (and see the tasks of): None for all."""
+    run = permission_clusters(user, OPERATION_PERMISSIONS["run"])
+    view = permission_clusters(user, PERM_VIEW)
+    if run is ALL_CLUSTERS:
+        return view
+    if view is ALL_CLUSTERS:
+        return run
+    return run & view
+
+
 def can_manage_schedules(user, *, run: bool = False) -> bool:
     """Whether `user` may change plans; `run`: also start a run now (needs the run permission)."""
     return can_operate(user, "manage_schedules") and (not run or can_run_jobs(user))

@@ -18,6 +18,7 @@ from rest_framework.views import set_rollback
 from taskcenter.api.envelope import error_body
 from taskcenter.core.errors import InvalidParameter, TaskCenterError
 from taskcenter.core.middleware import DATABASE_DOWN_MESSAGE, is_database_unavailable
+from taskcenter.tasks.parameters import InvalidParameters
 
 logger = logging.getLogger("taskcenter.api")
 
@@ -102,8 +103,22 @@ def exception_handler(exc, context):
         if wait:
             headers["Retry-After"] = str(int(wait))
     set_rollback()
-    body = error_body(request, status=status, code=code, message=message, target=target)
+    body = error_body(
+        request,
+        status=status,
+        code=code,
+        message=message,
+        target=target,
+        sub_errors=_sub_errors(exc),
+    )
     return Response(body, status=status, headers=headers)
+
+
+def _sub_errors(exc) -> list[dict]:
+    """Each invalid parameter of a refused run, when there are several at once."""
+    if not isinstance(exc, InvalidParameters):
+        return []
+    return [{"target": target, "message": why} for target, why in exc.targets()]
 
 
 # --- The guard: no HTML error page under /api/ ---------------------------------------------------

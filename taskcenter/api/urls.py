@@ -1,10 +1,10 @@
-"""/api/: the OCP v2 task facade, the HENGSHI schedules and contexts facade, their OpenAPI
+"""/api/: the OCP v2 task facade and its Jobs API, the HENGSHI schedules and contexts facade, their OpenAPI
 schemas and API browser, and a JSON 404."""
 
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from taskcenter.api import schedules, views
+from taskcenter.api import jobs, schedules, views
 
 app_name = "api"
 
@@ -37,6 +37,10 @@ urlpatterns = [
     path(f"{SUBTASK}/log", views.subtask_log, name="subtask-log"),
     # The alias a Terraform provider polls; after the fixed paths above.
     path("v2/tasks/<str:taskInstanceId>", views.task_detail_alias, name="task-detail-alias"),
+    # Jobs: task definitions with their declared parameters, and starting runs of them.
+    path("v2/jobs", jobs.job_list, name="job-list"),
+    path("v2/jobs/<str:name>", jobs.job_detail, name="job-detail"),
+    path("v2/jobs/<str:name>/runs", jobs.job_run, name="job-run"),
     # HENGSHI's schedules and contexts (seed 003).
     path("schedules", schedules.schedules, name="schedules"),
     path("schedules/users", schedules.schedule_users, name="schedule-users"),

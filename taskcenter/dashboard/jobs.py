@@ -1,5 +1,6 @@
-"""The Jobs pages: every task definition with its parameters and recent runs, and a Run
-form generated from its parameters that starts a task (run permission, checked on the
+"""The Jobs pages: every task definition with its parameters and recent runs, Schedule
+(the plan form with the job chosen), and a Run form generated from its declared parameters
+(taskcenter.dashboard.parameter_fields) that starts a task (run permission, checked on the
 server whatever the page shows) and opens its page."""
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from taskcenter.accounts import access
 from taskcenter.core.errors import NotPermitted, TaskCenterError
 from taskcenter.core.http import page, signed_in_view
 from taskcenter.dashboard import presenters
-from taskcenter.dashboard.schedule_forms import RunForm, parameter_type, shown_default
+from taskcenter.dashboard.parameter_fields import ParameterFields
 from taskcenter.schedules import selectors as schedule_selectors
 from taskcenter.tasks import verbs
+from taskcenter.tasks.parameters import InvalidParameters
 
 RECENT_RUNS_LISTED = 3
 RECENT_RUNS_DETAIL = 10
@@ -22,15 +24,19 @@ dashboard_view = signed_in_view(access.require_view)
 
 
 def _parameters(spec) -> list[dict]:
+    """The declared parameters as the table shows them (a secret's default never)."""
     return [
         {
             "name": param.name,
-            "type": parameter_type(param),
-            "default": shown_default(param),
+            "label": param.shown_label,
+            "type": param.type,
+            "default": "" if param.secret or param.default in (None, "") else param.default,
             "help": param.description,
             "required": param.required,
+            "bounds": field.bounds,
+            "choices": [str(choice) or "(none)" for choice in param.choices],
         }
-        for param in spec.parameters
+        for param, field in ((f.spec, f) for f in ParameterFields(spec).fields)
     ]
 
 
@@ -55,7 +61,12 @@ def job_list(request):
     return page(
         request,
         "dashboard/job_list.html",
-        {"nav": "jobs", "definitions": definitions, "can_run": access.can_run_jobs(request.user)},
+        {
+            "nav": "jobs",
+            "definitions": definitions,
+            "can_run": access.can_run_jobs(request.user),
+            "can_schedule": access.can_manage_schedules(request.user),
+        },
     )
 
 
@@ -66,18 +77,21 @@ def job_detail(request, key: str):
     form again with the messages next to the fields (400)."""
     spec = schedule_selectors.job_definition_get(key=key)
     allowed = access.can_run_jobs(request.user)
-    form = RunForm(spec, request.POST if request.method == "POST" else None)
+    form = ParameterFields(spec, request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST":
         if not allowed:
             raise NotPermitted("You do not have permission to run jobs.")
-        if form.is_valid():
+        parameters = form.check()
+        if parameters is not None:
             try:
                 task = verbs.task_start(
-                    definition_name=spec.name, parameters=form.cleaned, creator=request.user
+                    definition_name=spec.name, parameters=parameters, creator=request.user
                 )
+            except InvalidParameters as exc:
+                form.refuse(exc)
             except TaskCenterError as exc:
-                form.refuse(exc.message)
+                form.error = exc.message
             else:
                 return redirect("dashboard:task_detail", task_id=task.pk)
         status = 400
@@ -88,5 +102,6 @@ def job_detail(request, key: str):
         "runs": _runs(request.user, spec.name, RECENT_RUNS_DETAIL),
         "form": form,
         "can_run": allowed,
+        "can_schedule": access.can_manage_schedules(request.user),
     }
     return page(request, "dashboard/job_detail.html", context, status=status)

@@ -1,5 +1,6 @@
-"""The forms of the Jobs and Schedules pages: a Run form generated from a definition's
-parameters, and a plan's form with its cron builder and live preview.
+"""The plan form of the Schedules pages: its job (any job, with its parameters as fields
+generated from their declaration, taskcenter.dashboard.parameter_fields), its cron
+builder and live preview.
 
 Neither saves anything: the views hand what they read to taskcenter.tasks.services
 (task_start) and taskcenter.schedules.verbs (plan_submit), whose refusals come back
@@ -12,13 +13,14 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.text import slugify
 
-from taskcenter.core.errors import InvalidDefinition, InvalidParameter
+from taskcenter.core.errors import InvalidParameter
 from taskcenter.dashboard import presenters
+from taskcenter.dashboard.parameter_fields import ParameterFields
 from taskcenter.schedules import cron, describe, jobs
 from taskcenter.schedules.inputs import (
     ENTITY_GROUP_MAX,
@@ -28,7 +30,7 @@ from taskcenter.schedules.inputs import (
     PlanInput,
 )
 from taskcenter.schedules.models import CronType, MisfirePolicy, OverlapPolicy, TriggerType
-from taskcenter.tasks.definitions import DefinitionSpec, ParameterSpec
+from taskcenter.tasks.parameters import InvalidParameters
 
 PREVIEW_COUNT = 5
 ZONE_SUGGESTIONS = (
@@ -38,122 +40,6 @@ ZONE_SUGGESTIONS = (
 WEEKDAYS = ((1, "Sun"), (2, "Mon"), (3, "Tue"), (4, "Wed"), (5, "Thu"), (6, "Fri"), (7, "Sat"))
 # The builder's "Repeat" for a plan that only runs after other jobs (or when run now).
 NO_SCHEDULE = "NONE"
-
-
-# --- Run form: one field per definition parameter ------------------------------------------------
-
-
-def parameter_type(param: ParameterSpec) -> str:
-    """What a parameter holds, read from its default (definitions declare no types)."""
-    default = param.default
-    if isinstance(default, bool):
-        return "boolean"
-    if isinstance(default, int):
-        return "integer"
-    if isinstance(default, float):
-        return "number"
-    if isinstance(default, str):
-        return "text"
-    if isinstance(default, dict | list):
-        return "JSON"
-    return "any"
-
-
-def shown_default(param: ParameterSpec) -> str:
-    """The default as the form's field shows it (and as the user would type it)."""
-    if param.default is None:
-        return ""
-    if isinstance(param.default, bool | dict | list):
-        return json.dumps(param.default)
-    return str(param.default)
-
-
-@dataclass
-class ParameterField:
-    name: str
-    type: str
-    default: str
-    help: str
-    required: bool
-    value: str = ""
-    error: str = ""
-
-
-def _read_value(kind: str, text: str) -> Any:
-    """The typed value of a field's text; ValueError with the message for the page."""
-    if kind == "integer":
-        try:
-            return int(text)
-        except ValueError:
-            raise ValueError("Enter a whole number, e.g. 4.") from None
-    if kind == "number":
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError("Enter a number, e.g. 1.5.") from None
-    if kind == "boolean":
-        if text.lower() not in ("true", "false"):
-            raise ValueError("Choose true or false.")
-        return text.lower() == "true"
-    if kind == "JSON":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"Enter JSON: {exc.msg} at character {exc.pos}.") from None
-    if kind == "any":
-        # A number, true/false or JSON value when it reads as one, else the text itself.
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            return text
-    return text
-
-
-class RunForm:
-    """The Run form of a definition. `is_valid()` checks each field, then the definition's
-    own rules (spec.resolve_parameters, as task_start applies them)."""
-
-    def __init__(self, spec: DefinitionSpec, data=None):
-        self.spec = spec
-        self.fields = [
-            ParameterField(
-                name=param.name,
-                type=parameter_type(param),
-                default=shown_default(param),
-                help=param.description,
-                required=param.required,
-                value=(data.get(f"param-{param.name}", "") if data is not None else "")
-                or ("" if data is not None else shown_default(param)),
-            )
-            for param in spec.parameters
-        ]
-        self.error = ""
-        self.cleaned: dict[str, Any] = {}
-
-    def is_valid(self) -> bool:
-        given: dict[str, Any] = {}
-        for param in self.fields:
-            text = param.value.strip()
-            if not text:
-                if param.required:
-                    param.error = "Required."
-                continue
-            try:
-                given[param.name] = _read_value(param.type, text)
-            except ValueError as exc:
-                param.error = str(exc)
-        if any(param.error for param in self.fields):
-            return False
-        try:
-            self.cleaned = self.spec.resolve_parameters(given)
-        except InvalidDefinition as exc:
-            self.error = exc.message
-            return False
-        return True
-
-    def refuse(self, message: str) -> None:
-        """A refusal by the service (a definition's build may reject a value)."""
-        self.error = message
 
 
 # --- Cron builder ---------------------------------------------------------------------------------
@@ -375,7 +261,9 @@ class PlanForm:
         "planItems": "cron_desc",
     }
 
-    def __init__(self, data=None, *, plan=None, item=None, dependency=None, kept_items=()):
+    def __init__(
+        self, data=None, *, plan=None, item=None, dependency=None, kept_items=(), job: str = ""
+    ):
         self.plan = plan
         self.kept_items = list(kept_items)  # the plan's other items, kept as they are
         self.item_id = item.pk if item is not None else None  # kept: its fires point at it
@@ -385,7 +273,7 @@ class PlanForm:
         self.error = ""
         before = list(dependency.trigger_by_jobs) if dependency is not None else []
         if data is None:
-            self.values = self._initial(plan, item)
+            self.values = self._initial(plan, item, job)
             if item is not None:
                 self.builder = Builder.from_item(item.cron_type, item.cron_desc)
             elif plan is not None:  # a plan without a cron trigger gains none by being edited
@@ -400,7 +288,6 @@ class PlanForm:
                     "entity_group",
                     "entity_key",
                     "job_class",
-                    "job_params",
                     "retry_times",
                     "time_zone",
                     "misfire_policy",
@@ -414,6 +301,7 @@ class PlanForm:
             self.builder = Builder.from_data(data)
             self.errors.update(self.builder.errors)
             self.after = self._read_after(data, before)
+        self.params = self._parameter_fields(data)
 
     def _read_after(self, data, before: list[dict[str, str]]) -> list[dict[str, str]]:
         """The jobs to follow, as checked; the item's own list when the same jobs are."""
@@ -431,15 +319,28 @@ class PlanForm:
             else chosen
         )
 
+    def _parameter_fields(self, data) -> ParameterFields:
+        """The job's parameters as fields; a saved plan's values are shown (its secrets
+        kept, never shown) while the job is the plan's."""
+        try:
+            spec = jobs.job_definition(jobs.job_class_get(self.values["job_class"]))
+        except InvalidParameter as exc:
+            if self.values["job_class"] or data is not None:
+                self.errors["job_class"] = exc.reason
+            spec = None
+        same_job = self.plan is not None and self.plan.job_class == self.values["job_class"]
+        saved = self.plan.job_params if same_job else None
+        return ParameterFields(spec, data, values=saved, kept=saved, raw_name="job_params")
+
     @staticmethod
-    def _initial(plan, item) -> dict:
+    def _initial(plan, item, job: str = "") -> dict:
         if plan is None:
             first_job = next(iter(jobs.registered_job_classes()), None)
+            chosen = job or (first_job.name if first_job else "")
             return {
-                "entity_group": "",
-                "entity_key": "",
-                "job_class": first_job.name if first_job else "",
-                "job_params": "{}",
+                "entity_group": "JOB" if job else "",
+                "entity_key": slugify(job)[:100] if job else "",
+                "job_class": chosen,
                 "retry_times": "0",
                 "time_zone": settings.TIME_ZONE,
                 "misfire_policy": MisfirePolicy.RUN_ONCE,
@@ -450,7 +351,6 @@ class PlanForm:
             "entity_group": plan.entity_group,
             "entity_key": plan.entity_key,
             "job_class": plan.job_class,
-            "job_params": json.dumps(plan.job_params),
             "retry_times": str(plan.retry_times),
             "time_zone": item.time_zone if item else settings.TIME_ZONE,
             "misfire_policy": plan.misfire_policy,
@@ -517,13 +417,7 @@ class PlanForm:
         for name, label in (("entity_group", "Entity group"), ("entity_key", "Entity key")):
             if not values[name]:
                 self.errors[name] = f"{label} is required."
-        try:
-            params = json.loads(values["job_params"] or "{}")
-            if not isinstance(params, dict):
-                raise ValueError
-        except ValueError:
-            self.errors["job_params"] = 'A JSON object, e.g. {"notebook": 1}.'
-            params = {}
+        params = self.params.check() if self.params.spec is not None else None
         retry = values["retry_times"] or "0"
         if not retry.isdigit() or int(retry) > 100:
             self.errors["retry_times"] = "A whole number from 0 to 100."
@@ -545,7 +439,7 @@ class PlanForm:
             )
         if not items and not self.kept_items and self.plan is None:
             self.errors["cron_type"] = "Choose a schedule or jobs to run after."
-        if self.errors:
+        if self.errors or params is None:
             return None
         return PlanInput(
             entity_group=values["entity_group"],
@@ -586,7 +480,11 @@ class PlanForm:
         return items
 
     def refuse(self, exc: InvalidParameter) -> None:
-        """A service's refusal, shown next to the field it names."""
+        """A service's refusal, shown next to the field it names (each parameter's next
+        to its own field)."""
+        if isinstance(exc, InvalidParameters):
+            self.params.refuse(exc)
+            return
         name = (exc.parameter or "").split(".")[-1] if exc.parameter else ""
         full = exc.parameter or ""
         target = self.FIELD_OF.get(full) or self.FIELD_OF.get(name)

@@ -185,7 +185,7 @@ def _detail_page(request, plan_id: int, cursor: str):
         "plan": plan,
         "items": [(item, presenters.trigger_words(item)) for item in items],
         "badge": presenters.job_status_badge(_job_status(last_run)),
-        "params_json": json.dumps(plan.job_params),
+        "params_json": json.dumps(jobs.shown_params(plan.job_class, plan.job_params)),
         "runs": runs,
         "not_run": not_run,
         "buttons": plan_actions.plan_buttons(request.user, plan),
@@ -202,7 +202,10 @@ def _detail_page(request, plan_id: int, cursor: str):
 @require_http_methods(["GET", "POST"])
 def schedule_new(request):
     _require(request.user)
-    form = PlanForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST":
+        form = PlanForm(request.POST)
+    else:  # Schedule on a job's page opens the form with that job chosen
+        form = PlanForm(job=parse.text(request.GET.get("job", ""), "job", maximum=200))
     return _form_page(request, form)
 
 
@@ -245,10 +248,7 @@ def _form_page(request, form: PlanForm):
         "values": form.values,
         "builder": form.builder,
         "preview": form.preview(),
-        "job_classes": [
-            {"name": job.name, "short": job.name.rsplit(".", 1)[-1], "definition": job.definition}
-            for job in jobs.registered_job_classes()
-        ],
+        "job_choices": job_choices(form.values["job_class"]),
         "cron_types": [NO_SCHEDULE, *CronType.values],
         "upstream_options": form.upstream_options(selectors.plan_list(params={})),
         "weekdays": WEEKDAYS,
@@ -267,6 +267,30 @@ def schedule_preview(request):
     _require(request.user)
     form = PlanForm(request.GET)
     return render(request, "dashboard/_cron_preview.html", {"preview": form.preview()})
+
+
+def job_choices(chosen: str) -> dict[str, list[dict]]:
+    """Every job the plan form may pick: each definition by its name, and each HENGSHI job
+    class (an alias of a definition); a chosen name that is neither is kept, to be refused
+    next to the field."""
+    definitions = [{"name": spec.name, "text": spec.name} for spec in selectors.job_definitions()]
+    classes = [
+        {"name": job.name, "text": f"{job.name.rsplit('.', 1)[-1]} ({job.definition})"}
+        for job in jobs.registered_job_classes()
+    ]
+    known = {choice["name"] for choice in definitions + classes}
+    if chosen and chosen not in known:
+        definitions.insert(0, {"name": chosen, "text": chosen})
+    return {"Jobs": definitions, "HENGSHI job classes": classes}
+
+
+@dashboard_view
+@require_GET
+def schedule_job_params(request):
+    """The plan form's parameter fields for the job just chosen (htmx)."""
+    _require(request.user)
+    form = PlanForm(job=parse.text(request.GET.get("job_class", ""), "job_class", maximum=200))
+    return render(request, "dashboard/_param_fields.html", {"params": form.params})
 
 
 # --- Actions ------------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ urlpatterns = [
         schedules_views.schedule_detail_live,
         name="schedule_detail_live",
     ),
+    path("schedules/job-params/", schedules_views.schedule_job_params, name="schedule_job_params"),
     path("schedules/<int:plan_id>/", schedules_views.schedule_detail, name="schedule_detail"),
     path("schedules/<int:plan_id>/edit/", schedules_views.schedule_edit, name="schedule_edit"),
     path(

@@ -353,7 +353,7 @@ def task_detail(request, task_id: int):
     context["status_filter"] = status_filter
     # A context (a run a plan started) names its plan; the plan may have been deleted since.
     context["started_by"] = schedule_selectors.context_fire(task_id=task.pk)
-    context["parameters"] = presenters.parameter_rows(task.parameters)
+    context["parameters"] = presenters.parameter_rows(selectors.shown_parameters(task))
     if view == "flow":
         context["svg"] = dag.render_svg(
             dag.layout(nodes), selected_id=selected_id, link=f"{detail_url}?view=flow&subtask="

@@ -96,7 +96,11 @@ def _reinstall_agent(params):
             "prepare",
             "Prepare reinstalling OCP agent",
             SH,
-            {"command": 'echo "checking $TC_PARAM_HOST"; sleep 0.5; echo "host reachable"'},
+            {
+                "command": 'echo "checking $TC_PARAM_HOST"; sleep 0.5; echo "host reachable"; '
+                # The token is a secret: the step says whether it was given, never what it is.
+                'echo "agent token given: ${TC_PARAM_AGENT_TOKEN:+yes}"'
+            },
             timeout=60,
         ),
         SubtaskSpec(
@@ -138,7 +142,18 @@ register_definition(
     DefinitionSpec(
         name="Reinstall OCP agent",
         description="Reinstall the OCP agent on a host: prepare, uninstall, install, finish.",
-        parameters=[ParameterSpec("host", "127.0.0.1", "Address of the host")],
+        parameters=[
+            ParameterSpec(
+                "host", "127.0.0.1", "Address of the host", max_length=253, pattern=r"[^\s]+"
+            ),
+            ParameterSpec(
+                "agent_token",
+                "",
+                "Token the agent registers with (never shown or logged)",
+                type="secret",
+                max_length=200,
+            ),
+        ],
         build=_reinstall_agent,
     )
 )
@@ -171,9 +186,18 @@ register_definition(
         name="Scale out tenant units",
         description="Fan-out/fan-in: create resource units on several nodes in parallel.",
         parameters=[
-            ParameterSpec("units", 4, "How many units to create in parallel"),
-            ParameterSpec("fail_step", "", "Step key to fail on purpose (e.g. unit2)"),
-            ParameterSpec("fail_times", 1, "How many runs of that step fail"),
+            ParameterSpec(
+                "units", 4, "How many units to create in parallel", minimum=1, maximum=64
+            ),
+            ParameterSpec(
+                "fail_step",
+                "",
+                "Step key to fail on purpose (e.g. unit2), or empty for none",
+                max_length=40,
+            ),
+            ParameterSpec(
+                "fail_times", 1, "How many runs of that step fail", minimum=0, maximum=100
+            ),
         ],
         build=_scale_out,
     )
@@ -215,20 +239,25 @@ register_definition(
     DefinitionSpec(
         name="Rolling upgrade of observers",
         description="A large DAG: three zones of observers upgraded zone by zone (65 subtasks).",
-        parameters=[ParameterSpec("servers_per_zone", 20, "Observers per zone")],
+        parameters=[
+            ParameterSpec("servers_per_zone", 20, "Observers per zone", minimum=1, maximum=500)
+        ],
         build=_rolling_upgrade,
     )
 )
 
 
+MIGRATION_STEPS = {
+    "precheck": "Pre-check source and target",
+    "snapshot": "Take a snapshot",
+    "copy": "Copy tenant data",
+    "verify": "Verify row counts",
+    "switch": "Switch traffic to the target",
+}
+
+
 def _migrate_tenant(params):
-    steps = [
-        ("precheck", "Pre-check source and target"),
-        ("snapshot", "Take a snapshot"),
-        ("copy", "Copy tenant data"),
-        ("verify", "Verify row counts"),
-        ("switch", "Switch traffic to the target"),
-    ]
+    steps = MIGRATION_STEPS.items()
     specs: list[SubtaskSpec] = []
     previous: list[str] = []
     for key, name in steps:
@@ -257,10 +286,17 @@ register_definition(
             ParameterSpec(
                 "fail_step",
                 "copy",
-                "Step that fails: precheck, snapshot, copy, verify, switch, or empty for none",
+                "Step that fails on purpose, or none",
+                type="choice",
+                label="Step to fail",
+                choices=("", *MIGRATION_STEPS),
             ),
-            ParameterSpec("fail_times", 1, "How many runs of that step fail"),
-            ParameterSpec("step_seconds", 1.0, "How long each step works"),
+            ParameterSpec(
+                "fail_times", 1, "How many runs of that step fail", minimum=0, maximum=100
+            ),
+            ParameterSpec(
+                "step_seconds", 1.0, "How long each step works, in seconds", minimum=0, maximum=3600
+            ),
         ],
         build=_migrate_tenant,
     )
@@ -271,7 +307,11 @@ register_definition(
     DefinitionSpec(
         name="Back up cluster",
         description="A long-running shell step that prints progress every second; cancel it.",
-        parameters=[ParameterSpec("seconds", 600, "How long the backup runs")],
+        parameters=[
+            ParameterSpec(
+                "seconds", 600, "How long the backup runs, in seconds", minimum=0, maximum=86400
+            )
+        ],
         build=lambda params: [
             SubtaskSpec(
                 "prepare", "Prepare backup", SH, {"command": "echo 'backup destination ready'"}
@@ -314,6 +354,10 @@ register_definition(
                 "url",
                 "/healthz",
                 "URL to call; a path is called on this task center, where `serve` listens",
+                label="URL",
+                max_length=2000,
+                # A whole URL, or a path on this task center.
+                pattern=r"https?://\S+|/\S*",
             )
         ],
         build=lambda params: [
@@ -333,7 +377,7 @@ register_definition(
     DefinitionSpec(
         name="Benchmark fan-out",
         description="1 -> width -> 1 no-op subtasks (engine overhead benchmark).",
-        parameters=[ParameterSpec("width", 1000, "Parallel subtasks")],
+        parameters=[ParameterSpec("width", 1000, "Parallel subtasks", minimum=1, maximum=100_000)],
         build=lambda params: [
             _py("start", "start", callable="demo.noop"),
             *[
@@ -350,7 +394,9 @@ register_definition(
     DefinitionSpec(
         name="Benchmark chain",
         description="A chain of no-op subtasks (engine overhead benchmark).",
-        parameters=[ParameterSpec("length", 100, "Subtasks in the chain")],
+        parameters=[
+            ParameterSpec("length", 100, "Subtasks in the chain", minimum=1, maximum=100_000)
+        ],
         build=lambda params: [
             _py(f"c{i}", f"link {i}", [f"c{i - 1}"] if i else [], callable="demo.noop")
             for i in range(int(params["length"]))

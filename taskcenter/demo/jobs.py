@@ -64,7 +64,8 @@ def _definition(name: str, parameters: dict[str, str]) -> DefinitionSpec:
         name=name,
         description=f"Demo of a HENGSHI {name.split('.', 1)[1]} job: two short steps.",
         parameters=[
-            ParameterSpec(name=param, required=True, description=text)
+            # HENGSHI's clients send these ids as numbers or as text: any JSON value.
+            ParameterSpec(name=param, required=True, description=text, type="any")
             for param, text in parameters.items()
         ],
         build=build,

@@ -90,9 +90,12 @@ class Plan(Authored):
 
     @property
     def exec_detail(self) -> dict:
+        """execDetail as HENGSHI shows it, and as a fire records it: secrets masked."""
+        from taskcenter.schedules.jobs import shown_params  # jobs reads definitions' models
+
         return {
             "jobClass": self.job_class,
-            "jobParams": self.job_params,
+            "jobParams": shown_params(self.job_class, self.job_params),
             "retryTimes": self.retry_times,
         }
 

@@ -21,7 +21,11 @@ from typing import Any
 
 from taskcenter.core.errors import InvalidDefinition
 from taskcenter.core.graph import topological_order
+from taskcenter.tasks import parameters as parameters_module
 from taskcenter.tasks.models import NodeType
+from taskcenter.tasks.parameters import ParameterSpec
+
+__all__ = ["DefinitionSpec", "ParameterSpec", "SubtaskSpec"]
 
 # Keyed by the plain string a definition file carries (NodeType members are strings).
 KIND_REQUIRED_KEY: dict[str, str] = {
@@ -47,14 +51,6 @@ class SubtaskSpec:
 
 
 @dataclass
-class ParameterSpec:
-    name: str
-    default: Any = None
-    description: str = ""
-    required: bool = False
-
-
-@dataclass
 class DefinitionSpec:
     name: str
     build: Callable[[dict[str, Any]], list[SubtaskSpec]]
@@ -63,23 +59,12 @@ class DefinitionSpec:
     parameters: list[ParameterSpec] = field(default_factory=list)
     source: str = "CODE"
 
-    def resolve_parameters(self, given: dict[str, Any]) -> dict[str, Any]:
-        known = {p.name for p in self.parameters}
-        unknown = sorted(set(given) - known)
-        if unknown:
-            raise InvalidDefinition(
-                f"Unknown parameter(s) for '{self.name}': {', '.join(unknown)}. "
-                f"Known: {', '.join(sorted(known)) or 'none'}."
-            )
-        resolved = {}
-        for param in self.parameters:
-            if param.name in given:
-                resolved[param.name] = given[param.name]
-            elif param.required:
-                raise InvalidDefinition(f"Parameter '{param.name}' is required for '{self.name}'.")
-            else:
-                resolved[param.name] = param.default
-        return resolved
+    def resolve_parameters(
+        self, given: dict[str, Any], *, field: str = "parameters"
+    ) -> dict[str, Any]:
+        """The run's parameters, checked by the one validator (tasks.parameters.resolve):
+        InvalidParameters names every invalid one at once."""
+        return parameters_module.resolve(self, given, field=field)
 
 
 # --- Registries ---------------------------------------------------------------------------
@@ -131,18 +116,9 @@ def definition_from_data(name: str, version: int, spec: dict[str, Any]) -> Defin
     raw_params = spec.get("parameters", [])
     if not isinstance(raw_params, list):
         raise InvalidDefinition("'parameters' must be a list.")
-    parameters = []
-    for raw in raw_params:
-        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
-            raise InvalidDefinition("Each parameter needs a 'name'.")
-        parameters.append(
-            ParameterSpec(
-                name=raw["name"],
-                default=raw.get("default"),
-                description=str(raw.get("description", "")),
-                required=bool(raw.get("required", False)),
-            )
-        )
+    parameters = [_parameter_from_data(raw) for raw in raw_params]
+    if len({param.name for param in parameters}) != len(parameters):
+        raise InvalidDefinition("Two parameters have the same name.")
     subtasks = []
     for index, raw in enumerate(spec["subtasks"]):
         if not isinstance(raw, dict):
@@ -182,6 +158,49 @@ def definition_from_data(name: str, version: int, spec: dict[str, Any]) -> Defin
     )
     validate_subtasks(definition.name, static)
     return definition
+
+
+_PARAMETER_KEYS = {
+    "name", "type", "default", "required", "label", "help", "description",
+    "min", "max", "maxLength", "pattern", "choices",
+}  # fmt: skip
+
+
+def _parameter_from_data(raw: Any) -> ParameterSpec:
+    """A declared parameter of a data definition: {name, type, required, default, min, max,
+    maxLength, pattern, choices, label, help}, the same declaration as code's ParameterSpec."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"]:
+        raise InvalidDefinition("Each parameter needs a 'name'.")
+    unknown = sorted(set(raw) - _PARAMETER_KEYS)
+    if unknown:
+        raise InvalidDefinition(
+            f"Parameter '{raw['name']}': unknown key(s) {', '.join(unknown)} "
+            f"(use {', '.join(sorted(_PARAMETER_KEYS))})."
+        )
+    try:
+        return ParameterSpec(
+            name=raw["name"],
+            type=str(raw.get("type") or ""),
+            default=raw.get("default"),
+            required=bool(raw.get("required", False)),
+            label=str(raw.get("label") or ""),
+            description=str(raw.get("help", raw.get("description", ""))),
+            minimum=_bound(raw, "min"),
+            maximum=_bound(raw, "max"),
+            max_length=_bound(raw, "maxLength", integer=True),
+            pattern=raw.get("pattern"),
+            choices=tuple(raw.get("choices") or ()),
+        )
+    except TypeError as exc:
+        raise InvalidDefinition(f"Parameter '{raw['name']}' is malformed: {exc}") from None
+
+
+def _bound(raw: dict, key: str, *, integer: bool = False) -> Any:
+    value = raw.get(key)
+    allowed = (int,) if integer else (int, float)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, allowed)):
+        raise InvalidDefinition(f"Parameter '{raw['name']}': '{key}' must be a number.")
+    return value
 
 
 # --- Validation ------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, 
 from django.utils import timezone
 
 from taskcenter.core.errors import InvalidDefinition, TaskNotFound
-from taskcenter.tasks import definitions
+from taskcenter.tasks import definitions, parameters
 from taskcenter.tasks.filters import filter_operations, filter_tasks, parse_sort
 from taskcenter.tasks.models import (
     ACTIVE_SUBTASK_STATUSES,
@@ -57,6 +57,18 @@ def definition_get(
     if row is None:
         raise InvalidDefinition(f"There is no task definition named '{name}'.")
     return definitions.definition_from_data(row.name, row.version, row.spec), row
+
+
+def shown_parameters(task: TaskInstance) -> dict | None:
+    """A task's parameters as pages show them: the secrets its definition declares masked."""
+    definition = task.definition
+    if definition is None:
+        return task.parameters
+    try:
+        spec = definition_get(name=definition.name, version=definition.version)[0]
+    except InvalidDefinition:
+        return task.parameters
+    return parameters.masked(spec, task.parameters)
 
 
 def task_list(*, visible: QuerySet[TaskInstance], params) -> QuerySet[TaskInstance]:

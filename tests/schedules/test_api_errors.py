@@ -48,7 +48,7 @@ BAD_POSTS = [
     ("unknown jobClass", _with("execDetail.jobClass", "java.lang.Runtime"),
      "execDetail.jobClass", "unknown job class"),
     ("unknown job parameter", _with("execDetail.jobParams", {"notebook": 1, "x": 2}),
-     "execDetail.jobParams", "Unknown parameter"),
+     "execDetail.jobParams", "'x' is not a parameter of this job (known: notebook)"),
     ("missing job parameter", _with("execDetail.jobParams", {}), "execDetail.jobParams",
      "required"),
     ("DEPENDENCY without jobs", _with("planItems.0", {"triggerType": "DEPENDENCY"}),

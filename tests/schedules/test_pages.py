@@ -130,10 +130,15 @@ def test_jobs_page_lists_each_definition_with_parameters_version_and_recent_runs
     run = start("Reinstall OCP agent", creator=operator, host="10.1.1.1")
     page = html(client_for(operator).get("/jobs/"))
     assert "Reinstall OCP agent" in page and "Address of the host" in page
-    assert "<code>host</code>" in page and "<td>text</td>" in page and "127.0.0.1" in page
+    assert "<code>host</code>" in page and "<td>string <span" in page and "127.0.0.1" in page
     assert "v1" in page
     assert f'href="/tasks/{run.pk}/"' in page
-    assert "Scale out tenant units" in page and "<td>integer</td>" in page
+    assert "Scale out tenant units" in page
+    assert '<td>integer <span class="muted">(1 to 64)</span></td>' in page
+    assert "<td>choice: (none), precheck, snapshot, copy, verify, switch" in page
+    # A secret's default is never shown, and each job offers Schedule with itself chosen.
+    assert "<code>agent_token</code>" in page and "<td>secret" in page
+    assert 'href="/schedules/new/?job=Back%20up%20cluster"' in page
 
 
 def test_job_page_by_the_id_of_its_stored_row(operator):
@@ -162,7 +167,7 @@ def test_run_form_shows_messages_next_to_fields_and_starts_nothing(operator):
     client = client_for(operator)
     response = client.post("/jobs/Scale out tenant units/", {"param-units": "many"})
     assert response.status_code == 400
-    assert 'id="param-units-error">Enter a whole number, e.g. 4.' in html(response)
+    assert 'id="param-units-error">Must be an integer (a whole number, not text).' in html(response)
     assert 'value="many"' in html(response)
     # A demo job definition whose parameter is required.
     spec = next(s for s in selectors.job_definitions() if any(p.required for p in s.parameters))

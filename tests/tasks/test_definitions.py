@@ -9,6 +9,7 @@ from taskcenter.tasks.definitions import (
     validate_subtasks,
 )
 from taskcenter.tasks.models import NodeType, TaskInstance
+from taskcenter.tasks.parameters import InvalidParameters
 
 SH = NodeType.SHELL_TASK
 
@@ -65,7 +66,7 @@ def test_invalid_registered_definition_creates_no_task():
 def test_unknown_definition_and_unknown_parameter_are_refused():
     with pytest.raises(InvalidDefinition, match="no task definition named 'Nope'"):
         verbs.task_start(definition_name="Nope")
-    with pytest.raises(InvalidDefinition, match="Unknown parameter.*colour"):
+    with pytest.raises(InvalidParameters, match="'colour' is not a parameter of this job"):
         verbs.task_start(definition_name="Reinstall OCP agent", parameters={"colour": "red"})
     assert not TaskInstance.objects.exists()
 
@@ -95,7 +96,7 @@ def test_data_definition_is_stored_versioned_and_refuses_python_steps():
 def test_refused_parameters_leave_no_definition_row():
     from taskcenter.tasks.models import TaskDefinition
 
-    with pytest.raises(InvalidDefinition):
+    with pytest.raises(InvalidParameters, match="'bad' is not a parameter"):
         verbs.task_start(definition_name="Reinstall OCP agent", parameters={"bad": 1})
     assert not TaskDefinition.objects.exists()
 

@@ -28,6 +28,7 @@ from taskcenter.tasks.models import (
     TaskStatus,
     Tenant,
 )
+from taskcenter.tasks.parameters import ParamType, text_value
 
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 2
@@ -67,8 +68,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, definition: str, param: list[str], wait: bool, **options):
-        parameters = _parse_params(param)
         self._check_definition(definition)
+        parameters = _typed_params(definition, _parse_params(param))
         cluster, tenant = self._target(options["cluster"], options["tenant"])
         creator = self._creator(options["creator"])
         token = set_trace_id(new_trace_id())
@@ -245,15 +246,33 @@ def _names(names: list[str], shown: int = 3) -> str:
     return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
-def _parse_params(raw: list[str]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
+def _parse_params(raw: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
     for item in raw:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise CommandError(f"--param expects KEY=VALUE, got '{item}'.")
+        params[key] = value
+    return params
+
+
+def _typed_params(definition: str, texts: dict[str, str]) -> dict[str, Any]:
+    """Each KEY=VALUE read as its declared type (seconds=600 an integer, host=10 the text
+    "10"); an undeclared or untyped one as JSON when it is JSON, else as text. The one
+    validator then checks them all in task_start."""
+    try:
+        declared = {p.name: p for p in selectors.definition_get(name=definition)[0].parameters}
+    except TaskCenterError:
+        declared = {}
+    params: dict[str, Any] = {}
+    for key, text in texts.items():
+        param = declared.get(key)
+        if param is not None and param.type != ParamType.ANY:
+            params[key] = text_value(param, text)
+            continue
         try:
-            params[key] = json.loads(value)
+            params[key] = json.loads(text)
         except ValueError:
-            params[key] = value
+            params[key] = text
     return params
