@@ -112,6 +112,9 @@ def test_schema_lists_every_endpoint(client):
         "/api/v2/tasks/instances/{taskInstanceId}/subtasks/{subtaskInstanceId}/skip",
         "/api/v2/tasks/instances/{taskInstanceId}/subtasks/{subtaskInstanceId}/cancel",
         "/api/v2/tasks/instances/{taskInstanceId}/subtasks/{subtaskInstanceId}/log",
+        "/api/v2/jobs",
+        "/api/v2/jobs/{name}",
+        "/api/v2/jobs/{name}/runs",
     }
 
 
