@@ -186,6 +186,7 @@ help  # dashboard/job_detail.html, _job_params.html
 utc  # dashboard/_cron_preview.html
 offset_change
 _.text_fields  # dashboard/schedule_form.html
+_.input  # dashboard/_param_fields.html
 
 # --- Called by name from elsewhere
 undo  # a demo rollback, registered as "demo.undo" and named in definitions

@@ -202,10 +202,6 @@ class ParameterFields:
         if others:
             self.raw_error = "; ".join(others) + "."
 
-    @property
-    def has_errors(self) -> bool:
-        return bool(self.error or self.raw_error or any(field.error for field in self.fields))
-
 
 def _sentence(why: str) -> str:
     """A reason as the words under a field: "is required" -> "Required."."""

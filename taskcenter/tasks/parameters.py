@@ -70,10 +70,6 @@ class InvalidParameters(InvalidParameter):
         listed = "; ".join(f"'{name}' {why}" for name, why in problems.items())
         super().__init__(field, f"{self.PREFIX}{field}': {listed}.")
 
-    def within(self, field: str) -> InvalidParameters:
-        """The same refusal, named inside another field (HENGSHI's execDetail.jobParams)."""
-        return InvalidParameters(self.definition, self.problems, field=field)
-
     def targets(self) -> list[tuple[str, str]]:
         return [(f"{self.field}.{name}", why) for name, why in self.problems.items()]
 
