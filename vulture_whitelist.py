@@ -187,6 +187,7 @@ utc  # dashboard/_cron_preview.html
 offset_change
 _.text_fields  # dashboard/schedule_form.html
 _.input  # dashboard/_param_fields.html
+_.raw_error
 
 # --- Called by name from elsewhere
 undo  # a demo rollback, registered as "demo.undo" and named in definitions
