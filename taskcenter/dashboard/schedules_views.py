@@ -275,7 +275,9 @@ def job_choices(chosen: str) -> dict[str, list[dict]]:
     next to the field."""
     definitions = [{"name": spec.name, "text": spec.name} for spec in selectors.job_definitions()]
     classes = [
-        {"name": job.name, "text": f"{job.name.rsplit('.', 1)[-1]} ({job.definition})"}
+        # The class's short name: the select stays readable at 420 px (its title and the
+        # help under it have the rest).
+        {"name": job.name, "text": job.name.rsplit(".", 1)[-1]}
         for job in jobs.registered_job_classes()
     ]
     known = {choice["name"] for choice in definitions + classes}
