@@ -215,3 +215,61 @@ def _run_quietly(definition: str, *params: str) -> int:
     args = [arg for param in params for arg in ("--param", param)]
     call_command("run_task", definition, *args, stdout=out)
     return int(out.getvalue().strip())
+
+
+# --- Secrets, date-times and booleans through the pages ------------------------------------------
+
+
+def test_a_plan_secret_is_masked_in_the_api_and_pages_and_kept_when_edited(as_operator, operator):
+    body = plan_body("Reinstall OCP agent", {"host": "db1", "agent_token": "hunter2-secret"})
+    assert as_operator.post("/api/schedules", body, "application/json").status_code == 200
+    plan = Plan.objects.get()
+    assert plan.job_params["agent_token"] == "hunter2-secret"
+    answer = as_operator.get(f"/api/schedules/{plan.pk}").content.decode()
+    assert "hunter2-secret" not in answer and "••••••" in answer
+    client = client_for(operator)
+    for url in (f"/schedules/{plan.pk}/", f"/schedules/{plan.pk}/edit/"):
+        page = html(client.get(url))
+        assert "hunter2-secret" not in page, url
+    edit = html(client.get(f"/schedules/{plan.pk}/edit/"))
+    assert 'id="param-agent_token" name="param-agent_token" type="password"' in edit
+    assert 'value="db1"' in edit
+    response = client.post(
+        f"/schedules/{plan.pk}/edit/",
+        plan_form("Reinstall OCP agent", entity_key="1", **{"param-host": "db2"}),
+    )
+    assert response.status_code == 302, html(response)[:2000]
+    plan.refresh_from_db()
+    assert plan.job_params == {"host": "db2", "agent_token": "hunter2-secret"}
+
+
+def test_the_run_form_reads_date_times_in_the_readers_zone_and_checkboxes(
+    operator, settings, monkeypatch
+):
+    from taskcenter.tasks import definitions
+    from taskcenter.tasks.definitions import DefinitionSpec, ParameterSpec, SubtaskSpec
+
+    settings.TIME_ZONE = "Asia/Shanghai"
+    # Registered for this test only (the registry is restored after it).
+    monkeypatch.setitem(
+        definitions._DEFINITIONS,
+        "Typed probe",
+        DefinitionSpec(
+            name="Typed probe",
+            parameters=[
+                ParameterSpec("when", type="datetime", required=True),
+                ParameterSpec("dry_run", True),
+            ],
+            build=lambda p: [SubtaskSpec("a", "a", "SHELL_TASK", {"command": "true"})],
+        ),
+    )
+    client = client_for(operator)
+    form = html(client.get("/jobs/Typed probe/"))
+    assert 'type="datetime-local"' in form
+    assert 'id="param-dry_run" name="param-dry_run" value="true" checked' in form
+    response = client.post("/jobs/Typed probe/", {"param-when": "2026-12-07T10:30"})
+    assert response.status_code == 302, html(response)[:2000]
+    task = TaskInstance.objects.get()
+    assert task.parameters == {"when": "2026-12-07T10:30:00+08:00", "dry_run": False}
+    refused = client.post("/jobs/Typed probe/", {"param-dry_run": "true"})
+    assert 'id="param-when-error">Required.' in html(refused)
