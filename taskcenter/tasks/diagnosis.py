@@ -74,7 +74,7 @@ def task_summary(task: TaskInstance, subtasks: list[SubtaskInstance]) -> dict[st
         "creator": task.creator.get_username() if task.creator else None,
         "executor": task.executor,
         "prohibitRollback": task.prohibit_rollback,
-        "parameters": task.parameters,
+        "parameters": selectors.shown_parameters(task),  # secrets masked
         "createTime": _time(task.create_time),
         "startTime": _time(task.start_time),
         "finishTime": _time(task.finish_time),

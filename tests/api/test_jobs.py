@@ -4,6 +4,9 @@ never a 500) and the cluster scope of the run."""
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 import pytest
 
 from taskcenter.tasks.audit import Action
@@ -174,6 +177,10 @@ def test_a_secret_is_never_in_an_answer_or_the_audit(as_operator):
     assert TaskInstance.objects.get(pk=task_id).parameters["agent_token"] == "hunter2-secret"
     detail = as_operator.get(f"/api/v2/tasks/instances/{task_id}")
     assert "hunter2-secret" not in detail.content.decode()
+    diagnosis = as_operator.post(f"/api/v2/tasks/instances/{task_id}/downloadDiagnosis")
+    with zipfile.ZipFile(io.BytesIO(b"".join(diagnosis.streaming_content))) as archive:
+        summary = archive.read("summary.json").decode()
+    assert "hunter2-secret" not in summary and "••••••" in summary
     assert not Operation.objects.filter(reason__contains="hunter2").exists()
 
 
