@@ -21,6 +21,7 @@ is one more dependency for the same answers.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -241,10 +242,37 @@ def _bounded(param: ParameterSpec) -> AfterValidator:
 
 
 def _checker(parameters: list[ParameterSpec]) -> type[BaseModel]:
+    """The model that checks values of these declarations; built once per declaration (a
+    scheduler's tick checks hundreds of runs of a few jobs)."""
+    key = tuple(
+        (p.name, p.type, p.minimum, p.maximum, p.max_length, p.pattern, p.choices)
+        for p in parameters
+    )
+    try:
+        return _cached_checker(key)
+    except TypeError:  # a choice that is a list or an object: not hashable, built each time
+        return _build_checker(parameters)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_checker(key: tuple) -> type[BaseModel]:
+    return _build_checker(
+        [
+            ParameterSpec(
+                name, type=kind, minimum=low, maximum=high, max_length=length, pattern=pattern,
+                choices=choices,
+            )
+            for name, kind, low, high, length, pattern, choices in key
+        ]
+    )  # fmt: skip
+
+
+def _build_checker(parameters: list[ParameterSpec]) -> type[BaseModel]:
     # Fields are named f0, f1... with the parameter's name as alias, so that a parameter
-    # may be called anything (even "model_config" or "not valid python").
+    # may be called anything (even "model_config" or "not valid python"). Every field may
+    # be absent: resolve() reports missing and unknown names itself.
     fields: dict[str, Any] = {
-        f"f{index}": (_annotation(param), Field(alias=param.name))
+        f"f{index}": (_annotation(param), Field(default=None, alias=param.name))
         for index, param in enumerate(parameters)
     }
     config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
@@ -260,10 +288,9 @@ def check_values(declared: _Declared, given: Mapping[str, Any]) -> dict[str, str
     """The problem of each given value that its declaration refuses (type and bounds only;
     missing and unknown names are resolve()'s)."""
     by_name = {param.name: param for param in declared.parameters}
-    present = [by_name[name] for name in given if name in by_name]
-    if not present:
+    if not any(name in by_name for name in given):
         return {}
-    checker = _checker(present)
+    checker = _checker(declared.parameters)
     try:
         checker.model_validate({name: given[name] for name in by_name if name in given})
     except ValidationError as exc:
