@@ -148,7 +148,7 @@ def _declaration_problem(param: ParameterSpec) -> str:
             return f"its pattern is not a regular expression: {exc}."
     if param.required or param.default is None:
         return ""
-    problems = check_values(_Declared([param]), {param.name: param.default})
+    problems = check_values([param], {param.name: param.default})
     return f"its default {problems[param.name]}" if problems else ""
 
 
@@ -275,22 +275,20 @@ def _build_checker(parameters: list[ParameterSpec]) -> type[BaseModel]:
         f"f{index}": (_annotation(param), Field(default=None, alias=param.name))
         for index, param in enumerate(parameters)
     }
-    config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
+    # Patterns are Python's (the declaration is checked with re.compile), not Rust's.
+    config = ConfigDict(
+        extra="forbid", strict=True, populate_by_name=False, regex_engine="python-re"
+    )
     return pydantic_model("Parameters", __config__=config, **fields)
 
 
-@dataclass
-class _Declared:
-    parameters: list[ParameterSpec]
-
-
-def check_values(declared: _Declared, given: Mapping[str, Any]) -> dict[str, str]:
+def check_values(declared: list[ParameterSpec], given: Mapping[str, Any]) -> dict[str, str]:
     """The problem of each given value that its declaration refuses (type and bounds only;
     missing and unknown names are resolve()'s)."""
-    by_name = {param.name: param for param in declared.parameters}
+    by_name = {param.name: param for param in declared}
     if not any(name in by_name for name in given):
         return {}
-    checker = _checker(declared.parameters)
+    checker = _checker(declared)
     try:
         checker.model_validate({name: given[name] for name in by_name if name in given})
     except ValidationError as exc:
@@ -348,7 +346,7 @@ def resolve(spec: DefinitionSpec, given: Mapping[str, Any], *, field: str = "par
     for param in spec.parameters:
         if param.required and param.name not in given:
             problems[param.name] = "is required"
-    problems.update(check_values(_Declared(spec.parameters), given))
+    problems.update(check_values(spec.parameters, given))
     if problems:
         order = {param.name: index for index, param in enumerate(spec.parameters)}
         ordered = dict(sorted(problems.items(), key=lambda item: order.get(item[0], len(order))))

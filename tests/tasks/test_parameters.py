@@ -249,3 +249,10 @@ def test_integers_default_to_64_bits_and_masked_hides_secrets():
     spec = job(ParameterSpec("n", 0), TOKEN)
     assert list(refused(spec, {"n": INT64_MAX + 1})) == ["n"]
     assert typed.masked(spec, {"n": 1, "token": "hunter2"}) == {"n": 1, "token": "••••••"}
+
+
+def test_patterns_are_pythons_and_match_the_whole_value():
+    spec = job(ParameterSpec("user", "guest", pattern=r"(?!admin\b)[a-z]+"))
+    assert typed.resolve(spec, {"user": "alice"}) == {"user": "alice"}
+    assert list(refused(spec, {"user": "admin"})) == ["user"]
+    assert list(refused(spec, {"user": "alice!"})) == ["user"]
