@@ -25,7 +25,7 @@ from taskcenter.api.views import _errors
 from taskcenter.core import params as parse
 from taskcenter.core.errors import InvalidParameter, NotPermitted
 from taskcenter.schedules import selectors as job_selectors
-from taskcenter.tasks import dispatch, services
+from taskcenter.tasks import enqueue, verbs
 from taskcenter.tasks.definitions import DefinitionSpec
 from taskcenter.tasks.models import Cluster, TaskDefinition, Tenant
 
@@ -243,8 +243,8 @@ def job_run(request, name):
     if not isinstance(given, dict):
         raise InvalidParameter.because("parameters", "must be an object of names and values.")
     cluster, tenant = run_target(request.user, data)
-    with dispatch.collect_queued() as queued:
-        task = services.task_start(
+    with enqueue.collect_queued() as queued:
+        task = verbs.task_start(
             definition_name=spec.name,
             version=spec.version,
             parameters=given,
@@ -252,5 +252,5 @@ def job_run(request, name):
             cluster=cluster,
             tenant=tenant,
         )
-    notice = dispatch.queued_notice(queued) if queued else None
+    notice = enqueue.queued_notice(queued) if queued else None
     return ok(request, {"taskInstanceId": task.pk}, status=201, notice=notice)

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from taskcenter.schedules import scheduler
 from taskcenter.schedules.models import Fire, FireOutcome, Plan
-from taskcenter.tasks import services
+from taskcenter.tasks import verbs
 from taskcenter.tasks.models import TaskInstance
 from tests.conftest import client_for
 from tests.schedules.conftest import T0, cron_item, make_plan
@@ -188,7 +188,7 @@ def test_run_task_reads_each_value_as_its_declared_type():
 
 
 def test_a_secret_is_never_shown_on_the_task_page(operator):
-    task = services.task_start(
+    task = verbs.task_start(
         definition_name="Reinstall OCP agent",
         parameters={"agent_token": "hunter2-secret"},
         creator=operator,
