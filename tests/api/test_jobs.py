@@ -10,7 +10,7 @@ import zipfile
 import pytest
 
 from taskcenter.tasks.audit import Action
-from taskcenter.tasks.models import Cluster, Operation, TaskInstance, Tenant
+from taskcenter.tasks.models import AuditEntry, Cluster, TaskInstance, Tenant
 from tests.accounts.conftest import scoped_operator
 from tests.api.conftest import check_envelope, check_error, persona_client
 from tests.conftest import basic_client
@@ -78,7 +78,7 @@ def test_each_role_may_start_a_run_or_is_refused(persona):
         data = check_envelope(response, 201)["data"]
         task = TaskInstance.objects.get(pk=data["taskInstanceId"])
         assert task.parameters == {"seconds": 1} and task.creator.username == persona
-        audit = Operation.objects.get(task=task)
+        audit = AuditEntry.objects.get(task=task)
         assert audit.action == Action.START and audit.actor.username == persona
     if RUN[persona] != 201:
         assert not TaskInstance.objects.exists()
@@ -181,7 +181,7 @@ def test_a_secret_is_never_in_an_answer_or_the_audit(as_operator):
     with zipfile.ZipFile(io.BytesIO(b"".join(diagnosis.streaming_content))) as archive:
         summary = archive.read("summary.json").decode()
     assert "hunter2-secret" not in summary and "••••••" in summary
-    assert not Operation.objects.filter(reason__contains="hunter2").exists()
+    assert not AuditEntry.objects.filter(reason__contains="hunter2").exists()
 
 
 # --- Cluster scope ---------------------------------------------------------------------------------
