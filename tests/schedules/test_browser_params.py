@@ -63,7 +63,7 @@ def test_schedule_a_definition_with_the_generated_form_and_wrong_values_refused_
     expect(page.locator("#param-fail_times")).to_have_value("500")
     expect(page.locator("#param-fail_step")).to_have_value("switch")
     assert not Plan.objects.exists()
-    shoot(page, "schedule-form-params.png")
+    shoot(page, "schedule-form-migrate.png")
 
     page.locator("#param-fail_times").fill("2")
     page.locator("#param-step_seconds").fill("0.5")
