@@ -226,8 +226,8 @@ def test_a_dependency_plan_built_in_the_form_is_edited_without_gaining_a_trigger
             page.goto(f"{live_server.url}/schedules/new/")
             page.get_by_label("Entity group").fill("NOTEBOOK")
             page.get_by_label("Entity key").fill(f"7{len(suffix)}")
-            page.get_by_label("Job class").select_option(NOTEBOOK_JOB)
-            page.get_by_label("Job parameters").fill('{"notebook": 7}')
+            page.locator("#f-job_class").select_option(NOTEBOOK_JOB)
+            page.locator("#param-notebook").fill("7")
             page.get_by_label("Repeat").select_option("NONE")
             # No schedule: no zone to choose; the plan in words follows what is checked.
             expect(page.get_by_label("Time zone")).to_be_hidden()
