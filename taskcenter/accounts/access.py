@@ -1,7 +1,9 @@
 """Who may see and do what: the one place every view, API endpoint, page and service asks.
 
 Every view calls get_task_for_user / get_operable_task_for_user first; every list starts
-from visible_tasks(user). Scoping by cluster (RoleScope) is applied here and nowhere else.
+from visible_tasks(user). Plans follow the same rules by their cluster (visible_plans,
+get_plan_for_user, get_operable_plan_for_user), and so does the audit trail
+(visible_audit). Scoping by cluster (RoleScope) is applied here and nowhere else.
 
 Permissions are cached on the user object (by Django's ModelBackend and by
 permission_clusters). After changing a user's grants, use forget_permissions(user): it is
@@ -15,8 +17,10 @@ from django.contrib.auth.models import Permission
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from taskcenter.accounts.models import AccessVersion, RoleScope
-from taskcenter.core.errors import NotPermitted, TaskNotFound
-from taskcenter.tasks.models import SubtaskInstance, TaskInstance
+from taskcenter.core.errors import InvalidParameter, NotPermitted, TaskNotFound
+from taskcenter.schedules import selectors as schedule_selectors
+from taskcenter.schedules.models import Plan
+from taskcenter.tasks.models import AuditEntry, Cluster, SubtaskInstance, TaskInstance
 from taskcenter.tasks.verbs import (  # noqa: F401 (PERM_*: the permissions of the verbs)
     PERM_CANCEL,
     PERM_CANCEL_TASK,
@@ -191,7 +195,10 @@ def _permission_clusters(user, permissions: tuple[str, ...]) -> frozenset[int] |
     )
 
 
-def _allows(clusters: frozenset[int] | None, task: TaskInstance | None) -> bool:
+def _allows(clusters: frozenset[int] | None, task: TaskInstance | Plan | None) -> bool:
+    """Whether a grant on `clusters` reaches `task` (or a plan: the same rule by its
+    cluster), or some task when None. A task or plan of no cluster is reached by unscoped
+    grants only."""
     if clusters is ALL_CLUSTERS:
         return True
     if task is None:
@@ -285,17 +292,39 @@ def can_run_jobs(user) -> bool:
 
 def run_clusters(user) -> frozenset[int] | None:
     """The clusters `user` may start jobs on (and see the tasks of): None for all."""
-    run = permission_clusters(user, OPERATION_PERMISSIONS["run"])
-    view = permission_clusters(user, PERM_VIEW)
-    if run is ALL_CLUSTERS:
-        return view
-    if view is ALL_CLUSTERS:
-        return run
-    return run & view
+    return _both(permission_clusters(user, PERM_RUN), permission_clusters(user, PERM_VIEW))
+
+
+def _both(first: frozenset[int] | None, second: frozenset[int] | None) -> frozenset[int] | None:
+    """Where two grants both reach (None: everywhere)."""
+    if first is ALL_CLUSTERS:
+        return second
+    if second is ALL_CLUSTERS:
+        return first
+    return first & second
+
+
+def run_placement(user, cluster: Cluster | None, *, field: str = "clusterId") -> None:
+    """Refuse a run (or a plan) placed where `user` could not see it: a user whose run
+    grant is scoped must choose one of their clusters, so that what they start stays
+    theirs to see. `field`: the input the refusal names."""
+    _require_one_of(run_clusters(user), cluster, field)
+
+
+def _require_one_of(clusters: frozenset[int] | None, cluster: Cluster | None, field: str) -> None:
+    if clusters is ALL_CLUSTERS:
+        return
+    if cluster is None:
+        raise InvalidParameter.because(field, "is required: choose one of your clusters.")
+    if cluster.pk not in clusters:
+        raise InvalidParameter.because(
+            field, f"{cluster.name} is not one of your clusters; choose one of yours."
+        )
 
 
 def can_manage_schedules(user, *, run: bool = False) -> bool:
-    """Whether `user` may change plans; `run`: also start a run now (needs the run permission)."""
+    """Whether `user` may change plans (some plans: a scoped grant reaches those of its
+    clusters); `run`: also start a run now (needs the run permission)."""
     return can_operate(user, "manage_schedules") and (not run or can_run_jobs(user))
 
 
@@ -304,6 +333,119 @@ def require_manage_schedules(user, *, run: bool = False) -> None:
         raise NotPermitted(refusal_message("manage_schedules"))
     if run and not can_run_jobs(user):
         raise NotPermitted(refusal_message("run"))
+
+
+def plan_clusters(user) -> frozenset[int] | None:
+    """The clusters `user` may place plans on (manage schedules and see): None for all."""
+    return _both(
+        permission_clusters(user, PERM_MANAGE_SCHEDULES), permission_clusters(user, PERM_VIEW)
+    )
+
+
+def visible_plans(user) -> QuerySet[Plan]:
+    """The plans `user` may see: all, those of the clusters of a scoped grant, or none. A
+    plan of no cluster is seen by unscoped users only (as a task of no cluster is)."""
+    clusters = permission_clusters(user, PERM_VIEW)
+    if clusters is ALL_CLUSTERS:
+        return Plan.objects.all()
+    if not clusters:
+        return Plan.objects.none()
+    return Plan.objects.filter(cluster_id__in=clusters)
+
+
+def can_manage_plan(user, plan: Plan, *, run: bool = False) -> bool:
+    """Whether `user` may change this plan (`run`: and start a run of it now)."""
+    return (
+        can_view(user, plan)  # type: ignore[arg-type]  # a plan is placed like a task
+        and _allows(permission_clusters(user, PERM_MANAGE_SCHEDULES), plan)
+        and (not run or _allows(permission_clusters(user, PERM_RUN), plan))
+    )
+
+
+def plan_refusal(user, plan: Plan, *, run: bool = False) -> str | None:
+    """Why `user` may not change this plan (or run it now), in the words of the API's
+    refusal and the pages' disabled buttons; None when they may."""
+    if not can_operate(user, "manage_schedules"):
+        return refusal_message("manage_schedules")
+    if run and not can_run_jobs(user):
+        return refusal_message("run")
+    if not can_manage_plan(user, plan, run=run):
+        where = plan.cluster.name if plan.cluster_id and plan.cluster else "no cluster"
+        return f"This plan is on {where}, outside the clusters your role covers."
+    return None
+
+
+def get_plan_for_user(user, plan_id) -> Plan:
+    """A plan `user` may see; one outside their scope does not exist for them."""
+    require_view(user)
+    try:
+        return visible_plans(user).select_related("cluster", "tenant").get(pk=plan_id)
+    except (Plan.DoesNotExist, ValueError, TypeError):
+        raise TaskNotFound(f"The {plan_id} schedule does not exist.") from None
+
+
+def get_operable_plan_for_user(user, plan_id, *, run: bool = False) -> Plan:
+    """A plan `user` may see and change (`run`: and run now), or the refusal."""
+    plan = get_plan_for_user(user, plan_id)
+    refusal = plan_refusal(user, plan, run=run)
+    if refusal is not None:
+        raise NotPermitted(refusal)
+    return plan
+
+
+def require_plan_placement(user, plan: Plan | None, cluster: Cluster | None) -> None:
+    """Refuse a create or edit by `user` of `plan` (None: a new one) placed on `cluster`:
+    the plan must be theirs to change, and where it goes too (one of their clusters, for
+    a scoped grant: a plan they could not see afterwards is refused)."""
+    require_manage_schedules(user)
+    if plan is not None and not can_manage_plan(user, plan):
+        raise NotPermitted(
+            f"The plan of {plan.entity_group}/{plan.entity_key} is outside the clusters "
+            "your role covers."
+        )
+    _require_one_of(plan_clusters(user), cluster, "clusterId")
+
+
+def require_plan_submit(user, data, *, run: bool = False) -> None:
+    """A create or edit (POST /api/schedules, the plan form) of a job's plan
+    (taskcenter.schedules.inputs.PlanInput): the plan, if the job has one, must be the
+    caller's to change, and where it goes (the cluster given, else the plan's) one of the
+    caller's clusters when their role is scoped; with ONCE items (`run`), one they may run
+    jobs on too."""
+    existing = schedule_selectors.plan_find_by_entity(
+        entity_group=data.entity_group, entity_key=data.entity_key
+    )
+    if data.placed:
+        cluster, _ = schedule_selectors.placement_get(
+            cluster_id=data.cluster_id, tenant_id=data.tenant_id
+        )
+    else:
+        cluster = existing.cluster if existing is not None else None
+    require_plan_placement(user, existing, cluster)
+    if run:
+        run_placement(user, cluster)
+
+
+# --- The audit trail ----------------------------------------------------------------------------
+
+PLAN_AUDIT_PREFIX = "PLAN_"  # the actions of plan changes and fires (taskcenter.schedules)
+
+
+def visible_audit(user) -> QuerySet[AuditEntry]:
+    """The audit rows `user` may see: those of every object they may see. Rows of the
+    tasks they see; rows of plan changes and fires without a task by the plan's cluster
+    (a plan of no cluster: unscoped viewers only); changes to users, roles, scopes and
+    keys (rows of no task and no plan) for those who manage accounts."""
+    clusters = permission_clusters(user, PERM_VIEW)
+    about_plan = Q(task__isnull=True, action__startswith=PLAN_AUDIT_PREFIX)
+    shown = Q(task__in=visible_tasks(user).values("pk"))
+    if clusters is ALL_CLUSTERS:
+        shown |= about_plan
+    elif clusters:
+        shown |= about_plan & Q(cluster_id__in=clusters)
+    if can_manage_accounts(user):
+        shown |= Q(task__isnull=True) & ~Q(action__startswith=PLAN_AUDIT_PREFIX)
+    return AuditEntry.objects.filter(shown)
 
 
 # --- Accounts: users, roles and access keys ----------------------------------------------------

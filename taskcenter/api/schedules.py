@@ -32,12 +32,11 @@ def wait_limit() -> float:
     return float(getattr(settings, "TASKCENTER_CONTEXT_WAIT_SECONDS", 30.0))
 
 
-# --- Permissions ---------------------------------------------------------------------------------
+# --- Permissions: the plans of the caller's clusters only (taskcenter.accounts.access) -----------
 
 
-def _require_manage(user, *, run: bool = False) -> None:
-    access.require_view(user)
-    access.require_manage_schedules(user, run=run)
+def _operable_plan(user, plan_id: int, *, run: bool = False) -> Plan:
+    return access.get_operable_plan_for_user(user, plan_id, run=run)
 
 
 # --- Representations ----------------------------------------------------------------------------
@@ -98,6 +97,8 @@ def plan_data(
         "nextStartAt": when(getattr(plan, "next_start_at", None)),
         "misfirePolicy": plan.misfire_policy,
         "overlapPolicy": plan.overlap_policy,
+        "clusterId": plan.cluster_id,
+        "tenantId": plan.tenant_id,
     }
 
 
@@ -107,8 +108,9 @@ def _plans_data(plans: list[Plan]) -> list[dict]:
     return [plan_data(plan, items.get(plan.pk, []), runs.get(plan.pk)) for plan in plans]
 
 
-def _plan_answer(plan_id: int):
-    return ok(_plans_data([selectors.plan_get(plan_id=plan_id)])[0])
+def _plan_answer(user, plan_id: int):
+    plan = selectors.plan_get(visible=access.visible_plans(user), plan_id=plan_id)
+    return ok(_plans_data([plan])[0])
 
 
 def context_data(task: TaskInstance) -> dict:
@@ -136,6 +138,8 @@ def context_data(task: TaskInstance) -> dict:
         "execDetail": fire.exec_detail,
         "entityCreatedByName": task.creator.get_username() if task.creator else None,
         "reason": fire.reason,
+        "clusterId": task.cluster_id,
+        "tenantId": task.tenant_id,
     }
 
 
@@ -186,7 +190,7 @@ def schedules(request):
     access.require_view(request.user)
     params = parse.without_nul(request.query_params)
     offset, limit = selectors.page(params)
-    plans = selectors.plan_list(params=params)
+    plans = selectors.plan_list(visible=access.visible_plans(request.user), params=params)
     rows = list(plans[offset : offset + limit])
     return ok(_plans_data(rows), totalHits=plans.count(), offset=offset)
 
@@ -194,12 +198,14 @@ def schedules(request):
 def _submit(request):
     data = inputs.plan_input(request.data)
     runs_now = any(item.trigger_type == TriggerType.ONCE for item in data.items)
-    _require_manage(request.user, run=runs_now)
+    access.require_view(request.user)
+    access.require_manage_schedules(request.user, run=runs_now)
+    access.require_plan_submit(request.user, data, run=runs_now)
     submitted = verbs.plan_submit(actor=request.user, data=data)
     context_id = submitted.context_ids[0] if submitted.context_ids else None
     if data.sync and context_id is not None:
         _wait_until_done(context_id)
-    plan = selectors.plan_get(plan_id=submitted.plan.pk)
+    plan = selectors.plan_get(visible=access.visible_plans(request.user), plan_id=submitted.plan.pk)
     runs = selectors.plan_last_runs(plans=[plan])
     answer = plan_data(plan, submitted.items, runs.get(plan.pk), context_id)
     if len(submitted.context_ids) > 1:
@@ -212,7 +218,8 @@ def _submit(request):
 def schedule_users(request):
     access.require_view(request.user)
     params = parse.without_nul(request.query_params)
-    return ok([user_data(user) for user in selectors.plan_users(params=params)])
+    users = selectors.plan_users(visible=access.visible_plans(request.user), params=params)
+    return ok([user_data(user) for user in users])
 
 
 @_schema("getSchedule", "Get a plan", methods=["GET"], parameters=[SCHEDULE_ID])
@@ -234,21 +241,21 @@ def schedule(request, scheduleId):
     plan_id = parse.identifier(scheduleId, "scheduleId")
     if request.method == "GET":
         access.require_view(request.user)
-        return _plan_answer(plan_id)
-    _require_manage(request.user)
+        return _plan_answer(request.user, plan_id)
+    _operable_plan(request.user, plan_id)
     if request.method == "DELETE":
         verbs.plan_delete(plan_id=plan_id, actor=request.user)
         return ok()
     change = inputs.plan_change_input(request.data)
     verbs.plan_update(plan_id=plan_id, actor=request.user, change=change)
-    return _plan_answer(plan_id)
+    return _plan_answer(request.user, plan_id)
 
 
 @_schema("enableSchedule", "Enable a plan (no burst of past times)", parameters=[SCHEDULE_ID])
 @hengshi_view(["POST"])
 def schedule_enable(request, scheduleId):
     plan_id = parse.identifier(scheduleId, "scheduleId")
-    _require_manage(request.user)
+    _operable_plan(request.user, plan_id)
     verbs.plan_enable(plan_id=plan_id, actor=request.user)
     return ok()
 
@@ -257,7 +264,7 @@ def schedule_enable(request, scheduleId):
 @hengshi_view(["POST"])
 def schedule_disable(request, scheduleId):
     plan_id = parse.identifier(scheduleId, "scheduleId")
-    _require_manage(request.user)
+    _operable_plan(request.user, plan_id)
     verbs.plan_disable(plan_id=plan_id, actor=request.user)
     return ok()
 
@@ -266,7 +273,7 @@ def schedule_disable(request, scheduleId):
 @hengshi_view(["PUT"])
 def schedule_cancel(request, scheduleId):
     plan_id = parse.identifier(scheduleId, "scheduleId")
-    _require_manage(request.user)
+    _operable_plan(request.user, plan_id)
     verbs.plan_cancel(plan_id=plan_id, actor=request.user)
     return ok()
 
@@ -279,8 +286,11 @@ def schedule_cancel(request, scheduleId):
 @hengshi_view(["POST"])
 def schedule_cancel_by_entity(request):
     entity_group, entity_key = inputs.entity_input(request.data)
-    _require_manage(request.user)
-    plan = selectors.plan_get_by_entity(entity_group=entity_group, entity_key=entity_key)
+    access.require_view(request.user)
+    plan = selectors.plan_get_by_entity(
+        visible=access.visible_plans(request.user), entity_group=entity_group, entity_key=entity_key
+    )
+    _operable_plan(request.user, plan.pk)
     verbs.plan_cancel(plan_id=plan.pk, actor=request.user)
     return ok()
 

@@ -1,7 +1,8 @@
 """The Jobs pages: every task definition with its parameters and recent runs, Schedule
 (the plan form with the job chosen), and a Run form generated from its declared parameters
 (taskcenter.dashboard.parameter_fields) that starts a task (run permission, checked on the
-server whatever the page shows) and opens its page."""
+server whatever the page shows) on a cluster of the user's (taskcenter.dashboard.placement)
+and opens its page."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from taskcenter.accounts import access
-from taskcenter.core.errors import NotPermitted, TaskCenterError
+from taskcenter.core.errors import InvalidParameter, NotPermitted, TaskCenterError
 from taskcenter.core.http import page, signed_in_view
 from taskcenter.dashboard import presenters
 from taskcenter.dashboard.parameter_fields import ParameterFields
+from taskcenter.dashboard.placement import PlacementField
 from taskcenter.schedules import selectors as schedule_selectors
 from taskcenter.tasks import verbs
 from taskcenter.tasks.parameters import InvalidParameters
@@ -47,6 +49,20 @@ def _runs(user, name: str, limit: int) -> list[dict]:
     )
 
 
+def _placed(user, placement: PlacementField):
+    """The run's cluster and tenant, when they exist and are the user's to run on; else
+    None, with the reason on the field."""
+    where = placement.resolve()
+    if where is None:
+        return None
+    try:
+        access.run_placement(user, where[0], field="placement")
+    except InvalidParameter as exc:
+        placement.refuse(exc)
+        return None
+    return where
+
+
 @dashboard_view
 @require_GET
 def job_list(request):
@@ -77,16 +93,23 @@ def job_detail(request, key: str):
     form again with the messages next to the fields (400)."""
     spec = schedule_selectors.job_definition_get(key=key)
     allowed = access.can_run_jobs(request.user)
-    form = ParameterFields(spec, request.POST if request.method == "POST" else None)
+    data = request.POST if request.method == "POST" else None
+    form = ParameterFields(spec, data)
+    placement = PlacementField.of(clusters=access.run_clusters(request.user), data=data)
     status = 200
     if request.method == "POST":
         if not allowed:
             raise NotPermitted("You do not have permission to run jobs.")
+        where = _placed(request.user, placement)
         parameters = form.check()
-        if parameters is not None:
+        if parameters is not None and where is not None:
             try:
                 task = verbs.task_start(
-                    definition_name=spec.name, parameters=parameters, creator=request.user
+                    definition_name=spec.name,
+                    parameters=parameters,
+                    creator=request.user,
+                    cluster=where[0],
+                    tenant=where[1],
                 )
             except InvalidParameters as exc:
                 form.refuse(exc)
@@ -101,6 +124,7 @@ def job_detail(request, key: str):
         "parameters": _parameters(spec),
         "runs": _runs(request.user, spec.name, RECENT_RUNS_DETAIL),
         "form": form,
+        "placement": placement,
         "can_run": allowed,
         "can_schedule": access.can_manage_schedules(request.user),
     }

@@ -2,8 +2,9 @@
 button's label, its confirmation dialog and the flash after it ran.
 
 Which actions a plan shows, and whether each is possible now, is the verbs' to say
-(taskcenter.schedules.verbs: `offered` and `refusal`); this module only words them, and
-shows each to the users whose roles allow it.
+(taskcenter.schedules.verbs: `offered` and `refusal`), and whether the user's role and
+clusters allow it is taskcenter.accounts.access's (plan_refusal); this module only words
+them.
 """
 
 from __future__ import annotations
@@ -87,30 +88,42 @@ PLAN_ACTIONS = {
 }
 
 
-def may(user, verb: PlanVerb) -> bool:
-    """Whether the user's roles allow the verb: managing schedules, and running jobs for a
-    verb that starts a run."""
-    return access.can_manage_schedules(user, run=verb.needs_run)
+def refused_to(user, plan, verb: PlanVerb) -> str | None:
+    """Why the user's role or clusters refuse the verb on this plan (None: they allow it):
+    managing schedules there, and running jobs there for a verb that starts a run."""
+    return access.plan_refusal(user, plan, run=verb.needs_run)
 
 
 def plan_buttons(user, plan) -> list[Button]:
-    """The plan page's buttons: each action its verb offers in the plan's state, to the
-    users who may run it, enabled unless its verb refuses (the reason is the tooltip)."""
+    """The plan page's buttons, for users who may manage schedules: each action its verb
+    offers in the plan's state, enabled unless the user's role or clusters or the verb
+    refuses it (the reason is the tooltip). Users who manage no schedule get none."""
+    if not access.can_manage_schedules(user):
+        return []
     url = reverse("dashboard:schedule_confirm", args=[plan.pk])
     buttons = []
     for key, words in PLAN_ACTIONS.items():
         verb = words.verb
-        if not may(user, verb) or not verb.offered(plan):
+        if not verb.offered(plan):
             continue
-        refusal = verb.refusal(plan)
-        why = refusal.why if refusal else words.body
+        why = refused_to(user, plan, verb)
+        if why is None:
+            refusal = verb.refusal(plan)
+            why = refusal.why if refusal else None
         buttons.append(
-            Button(key, words.label, refusal is None, why, f"{url}?action={key}", words.danger)
+            Button(
+                key,
+                words.label,
+                why is None,
+                why or words.body,
+                f"{url}?action={key}",
+                words.danger,
+            )
         )
     return buttons
 
 
 def edit_offered(user, plan) -> bool:
-    """The Edit link: the edit verb's, shown like the buttons."""
+    """The Edit link: the edit verb's, to users whose role and clusters allow it."""
     verb = PLAN_VERBS["edit"]
-    return may(user, verb) and verb.offered(plan)
+    return refused_to(user, plan, verb) is None and verb.offered(plan)

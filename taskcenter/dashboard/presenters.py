@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -539,3 +540,25 @@ def attempt_label(attempt, *, latest: bool) -> str:
     elif attempt.size == 0:
         label += " · no output"
     return label + (" · latest" if latest else "")
+
+
+# --- The audit trail's reasons -------------------------------------------------------------------
+
+# A time written into a reason (a fire's time, in ISO 8601, with its offset).
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})")
+_CONTEXT = re.compile(r"\bcontext (\d+)\b")
+
+
+def audit_reason(reason: str) -> str:
+    """A reason as the reader reads it: each time in it in the reader's zone (the active
+    one), without fractions of a second, and a run named as its task ("task #332"), as
+    the rows written before these words were chosen still say "context 332"."""
+
+    def local(found: re.Match[str]) -> str:
+        try:
+            moment = datetime.fromisoformat(found.group(0).replace("Z", "+00:00"))
+        except ValueError:
+            return found.group(0)
+        return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+    return _CONTEXT.sub(r"task #\1", _ISO_TIME.sub(local, reason))

@@ -5,7 +5,9 @@ the create/edit form with its cron builder and live preview, and the plan's acti
 Reads go through taskcenter.schedules.selectors and every write through a verb of
 taskcenter.schedules.verbs, which also says which actions a plan offers and why one is
 refused (taskcenter.dashboard.plan_actions words them); permissions (view; manage
-schedules; run for "run now") are checked here on the server whatever the page shows.
+schedules; run for "run now") and the user's clusters (a scoped user sees and manages the
+plans of their clusters only: taskcenter.accounts.access) are checked here on the server
+whatever the page shows.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from taskcenter.core import params as parse
 from taskcenter.core.errors import InvalidParameter
 from taskcenter.core.http import page, paging, signed_in_view
 from taskcenter.dashboard import plan_actions, presenters
+from taskcenter.dashboard.placement import PlacementField
 from taskcenter.dashboard.schedule_forms import (
     NO_SCHEDULE,
     WEEKDAYS,
@@ -38,7 +41,6 @@ from taskcenter.schedules.models import (
     FireOutcome,
     MisfirePolicy,
     OverlapPolicy,
-    Plan,
     TriggerType,
 )
 
@@ -48,8 +50,8 @@ HISTORY_SHOWN = 50
 dashboard_view = signed_in_view(access.require_view)
 
 
-def _require(user, verb: verbs.PlanVerb | None = None) -> None:
-    access.require_manage_schedules(user, run=verb is not None and verb.needs_run)
+def _require(user) -> None:
+    access.require_manage_schedules(user)
 
 
 def _job_status(row) -> str:
@@ -73,7 +75,7 @@ def _triggers(items) -> list[str]:
 
 def _list_changes(request, cursor: str = ""):
     return selectors.schedule_changes(
-        plans=selectors.plan_list(params={}),
+        plans=selectors.plan_list(visible=access.visible_plans(request.user), params={}),
         runs=access.visible_tasks(request.user).filter(plan_fire__isnull=False),
         cursor=cursor,
     )
@@ -81,7 +83,7 @@ def _list_changes(request, cursor: str = ""):
 
 def _plan_changes(request, plan_id: int, cursor: str = ""):
     return selectors.schedule_changes(
-        plans=Plan.objects.filter(pk=plan_id),
+        plans=access.visible_plans(request.user).filter(pk=plan_id),
         runs=access.visible_tasks(request.user).filter(plan_fire__plan_id=plan_id),
         cursor=cursor,
     )
@@ -109,7 +111,7 @@ def schedule_list_live(request):
 
 def _list_page(request, cursor: str):
     page_no, size = parse.page(request.GET, default_size=PAGE_SIZE)
-    plans_query = selectors.plan_list(params={})
+    plans_query = selectors.plan_list(visible=access.visible_plans(request.user), params={})
     total = plans_query.count()
     plans = list(plans_query[(page_no - 1) * size : page_no * size])
     items = selectors.plan_schedule_items(plan_ids=[plan.pk for plan in plans])
@@ -148,7 +150,7 @@ def schedule_detail(request, plan_id: int):
 def schedule_detail_live(request, plan_id: int):
     """The plan page's poll: 204 while neither the plan, its fires nor its visible runs
     changed since `c`. A plan deleted meanwhile sends the page to the list, saying so."""
-    if not Plan.objects.filter(pk=plan_id).exists():
+    if not access.visible_plans(request.user).filter(pk=plan_id).exists():
         messages.info(request, f"Plan {plan_id} was deleted.")
         return HttpResponseClientRedirect(reverse("dashboard:schedule_list"))
     changes = _plan_changes(request, plan_id, request.GET.get("c", ""))
@@ -158,7 +160,7 @@ def schedule_detail_live(request, plan_id: int):
 
 
 def _detail_page(request, plan_id: int, cursor: str):
-    plan = selectors.plan_get(plan_id=plan_id)
+    plan = selectors.plan_get(visible=access.visible_plans(request.user), plan_id=plan_id)
     items = selectors.plan_schedule_items(plan_ids=[plan.pk]).get(plan.pk, [])
     history = selectors.plan_history(
         plan_id=plan.pk, visible=access.visible_tasks(request.user), limit=HISTORY_SHOWN
@@ -173,7 +175,11 @@ def _detail_page(request, plan_id: int, cursor: str):
         if fire.outcome == FireOutcome.STARTED
     ]
     not_run = [
-        {"fire": fire, "tone": presenters.FIRE_OUTCOME_TONES[fire.outcome]}
+        {
+            "fire": fire,
+            "tone": presenters.FIRE_OUTCOME_TONES[fire.outcome],
+            "reason": presenters.audit_reason(fire.reason),
+        }
         for fire, _ in history
         if fire.outcome != FireOutcome.STARTED
     ]
@@ -203,17 +209,19 @@ def _detail_page(request, plan_id: int, cursor: str):
 def schedule_new(request):
     _require(request.user)
     if request.method == "POST":
-        form = PlanForm(request.POST)
+        data = request.POST
+        form = PlanForm(data)
     else:  # Schedule on a job's page opens the form with that job chosen
+        data = None
         form = PlanForm(job=parse.text(request.GET.get("job", ""), "job", maximum=200))
-    return _form_page(request, form)
+    return _form_page(request, form, _placement(request.user, data, None))
 
 
 @dashboard_view
 @require_http_methods(["GET", "POST"])
 def schedule_edit(request, plan_id: int):
-    _require(request.user)
-    plan = selectors.plan_get(plan_id=plan_id)
+    access.get_operable_plan_for_user(request.user, plan_id)
+    plan = selectors.plan_get(visible=access.visible_plans(request.user), plan_id=plan_id)
     items = selectors.plan_schedule_items(plan_ids=[plan.pk]).get(plan.pk, [])
     # The form shows the plan's first cron item and its first dependency item; its other
     # items are kept as they are.
@@ -222,18 +230,34 @@ def schedule_edit(request, plan_id: int):
     kept = kept_item_inputs([item for item in items if item not in (edited, follows)])
     data = request.POST if request.method == "POST" else None
     form = PlanForm(data, plan=plan, item=edited, dependency=follows, kept_items=kept)
-    return _form_page(request, form)
+    return _form_page(request, form, _placement(request.user, data, plan))
 
 
-def _form_page(request, form: PlanForm):
+def _placement(user, data, plan) -> PlacementField:
+    """The plan's Cluster field: the clusters the user may manage plans on."""
+    return PlacementField.of(
+        clusters=access.plan_clusters(user),
+        data=data,
+        cluster_id=plan.cluster_id if plan else None,
+        tenant_id=plan.tenant_id if plan else None,
+    )
+
+
+def _form_page(request, form: PlanForm, placement: PlacementField):
     status = 200
     if request.method == "POST":
         data = form.plan_input()
-        if data is not None:
+        if data is not None and placement.resolve() is not None:
+            data.cluster_id, data.tenant_id = placement.cluster_id, placement.tenant_id
+            data.placed = True
             try:
+                access.require_plan_submit(request.user, data)
                 submitted = verbs.plan_submit(actor=request.user, data=data)
             except InvalidParameter as exc:
-                form.refuse(exc)
+                if exc.parameter in ("clusterId", "tenantId"):
+                    placement.refuse(exc)
+                else:
+                    form.refuse(exc)
             else:
                 verb = "saved" if form.plan else "created"
                 messages.success(
@@ -244,13 +268,16 @@ def _form_page(request, form: PlanForm):
     context = {
         "nav": "schedules",
         "form": form,
+        "placement": placement,
         "plan": form.plan,
         "values": form.values,
         "builder": form.builder,
         "preview": form.preview(),
         "job_choices": job_choices(form.values["job_class"]),
         "cron_types": [NO_SCHEDULE, *CronType.values],
-        "upstream_options": form.upstream_options(selectors.plan_list(params={})),
+        "upstream_options": form.upstream_options(
+            selectors.plan_list(visible=access.visible_plans(request.user), params={})
+        ),
         "weekdays": WEEKDAYS,
         "zones": ZONE_SUGGESTIONS,
         "misfire_policies": MisfirePolicy.choices,
@@ -310,8 +337,7 @@ def _action(key: str) -> plan_actions.PlanActionWords:
 def schedule_confirm(request, plan_id: int):
     """The confirmation dialog of an action (permission checked here and on the POST)."""
     action = _action(request.GET.get("action", ""))
-    _require(request.user, action.verb)
-    plan = selectors.plan_get(plan_id=plan_id)
+    plan = access.get_operable_plan_for_user(request.user, plan_id, run=action.verb.needs_run)
     context = {
         "plan": plan,
         "action": action,
@@ -326,7 +352,7 @@ def schedule_action(request, plan_id: int, key: str):
     """Run the action's verb; the verb refuses what its state does not allow."""
     action = _action(key)
     verb = action.verb
-    _require(request.user, verb)
+    access.get_operable_plan_for_user(request.user, plan_id, run=verb.needs_run)
     assert verb.act is not None  # every action with words is a one-click verb
     result = verb.act(plan_id=plan_id, actor=request.user)
     messages.success(request, action.done(plan_id, result))

@@ -510,23 +510,19 @@ def task_diagnosis(request, task_id: int):
 def audit(request):
     user = request.user
     params = request.GET
+    visible = access.visible_audit(user)
 
     def fetch(page_no: int, size: int) -> tuple[list[AuditEntry], int]:
-        queryset = selectors.operation_list(
-            visible=access.visible_tasks(user),
-            params=params,
-            include_account_changes=access.can_manage_accounts(user),
-        )
-        return selectors.operation_page(queryset=queryset, page=page_no, size=size)
+        queryset = selectors.operation_list(visible=visible, params=params)
+        rows, total = selectors.operation_page(queryset=queryset, page=page_no, size=size)
+        for row in rows:
+            row.shown_reason = presenters.audit_reason(row.reason)  # type: ignore[attr-defined]
+        return rows, total
 
     results = _page_of(params, default_size=AUDIT_PAGE_SIZE, fetch=fetch)
     if results.error:
         results = results._replace(size=AUDIT_PAGE_SIZE)  # a refused page shows the default
-    scoped = access.visible_clusters(user) is not access.ALL_CLUSTERS
-    actions = selectors.operation_actions(
-        visible=access.visible_tasks(user) if scoped else None,
-        include_account_changes=access.can_manage_accounts(user),
-    )
+    actions = selectors.operation_actions(visible=visible)
     form = AuditFilterForm(params, actions=actions, users=[])
     return _filtered_list(request, AUDIT_LIST, form, results)
 

@@ -116,7 +116,8 @@ def job_definition_of(plan: Plan) -> DefinitionSpec:
 
 
 def job_start(plan: Plan, actor=None) -> task_verbs.TaskStart:
-    """The start of a run of the plan's job (raises as job_definition_of)."""
+    """The start of a run of the plan's job, on the plan's cluster and tenant, so that the
+    run is in the same users' scope as its plan (raises as job_definition_of)."""
     return task_verbs.TaskStart(
         definition_name=job_definition_of(plan).name,
         parameters=plan.job_params,
@@ -124,11 +125,13 @@ def job_start(plan: Plan, actor=None) -> task_verbs.TaskStart:
         type=TaskType.SCHEDULED,
         name=plan.title or None,
         retry_count=plan.retry_times,
+        cluster=plan.cluster,
+        tenant=plan.tenant,
     )
 
 
 def _still_running(context_id: int) -> str:
-    return f"the previous run (context {context_id}) is still running"
+    return f"the previous run (task #{context_id}) is still running"
 
 
 def _not_started(error: TaskCenterError) -> str:
@@ -200,15 +203,21 @@ def _audit_fires(fires: list[Fire], actor=None) -> None:
                 target=f"plan {fire.plan_id} {fire.entity_group}/{fire.entity_key}",
                 to_status=fire.outcome,
                 reason=_fire_words(fire),
+                cluster_id=fire.plan.cluster_id if fire.plan else None,
             )
             for fire in fires
         ]
     )
 
 
+_TRIGGER_WORDS = {"CRON_JOB": "cron trigger", "DEPENDENCY": "dependency trigger", "ONCE": "run now"}
+
+
 def _fire_words(fire: Fire) -> str:
-    kind = fire.plan_item.get("triggerType", "")
-    words = f"plan {fire.plan_id} {kind} item {fire.item_id} at {fire.fire_time.isoformat()}"
+    """The fire in words. Its time is written in ISO 8601, which the audit page shows in
+    each reader's zone (taskcenter.dashboard.presenters.audit_reason)."""
+    kind = _TRIGGER_WORDS.get(fire.plan_item.get("triggerType", ""), "trigger")
+    words = f"plan {fire.plan_id}'s {kind} (item {fire.item_id}) at {fire.fire_time.isoformat()}"
     return f"{words}: {fire.reason}" if fire.reason else words
 
 
@@ -226,7 +235,7 @@ def fire_follow_up(*, fire_id: int, now: datetime) -> list[Fire]:
         for item in selectors.items_after(
             entity_group=fire.entity_group, entity_key=fire.entity_key
         ):
-            reason = f"after {fire.entity_group}/{fire.entity_key} context {fire.task_id} succeeded"
+            reason = f"after {fire.entity_group}/{fire.entity_key} task #{fire.task_id} succeeded"
             started = fire_start(
                 plan=item.plan, item=item, fire_time=now, upstream=fire, reason=reason
             )

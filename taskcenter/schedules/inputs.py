@@ -49,6 +49,11 @@ class PlanInput:
     sync: bool
     misfire_policy: str | None
     overlap_policy: str | None
+    # Where its runs go (clusterId, tenantId): None for either when the body leaves both
+    # out (placed False: an edit keeps the plan's), or null.
+    cluster_id: int | None = None
+    tenant_id: int | None = None
+    placed: bool = False
 
 
 @dataclass
@@ -194,12 +199,27 @@ def _entity(data: dict, key: str, name: str) -> str:
     return _text(data, key, name, required=True, max_length=limit)
 
 
+def _identifier(data: dict, key: str) -> int | None:
+    """An optional id: a positive integer or null."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidParameter.because(key, f"expected an integer id, got {_type(value)}.")
+    if value <= 0:
+        raise InvalidParameter.because(key, f"{value} is not an id (ids are positive).")
+    return value
+
+
 def plan_input(value: Any) -> PlanInput:
     """The body of POST /api/schedules."""
     data = _object(value, "body")
     detail = data.get("execDetail")
     sync = _flag(data, "sync")
     return PlanInput(
+        cluster_id=_identifier(data, "clusterId"),
+        tenant_id=_identifier(data, "tenantId"),
+        placed="clusterId" in data or "tenantId" in data,
         entity_group=_entity(data, "entityGroup", "entityGroup"),
         entity_key=_entity(data, "entityKey", "entityKey"),
         exec_detail=None if detail is None else exec_detail_input(detail),

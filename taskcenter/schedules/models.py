@@ -1,7 +1,8 @@
 """Execution plans (HENGSHI's schedules), their trigger items, and the record of every fire.
 
-A plan names a job (entityGroup + entityKey, unique together) and what to run for it
-(execDetail: a registered job class, its parameters, its retries). Its items say when:
+A plan names a job (entityGroup + entityKey, unique together), what to run for it
+(execDetail: a registered job class, its parameters, its retries) and where (a cluster
+and tenant, which its runs carry and which scope who sees it). Its items say when:
 a Quartz cron expression in a zone, after other jobs succeed, or once, now.
 
 A context is a task instance that a plan started: the task row is the run, and its Fire
@@ -19,7 +20,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from taskcenter.tasks.models import TaskInstance
+from taskcenter.tasks.models import Cluster, TaskInstance, Tenant
 
 
 class TriggerType(models.TextChoices):
@@ -76,6 +77,15 @@ class Plan(Authored):
     )
     overlap_policy = models.CharField(
         max_length=16, choices=OverlapPolicy.choices, default=OverlapPolicy.SKIP
+    )
+    # Where its runs work, and whose scope it is in: a user scoped to some clusters sees
+    # and manages the plans of those clusters only (taskcenter.accounts.access.visible_plans).
+    # A plan without a cluster is for unscoped users only.
+    cluster = models.ForeignKey(
+        Cluster, on_delete=models.SET_NULL, null=True, blank=True, related_name="plans"
+    )
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.SET_NULL, null=True, blank=True, related_name="plans"
     )
 
     class Meta(Authored.Meta):

@@ -129,7 +129,9 @@ def _fire_due(item: PlanItem, due: list[datetime], now: datetime, report: TickRe
             plan=item.plan,
             item=item,
             fire_time=run_late,
-            reason=f"misfired (seen at {now.isoformat()}); run once on recovery",
+            # When it was seen is the fire's own time of record (created_at): the reason
+            # stays words, which every reader's page shows in their zone.
+            reason="misfired while no scheduler ran; run once on recovery",
         )
         _count(report, [fire] if fire else [])
     for fire_time in late[-MISSED_RECORDED:]:
@@ -137,7 +139,7 @@ def _fire_due(item: PlanItem, due: list[datetime], now: datetime, report: TickRe
             plan=item.plan,
             item=item,
             fire_time=fire_time,
-            reason=f"no scheduler ran at this time (seen at {now.isoformat()})",
+            reason="no scheduler ran at this time",
         )
         report.missed += 1
     for fire_time in on_time:

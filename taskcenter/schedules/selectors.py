@@ -23,11 +23,13 @@ from taskcenter.schedules.models import (
 from taskcenter.tasks import definitions
 from taskcenter.tasks.definitions import DefinitionSpec
 from taskcenter.tasks.models import (
+    Cluster,
     SubtaskInstance,
     SubtaskStatus,
     TaskDefinition,
     TaskInstance,
     TaskStatus,
+    Tenant,
 )
 from taskcenter.tasks.selectors import Changes, definition_get, row_changes, task_changes
 
@@ -85,8 +87,10 @@ def _search(params: Mapping, prefix: str = "") -> Q:
 # --- Plans ------------------------------------------------------------------------------------
 
 
-def plan_queryset() -> QuerySet[Plan]:
-    """Plans with their last run (context id and jobStatus) and next fire time."""
+def plan_queryset(*, visible: QuerySet[Plan] | None = None) -> QuerySet[Plan]:
+    """Plans among `visible` (the viewer's scope, from
+    taskcenter.accounts.access.visible_plans; None: every plan, for the system's own
+    reads) with their last run (context id and jobStatus) and next fire time."""
     last_run = Fire.objects.filter(plan=OuterRef("pk"), task__isnull=False).order_by("-id")
     last_status = TaskInstance.objects.filter(pk=OuterRef("last_context_id")).annotate(
         js=status.job_status()
@@ -98,8 +102,9 @@ def plan_queryset() -> QuerySet[Plan]:
         .annotate(first=Min("next_fire_at"))
         .values("first")
     )
+    plans = Plan.objects.all() if visible is None else visible
     return (
-        Plan.objects.select_related("created_by", "updated_by")
+        plans.select_related("created_by", "updated_by", "cluster", "tenant")
         .annotate(last_context_id=Subquery(last_run.values("task_id")[:1]))
         .annotate(
             job_status=Coalesce(Subquery(last_status.values("js")[:1]), Value(status.NONE)),
@@ -108,8 +113,8 @@ def plan_queryset() -> QuerySet[Plan]:
     )
 
 
-def plan_list(*, params: Mapping) -> QuerySet[Plan]:
-    plans = plan_queryset().filter(_entity_filters(params), _search(params))
+def plan_list(*, visible: QuerySet[Plan], params: Mapping) -> QuerySet[Plan]:
+    plans = plan_queryset(visible=visible).filter(_entity_filters(params), _search(params))
     creators = parse.integer_list(params, "entityCreatedByList", limit=USER_LIST_MAX)
     if creators:
         plans = plans.filter(created_by_id__in=creators)
@@ -119,16 +124,16 @@ def plan_list(*, params: Mapping) -> QuerySet[Plan]:
     return plans.order_by("-id")
 
 
-def plan_get(*, plan_id: int) -> Plan:
+def plan_get(*, visible: QuerySet[Plan], plan_id: int) -> Plan:
     try:
-        return plan_queryset().get(pk=plan_id)
+        return plan_queryset(visible=visible).get(pk=plan_id)
     except Plan.DoesNotExist:
         raise TaskNotFound(f"The {plan_id} schedule does not exist.") from None
 
 
-def plan_get_by_entity(*, entity_group: str, entity_key: str) -> Plan:
+def plan_get_by_entity(*, visible: QuerySet[Plan], entity_group: str, entity_key: str) -> Plan:
     try:
-        return Plan.objects.get(entity_group=entity_group, entity_key=entity_key)
+        return visible.get(entity_group=entity_group, entity_key=entity_key)
     except Plan.DoesNotExist:
         raise TaskNotFound(f"There is no schedule for {entity_group}/{entity_key}.") from None
 
@@ -158,9 +163,18 @@ def plan_last_runs(
     return {plan_id: by_id[task_id] for plan_id, task_id in last.items() if task_id in by_id}
 
 
-def plan_users(*, params: Mapping) -> list:
+def plan_find_by_entity(*, entity_group: str, entity_key: str) -> Plan | None:
+    """The job's plan whoever may see it (a create for a job that has a plan edits it)."""
+    return (
+        Plan.objects.select_related("cluster")
+        .filter(entity_group=entity_group, entity_key=entity_key)
+        .first()
+    )
+
+
+def plan_users(*, visible: QuerySet[Plan], params: Mapping) -> list:
     """The users who created the plans that match the list's filters."""
-    plans = plan_list(params=params).filter(created_by__isnull=False)
+    plans = plan_list(visible=visible, params=params).filter(created_by__isnull=False)
     ids = plans.order_by().values("created_by_id").distinct()[:USER_LIST_MAX]
     return list(get_user_model().objects.filter(pk__in=Subquery(ids)).order_by("pk"))
 
@@ -421,3 +435,37 @@ def schedule_changes(
     )
     new_cursor = "~".join((count, fire, plan_changes.cursor, run_changes.cursor))
     return Changes(new_cursor, changed, None)
+
+
+# --- Where a run or a plan goes: its cluster and tenant --------------------------------------------
+
+
+def placement_get(
+    *, cluster_id: int | None, tenant_id: int | None
+) -> tuple[Cluster | None, Tenant | None]:
+    """The cluster and tenant these ids name (a tenant alone names its cluster too);
+    InvalidParameter naming clusterId or tenantId when one does not exist or the tenant is
+    not of the cluster."""
+    cluster = tenant = None
+    if cluster_id is not None:
+        cluster = Cluster.objects.filter(pk=cluster_id).first()
+        if cluster is None:
+            raise InvalidParameter.because("clusterId", f"there is no cluster {cluster_id}.")
+    if tenant_id is not None:
+        tenant = Tenant.objects.select_related("cluster").filter(pk=tenant_id).first()
+        if tenant is None:
+            raise InvalidParameter.because("tenantId", f"there is no tenant {tenant_id}.")
+        if cluster is not None and tenant.cluster_id != cluster.pk:
+            raise InvalidParameter.because(
+                "tenantId", f"tenant {tenant.name} is not of cluster {cluster.name}."
+            )
+        cluster = tenant.cluster
+    return cluster, tenant
+
+
+def placement_choices(*, clusters: frozenset[int] | None) -> list[Cluster]:
+    """The clusters a form offers (None: all), each with its tenants (prefetched)."""
+    rows = Cluster.objects.order_by("name").prefetch_related("tenants")
+    if clusters is not None:
+        rows = rows.filter(pk__in=list(clusters))
+    return list(rows)

@@ -60,12 +60,14 @@ def audit_entry(
     from_status: str = "",
     to_status: str = "",
     reason: str = "",
+    cluster_id: int | None = None,
 ) -> AuditEntry:
     """One audit row, not yet written: `audit_record` writes one, `audit_record_many` a
     batch of them in one statement.
 
     A task change names its `task` (and `subtask`), which also make the target text; an
-    account change gives the `target` text itself (cut to the column's length).
+    account change gives the `target` text itself (cut to the column's length), and a plan
+    change its target text and the plan's `cluster_id` (who may see the row).
     """
     if task is not None:
         target = f"task {task.pk}" + (f" / subtask {subtask.pk} {subtask.name}" if subtask else "")
@@ -76,6 +78,7 @@ def audit_entry(
         task_id=task.pk if task is not None else None,
         subtask_id=subtask.pk if subtask is not None else None,
         target=target[:TARGET_MAX],
+        cluster_id=cluster_id,
         from_status=from_status,
         to_status=to_status,
         reason=reason,

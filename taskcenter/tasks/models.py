@@ -331,6 +331,12 @@ class AuditEntry(models.Model):
         related_name="audit_entries",
     )
     target = models.CharField(max_length=255, blank=True)
+    # A row about a plan (its action starts with PLAN_) names the plan's cluster at the
+    # time: a user scoped to clusters sees the rows of their clusters' plans, as they see
+    # the rows of their clusters' tasks (taskcenter.accounts.access.visible_audit).
+    cluster = models.ForeignKey(
+        Cluster, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     from_status = models.CharField(max_length=32, blank=True)
     to_status = models.CharField(max_length=32, blank=True)
     reason = models.TextField(blank=True)

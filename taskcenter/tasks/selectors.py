@@ -556,19 +556,13 @@ def task_filter_choices(
     }
 
 
-def operation_list(
-    *, visible: QuerySet[TaskInstance], params, include_account_changes: bool = False
-) -> QuerySet[AuditEntry]:
+def operation_list(*, visible: QuerySet[AuditEntry], params) -> QuerySet[AuditEntry]:
     """The audit trail, newest first, filtered by user, action, task and time (a QueryDict).
 
-    Operations on tasks in `visible` (from visible_tasks(user)), plus the changes to users,
-    roles, scopes and keys (rows without a task) for those who manage accounts.
+    `visible`: the rows the viewer may see (taskcenter.accounts.access.visible_audit).
     Raises InvalidParameter.
     """
-    shown = Q(task__in=visible.values("pk"))
-    if include_account_changes:
-        shown |= Q(task__isnull=True)
-    queryset = AuditEntry.objects.filter(shown).select_related("task", "subtask")
+    queryset = visible.select_related("task", "subtask")
     return filter_operations(queryset, params).order_by("-id")
 
 
@@ -578,19 +572,9 @@ def operation_page(
     return list(queryset[(page - 1) * size : page * size]), queryset.count()
 
 
-def operation_actions(
-    *, visible: QuerySet[TaskInstance] | None = None, include_account_changes: bool = True
-) -> list[str]:
-    """The actions that occur in the audit trail, for its filter menu: of the rows the
-    viewer may see (operation_list's `visible` and `include_account_changes`); all of them
-    when `visible` is None."""
-    rows = AuditEntry.objects.all()
-    if visible is not None or not include_account_changes:
-        shown = Q(task__in=visible.values("pk")) if visible is not None else Q(task__isnull=False)
-        if include_account_changes:
-            shown |= Q(task__isnull=True)
-        rows = rows.filter(shown)
-    return list(rows.order_by("action").values_list("action", flat=True).distinct())
+def operation_actions(*, visible: QuerySet[AuditEntry]) -> list[str]:
+    """The actions that occur among the audit rows the viewer may see, for its filter menu."""
+    return list(visible.order_by("action").values_list("action", flat=True).distinct())
 
 
 def task_last_audit_entry_id(*, task_id: int) -> int:

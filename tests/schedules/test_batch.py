@@ -62,5 +62,5 @@ def test_overlap_skips_in_a_batch_name_the_running_context(clock):
     assert report.skipped == 2 and report.started == []  # both first runs still run
     running = Fire.objects.get(plan=plan, outcome=FireOutcome.STARTED).task_id
     skipped = Fire.objects.get(plan=plan, outcome=FireOutcome.SKIPPED)
-    assert skipped.reason == f"the previous run (context {running}) is still running"
+    assert skipped.reason == f"the previous run (task #{running}) is still running"
     assert AuditEntry.objects.filter(action="PLAN_FIRE", to_status="SKIPPED").count() == 2

@@ -31,6 +31,7 @@ def audit_plan(actor, action: str, plan: Plan, **fields) -> None:
         action=action,
         target=f"plan {plan.pk} {plan.entity_group}/{plan.entity_key}",
         reason=plan.title,
+        cluster_id=plan.cluster_id,
         **fields,
     )
 

@@ -2,7 +2,8 @@
 
 Identity: a plan is its job, entityGroup + entityKey (unique together). POST for a job
 that has a plan edits that plan:
-  - execDetail, enabled, misfirePolicy and overlapPolicy, when given, replace the plan's;
+  - execDetail, clusterId and tenantId (where its runs go), enabled, misfirePolicy and
+    overlapPolicy, when given, replace the plan's;
   - CRON_JOB and DEPENDENCY items, when the POST has any, replace the plan's schedule as a
     whole (as PUT does: an item sent with its id is kept and updated, the others removed);
   - ONCE items start a run now each (the run-now verb) and leave the schedule as it was,
@@ -22,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from taskcenter.core.errors import InvalidParameter, InvalidState
-from taskcenter.schedules import jobs
+from taskcenter.schedules import jobs, selectors
 from taskcenter.schedules.inputs import ItemInput, PlanChange, PlanInput
 from taskcenter.schedules.models import Fire, Plan, PlanItem, TriggerType
 from taskcenter.schedules.verbs.common import audit_plan, lock_plan
@@ -90,9 +91,13 @@ def _plan_of_job(data: PlanInput, actor) -> tuple[Plan, bool]:
 
 
 def _apply(plan: Plan, data: PlanInput, actor) -> None:
-    """Set what the POST names: its job, its policies, and who changed it."""
+    """Set what the POST names: its job, where it runs, its policies, and who changed it."""
     if data.exec_detail is not None:
         _set_exec_detail(plan, data)
+    if data.placed:
+        plan.cluster, plan.tenant = selectors.placement_get(
+            cluster_id=data.cluster_id, tenant_id=data.tenant_id
+        )
     for name in _POLICY_FIELDS:
         if getattr(data, name) is not None:
             setattr(plan, name, getattr(data, name))
