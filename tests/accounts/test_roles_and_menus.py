@@ -249,7 +249,8 @@ def test_scoped_users_schedule_pages_do_not_tell_how_other_clusters_runs_went(cl
     from taskcenter.schedules.models import PlanItem
     from tests.schedules.conftest import cron_item, make_plan
 
-    plan = make_plan("1", [cron_item("0 15 0 ? * 1", "GMT+08:00")])
+    # A plan of the scoped user's cluster whose run went to another cluster (it moved).
+    plan = make_plan("1", [cron_item("0 15 0 ? * 1", "GMT+08:00")], clusterId=clusters[0].pk)
     item = PlanItem.objects.get(plan=plan)
     fire = firing.fire_start(plan=plan, item=item, fire_time=datetime(2024, 1, 7, tzinfo=UTC))
     type(fire.task).objects.filter(pk=fire.task_id).update(cluster=clusters[1])

@@ -78,6 +78,9 @@ def test_anonymous_is_sent_to_sign_in_from_every_page(plan, client):
 
 @pytest.mark.parametrize("persona", PERSONAS)
 def test_role_matrix_of_the_new_pages(plan, clusters, persona):
+    """On a plan of alpha, the scoped persona's cluster (other clusters and plans of no
+    cluster: tests/schedules/test_scope_matrix.py)."""
+    Plan.objects.filter(pk=plan.pk).update(cluster=clusters[0])
     user = make_persona(persona, clusters)
     client = client_for(user)
     manages = persona in MANAGES
@@ -110,9 +113,14 @@ def test_role_matrix_of_the_new_pages(plan, clusters, persona):
     disabled = client.post(f"/schedules/{plan.pk}/disable/")
     assert disabled.status_code == (302 if manages else 403)
     assert Plan.objects.get(pk=plan.pk).enabled is not manages
-    ran = client.post("/jobs/Reinstall OCP agent/", {"param-host": "10.0.0.9"})
+    where = f"c{clusters[0].pk}"
+    ran = client.post("/jobs/Reinstall OCP agent/", {"param-host": "10.0.0.9", "placement": where})
     assert ran.status_code == (302 if manages else 403)
-    assert TaskInstance.objects.filter(parameters__host="10.0.0.9").exists() is manages
+    run = TaskInstance.objects.filter(parameters__host="10.0.0.9").first()
+    assert (run is not None) is manages
+    if run is not None:  # on the cluster chosen, so its starter sees it
+        assert run.cluster_id == clusters[0].pk
+        assert client.get(ran["Location"]).status_code == 200
 
 
 def test_a_role_without_any_permission_sees_nothing(plan):
@@ -206,8 +214,15 @@ def test_plan_detail_lists_runs_and_skipped_and_missed_fires(plan, operator):
 def test_a_scoped_operator_does_not_get_links_to_runs_outside_its_clusters(plan, clusters):
     from taskcenter.schedules import firing
 
+    # The plan ran on bravo, then moved to alpha: its page is the scoped operator's, its
+    # past run on bravo is not.
+    alpha, bravo = clusters
+    Plan.objects.filter(pk=plan.pk).update(cluster=bravo)
     item = PlanItem.objects.get(plan=plan)
+    plan.refresh_from_db()
     fire = firing.fire_start(plan=plan, item=item, fire_time=datetime(2024, 1, 7, tzinfo=UTC))
+    assert fire.task.cluster_id == bravo.pk
+    Plan.objects.filter(pk=plan.pk).update(cluster=alpha)
     page = html(client_for(make_persona("scoped", clusters)).get(f"/schedules/{plan.pk}/"))
     assert f'href="/tasks/{fire.task_id}/"' not in page
     assert "not visible to you" in page

@@ -85,7 +85,7 @@ def test_overlap_skip_while_the_previous_run_is_running(clock):
     report = scheduler.tick(now=clock.advance(minutes=1))
     assert report.started == [] and report.skipped == 1
     skipped = _fires(plan, FireOutcome.SKIPPED)[0]
-    assert f"context {first[0]}" in skipped.reason and skipped.task is None
+    assert f"task #{first[0]}" in skipped.reason and skipped.task is None
     end_run(first[0])
     assert len(scheduler.tick(now=clock.advance(minutes=1)).started) == 1
 
