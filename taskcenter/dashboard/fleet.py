@@ -30,8 +30,13 @@ def fleet(request):
     now = timezone.now()
     workers = engine_selectors.workers(now)
     online = [w for w in workers if w.online]
-    queues = engine_selectors.queue_depths(online)
+    # A viewer scoped to clusters counts the attempts of their clusters only; the
+    # fleet-wide counts of attempts (at work, ended) are of every cluster, so not theirs.
+    clusters = access.visible_clusters(request.user)
+    queues = engine_selectors.queue_depths(online, clusters=clusters)
+    whole_fleet = clusters is access.ALL_CLUSTERS
     context = {
+        "whole_fleet": whole_fleet,
         "nav": "fleet",
         "workers": [
             {
@@ -52,8 +57,12 @@ def fleet(request):
             for q in queues
         ],
         "queued": sum(q.depth for q in queues),
-        "finished_5": engine_selectors.finished_since(now - timedelta(minutes=5)),
-        "finished_60": engine_selectors.finished_since(now - timedelta(minutes=60)),
+        "finished_5": (
+            engine_selectors.finished_since(now - timedelta(minutes=5)) if whole_fleet else None
+        ),
+        "finished_60": (
+            engine_selectors.finished_since(now - timedelta(minutes=60)) if whole_fleet else None
+        ),
         "offline_after": int(settings.TASKCENTER_NO_WORKER_AFTER),
     }
     return page(request, "dashboard/fleet.html", context)

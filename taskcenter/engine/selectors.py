@@ -97,16 +97,19 @@ def default_queue() -> str:
     return app.conf.task_default_queue
 
 
-def queue_depths(online_workers: list[WorkerRow]) -> list[QueueRow]:
+def queue_depths(
+    online_workers: list[WorkerRow], *, clusters: frozenset[int] | None = None
+) -> list[QueueRow]:
     """Each queue's READY attempts and the oldest one's wait, with TASKCENTER_QUEUE_ROUTES
     applied to what routes them (the same rule the sender uses), plus every queue that is
-    routed to or consumed, so an empty queue nobody consumes is seen too."""
+    routed to or consumed, so an empty queue nobody consumes is seen too. `clusters`: count
+    the attempts of these clusters' tasks only (a scoped viewer's), None for all."""
     from taskcenter.engine.dispatch import queue_for
 
     fallback = default_queue()
     depth: dict[str, int] = {}
     oldest: dict[str, datetime] = {}
-    for node_type, cluster, count, ready_at in selectors.ready_by_routing_facts():
+    for node_type, cluster, count, ready_at in selectors.ready_by_routing_facts(clusters=clusters):
         queue = queue_for(node_type=node_type, cluster=cluster) or fallback
         depth[queue] = depth.get(queue, 0) + count
         if ready_at is not None and (queue not in oldest or ready_at < oldest[queue]):

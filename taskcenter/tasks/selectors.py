@@ -634,13 +634,18 @@ def subtask_routing_facts(*, subtask_ids: list[int]) -> list[tuple[int, str, str
     )
 
 
-def ready_by_routing_facts() -> list[tuple[str, str | None, int, datetime | None]]:
+def ready_by_routing_facts(
+    *, clusters: Collection[int] | None = None
+) -> list[tuple[str, str | None, int, datetime | None]]:
     """(node type, cluster name or None, READY attempts, oldest ready_at) per pair of what
     routes a subtask: the queues' depths once the routes are applied (fleet page). Read
-    through the (status, heartbeat_at) index: READY rows only."""
+    through the (status, heartbeat_at) index: READY rows only. `clusters`: of the tasks of
+    these clusters only (a scoped viewer's), None for all."""
+    ready = SubtaskInstance.objects.filter(status=SubtaskStatus.READY)
+    if clusters is not None:
+        ready = ready.filter(task__cluster_id__in=list(clusters))
     return list(
-        SubtaskInstance.objects.filter(status=SubtaskStatus.READY)
-        .values_list("node_type", "task__cluster__name")
+        ready.values_list("node_type", "task__cluster__name")
         .annotate(n=Count("pk"), oldest=Min("ready_at"))
         .order_by()
     )

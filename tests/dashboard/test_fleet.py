@@ -138,3 +138,35 @@ def test_the_banner_alone_for_the_pages_poll(db):
     response = client.get("/fleet/banner/", headers={"HX-Request": "true"})
     assert 'id="worker-banner"' in response.content.decode()
     assert "no-worker-banner" not in response.content.decode()
+
+
+def test_a_scoped_viewer_sees_no_other_clusters_attempts(db):
+    """The fleet page of a user scoped to alpha: the queued attempts of alpha only, and no
+    fleet-wide count of attempts (they are of every cluster); never a task's name."""
+    from taskcenter.tasks.models import Cluster, SubtaskInstance
+    from tests.accounts.conftest import scoped_operator
+    from tests.factories import running_task_on
+
+    alpha = Cluster.objects.create(name="alpha", ob_cluster_id=1)
+    bravo = Cluster.objects.create(name="bravo", ob_cluster_id=2)
+    seen("w1@host-a", ago=2, queues=("celery",), running=3)
+    FinishedMinute.objects.create(
+        minute=timezone.now().replace(second=0, microsecond=0), worker="w1@host-a", count=7
+    )
+    running_task_on(alpha, "Alpha resize")
+    running_task_on(bravo, "Bravo migrate")
+    # One queued (READY) attempt on each cluster.
+    for task_name in ("Alpha resize", "Bravo migrate"):
+        step = SubtaskInstance.objects.get(task__name=task_name, status="RUNNING")
+        SubtaskInstance.objects.filter(pk=step.pk).update(status="READY", ready_at=timezone.now())
+
+    everyone = client_for(make_user("all-seeing", "TASK_VIEWER")).get("/fleet/").content.decode()
+    assert re.search(r'id="stat-queued">2<', everyone)
+    assert re.search(r'id="stat-finished-5">7<', everyone)
+
+    page = client_for(scoped_operator(alpha)).get("/fleet/").content.decode()
+    assert re.search(r'id="stat-queued">1<', page)
+    assert not re.search(r'id="stat-finished-5">7<', page) and "at work" not in page
+    assert "not shown to your role" in page
+    for name in ("Alpha resize", "Bravo migrate", "bravo"):
+        assert name not in page
