@@ -21,7 +21,7 @@ from taskcenter.accounts import roles
 from taskcenter.accounts.models import RoleScope
 from taskcenter.schedules import firing, scheduler, verbs
 from taskcenter.schedules.models import Fire, Plan, PlanItem
-from taskcenter.tasks.models import Cluster, Operation, TaskInstance, Tenant
+from taskcenter.tasks.models import AuditEntry, Cluster, TaskInstance, Tenant
 from tests.accounts.conftest import scoped_operator
 from tests.conftest import basic_client, client_for, make_user
 from tests.schedules.conftest import NOTEBOOK_JOB, cron_item, make_plan
@@ -526,5 +526,5 @@ def test_the_scheduler_words_a_missed_fire_without_a_raw_time(world, clock):
     assert missed.exists()
     for fire in missed:
         assert not re.search(r"\d{4}-\d\d-\d\dT", fire.reason), fire.reason
-    row = Operation.objects.filter(action="PLAN_FIRE", to_status="MISSED").first()
+    row = AuditEntry.objects.filter(action="PLAN_FIRE", to_status="MISSED").first()
     assert row is not None and row.cluster_id == world.alpha.pk
