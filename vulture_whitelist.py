@@ -188,6 +188,7 @@ offset_change
 _.text_fields  # dashboard/schedule_form.html
 _.input  # dashboard/_param_fields.html
 _.raw_error
+_.shown_reason  # dashboard/_audit_results.html
 
 # --- Called by name from elsewhere
 undo  # a demo rollback, registered as "demo.undo" and named in definitions
