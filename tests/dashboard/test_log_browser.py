@@ -41,15 +41,17 @@ def subtask(pk: int) -> SubtaskInstance:
 def test_lines_appended_while_following_read_and_copy_as_written(
     worker, live_server, page, operator
 ):
+    # Signed in first, and a step long enough that most of its lines come after the page
+    # opened, also on a loaded machine where opening the page takes seconds.
+    sign_in(page, live_server, "operator")
     task = verbs.task_start(
-        definition_name="Back up cluster", parameters={"seconds": 6}, creator=operator
+        definition_name="Back up cluster", parameters={"seconds": 10}, creator=operator
     )
     backup = task.subtasks.get(name="Back up data files")
     wait_for(lambda: subtask(backup.pk).status == "RUNNING", timeout=30)
-    sign_in(page, live_server, "operator")
     page.goto(f"{live_server.url}/tasks/{task.pk}/?view=log&subtask={backup.pk}")
     log = page.locator("#log-text")
-    expect(log).to_contain_text("copied block 6 of 6", timeout=30_000)
+    expect(log).to_contain_text("copied block 10 of 10", timeout=30_000)
     expect(page.locator("#log-state")).to_contain_text("not running", timeout=15_000)
     # Several pieces were appended by the live poll, not all rendered with the page.
     assert page.locator("#log-text .log-chunk").count() >= 3
