@@ -122,6 +122,19 @@ def isolated_celery_queue():
 
 
 @pytest.fixture(autouse=True)
+def registered_definitions_restored():
+    """A definition a test registers (a broken one, a routing one) is forgotten after it:
+    under pytest-xdist the next test in the same process may list every registered
+    definition (seed_demo, the plan form's jobs) and must not meet it."""
+    from taskcenter.tasks import definitions
+
+    before = dict(definitions._DEFINITIONS)
+    yield
+    definitions._DEFINITIONS.clear()
+    definitions._DEFINITIONS.update(before)
+
+
+@pytest.fixture(autouse=True)
 def fresh_cache():
     """Each test starts with an empty cache: ids repeat between tests (a flushed database),
     so an answer cached about one test's user 5 must not reach the next test's user 5.
