@@ -22,6 +22,7 @@ import pytest
 from django.conf import settings
 
 from taskcenter.accounts import roles
+from tests.factories import PASSWORD, make_cluster, make_user
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -339,17 +340,6 @@ def fast_engine(settings):
 
 # --- Personas --------------------------------------------------------------------------------
 
-PASSWORD = "Pa55word!long"  # every persona's
-
-
-def make_user(username: str, *role_names: str, password: str = PASSWORD):
-    from django.contrib.auth.models import Group, User
-
-    user = User.objects.create_user(username=username, password=password)
-    for role in role_names:
-        user.groups.add(Group.objects.get(name=role))
-    return user
-
 
 def client_for(user):
     """A test client signed in as `user` (anonymous for None)."""
@@ -392,11 +382,10 @@ def admin(db):
 @pytest.fixture
 def clusters(db):
     """Two clusters: the scoped personas are granted alpha."""
-    from taskcenter.tasks.models import Cluster
 
     return (
-        Cluster.objects.create(name="alpha", ob_cluster_id=1),
-        Cluster.objects.create(name="bravo", ob_cluster_id=2),
+        make_cluster("alpha", 1),
+        make_cluster("bravo", 2),
     )
 
 

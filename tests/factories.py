@@ -1,4 +1,6 @@
-"""Tasks in any state, built by driving the services.
+"""Every object the tests need, built in one place.
+
+Tasks in any state are built by driving the services.
 
 Every task here is started with `task_start` and moved on with the services a worker and
 an operator use (`attempt_claim`, `log_append`, `attempt_finish`, `task_retry`,
@@ -13,18 +15,27 @@ factory for an attempt.
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 
+from taskcenter.accounts.models import RoleScope
 from taskcenter.demo.history import Ending, attempts_not_sent, play_attempts
+from taskcenter.engine.models import FinishedMinute, WorkerPresence
+from taskcenter.schedules import inputs
+from taskcenter.schedules import verbs as plan_verbs
+from taskcenter.schedules.models import Fire, FireOutcome, Plan, PlanItem
 from taskcenter.tasks import selectors, services, verbs
 from taskcenter.tasks.models import (
     Cluster,
+    Host,
     SubtaskInstance,
     SubtaskStatus,
     TaskDefinition,
     TaskInstance,
+    TaskStatus,
     Tenant,
 )
 
@@ -258,3 +269,147 @@ def two_root_task(creator=None) -> TaskInstance:
             },
         )
     return verbs.task_start(definition_name=TWO_ROOTS, creator=creator)
+
+
+# --- Plans: submitted through their verb, as POST /api/schedules does -------------------------
+
+NOTEBOOK_JOB = "com.hengshi.nangaparbat.schedulejob.NotebookJob"
+PIPELINE_JOB = "com.hengshi.nangaparbat.schedulejob.PipelineJob"
+# A Monday, so weekly expressions have a known first fire.
+T0 = datetime(2024, 1, 1, 0, 0, 0, tzinfo=UTC)
+
+
+def cron_item(expression: str, zone: str = "UTC", item_id: int | None = None) -> dict:
+    item = {"triggerType": "CRON_JOB", "cronDesc": expression, "cronType": "CRON"}
+    item["timeZone"] = zone
+    if item_id is not None:
+        item["id"] = item_id
+    return item
+
+
+def dependency_item(*jobs: tuple[str, str]) -> dict:
+    return {
+        "triggerType": "DEPENDENCY",
+        "triggerByJobs": [{"entityGroup": g, "entityKey": k} for g, k in jobs],
+    }
+
+
+def make_plan(
+    key: str = "1",
+    items: list[dict] | None = None,
+    *,
+    group: str = "NOTEBOOK",
+    now: datetime = T0,
+    actor=None,
+    retry_times: int = 0,
+    **fields,
+) -> Plan:
+    """A plan submitted through its verb, as POST /api/schedules does."""
+    job = PIPELINE_JOB if group == "PIPELINE" else NOTEBOOK_JOB
+    param = "pipeline" if group == "PIPELINE" else "notebook"
+    body = {
+        "entityGroup": group,
+        "entityKey": key,
+        "planItems": items if items is not None else [cron_item("0 * * * * ?")],
+        "execDetail": {"jobClass": job, "jobParams": {param: 1}, "retryTimes": retry_times},
+        **fields,
+    }
+    return plan_verbs.plan_submit(actor=actor, data=inputs.plan_input(body), now=now).plan
+
+
+def end_run(task_id: int, status: str = TaskStatus.SUCCESSFUL) -> None:
+    """Test set-up: a context's task ends (no engine runs in these tests)."""
+    sub_status = "SUCCESSFUL" if status == TaskStatus.SUCCESSFUL else "FAILED"
+    SubtaskInstance.objects.filter(task_id=task_id).update(status=sub_status)
+    TaskInstance.objects.filter(pk=task_id).update(status=status, finish_time=T0)
+
+
+def make_fire(plan: Plan, outcome: str = FireOutcome.STARTED, fire_time=None) -> Fire:
+    """A fire record of the plan's first item, at its next fire time unless given."""
+    item = PlanItem.objects.filter(plan=plan).first()
+    return Fire.objects.create(
+        plan=plan, item=item, fire_time=fire_time or item.next_fire_at, outcome=outcome
+    )
+
+
+# --- People, roles and scopes ------------------------------------------------------------------
+
+PASSWORD = "Pa55word!long"  # every persona's
+
+
+def make_user(username: str, *role_names: str, password: str = PASSWORD):
+    """A user holding the named roles everywhere."""
+    user = get_user_model().objects.create_user(username=username, password=password)
+    for role in role_names:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+def make_superuser(username: str = "root", password: str = PASSWORD):
+    return get_user_model().objects.create_superuser(username, password=password)
+
+
+def make_role(name: str, *codenames: str) -> Group:
+    """A role (a group) holding the permissions with these codenames."""
+    group = Group.objects.create(name=name)
+    group.permissions.set(Permission.objects.filter(codename__in=codenames))
+    return group
+
+
+def grant_scoped(user, role: str, *clusters: Cluster) -> RoleScope:
+    """`user` holds `role` on the given clusters only."""
+    grant = RoleScope.objects.create(user=user, group=Group.objects.get(name=role))
+    grant.clusters.set(clusters)
+    return grant
+
+
+# --- Clusters, tenants, hosts ------------------------------------------------------------------
+
+
+def make_cluster(name: str, ob_cluster_id: int | None = None) -> Cluster:
+    if ob_cluster_id is None:
+        ob_cluster_id = (
+            Cluster.objects.order_by("-ob_cluster_id")
+            .values_list("ob_cluster_id", flat=True)
+            .first()
+            or 0
+        ) + 1
+    return Cluster.objects.create(name=name, ob_cluster_id=ob_cluster_id)
+
+
+def make_tenant(cluster: Cluster, name: str, ob_tenant_id: int = 1) -> Tenant:
+    return Tenant.objects.create(cluster=cluster, name=name, ob_tenant_id=ob_tenant_id)
+
+
+def make_host(address: str, cluster: Cluster | None = None) -> Host:
+    return Host.objects.create(address=address, cluster=cluster)
+
+
+# --- The fleet: worker presence rows and finished-attempt counts ------------------------------
+
+
+def make_presence(
+    name: str,
+    *,
+    seen_ago: timedelta = timedelta(0),
+    started_ago: timedelta | None = None,
+    stopped: bool = False,
+    pid: int = 4242,
+    **fields,
+) -> WorkerPresence:
+    """A worker's presence row as its beats leave it: `name` is `worker@host`."""
+    seen = timezone.now() - seen_ago
+    return WorkerPresence.objects.create(
+        name=name,
+        hostname=name.partition("@")[2],
+        pid=pid,
+        started_at=seen - (started_ago if started_ago is not None else timedelta(hours=1)),
+        last_seen=seen,
+        stopped_at=seen if stopped else None,
+        **fields,
+    )
+
+
+def make_finished_minute(worker: str, count: int, at: datetime | None = None) -> FinishedMinute:
+    minute = (at or timezone.now()).replace(second=0, microsecond=0)
+    return FinishedMinute.objects.create(minute=minute, worker=worker, count=count)

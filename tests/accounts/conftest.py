@@ -7,9 +7,7 @@ import pytest
 from django.contrib.auth.models import Group
 
 from taskcenter.accounts import roles
-from taskcenter.accounts.models import RoleScope
-from tests.conftest import make_user
-from tests.factories import failed_task_on
+from tests.factories import failed_task_on, grant_scoped, make_user
 
 PASSWORD = "Pa55word!long"
 NARROW = "Retry and cancel"
@@ -41,8 +39,7 @@ def narrow_role() -> Group:
 
 def scoped_operator(cluster, username: str = "scoped"):
     user = make_user(username, roles.MANAGER)
-    scope = RoleScope.objects.create(user=user, group=Group.objects.get(name=roles.MANAGER))
-    scope.clusters.set([cluster])
+    grant_scoped(user, roles.MANAGER, cluster)
     return user
 
 

@@ -18,8 +18,8 @@ from playwright.sync_api import expect
 from taskcenter.accounts import roles, services
 from taskcenter.tasks.models import TaskInstance
 from tests.accounts.conftest import narrow_role
-from tests.conftest import make_user, sign_in
-from tests.factories import failed_task_on
+from tests.conftest import sign_in
+from tests.factories import failed_task_on, make_user
 
 SCREENSHOTS = os.environ.get("TASKCENTER_SCREENSHOTS")
 

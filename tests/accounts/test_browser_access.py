@@ -14,11 +14,10 @@ import pytest
 from playwright.sync_api import expect
 
 from taskcenter.accounts import roles, services
-from taskcenter.tasks.models import Host
 from tests.accounts.conftest import scoped_operator
 from tests.accounts.test_browser import shoot, sign_out
-from tests.conftest import make_user, sign_in
-from tests.factories import failed_task_on
+from tests.conftest import sign_in
+from tests.factories import failed_task_on, make_host, make_user
 
 pytestmark = [
     pytest.mark.browser,
@@ -81,8 +80,8 @@ def test_scoped_users_menus_hold_only_their_cluster(page, live_server, clusters)
     alpha, bravo = clusters
     failed_task_on(alpha, "Alpha resize")
     on_b = failed_task_on(bravo, "Bravo migrate")
-    Host.objects.create(address="10.0.1.1", cluster=alpha)
-    on_b.hosts.add(Host.objects.create(address="10.0.2.1", cluster=bravo))
+    make_host("10.0.1.1", alpha)
+    on_b.hosts.add(make_host("10.0.2.1", bravo))
     user = scoped_operator(alpha)
     user.set_password("Scope-passw0rd")
     user.save()

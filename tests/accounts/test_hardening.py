@@ -11,7 +11,8 @@ from taskcenter.accounts import roles, services
 from taskcenter.core.errors import NotPermitted
 from taskcenter.tasks.models import AuditEntry
 from tests.accounts.conftest import PASSWORD
-from tests.conftest import client_for, make_user
+from tests.conftest import client_for
+from tests.factories import make_superuser, make_user
 
 User = get_user_model()
 
@@ -27,7 +28,7 @@ def staff_admin(db):
 
 @pytest.fixture
 def superuser(db):
-    return User.objects.create_superuser("root", password=PASSWORD)
+    return make_superuser("root")
 
 
 def test_staff_admins_cannot_use_djangos_admin(staff_admin, superuser):

@@ -15,7 +15,8 @@ from taskcenter.accounts.models import AccessKey
 from taskcenter.tasks.models import AuditEntry
 from tests.accounts.conftest import PASSWORD, narrow_role
 from tests.api.test_signature import signed_request
-from tests.conftest import client_for, make_user
+from tests.conftest import client_for
+from tests.factories import make_user
 
 User = get_user_model()
 

@@ -6,15 +6,16 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 from django.test import Client
 
 from taskcenter.accounts import access, roles, services
 from taskcenter.core.errors import NotPermitted
-from taskcenter.tasks.models import Host, TaskType
+from taskcenter.tasks.models import TaskType
 from taskcenter.tasks.verbs import VERBS as TASK_VERBS
 from tests.accounts.conftest import scoped_operator
-from tests.conftest import client_for, make_user
+from tests.conftest import client_for
+from tests.factories import make_host, make_role, make_user
 
 # --- Refusal messages --------------------------------------------------------------------------
 
@@ -38,9 +39,7 @@ def test_every_permission_is_refused_in_a_sentence(key, clusters, tasks):
     permission's key turned into words ("to subtask retry tasks")."""
     viewer = make_user("viewer", roles.VIEWER)
     if key == "run":  # may manage schedules, so that running is what is missing
-        group = Group.objects.create(name="Schedulers")
-        group.permissions.add(Permission.objects.get(codename="manage_schedules"))
-        viewer.groups.add(group)
+        viewer.groups.add(make_role("Schedulers", "manage_schedules"))
         viewer = access.forget_permissions(viewer)
     message = _refusal_for(viewer, key, tasks[0])
     found = re.fullmatch(r"You do not have permission to (.+) (\w+)\.", message)
@@ -57,9 +56,7 @@ def test_every_permission_is_refused_in_a_sentence(key, clusters, tasks):
 
 def _role_without_view(name: str, *codenames: str) -> Group:
     """A role as older versions saved it: operations, and no permission to view."""
-    group = Group.objects.create(name=name)
-    group.permissions.set(Permission.objects.filter(codename__in=codenames))
-    return group
+    return make_role(name, *codenames)
 
 
 def test_a_role_that_operates_but_lacks_view_still_sees_and_operates(clusters, tasks):
@@ -117,10 +114,7 @@ def test_a_user_who_may_see_nothing_gets_a_way_out_of_the_refusal(db):
     signing_in = Client().post("/login/", {"username": "nobody", "password": "Pa55word!long"})
     assert signing_in.headers["Location"] == "/account/"
     keeper = make_user("keeper")
-    keeper.groups.add(Group.objects.create(name="Key keepers"))
-    Group.objects.get(name="Key keepers").permissions.add(
-        Permission.objects.get(codename="manage_all_accesskeys")
-    )
+    keeper.groups.add(make_role("Key keepers", "manage_all_accesskeys"))
     assert client_for(keeper).get("/").headers["Location"] == "/manage/"
     assert client_for(keeper).get("/manage/", follow=True).status_code == 200
     assert client_for(make_user("v", roles.VIEWER)).get("/").headers["Location"] == "/tasks/"
@@ -164,11 +158,11 @@ def test_badge_names_a_custom_role_and_several_compactly(clusters):
 @pytest.fixture
 def hosts(clusters, tasks):
     alpha, bravo = clusters
-    a = Host.objects.create(address="10.0.1.1", cluster=alpha)
-    b = Host.objects.create(address="10.0.2.1", cluster=bravo)
-    loose = Host.objects.create(address="10.0.9.9")  # of no cluster, used by bravo's task
+    a = make_host("10.0.1.1", alpha)
+    b = make_host("10.0.2.1", bravo)
+    loose = make_host("10.0.9.9")  # of no cluster, used by bravo's task
     tasks[1].hosts.add(b, loose)
-    loose_a = Host.objects.create(address="10.0.8.8")  # of no cluster, used by alpha's task
+    loose_a = make_host("10.0.8.8")  # of no cluster, used by alpha's task
     tasks[0].hosts.add(loose_a)
     return a, b, loose
 
@@ -247,7 +241,7 @@ def test_scoped_users_schedule_pages_do_not_tell_how_other_clusters_runs_went(cl
 
     from taskcenter.schedules import firing
     from taskcenter.schedules.models import PlanItem
-    from tests.schedules.conftest import cron_item, make_plan
+    from tests.factories import cron_item, make_plan
 
     # A plan of the scoped user's cluster whose run went to another cluster (it moved).
     plan = make_plan("1", [cron_item("0 15 0 ? * 1", "GMT+08:00")], clusterId=clusters[0].pk)

@@ -1,14 +1,11 @@
 """Role grants limited to clusters: what a scoped user sees and may operate."""
 
 import pytest
-from django.contrib.auth.models import Group
 
 from taskcenter.accounts import access, roles
-from taskcenter.accounts.models import RoleScope
 from taskcenter.core.errors import NotPermitted, TaskNotFound
 from taskcenter.tasks.models import TaskInstance
-from tests.conftest import make_user
-from tests.factories import failed_task_on
+from tests.factories import failed_task_on, grant_scoped, make_user
 
 
 @pytest.fixture
@@ -18,8 +15,7 @@ def tasks(clusters):
 
 
 def scope(user, role, *clusters):
-    grant = RoleScope.objects.create(user=user, group=Group.objects.get(name=role))
-    grant.clusters.set(clusters)
+    grant_scoped(user, role, *clusters)
 
 
 def fresh(user):

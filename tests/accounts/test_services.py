@@ -16,7 +16,7 @@ from taskcenter.accounts.models import AccessKey, RoleScope
 from taskcenter.core.errors import InvalidParameter, NotPermitted
 from taskcenter.tasks.models import AuditEntry
 from tests.accounts.conftest import PASSWORD, narrow_role
-from tests.conftest import make_user
+from tests.factories import make_superuser, make_user
 
 User = get_user_model()
 
@@ -114,7 +114,7 @@ def test_only_admins_manage_users(viewer, operator):
 
 
 def test_an_admin_cannot_take_over_a_superuser(admin):
-    boss = User.objects.create_superuser("boss", password=PASSWORD)
+    boss = make_superuser("boss")
     with pytest.raises(NotPermitted):
         services.user_set_password(user_id=boss.pk, password="Takeover-passw0rd", actor=admin)
     with pytest.raises(NotPermitted):

@@ -16,7 +16,7 @@ from django.test import Client, RequestFactory
 from taskcenter.accounts import roles, throttle
 from taskcenter.accounts.throttle import SignInThrottled
 from tests.accounts.conftest import PASSWORD
-from tests.conftest import make_user
+from tests.factories import make_user
 
 LIMIT = 5
 ADDRESS_LIMIT = 10

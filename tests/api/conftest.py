@@ -9,7 +9,8 @@ import re
 import pytest
 from django.test import Client
 
-from tests.conftest import basic_client, make_user
+from tests.conftest import basic_client
+from tests.factories import make_user
 
 PASSWORD = "Pa55word!long"
 ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?[+-]\d\d:\d\d$")

@@ -10,8 +10,8 @@ from django.db import connection
 
 from taskcenter.accounts import roles
 from taskcenter.tasks.models import AuditEntry, TaskInstance
-from tests.conftest import basic_client, make_user
-from tests.factories import failed_task, first_subtask_with
+from tests.conftest import basic_client
+from tests.factories import failed_task, first_subtask_with, make_user
 
 CALLERS = 20
 

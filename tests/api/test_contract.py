@@ -20,12 +20,13 @@ from taskcenter.accounts import roles
 from taskcenter.tasks import selectors, services, verbs
 from taskcenter.tasks.models import SubtaskInstance, TaskInstance
 from tests.api.conftest import ISO_WITH_OFFSET, check_envelope
-from tests.conftest import basic_client, make_user
+from tests.conftest import basic_client
 from tests.factories import (
     failed_task,
     first_subtask_with,
     make_cluster_and_tenant,
     make_task,
+    make_user,
     running_task,
 )
 

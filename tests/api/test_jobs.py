@@ -10,10 +10,11 @@ import zipfile
 import pytest
 
 from taskcenter.tasks.audit import Action
-from taskcenter.tasks.models import AuditEntry, Cluster, TaskInstance, Tenant
+from taskcenter.tasks.models import AuditEntry, TaskInstance
 from tests.accounts.conftest import scoped_operator
 from tests.api.conftest import check_envelope, check_error, persona_client
 from tests.conftest import basic_client
+from tests.factories import make_cluster, make_tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -189,15 +190,15 @@ def test_a_secret_is_never_in_an_answer_or_the_audit(as_operator):
 
 @pytest.fixture
 def two_clusters(db):
-    alpha = Cluster.objects.create(name="alpha", ob_cluster_id=1)
-    bravo = Cluster.objects.create(name="bravo", ob_cluster_id=2)
+    alpha = make_cluster("alpha", 1)
+    bravo = make_cluster("bravo", 2)
     return alpha, bravo
 
 
 def test_a_scoped_operator_runs_on_their_cluster_only(two_clusters):
     alpha, bravo = two_clusters
-    tenant = Tenant.objects.create(cluster=alpha, name="t1", ob_tenant_id=1)
-    other_tenant = Tenant.objects.create(cluster=bravo, name="t2", ob_tenant_id=2)
+    tenant = make_tenant(alpha, "t1", 1)
+    other_tenant = make_tenant(bravo, "t2", 2)
     scoped_operator(alpha)
     client = basic_client("scoped")
     # Must choose a cluster, one of theirs; another cluster reads as unknown.

@@ -9,13 +9,13 @@ status says only what the permission check decided.
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 from django.test import Client
 
 from taskcenter.tasks.models import SubtaskInstance, TaskInstance
 from tests.api.conftest import check_envelope, persona_client
-from tests.conftest import basic_client, make_user
-from tests.factories import failed_task, first_subtask_with, running_task
+from tests.conftest import basic_client
+from tests.factories import failed_task, first_subtask_with, make_role, make_user, running_task
 
 PERSONAS = ["anonymous", "viewer", "operator", "admin"]
 READ = {"anonymous": 401, "viewer": 200, "operator": 200, "admin": 200}
@@ -133,11 +133,7 @@ def test_refused_operations_change_nothing(db):
 
 def test_a_composed_role_grants_exactly_its_operations(db):
     """One permission per operation: a group with view + skip may skip and nothing else."""
-    group = Group.objects.create(name="SKIPPERS")
-    group.permissions.add(
-        Permission.objects.get(codename="view_taskinstance"),
-        Permission.objects.get(codename="skip_subtaskinstance"),
-    )
+    make_role("SKIPPERS", "view_taskinstance", "skip_subtaskinstance")
     make_user("skipper", "SKIPPERS")
     client = basic_client("skipper")
     task = failed_task()

@@ -23,8 +23,7 @@ from schemathesis.checks import (
 )
 
 from tests.api.conftest import PASSWORD
-from tests.conftest import make_user
-from tests.factories import failed_task, make_task, running_task
+from tests.factories import failed_task, make_task, make_user, running_task
 
 schema = schemathesis.openapi.from_wsgi("/api/schema?format=json", get_wsgi_application())
 

@@ -8,8 +8,8 @@ from django.test import Client
 
 from taskcenter import urls
 from taskcenter.engine.metrics import count_reaper_action, observe_attempt
-from tests.conftest import basic_client, client_for, make_user
-from tests.factories import failed_task
+from tests.conftest import basic_client, client_for
+from tests.factories import failed_task, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -174,7 +174,8 @@ def test_a_date_time_with_an_offset_postgresql_refuses_is_read_in_utc(db):
     """ISO 8601 (and Python) allow an offset like -20:04; PostgreSQL refuses any beyond
     15:59. The filter compares the same moment in UTC instead of failing with a 500."""
     from taskcenter.accounts import roles
-    from tests.conftest import client_for, make_user
+    from tests.conftest import client_for
+    from tests.factories import make_user
 
     answer = client_for(make_user("boss", roles.ADMIN)).get(
         "/api/v2/tasks/instances?createdFrom=0136-12-16T12%3A04%3A34.253148-20%3A04"

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import make_user
-from tests.factories import drive, start
+from tests.factories import drive, make_user, start
 
 PASSWORD = "Pa55word!long"
 

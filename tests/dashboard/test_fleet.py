@@ -13,9 +13,14 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
-from taskcenter.engine.models import FinishedMinute, WorkerPresence
-from tests.conftest import client_for, make_user
-from tests.factories import two_root_task
+from tests.conftest import client_for
+from tests.factories import (
+    make_cluster,
+    make_finished_minute,
+    make_presence,
+    make_user,
+    two_root_task,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -28,16 +33,12 @@ def no_broker_no_worker_and_no_cached_banner(no_broker, no_worker_process):
 
 
 def seen(name: str, ago: float, *, stopped: bool = False, queues=("celery",), running=0):
-    at = timezone.now() - timedelta(seconds=ago)
-    return WorkerPresence.objects.create(
-        name=name,
-        hostname=name.partition("@")[2],
-        pid=4242,
+    return make_presence(
+        name,
+        seen_ago=timedelta(seconds=ago),
+        stopped=stopped,
         concurrency=4,
         queues=list(queues),
-        started_at=at - timedelta(hours=1),
-        last_seen=at,
-        stopped_at=at if stopped else None,
         running=running,
     )
 
@@ -97,10 +98,10 @@ def test_fleet_lists_workers_queues_and_throughput(viewer, settings):
     seen("w1@host-a", ago=2, queues=("celery",), running=3)
     seen("w2@host-b", ago=600)  # offline: silent for longer than the threshold
     two_root_task()  # two shell steps queued on the default queue
-    now = timezone.now().replace(second=0, microsecond=0)
-    FinishedMinute.objects.create(minute=now, worker="w1@host-a", count=7)
-    FinishedMinute.objects.create(minute=now - timedelta(minutes=30), worker="w1@host-a", count=5)
-    FinishedMinute.objects.create(minute=now - timedelta(minutes=90), worker="w2@host-b", count=9)
+    now = timezone.now()
+    make_finished_minute("w1@host-a", 7, at=now)
+    make_finished_minute("w1@host-a", 5, at=now - timedelta(minutes=30))
+    make_finished_minute("w2@host-b", 9, at=now - timedelta(minutes=90))
 
     page = client_for(viewer).get("/fleet/").content.decode()
 
@@ -143,16 +144,14 @@ def test_the_banner_alone_for_the_pages_poll(db):
 def test_a_scoped_viewer_sees_no_other_clusters_attempts(db):
     """The fleet page of a user scoped to alpha: the queued attempts of alpha only, and no
     fleet-wide count of attempts (they are of every cluster); never a task's name."""
-    from taskcenter.tasks.models import Cluster, SubtaskInstance
+    from taskcenter.tasks.models import SubtaskInstance
     from tests.accounts.conftest import scoped_operator
     from tests.factories import running_task_on
 
-    alpha = Cluster.objects.create(name="alpha", ob_cluster_id=1)
-    bravo = Cluster.objects.create(name="bravo", ob_cluster_id=2)
+    alpha = make_cluster("alpha", 1)
+    bravo = make_cluster("bravo", 2)
     seen("w1@host-a", ago=2, queues=("celery",), running=3)
-    FinishedMinute.objects.create(
-        minute=timezone.now().replace(second=0, microsecond=0), worker="w1@host-a", count=7
-    )
+    make_finished_minute("w1@host-a", 7)
     running_task_on(alpha, "Alpha resize")
     running_task_on(bravo, "Bravo migrate")
     # One queued (READY) attempt on each cluster.

@@ -18,9 +18,9 @@ from taskcenter.accounts import roles
 from taskcenter.accounts import services as accounts
 from taskcenter.dashboard import log_poll
 from taskcenter.tasks import services
-from taskcenter.tasks.models import Cluster, SubtaskInstance
+from taskcenter.tasks.models import SubtaskInstance
 from tests.conftest import client_for
-from tests.factories import subtask_named
+from tests.factories import make_cluster, subtask_named
 
 HX = {"HTTP_HX_REQUEST": "true"}
 SECRET_LINE = b"copied block 7 of 9 (not for a signed-out reader)\n"
@@ -111,7 +111,7 @@ def test_a_withdrawn_role_ends_it_on_the_next_poll(tail, viewer):
 
 def test_a_role_scoped_to_another_cluster_ends_it(tail, viewer):
     client, url, sub, size = tail
-    elsewhere = Cluster.objects.create(name="elsewhere", ob_cluster_id=4242)
+    elsewhere = make_cluster("elsewhere", 4242)
     viewing = Group.objects.get(name=roles.VIEWER)
     accounts.user_set_roles(user_id=viewer.pk, grants={viewing.pk: [elsewhere.pk]})
     _append(sub)

@@ -17,7 +17,7 @@ from django.utils import timezone
 from taskcenter.tasks import selectors, services, verbs
 from taskcenter.tasks.models import AuditEntry, SubtaskInstance, TaskInstance
 from tests.conftest import client_for
-from tests.factories import drive, start, subtask_named
+from tests.factories import drive, grant_scoped, make_cluster, start, subtask_named
 
 HX = {"HTTP_HX_REQUEST": "true"}
 
@@ -844,15 +844,12 @@ def test_log_view_list_comes_in_chunks_and_shows_more_on_demand(db, viewer, monk
 
 
 def test_a_role_scoped_to_one_cluster_sees_and_operates_only_that_cluster(db):
-    from django.contrib.auth.models import Group
 
     from taskcenter.accounts import roles
-    from taskcenter.accounts.models import RoleScope
-    from taskcenter.tasks.models import Cluster
-    from tests.conftest import make_user
+    from tests.factories import make_user
 
-    east = Cluster.objects.create(name="east", ob_cluster_id=1)
-    west = Cluster.objects.create(name="west", ob_cluster_id=2)
+    east = make_cluster("east", 1)
+    west = make_cluster("west", 2)
     mine = drive(
         verbs.task_start(definition_name="Migrate tenant", cluster=east),
         fail={"Copy tenant data"},
@@ -862,9 +859,7 @@ def test_a_role_scoped_to_one_cluster_sees_and_operates_only_that_cluster(db):
         fail={"Copy tenant data"},
     )
     user = make_user("east-operator", roles.MANAGER)
-    RoleScope.objects.create(user=user, group=Group.objects.get(name=roles.MANAGER)).clusters.set(
-        [east]
-    )
+    grant_scoped(user, roles.MANAGER, east)
     client = client_for(user)
     listing = client.get("/tasks/").content.decode()
     assert f'id="task-row-{mine.pk}"' in listing and f'id="task-row-{theirs.pk}"' not in listing
@@ -876,20 +871,15 @@ def test_a_role_scoped_to_one_cluster_sees_and_operates_only_that_cluster(db):
 
 
 def test_live_polls_of_a_scoped_user_see_only_their_clusters(db):
-    from django.contrib.auth.models import Group
 
     from taskcenter.accounts import roles
-    from taskcenter.accounts.models import RoleScope
-    from taskcenter.tasks.models import Cluster
-    from tests.conftest import make_user
-    from tests.factories import failed_task_on
+    from tests.factories import failed_task_on, make_user
 
-    a = Cluster.objects.create(name="A", ob_cluster_id=1)
-    b = Cluster.objects.create(name="B", ob_cluster_id=2)
+    a = make_cluster("A", 1)
+    b = make_cluster("B", 2)
     on_a, on_b = failed_task_on(a, "on A"), failed_task_on(b, "on B")
     user = make_user("scoped", roles.VIEWER)
-    grant = RoleScope.objects.create(user=user, group=Group.objects.get(name=roles.VIEWER))
-    grant.clusters.set([a])
+    grant_scoped(user, roles.VIEWER, a)
     client = client_for(user)
     html = client.get("/tasks/").content.decode()
     assert "<b>1</b> failed" in html

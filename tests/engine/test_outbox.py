@@ -13,8 +13,8 @@ from taskcenter.engine import dispatch, outbox, reaper
 from taskcenter.engine.models import PendingDispatch
 from taskcenter.tasks import verbs
 from taskcenter.tasks.models import SubtaskStatus
-from tests.conftest import basic_client, client_for, make_user
-from tests.factories import failed_task, first_subtask_with
+from tests.conftest import basic_client, client_for
+from tests.factories import failed_task, first_subtask_with, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,6 +14,7 @@ from taskcenter.engine import selectors as engine_selectors
 from taskcenter.engine.models import FinishedMinute, WorkerPresence
 from taskcenter.tasks import selectors, verbs
 from tests.conftest import TEST_QUEUE, WorkerProcess, wait_for
+from tests.factories import make_finished_minute, make_presence
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -76,16 +77,9 @@ def test_a_killed_worker_goes_offline_after_the_threshold(own_worker, settings):
 
 def test_old_rows_are_pruned(db):
     now = timezone.now()
-    old = now - timedelta(days=2)
-    WorkerPresence.objects.create(
-        name="gone@host", hostname="host", pid=1, started_at=old, last_seen=old
-    )
-    WorkerPresence.objects.create(
-        name="here@host", hostname="host", pid=2, started_at=now, last_seen=now
-    )
-    FinishedMinute.objects.create(
-        minute=old.replace(second=0, microsecond=0), worker="gone@host", count=3
-    )
+    make_presence("gone@host", seen_ago=timedelta(days=2), started_ago=timedelta(0), pid=1)
+    make_presence("here@host", started_ago=timedelta(0), pid=2)
+    make_finished_minute("gone@host", 3, at=now - timedelta(days=2))
     assert presence.prune(now) == (1, 1)
     assert list(WorkerPresence.objects.values_list("name", flat=True)) == ["here@host"]
 

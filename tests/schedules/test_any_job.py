@@ -14,7 +14,7 @@ from taskcenter.schedules.models import Fire, FireOutcome, Plan
 from taskcenter.tasks import verbs
 from taskcenter.tasks.models import TaskInstance
 from tests.conftest import client_for
-from tests.schedules.conftest import T0, cron_item, make_plan
+from tests.factories import T0, cron_item, make_plan
 
 pytestmark = pytest.mark.django_db
 

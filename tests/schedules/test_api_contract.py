@@ -10,7 +10,7 @@ import pytest
 
 from taskcenter.schedules import scheduler
 from taskcenter.schedules.models import Plan, PlanItem
-from tests.schedules.conftest import T0, end_run
+from tests.factories import T0, end_run
 
 pytestmark = pytest.mark.django_db(transaction=True, reset_sequences=True)
 

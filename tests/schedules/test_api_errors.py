@@ -8,7 +8,7 @@ import pytest
 
 from taskcenter.schedules.models import Fire, Plan, PlanDependency, PlanItem
 from taskcenter.tasks.models import AuditEntry, TaskInstance
-from tests.schedules.conftest import NOTEBOOK_JOB, cron_item, dependency_item, make_plan
+from tests.factories import NOTEBOOK_JOB, cron_item, dependency_item, make_plan
 
 pytestmark = pytest.mark.django_db
 

@@ -5,14 +5,19 @@ permission; contexts are scoped by cluster exactly as tasks."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group, Permission
 
-from taskcenter.accounts.models import RoleScope
 from taskcenter.schedules.models import Plan
 from taskcenter.tasks.models import Cluster, TaskInstance
 from tests.api.conftest import basic_client, persona_client
-from tests.conftest import make_user
-from tests.schedules.conftest import NOTEBOOK_JOB, cron_item, make_plan
+from tests.factories import (
+    NOTEBOOK_JOB,
+    cron_item,
+    grant_scoped,
+    make_cluster,
+    make_plan,
+    make_role,
+    make_user,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -80,11 +85,8 @@ def test_permission_matrix(persona, name, method, url, body, expected):
 
 
 def test_run_now_also_needs_the_run_permission():
-    group = Group.objects.create(name="schedulers")
-    for codename in ("view_taskinstance", "manage_schedules"):
-        group.permissions.add(Permission.objects.get(codename=codename))
-    user = make_user("scheduler")
-    user.groups.add(group)
+    make_role("schedulers", "view_taskinstance", "manage_schedules")
+    make_user("scheduler", "schedulers")
     client = basic_client("scheduler")
     assert client.post("/api/schedules", CREATE, "application/json").status_code == 200
     response = client.post("/api/schedules", RUN_NOW, "application/json")
@@ -95,8 +97,7 @@ def test_run_now_also_needs_the_run_permission():
 def test_contexts_are_scoped_by_cluster_as_tasks():
     _, context = _world()
     user = make_user("scoped", "TASK_VIEWER")
-    scope = RoleScope.objects.create(user=user, group=Group.objects.get(name="TASK_VIEWER"))
-    scope.clusters.add(Cluster.objects.create(name="c1", ob_cluster_id=1))
+    grant_scoped(user, "TASK_VIEWER", make_cluster("c1", 1))
     client = basic_client("scoped")
     assert client.get("/api/contexts").json()["totalHits"] == 0
     assert client.get(f"/api/contexts/{context}").status_code == 404

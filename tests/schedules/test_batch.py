@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from taskcenter.schedules import scheduler
-from taskcenter.schedules.models import Fire, FireOutcome, PlanItem
+from taskcenter.schedules.models import Fire, FireOutcome
 from taskcenter.tasks import enqueue
 from taskcenter.tasks.models import AuditEntry, SubtaskInstance, TaskInstance
-from tests.schedules.conftest import make_plan
+from tests.factories import make_fire, make_plan
 
 pytestmark = pytest.mark.django_db
 
@@ -44,10 +44,7 @@ def test_a_fire_claimed_before_the_batch_is_not_started_again(clock):
     """The unique (item, fire time) refuses the batch's insert; each fire is then claimed
     alone, and the one already claimed starts nothing."""
     plans = [make_plan(str(key)) for key in range(3)]
-    item = PlanItem.objects.get(plan=plans[1])
-    Fire.objects.create(
-        plan=plans[1], item=item, fire_time=item.next_fire_at, outcome=FireOutcome.MISSED
-    )
+    make_fire(plans[1], FireOutcome.MISSED)
     report = scheduler.tick(now=clock.advance(minutes=1))
     assert len(report.started) == 2
     assert TaskInstance.objects.count() == 2

@@ -21,8 +21,7 @@ from taskcenter.schedules.models import Fire, FireOutcome, Plan, PlanItem
 from taskcenter.tasks.models import TaskInstance
 from tests.accounts.test_browser import shoot
 from tests.conftest import sign_in, wait_for
-from tests.factories import start
-from tests.schedules.conftest import NOTEBOOK_JOB, PIPELINE_JOB, cron_item, dependency_item
+from tests.factories import NOTEBOOK_JOB, PIPELINE_JOB, cron_item, dependency_item, start
 
 pytestmark = [
     pytest.mark.browser,

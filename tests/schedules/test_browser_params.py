@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from taskcenter.schedules.models import Plan
 from taskcenter.tasks.models import TaskInstance
 from tests.accounts.test_browser import shoot, sign_in
-from tests.schedules.conftest import NOTEBOOK_JOB
+from tests.factories import NOTEBOOK_JOB
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

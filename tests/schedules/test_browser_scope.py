@@ -14,19 +14,19 @@ import pytest
 from playwright.sync_api import expect
 
 from taskcenter.schedules import inputs, verbs
-from taskcenter.tasks.models import Cluster, TaskInstance, Tenant
+from taskcenter.tasks.models import TaskInstance
 from tests.accounts.conftest import scoped_operator
 from tests.accounts.test_browser import shoot, sign_in
-from tests.schedules.conftest import NOTEBOOK_JOB, cron_item
+from tests.factories import NOTEBOOK_JOB, cron_item, make_cluster, make_tenant
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def clusters(db):
-    alpha = Cluster.objects.create(name="alpha", ob_cluster_id=1)
-    Tenant.objects.create(cluster=alpha, name="sales", ob_tenant_id=7)
-    return alpha, Cluster.objects.create(name="bravo", ob_cluster_id=2)
+    alpha = make_cluster("alpha", 1)
+    make_tenant(alpha, "sales", 7)
+    return alpha, make_cluster("bravo", 2)
 
 
 def test_a_scoped_operator_runs_a_job_on_their_cluster_and_lands_on_its_page(

@@ -16,8 +16,7 @@ from taskcenter.schedules.models import Fire, FireOutcome, Plan, PlanItem
 from taskcenter.tasks.models import TaskDefinition, TaskInstance
 from tests.accounts.conftest import make_persona
 from tests.conftest import client_for
-from tests.factories import drive, start
-from tests.schedules.conftest import cron_item, dependency_item, make_plan
+from tests.factories import cron_item, dependency_item, drive, make_plan, start
 
 SUNDAYS = "0 15 0 ? * 1"
 NOTEBOOK_1 = '["NOTEBOOK", "1"]'  # a job to follow as the plan form's checkbox sends it
@@ -124,7 +123,7 @@ def test_role_matrix_of_the_new_pages(plan, clusters, persona):
 
 
 def test_a_role_without_any_permission_sees_nothing(plan):
-    from tests.conftest import make_user
+    from tests.factories import make_user
 
     client = client_for(make_user("nobody"))
     for url in ("/jobs/", "/schedules/", f"/schedules/{plan.pk}/"):

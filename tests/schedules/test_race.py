@@ -14,7 +14,7 @@ from django.db import connection, connections
 
 from taskcenter.schedules import scheduler
 from taskcenter.schedules.models import Fire, FireOutcome
-from tests.schedules.conftest import cron_item, end_run, make_plan
+from tests.factories import cron_item, end_run, make_plan
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

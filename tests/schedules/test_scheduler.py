@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from taskcenter.schedules import firing, scheduler, verbs
 from taskcenter.schedules.models import Fire, FireOutcome, PlanItem
 from taskcenter.tasks.models import AuditEntry, SubtaskInstance, TaskInstance, TaskType
-from tests.schedules.conftest import T0, cron_item, dependency_item, end_run, make_plan
+from tests.factories import T0, cron_item, dependency_item, end_run, make_fire, make_plan
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,7 @@ def test_a_fire_row_is_unique_per_item_and_time(clock):
     scheduler.tick(now=clock.advance(minutes=1))
     fire = Fire.objects.get(plan=plan)
     with pytest.raises(IntegrityError), transaction.atomic():
-        Fire.objects.create(plan=plan, item=fire.item, fire_time=fire.fire_time, outcome="STARTED")
+        make_fire(plan, fire_time=fire.fire_time)
 
 
 def test_two_schedulers_claiming_one_fire_start_one_run(clock):

@@ -15,16 +15,23 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from django.contrib.auth.models import Group
 
 from taskcenter.accounts import roles
-from taskcenter.accounts.models import RoleScope
 from taskcenter.schedules import firing, scheduler, verbs
 from taskcenter.schedules.models import Fire, Plan, PlanItem
-from taskcenter.tasks.models import AuditEntry, Cluster, TaskInstance, Tenant
+from taskcenter.tasks.models import AuditEntry, TaskInstance
 from tests.accounts.conftest import scoped_operator
-from tests.conftest import basic_client, client_for, make_user
-from tests.schedules.conftest import NOTEBOOK_JOB, cron_item, make_plan
+from tests.conftest import basic_client, client_for
+from tests.factories import (
+    NOTEBOOK_JOB,
+    cron_item,
+    grant_scoped,
+    make_cluster,
+    make_plan,
+    make_role,
+    make_tenant,
+    make_user,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -42,9 +49,9 @@ class World:
     """Two clusters (alpha has a tenant), a plan on each and one on none, each with a run."""
 
     def __init__(self):
-        self.alpha = Cluster.objects.create(name="alpha", ob_cluster_id=1)
-        self.bravo = Cluster.objects.create(name="bravo", ob_cluster_id=2)
-        self.tenant = Tenant.objects.create(cluster=self.alpha, name="sales", ob_tenant_id=7)
+        self.alpha = make_cluster("alpha", 1)
+        self.bravo = make_cluster("bravo", 2)
+        self.tenant = make_tenant(self.alpha, "sales", 7)
         self.plans: dict[str, Plan] = {}
         self.contexts: dict[str, int] = {}
         for key, target in enumerate(TARGETS, start=1):
@@ -367,8 +374,7 @@ def test_plan_form_offers_and_requires_the_users_clusters(world, name):
 def test_buttons_the_scope_refuses_are_disabled_with_the_reason(world):
     """A user who sees every cluster but manages schedules on alpha only."""
     user = make_user("mixed", roles.VIEWER, roles.MANAGER)
-    scope = RoleScope.objects.create(user=user, group=Group.objects.get(name=roles.MANAGER))
-    scope.clusters.set([world.alpha])
+    grant_scoped(user, roles.MANAGER, world.alpha)
     client = client_for(user)
     bravo = page_of(client.get(f"/schedules/{world.plans['bravo'].pk}/"))
     run_button = re.search(r"<button[^>]*>\s*Run now\s*</button>", bravo)
@@ -382,13 +388,8 @@ def test_buttons_the_scope_refuses_are_disabled_with_the_reason(world):
 
 
 def test_run_now_needs_the_run_permission_as_a_disabled_button(world):
-    from django.contrib.auth.models import Permission
-
-    group = Group.objects.create(name="schedulers")
-    for codename in ("view_taskinstance", "manage_schedules"):
-        group.permissions.add(Permission.objects.get(codename=codename))
-    user = make_user("scheduler")
-    user.groups.add(group)
+    make_role("schedulers", "view_taskinstance", "manage_schedules")
+    user = make_user("scheduler", "schedulers")
     page = page_of(client_for(user).get(f"/schedules/{world.plans['alpha'].pk}/"))
     run_button = re.search(r"<button[^>]*>\s*Run now\s*</button>", page)
     assert run_button and "disabled" in run_button.group(0)

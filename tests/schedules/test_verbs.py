@@ -10,7 +10,7 @@ from taskcenter.dashboard import plan_actions
 from taskcenter.schedules import verbs
 from taskcenter.schedules.models import Fire, Plan, PlanItem, TriggerType
 from tests.conftest import client_for
-from tests.schedules.conftest import T0, cron_item, make_plan
+from tests.factories import T0, cron_item, make_plan
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,8 @@ import pytest
 from taskcenter.core.errors import InvalidState
 from taskcenter.tasks import services, verbs
 from taskcenter.tasks.models import AuditEntry, SubtaskInstance, TaskInstance
-from tests.conftest import basic_client, make_user
-from tests.factories import running_task, two_root_task
+from tests.conftest import basic_client
+from tests.factories import make_role, make_user, running_task, two_root_task
 
 pytestmark = pytest.mark.django_db
 
@@ -202,16 +202,11 @@ def test_api_cancel_task(operator):
 @pytest.mark.parametrize("face", ["api", "page"])
 def test_cancel_task_needs_its_own_permission(face, viewer):
     """A role that may cancel subtasks may not cancel a whole task."""
-    from django.contrib.auth.models import Group, Permission
 
     from tests.conftest import client_for
 
-    role = Group.objects.create(name="SUBTASK_CANCELER")
-    role.permissions.set(
-        Permission.objects.filter(codename__in=["view_taskinstance", "cancel_subtaskinstance"])
-    )
-    user = make_user("canceler")
-    user.groups.add(role)
+    make_role("SUBTASK_CANCELER", "view_taskinstance", "cancel_subtaskinstance")
+    user = make_user("canceler", "SUBTASK_CANCELER")
     task = two_root_task()
     for who in (user, viewer):
         if face == "api":

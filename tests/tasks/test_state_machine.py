@@ -14,6 +14,7 @@ from taskcenter.tasks.definitions import (
     register_definition,
 )
 from taskcenter.tasks.models import AuditEntry, SubtaskInstance, TaskInstance
+from tests.factories import make_user
 
 pytestmark = pytest.mark.usefixtures("eager_engine", "finish_path")
 
@@ -252,11 +253,9 @@ def test_twenty_concurrent_retries_make_exactly_one_retry():
 
 
 def test_every_operation_is_audited_with_actor_and_trace():
-    from django.contrib.auth.models import User
-
     from taskcenter.core.trace import reset_trace_id, set_trace_id
 
-    alice = User.objects.create_user("alice")
+    alice = make_user("alice")
     token = set_trace_id("abc123")
     try:
         task = start_failing_migration()

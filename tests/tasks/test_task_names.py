@@ -12,12 +12,12 @@ raw SQL, update, save), and the filter tests need thousands of bare named rows, 
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import connection
 from django.http import QueryDict
 
 from taskcenter.tasks import selectors
 from taskcenter.tasks.models import Cluster, TaskInstance, TaskName, TaskStatus
+from tests.factories import make_cluster, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -112,7 +112,7 @@ def test_the_task_start_service_adds_the_definition_name():
 
 @pytest.fixture
 def named_tasks():
-    cluster = Cluster.objects.create(name="east", ob_cluster_id=7)
+    cluster = make_cluster("east", 7)
     tasks = []
     for index, name in enumerate(NAMES * 3):
         status = [TaskStatus.FAILED, TaskStatus.SUCCESSFUL, TaskStatus.RUNNING][index % 3]
@@ -181,7 +181,7 @@ def test_name_filter_sorted_by_name(named_tasks):
 
 
 def test_keyword_still_matches_names_and_other_fields(named_tasks):
-    owner = User.objects.create(username="keyword-owner")
+    owner = make_user("keyword-owner")
     owned = TaskInstance.objects.create(name="Unrelated", creator=owner)
     for value, extra in [("t-42", None), ("east", None), ("keyword-own", owned.pk)]:
         ids, total = listed(QueryDict.fromkeys(["keyword"], value).urlencode())
