@@ -304,6 +304,11 @@ TASKCENTER_CANCEL_POLL_INTERVAL = _env.TASKCENTER_CANCEL_POLL_INTERVAL
 # idempotent, so a duplicate is harmless.
 TASKCENTER_REDISPATCH_AFTER = _env.TASKCENTER_REDISPATCH_AFTER
 TASKCENTER_REAPER_INTERVAL = _env.TASKCENTER_REAPER_INTERVAL
+# A worker whose finish the database does not take (an outage, a restart) keeps the
+# outcome and tries again, with pauses growing to 5 s, for this many seconds; meanwhile
+# it heartbeats the attempt so that the reaper leaves it alone. After that the attempt is
+# left to the reaper ("worker lost").
+TASKCENTER_FINISH_RETRY_FOR = _env.TASKCENTER_FINISH_RETRY_FOR
 # On PostgreSQL a worker's own writes (claims, finishes, heartbeats, logs) do not wait for
 # the WAL to reach the disk: a flush per subtask, under the task's row lock, was most of a
 # fan-out's time. A database crash can then lose the last moments of engine bookkeeping,

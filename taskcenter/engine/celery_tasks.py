@@ -13,7 +13,10 @@ from taskcenter.engine import runner
 # A message taken while the database does not answer is tried again (after 1, 2, 4 ... up
 # to 10 s, for about ten minutes) instead of being dropped, which would leave its READY
 # attempt to the reaper's re-dispatch minutes later. Running it twice is harmless: the
-# claim is a compare-and-set, so an attempt already claimed is skipped.
+# claim is a compare-and-set, so an attempt already claimed is skipped. This retry is for
+# the message's first claim alone: once an attempt is claimed, the runner records its
+# outcome itself, trying again until the database takes it, and lets no database error
+# out (a retry here would send this message's attempt, not the one that ended).
 @shared_task(
     name="taskcenter.run_attempt",
     acks_late=True,

@@ -2,6 +2,12 @@
 settles RUNNING tasks with no subtask left at work; sends the dispatch outbox (attempts
 whose send failed while the broker was away) as soon as the broker answers again.
 
+An attempt is lost after TASKCENTER_WORKER_LOST_AFTER seconds without a heartbeat while
+the database answered: no worker can beat while it does not. Its worker beats while the
+action runs and, once the action has ended, while it holds an outcome the database has
+not taken yet (taskcenter.engine.runner), so an attempt whose worker is alive is never
+called lost because the database was away.
+
 Runs in the scheduler process (`manage.py run_scheduler`, started by `serve`) and can
 also be run as a Celery task. Both actions are safe to repeat and to run in parallel.
 """
@@ -10,12 +16,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
 from taskcenter.engine import dispatch, outbox
+from taskcenter.engine import selectors as engine_selectors
 from taskcenter.engine.metrics import count_reaper_action
 from taskcenter.tasks import selectors, services
 
@@ -42,23 +50,30 @@ class ReapReport:
 _catch_up = True
 _broker_down = False  # as this process last saw it, for the log
 
+# After the database was away (a pass of this process failed on it) or restarted (its
+# uptime, which catches an outage shorter than a pass), no attempt is called lost until it
+# has answered for TASKCENTER_WORKER_LOST_AFTER: the workers beat again in that time,
+# those holding an outcome included, and a worker that died meanwhile is called lost then.
+_database_failed = False
+_database_back_at: datetime | None = None
+_holding_back_since: datetime | None = None  # for the log
+ONE_SECOND = timedelta(seconds=1)
+
 
 def reap() -> ReapReport:
+    global _database_failed
+    try:
+        return _reap()
+    except DatabaseError:
+        _database_failed = True
+        raise
+
+
+def _reap() -> ReapReport:
     now = timezone.now()
     report = ReapReport()
     _send_what_waited_for_the_broker(now, report)
-    lost_after = timedelta(seconds=settings.TASKCENTER_WORKER_LOST_AFTER)
-    for subtask_id, attempt, last_beat in selectors.attempts_without_heartbeat(
-        since=now - lost_after
-    ):
-        why = (
-            f"no heartbeat since {timezone.localtime(last_beat):%Y-%m-%d %H:%M:%S} "
-            f"(limit {settings.TASKCENTER_WORKER_LOST_AFTER:g} s)"
-        )
-        if services.attempt_fail_lost(subtask_id=subtask_id, attempt=attempt, why=why):
-            report.lost += 1
-            count_reaper_action("worker_lost")
-            logger.warning("subtask %s attempt %s: worker lost, %s", subtask_id, attempt, why)
+    _fail_lost_attempts(now, report)
     stale = now - timedelta(seconds=settings.TASKCENTER_REDISPATCH_AFTER)
     for subtask_id, attempt in selectors.attempts_ready_since(before=stale):
         if services.attempt_redispatch(subtask_id=subtask_id, attempt=attempt):
@@ -73,6 +88,46 @@ def reap() -> ReapReport:
             count_reaper_action("settled")
             logger.warning("task %s: RUNNING with no subtask at work, status settled", task_id)
     return report
+
+
+def _database_answers_since(now: datetime) -> datetime | None:
+    """Since when the database has answered, as far as this process can tell."""
+    global _database_failed, _database_back_at
+    uptime = engine_selectors.database_uptime()  # also: the database answers now
+    if _database_failed:
+        _database_failed, _database_back_at = False, now
+    since = [now - uptime] if uptime is not None else []
+    if _database_back_at is not None:
+        since.append(_database_back_at)
+    return max(since, default=None)
+
+
+def _fail_lost_attempts(now: datetime, report: ReapReport) -> None:
+    global _holding_back_since
+    lost_after = timedelta(seconds=settings.TASKCENTER_WORKER_LOST_AFTER)
+    answers_since = _database_answers_since(now)
+    if answers_since is not None and answers_since > now - lost_after:
+        # Once per return (the uptime's start moves by the clocks' jitter between passes).
+        if _holding_back_since is None or abs(answers_since - _holding_back_since) > ONE_SECOND:
+            _holding_back_since = answers_since
+            logger.warning(
+                "the database answers again since %s: no attempt is called lost before "
+                "%s, so that their workers can beat again",
+                f"{timezone.localtime(answers_since):%H:%M:%S}",
+                f"{timezone.localtime(answers_since + lost_after):%H:%M:%S}",
+            )
+        return
+    for subtask_id, attempt, last_beat in selectors.attempts_without_heartbeat(
+        since=now - lost_after
+    ):
+        why = (
+            f"no heartbeat since {timezone.localtime(last_beat):%Y-%m-%d %H:%M:%S} "
+            f"(limit {settings.TASKCENTER_WORKER_LOST_AFTER:g} s)"
+        )
+        if services.attempt_fail_lost(subtask_id=subtask_id, attempt=attempt, why=why):
+            report.lost += 1
+            count_reaper_action("worker_lost")
+            logger.warning("subtask %s attempt %s: worker lost, %s", subtask_id, attempt, why)
 
 
 def _send_what_waited_for_the_broker(now, report: ReapReport) -> None:

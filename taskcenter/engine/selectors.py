@@ -1,5 +1,6 @@
 """The engine's reads of its own tables: worker presence and throughput (fleet page, the
-no-worker banner). One function per question, as in taskcenter.tasks.selectors."""
+no-worker banner), and the database's uptime (the reaper). One function per question, as
+in taskcenter.tasks.selectors."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
@@ -125,3 +127,12 @@ def queue_depths(
         QueueRow(name, depth.get(name, 0), oldest.get(name), consumers.get(name, 0))
         for name in sorted(names, key=lambda n: (-depth.get(n, 0), n))
     ]
+
+
+def database_uptime() -> timedelta | None:
+    """How long the database server has been up (PostgreSQL); None where it cannot say."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now() - pg_postmaster_start_time()")
+        return cursor.fetchone()[0]

@@ -351,6 +351,22 @@ def ready_attempts_among(*, attempts: list[tuple[int, int]]) -> set[tuple[int, i
     )
 
 
+def ready_downstreams(*, subtask_id: int) -> list[tuple[int, int]]:
+    """The (subtask id, attempt) of the subtask's downstreams that are READY."""
+    downstreams = (
+        SubtaskInstance.objects.filter(pk=subtask_id)
+        .values_list("downstream_ids", flat=True)
+        .first()
+    )
+    if not downstreams:
+        return []
+    return list(
+        SubtaskInstance.objects.filter(pk__in=downstreams, status=SubtaskStatus.READY).values_list(
+            "pk", "attempt"
+        )
+    )
+
+
 def attempts_ready_since(*, before: datetime) -> list[tuple[int, int]]:
     """READY attempts that no worker has claimed since `before`."""
     return list(

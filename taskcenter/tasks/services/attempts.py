@@ -7,14 +7,15 @@ taskcenter.tasks.sql (see there why).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from taskcenter.core.errors import TaskNotFound
-from taskcenter.tasks import sql
+from taskcenter.tasks import selectors, sql
 from taskcenter.tasks.audit import Action
 from taskcenter.tasks.enqueue import enqueue_attempt, enqueue_attempts
 from taskcenter.tasks.models import SubtaskInstance, SubtaskRunMode, SubtaskStatus
@@ -25,6 +26,8 @@ from taskcenter.tasks.services.progress import (
     audit_subtask_change,
     task_refresh_status,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -146,12 +149,7 @@ def attempt_finish(
     if succeeded and task_id and finish.one_trip_available():
         ended = finish.end_in_one_trip(task_id, subtask_id, attempt, log, result)
         if ended is not None:
-            claimed = _claim_one_send_others(ended.released, claim_next_as)
-            if ended.settle:
-                # Its own transaction: should this process stop just before it, the reaper
-                # settles the task the same way (selectors.running_tasks_without_work).
-                task_settle(task_id=task_id)
-            return FinishedAttempt(ended=True, next=claimed)
+            return FinishedAttempt(ended=True, next=_after_one_trip(task_id, ended, claim_next_as))
     with transaction.atomic():
         task, subtask = _lock_attempt(task_id or _task_id_of(subtask_id), subtask_id, attempt)
         if task is None or subtask is None:
@@ -161,6 +159,44 @@ def attempt_finish(
         if ended.settle:
             task_refresh_status(task)
     return FinishedAttempt(ended=True, next=claimed)
+
+
+def _after_one_trip(
+    task_id: int, ended: finish.Ended, claim_next_as: str | None
+) -> ClaimedAttempt | None:
+    """What follows a one-trip finish, which has committed: claim or send the released
+    downstreams, settle the task.
+
+    A database error here must not reach the caller: it would take the finish, which is
+    recorded, for one that is not and try it again, which finds the attempt ended and
+    would leave the released downstreams READY and unsent. They are sent through the
+    broker instead (a claim that failed left its subtask READY; one whose commit
+    did reach the database makes its message a no-op and its subtask is reaped as lost,
+    the one case left to the reaper), and the task's end is left to the reaper's settling
+    (selectors.running_tasks_without_work), as when the process stops just before it.
+    """
+    try:
+        claimed = _claim_one_send_others(ended.released, claim_next_as)
+    except (OperationalError, InterfaceError) as exc:
+        logger.warning(
+            "task %s: claiming the next subtask failed (%s); sending %d released subtask(s) "
+            "through the broker",
+            task_id,
+            exc.__class__.__name__,
+            len(ended.released),
+        )
+        enqueue_attempts(ended.released)
+        return None
+    if ended.settle:
+        try:
+            task_settle(task_id=task_id)  # its own transaction
+        except (OperationalError, InterfaceError) as exc:
+            logger.warning(
+                "task %s: recording its end failed (%s); the reaper settles it",
+                task_id,
+                exc.__class__.__name__,
+            )
+    return claimed
 
 
 def attempt_fail_lost(*, subtask_id: int, attempt: int, why: str) -> bool:
@@ -198,6 +234,19 @@ def attempt_redispatch(*, subtask_id: int, attempt: int) -> bool:
     if still_ready:
         enqueue_attempt(subtask_id, attempt)
     return bool(still_ready)
+
+
+def attempt_downstreams_resend(*, subtask_id: int) -> int:
+    """Send again the READY downstreams of a subtask whose finish committed unseen.
+
+    A worker whose finish failed on a broken connection tries it again; when the retry
+    finds the attempt already ended, the first try's commit may have reached the database
+    with the downstreams it released, which nobody has sent. Claims are compare-and-set,
+    so a duplicate does nothing. Returns how many were sent."""
+    sent = 0
+    for downstream_id, attempt in selectors.ready_downstreams(subtask_id=subtask_id):
+        sent += attempt_redispatch(subtask_id=downstream_id, attempt=attempt)
+    return sent
 
 
 def _claim_one_send_others(
