@@ -239,3 +239,66 @@ def test_the_reaper_leaves_an_attempt_alone_while_its_worker_holds_its_outcome(
     worker.join(30)
     assert not worker.is_alive() and worker.raised is None, worker.raised
     assert_ran_once_with_its_outcome(task, first, second, no_broker)
+
+
+def test_a_finish_whose_commit_was_not_seen_sends_its_downstreams_again(
+    chain, no_broker, monkeypatch, finish_path
+):
+    """The connection broke after the finish's commit reached the database: the worker
+    saw an error, its retry finds the attempt ended, and the step the finish released
+    (never sent: its send ran on a commit the worker did not see) is sent now, once."""
+    task, first, second = chain
+    monkeypatch.setattr(runner, "_may_follow", lambda: False)  # released steps are sent
+    finish = services.attempt_finish
+    tries = Counter[str]()
+
+    def attempt_finish(**kwargs):
+        tries["finish"] += 1
+        finished = finish(**kwargs)
+        if tries["finish"] == 1:
+            no_broker.clear()  # the send that followed the commit is lost with the answer
+            raise OperationalError("server closed the connection unexpectedly")
+        return finished
+
+    monkeypatch.setattr(services, "attempt_finish", attempt_finish)
+    STEP.may_end.set()
+    runner.execute_attempt(subtask_id=first.pk, attempt=first.attempt)
+
+    assert tries["finish"] == 2
+    second = SubtaskInstance.objects.get(pk=second.pk)
+    assert second.status == "READY" and no_broker == [(second.pk, second.attempt)]
+    first = SubtaskInstance.objects.get(pk=first.pk)
+    assert (first.status, first.run_time, first.result) == ("SUCCESSFUL", 1, RESULT)
+
+
+def test_a_one_trip_finish_whose_next_claim_fails_sends_the_next_step(
+    chain, no_broker, monkeypatch
+):
+    """PostgreSQL's one-trip finish commits before the claim of the next link: when that
+    claim fails on the connection, the finish is not tried again (it is recorded), and the
+    next link goes through the broker instead of waiting for the reaper."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-trip finish is PostgreSQL's")
+    task, first, second = chain
+    from taskcenter.tasks.services import attempts
+
+    def attempt_claim(**kwargs):
+        raise OperationalError("terminating connection due to administrator command")
+
+    failures = count_finish_failures(monkeypatch)
+    claimed = services.attempt_claim(subtask_id=first.pk, attempt=first.attempt, executor="w")
+    assert claimed is not None
+    monkeypatch.setattr(attempts, "attempt_claim", attempt_claim)
+    finished = services.attempt_finish(
+        subtask_id=first.pk,
+        attempt=first.attempt,
+        task_id=task.pk,
+        succeeded=True,
+        result=RESULT,
+        claim_next_as="w",
+    )
+
+    assert finished.ended and finished.next is None and not failures
+    second = SubtaskInstance.objects.get(pk=second.pk)
+    assert second.status == "READY" and no_broker == [(second.pk, second.attempt)]
+    assert SubtaskInstance.objects.get(pk=first.pk).status == "SUCCESSFUL"
