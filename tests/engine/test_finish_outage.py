@@ -140,7 +140,7 @@ def assert_ran_once_with_its_outcome(task, first, second, no_broker):
 
 
 def test_a_finish_that_meets_a_database_restart_is_recorded_once_it_answers(
-    chain, no_broker, monkeypatch
+    chain, no_broker, monkeypatch, finish_path
 ):
     if connection.vendor != "postgresql":
         pytest.skip("terminates PostgreSQL backends, as a restart does")
