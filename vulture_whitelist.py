@@ -126,6 +126,9 @@ _._parse_routes
 _.model_config
 
 # --- Declared fields: DRF serializers (the API's keys), forms and filter sets
+dryRun
+createdAt
+finishedAt
 obClusterId
 obTenantId
 clusterId

@@ -14,13 +14,21 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from taskcenter.accounts.models import AccessVersion, RoleScope
 from taskcenter.core.errors import InvalidParameter, NotPermitted, TaskNotFound
 from taskcenter.schedules import selectors as schedule_selectors
 from taskcenter.schedules.models import Plan
-from taskcenter.tasks.models import AuditEntry, Cluster, SubtaskInstance, TaskInstance
+from taskcenter.tasks import selectors as task_selectors
+from taskcenter.tasks.models import (
+    AuditEntry,
+    BulkOperation,
+    Cluster,
+    SubtaskInstance,
+    TaskInstance,
+)
 from taskcenter.tasks.verbs import (  # noqa: F401 (PERM_*: the permissions of the verbs)
     PERM_CANCEL,
     PERM_CANCEL_TASK,
@@ -28,6 +36,7 @@ from taskcenter.tasks.verbs import (  # noqa: F401 (PERM_*: the permissions of t
     PERM_ROLLBACK,
     PERM_SKIP,
     VERBS,
+    BulkSelection,
 )
 
 PERM_VIEW = "tasks.view_taskinstance"
@@ -283,6 +292,79 @@ def get_operable_task_for_user(user, task_id, operation: str) -> TaskInstance:
     return task
 
 
+# --- Bulk operations --------------------------------------------------------------------------
+
+
+def bulk_selection(
+    user, operation: str, *, ids: list[int] | None = None, params=None
+) -> BulkSelection:
+    """The tasks `user` selected for a bulk `operation` (a key of VERBS), by `ids` or by
+    the list's filter `params`, as their access shapes it: only tasks they may see are
+    ever selected (an id of another cluster's task reads as unknown), and the clusters
+    where they hold the operation's permission come with it, for the judgement to refuse
+    the others. A user who holds the permission nowhere is refused whole."""
+    require_view(user)
+    if not can_operate(user, operation):
+        raise NotPermitted(refusal_message(operation))
+    visible = visible_tasks(user)
+    if ids is not None:
+        tasks = visible.filter(pk__in=ids)
+        found = set(tasks.values_list("pk", flat=True))
+        unseen = [pk for pk in dict.fromkeys(ids) if pk not in found]
+        described: dict = {"ids": list(dict.fromkeys(ids))}
+    else:
+        tasks = task_selectors.task_list(visible=visible, params=params)
+        unseen = []
+        described = {"filter": {key: params.getlist(key) for key in params}}
+    operable = _both(
+        permission_clusters(user, OPERATION_PERMISSIONS[operation]),
+        permission_clusters(user, PERM_VIEW),
+    )
+    return BulkSelection(
+        verb_key=operation,
+        tasks=tasks,
+        unseen=unseen,
+        operable=operable,
+        described=described,
+        refusal_words=refusal_message(operation).rstrip("."),
+    )
+
+
+def visible_bulks(user) -> QuerySet[BulkOperation]:
+    """The bulk operations `user` may follow: their own, and everyone's for a user who
+    sees every cluster (an operation may span clusters; a scoped user sees only theirs)."""
+    if not can_view(user):
+        return BulkOperation.objects.none()
+    if permission_clusters(user, PERM_VIEW) is ALL_CLUSTERS:
+        return BulkOperation.objects.all()
+    return BulkOperation.objects.filter(actor_id=user.pk)
+
+
+def get_bulk_for_user(user, bulk_id) -> BulkOperation:
+    require_view(user)
+    try:
+        return visible_bulks(user).get(pk=bulk_id)
+    except (BulkOperation.DoesNotExist, ValueError, TypeError, ValidationError):
+        raise TaskNotFound(f"There is no bulk operation {bulk_id}.") from None
+
+
+def can_stop_bulk(user, bulk: BulkOperation) -> bool:
+    """Who started it, or a user who may do its verb on every cluster."""
+    return bulk.actor_id == user.pk or (
+        permission_clusters(user, OPERATION_PERMISSIONS[bulk.verb]) is ALL_CLUSTERS
+        and can_view(user)
+    )
+
+
+def get_stoppable_bulk_for_user(user, bulk_id) -> BulkOperation:
+    bulk = get_bulk_for_user(user, bulk_id)
+    if not can_stop_bulk(user, bulk):
+        raise NotPermitted(
+            "Only who started a bulk operation, or an unscoped operator, may stop it."
+        )
+    return bulk
+
+
 # --- Jobs and schedules -----------------------------------------------------------------------
 
 
@@ -429,22 +511,30 @@ def require_plan_submit(user, data, *, run: bool = False) -> None:
 # --- The audit trail ----------------------------------------------------------------------------
 
 PLAN_AUDIT_PREFIX = "PLAN_"  # the actions of plan changes and fires (taskcenter.schedules)
+BULK_AUDIT_PREFIX = "BULK_"  # a bulk operation's own entries (taskcenter.tasks.verbs.bulk)
 
 
 def visible_audit(user) -> QuerySet[AuditEntry]:
     """The audit rows `user` may see: those of every object they may see. Rows of the
     tasks they see; rows of plan changes and fires without a task by the plan's cluster
-    (a plan of no cluster: unscoped viewers only); changes to users, roles, scopes and
+    (a plan of no cluster: unscoped viewers only); a bulk operation's own rows to those
+    who may follow it (visible_bulks); changes to users, roles, scopes and
     keys (rows of no task and no plan) for those who manage accounts."""
     clusters = permission_clusters(user, PERM_VIEW)
     about_plan = Q(task__isnull=True, action__startswith=PLAN_AUDIT_PREFIX)
+    about_bulk = Q(task__isnull=True, action__startswith=BULK_AUDIT_PREFIX)
     shown = Q(task__in=visible_tasks(user).values("pk"))
     if clusters is ALL_CLUSTERS:
-        shown |= about_plan
+        shown |= about_plan | about_bulk
     elif clusters:
         shown |= about_plan & Q(cluster_id__in=clusters)
+        shown |= about_bulk & Q(bulk_id__in=visible_bulks(user).values("pk"))
     if can_manage_accounts(user):
-        shown |= Q(task__isnull=True) & ~Q(action__startswith=PLAN_AUDIT_PREFIX)
+        shown |= (
+            Q(task__isnull=True)
+            & ~Q(action__startswith=PLAN_AUDIT_PREFIX)
+            & ~Q(action__startswith=BULK_AUDIT_PREFIX)
+        )
     return AuditEntry.objects.filter(shown)
 
 

@@ -4,7 +4,7 @@ schemas and API browser, and a JSON 404."""
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from taskcenter.api import jobs, schedules, views
+from taskcenter.api import bulk, jobs, schedules, views
 
 app_name = "api"
 
@@ -26,6 +26,12 @@ urlpatterns = [
     path("v2/tasks/instances", views.task_list, name="task-list"),
     path("v2/tasks/instances/creators", views.task_creators, name="task-creators"),
     path("v2/tasks/instances/filters", views.task_filter_options, name="task-filters"),
+    # Bulk operations: before the task paths, whose id segment would take "bulk".
+    path("v2/tasks/instances/bulk/retry", bulk.bulk_retry, name="bulk-retry"),
+    path("v2/tasks/instances/bulk/rollback", bulk.bulk_rollback, name="bulk-rollback"),
+    path("v2/tasks/instances/bulk/cancel", bulk.bulk_cancel, name="bulk-cancel"),
+    path("v2/tasks/instances/bulk/<str:bulkId>", bulk.bulk_detail, name="bulk-detail"),
+    path("v2/tasks/instances/bulk/<str:bulkId>/stop", bulk.bulk_stop, name="bulk-stop"),
     path(TASK, views.task_detail, name="task-detail"),
     path(f"{TASK}/retry", views.task_retry, name="task-retry"),
     path(f"{TASK}/rollback", views.task_rollback, name="task-rollback"),

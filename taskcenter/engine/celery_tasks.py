@@ -8,6 +8,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from taskcenter.engine import runner
+from taskcenter.tasks import verbs
 
 
 # A message taken while the database does not answer is tried again (after 1, 2, 4 ... up
@@ -29,3 +30,20 @@ from taskcenter.engine import runner
 )
 def run_attempt(subtask_id: int, attempt: int) -> None:
     runner.execute_attempt(subtask_id=subtask_id, attempt=attempt)
+
+
+# A bulk operation's background run: claims its tasks a batch at a time and does the
+# single verb on each (taskcenter.tasks.verbs.bulk). A redelivered message, or several
+# copies at once, share what is left: a task is claimed once.
+@shared_task(
+    name="taskcenter.run_bulk",
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=1,
+    retry_backoff_max=10,
+    retry_jitter=False,
+    max_retries=60,
+)
+def run_bulk(bulk_id: str) -> None:
+    verbs.bulk_work(bulk_id=bulk_id)

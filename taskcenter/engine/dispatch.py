@@ -11,21 +11,42 @@ and the reaper sends them when it is back.
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from taskcenter.celery import app
 from taskcenter.engine import outbox
-from taskcenter.engine.celery_tasks import run_attempt
+from taskcenter.engine.celery_tasks import run_attempt, run_bulk
 from taskcenter.tasks import selectors
-from taskcenter.tasks.enqueue import register_attempt_sender
+from taskcenter.tasks.enqueue import register_attempt_sender, register_bulk_sender
 from taskcenter.tasks.models import NodeType
+
+logger = logging.getLogger(__name__)
 
 
 def register() -> None:
     _check_routes(settings.TASKCENTER_QUEUE_ROUTES)
     # A lambda, so that the module's functions are looked up when sending (tests replace them).
     register_attempt_sender(lambda attempts: send_or_queue(attempts))
+    register_bulk_sender(lambda bulk_id, copies: send_bulk(bulk_id, copies))
+
+
+def send_bulk(bulk_id: str, copies: int) -> None:
+    """Start a bulk operation's background runs. A send the broker does not take is
+    logged; the reaper starts a run again for a bulk whose tasks wait and that nobody
+    works on (taskcenter.tasks.verbs.bulk.bulks_stalled)."""
+    for _ in range(copies):
+        try:
+            run_bulk.delay(bulk_id)
+        except Exception:  # noqa: BLE001 - whatever the broker's client raised
+            if app.conf.task_always_eager:
+                raise
+            logger.warning(
+                "bulk %s: the broker did not take its run; the reaper resends it", bulk_id
+            )
+            return
 
 
 def send_or_queue(attempts: list[tuple[int, int]]) -> list[tuple[int, int]]:

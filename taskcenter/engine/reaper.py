@@ -25,7 +25,7 @@ from django.utils import timezone
 from taskcenter.engine import dispatch, outbox
 from taskcenter.engine import selectors as engine_selectors
 from taskcenter.engine.metrics import count_reaper_action
-from taskcenter.tasks import selectors, services
+from taskcenter.tasks import selectors, services, verbs
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ class ReapReport:
     redispatched: int = 0
     settled: int = 0
     outbox_sent: int = 0
+    bulks_resumed: int = 0
 
 
 # READY attempts whose message may be lost are sent again once, at once, on this process's
@@ -74,7 +75,8 @@ def _reap() -> ReapReport:
     report = ReapReport()
     _send_what_waited_for_the_broker(now, report)
     _fail_lost_attempts(now, report)
-    stale = now - timedelta(seconds=settings.TASKCENTER_REDISPATCH_AFTER)
+    stale_after = timedelta(seconds=settings.TASKCENTER_REDISPATCH_AFTER)
+    stale = now - stale_after
     for subtask_id, attempt in selectors.attempts_ready_since(before=stale):
         if services.attempt_redispatch(subtask_id=subtask_id, attempt=attempt):
             report.redispatched += 1
@@ -82,6 +84,10 @@ def _reap() -> ReapReport:
             logger.warning(
                 "subtask %s attempt %s: not claimed in time, sent again", subtask_id, attempt
             )
+    for bulk_id in verbs.bulks_stalled(quiet_for=stale_after):
+        dispatch.send_bulk(bulk_id, 1)
+        report.bulks_resumed += 1
+        logger.warning("bulk %s: no run worked on it for a while, started again", bulk_id)
     for task_id in selectors.running_tasks_without_work():
         if services.task_settle(task_id=task_id):
             report.settled += 1

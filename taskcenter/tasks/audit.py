@@ -7,6 +7,10 @@ and to, the reason given, and the trace id of the request or job that did it.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -27,6 +31,26 @@ class Action(StrEnum):
     FINISH = "FINISH"
     AUTO_RETRY = "AUTO_RETRY"
     WORKER_LOST = "WORKER_LOST"
+    # A bulk operation's own entries (its tasks' entries carry the verb's action).
+    BULK_RETRY = "BULK_RETRY"
+    BULK_ROLLBACK = "BULK_ROLLBACK"
+    BULK_CANCEL = "BULK_CANCEL"
+    BULK_STOP = "BULK_STOP"
+
+
+# The bulk operation whose tasks are being changed in this context: every entry written
+# meanwhile carries its id (taskcenter.tasks.verbs.bulk sets it around each single verb).
+_current_bulk: ContextVar[uuid.UUID | None] = ContextVar("taskcenter_bulk", default=None)
+
+
+@contextmanager
+def in_bulk(bulk_id: uuid.UUID) -> Iterator[None]:
+    """Within the block, every audit entry written carries `bulk_id`."""
+    token = _current_bulk.set(bulk_id)
+    try:
+        yield
+    finally:
+        _current_bulk.reset(token)
 
 
 # The end of a rollback that completed, as its FINISH row words it: the task row stays
@@ -61,6 +85,7 @@ def audit_entry(
     to_status: str = "",
     reason: str = "",
     cluster_id: int | None = None,
+    bulk_id: uuid.UUID | None = None,
 ) -> AuditEntry:
     """One audit row, not yet written: `audit_record` writes one, `audit_record_many` a
     batch of them in one statement.
@@ -83,6 +108,7 @@ def audit_entry(
         to_status=to_status,
         reason=reason,
         trace_id=current_trace_id(),
+        bulk_id=bulk_id or _current_bulk.get(),
     )
 
 

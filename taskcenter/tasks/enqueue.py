@@ -29,7 +29,12 @@ from django.db import transaction
 # for later (the broker did not answer), or None.
 AttemptSender = Callable[[list[tuple[int, int]]], list[tuple[int, int]] | None]
 
+# Starts `copies` background runs of a bulk operation (taskcenter.tasks.verbs.bulk), after
+# the commit that created it.
+BulkSender = Callable[[str, int], None]
+
 _sender: AttemptSender | None = None
+_bulk_sender: BulkSender | None = None
 _collecting = threading.local()
 
 
@@ -38,6 +43,27 @@ def register_attempt_sender(sender: AttemptSender | None) -> AttemptSender | Non
     global _sender
     previous, _sender = _sender, sender
     return previous
+
+
+def register_bulk_sender(sender: BulkSender | None) -> BulkSender | None:
+    """Make `sender` the one that starts bulk operations' background runs."""
+    global _bulk_sender
+    previous, _bulk_sender = _bulk_sender, sender
+    return previous
+
+
+def enqueue_bulk(bulk_id: str, copies: int = 1) -> None:
+    """Start `copies` background runs of a bulk operation once its transaction commits;
+    each claims the operation's tasks one batch at a time, so copies share the work."""
+
+    def send() -> None:
+        if _bulk_sender is None:
+            raise ImproperlyConfigured(
+                "No bulk sender is registered: taskcenter.engine must be in INSTALLED_APPS."
+            )
+        _bulk_sender(bulk_id, copies)
+
+    transaction.on_commit(send)
 
 
 def enqueue_attempts(attempts: list[tuple[int, int]]) -> None:

@@ -281,11 +281,13 @@ def _invalid(errors) -> InvalidParameter:
 
 
 class OperationFilter(filters.FilterSet):
-    """The audit trail's filters: user, action (repeat or comma), task, time range."""
+    """The audit trail's filters: user, action (repeat or comma), task, bulk operation,
+    time range."""
 
     user = TextFilter(field_name="actor_name", lookup_expr="iexact")
     action = CommaCharListFilter(field_name="action", widget=MultiValueWidget)
     task = IdFilter(field_name="task_id")
+    bulk = filters.UUIDFilter(field_name="bulk_id")
     createdFrom = DateTimeFilter(field_name="created_at", lookup_expr="gte")
     createdTo = DateTimeFilter(field_name="created_at", lookup_expr="lt")
 

@@ -3,6 +3,7 @@
 Statuses only change in taskcenter.tasks.services; these classes hold data and names.
 """
 
+import uuid
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -192,6 +193,11 @@ class TaskInstance(models.Model):
     # every row (selectors.task_changes).
     # (db_default: rows inserted by hand-written SQL, bulk loads included, are stamped too.)
     updated_at = models.DateTimeField(default=timezone.now, db_default=Now())
+    # The task this one runs again ("Run again" on a task's page, or the Jobs API's
+    # repeatOf): same job, parameters copied and perhaps changed.
+    repeat_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="repeats"
+    )
 
     # Not a column: set on the tasks of a list page by selectors.task_page.
     subtasks_brief: "list[SubtaskBrief]"
@@ -341,6 +347,8 @@ class AuditEntry(models.Model):
     to_status = models.CharField(max_length=32, blank=True)
     reason = models.TextField(blank=True)
     trace_id = models.CharField(max_length=64, blank=True)
+    # The bulk operation this change was part of: its own entry and one per task share it.
+    bulk_id = models.UUIDField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -348,3 +356,63 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_name} {self.action} {self.target}"
+
+
+class BulkOperation(models.Model):
+    """One task verb asked of many tasks at once (taskcenter.tasks.verbs.bulk): who asked,
+    which verb, why, and where it stands. Its tasks are its items, each done by the
+    single verb in the background."""
+
+    class State(models.TextChoices):
+        RUNNING = "RUNNING"
+        FINISHED = "FINISHED"
+        STOPPED = "STOPPED"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    verb = models.CharField(max_length=32)  # a key of taskcenter.tasks.verbs.VERBS
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150)
+    reason = models.TextField(blank=True)
+    selection = models.JSONField(default=dict, blank=True)  # {"ids": [...]} or {"filter": {...}}
+    matched = models.PositiveIntegerField(default=0)
+    refused_at_start = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)  # the tasks accepted: its items
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RUNNING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Stamped by each batch its background run commits: a RUNNING operation not stamped
+    # for a while has lost its run, and the reaper starts one again.
+    updated_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "updated_at"], name="bulk_state_updated")]
+
+    def __str__(self) -> str:
+        return f"bulk {self.verb} {self.pk}"
+
+
+class BulkItem(models.Model):
+    """One task of a bulk operation and what became of it."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "PENDING"
+        DONE = "DONE"
+        REFUSED = "REFUSED"  # the verb refused it when its turn came (its state had changed)
+        FAILED = "FAILED"  # the verb raised an unexpected error
+        STOPPED = "STOPPED"  # the bulk was stopped before its turn
+
+    bulk = models.ForeignKey(BulkOperation, on_delete=models.CASCADE, related_name="items")
+    task = models.ForeignKey(
+        TaskInstance, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
+    code = models.IntegerField(null=True, blank=True)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["bulk", "outcome"], name="bulkitem_bulk_outcome")]
+
+    def __str__(self) -> str:
+        return f"{self.bulk_id} task {self.task_id} {self.outcome}"

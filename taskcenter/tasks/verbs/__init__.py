@@ -6,6 +6,8 @@ tasks, one module per family:
     rollback   task rollback
     skip       subtask skip
     cancel     subtask cancel, cancel task
+    bulk       one task verb asked of many tasks: judged (the dry run), then done in the
+               background, each task by the single verb
 
 Each verb owns its doing (one transaction: lock, compare-and-set, audit entry, work sent
 to the workers on commit), its refusal predicate (why the state does not allow it now,
@@ -31,6 +33,21 @@ from typing import Any
 
 from taskcenter.tasks.audit import Action
 from taskcenter.tasks.models import SubtaskInstance, TaskInstance
+from taskcenter.tasks.verbs.bulk import (
+    BULK_MAX,
+    BULK_VERBS,
+    BulkProgress,
+    BulkSelection,
+    Judgement,
+    bulk_judge,
+    bulk_problems,
+    bulk_progress,
+    bulk_start,
+    bulk_stop,
+    bulk_stop_refusal,
+    bulk_work,
+    bulks_stalled,
+)
 from taskcenter.tasks.verbs.cancel import (
     subtask_cancel,
     subtask_cancel_offered,
@@ -220,6 +237,19 @@ def offered_verbs(task: TaskInstance, subtask: SubtaskInstance | None = None) ->
 
 
 __all__ = [
+    "BULK_MAX",
+    "BULK_VERBS",
+    "BulkProgress",
+    "BulkSelection",
+    "Judgement",
+    "bulk_judge",
+    "bulk_problems",
+    "bulk_progress",
+    "bulk_start",
+    "bulk_stop",
+    "bulk_stop_refusal",
+    "bulk_work",
+    "bulks_stalled",
     "BY_AUDIT_ACTION",
     "PERM_CANCEL",
     "PERM_CANCEL_TASK",

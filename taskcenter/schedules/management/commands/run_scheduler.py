@@ -58,10 +58,13 @@ class Command(BaseCommand):
 
     def _reap(self) -> None:
         report = self._guarded("reaper pass", reaper.reap)
-        if report and (report.lost or report.redispatched or report.settled):
+        if report and (
+            report.lost or report.redispatched or report.settled or report.bulks_resumed
+        ):
             self.stdout.write(
                 f"scheduler: {report.lost} lost attempt(s) failed, "
-                f"{report.redispatched} re-sent, {report.settled} task(s) settled"
+                f"{report.redispatched} re-sent, {report.settled} task(s) settled, "
+                f"{report.bulks_resumed} bulk operation(s) resumed"
             )
 
     @staticmethod
