@@ -180,6 +180,7 @@ rollback_pending
 followed_up
 
 # --- Read by the templates
+refused_at_start  # dashboard/bulk_detail.html
 grant_labels  # accounts/user_list.html
 short  # dashboard/_value.html
 clipped

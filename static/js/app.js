@@ -518,3 +518,44 @@
     setInterval(tick, 1000);
   });
 })();
+
+/* Bulk selection on the task list: the count, the page's checkbox, and the marks kept
+   when the live poll replaces a row. The form sends the checked ids (or "all matching
+   this filter") to the dry run page; nothing is done before its confirmation. */
+(function () {
+  "use strict";
+  var picked = new Set();
+
+  function sync() {
+    var form = document.getElementById("bulk-form");
+    if (!form) return;
+    var boxes = document.querySelectorAll(".bulk-check");
+    boxes.forEach(function (box) { box.checked = picked.has(box.value); });
+    var all = form.querySelector("[data-bulk-all]");
+    var onPage = document.querySelectorAll(".bulk-check:checked").length;
+    var count = all && all.checked ? Number(all.dataset.total) : onPage;
+    form.querySelector("[data-bulk-count]").textContent = String(count);
+    form.querySelectorAll("[data-bulk-action]").forEach(function (button) { button.disabled = count === 0; });
+    var pageBox = document.querySelector("[data-bulk-page]");
+    if (pageBox) {
+      pageBox.checked = boxes.length > 0 && onPage === boxes.length;
+      pageBox.indeterminate = onPage > 0 && onPage < boxes.length;
+    }
+  }
+
+  document.addEventListener("change", function (event) {
+    var el = event.target;
+    if (el.matches(".bulk-check")) {
+      if (el.checked) picked.add(el.value); else picked.delete(el.value);
+    } else if (el.matches("[data-bulk-page]")) {
+      document.querySelectorAll(".bulk-check").forEach(function (box) {
+        if (el.checked) picked.add(box.value); else picked.delete(box.value);
+      });
+    } else if (!el.matches("[data-bulk-all]")) {
+      return;
+    }
+    sync();
+  });
+  document.addEventListener("htmx:afterSettle", sync);
+  document.addEventListener("DOMContentLoaded", sync);
+})();

@@ -116,6 +116,13 @@ class AuditFilterForm(forms.Form):
         label="Task id",
         widget=forms.TextInput(attrs={"inputmode": "numeric", "placeholder": "e.g. 42"}),
     )
+    bulk = forms.CharField(
+        required=False,
+        label="Bulk id",
+        widget=forms.TextInput(
+            attrs={"placeholder": "A bulk operation's id", "spellcheck": "false"}
+        ),
+    )
     createdFrom = forms.DateTimeField(required=False, label="From", widget=DateTimeLocalInput)
     createdTo = forms.DateTimeField(required=False, label="Before", widget=DateTimeLocalInput)
 

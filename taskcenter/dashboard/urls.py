@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from taskcenter.dashboard import fleet, jobs, schedules_views, verb_views, views
+from taskcenter.dashboard import bulk, fleet, jobs, schedules_views, verb_views, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -11,6 +11,10 @@ urlpatterns = [
     path("tasks/", views.task_list, name="task_list"),
     path("tasks/live/", views.task_list_live, name="task_list_live"),
     path("live/counts/", views.nav_counts_live, name="nav_counts_live"),
+    path("tasks/bulk/<uuid:bulk_id>/", bulk.bulk_detail, name="bulk_detail"),
+    path("tasks/bulk/<uuid:bulk_id>/progress/", bulk.bulk_progress, name="bulk_progress"),
+    path("tasks/bulk/<uuid:bulk_id>/stop/", bulk.bulk_stop, name="bulk_stop"),
+    path("tasks/bulk/<str:operation>/", bulk.bulk_dry_run, name="bulk_dry_run"),
     path("tasks/<int:task_id>/", views.task_detail, name="task_detail"),
     path("tasks/<int:task_id>/live/", views.task_live, name="task_live"),
     path("tasks/<int:task_id>/confirm/", verb_views.confirm, name="confirm"),

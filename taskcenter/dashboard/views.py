@@ -42,10 +42,10 @@ from taskcenter.core.http import (
     results_fragment,
     signed_in_view,
 )
-from taskcenter.dashboard import dag, detail, log_poll, presenters, subtask_list
+from taskcenter.dashboard import bulk, dag, detail, log_poll, presenters, subtask_list
 from taskcenter.dashboard.forms import DEFAULT_PAGE_SIZE, AuditFilterForm, TaskFilterForm
 from taskcenter.schedules import selectors as schedule_selectors
-from taskcenter.tasks import diagnosis, selectors
+from taskcenter.tasks import diagnosis, selectors, verbs
 from taskcenter.tasks.models import AuditEntry, TaskInstance, TaskStatus
 
 LOG_DOWNLOAD_WINDOW = 1024 * 1024  # the download streams the log in windows of this size
@@ -89,6 +89,7 @@ def task_list(request):
     visible = access.visible_tasks(request.user)
     params = request.GET
     results, extra = _task_results(visible, params)
+    extra["bulk_ops"] = _bulk_ops(request.user)
     choices = selectors.task_filter_choices(clusters=access.visible_clusters(request.user))
     form = TaskFilterForm(
         params,
@@ -97,6 +98,16 @@ def task_list(request):
         creators=selectors.task_creators(visible=visible),
     )
     return _filtered_list(request, TASK_LIST, form, results, **extra)
+
+
+def _bulk_ops(user) -> list[dict]:
+    """The bulk operations the list offers `user`: those whose permission they hold
+    somewhere (the dry run tells task by task)."""
+    return [
+        {"key": operation, "title": bulk.TITLES[operation], "danger": verbs.VERBS[key].danger}
+        for operation, key in verbs.BULK_VERBS.items()
+        if access.can_operate(user, key)
+    ]
 
 
 def _task_results(visible, params, cursor: str | None = None) -> tuple[ListResults, dict]:
@@ -224,7 +235,11 @@ def task_list_live(request):
     params = request.GET.copy()
     for key in LIVE_LIST_KEYS:
         params.pop(key, None)
-    context: dict = {"live_list": True, "nav_counts": _nav_counts(visible, changes.cursor)}
+    context: dict = {
+        "live_list": True,
+        "nav_counts": _nav_counts(visible, changes.cursor),
+        "bulk_ops": _bulk_ops(request.user),
+    }
     _, size = parse.page(params, default_size=DEFAULT_PAGE_SIZE)
     changed_shown = _rows_to_patch(visible, params, shown, changes.ids, size)
     if changed_shown is None:
