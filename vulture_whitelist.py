@@ -128,6 +128,7 @@ _.model_config
 # --- Declared fields: DRF serializers (the API's keys), forms and filter sets
 dryRun
 createdAt
+repeatOf
 finishedAt
 obClusterId
 obTenantId

@@ -25,9 +25,9 @@ from taskcenter.api.views import _errors
 from taskcenter.core import params as parse
 from taskcenter.core.errors import InvalidParameter, NotPermitted
 from taskcenter.schedules import selectors as job_selectors
-from taskcenter.tasks import enqueue, verbs
+from taskcenter.tasks import enqueue, selectors, verbs
 from taskcenter.tasks.definitions import DefinitionSpec
-from taskcenter.tasks.models import Cluster, TaskDefinition, Tenant
+from taskcenter.tasks.models import Cluster, TaskDefinition, TaskInstance, Tenant
 
 JOB_NAME = OpenApiParameter(
     "name",
@@ -101,6 +101,13 @@ class JobRunRequestSerializer(serializers.Serializer):
     )
     tenantId = serializers.IntegerField(
         required=False, help_text="A tenant of that cluster (its cluster when clusterId is absent)."
+    )
+    repeatOf = serializers.IntegerField(
+        required=False,
+        help_text="Run again the task with this id (a run of this job the caller may see): "
+        "its version when it can still be started, its parameters with those given here "
+        "put over them, and its cluster and tenant unless clusterId or tenantId is given. "
+        "The new task links to it.",
     )
 
 
@@ -213,6 +220,17 @@ def run_target(user, data: dict) -> tuple[Cluster | None, Tenant | None]:
     return cluster, tenant
 
 
+def _repeated(user, spec: DefinitionSpec, data: dict) -> TaskInstance | None:
+    """The task `repeatOf` names: one `user` may see, a run of this job."""
+    task_id = _optional_id(data, "repeatOf")
+    if task_id is None:
+        return None
+    task = access.get_task_for_user(user, task_id)
+    if task.definition is None or task.definition.name != spec.name:
+        raise InvalidParameter.because("repeatOf", f"task {task_id} is not a run of {spec.name}.")
+    return task
+
+
 @extend_schema(
     operation_id="runJob",
     summary="Start a run of a job; answers the new task's id",
@@ -234,14 +252,23 @@ def job_run(request, name):
     data = request.data
     if not isinstance(data, dict):
         raise InvalidParameter.because("body", "expected a JSON object.")
-    unknown = sorted(set(data) - {"parameters", "clusterId", "tenantId"})
+    unknown = sorted(set(data) - {"parameters", "clusterId", "tenantId", "repeatOf"})
     if unknown:
         raise InvalidParameter.because(
-            str(unknown[0])[:100], "is not a field of a run (parameters, clusterId, tenantId)."
+            str(unknown[0])[:100],
+            "is not a field of a run (parameters, clusterId, tenantId, repeatOf).",
         )
     given = data.get("parameters", {})
     if not isinstance(given, dict):
         raise InvalidParameter.because("parameters", "must be an object of names and values.")
+    repeat = _repeated(request.user, spec, data)
+    if repeat is not None:
+        spec = selectors.definition_version_or_current(
+            name=spec.name, version=repeat.definition.version if repeat.definition else None
+        )
+        given = {**repeat.parameters, **given}
+        if "clusterId" not in data and "tenantId" not in data:
+            data = {**data, "clusterId": repeat.cluster_id, "tenantId": repeat.tenant_id}
     cluster, tenant = run_target(request.user, data)
     with enqueue.collect_queued() as queued:
         task = verbs.task_start(
@@ -251,6 +278,7 @@ def job_run(request, name):
             creator=request.user,
             cluster=cluster,
             tenant=tenant,
+            repeat_of=repeat,
         )
     notice = enqueue.queued_notice(queued) if queued else None
     return ok(request, {"taskInstanceId": task.pk}, status=201, notice=notice)

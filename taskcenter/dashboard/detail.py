@@ -7,6 +7,9 @@ verb, the page's live poll renders them: taskcenter.dashboard.verb_views).
 
 from __future__ import annotations
 
+from django.urls import reverse
+
+from taskcenter.accounts import access
 from taskcenter.core import terminal
 from taskcenter.core.errors import InvalidParameter
 from taskcenter.dashboard import presenters
@@ -40,6 +43,15 @@ def states_context(request, task: TaskInstance, states) -> dict:
     }
 
 
+def _run_again_url(user, task: TaskInstance) -> str:
+    """The Run form filled from this task, for a user who may run jobs; "" otherwise (or
+    for a task started with its own subtasks, of no job)."""
+    if task.definition_id is None or not access.can_run_jobs(user):
+        return ""
+    url = reverse("dashboard:job_detail", args=[task.definition_id])
+    return f"{url}?repeat={task.pk}#run"
+
+
 def header_context(request, task: TaskInstance, states) -> dict:
     done = sum(1 for _, status, _, _ in states if status == SubtaskStatus.SUCCESSFUL)
     total = len(states)
@@ -48,6 +60,7 @@ def header_context(request, task: TaskInstance, states) -> dict:
         "task_kind": presenters.task_type_label(task.type),
         "task_tone": presenters.task_tone(task.status, task.operation),
         "task_buttons": presenters.task_buttons(request.user, task),
+        "run_again_url": _run_again_url(request.user, task),
         "progress_done": done,
         "progress_total": total,
         "progress_percent": round(100 * done / total) if total else 0,

@@ -10,13 +10,14 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from taskcenter.accounts import access
+from taskcenter.core import params as parse
 from taskcenter.core.errors import InvalidParameter, NotPermitted, TaskCenterError
 from taskcenter.core.http import page, signed_in_view
 from taskcenter.dashboard import presenters
 from taskcenter.dashboard.parameter_fields import ParameterFields
 from taskcenter.dashboard.placement import PlacementField
 from taskcenter.schedules import selectors as schedule_selectors
-from taskcenter.tasks import verbs
+from taskcenter.tasks import selectors, verbs
 from taskcenter.tasks.parameters import InvalidParameters
 
 RECENT_RUNS_LISTED = 3
@@ -86,16 +87,49 @@ def job_list(request):
     )
 
 
+def _repeated(request, spec):
+    """The task a Run again… opened this form for (`repeat` in the address, `repeat_of` in
+    the form), one the user may see and of this job; None for a plain run."""
+    data = request.POST if request.method == "POST" else request.GET
+    raw = data.get("repeat_of" if request.method == "POST" else "repeat")
+    if not raw:
+        return None
+    task = access.get_task_for_user(request.user, parse.identifier(raw, "repeat"))
+    if task.definition is None or task.definition.name != spec.name:
+        raise InvalidParameter.because("repeat", f"task #{task.pk} is not a run of {spec.name}.")
+    return task
+
+
+def _secrets(spec, values: dict) -> dict:
+    """The values of `spec`'s secret parameters among `values`: a run again keeps them
+    when their (never shown) field is left empty."""
+    return {p.name: values[p.name] for p in spec.parameters if p.secret and p.name in values}
+
+
 @dashboard_view
 @require_http_methods(["GET", "POST"])
 def job_detail(request, key: str):
     """The definition's page; a POST is its Run form: the task's page on success, else the
-    form again with the messages next to the fields (400)."""
+    form again with the messages next to the fields (400). With `repeat=<task id>` the
+    form is that task's run again: its version, parameters, cluster and tenant."""
     spec = schedule_selectors.job_definition_get(key=key)
+    repeat = _repeated(request, spec)
+    if repeat is not None:
+        spec = selectors.definition_version_or_current(
+            name=spec.name, version=repeat.definition.version if repeat.definition else None
+        )
     allowed = access.can_run_jobs(request.user)
     data = request.POST if request.method == "POST" else None
-    form = ParameterFields(spec, data)
-    placement = PlacementField.of(clusters=access.run_clusters(request.user), data=data)
+    values = kept = None
+    if repeat is not None:
+        values, kept = dict(repeat.parameters), _secrets(spec, repeat.parameters)
+    form = ParameterFields(spec, data, values=values, kept=kept)
+    placement = PlacementField.of(
+        clusters=access.run_clusters(request.user),
+        data=data,
+        cluster_id=repeat.cluster_id if repeat is not None else None,
+        tenant_id=repeat.tenant_id if repeat is not None else None,
+    )
     status = 200
     if request.method == "POST":
         if not allowed:
@@ -106,10 +140,12 @@ def job_detail(request, key: str):
             try:
                 task = verbs.task_start(
                     definition_name=spec.name,
+                    version=spec.version,
                     parameters=parameters,
                     creator=request.user,
                     cluster=where[0],
                     tenant=where[1],
+                    repeat_of=repeat,
                 )
             except InvalidParameters as exc:
                 form.refuse(exc)
@@ -127,5 +163,6 @@ def job_detail(request, key: str):
         "placement": placement,
         "can_run": allowed,
         "can_schedule": access.can_manage_schedules(request.user),
+        "repeat": repeat,
     }
     return page(request, "dashboard/job_detail.html", context, status=status)

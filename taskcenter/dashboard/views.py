@@ -369,6 +369,9 @@ def task_detail(request, task_id: int):
     # A context (a run a plan started) names its plan; the plan may have been deleted since.
     context["started_by"] = schedule_selectors.context_fire(task_id=task.pk)
     context["parameters"] = presenters.parameter_rows(selectors.shown_parameters(task))
+    context["repeats"] = selectors.task_repeats(
+        visible=access.visible_tasks(request.user), task_id=task.pk
+    )
     if view == "flow":
         context["svg"] = dag.render_svg(
             dag.layout(nodes), selected_id=selected_id, link=f"{detail_url}?view=flow&subtask="

@@ -170,6 +170,22 @@ def task_rows_by_id(*, visible: QuerySet[TaskInstance], ids: list[int]) -> list[
     return rows
 
 
+def task_repeats(*, visible: QuerySet[TaskInstance], task_id: int, limit: int = 20) -> list[int]:
+    """The ids of the visible tasks that run `task_id` again, newest first."""
+    return list(
+        visible.filter(repeat_of_id=task_id).order_by("-id").values_list("pk", flat=True)[:limit]
+    )
+
+
+def definition_version_or_current(*, name: str, version: int | None):
+    """The spec of a definition at `version` when it can still be started, else its
+    current one (a code definition keeps only its current version)."""
+    try:
+        return definition_get(name=name, version=version)[0]
+    except InvalidDefinition:
+        return definition_get(name=name)[0]
+
+
 def task_creators(*, visible: QuerySet[TaskInstance]) -> list[tuple[int, str]]:
     """The users who created at least one visible task, as (id, username)."""
     return list(

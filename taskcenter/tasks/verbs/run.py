@@ -38,6 +38,8 @@ class TaskStart:
     # When given, replaces every subtask's automatic retries for this run (a schedule's
     # retryTimes).
     retry_count: int | None = None
+    # The task this run repeats ("Run again"), which then lists it among its repeats.
+    repeat_of: models.TaskInstance | None = None
 
 
 def task_start(
@@ -52,6 +54,7 @@ def task_start(
     name: str | None = None,
     version: int | None = None,
     retry_count: int | None = None,
+    repeat_of: models.TaskInstance | None = None,
 ) -> models.TaskInstance:
     """Create a task instance from a definition and start its root subtasks (TaskStart
     says what each argument is); raises the error that refuses it, and then nothing is
@@ -67,6 +70,7 @@ def task_start(
         name=name,
         version=version,
         retry_count=retry_count,
+        repeat_of=repeat_of,
     )
     [started] = task_start_many(starts=[start])
     if isinstance(started, TaskCenterError):
@@ -187,6 +191,7 @@ def _task_row(
         parameters=params,
         start_time=now,
         subtask_total=size,
+        repeat_of=start.repeat_of,
     )
 
 
