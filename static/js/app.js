@@ -530,14 +530,17 @@
     var form = document.getElementById("bulk-form");
     if (!form) return;
     var boxes = document.querySelectorAll(".bulk-check");
-    boxes.forEach(function (box) { box.checked = picked.has(box.value); });
     var all = form.querySelector("[data-bulk-all]");
+    var every = Boolean(all && all.checked);
+    // "All matching" covers every row: shown checked, not separately choosable.
+    boxes.forEach(function (box) { box.checked = every || picked.has(box.value); box.disabled = every; });
     var onPage = document.querySelectorAll(".bulk-check:checked").length;
-    var count = all && all.checked ? Number(all.dataset.total) : onPage;
+    var count = every ? Number(all.dataset.total) : onPage;
     form.querySelector("[data-bulk-count]").textContent = String(count);
     form.querySelectorAll("[data-bulk-action]").forEach(function (button) { button.disabled = count === 0; });
     var pageBox = document.querySelector("[data-bulk-page]");
     if (pageBox) {
+      pageBox.disabled = every;
       pageBox.checked = boxes.length > 0 && onPage === boxes.length;
       pageBox.indeterminate = onPage > 0 && onPage < boxes.length;
     }
