@@ -213,10 +213,17 @@ class Server:
     benchmark's database, broker and secret key.
     """
 
-    def __init__(self, tmp: Path, *, concurrency: int = 1, extra: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        concurrency: int = 1,
+        extra: tuple[str, ...] = (),
+        ports: tuple[int, int] = (18400, 18499),
+    ):
         import subprocess
 
-        self.port = free_port()
+        self.port = free_port(*ports)
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp / "serve.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
