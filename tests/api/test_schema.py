@@ -114,6 +114,11 @@ def test_schema_lists_every_endpoint(client):
         "/api/v2/jobs",
         "/api/v2/jobs/{name}",
         "/api/v2/jobs/{name}/runs",
+        "/api/v2/tasks/instances/bulk/retry",
+        "/api/v2/tasks/instances/bulk/rollback",
+        "/api/v2/tasks/instances/bulk/cancel",
+        "/api/v2/tasks/instances/bulk/{bulkId}",
+        "/api/v2/tasks/instances/bulk/{bulkId}/stop",
     }
 
 
