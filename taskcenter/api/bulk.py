@@ -34,7 +34,10 @@ class BulkRequestSerializer(serializers.Serializer):
     10,000 tasks either way."""
 
     ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, help_text="Task ids."
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        min_length=1,
+        help_text="Task ids (at least one).",
     )
     filter = serializers.DictField(
         required=False,
@@ -118,6 +121,8 @@ def _ids(data: dict) -> list[int]:
             "ids",
             f"holds {len(ids):,} ids; a bulk operation takes at most {verbs.BULK_MAX:,}.",
         )
+    if not ids:
+        raise InvalidParameter.because("ids", "give at least one task id.")
     if any(isinstance(pk, bool) or not isinstance(pk, int) for pk in ids):
         raise InvalidParameter.because("ids", "must be a list of task ids (integers).")
     return [parse.identifier(pk, "ids") for pk in ids]

@@ -159,6 +159,7 @@ def test_bad_bodies_get_a_clear_400(operator):
         ({}, "ids"),
         ({"ids": [1], "filter": {}}, "ids"),
         ({"ids": "1,2"}, "ids"),
+        ({"ids": []}, "ids"),
         ({"ids": [1], "dryRun": "yes"}, "dryRun"),
         ({"ids": [1], "force": True}, "force"),
         ({"filter": {"status": {"a": 1}}}, "filter.status"),
@@ -237,3 +238,25 @@ def test_the_audit_filters_by_bulk_id(operator):
     html = page.get(f"/audit/?bulk={run['bulkId']}").content.decode()
     assert html.count("action-retry") == 2 and "action-bulk_retry" in html
     assert page.get("/audit/?bulk=nope").status_code == 400
+
+
+def test_a_bulk_no_run_works_on_is_started_again_once_by_the_reaper(operator, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from taskcenter.engine import dispatch, reaper
+
+    resent: list[tuple[str, int]] = []
+    monkeypatch.setattr(
+        dispatch, "send_bulk", lambda bulk_id, copies: resent.append((bulk_id, copies))
+    )
+
+    task = failed_task()
+    run = post(basic_client("operator"), "retry", {"ids": [task.pk]}).json()["data"]
+    BulkOperation.objects.filter(pk=run["bulkId"]).update(
+        updated_at=timezone.now() - timedelta(hours=1)
+    )
+    assert reaper.reap().bulks_resumed == 1
+    assert resent == [(run["bulkId"], 1)]
+    assert reaper.reap().bulks_resumed == 0  # stamped: not again at once
