@@ -227,8 +227,9 @@ def _do(bulk: BulkOperation, items: Iterable[BulkItem], actor) -> None:
     with in_bulk(bulk.pk), enqueue.collect_queued():
         for item in items:
             try:
-                with transaction.atomic():  # a refused or broken verb undoes only itself
-                    verb.perform(TaskInstance(pk=item.task_id), actor=actor, reason=bulk.reason)
+                # Every verb is one transaction.atomic(), here a savepoint of the batch's
+                # transaction: a refused or broken verb undoes only itself.
+                verb.perform(TaskInstance(pk=item.task_id), actor=actor, reason=bulk.reason)
             except TaskCenterError as exc:
                 item.outcome, item.code, item.message = (
                     BulkItem.Outcome.REFUSED,
