@@ -47,7 +47,8 @@ def test_bulk_retry_of_a_clusters_failed_tasks_from_dry_run_to_audit(
     # One more failed task that refuses a retry: it failed while rolling back.
     refusing = failed_task_on(alpha, "Rolled back badly")
     TaskInstance.objects.filter(pk=refusing.pk).update(operation="ROLLBACK")
-    celery_worker.stop()  # the operation waits for a worker: its progress is seen at 0 first
+    if celery_worker.proc is None:
+        celery_worker.start()
 
     sign_in(page, live_server, "operator", next_url=f"/tasks/?status=FAILED&clusterId={alpha.pk}")
     bar = page.locator("#bulk-form")
@@ -66,6 +67,7 @@ def test_bulk_retry_of_a_clusters_failed_tasks_from_dry_run_to_audit(
     assert not BulkOperation.objects.exists()
     shoot(page, "bulk-dry-run", tmp_path)
     page.get_by_label(re.compile("Reason")).fill("Storage on alpha was full; fixed")
+    celery_worker.stop()  # the operation waits for a worker: its progress is seen at 0 first
     page.get_by_role("button", name="Retry 6 tasks").click()
 
     page.wait_for_url(re.compile(r"/tasks/bulk/[0-9a-f-]{36}/$"))
