@@ -7,13 +7,15 @@ and opens its page."""
 from __future__ import annotations
 
 from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from taskcenter.accounts import access
 from taskcenter.core import params as parse
 from taskcenter.core.errors import InvalidParameter, NotPermitted, TaskCenterError
 from taskcenter.core.http import page, signed_in_view
-from taskcenter.dashboard import presenters
+from taskcenter.dashboard import history_grid, presenters
 from taskcenter.dashboard.parameter_fields import ParameterFields
 from taskcenter.dashboard.placement import PlacementField
 from taskcenter.schedules import selectors as schedule_selectors
@@ -48,6 +50,30 @@ def _runs(user, name: str, limit: int) -> list[dict]:
     return presenters.list_rows(
         schedule_selectors.definition_runs(visible=visible, name=name, limit=limit)
     )
+
+
+def _history(user, name: str, params) -> dict:
+    """The history grid's context: its filters (InvalidParameter for a bad one) and its
+    table, in two queries over the runs `user` may see."""
+    filters = history_grid.GridFilters.parse(params)
+    runs = selectors.job_history_runs(
+        visible=access.visible_tasks(user),
+        name=name,
+        limit=filters.runs,
+        outcome=filters.outcome or None,
+        cluster_id=filters.cluster,
+        since=filters.since(timezone.now()),
+    )
+    cells = selectors.job_history_cells(task_ids=[run.pk for run in runs])
+    prefix = reverse("dashboard:task_detail", args=[0])[: -len("0/")]
+    clusters = selectors.cluster_names(clusters=access.visible_clusters(user))
+    return {
+        "filters": filters,
+        "menus": history_grid.filter_menus(filters, clusters),
+        "table": history_grid.render(runs, cells, task_prefix=prefix, job=name),
+        "run_count": len(runs),
+        "tones": presenters.TONE_ORDER,
+    }
 
 
 def _placed(user, placement: PlacementField):
@@ -159,6 +185,7 @@ def job_detail(request, key: str):
         "spec": spec,
         "parameters": _parameters(spec),
         "runs": _runs(request.user, spec.name, RECENT_RUNS_DETAIL),
+        "history": _history(request.user, spec.name, request.GET),
         "form": form,
         "placement": placement,
         "can_run": allowed,

@@ -26,6 +26,7 @@ from django.contrib.auth.views import LoginView
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
@@ -42,7 +43,7 @@ from taskcenter.core.http import (
     results_fragment,
     signed_in_view,
 )
-from taskcenter.dashboard import bulk, dag, detail, log_poll, presenters, subtask_list
+from taskcenter.dashboard import bulk, dag, detail, log_poll, presenters, subtask_list, timeline
 from taskcenter.dashboard.forms import DEFAULT_PAGE_SIZE, AuditFilterForm, TaskFilterForm
 from taskcenter.schedules import selectors as schedule_selectors
 from taskcenter.tasks import diagnosis, selectors, verbs
@@ -53,7 +54,7 @@ LIVE_LIST_MAX_IDS = 200
 LIVE_LIST_KEYS = ("c", "shown")  # the live poll's own parameters, next to the list's
 MOVING_SORTS = {"status", "startTime", "finishTime"}  # a change can move a row
 AUDIT_PAGE_SIZE = 50
-VIEWS = ("flow", "log")
+VIEWS = ("flow", "log", "timeline")
 
 dashboard_view = signed_in_view(access.require_view)
 
@@ -376,6 +377,8 @@ def task_detail(request, task_id: int):
         context["svg"] = dag.render_svg(
             dag.layout(nodes), selected_id=selected_id, link=f"{detail_url}?view=flow&subtask="
         )
+    elif view == "timeline":
+        context.update(_timeline_context(request, task, selected_id))
     else:
         rows = subtask_list.filtered(nodes, status_filter)
         context["subtask_rows_html"] = subtask_list.render_rows(
@@ -410,7 +413,10 @@ def task_live(request, task_id: int):
     shown_status = request.GET.get("sst", "")
     states = selectors.task_subtask_states(task_id=task.pk)
     digest = presenters.digest(task, states)
-    if digest == request.GET.get("v", "") and unchanged_stamp:
+    # The timeline's running bars grow with the clock: its view is redrawn while the task
+    # runs, even when no state changed.
+    growing = view == "timeline" and task.status == TaskStatus.RUNNING
+    if digest == request.GET.get("v", "") and unchanged_stamp and not growing:
         return HttpResponse(status=204)
     subtask_id = parse.integer(request.GET, "subtask", minimum=1)
     selected = None
@@ -430,7 +436,34 @@ def task_live(request, task_id: int):
         **detail.states_context(request, task, states),
         **detail.panel_context(request, task, selected, with_log=restart_log),
     }
+    if view == "timeline":
+        context.update(_timeline_context(request, task, selected.pk if selected else None))
     return render(request, "dashboard/_task_live.html", context)
+
+
+def _timeline_context(request, task, selected_id: int | None) -> dict:
+    """The timeline view's chart (two queries: the subtasks and their replaced attempts)."""
+    expand = parse.integer(request.GET, "expand", minimum=1)
+    now = timezone.now()
+    chart = timeline.build(
+        selectors.task_timeline_nodes(task_id=task.pk),
+        selectors.task_past_attempts(task_id=task.pk),
+        now=now,
+        expand=expand,
+    )
+    url = reverse("dashboard:task_detail", args=[task.pk])
+    keep = f"&subtask={selected_id}" if selected_id else ""
+    return {
+        "timeline": chart,
+        "timeline_svg": timeline.render_svg(
+            chart,
+            now=now,
+            selected_id=selected_id,
+            link=f"{url}?view=timeline{f'&expand={expand}' if expand else ''}&subtask=",
+            expand_link=f"{url}?view=timeline{keep}&expand=",
+        ),
+        "timeline_expand": expand,
+    }
 
 
 @dashboard_view

@@ -234,6 +234,9 @@ class SubtaskInstance(models.Model):
         TaskInstance, on_delete=models.CASCADE, related_name="subtasks", db_index=False
     )
     name = models.CharField(max_length=200)
+    # The definition's key of the step it runs: what matches a step across the runs and
+    # versions of a job (the history grid). Blank on subtasks given without a definition.
+    key = models.CharField(max_length=200, blank=True, default="")
     series_id = models.PositiveIntegerField(default=0)
     description = models.TextField(blank=True)
     timeout = models.PositiveIntegerField(default=3600, help_text="seconds")
@@ -285,6 +288,36 @@ class SubtaskInstance(models.Model):
     @property
     def is_rollback(self) -> bool:
         return self.operation in (SubtaskRunMode.ROLLBACK, SubtaskRunMode.ROLLBACK_SKIP)
+
+
+class SubtaskAttempt(models.Model):
+    """An attempt of a subtask that another attempt has replaced: a retry or a rollback
+    copies the row's attempt fields here before it makes the subtask READY again
+    (services.progress.make_ready), so the timeline can draw every attempt. The current
+    attempt stays on the subtask itself."""
+
+    task = models.ForeignKey(
+        TaskInstance, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    subtask = models.ForeignKey(
+        SubtaskInstance, on_delete=models.CASCADE, related_name="past_attempts", db_index=False
+    )
+    attempt = models.PositiveIntegerField()
+    operation = models.CharField(max_length=16, choices=SubtaskRunMode.choices)
+    status = models.CharField(max_length=16, choices=SubtaskStatus.choices)
+    executor = models.CharField(max_length=255, blank=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    start_time = models.DateTimeField(null=True, blank=True)
+    finish_time = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["task", "subtask"], name="attempt_task_subtask")]
+        constraints = [
+            models.UniqueConstraint(fields=["subtask", "attempt"], name="attempt_subtask_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"subtask {self.subtask_id} attempt {self.attempt}"
 
 
 class LogChunk(models.Model):

@@ -24,6 +24,7 @@ from taskcenter.tasks.models import (
     Cluster,
     Host,
     LogChunk,
+    SubtaskAttempt,
     SubtaskInstance,
     SubtaskStatus,
     TaskDefinition,
@@ -681,3 +682,147 @@ def ready_by_routing_facts(
         .annotate(n=Count("pk"), oldest=Min("ready_at"))
         .order_by()
     )
+
+
+# --- A job's history grid ------------------------------------------------------------------------
+
+
+class GridRun(NamedTuple):
+    """A run of a job as the history grid heads its column."""
+
+    pk: int
+    status: str
+    operation: str
+    cluster_name: str | None
+    version: int | None
+    create_time: datetime
+    start_time: datetime | None
+    finish_time: datetime | None
+
+
+class GridCell(NamedTuple):
+    """A step of one run: what the history grid colours, times and links."""
+
+    task_id: int
+    pk: int
+    key: str
+    name: str
+    series_id: int
+    status: str
+    operation: str
+    start_time: datetime | None
+    finish_time: datetime | None
+
+
+# A run's outcome, as the grid's filter names it: (status, operation) conditions.
+RUN_OUTCOMES: dict[str, Q] = {
+    "running": Q(status=TaskStatus.RUNNING),
+    "failed": Q(status=TaskStatus.FAILED),
+    "successful": Q(status=TaskStatus.SUCCESSFUL) & ~Q(operation="ROLLBACK"),
+    "rolledback": Q(status=TaskStatus.SUCCESSFUL, operation="ROLLBACK"),
+}
+
+
+def job_history_runs(
+    *,
+    visible: QuerySet[TaskInstance],
+    name: str,
+    limit: int,
+    outcome: str | None = None,
+    cluster_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[GridRun]:
+    """The latest `limit` runs of the job `name` among `visible` (every version), newest
+    first, narrowed by outcome (a RUN_OUTCOMES key), cluster and creation time: one query.
+    A run keeps its column whatever version of the job it ran."""
+    runs = visible.filter(definition__name=name)
+    if outcome:
+        runs = runs.filter(RUN_OUTCOMES[outcome])
+    if cluster_id is not None:
+        runs = runs.filter(cluster_id=cluster_id)
+    if since is not None:
+        runs = runs.filter(create_time__gte=since)
+    if until is not None:
+        runs = runs.filter(create_time__lt=until)
+    rows = runs.order_by("-id").values_list(
+        "pk",
+        "status",
+        "operation",
+        "cluster__name",
+        "definition__version",
+        "create_time",
+        "start_time",
+        "finish_time",
+    )[:limit]
+    return [GridRun._make(row) for row in rows]
+
+
+def job_history_cells(*, task_ids: Collection[int]) -> list[GridCell]:
+    """Every step of these runs, in one query through the (task, status) index."""
+    if not task_ids:
+        return []
+    rows = SubtaskInstance.objects.filter(task_id__in=list(task_ids)).values_list(*GridCell._fields)
+    return [GridCell._make(row) for row in rows]
+
+
+def cluster_names(*, clusters: Collection[int] | None = None) -> list[tuple[int, str]]:
+    """(id, name) of the clusters in `clusters` (every cluster for None), by name: a
+    filter menu of a viewer's scope (taskcenter.accounts.access.visible_clusters)."""
+    rows = Cluster.objects.order_by("name")
+    if clusters is not None:
+        rows = rows.filter(pk__in=list(clusters))
+    return list(rows.values_list("pk", "name"))
+
+
+# --- A task's timeline ---------------------------------------------------------------------------
+
+
+class TimelineNode(NamedTuple):
+    """A subtask with its current attempt, as the timeline draws it."""
+
+    pk: int
+    name: str
+    status: str
+    operation: str
+    node_type: str
+    series_id: int
+    attempt: int
+    run_time: int
+    upstream_ids: list[int]
+    downstream_ids: list[int]
+    ready_at: datetime | None
+    start_time: datetime | None
+    finish_time: datetime | None
+
+
+class PastAttempt(NamedTuple):
+    """An attempt a later one replaced (SubtaskAttempt)."""
+
+    subtask_id: int
+    attempt: int
+    operation: str
+    status: str
+    ready_at: datetime | None
+    start_time: datetime | None
+    finish_time: datetime | None
+
+
+def task_timeline_nodes(*, task_id: int) -> list[TimelineNode]:
+    """A task's subtasks with their current attempt's times, in series order."""
+    rows = (
+        SubtaskInstance.objects.filter(task_id=task_id)
+        .order_by("series_id", "pk")
+        .values_list(*TimelineNode._fields)
+    )
+    return [TimelineNode._make(row) for row in rows]
+
+
+def task_past_attempts(*, task_id: int) -> list[PastAttempt]:
+    """Every replaced attempt of a task's subtasks, oldest first per subtask."""
+    rows = (
+        SubtaskAttempt.objects.filter(task_id=task_id)
+        .order_by("subtask_id", "attempt")
+        .values_list(*PastAttempt._fields)
+    )
+    return [PastAttempt._make(row) for row in rows]

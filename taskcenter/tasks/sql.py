@@ -23,6 +23,7 @@ from django.utils import timezone
 from taskcenter.tasks.models import (
     ACTIVE_SUBTASK_STATUSES,
     LogChunk,
+    SubtaskAttempt,
     SubtaskInstance,
     SubtaskRunMode,
     SubtaskStatus,
@@ -34,6 +35,7 @@ Statement = tuple[str, list[Any]]
 TASKS = TaskInstance._meta.db_table
 SUBTASKS = SubtaskInstance._meta.db_table
 LOG_CHUNKS = LogChunk._meta.db_table
+ATTEMPTS = SubtaskAttempt._meta.db_table
 
 # A log is stored as chunks of at most this many bytes; a tail read relies on the bound to
 # find the first chunk it needs through the (subtask, offset) index.
@@ -234,6 +236,27 @@ def ready_assignments(operation: str, count_run: bool) -> list[tuple[str, str, l
     if operation == SubtaskRunMode.ROLLBACK:
         assignments.append(("rollback_pending", "%s", [False]))
     return assignments
+
+
+def archive_attempts_statement(
+    ids: list[int], from_statuses: list[str], unblocked_only: bool
+) -> Statement:
+    """Copy the current attempt of the subtasks that make_ready_statement (same arguments)
+    is about to replace into the attempt history. A start time older than the attempt's
+    READY time belongs to an earlier attempt: this one never started."""
+    where = (
+        f"id IN ({placeholders(ids)}) AND status IN ({placeholders(from_statuses)}) AND attempt > 0"
+    )
+    if unblocked_only:
+        where += " AND upstreams_left <= 0"
+    return (
+        f"INSERT INTO {ATTEMPTS} (task_id, subtask_id, attempt, operation, status, executor,"
+        " ready_at, start_time, finish_time)"
+        " SELECT task_id, id, attempt, operation, status, executor, ready_at,"
+        " CASE WHEN ready_at IS NULL OR start_time >= ready_at THEN start_time END,"
+        f" finish_time FROM {SUBTASKS} WHERE {where}",
+        [*ids, *from_statuses],
+    )
 
 
 def make_ready_statement(

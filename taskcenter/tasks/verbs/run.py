@@ -201,6 +201,7 @@ def _subtask_row(
     return models.SubtaskInstance(
         task=task,
         name=sub.name,
+        key=sub.key,
         series_id=index,
         description=sub.description or sub.name,
         timeout=sub.timeout,
