@@ -20,7 +20,7 @@ moves between bars with the arrow keys and Enter selects one, as in the flow vie
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from html import escape
 from operator import attrgetter
@@ -45,6 +45,7 @@ TICK_STEPS = [
 APPROVAL_KIND = "APPROVAL_TASK"
 ACTIVE = (SubtaskStatus.RUNNING, SubtaskStatus.CANCELING)
 BY_OPERATOR = (SubtaskRunMode.RETRY, SubtaskRunMode.ROLLBACK)
+SKIPS = (SubtaskRunMode.SKIP, SubtaskRunMode.ROLLBACK_SKIP)
 # Keyed by plain strings: looked up with a row's stored operation.
 ATTEMPT_MODES: dict[str, str] = {
     SubtaskRunMode.RETRY: "retry",
@@ -105,10 +106,15 @@ def attempts_of(
                 )
             )
     for node in nodes:
-        current = _current(node, now)
-        if current is not None:
-            result[node.pk].append(current)
         attempts = result[node.pk]
+        current = _current(node, now)
+        if current is not None and attempts and attempts[-1].number == current.number:
+            # Its attempt is in the history already: a rollback marked it (not begun
+            # yet), or a skip ended it, which shows as a mark when it happened.
+            skipped = current.operation in SKIPS
+            current = replace(current, ready=None, start=None) if skipped else None
+        if current is not None:
+            attempts.append(current)
         for before, after in zip(attempts, attempts[1:], strict=False):
             if (
                 after.operation in BY_OPERATOR
@@ -231,6 +237,7 @@ def render_svg(
     group's first id completes (an empty id folds the group again)."""
     if timeline.start is None or timeline.end is None:
         return ""
+    link, expand_link = escape(link), escape(expand_link)
     t0 = timeline.start
     span = max((timeline.end - t0).total_seconds(), 1.0)
     scale = CHART_W / span

@@ -238,25 +238,45 @@ def ready_assignments(operation: str, count_run: bool) -> list[tuple[str, str, l
     return assignments
 
 
-def archive_attempts_statement(
-    ids: list[int], from_statuses: list[str], unblocked_only: bool
-) -> Statement:
-    """Copy the current attempt of the subtasks that make_ready_statement (same arguments)
-    is about to replace into the attempt history. A start time older than the attempt's
-    READY time belongs to an earlier attempt: this one never started."""
-    where = (
-        f"id IN ({placeholders(ids)}) AND status IN ({placeholders(from_statuses)}) AND attempt > 0"
-    )
-    if unblocked_only:
-        where += " AND upstreams_left <= 0"
+# The attempt history (SubtaskAttempt): a database trigger (migration 0012) copies the
+# attempt that making a subtask READY replaces, whatever statement does it. Two changes
+# keep the attempt number and are copied by their verbs: a skip, and a rollback's marking
+# (it sets every subtask's operation to ROLLBACK long before each one is made READY; the
+# trigger leaves a marked subtask alone).
+
+
+def archive_attempts_statement(ids: list[int], from_statuses: list[str]) -> Statement:
+    """Copy the current attempt of these subtasks, if in `from_statuses`, to the history."""
+    where = f"id IN ({placeholders(ids)}) AND status IN ({placeholders(from_statuses)})"
+    return _archive(where, [*ids, *from_statuses])
+
+
+def archive_before_rollback_statement(task_id: int) -> Statement:
+    """Copy the current attempt of every subtask a rollback is about to mark for undoing."""
+    return _archive("task_id = %s AND status <> %s", [task_id, SubtaskStatus.PENDING])
+
+
+def _archive(where: str, params: list[Any]) -> Statement:
+    """INSERT the attempts of the subtasks matching `where` (one already copied stays as
+    it was). A start time older than the attempt's READY time belongs to an earlier
+    attempt: this one never started."""
     return (
-        f"INSERT INTO {ATTEMPTS} (task_id, subtask_id, attempt, operation, status, executor,"
-        " ready_at, start_time, finish_time)"
-        " SELECT task_id, id, attempt, operation, status, executor, ready_at,"
-        " CASE WHEN ready_at IS NULL OR start_time >= ready_at THEN start_time END,"
-        f" finish_time FROM {SUBTASKS} WHERE {where}",
-        [*ids, *from_statuses],
+        f"INSERT INTO {ATTEMPTS} ({ATTEMPT_HISTORY_COLUMNS})"
+        f" SELECT {ATTEMPT_HISTORY_VALUES.format(row=SUBTASKS)} FROM {SUBTASKS}"
+        f" WHERE {where} AND attempt > 0 AND NOT rollback_pending ON CONFLICT DO NOTHING",
+        params,
     )
+
+
+ATTEMPT_HISTORY_COLUMNS = (
+    "task_id, subtask_id, attempt, operation, status, executor, ready_at, start_time, finish_time"
+)
+# The values of a subtask row `row` (a table name, or OLD in a trigger).
+ATTEMPT_HISTORY_VALUES = (
+    "{row}.task_id, {row}.id, {row}.attempt, {row}.operation, {row}.status, {row}.executor,"
+    " {row}.ready_at, CASE WHEN {row}.ready_at IS NULL OR {row}.start_time >= {row}.ready_at"
+    " THEN {row}.start_time END, {row}.finish_time"
+)
 
 
 def make_ready_statement(

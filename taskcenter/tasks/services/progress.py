@@ -50,14 +50,9 @@ def make_ready(
     """
     if not ids:
         return []
-    ready = sql.make_ready_statement(ids, from_statuses, operation, count_run, unblocked_only)
-    if set(from_statuses) - {models.SubtaskStatus.PENDING}:
-        # A subtask that ran before (a retry, a rollback): its attempt joins the history
-        # first, under the same task lock, in the same round trip.
-        archive = sql.archive_attempts_statement(ids, from_statuses, unblocked_only)
-        rows = sorted(sql.run_batch([archive, ready])[1])
-    else:
-        rows = sorted(sql.run(*ready))
+    rows = sorted(
+        sql.run(*sql.make_ready_statement(ids, from_statuses, operation, count_run, unblocked_only))
+    )
     enqueue_attempts(rows)
     return [pk for pk, _ in rows]
 

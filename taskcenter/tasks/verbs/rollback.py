@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from taskcenter.core.errors import RollbackProhibited
+from taskcenter.tasks import sql
 from taskcenter.tasks.audit import Action
 from taskcenter.tasks.models import (
     SubtaskRunMode,
@@ -24,6 +25,7 @@ def task_rollback(*, task_id: int, actor=None, reason: str = "") -> TaskInstance
     with transaction.atomic():
         task = lock_task(task_id)
         raise_if_refused(task_rollback_refusal(task))
+        sql.run(*sql.archive_before_rollback_statement(task.pk))  # the timeline's history
         task.subtasks.exclude(status=SubtaskStatus.PENDING).update(
             operation=SubtaskRunMode.ROLLBACK, rollback_pending=True
         )

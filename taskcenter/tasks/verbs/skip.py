@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from taskcenter.tasks import sql
 from taskcenter.tasks.audit import Action, actor_name
 from taskcenter.tasks.models import SubtaskInstance, SubtaskRunMode, SubtaskStatus
 from taskcenter.tasks.services.logs import log_line
@@ -34,6 +35,8 @@ def subtask_skip(*, task_id: int, subtask_id: int, actor=None, reason: str = "")
             new_status, run_mode = SubtaskStatus.PENDING, SubtaskRunMode.ROLLBACK_SKIP
         else:
             new_status, run_mode = SubtaskStatus.SUCCESSFUL, SubtaskRunMode.SKIP
+        # The failed attempt joins the history (the timeline), the skip keeps its number.
+        sql.run(*sql.archive_attempts_statement([subtask.pk], [SubtaskStatus.FAILED]))
         updated = SubtaskInstance.objects.filter(pk=subtask.pk, status=SubtaskStatus.FAILED).update(
             status=new_status,
             operation=run_mode,
