@@ -9,8 +9,9 @@ The grid is two queries whatever its size (tasks.selectors.job_history_runs and
 job_history_cells) and is built as one string: 100 runs x 65 steps is 6,500 cells, and a
 template loop over them would take most of the page's time budget. Each cell is a link to
 that subtask's log, coloured by the step's outcome (the tone classes), with its outcome
-and duration as text for screen readers and as a title on hover; static/js/grid.js moves
-through the cells with the arrow keys.
+and duration as text for screen readers and as a title on hover. The grid is one roving
+tab stop (static/js/app.js, [data-roving="grid"]): the arrow keys move between the run
+headers and the cells as drawn, Home and End to the first and last, Enter opens.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def render(runs: list[GridRun], cells: list[GridCell], *, task_prefix: str, job:
         title = f"#{run.pk} {label}{where}{version} · {_short_time(run.create_time)}"
         out.append(
             f'<th scope="col" class="hg-run"><a class="tone-{task_tone(run.status, run.operation)}"'
-            f' href="{task_prefix}{run.pk}/" title="{escape(title)}">'
+            f' href="{task_prefix}{run.pk}/" data-sid="r{run.pk}" title="{escape(title)}">'
             f'<span class="hg-run-dot" aria-hidden="true"></span>'
             f'<span class="hg-run-id">#{run.pk}</span><span class="vh"> {escape(label)}</span></a></th>'
         )
@@ -154,7 +155,7 @@ def render(runs: list[GridRun], cells: list[GridCell], *, task_prefix: str, job:
             text = label if took.text in ("—", "Skipped") else f"{label}, {took.text}"
             out.append(
                 f'<td><a class="hg-cell tone-{subtask_tone(cell.status, cell.operation)}"'
-                f' href="{task_prefix}{run.pk}/?view=log&amp;subtask={cell.pk}"'
+                f' href="{task_prefix}{run.pk}/?view=log&amp;subtask={cell.pk}" data-sid="{cell.pk}"'
                 f' title="{name} · #{run.pk} · {escape(text)}"><span class="vh">{escape(text)}</span></a></td>'
             )
         out.append("</tr>")
