@@ -87,7 +87,7 @@ def test_a_cell_is_coloured_timed_and_opens_the_subtasks_log(operator, two_versi
     html = _grid(client_for(operator))
     cell = re.search(
         rf'<a class="hg-cell tone-failed" href="/tasks/{third.pk}/\?view=log&amp;subtask='
-        rf'{failed.pk}" title="new step · #{third.pk} · Failed, ([^"]+)"><span class="vh">'
+        rf'{failed.pk}" data-sid="{failed.pk}" title="new step · #{third.pk} · Failed, ([^"]+)"><span class="vh">'
         r"Failed, [^<]+</span></a>",
         html,
     )
