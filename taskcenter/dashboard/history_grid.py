@@ -119,11 +119,11 @@ def _short_time(value: datetime | None) -> str:
 
 
 def render(runs: list[GridRun], cells: list[GridCell], *, task_prefix: str, job: str) -> SafeString:
-    """The grid's table: runs oldest to newest from left to right (the newest next to the
-    step names would move every column at each new run), steps as rows."""
+    """The grid's table: runs newest first from left to right (the newest, the one an
+    operator looks at, next to the step names, never scrolled off), steps as rows."""
     if not runs:
         return mark_safe("")
-    columns = list(reversed(runs))
+    columns = runs
     rows = steps(runs, cells)
     out: list[str] = [
         f'<table class="hgrid" id="history-grid" data-hgrid aria-rowcount="{len(rows) + 1}"'

@@ -245,7 +245,7 @@ def render_svg(
     def x(t: datetime) -> float:
         return LABEL_W + (t - t0).total_seconds() * scale
 
-    width = LABEL_W + CHART_W + PAD
+    width = LABEL_W + CHART_W + 4 * PAD  # room for the last tick's label
     height = AXIS_H + len(timeline.rows) * ROW_H + PAD
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="tl" id="timeline-svg" width="{width}"'

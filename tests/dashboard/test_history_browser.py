@@ -48,20 +48,20 @@ def _runs(operator):
 
 
 def test_the_grid_and_the_timeline_by_keyboard(live_server, page, operator):
-    first, failed, last, check = _runs(operator)
+    _, failed, last, check = _runs(operator)
     sign_in(page, live_server, "operator", next_url=f"/jobs/{JOB}/")
 
     grid = page.locator("#history-grid")
     expect(grid).to_be_visible()
-    # One Tab stop for the whole grid: the oldest run's heading, then down to its first
+    # One Tab stop for the whole grid: the newest run's heading, then down to its first
     # step ("prepare").
     page.locator(".history-filters button[type=submit]").focus()
     page.keyboard.press("Tab")
     focused = page.locator(":focus")
-    expect(focused).to_have_attribute("href", f"/tasks/{first.pk}/")
+    expect(focused).to_have_attribute("href", f"/tasks/{last.pk}/")
     page.keyboard.press("ArrowDown")
-    expect(focused).to_have_attribute("href", re.compile(rf"/tasks/{first.pk}/\?view=log"))
-    # Down to "check", right to the failed run: its cell says so.
+    expect(focused).to_have_attribute("href", re.compile(rf"/tasks/{last.pk}/\?view=log"))
+    # Down to "check", right to the run before, the failed one: its cell says so.
     page.keyboard.press("ArrowDown")
     page.keyboard.press("ArrowRight")
     expect(focused).to_have_attribute("href", f"/tasks/{failed.pk}/?view=log&subtask={check.pk}")

@@ -72,7 +72,7 @@ def two_versions(db):
 def test_runs_are_columns_and_steps_rows_matched_by_key(operator, two_versions):
     first, second, third = two_versions
     html = _grid(client_for(operator))
-    assert _columns(html) == [first.pk, second.pk, third.pk]  # oldest left, newest right
+    assert _columns(html) == [third.pk, second.pk, first.pk]  # newest first
     # The newest run names and orders the steps; a step only older runs had comes after.
     assert _rows(html) == ["prepare (renamed)", "new step", "old step"]
     # "a" is one row across both versions: three cells; "b" and "c" leave gaps.
@@ -102,7 +102,7 @@ def test_filters_by_outcome_and_period_are_in_the_url(operator, two_versions):
     first, second, third = two_versions
     client = client_for(operator)
     assert _columns(_grid(client, "?outcome=failed")) == [third.pk]
-    assert _columns(_grid(client, "?outcome=successful&period=24h")) == [first.pk, second.pk]
+    assert _columns(_grid(client, "?outcome=successful&period=24h")) == [second.pk, first.pk]
     html = _grid(client, "?outcome=rolledback")
     assert "No run matches these filters." in html
     assert '<option value="failed" selected>' in _grid(client, "?outcome=failed")

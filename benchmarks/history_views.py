@@ -1,0 +1,349 @@
+"""The history grid and the timeline: server time and time to interactive in Chromium.
+
+What is measured:
+
+* server: wall time of django.test.Client GETs by a signed-in operator, after one
+  unmeasured warm-up, --repeat times each:
+    - a job's page with its history grid of 100 runs x 65 steps ("Rolling upgrade of
+      observers", 20 observers per zone; runs partly failed, retried and rolled back),
+      and the grid alone (its two queries and the table's string);
+    - the task page's timeline of a 1,000-subtask task ("Benchmark fan-out", one shard in
+      50 failed, then retried: every attempt drawn), folded and with the fan-out expanded
+      to 1,000 rows, and its live poll while the task runs;
+    - the baselines beside them: the same job page at its default 25 runs, and the flow
+      view of the same 1,000-subtask task (dashboard_render.py's page).
+* browser: headless Chromium against `runserver` on the same database, median of
+  --browser-repeat loads: from navigation start to the grid (the timeline) answering the
+  keyboard (its tab stop set, focused, one arrow key moved the focus), and the time that
+  first arrow key took (it measures every cell's place once).
+
+Target: the grid at 100 x 65 renders in at most 300 ms on the server; the timeline at
+1,000 subtasks too; both interactive in under a second in Chromium.
+
+Usage, from the project root:
+    .venv/bin/python benchmarks/history_views.py [--database sqlite|postgres|URL]
+        [--repeat 20] [--browser-repeat 5] [--no-browser]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import common
+
+POSTGRES_GRIDBENCH = "postgres://postgres@127.0.0.1:5432/taskcenter_gridbench"
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORD = "bench-Pa55word!"
+JOB = "Rolling upgrade of observers"
+SERVER_TARGET_MS, BROWSER_TARGET_MS = 300.0, 1000.0
+
+
+def drive(task, *, fail_every: int = 0) -> None:
+    """Run READY attempts in-process with the engine-facing services (no worker)."""
+    from taskcenter.tasks import services
+    from taskcenter.tasks.models import SubtaskInstance
+
+    while True:
+        ready = list(
+            SubtaskInstance.objects.filter(task=task, status="READY")
+            .order_by("pk")
+            .values_list("pk", "attempt", "series_id")
+        )
+        if not ready:
+            return
+        for pk, attempt, series in ready:
+            services.attempt_claim(subtask_id=pk, attempt=attempt, executor="bench-host")
+            ok = attempt > 1 or not (fail_every and series and series % fail_every == 0)
+            services.attempt_finish(subtask_id=pk, attempt=attempt, succeeded=ok)
+
+
+def build_data() -> tuple[int, int]:
+    """100 runs of the 65-step job, and a 1,000-subtask task with retried shards."""
+    from django.contrib.auth.models import Group, User
+
+    from taskcenter.accounts import roles
+    from taskcenter.demo.history import attempts_not_sent
+    from taskcenter.tasks import verbs
+
+    user, _ = User.objects.get_or_create(username="bench-operator")
+    user.set_password(PASSWORD)
+    user.save()
+    user.groups.add(Group.objects.get(name=roles.MANAGER))
+    started = time.perf_counter()
+    with attempts_not_sent():
+        for index in range(100):
+            task = verbs.task_start(definition_name=JOB, creator=user)
+            drive(task, fail_every=17 + index % 40 if index % 3 == 0 else 0)
+            if index % 6 == 0:
+                verbs.task_retry(task_id=task.pk, actor=user)
+                drive(task)
+            elif index % 9 == 3:
+                verbs.task_rollback(task_id=task.pk, actor=user)
+                drive(task)
+        print(f"  100 runs of {JOB!r} (65 steps) in {time.perf_counter() - started:.1f} s")
+        started = time.perf_counter()
+        wide = verbs.task_start(
+            definition_name="Benchmark fan-out", parameters={"width": 998}, creator=user
+        )
+        drive(wide, fail_every=50)
+        verbs.task_retry(task_id=wide.pk, actor=user)
+        drive(wide)
+    print(f"  task #{wide.pk}: 1,000 subtasks in {time.perf_counter() - started:.1f} s")
+    return wide.pk, user.pk
+
+
+def timed(client, url: str, repeat: int) -> tuple[list[float], int]:
+    response = client.get(url)  # warm-up, unmeasured
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = client.get(url)
+        times.append((time.perf_counter() - started) * 1000)
+    return times, response.status_code
+
+
+def server_times(wide: int, user_id: int, repeat: int) -> list[list[str]]:
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    from taskcenter.accounts import access
+    from taskcenter.dashboard import jobs
+    from taskcenter.tasks.models import SubtaskInstance, TaskInstance
+
+    user = User.objects.get(pk=user_id)
+    client = Client()
+    client.force_login(user)
+    job_url = reverse("dashboard:job_detail", args=[JOB])
+    first = SubtaskInstance.objects.filter(task_id=wide, series_id=1).values_list("pk", flat=True)[
+        0
+    ]
+    TaskInstance.objects.filter(pk=wide).update(status="RUNNING")  # the live poll redraws
+    rows: list[list[str]] = []
+
+    def add(label: str, times: list[float], status: int | str, target: float | None) -> None:
+        p95 = common.percentile(times, 95)
+        rows.append(
+            [
+                label,
+                str(status),
+                f"{common.median(times):.0f}",
+                f"{p95:.0f}",
+                f"<= {target:.0f}" if target else "baseline",
+                common.verdict(p95 <= target) if target else "",
+            ]
+        )
+
+    add("job page, grid 25 runs (default)", *timed(client, job_url, repeat), None)
+    add("job page, grid 100 x 65", *timed(client, job_url + "?runs=100", repeat), SERVER_TARGET_MS)
+    access.require_view(user)
+    times, count = [], 0
+    for _ in range(repeat + 1):
+        with CaptureQueriesContext(connection) as queries:
+            started = time.perf_counter()
+            jobs._history(user, JOB, {"runs": "100"})
+            times.append((time.perf_counter() - started) * 1000)
+        count = len(queries)
+    add(f"grid alone 100 x 65 ({count} queries)", times[1:], 200, SERVER_TARGET_MS)
+    detail = reverse("dashboard:task_detail", args=[wide])
+    add("task page, flow view, 1,000", *timed(client, detail + "?view=flow", repeat), None)
+    add(
+        "task page, timeline, 1,000",
+        *timed(client, detail + "?view=timeline", repeat),
+        SERVER_TARGET_MS,
+    )
+    add(
+        "timeline, fan-out expanded (1,000 rows)",
+        *timed(client, f"{detail}?view=timeline&expand={first}", repeat),
+        None,
+    )
+    live = reverse("dashboard:task_live", args=[wide])
+    add("timeline's live poll, running", *timed(client, live + "?view=timeline", repeat), None)
+    return rows
+
+
+def browser_times(wide: int, repeat: int, tmp: Path) -> list[list[str]]:
+    from playwright.sync_api import sync_playwright
+
+    port = common.free_port(18700, 18799)
+    env = dict(os.environ, DEBUG="false", PYTHONUNBUFFERED="1")
+    log = open(tmp / "runserver.log", "wb")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            str(common.ROOT / "manage.py"),
+            "runserver",
+            f"127.0.0.1:{port}",
+            "--noreload",
+            "--skip-checks",
+        ],
+        cwd=tmp,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    pages = {
+        "grid 100 x 65": (f"/jobs/{JOB}/?runs=100", ".hgrid-wrap"),
+        "timeline 1,000": (f"/tasks/{wide}/?view=timeline", "#timeline-canvas"),
+    }
+    rows: list[list[str]] = []
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit(f"runserver did not start; see {tmp}/runserver.log") from None
+                time.sleep(0.1)
+        base = f"http://127.0.0.1:{port}"
+        with sync_playwright() as driver:
+            chromium = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = chromium.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(f"{base}/login/")
+            page.fill("#id_username", "bench-operator")
+            page.fill("#id_password", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/tasks/", timeout=90_000)
+            for label, (url, group) in pages.items():
+                interactive, first_key, loaded = [], [], []
+                for attempt in range(repeat + 1):
+                    page.goto(base + url, wait_until="commit")
+                    stop = f"{group} [data-sid][tabindex='0']"
+                    page.wait_for_selector(stop, state="attached", timeout=60_000)
+                    key_ms = page.evaluate(
+                        """(stop) => {
+                            const from = document.querySelector(stop);
+                            from.focus();
+                            const t0 = performance.now();
+                            from.dispatchEvent(new KeyboardEvent("keydown",
+                                {key: "ArrowRight", bubbles: true, cancelable: true}));
+                            if (document.activeElement === from) return -1;
+                            return performance.now() - t0;
+                        }""",
+                        stop,
+                    )
+                    now = page.evaluate("() => performance.now()")
+                    dcl = page.evaluate(
+                        "() => performance.getEntriesByType('navigation')[0]"
+                        ".domContentLoadedEventEnd"
+                    )
+                    if key_ms < 0:
+                        raise SystemExit(f"{label}: the arrow key did not move the focus")
+                    if attempt == 0:
+                        continue  # warm-up
+                    interactive.append(now)
+                    first_key.append(key_ms)
+                    loaded.append(dcl)
+                ok = common.median(interactive) < BROWSER_TARGET_MS
+                rows.append([f"{label}: DOMContentLoaded", f"{common.median(loaded):.0f}", "", ""])
+                rows.append(
+                    [
+                        f"{label}: keyboard moves (interactive)",
+                        f"{common.median(interactive):.0f}",
+                        f"< {BROWSER_TARGET_MS:.0f}",
+                        common.verdict(ok),
+                    ]
+                )
+                rows.append(
+                    [f"{label}: first arrow key", f"{common.median(first_key):.1f}", "", ""]
+                )
+            chromium.close()
+    except Exception:
+        log.flush()
+        tail = (tmp / "runserver.log").read_text(errors="replace")[-3000:]
+        print(f"--- runserver output (end) ---\n{tail}", file=sys.stderr)
+        raise
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", default="sqlite", help="sqlite, postgres or a URL")
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--browser-repeat", type=int, default=5)
+    parser.add_argument("--no-browser", action="store_true")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="gridbench-"))
+    database = POSTGRES_GRIDBENCH if args.database in ("postgres", "postgresql") else None
+    database = database or common.database_url(args.database, tmp)
+    if database.startswith("postgres"):
+        _drop_own_database(database)
+    common.prepare_environment(tmp=tmp, database=database)
+    (tmp / "var" / "staticfiles").mkdir(parents=True, exist_ok=True)  # whitenoise's root
+    common.exit_on_sigterm()
+    try:
+        common.setup_django(database)
+        print(f"history grid and timeline benchmark on {common.describe_database(database)}")
+        wide, user_id = build_data()
+        print()
+        print("Server render (django.test.Client, signed in as an operator), ms")
+        common.print_table(
+            ["request", "status", "p50", "p95", "target", "verdict"],
+            server_times(wide, user_id, args.repeat),
+        )
+        if not args.no_browser:
+            print()
+            print(
+                "Browser (headless Chromium, runserver, 1280x800), ms from navigation start, "
+                f"median of {args.browser_repeat}"
+            )
+            common.print_table(
+                ["measure", "ms", "target", "verdict"],
+                browser_times(wide, args.browser_repeat, tmp),
+            )
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+        if database.startswith("postgres"):
+            _drop_own_database(database)
+
+
+def _drop_own_database(url: str) -> None:
+    """The benchmark's own database (never the project's) starts and ends empty."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name.endswith("gridbench"):
+        return
+    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
