@@ -20,6 +20,7 @@ from tests.conftest import client_for
 from tests.factories import (
     drive,
     failed_task,
+    failed_task_on,
     first_subtask_with,
     rolled_back_task,
     running_task,
@@ -154,8 +155,7 @@ def test_the_timeline_costs_the_same_queries_whatever_its_size(operator):
 
 def test_a_scoped_user_cannot_open_another_clusters_timeline(clusters, db):
     alpha, bravo = clusters
-    task = failed_task()
-    type(task).objects.filter(pk=task.pk).update(cluster=bravo)
+    task = failed_task_on(bravo, "Elsewhere")
     response = client_for(scoped_operator(alpha)).get(f"/tasks/{task.pk}/?view=timeline")
     assert response.status_code == 404
 
