@@ -237,8 +237,11 @@ def browser_times(wide: int, repeat: int, tmp: Path) -> list[list[str]]:
                             const from = document.querySelector(stop);
                             from.focus();
                             const t0 = performance.now();
-                            from.dispatchEvent(new KeyboardEvent("keydown",
-                                {key: "ArrowRight", bubbles: true, cancelable: true}));
+                            for (const key of ["ArrowRight", "ArrowDown", "ArrowLeft"]) {
+                                from.dispatchEvent(new KeyboardEvent("keydown",
+                                    {key: key, bubbles: true, cancelable: true}));
+                                if (document.activeElement !== from) break;
+                            }
                             if (document.activeElement === from) return -1;
                             return performance.now() - t0;
                         }""",
@@ -306,16 +309,18 @@ def main() -> None:
         print(f"history grid and timeline benchmark on {common.describe_database(database)}")
         wide, user_id = build_data()
         print()
-        print("Server render (django.test.Client, signed in as an operator), ms")
+        load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+        print(f"Server render (django.test.Client, signed in as an operator), ms; load {load}")
         common.print_table(
             ["request", "status", "p50", "p95", "target", "verdict"],
             server_times(wide, user_id, args.repeat),
         )
         if not args.no_browser:
             print()
+            load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
             print(
                 "Browser (headless Chromium, runserver, 1280x800), ms from navigation start, "
-                f"median of {args.browser_repeat}"
+                f"median of {args.browser_repeat}; load {load}"
             )
             common.print_table(
                 ["measure", "ms", "target", "verdict"],

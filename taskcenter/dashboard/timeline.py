@@ -29,7 +29,7 @@ from taskcenter.core.graph import topological_order
 from taskcenter.dashboard.dag import GROUP_MIN
 from taskcenter.dashboard.presenters import format_duration, subtask_label, subtask_tone
 from taskcenter.tasks.models import SubtaskRunMode, SubtaskStatus
-from taskcenter.tasks.selectors import PastAttempt, TimelineNode
+from taskcenter.tasks.selectors import PastAttempt, SubtaskNode
 
 LABEL_W = 260
 CHART_W = 900
@@ -71,7 +71,7 @@ class Attempt:
 
 @dataclass
 class Row:
-    members: list[TimelineNode]
+    members: list[SubtaskNode]
     grouped: bool = False
     critical: bool = False
     attempts: list[Attempt] = field(default_factory=list)
@@ -82,13 +82,16 @@ class Timeline:
     rows: list[Row]
     start: datetime | None
     end: datetime | None
-    critical_path: list[TimelineNode]
+    critical_path: list[SubtaskNode]
     subtask_count: int
     expanded: int | None = None
 
 
+Marks = dict[int, tuple[int, datetime | None]]  # subtask id: (attempt, ready_at)
+
+
 def attempts_of(
-    nodes: list[TimelineNode], past: list[PastAttempt], now: datetime
+    nodes: list[SubtaskNode], marks: Marks, past: list[PastAttempt], now: datetime
 ) -> dict[int, list[Attempt]]:
     """Every attempt of every subtask, oldest first, with the person waited for before each."""
     result: dict[int, list[Attempt]] = {node.pk: [] for node in nodes}
@@ -107,7 +110,7 @@ def attempts_of(
             )
     for node in nodes:
         attempts = result[node.pk]
-        current = _current(node, now)
+        current = _current(node, *marks.get(node.pk, (0, None)), now)
         if current is not None and attempts and attempts[-1].number == current.number:
             # Its attempt is in the history already: a rollback marked it (not begun
             # yet), or a skip ended it, which shows as a mark when it happened.
@@ -126,10 +129,12 @@ def attempts_of(
     return result
 
 
-def _current(node: TimelineNode, now: datetime) -> Attempt | None:
-    if node.attempt == 0 or node.ready_at is None:
+def _current(
+    node: SubtaskNode, number: int, ready_at: datetime | None, now: datetime
+) -> Attempt | None:
+    if number == 0 or ready_at is None:
         return None
-    started = node.start_time is not None and node.start_time >= node.ready_at
+    started = node.start_time is not None and node.start_time >= ready_at
     start = node.start_time if started else None
     if node.status in ACTIVE:
         end: datetime | None = now
@@ -137,10 +142,10 @@ def _current(node: TimelineNode, now: datetime) -> Attempt | None:
         end = None
     else:
         end = node.finish_time
-    return Attempt(node.pk, node.attempt, node.operation, node.status, node.ready_at, start, end)
+    return Attempt(node.pk, number, node.operation, node.status, ready_at, start, end)
 
 
-def _rows(nodes: list[TimelineNode], expand: int | None) -> list[Row]:
+def _rows(nodes: list[SubtaskNode], expand: int | None) -> list[Row]:
     """Rows in the flow view's layers; a fan-out's siblings share a row unless expanded."""
     in_order, on_cycle = topological_order(
         nodes, key=attrgetter("pk"), upstreams=attrgetter("upstream_ids")
@@ -148,7 +153,7 @@ def _rows(nodes: list[TimelineNode], expand: int | None) -> list[Row]:
     layer: dict[int, int] = {}
     for node in [*in_order, *on_cycle]:
         layer[node.pk] = max((layer[u] + 1 for u in node.upstream_ids if u in layer), default=0)
-    buckets: dict[tuple, list[TimelineNode]] = {}
+    buckets: dict[tuple, list[SubtaskNode]] = {}
     for node in sorted(nodes, key=lambda n: (layer[n.pk], n.series_id, n.pk)):
         key = (layer[node.pk], tuple(sorted(node.upstream_ids)), tuple(sorted(node.downstream_ids)))
         buckets.setdefault(key, []).append(node)
@@ -161,7 +166,7 @@ def _rows(nodes: list[TimelineNode], expand: int | None) -> list[Row]:
     return rows
 
 
-def critical_path(nodes: list[TimelineNode], ends: dict[int, datetime]) -> list[TimelineNode]:
+def critical_path(nodes: list[SubtaskNode], ends: dict[int, datetime]) -> list[SubtaskNode]:
     """From the subtask that ended last, back through the upstream that ended last."""
     by_id = {node.pk: node for node in nodes}
     ended = [node for node in nodes if node.pk in ends]
@@ -181,9 +186,14 @@ def critical_path(nodes: list[TimelineNode], ends: dict[int, datetime]) -> list[
 
 
 def build(
-    nodes: list[TimelineNode], past: list[PastAttempt], *, now: datetime, expand: int | None = None
+    nodes: list[SubtaskNode],
+    marks: Marks,
+    past: list[PastAttempt],
+    *,
+    now: datetime,
+    expand: int | None = None,
 ) -> Timeline:
-    attempts = attempts_of(nodes, past, now)
+    attempts = attempts_of(nodes, marks, past, now)
     instants = [
         t
         for items in attempts.values()
@@ -215,7 +225,7 @@ def _tick_step(span: float) -> int:
     return TICK_STEPS[-1]
 
 
-def _attempt_words(member: TimelineNode, attempt: Attempt) -> str:
+def _attempt_words(member: SubtaskNode, attempt: Attempt) -> str:
     mode = ATTEMPT_MODES.get(attempt.operation, "run")
     label = subtask_label(attempt.status, attempt.operation)
     parts = [f"{member.name} — attempt {attempt.number} ({mode}): {label}"]

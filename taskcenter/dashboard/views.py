@@ -378,7 +378,7 @@ def task_detail(request, task_id: int):
             dag.layout(nodes), selected_id=selected_id, link=f"{detail_url}?view=flow&subtask="
         )
     elif view == "timeline":
-        context.update(_timeline_context(request, task, selected_id))
+        context.update(_timeline_context(request, task, selected_id, nodes))
     else:
         rows = subtask_list.filtered(nodes, status_filter)
         context["subtask_rows_html"] = subtask_list.render_rows(
@@ -441,12 +441,14 @@ def task_live(request, task_id: int):
     return render(request, "dashboard/_task_live.html", context)
 
 
-def _timeline_context(request, task, selected_id: int | None) -> dict:
-    """The timeline view's chart (two queries: the subtasks and their replaced attempts)."""
+def _timeline_context(request, task, selected_id: int | None, nodes=None) -> dict:
+    """The timeline view's chart: the page's subtasks (read here when not given), their
+    attempts' numbers and READY times, and their replaced attempts."""
     expand = parse.integer(request.GET, "expand", minimum=1)
     now = timezone.now()
     chart = timeline.build(
-        selectors.task_timeline_nodes(task_id=task.pk),
+        selectors.task_graph_nodes(task=task) if nodes is None else nodes,
+        selectors.task_attempt_marks(task_id=task.pk),
         selectors.task_past_attempts(task_id=task.pk),
         now=now,
         expand=expand,

@@ -759,10 +759,15 @@ def job_history_runs(
 
 
 def job_history_cells(*, task_ids: Collection[int]) -> list[GridCell]:
-    """Every step of these runs, in one query through the (task, status) index."""
+    """Every step of these runs, each run's in series order, in one query through the
+    (task, status) index."""
     if not task_ids:
         return []
-    rows = SubtaskInstance.objects.filter(task_id__in=list(task_ids)).values_list(*GridCell._fields)
+    rows = (
+        SubtaskInstance.objects.filter(task_id__in=list(task_ids))
+        .order_by("task_id", "series_id", "pk")
+        .values_list(*GridCell._fields)
+    )
     return [GridCell._make(row) for row in rows]
 
 
@@ -778,24 +783,6 @@ def cluster_names(*, clusters: Collection[int] | None = None) -> list[tuple[int,
 # --- A task's timeline ---------------------------------------------------------------------------
 
 
-class TimelineNode(NamedTuple):
-    """A subtask with its current attempt, as the timeline draws it."""
-
-    pk: int
-    name: str
-    status: str
-    operation: str
-    node_type: str
-    series_id: int
-    attempt: int
-    run_time: int
-    upstream_ids: list[int]
-    downstream_ids: list[int]
-    ready_at: datetime | None
-    start_time: datetime | None
-    finish_time: datetime | None
-
-
 class PastAttempt(NamedTuple):
     """An attempt a later one replaced (SubtaskAttempt)."""
 
@@ -808,14 +795,11 @@ class PastAttempt(NamedTuple):
     finish_time: datetime | None
 
 
-def task_timeline_nodes(*, task_id: int) -> list[TimelineNode]:
-    """A task's subtasks with their current attempt's times, in series order."""
-    rows = (
-        SubtaskInstance.objects.filter(task_id=task_id)
-        .order_by("series_id", "pk")
-        .values_list(*TimelineNode._fields)
-    )
-    return [TimelineNode._make(row) for row in rows]
+def task_attempt_marks(*, task_id: int) -> dict[int, tuple[int, datetime | None]]:
+    """Each subtask's current attempt number and when it was made READY (the timeline's
+    complement of task_graph_nodes)."""
+    rows = SubtaskInstance.objects.filter(task_id=task_id).values_list("pk", "attempt", "ready_at")
+    return {pk: (attempt, ready_at) for pk, attempt, ready_at in rows}
 
 
 def task_past_attempts(*, task_id: int) -> list[PastAttempt]:

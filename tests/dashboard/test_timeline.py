@@ -145,12 +145,13 @@ def test_the_timeline_costs_the_same_queries_whatever_its_size(operator):
     drive(big, quiet=True)
     assert SubtaskAttempt.objects.filter(task=big).count() == 2
     assert _page_queries(client, big) <= small
-    # The chart itself: the subtasks, then their replaced attempts; never one per row.
+    # The chart itself (the live poll's way): the subtasks, their attempts' numbers and
+    # READY times, their replaced attempts; never one per row.
     for task in (big, _fan_out(2)):
         request = RequestFactory().get("/", {"view": "timeline"})
         with CaptureQueriesContext(connection) as queries:
             views._timeline_context(request, task, None)
-        assert len(queries) == 2
+        assert len(queries) == 3
 
 
 def test_a_scoped_user_cannot_open_another_clusters_timeline(clusters, db):
