@@ -169,3 +169,22 @@ def test_the_bars_carry_what_the_keyboard_and_the_live_colours_need(operator, wi
     bar = re.search(r'<a class="tl-bar[^>]*>', html).group(0)
     for attribute in ("data-sid=", "data-status=", "data-op=", "data-run=", "aria-label=", "href="):
         assert attribute in bar
+
+
+def test_an_approval_step_shows_its_wait_for_the_approver():
+    """A subtask of the approval kind waits for a person while it runs: its bar is the
+    approver's wait, not work (drawn from rows alone: no database)."""
+    from datetime import UTC, datetime, timedelta
+
+    from taskcenter.dashboard import timeline
+    from taskcenter.tasks.selectors import SubtaskNode
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    gate = SubtaskNode(
+        7, "Approve", "RUNNING", "EXECUTE", timeline.APPROVAL_KIND, 1, 0, -1, 0, [], [], t0, None
+    )
+    now = t0 + timedelta(minutes=5)
+    chart = timeline.build([gate], {7: (1, t0)}, [], now=now)
+    svg = timeline.render_svg(chart, now=now, selected_id=None, link="/s?", expand_link="/e?")
+    assert 'class="tl-wait-approval"' in svg
+    assert "waited for approval 5m 00s" in svg
