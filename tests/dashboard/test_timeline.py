@@ -24,6 +24,7 @@ from tests.factories import (
     first_subtask_with,
     rolled_back_task,
     running_task,
+    skipped_task,
     start,
 )
 
@@ -188,3 +189,13 @@ def test_an_approval_step_shows_its_wait_for_the_approver():
     svg = timeline.render_svg(chart, now=now, selected_id=None, link="/s?", expand_link="/e?")
     assert 'class="tl-wait-approval"' in svg
     assert "waited for approval 5m 00s" in svg
+
+
+def test_a_skipped_subtask_keeps_its_failed_attempt_and_shows_the_skip(operator):
+    task = skipped_task(actor=operator)
+    skipped = task.subtasks.get(operation="SKIP")
+    kept = SubtaskAttempt.objects.get(subtask=skipped)
+    assert (kept.attempt, kept.status, kept.operation) == (1, "FAILED", "EXECUTE")
+    html = _timeline(client_for(operator), task)
+    assert len(_bars(html, skipped.pk)) == 2
+    assert "attempt 1 (run): Failed" in html and "attempt 1 (skipped): Skipped" in html
