@@ -238,7 +238,7 @@ def ready_assignments(operation: str, count_run: bool) -> list[tuple[str, str, l
     return assignments
 
 
-# The attempt history (SubtaskAttempt): a database trigger (migration 0012) copies the
+# The attempt history (SubtaskAttempt): a database trigger (migration 0013) copies the
 # attempt that making a subtask READY replaces, whatever statement does it. Two changes
 # keep the attempt number and are copied by their verbs: a skip, and a rollback's marking
 # (it sets every subtask's operation to ROLLBACK long before each one is made READY; the

@@ -78,7 +78,7 @@ def drop_triggers(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tasks', '0011_audit_row_cluster'),
+        ('tasks', '0012_bulk_operations_and_repeats'),
     ]
 
     operations = [
