@@ -67,7 +67,35 @@ SLOWEST_MODULES = [
 ]
 
 
+# Modules that touch neither the stage's database nor its broker: pure code, or processes
+# started on their own SQLite database and filesystem broker (`serve`, a fresh clone's
+# settings). They are marked `embedded`, and tests/run.sh runs them once, in the SQLite
+# stage: on PostgreSQL they would run the very same code again. A single test of another
+# module can carry the mark itself.
+EMBEDDED_MODULES = {
+    "tests/core/test_graph.py",
+    "tests/core/test_settings.py",
+    "tests/core/test_terminal.py",
+    "tests/dashboard/test_dag.py",
+    "tests/runtime/test_serve.py",
+    "tests/schedules/test_cron.py",
+    "tests/schedules/test_cron_next.py",
+    "tests/schedules/test_describe.py",
+    "tests/tasks/test_parameters.py",
+}
+# Fixtures through which a test reaches the stage's database.
+DATABASE_FIXTURES = {"db", "transactional_db", "django_db_setup", "live_server"}
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.partition("::")[0] in EMBEDDED_MODULES:
+            item.add_marker(pytest.mark.embedded)
+        if item.get_closest_marker("embedded") and (
+            item.get_closest_marker("django_db")
+            or DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        ):
+            raise pytest.UsageError(f"{item.nodeid} is marked embedded but uses the database")
     if not getattr(config.option, "numprocesses", None):
         return
     rank = {module: index for index, module in enumerate(SLOWEST_MODULES)}

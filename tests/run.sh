@@ -4,6 +4,9 @@
 #   2. again on PostgreSQL + Redis, and the worker tests on RabbitMQ, when they answer
 #      (with CI=true they must answer: a CI machine without them is a failure, not a skip);
 #   3. the install smoke (tests/smoke_install.sh) on Redis and RabbitMQ when they answer.
+# Tests marked `embedded` (pure code, or processes on their own SQLite and filesystem
+# broker; tests/conftest.py says which) run in the SQLite stage only, and the browser tests
+# in the PostgreSQL stage only (below).
 # The stages share nothing (each has its own var folder, test databases, queues and
 # ports), so they run side by side: most of a stage's time is spent waiting for worker
 # processes, browsers and subprocesses, not computing. Each stage's output is shown whole
@@ -117,16 +120,21 @@ background() {
     echo "== started: $label"
 }
 
+# The browser tests drive pages whose queries the view tests run on both databases; they
+# run once, on PostgreSQL + Redis as in production, or on SQLite when those do not answer.
+SQLITE_SELECTION="not browser"
+$pg_up && $redis_up || SQLITE_SELECTION=""
+
 # shellcheck disable=SC2086 # XDIST is several words
 sqlite_stage() {
     env -u DATABASE_URL TASKCENTER_VAR_DIR="$VAR/sqlite" \
         CELERY_BROKER_URL="filesystem://$VAR/sqlite/broker" \
-        .venv/bin/python -m pytest -q $XDIST --durations=10 "$@"
+        .venv/bin/python -m pytest -q $XDIST --durations=10 -m "$SQLITE_SELECTION" "$@"
 }
 # shellcheck disable=SC2086
 postgres_stage() {
     TASKCENTER_VAR_DIR="$VAR/postgres" DATABASE_URL="$PG_URL" CELERY_BROKER_URL="$REDIS_URL" \
-        .venv/bin/python -m pytest -q $XDIST --durations=10 "$@"
+        .venv/bin/python -m pytest -q $XDIST --durations=10 -m "not embedded" "$@"
 }
 rabbitmq_stage() {
     TASKCENTER_VAR_DIR="$VAR/rabbitmq" DATABASE_URL="$PG_URL" CELERY_BROKER_URL="$AMQP_URL" \

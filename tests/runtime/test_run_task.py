@@ -176,6 +176,7 @@ def _isolated_env(var_dir: Path) -> dict[str, str]:
 # --- The demo app --------------------------------------------------------------------------------
 
 
+@pytest.mark.embedded
 def test_a_seeded_demo_is_usable_from_processes_started_without_the_variable(tmp_path):
     """docs/running-tasks.md: after `serve --demo` (or seed_demo), `run_task ... --wait` in a
     second terminal works with no variable set, and so does a worker; before any seeding the
