@@ -59,8 +59,8 @@ OPERATION_VERBS = {
     "subtask_retry": "retry subtasks",
     "skip": "skip subtasks",
     "cancel": "cancel subtasks",
-    "approve": "approve or reject approvals",
-    "reject": "approve or reject approvals",
+    "approve": "approve subtasks",
+    "reject": "reject subtasks",
     "run": "run jobs",
     "manage_schedules": "manage schedules",
 }

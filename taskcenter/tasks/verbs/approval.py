@@ -89,10 +89,10 @@ def approval_offered(subtask: SubtaskInstance) -> bool:
     return subtask.node_type == NodeType.APPROVAL_TASK and subtask.status == SubtaskStatus.RUNNING
 
 
-def approver_refusal(actor, task: TaskInstance, subtask: SubtaskInstance) -> Refusal | None:
+def approver_refusal(actor, task: TaskInstance, subtask: SubtaskInstance | None) -> Refusal | None:
     """Why `actor` may not decide this gate, by the gate's own settings (None: they may).
     The verb's permission and cluster scope are the caller's access check."""
-    if actor is None or subtask.node_type != NodeType.APPROVAL_TASK:
+    if actor is None or subtask is None or subtask.node_type != NodeType.APPROVAL_TASK:
         return None
     gate = approval_settings(subtask.action)
     if not gate["starterMayApprove"] and task.creator_id is not None:
