@@ -25,7 +25,13 @@ from django_htmx.http import trigger_client_event
 
 from taskcenter.accounts import access
 from taskcenter.core import params as parse
-from taskcenter.core.errors import InvalidParameter, InvalidState, RollbackProhibited, TaskNotFound
+from taskcenter.core.errors import (
+    InvalidParameter,
+    InvalidState,
+    NotPermitted,
+    RollbackProhibited,
+    TaskNotFound,
+)
 from taskcenter.core.http import error_response, flash_fragment, is_partial, signed_in_view
 from taskcenter.dashboard.forms import ActionForm
 from taskcenter.dashboard.presenters import parameter_rows
@@ -130,6 +136,9 @@ def _perform(request, task_id: int, verb: Verb, subtask_id: int | None):
             flash = {"level": "warning", "message": done, "detail": enqueue.queued_notice(queued)}
     except (InvalidState, RollbackProhibited) as exc:
         flash = _refusal(task, subtask_id, seen, verb, exc.message)
+    except NotPermitted as exc:  # the verb's rules about this person (an approval's)
+        label = WORDS[verb.key].label
+        flash = {"level": "warning", "message": f"{label}: not by you.", "detail": exc.message}
     except TaskNotFound as exc:
         return error_response(request, 404, exc.message)
 
