@@ -40,7 +40,7 @@ def test_the_pending_list_and_the_top_bar_count_follow_who_may_decide(people, wa
     page = client_for(second).get("/approvals/").content.decode()
     assert f'data-gate="{gate.pk}"' in page and "v2.7.1" in page
     assert f'id="approve-{gate.pk}" class="btn btn-primary"' in page
-    assert '1</b> awaiting<span class="count-long"> your approval' in page
+    assert '1</b> <span>awaiting<span class="count-long"> your approval' in page
     own = client_for(starter).get("/approvals/").content.decode()
     assert f'data-gate="{gate.pk}"' in own  # listed, but not theirs to decide
     assert f'id="approve-{gate.pk}" class="btn" data-action="approve" aria-disabled="true"' in own
