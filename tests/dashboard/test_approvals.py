@@ -9,14 +9,12 @@ import json
 import pytest
 
 from taskcenter.accounts import roles
-from taskcenter.tasks import verbs
 from taskcenter.tasks.models import SubtaskStatus, TaskStatus
-from tests.conftest import basic_client, client_for, make_user
-from tests.factories import drive, subtask_named
+from tests.conftest import basic_client, client_for
+from tests.factories import APPROVAL_GATE as GATE
+from tests.factories import make_user, subtask_named, waiting_approval
 
 pytestmark = pytest.mark.django_db
-
-GATE = "Approve the deployment"
 
 
 @pytest.fixture
@@ -26,12 +24,7 @@ def people(db):
 
 @pytest.fixture
 def waiting(people, no_broker):
-    task = verbs.task_start(
-        definition_name="Deploy with approval",
-        creator=people[0],
-        parameters={"release": "v2.7.1"},
-    )
-    return drive(task, quiet=True)
+    return waiting_approval(people[0], release="v2.7.1")
 
 
 def test_the_pending_list_and_the_top_bar_count_follow_who_may_decide(people, waiting, viewer):

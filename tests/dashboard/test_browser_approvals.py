@@ -16,11 +16,10 @@ import pytest
 from playwright.sync_api import expect
 
 from taskcenter.accounts import roles
-from taskcenter.tasks import verbs
 from taskcenter.tasks.audit import Action
 from taskcenter.tasks.models import AuditEntry, SubtaskStatus
-from tests.conftest import make_user, sign_in
-from tests.factories import drive, subtask_named
+from tests.conftest import sign_in
+from tests.factories import APPROVAL_GATE, make_user, subtask_named, waiting_approval
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -40,13 +39,8 @@ def test_the_starter_is_refused_and_a_second_person_approves(
 ):
     starter = make_user("starter", roles.MANAGER)
     make_user("second", roles.MANAGER)
-    task = verbs.task_start(
-        definition_name="Deploy with approval",
-        creator=starter,
-        parameters={"release": "v2.7.1", "approval_hours": 4},
-    )
-    task = drive(task, quiet=True)  # the build ran; the gate waits
-    gate = subtask_named(task, "Approve the deployment")
+    task = waiting_approval(starter, release="v2.7.1", approval_hours=4)
+    gate = subtask_named(task, APPROVAL_GATE)
     assert gate.status == SubtaskStatus.RUNNING
 
     # The starter: the gate is on the task page, but Approve is refused, with why.

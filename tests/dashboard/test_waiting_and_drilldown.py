@@ -16,8 +16,15 @@ from taskcenter.engine import presence
 from taskcenter.engine.models import WorkerPresence
 from taskcenter.engine.selectors import default_queue
 from taskcenter.tasks.models import SubtaskStatus
-from tests.conftest import client_for, make_user
-from tests.factories import make_task, subtask_named, two_root_task
+from tests.conftest import client_for
+from tests.factories import (
+    grant_scoped,
+    make_presence,
+    make_task,
+    make_user,
+    subtask_named,
+    two_root_task,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -29,19 +36,13 @@ def quiet_fleet(no_broker, no_worker_process):
     cache.clear()
 
 
-def seen(name, ago, *, queues=None, running=0, concurrency=4, attempts=(), recent=(), pid=4242):
-    at = timezone.now() - timedelta(seconds=ago)
-    return WorkerPresence.objects.create(
-        name=name,
-        hostname=name.partition("@")[2],
-        pid=pid,
-        concurrency=concurrency,
+def seen(name, ago, *, queues=None, attempts=(), **fields):
+    return make_presence(
+        name,
+        seen_ago=timedelta(seconds=ago),
         queues=list(queues or [default_queue()]),
-        started_at=at - timedelta(hours=1),
-        last_seen=at,
-        running=running,
         attempts=[list(a) for a in attempts],
-        recent=list(recent),
+        **fields,
     )
 
 
@@ -85,10 +86,7 @@ def test_the_subtask_panel_shows_the_reason_with_a_link_to_the_queue(viewer):
 def test_a_queue_lists_its_waiting_attempts_in_scope(db, clusters):
     alpha, bravo = clusters
     scoped = make_user("scoped", "TASK_VIEWER")
-    from taskcenter.accounts.models import RoleScope
-
-    scope = RoleScope.objects.create(user=scoped, group=scoped.groups.get())
-    scope.clusters.add(alpha)
+    grant_scoped(scoped, "TASK_VIEWER", alpha)
     task = two_root_task()
     page = client_for(make_user("all", "TASK_VIEWER")).get(f"/fleet/queues/{default_queue()}/")
     ids = re.findall(r'<tr data-subtask="(\d+)"', page.content.decode())

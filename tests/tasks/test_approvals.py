@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from taskcenter.accounts import roles
@@ -23,21 +22,25 @@ from taskcenter.tasks.models import (
     TaskStatus,
 )
 from taskcenter.tasks.verbs import VERBS
-from tests.conftest import make_user
-from tests.factories import drive, subtask_named
+from tests.factories import (
+    APPROVAL_GATE,
+    drive,
+    make_role,
+    make_user,
+    start,
+    subtask_named,
+    waiting_approval,
+)
 
 pytestmark = pytest.mark.django_db
 
-DEPLOY = "Deploy with approval"
-
 
 def _started(creator, **parameters):
-    task = verbs.task_start(definition_name=DEPLOY, creator=creator, parameters=parameters)
-    return drive(task, quiet=True)  # runs the build, as a worker would, until the gate
+    return waiting_approval(creator, **parameters)  # the build ran, the gate waits
 
 
 def _gate(task):
-    return subtask_named(task, "Approve the deployment")
+    return subtask_named(task, APPROVAL_GATE)
 
 
 @pytest.fixture
@@ -116,12 +119,12 @@ def test_a_named_role_and_the_starter_allowance(starter, second, no_broker, sett
         ],
     )
     definitions.register_definition(spec)
-    task = verbs.task_start(definition_name=spec.name, creator=starter)
+    task = start(spec.name, creator=starter)
     gate = task.subtasks.get()
     assert gate.status == SubtaskStatus.RUNNING  # a root gate opens at the start
     refused = VERBS["approve"].refused(task, gate, actor=second)
     assert refused is not None and "CHANGE_BOARD" in refused.why
-    board = Group.objects.create(name="CHANGE_BOARD")
+    board = make_role("CHANGE_BOARD")
     starter.groups.add(board)
     # The gate lets its starter decide: four eyes are off for it.
     VERBS["approve"].perform(task, gate.pk, actor=starter, reason="board member")
@@ -138,7 +141,7 @@ def test_the_reaper_times_out_a_gate_as_it_says(starter, no_broker, on_timeout):
         ],
     )
     definitions.register_definition(spec)
-    task = verbs.task_start(definition_name=spec.name, creator=starter)
+    task = start(spec.name, creator=starter)
     gate = task.subtasks.get()
     assert services.gates_due(timezone.now()) == []
     later = timezone.now() + timedelta(seconds=61)
