@@ -100,7 +100,8 @@ def fleet_worker(request, worker_id: int):
         "up_for": format_duration((row.stopped_at or now) - row.started_at),
         "at_work": at_work,
         "lately": lately,
-        "hidden": len(row.attempts) - len(at_work),
+        # A scoped viewer sees the attempts of their clusters only, and no count of others.
+        "whole_fleet": access.visible_clusters(request.user) is access.ALL_CLUSTERS,
     }
     return page(request, "dashboard/fleet_worker.html", context)
 

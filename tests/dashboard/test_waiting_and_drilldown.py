@@ -141,3 +141,14 @@ def test_a_died_worker_stays_listed_as_died_beside_its_replacement(viewer, setti
     assert "Died" in page and "was running" in page
     died_page = client_for(viewer).get(f"/fleet/workers/{died.pk}/").content.decode()
     assert "Running when it died" in died_page and f'data-subtask="{running.pk}"' in died_page
+
+
+def test_a_scoped_viewer_sees_a_workers_attempts_of_their_clusters_only(clusters):
+    task = make_task(["RUNNING", "PENDING"])  # on the meta cluster
+    running = subtask_named(task, "step 0")
+    row = seen("w1@host-a", ago=1, attempts=[(running.pk, running.attempt)], recent=[running.pk])
+    scoped = make_user("scoped", "TASK_VIEWER")
+    grant_scoped(scoped, "TASK_VIEWER", clusters[0])
+    page = client_for(scoped).get(f"/fleet/workers/{row.pk}/").content.decode()
+    assert f'data-subtask="{running.pk}"' not in page
+    assert "Nothing of the tasks you may see" in page
