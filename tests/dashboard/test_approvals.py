@@ -119,3 +119,20 @@ def test_the_api_shows_a_waiting_gate_running_and_decides_under_four_eyes(people
     assert waiting.status == TaskStatus.FAILED
     again = basic_client("second").post(url, body, content_type="application/json")
     assert again.status_code == 400 and again.json()["error"]["code"] == 20003
+
+
+def test_the_top_bar_count_reads_the_gates_only_for_who_may_approve(viewer, operator):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from taskcenter.accounts import access
+    from taskcenter.dashboard.approvals import awaiting_count
+
+    for user in (viewer, operator):
+        access.require_view(user)  # the page's guard loads the permissions once
+    with CaptureQueriesContext(connection) as seen:
+        assert awaiting_count(viewer) == 0
+    assert not any("tasks_subtaskinstance" in q["sql"] for q in seen.captured_queries)
+    with CaptureQueriesContext(connection) as seen:  # the waiting gates, one statement
+        assert awaiting_count(operator) == 0
+    assert len(seen.captured_queries) == 1
