@@ -200,3 +200,11 @@ undo  # a demo rollback, registered as "demo.undo" and named in definitions
 hengshi_step  # registered as "demo.hengshi_step"
 forget_all  # the log poll cache's reset, for tests and benchmarks
 _.subtask_name  # the context a definition's callables receive (engine/runner.py)
+
+# --- Approval gates and the fleet's drill-down
+starterMayApprove  # api/serializers.py: the schema's fields of an approval
+onTimeout
+expiresAt
+approval
+approvals_timed_out  # engine/reaper.py's report, read by tests and logs
+died  # dashboard/fleet_worker.html

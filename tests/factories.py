@@ -271,6 +271,16 @@ def two_root_task(creator=None) -> TaskInstance:
     return verbs.task_start(definition_name=TWO_ROOTS, creator=creator)
 
 
+DEPLOY_WITH_APPROVAL = "Deploy with approval"
+APPROVAL_GATE = "Approve the deployment"
+
+
+def waiting_approval(creator=None, **parameters) -> TaskInstance:
+    """A demo "Deploy with approval" task whose build ran and whose approval gate waits
+    (RUNNING, no worker) for a decision."""
+    return drive(start(DEPLOY_WITH_APPROVAL, creator=creator, **parameters), quiet=True)
+
+
 # --- Plans: submitted through their verb, as POST /api/schedules does -------------------------
 
 NOTEBOOK_JOB = "com.hengshi.nangaparbat.schedulejob.NotebookJob"

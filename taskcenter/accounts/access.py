@@ -30,6 +30,7 @@ from taskcenter.tasks.models import (
     TaskInstance,
 )
 from taskcenter.tasks.verbs import (  # noqa: F401 (PERM_*: the permissions of the verbs)
+    PERM_APPROVE,
     PERM_CANCEL,
     PERM_CANCEL_TASK,
     PERM_RETRY,
@@ -58,6 +59,8 @@ OPERATION_VERBS = {
     "subtask_retry": "retry subtasks",
     "skip": "skip subtasks",
     "cancel": "cancel subtasks",
+    "approve": "approve subtasks",
+    "reject": "reject subtasks",
     "run": "run jobs",
     "manage_schedules": "manage schedules",
 }

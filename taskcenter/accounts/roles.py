@@ -20,6 +20,7 @@ OPERATE_PERMISSIONS = [
     "tasks.skip_subtaskinstance",
     "tasks.cancel_subtaskinstance",
     "tasks.cancel_taskinstance",
+    "tasks.approve_subtaskinstance",
     "tasks.run_taskinstance",
     "tasks.manage_schedules",
 ]

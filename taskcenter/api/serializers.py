@@ -11,6 +11,8 @@ downstream/downstreams, paralleIdx/parallelIdx, tenant/tenantInfo.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib.auth.base_user import AbstractBaseUser
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -18,6 +20,7 @@ from rest_framework import serializers
 
 from taskcenter.api.envelope import iso
 from taskcenter.tasks import models
+from taskcenter.tasks.definitions import approval_settings
 from taskcenter.tasks.selectors import SubtaskBrief
 
 
@@ -131,6 +134,45 @@ class BasicSubtaskInstanceSerializer(_Fast):
         }
 
 
+class ApprovalDecisionSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=["approved", "rejected", "timed out"])
+    by = serializers.CharField(help_text="Who decided (system for a timeout).")
+    reason = serializers.CharField()
+    at = serializers.DateTimeField()
+
+
+class ApprovalSerializer(_Fast):
+    """An approval gate: who may decide it, until when it waits, and its decision."""
+
+    waiting = serializers.BooleanField(help_text="Waiting for a decision now.")
+    permission = serializers.CharField()
+    role = serializers.CharField(allow_blank=True, help_text="A role the approver must hold.")
+    starterMayApprove = serializers.BooleanField(
+        help_text="Whether whoever started the task may decide it (false: four eyes)."
+    )
+    onTimeout = serializers.ChoiceField(choices=["fail", "approve"])
+    expiresAt = _time(help_text="When the gate times out, while it waits.")
+    decision = ApprovalDecisionSerializer(allow_null=True)
+
+    @staticmethod
+    def represent(sub: models.SubtaskInstance):
+        gate = approval_settings(sub.action)
+        waiting = sub.status == models.SubtaskStatus.RUNNING
+        expires = (
+            sub.start_time + timedelta(seconds=sub.timeout) if waiting and sub.start_time else None
+        )
+        decided = (sub.result or {}).get("approval") if isinstance(sub.result, dict) else None
+        return {
+            "waiting": waiting,
+            "permission": gate["permission"],
+            "role": gate["role"],
+            "starterMayApprove": gate["starterMayApprove"],
+            "onTimeout": gate["onTimeout"],
+            "expiresAt": iso(expires),
+            "decision": None if waiting else decided,
+        }
+
+
 class SubtaskInstanceSerializer(_Fast):
     """A subtask with everything OCP reports about it."""
 
@@ -157,9 +199,22 @@ class SubtaskInstanceSerializer(_Fast):
     result = serializers.JSONField(
         allow_null=True, help_text="What the last successful run returned, if anything."
     )
+    approval = ApprovalSerializer(
+        required=False,
+        help_text="An extension, on approval gates (nodeType APPROVAL_TASK) only: a gate "
+        "waiting for a decision is RUNNING, as OCP's clients expect of a step under way, "
+        "with waiting true here.",
+    )
 
     @staticmethod
     def represent(sub: models.SubtaskInstance):
+        data = SubtaskInstanceSerializer._ocp(sub)
+        if sub.node_type == models.NodeType.APPROVAL_TASK:
+            data["approval"] = ApprovalSerializer.represent(sub)
+        return data
+
+    @staticmethod
+    def _ocp(sub: models.SubtaskInstance) -> dict:
         return {
             "id": sub.pk,
             "name": sub.name,

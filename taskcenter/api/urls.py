@@ -40,6 +40,8 @@ urlpatterns = [
     path(f"{SUBTASK}/retry", views.subtask_retry, name="subtask-retry"),
     path(f"{SUBTASK}/skip", views.subtask_skip, name="subtask-skip"),
     path(f"{SUBTASK}/cancel", views.subtask_cancel, name="subtask-cancel"),
+    path(f"{SUBTASK}/approve", views.subtask_approve, name="subtask-approve"),
+    path(f"{SUBTASK}/reject", views.subtask_reject, name="subtask-reject"),
     path(f"{SUBTASK}/log", views.subtask_log, name="subtask-log"),
     # The alias a Terraform provider polls; after the fixed paths above.
     path("v2/tasks/<str:taskInstanceId>", views.task_detail_alias, name="task-detail-alias"),

@@ -347,6 +347,40 @@ def subtask_cancel(request, taskInstanceId, subtaskInstanceId):
     )
 
 
+APPROVAL_DESCRIPTION = (
+    "An extension of OCP's state machine. An approval gate (nodeType APPROVAL_TASK) waits "
+    "RUNNING, holding no worker, with its `approval` object beside it. {what} Needs the "
+    "tasks.approve_subtaskinstance permission in the task's cluster, the gate's own "
+    "permission and role when it names them, and a reason; whoever started the task is "
+    "refused (30014) unless the gate allows it. Refused with 20003 when the subtask is "
+    "not a waiting approval gate."
+)
+
+
+@_subtask_schema("approveSubtask", "Approve a waiting approval gate (extension)")
+@extend_schema(
+    description=APPROVAL_DESCRIPTION.format(
+        what="Approving ends it SUCCESSFUL and the steps after it run."
+    )
+)
+@api_view(["POST"])
+@parser_classes(OPERATION_PARSERS)
+def subtask_approve(request, taskInstanceId, subtaskInstanceId):
+    return _subtask_operation(request, taskInstanceId, subtaskInstanceId, VERBS["approve"])
+
+
+@_subtask_schema("rejectSubtask", "Reject a waiting approval gate (extension)")
+@extend_schema(
+    description=APPROVAL_DESCRIPTION.format(
+        what="Rejecting ends it FAILED, and the task fails as after any failed step."
+    )
+)
+@api_view(["POST"])
+@parser_classes(OPERATION_PARSERS)
+def subtask_reject(request, taskInstanceId, subtaskInstanceId):
+    return _subtask_operation(request, taskInstanceId, subtaskInstanceId, VERBS["reject"])
+
+
 @extend_schema(
     operation_id="getSubtaskLog",
     summary="Read a subtask's log, whole or incrementally",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.utils.functional import SimpleLazyObject
 
 from taskcenter.accounts import access, roles
+from taskcenter.dashboard.approvals import awaiting_count
 from taskcenter.dashboard.fleet import no_worker_banner
 from taskcenter.tasks import selectors
 
@@ -16,6 +17,8 @@ def top_bar(request) -> dict:
         return {}
     return {
         "nav_counts": SimpleLazyObject(lambda: _top_counts(user)),
+        # "N awaiting your approval": the waiting gates this user may decide.
+        "nav_approvals": SimpleLazyObject(lambda: {"count": awaiting_count(user)}),
         "nav_role": SimpleLazyObject(lambda: roles.role_badge(user)),
         # The task pages (and Jobs, Schedules, Audit behind them) only for those who may
         # see tasks; the others get links that lead somewhere they may go.

@@ -12,7 +12,7 @@ from django.urls import reverse
 from taskcenter.accounts import access
 from taskcenter.core import terminal
 from taskcenter.core.errors import InvalidParameter
-from taskcenter.dashboard import presenters
+from taskcenter.dashboard import approvals, presenters, waiting
 from taskcenter.tasks import selectors
 from taskcenter.tasks.models import SubtaskStatus, TaskInstance
 
@@ -88,6 +88,8 @@ def panel_context(
         ),
         "io": presenters.subtask_io(subtask),
         "subtask_active": subtask.status in ACTIVE,
+        "approval": approvals.approval_box(request.user, task, subtask),
+        "waiting": waiting.waiting_for(request.user, task, subtask),
     }
     if with_log:
         context["log"] = log_context(subtask, attempt)

@@ -1,6 +1,11 @@
 """The Fleet page: the workers seen through their heartbeats, what waits in each queue
-and how long, and how many attempts the fleet ended lately; and the no-worker banner
-that every page shows when no worker has been seen for TASKCENTER_NO_WORKER_AFTER s."""
+and how long, and how many attempts the fleet ended lately; its drill-down (a worker's
+attempts at work and lately run, a queue's waiting attempts); and the no-worker banner
+that every page shows when no worker has been seen for TASKCENTER_NO_WORKER_AFTER s.
+
+A worker that stopped beating without a stop mark is listed as died, with when it was
+last seen and what it was running then; one started again under the same name has a row
+of its own (taskcenter.engine.presence)."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.http import Http404
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -16,6 +22,8 @@ from taskcenter.accounts import access
 from taskcenter.core.http import page, signed_in_view
 from taskcenter.dashboard.presenters import format_duration
 from taskcenter.engine import selectors as engine_selectors
+from taskcenter.engine.dispatch import queue_for
+from taskcenter.tasks import selectors
 
 dashboard_view = signed_in_view(access.require_view)
 
@@ -66,6 +74,69 @@ def fleet(request):
         "offline_after": int(settings.TASKCENTER_NO_WORKER_AFTER),
     }
     return page(request, "dashboard/fleet.html", context)
+
+
+@dashboard_view
+@require_GET
+def fleet_worker(request, worker_id: int):
+    """One worker process: its state, the attempts it runs now (or ran when it died) and
+    those it ran lately, of the tasks the reader may see."""
+    now = timezone.now()
+    row = engine_selectors.worker(worker_id, now)
+    if row is None:
+        raise Http404("This worker is not remembered (any more).")
+    visible = access.visible_tasks(request.user)
+    at_work = selectors.subtasks_by_ids(ids=[pk for pk, _ in row.attempts], visible=visible)
+    running_ids = {sub.pk for sub in at_work}
+    lately = [
+        sub
+        for sub in selectors.subtasks_by_ids(ids=row.recent, visible=visible)
+        if sub.pk not in running_ids
+    ]
+    context = {
+        "nav": "fleet",
+        "w": row,
+        "seen_ago": format_duration(now - row.last_seen),
+        "up_for": format_duration((row.stopped_at or now) - row.started_at),
+        "at_work": at_work,
+        "lately": lately,
+        # A scoped viewer sees the attempts of their clusters only, and no count of others.
+        "whole_fleet": access.visible_clusters(request.user) is access.ALL_CLUSTERS,
+    }
+    return page(request, "dashboard/fleet_worker.html", context)
+
+
+@dashboard_view
+@require_GET
+def fleet_queue(request, queue: str):
+    """One queue: the attempts waiting in it (READY, routed to it by the sender's rule),
+    the longest waiting first, of the tasks the reader may see; and who consumes it."""
+    now = timezone.now()
+    fallback = engine_selectors.default_queue()
+    visible = access.visible_tasks(request.user)
+    waiting = [
+        sub
+        for sub in selectors.ready_attempts(visible=visible)
+        if (
+            queue_for(
+                node_type=sub.node_type, cluster=sub.task.cluster.name if sub.task.cluster else None
+            )
+            or fallback
+        )
+        == queue
+    ]
+    online = [w for w in engine_selectors.workers(now) if w.online]
+    context = {
+        "nav": "fleet",
+        "queue": queue,
+        "waiting": [
+            {"sub": sub, "wait": format_duration(now - sub.ready_at) if sub.ready_at else ""}
+            for sub in waiting[: selectors.QUEUE_ATTEMPTS_SHOWN]
+        ],
+        "total": len(waiting),
+        "consumers": [w for w in online if queue in w.queues],
+    }
+    return page(request, "dashboard/fleet_queue.html", context)
 
 
 @signed_in_view()

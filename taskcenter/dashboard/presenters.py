@@ -329,7 +329,7 @@ def _permitted_buttons(
     for verb in offered:
         if not access.can_operate(user, verb.key, task):
             continue
-        refused = verb.refused(task, subtask)
+        refused = verb.refused(task, subtask, actor=user)
         words = WORDS[verb.key]
         why = refused.why if refused else words.hint_for(subtask)
         url_of_verb = f"{url}op={verb.key}"

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from taskcenter.dashboard import bulk, fleet, jobs, schedules_views, verb_views, views
+from taskcenter.dashboard import approvals, bulk, fleet, jobs, schedules_views, verb_views, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -41,7 +41,10 @@ urlpatterns = [
         name="subtask_operate",
     ),
     path("audit/", views.audit, name="audit"),
+    path("approvals/", approvals.approvals, name="approvals"),
     path("fleet/", fleet.fleet, name="fleet"),
+    path("fleet/workers/<int:worker_id>/", fleet.fleet_worker, name="fleet_worker"),
+    path("fleet/queues/<str:queue>/", fleet.fleet_queue, name="fleet_queue"),
     path("fleet/banner/", fleet.worker_banner, name="worker_banner"),
     path("jobs/", jobs.job_list, name="job_list"),
     path("jobs/<str:key>/", jobs.job_detail, name="job_detail"),

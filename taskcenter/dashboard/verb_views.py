@@ -25,9 +25,16 @@ from django_htmx.http import trigger_client_event
 
 from taskcenter.accounts import access
 from taskcenter.core import params as parse
-from taskcenter.core.errors import InvalidParameter, InvalidState, RollbackProhibited, TaskNotFound
+from taskcenter.core.errors import (
+    InvalidParameter,
+    InvalidState,
+    NotPermitted,
+    RollbackProhibited,
+    TaskNotFound,
+)
 from taskcenter.core.http import error_response, flash_fragment, is_partial, signed_in_view
 from taskcenter.dashboard.forms import ActionForm
+from taskcenter.dashboard.presenters import parameter_rows
 from taskcenter.dashboard.verb_words import WORDS
 from taskcenter.tasks import enqueue, selectors, verbs
 from taskcenter.tasks.verbs import Verb
@@ -63,7 +70,7 @@ def confirm(request, task_id: int):
     else:
         action_url = reverse("dashboard:task_operate", args=[task.pk, verb.url_segment])
     offered = verb.is_offered(task, subtask)
-    refused = verb.refused(task, subtask) if offered else None
+    refused = verb.refused(task, subtask, actor=request.user) if offered else None
     if not offered or refused is not None:
         why = refused.why if refused else "The current state does not allow it."
         return _refusal_response(request, _refusal(task, subtask, seen, verb, why))
@@ -86,6 +93,8 @@ def confirm(request, task_id: int):
         "task": task,
         "subtask": subtask,
     }
+    if verb.actor_refusal is not None:  # an approval: the parameters to judge by
+        context["parameters"] = parameter_rows(selectors.shown_parameters(task))
     return render(request, "dashboard/_confirm.html", context)
 
 
@@ -127,6 +136,9 @@ def _perform(request, task_id: int, verb: Verb, subtask_id: int | None):
             flash = {"level": "warning", "message": done, "detail": enqueue.queued_notice(queued)}
     except (InvalidState, RollbackProhibited) as exc:
         flash = _refusal(task, subtask_id, seen, verb, exc.message)
+    except NotPermitted as exc:  # the verb's rules about this person (an approval's)
+        label = WORDS[verb.key].label
+        flash = {"level": "warning", "message": f"{label}: not by you.", "detail": exc.message}
     except TaskNotFound as exc:
         return error_response(request, 404, exc.message)
 

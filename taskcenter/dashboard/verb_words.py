@@ -120,4 +120,28 @@ WORDS: dict[str, VerbWords] = {
         done="Cancel requested: “{subtask}” stops (at once if it was queued).",
         already="canceled “{subtask}”",
     ),
+    "approve": VerbWords(
+        label="Approve",
+        hint="Approve this step: the steps after it run.",
+        confirmation=Confirmation(
+            "Approve “{subtask}” of task #{task}?",
+            "The steps after it run with the parameters below. Your name and reason are "
+            "kept in the audit trail.",
+            "Approve",
+        ),
+        done="“{subtask}” approved; the task goes on.",
+        already="decided “{subtask}”",
+    ),
+    "reject": VerbWords(
+        label="Reject",
+        hint="Reject this step: it fails and the task stops here.",
+        confirmation=Confirmation(
+            "Reject “{subtask}” of task #{task}?",
+            "The step fails and the task stops before the steps after it; it can be "
+            "retried later to ask again. Your name and reason are kept in the audit trail.",
+            "Reject",
+        ),
+        done="“{subtask}” rejected; the task stops here.",
+        already="decided “{subtask}”",
+    ),
 }

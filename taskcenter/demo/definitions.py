@@ -13,6 +13,7 @@ from taskcenter.tasks.definitions import (
     DefinitionSpec,
     ParameterSpec,
     SubtaskSpec,
+    approval_gate,
     register_callable,
     register_definition,
 )
@@ -299,6 +300,59 @@ register_definition(
             ),
         ],
         build=_migrate_tenant,
+    )
+)
+
+
+def _deploy_with_approval(params):
+    return [
+        _py("build", "Build the release", step="build", seconds=float(params["step_seconds"])),
+        approval_gate(
+            "approve",
+            "Approve the deployment",
+            upstreams=["build"],
+            description="A second person checks the release and its parameters before it "
+            "reaches the cluster.",
+            timeout=int(params["approval_hours"] * 3600),
+            on_timeout="fail",
+        ),
+        _py(
+            "deploy",
+            "Deploy to the cluster",
+            ["approve"],
+            step="deploy",
+            seconds=float(params["step_seconds"]),
+            rollback={"callable": "demo.undo", "kwargs": {"step": "deploy"}},
+        ),
+        _py(
+            "verify",
+            "Verify the deployment",
+            ["deploy"],
+            step="verify",
+            seconds=float(params["step_seconds"]),
+        ),
+    ]
+
+
+register_definition(
+    DefinitionSpec(
+        name="Deploy with approval",
+        description="A build, then an approval gate: someone other than whoever started the "
+        "task approves (or rejects) before the deploy runs; no decision in time fails it.",
+        parameters=[
+            ParameterSpec("release", "v1.0.0", "The release to deploy", label="Release"),
+            ParameterSpec(
+                "approval_hours",
+                24.0,
+                "How long the approval waits before it fails, in hours",
+                minimum=0.001,
+                maximum=24 * 30,
+            ),
+            ParameterSpec(
+                "step_seconds", 1.0, "How long each step works, in seconds", minimum=0, maximum=3600
+            ),
+        ],
+        build=_deploy_with_approval,
     )
 )
 

@@ -19,7 +19,8 @@ from taskcenter.tasks.models import TaskInstance
 REAPER_ACTIONS = Counter(
     "taskcenter_reaper_actions",
     "What the reaper did: worker_lost (attempt failed), redispatched (READY sent again), "
-    "outbox_sent (a send that had failed, sent once the broker answered), settled (task).",
+    "outbox_sent (a send that had failed, sent once the broker answered), settled (task), "
+    "approval_timeout (an approval gate nobody decided in time, failed or approved).",
     ["action"],
 )
 SUBTASK_DURATION = Histogram(

@@ -36,11 +36,14 @@ class WorkerPresence(models.Model):
     Written by each worker's main process every TASKCENTER_WORKER_BEAT_INTERVAL seconds,
     through the database rather than broker broadcasts, so that the fleet page and the
     no-worker banner work on every broker, the filesystem one included. A clean shutdown
-    sets `stopped_at`; a killed worker simply stops beating. Rows of workers gone for
+    sets `stopped_at`; a killed worker simply stops beating, and its row keeps what it was
+    running at its last beat. Each worker process has its own row. Rows of workers gone for
     longer than TASKCENTER_WORKER_PRESENCE_KEEP are pruned by the workers themselves.
     """
 
-    name = models.CharField(max_length=255, unique=True, help_text="Celery's node name.")
+    # Not unique: a worker started again under the same name (a restart after a crash)
+    # beats its own row, so the one that died stays listed as died, with what it ran.
+    name = models.CharField(max_length=255, help_text="Celery's node name.")
     hostname = models.CharField(max_length=255)
     pid = models.PositiveIntegerField()
     concurrency = models.PositiveIntegerField(default=0)
@@ -51,6 +54,12 @@ class WorkerPresence(models.Model):
     stopped_at = models.DateTimeField(null=True, blank=True)
     running = models.PositiveIntegerField(default=0, help_text="Attempts at work now.")
     finished = models.PositiveBigIntegerField(default=0, help_text="Attempts ended since start.")
+    attempts = models.JSONField(
+        default=list, blank=True, help_text="[subtask id, attempt] at work at the last beat."
+    )
+    recent = models.JSONField(
+        default=list, blank=True, help_text="Subtask ids it ran lately, the latest first."
+    )
 
     def __str__(self) -> str:
         return f"{self.name} (pid {self.pid})"

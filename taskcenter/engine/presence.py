@@ -35,6 +35,7 @@ from taskcenter.engine.models import FinishedMinute, WorkerPresence
 logger = logging.getLogger(__name__)
 
 PRUNE_EVERY_BEATS = 120
+RECENT_KEPT = 20  # subtask ids a worker's row keeps of what it ran lately
 STOP_MARK_WAIT = 30.0  # seconds a stopping worker waits for its stop mark to be written
 # Throughput looks back an hour: its rows are kept at least that long.
 THROUGHPUT_KEEP = timedelta(hours=2)
@@ -66,6 +67,8 @@ class Beat(threading.Thread):
         self.stopping = threading.Event()
         self.counted = 0
         self.beats = 0
+        self.row_id: int | None = None  # this process's own row, made by its first beat
+        self.recent: list[int] = []  # subtask ids seen at work, the latest first
 
     def run(self) -> None:
         while True:
@@ -93,6 +96,12 @@ class Beat(threading.Thread):
         self.beats += 1
         total = _finished_total()
         delta, self.counted = total - self.counted, total
+        at_work = [] if stopped else attempts_at_work()
+        for subtask_id, _ in at_work:
+            if subtask_id in self.recent:
+                self.recent.remove(subtask_id)
+            self.recent.insert(0, subtask_id)
+        del self.recent[RECENT_KEPT:]
         fields = {
             "hostname": self.worker_name.partition("@")[2] or self.worker_name,
             "pid": os.getpid(),
@@ -103,10 +112,15 @@ class Beat(threading.Thread):
             "stopped_at": now if stopped else None,
             "running": 0 if stopped else len(worker_state.active_requests),
             "finished": total,
+            "attempts": at_work,
+            "recent": list(self.recent),
         }
-        # An UPDATE in the common case; the row is made again if someone deleted it.
-        if not WorkerPresence.objects.filter(name=self.worker_name).update(**fields):
-            WorkerPresence.objects.create(name=self.worker_name, **fields)
+        # An UPDATE of its own row in the common case; made by the first beat, and again if
+        # someone deleted it. A worker started again under the same name gets a new row.
+        if self.row_id is None or not WorkerPresence.objects.filter(pk=self.row_id).update(
+            **fields
+        ):
+            self.row_id = WorkerPresence.objects.create(name=self.worker_name, **fields).pk
         if delta:
             minute = now.replace(second=0, microsecond=0)
             row = FinishedMinute.objects.filter(minute=minute, worker=self.worker_name)
@@ -127,6 +141,19 @@ class Beat(threading.Thread):
             logger.exception("marking the worker stopped failed")
         finally:
             connection.close()
+
+
+def attempts_at_work() -> list[list[int]]:
+    """[subtask id, attempt] of the attempts this worker's pool runs now (its Celery
+    requests of run_attempt)."""
+    found = []
+    for request in list(worker_state.active_requests):
+        try:
+            subtask_id, attempt = request.args[:2]
+            found.append([int(subtask_id), int(attempt)])
+        except (AttributeError, TypeError, ValueError):
+            continue
+    return found
 
 
 def prune(now=None) -> tuple[int, int]:

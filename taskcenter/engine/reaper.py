@@ -1,6 +1,8 @@
-"""Fails attempts whose worker is gone, re-sends READY attempts whose message was lost and
-settles RUNNING tasks with no subtask left at work; sends the dispatch outbox (attempts
-whose send failed while the broker was away) as soon as the broker answers again.
+"""Fails attempts whose worker is gone, re-sends READY attempts whose message was lost,
+ends approval gates whose timeout passed with no decision (they hold no worker, so no
+worker can time them out) and settles RUNNING tasks with no subtask left at work; sends
+the dispatch outbox (attempts whose send failed while the broker was away) as soon as the
+broker answers again.
 
 An attempt is lost after TASKCENTER_WORKER_LOST_AFTER seconds without a heartbeat while
 the database answered: no worker can beat while it does not. Its worker beats while the
@@ -37,6 +39,7 @@ class ReapReport:
     settled: int = 0
     outbox_sent: int = 0
     bulks_resumed: int = 0
+    approvals_timed_out: int = 0
 
 
 # READY attempts whose message may be lost are sent again once, at once, on this process's
@@ -88,6 +91,11 @@ def _reap() -> ReapReport:
         dispatch.send_bulk(bulk_id, 1)
         report.bulks_resumed += 1
         logger.warning("bulk %s: no run worked on it for a while, started again", bulk_id)
+    for subtask_id, attempt in services.gates_due(now):
+        if services.gate_time_out(subtask_id=subtask_id, attempt=attempt, now=now):
+            report.approvals_timed_out += 1
+            count_reaper_action("approval_timeout")
+            logger.warning("subtask %s: approval timed out with no decision", subtask_id)
     for task_id in selectors.running_tasks_without_work():
         if services.task_settle(task_id=task_id):
             report.settled += 1

@@ -18,6 +18,7 @@ from taskcenter.tasks import selectors
 
 @dataclass(frozen=True)
 class WorkerRow:
+    pk: int
     name: str
     hostname: str
     pid: int
@@ -29,6 +30,13 @@ class WorkerRow:
     last_seen: datetime
     stopped_at: datetime | None
     online: bool
+    attempts: list[tuple[int, int]]  # at work at its last beat
+    recent: list[int]  # subtask ids it ran lately, the latest first
+
+    @property
+    def died(self) -> bool:
+        """Stopped beating without a stop mark: killed, or its host went away."""
+        return not self.online and self.stopped_at is None
 
 
 def online_since(now: datetime | None = None) -> datetime:
@@ -41,6 +49,7 @@ def workers(now: datetime | None = None) -> list[WorkerRow]:
     since = online_since(now)
     rows = [
         WorkerRow(
+            pk=w.pk,
             name=w.name,
             hostname=w.hostname,
             pid=w.pid,
@@ -52,10 +61,17 @@ def workers(now: datetime | None = None) -> list[WorkerRow]:
             last_seen=w.last_seen,
             stopped_at=w.stopped_at,
             online=w.stopped_at is None and w.last_seen >= since,
+            attempts=[(int(pk), int(attempt)) for pk, attempt in (w.attempts or [])],
+            recent=[int(pk) for pk in (w.recent or [])],
         )
-        for w in WorkerPresence.objects.order_by("-last_seen", "name")
+        for w in WorkerPresence.objects.order_by("-last_seen", "name", "-pk")
     ]
     return sorted(rows, key=lambda row: not row.online)  # stable: by last seen within
+
+
+def worker(worker_id: int, now: datetime | None = None) -> WorkerRow | None:
+    """One worker process's row (online, stopped or died), or None when it is forgotten."""
+    return next((row for row in workers(now) if row.pk == worker_id), None)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,9 @@ class Action(StrEnum):
     FINISH = "FINISH"
     AUTO_RETRY = "AUTO_RETRY"
     WORKER_LOST = "WORKER_LOST"
+    APPROVE = "APPROVE"
+    REJECT = "REJECT"
+    APPROVAL_TIMEOUT = "APPROVAL_TIMEOUT"
     # A bulk operation's own entries (its tasks' entries carry the verb's action).
     BULK_RETRY = "BULK_RETRY"
     BULK_ROLLBACK = "BULK_ROLLBACK"

@@ -10,6 +10,13 @@ Actions are small dicts:
     {"command": "echo hi", "env": {...}}                          SHELL_TASK
     {"method": "GET", "url": "...", "headers": {}, "json": ...,   HTTP_TASK
      "expect_status": [200]}
+    {"permission": "tasks.approve_subtaskinstance",               APPROVAL_TASK
+     "role": "", "onTimeout": "fail", "starterMayApprove": false}
+
+An APPROVAL_TASK is a gate: no worker runs it. It waits, RUNNING, for a person to approve
+or reject it (taskcenter.tasks.verbs.approval) or for its timeout (the subtask's
+`timeout`), at which the reaper fails or approves it as `onTimeout` says. Python
+definitions build one with `approval_gate`.
 """
 
 from __future__ import annotations
@@ -33,6 +40,16 @@ KIND_REQUIRED_KEY: dict[str, str] = {
     NodeType.SHELL_TASK: "command",
     NodeType.HTTP_TASK: "url",
 }
+
+# An approval gate's settings (its `action`), with their defaults.
+APPROVAL_PERMISSION = "tasks.approve_subtaskinstance"
+APPROVAL_DEFAULTS: dict[str, Any] = {
+    "permission": APPROVAL_PERMISSION,
+    "role": "",
+    "onTimeout": "fail",
+    "starterMayApprove": False,
+}
+APPROVAL_TIMEOUT_ACTIONS = ("fail", "approve")
 
 
 @dataclass
@@ -65,6 +82,43 @@ class DefinitionSpec:
         """The run's parameters, checked by the one validator (tasks.parameters.resolve):
         InvalidParameters names every invalid one at once."""
         return parameters_module.resolve(self, given, field=field)
+
+
+def approval_gate(
+    key: str,
+    name: str,
+    *,
+    upstreams: list[str] | None = None,
+    description: str = "",
+    timeout: int = 24 * 3600,
+    permission: str = APPROVAL_PERMISSION,
+    role: str = "",
+    on_timeout: str = "fail",
+    starter_may_approve: bool = False,
+) -> SubtaskSpec:
+    """An approval gate in a Python definition: the steps after it wait until a person
+    holding `permission` (and, when given, the role named `role`) approves it; whoever
+    started the task may not, unless `starter_may_approve`. At `timeout` seconds the gate
+    fails or approves itself (`on_timeout`)."""
+    return SubtaskSpec(
+        key=key,
+        name=name,
+        kind=NodeType.APPROVAL_TASK,
+        action={
+            "permission": permission,
+            "role": role,
+            "onTimeout": on_timeout,
+            "starterMayApprove": starter_may_approve,
+        },
+        upstreams=list(upstreams or []),
+        description=description,
+        timeout=timeout,
+    )
+
+
+def approval_settings(action: dict[str, Any] | None) -> dict[str, Any]:
+    """A gate's settings with their defaults filled in."""
+    return {**APPROVAL_DEFAULTS, **{k: v for k, v in (action or {}).items() if v is not None}}
 
 
 # --- Registries ---------------------------------------------------------------------------
@@ -124,10 +178,10 @@ def definition_from_data(name: str, version: int, spec: dict[str, Any]) -> Defin
         if not isinstance(raw, dict):
             raise InvalidDefinition(f"Subtask #{index} must be an object.")
         kind = raw.get("kind")
-        if kind not in (NodeType.SHELL_TASK, NodeType.HTTP_TASK):
+        if kind not in DATA_KINDS:
             raise InvalidDefinition(
-                f"Subtask #{index}: kind must be SHELL_TASK or HTTP_TASK in a data definition, "
-                f"got {kind!r}."
+                f"Subtask #{index}: kind must be SHELL_TASK, HTTP_TASK or APPROVAL_TASK in a "
+                f"data definition, got {kind!r}."
             )
         try:
             subtasks.append(
@@ -135,7 +189,9 @@ def definition_from_data(name: str, version: int, spec: dict[str, Any]) -> Defin
                     key=str(raw["key"]),
                     name=str(raw.get("name", raw["key"])),
                     kind=kind,
-                    action=dict(raw["action"]),
+                    action=dict(raw.get("action") or {})
+                    if kind == NodeType.APPROVAL_TASK
+                    else dict(raw["action"]),
                     upstreams=[str(u) for u in raw.get("upstreams", [])],
                     description=str(raw.get("description", "")),
                     timeout=int(raw.get("timeout", 600)),
@@ -159,6 +215,8 @@ def definition_from_data(name: str, version: int, spec: dict[str, Any]) -> Defin
     validate_subtasks(definition.name, static)
     return definition
 
+
+DATA_KINDS = (NodeType.SHELL_TASK, NodeType.HTTP_TASK, NodeType.APPROVAL_TASK)
 
 _PARAMETER_KEYS = {
     "name", "type", "default", "required", "label", "help", "description",
@@ -235,6 +293,9 @@ def validate_subtasks(definition_name: str, subtasks: list[SubtaskSpec]) -> list
 
 
 def _validate_action(prefix: str, spec: SubtaskSpec, action: dict, what: str) -> None:
+    if spec.kind == NodeType.APPROVAL_TASK:
+        _validate_approval(prefix, spec, action, what)
+        return
     if spec.kind not in KIND_REQUIRED_KEY:
         raise InvalidDefinition(f"{prefix}: subtask '{spec.key}' has unknown kind '{spec.kind}'.")
     required = KIND_REQUIRED_KEY[spec.kind]
@@ -242,6 +303,32 @@ def _validate_action(prefix: str, spec: SubtaskSpec, action: dict, what: str) ->
         raise InvalidDefinition(f"{prefix}: subtask '{spec.key}' {what} needs '{required}'.")
     if spec.kind == NodeType.PYTHON_TASK:
         get_callable(action["callable"])  # raises with the name when unknown
+
+
+def _validate_approval(prefix: str, spec: SubtaskSpec, action: dict, what: str) -> None:
+    where = f"{prefix}: approval gate '{spec.key}'"
+    if what == "rollback":
+        raise InvalidDefinition(f"{where} has nothing to undo: it takes no rollback.")
+    if not isinstance(action, dict):
+        raise InvalidDefinition(f"{where} settings must be an object.")
+    unknown = sorted(set(action) - set(APPROVAL_DEFAULTS))
+    if unknown:
+        raise InvalidDefinition(
+            f"{where}: unknown setting(s) {', '.join(unknown)} "
+            f"(use {', '.join(sorted(APPROVAL_DEFAULTS))})."
+        )
+    gate = approval_settings(action)
+    permission = gate["permission"]
+    if not isinstance(permission, str) or permission.count(".") != 1:
+        raise InvalidDefinition(f"{where}: 'permission' must be 'app_label.codename'.")
+    if not isinstance(gate["role"], str):
+        raise InvalidDefinition(f"{where}: 'role' must be a role's name.")
+    if gate["onTimeout"] not in APPROVAL_TIMEOUT_ACTIONS:
+        raise InvalidDefinition(f"{where}: 'onTimeout' must be 'fail' or 'approve'.")
+    if not isinstance(gate["starterMayApprove"], bool):
+        raise InvalidDefinition(f"{where}: 'starterMayApprove' must be true or false.")
+    if spec.retry_count:
+        raise InvalidDefinition(f"{where} is not retried automatically: retryCount must be 0.")
 
 
 def _topological_order(prefix: str, subtasks: list[SubtaskSpec]) -> list[SubtaskSpec]:

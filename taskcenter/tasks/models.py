@@ -137,6 +137,8 @@ class NodeType(models.TextChoices):
     PYTHON_TASK = "PYTHON_TASK"
     SHELL_TASK = "SHELL_TASK"
     HTTP_TASK = "HTTP_TASK"
+    # A gate that waits for a person's decision; no worker runs it (tasks.approvals).
+    APPROVAL_TASK = "APPROVAL_TASK"
 
 
 class TaskName(models.Model):
@@ -217,6 +219,7 @@ class TaskInstance(models.Model):
             ("cancel_subtaskinstance", "Can cancel subtasks"),
             ("cancel_taskinstance", "Can cancel tasks (every running and queued subtask)"),
             ("run_taskinstance", "Can start tasks from definitions"),
+            ("approve_subtaskinstance", "Can approve or reject approval gates"),
         ]
 
     def __str__(self) -> str:

@@ -24,6 +24,7 @@ from taskcenter.tasks.models import (
     Cluster,
     Host,
     LogChunk,
+    NodeType,
     SubtaskAttempt,
     SubtaskInstance,
     SubtaskStatus,
@@ -810,3 +811,80 @@ def task_past_attempts(*, task_id: int) -> list[PastAttempt]:
         .values_list(*PastAttempt._fields)
     )
     return [PastAttempt._make(row) for row in rows]
+
+
+# --- Approval gates and what a subtask waits for ----------------------------------------------------
+
+WAITING_GATES_MAX = 200  # the pending approvals a page lists (the oldest first)
+
+
+def waiting_gates(
+    *, visible: QuerySet[TaskInstance], limit: int = WAITING_GATES_MAX
+) -> list[SubtaskInstance]:
+    """Approval gates waiting for a decision, of the tasks in `visible`, the longest
+    waiting first, each with its task (cluster, tenant, creator, definition). A waiting
+    gate is RUNNING without a heartbeat: read through the (status, heartbeat_at) index."""
+    return list(
+        SubtaskInstance.objects.filter(
+            status=SubtaskStatus.RUNNING,
+            heartbeat_at__isnull=True,
+            node_type=NodeType.APPROVAL_TASK,
+            task__in=visible,
+        )
+        .select_related(
+            "task", "task__cluster", "task__tenant", "task__creator", "task__definition"
+        )
+        .order_by("start_time", "pk")[:limit]
+    )
+
+
+class UpstreamState(NamedTuple):
+    pk: int
+    name: str
+    status: str
+    node_type: str
+
+
+def subtask_upstreams(*, subtask: SubtaskInstance) -> list[UpstreamState]:
+    """The subtask's upstream steps with their states, in the task's order."""
+    if not subtask.upstream_ids:
+        return []
+    rows = (
+        SubtaskInstance.objects.filter(pk__in=list(subtask.upstream_ids), task_id=subtask.task_id)
+        .order_by("series_id", "pk")
+        .values_list("pk", "name", "status", "node_type")
+    )
+    return [UpstreamState(*row) for row in rows]
+
+
+# --- The fleet's drill-down ----------------------------------------------------------------------
+
+QUEUE_ATTEMPTS_SHOWN = 100  # the waiting attempts a queue's page lists (the oldest first)
+QUEUE_ATTEMPTS_READ = 2000  # READY rows read to find them, routes applied by the caller
+
+
+def subtasks_by_ids(*, ids: list[int], visible: QuerySet[TaskInstance]) -> list[SubtaskInstance]:
+    """These subtasks, of the tasks in `visible` only, in the order of `ids` (with their
+    tasks and clusters): what a worker runs or ran."""
+    if not ids:
+        return []
+    found = {
+        sub.pk: sub
+        for sub in SubtaskInstance.objects.filter(pk__in=ids, task__in=visible).select_related(
+            "task", "task__cluster"
+        )
+    }
+    return [found[pk] for pk in dict.fromkeys(ids) if pk in found]
+
+
+def ready_attempts(
+    *, visible: QuerySet[TaskInstance], limit: int = QUEUE_ATTEMPTS_READ
+) -> list[SubtaskInstance]:
+    """READY subtasks of the tasks in `visible`, the longest waiting first, with their
+    tasks' clusters (what routes them to a queue). Through the (status, heartbeat_at)
+    index: READY rows only."""
+    return list(
+        SubtaskInstance.objects.filter(status=SubtaskStatus.READY, task__in=visible)
+        .select_related("task", "task__cluster")
+        .order_by("ready_at", "pk")[:limit]
+    )

@@ -23,6 +23,7 @@ from django.utils import timezone
 from taskcenter.tasks.models import (
     ACTIVE_SUBTASK_STATUSES,
     LogChunk,
+    NodeType,
     SubtaskAttempt,
     SubtaskInstance,
     SubtaskRunMode,
@@ -223,13 +224,34 @@ def forward_end_in_one_statement(
 
 
 def ready_assignments(operation: str, count_run: bool) -> list[tuple[str, str, list[Any]]]:
-    """What making a subtask READY sets, as (column, SQL value, its parameters)."""
+    """What making a subtask READY sets, as (column, SQL value, its parameters).
+
+    An approval gate (NodeType.APPROVAL_TASK) run forward is not sent to a worker: the
+    same statement opens it, RUNNING at once with no executor and no heartbeat, waiting
+    for a person's decision (verbs.approval) or its timeout (services.approvals). Callers
+    send only the rows that came back READY. A gate's rollback has nothing to undo and
+    goes to a worker like any other, which ends it at once.
+    """
+    now = db_time(timezone.now())
+    if operation == SubtaskRunMode.ROLLBACK:
+        status: tuple[str, str, list[Any]] = ("status", "%s", [SubtaskStatus.READY])
+        gate: list[tuple[str, str, list[Any]]] = []
+    else:
+        gate_status = [NodeType.APPROVAL_TASK, SubtaskStatus.RUNNING, SubtaskStatus.READY]
+        status = ("status", _GATE_CASE, gate_status)
+        gate = [
+            ("start_time", _GATE_OR_KEEP.format("start_time"), [NodeType.APPROVAL_TASK, now]),
+            ("executor", _GATE_OR_KEEP.format("executor"), [NodeType.APPROVAL_TASK, ""]),
+            ("heartbeat_at", _GATE_OR_KEEP.format("heartbeat_at"), [NodeType.APPROVAL_TASK, None]),
+            ("result", _GATE_OR_KEEP.format("result"), [NodeType.APPROVAL_TASK, None]),
+        ]
     assignments: list[tuple[str, str, list[Any]]] = [
-        ("status", "%s", [SubtaskStatus.READY]),
+        status,
         ("operation", "%s", [operation]),
         ("attempt", "attempt + 1", []),
-        ("ready_at", "%s", [db_time(timezone.now())]),
+        ("ready_at", "%s", [now]),
         ("finish_time", "NULL", []),
+        *gate,
     ]
     if count_run:
         assignments.append(("run_time", "run_time + 1", []))
@@ -279,11 +301,18 @@ ATTEMPT_HISTORY_VALUES = (
 )
 
 
+# An approval gate's value, else another (a subtask a worker runs).
+_GATE_CASE = "CASE WHEN node_type = %s THEN %s ELSE %s END"
+# An approval gate's value, else the column as it is.
+_GATE_OR_KEEP = "CASE WHEN node_type = %s THEN %s ELSE {} END"
+
+
 def make_ready_statement(
     ids: list[int], from_statuses: list[str], operation: str, count_run: bool, unblocked_only: bool
 ) -> Statement:
-    """Compare-and-set these subtasks to READY with a new attempt, returning (id, attempt)
-    of those still in one of `from_statuses` (and, with `unblocked_only`, with no upstream
+    """Compare-and-set these subtasks to READY with a new attempt, returning (id, attempt,
+    status) of those still in one of `from_statuses` (status: READY, or RUNNING for an
+    approval gate opened at once) (and, with `unblocked_only`, with no upstream
     left to wait for)."""
     assignments = ready_assignments(operation, count_run)
     sets = [f"{column} = {value}" for column, value, _ in assignments]
@@ -292,7 +321,7 @@ def make_ready_statement(
     if unblocked_only:
         where += " AND upstreams_left <= 0"
     return (
-        f"UPDATE {SUBTASKS} SET {', '.join(sets)} WHERE {where} RETURNING id, attempt",
+        f"UPDATE {SUBTASKS} SET {', '.join(sets)} WHERE {where} RETURNING id, attempt, status",
         [*params, *ids, *from_statuses],
     )
 

@@ -20,7 +20,7 @@ from tests.factories import make_host, make_role, make_user
 # --- Refusal messages --------------------------------------------------------------------------
 
 # What may follow "You do not have permission to": a verb, then what it acts on.
-VERBS = {"retry", "roll back", "skip", "cancel", "run", "manage", "view"}
+VERBS = {"retry", "roll back", "skip", "cancel", "run", "manage", "view", "approve", "reject"}
 OBJECTS = {"tasks", "subtasks", "jobs", "schedules"}
 
 

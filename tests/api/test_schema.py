@@ -110,6 +110,8 @@ def test_schema_lists_every_endpoint(client):
         "/api/v2/tasks/instances/{taskInstanceId}/subtasks/{subtaskInstanceId}/retry",
         "/api/v2/tasks/instances/{taskInstanceId}/subtasks/{subtaskInstanceId}/skip",
         "/api/v2/tasks/instances/{taskInstanceId}/subtasks/{subtaskInstanceId}/cancel",
+        "/api/v2/tasks/instances/{taskInstanceId}/subtasks/{subtaskInstanceId}/approve",
+        "/api/v2/tasks/instances/{taskInstanceId}/subtasks/{subtaskInstanceId}/reject",
         "/api/v2/tasks/instances/{taskInstanceId}/subtasks/{subtaskInstanceId}/log",
         "/api/v2/jobs",
         "/api/v2/jobs/{name}",

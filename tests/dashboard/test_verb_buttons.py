@@ -26,6 +26,7 @@ from taskcenter.tasks.models import (
     TaskRunMode,
     TaskStatus,
 )
+from tests.factories import APPROVAL_GATE, subtask_named, waiting_approval
 
 # Rollback can be prohibited by the task's flag or by a subtask that has run.
 TASK_STATES = list(
@@ -141,7 +142,29 @@ def test_every_verb_is_covered():
         "subtask_retry",
         "skip",
         "cancel",
+        "approve",
+        "reject",
     }
+
+
+@pytest.fixture
+def gate(db, django_user_model):
+    user = django_user_model.objects.create_superuser("root")
+    task = waiting_approval()  # started by nobody: four eyes do not stop the superuser
+    return user, task, subtask_named(task, APPROVAL_GATE)
+
+
+@pytest.mark.parametrize("status", SubtaskStatus.values)
+def test_approval_buttons_match_the_verbs_in_every_gate_state(gate, status):
+    user, task, subtask = gate
+    # Hand-built state (see the module's docstring): only the gate's buttons count.
+    TaskInstance.objects.filter(pk=task.pk).update(status=TaskStatus.SUCCESSFUL)
+    SubtaskInstance.objects.filter(pk=subtask.pk).update(status=status)
+    decisions = {"approve", "reject"}
+    accepted = {key for key in decisions if _accepted(task, subtask, key)}
+    assert accepted == (decisions if status == SubtaskStatus.RUNNING else set())
+    assert _offered(user, task, subtask) & decisions == accepted
+    assert _shown(user, task, subtask) & decisions == accepted
 
 
 def test_a_refused_button_gives_the_verbs_reason_in_words(started):

@@ -80,7 +80,7 @@ def test_data_definition_is_stored_versioned_and_refuses_python_steps():
     python_step = {
         "subtasks": [{"key": "a", "kind": "PYTHON_TASK", "action": {"callable": "demo.noop"}}]
     }
-    with pytest.raises(InvalidDefinition, match="SHELL_TASK or HTTP_TASK"):
+    with pytest.raises(InvalidDefinition, match="SHELL_TASK, HTTP_TASK or APPROVAL_TASK"):
         services.definition_create_from_data(name="Sneaky", spec=python_step)
     cyclic = {
         "subtasks": [

@@ -13,11 +13,13 @@ The modules, by job:
     attempts      the engine's protocol: claim, heartbeat, finish, and the reaper's verdicts
     finish        how an attempt ends: one plan, the general path and PostgreSQL's one trip
     progress      how work moves on: READY subtasks, counters, rollback walk, task status
+    approvals     approval gates: how one ends, and the reaper's timeout
     logs          subtask log storage
 
 Callers use this package (`services.attempt_claim(...)`), never its modules.
 """
 
+from taskcenter.tasks.services.approvals import gate_end, gate_time_out, gates_due
 from taskcenter.tasks.services.attempts import (
     ClaimedAttempt,
     FinishedAttempt,
@@ -49,6 +51,9 @@ __all__ = [
     "definition_create_from_data",
     "definition_sync",
     "format_log_line",
+    "gate_end",
+    "gate_time_out",
+    "gates_due",
     "log_append",
     "task_settle",
 ]

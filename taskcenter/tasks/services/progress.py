@@ -46,15 +46,17 @@ def make_ready(
 
     Only those still in one of `from_statuses` (and, with `unblocked_only`, with no
     upstream left to wait for) change; their new attempt numbers come back from the same
-    statement. Returns the ids made READY.
+    statement. Returns the ids made READY (approval gates among them are opened instead:
+    RUNNING, waiting for a person, and not sent).
     """
     if not ids:
         return []
     rows = sorted(
         sql.run(*sql.make_ready_statement(ids, from_statuses, operation, count_run, unblocked_only))
     )
-    enqueue_attempts(rows)
-    return [pk for pk, _ in rows]
+    # An approval gate comes back RUNNING, opened without a worker (sql.ready_assignments).
+    enqueue_attempts([(pk, attempt) for pk, attempt, status in rows if status == "READY"])
+    return [pk for pk, _, _ in rows]
 
 
 def start_unblocked(candidate_ids: list[int]) -> list[int]:

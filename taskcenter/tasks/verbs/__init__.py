@@ -8,6 +8,7 @@ tasks, one module per family:
     cancel     subtask cancel, cancel task
     bulk       one task verb asked of many tasks: judged (the dry run), then done in the
                background, each task by the single verb
+    approval   approve, reject (a waiting approval gate)
 
 Each verb owns its doing (one transaction: lock, compare-and-set, audit entry, work sent
 to the workers on commit), its refusal predicate (why the state does not allow it now,
@@ -33,6 +34,13 @@ from typing import Any
 
 from taskcenter.tasks.audit import Action
 from taskcenter.tasks.models import SubtaskInstance, TaskInstance
+from taskcenter.tasks.verbs.approval import (
+    approval_offered,
+    approval_refusal,
+    approver_refusal,
+    subtask_approve,
+    subtask_reject,
+)
 from taskcenter.tasks.verbs.bulk import (
     BULK_MAX,
     BULK_VERBS,
@@ -80,6 +88,8 @@ PERM_SKIP = "tasks.skip_subtaskinstance"
 PERM_CANCEL = "tasks.cancel_subtaskinstance"
 # Stopping a whole task is a bigger step than stopping one subtask: a permission of its own.
 PERM_CANCEL_TASK = "tasks.cancel_taskinstance"
+# Deciding an approval gate (its own settings may ask for more: verbs.approval).
+PERM_APPROVE = "tasks.approve_subtaskinstance"
 
 TaskOrSubtask = Callable[[TaskInstance, SubtaskInstance | None], Any]
 
@@ -98,10 +108,19 @@ class Verb:
     do: Callable[..., Any]  # the verb itself (task_id=, [subtask_id=,] actor=, reason=)
     refusal: Callable[[TaskInstance, SubtaskInstance | None], Refusal | None]
     offered: Callable[[TaskInstance, SubtaskInstance | None], bool]
+    # Why this person may not do it here, beyond permission and scope (an approval's four
+    # eyes and role); None for the verbs anyone permitted may do.
+    actor_refusal: Callable[[Any, TaskInstance, SubtaskInstance | None], Refusal | None] | None = (
+        None
+    )
 
-    def refused(self, task: TaskInstance, subtask: SubtaskInstance | None = None):
-        """None when the state allows the verb now; else why not."""
-        return self.refusal(task, subtask)
+    def refused(self, task: TaskInstance, subtask: SubtaskInstance | None = None, actor=None):
+        """None when the state allows the verb now (and, given `actor`, allows it to
+        them); else why not."""
+        refused = self.refusal(task, subtask)
+        if refused is None and actor is not None and self.actor_refusal is not None:
+            refused = self.actor_refusal(actor, task, subtask)
+        return refused
 
     def is_offered(self, task: TaskInstance, subtask: SubtaskInstance | None = None) -> bool:
         """Whether the state shows the verb at all (enabled or not)."""
@@ -207,6 +226,32 @@ VERBS: dict[str, Verb] = {
             refusal=_of_subtask(subtask_cancel_refusal),
             offered=_of_subtask(subtask_cancel_offered),
         ),
+        Verb(
+            key="approve",
+            on_subtask=True,
+            url_segment="approve",
+            permission=PERM_APPROVE,
+            audit_action=Action.APPROVE,
+            reason_required=True,
+            danger=False,
+            do=subtask_approve,
+            refusal=_of_subtask(approval_refusal),
+            offered=_of_subtask(approval_offered),
+            actor_refusal=approver_refusal,
+        ),
+        Verb(
+            key="reject",
+            on_subtask=True,
+            url_segment="reject",
+            permission=PERM_APPROVE,
+            audit_action=Action.REJECT,
+            reason_required=True,
+            danger=True,
+            do=subtask_reject,
+            refusal=_of_subtask(lambda subtask: approval_refusal(subtask, "reject")),
+            offered=_of_subtask(approval_offered),
+            actor_refusal=approver_refusal,
+        ),
     )
 }
 
@@ -251,6 +296,7 @@ __all__ = [
     "bulk_work",
     "bulks_stalled",
     "BY_AUDIT_ACTION",
+    "PERM_APPROVE",
     "PERM_CANCEL",
     "PERM_CANCEL_TASK",
     "PERM_RETRY",
@@ -263,11 +309,14 @@ __all__ = [
     "TaskStart",
     "Verb",
     "offered_verbs",
+    "approver_refusal",
+    "subtask_approve",
     "subtask_cancel",
     "subtask_cancel_refusal",
     "subtask_retry",
     "subtask_retry_refusal",
     "subtask_skip",
+    "subtask_reject",
     "subtask_skip_refusal",
     "subtask_verb_at",
     "task_cancel",

@@ -9,6 +9,7 @@ from django.utils import timezone
 from taskcenter.tasks.audit import Action, actor_name, audit_entry, audit_record_many
 from taskcenter.tasks.models import (
     ACTIVE_SUBTASK_STATUSES,
+    NodeType,
     SubtaskInstance,
     SubtaskRunMode,
     SubtaskStatus,
@@ -134,6 +135,12 @@ def _cancel_subtasks(task: TaskInstance, subtasks: list[SubtaskInstance], actor,
         ).update(status=SubtaskStatus.FAILED, operation=SubtaskRunMode.CANCEL, finish_time=now):
             from_status, to_status = SubtaskStatus.READY, SubtaskStatus.FAILED
             line = f"canceled by {who} before a worker started it"
+        elif subtask.node_type == NodeType.APPROVAL_TASK and attempt_row.filter(
+            status=SubtaskStatus.RUNNING
+        ).update(status=SubtaskStatus.FAILED, operation=SubtaskRunMode.CANCEL, finish_time=now):
+            # A waiting approval gate has no worker to stop it: it ends at once.
+            from_status, to_status = SubtaskStatus.RUNNING, SubtaskStatus.FAILED
+            line = f"approval canceled by {who} while it waited"
         elif attempt_row.filter(status=SubtaskStatus.RUNNING).update(
             status=SubtaskStatus.CANCELING, operation=SubtaskRunMode.CANCEL
         ):
