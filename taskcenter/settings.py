@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "taskcenter.api",
     "taskcenter.dashboard",
     "taskcenter.schedules",
+    "taskcenter.retention",
 ]
 
 # The demo (its definitions and callables, and seed_demo) is an app installed only when
@@ -321,6 +322,21 @@ TASKCENTER_WORKER_SYNCHRONOUS_COMMIT = _env.TASKCENTER_WORKER_SYNCHRONOUS_COMMIT
 TASKCENTER_WORKER_BEAT_INTERVAL = _env.TASKCENTER_WORKER_BEAT_INTERVAL
 TASKCENTER_NO_WORKER_AFTER = _env.TASKCENTER_NO_WORKER_AFTER
 TASKCENTER_WORKER_PRESENCE_KEEP = _env.TASKCENTER_WORKER_PRESENCE_KEEP
+
+# Retention (taskcenter.retention): days each kind of data is kept, 0 for ever; the
+# scheduler prunes once a day at TASKCENTER_RETENTION_HOUR (UTC), in batches.
+TASKCENTER_RETENTION_DAYS = {
+    "tasks": _env.TASKCENTER_RETENTION_TASKS_DAYS,
+    "fires": _env.TASKCENTER_RETENTION_FIRES_DAYS,
+    "audit": _env.TASKCENTER_RETENTION_AUDIT_DAYS,
+    "sessions": _env.TASKCENTER_RETENTION_SESSIONS_DAYS,
+    "signin": _env.TASKCENTER_RETENTION_SIGNIN_DAYS,
+    "outbox": _env.TASKCENTER_RETENTION_OUTBOX_DAYS,
+}
+TASKCENTER_RETENTION_HOUR = _env.TASKCENTER_RETENTION_HOUR
+TASKCENTER_RETENTION_BATCH = _env.TASKCENTER_RETENTION_BATCH
+TASKCENTER_RETENTION_PAUSE = _env.TASKCENTER_RETENTION_PAUSE
+TASKCENTER_RETENTION_EXPORT_DIR = _env.TASKCENTER_RETENTION_EXPORT_DIR
 TASKCENTER_LOG_CAP_BYTES = _env.TASKCENTER_LOG_CAP_BYTES
 TASKCENTER_DEMO_PASSWORD = _env.TASKCENTER_DEMO_PASSWORD
 # A task list count slower than 50 ms (a substring filter on a million tasks) is reused for
