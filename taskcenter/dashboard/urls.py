@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from taskcenter.dashboard import bulk, fleet, jobs, schedules_views, verb_views, views
+from taskcenter.dashboard import bulk, fleet, jobs, retention, schedules_views, verb_views, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -43,6 +43,7 @@ urlpatterns = [
     path("audit/", views.audit, name="audit"),
     path("fleet/", fleet.fleet, name="fleet"),
     path("fleet/banner/", fleet.worker_banner, name="worker_banner"),
+    path("manage/retention/", retention.retention, name="retention"),
     path("jobs/", jobs.job_list, name="job_list"),
     path("jobs/<str:key>/", jobs.job_detail, name="job_detail"),
     path("schedules/", schedules_views.schedule_list, name="schedule_list"),

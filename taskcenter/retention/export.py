@@ -41,4 +41,3 @@ class Exporter:
         for handle in self._open.values():
             handle.close()
         self._open.clear()
-

@@ -47,7 +47,12 @@ KINDS: tuple[Kind, ...] = (
         exported=False,
     ),
     Kind("workers", "Worker presence", "workers not seen for {keep}", exported=False),
-    Kind("minutes", "Throughput minutes", "fleet throughput minutes older than {keep}", exported=False),
+    Kind(
+        "minutes",
+        "Throughput minutes",
+        "fleet throughput minutes older than {keep}",
+        exported=False,
+    ),
     Kind(
         "outbox",
         "Dispatch outbox",

@@ -30,7 +30,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.db import transaction
-from django.db.models import Exists, Max, OuterRef, QuerySet
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
@@ -83,6 +83,9 @@ class Pass:
     exporter: Exporter | None
     pause: float
     protected_tasks: set[int] = field(default_factory=set)
+    # A dry run deletes no task, so its fires stay linked to runs a real pass would have
+    # pruned just before: it counts those runs as gone (the tasks rule, as a subquery).
+    tasks_gone: QuerySet | None = None
 
 
 def last_runs_of_plans() -> set[int]:
@@ -221,7 +224,10 @@ class Fires(Pruner):
     key = "fires"
 
     def old(self) -> QuerySet:
-        return Fire.objects.filter(created_at__lt=self.cutoff, task__isnull=True)
+        gone = Q(task__isnull=True)
+        if self.run.tasks_gone is not None:
+            gone |= Q(task_id__in=self.run.tasks_gone)
+        return Fire.objects.filter(gone, created_at__lt=self.cutoff)
 
     def eligible(self, keys: list, *, lock: bool) -> list:
         keys = super().eligible(keys, lock=lock)
@@ -354,7 +360,10 @@ def prune(
             report.kinds[key] = kind_report = KindReport()
             if span is None:
                 continue
-            _walk(PRUNERS[key](run, now - span), kind_report)
+            pruner = PRUNERS[key](run, now - span)
+            _walk(pruner, kind_report)
+            if dry_run and key == "tasks":
+                run.tasks_gone = pruner.old().values("pk")
             if exporter is not None:
                 kind_report.export = exporter.files.get(key)
     finally:
@@ -369,4 +378,3 @@ def prune_scheduled() -> Report:
     report = prune()
     logger.info("retention: %s", report)
     return report
-

@@ -42,7 +42,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"{kind_.label}: kept for ever")
                 continue
             related = "".join(f", {n} {name}" for name, n in result.related.items() if n)
-            line = f"{kind_.label} (kept {policy.describe_keep(span)}): {verb} {result.rows}{related}"
+            line = (
+                f"{kind_.label} (kept {policy.describe_keep(span)}): {verb} {result.rows}{related}"
+            )
             if result.export is not None:
                 line += f" -> {result.export}"
             self.stdout.write(line)
