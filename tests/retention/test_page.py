@@ -18,7 +18,8 @@ from taskcenter.retention import prune as retention
 from taskcenter.retention.policy import KINDS
 from taskcenter.tasks.models import TaskInstance
 from tests import factories
-from tests.conftest import client_for, make_user, sign_in
+from tests.conftest import client_for, sign_in
+from tests.factories import make_user
 
 OLD = timezone.now() - timedelta(days=120)
 

@@ -13,7 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.core.management import call_command
 from django.utils import timezone
@@ -33,7 +32,7 @@ from taskcenter.tasks.models import (
 )
 from taskcenter.tasks.services import log_append
 from tests import factories
-from tests.schedules.conftest import cron_item, end_run, make_plan
+from tests.factories import cron_item, end_run, make_plan
 
 pytestmark = pytest.mark.django_db
 
@@ -69,7 +68,7 @@ def test_finished_tasks_past_retention_go_with_subtasks_logs_and_outbox_rows():
     old = finished(OLD, log=b"old output\n")
     young = finished(RECENT, log=b"young output\n")
     old_subtasks = list(old.subtasks.values_list("pk", flat=True))
-    PendingDispatch.objects.create(subtask_id=old_subtasks[0], attempt=1)
+    factories.make_outbox_row(old.subtasks.order_by("pk").first())
     audit_ids = list(AuditEntry.objects.filter(task=old).values_list("pk", flat=True))
     assert audit_ids  # the start and the finishes are audited
 
@@ -144,20 +143,12 @@ def test_old_fires_without_a_run_go_and_an_upstream_waits_for_the_fire_naming_it
     plan = make_plan(items=[cron_item("0 * * * * ?")], now=clock.now)
     scheduler.tick(now=clock.advance(minutes=1))
     started = Fire.objects.get(plan=plan)
-    # Set-up by hand: skipped fires, one named as the upstream of a young fire.
+    # Skipped fires, one named as the upstream of a young fire.
     skipped = [
-        Fire.objects.create(
-            plan=plan, item=started.item, fire_time=clock.advance(minutes=1), outcome="SKIPPED"
-        )
+        factories.make_fire(plan, FireOutcome.SKIPPED, fire_time=clock.advance(minutes=1))
         for _ in range(3)
     ]
-    Fire.objects.create(
-        plan=plan,
-        item=started.item,
-        fire_time=clock.now,
-        upstream=skipped[0],
-        outcome="SKIPPED",
-    )
+    factories.make_fire(plan, FireOutcome.SKIPPED, fire_time=clock.now, upstream=skipped[0])
     Fire.objects.exclude(pk=Fire.objects.order_by("-pk").first().pk).update(created_at=OLD)
 
     report = retention.prune(kinds=["fires"], now=NOW, pause=0)
@@ -195,14 +186,10 @@ def test_audit_entries_past_their_retention_go():
 
 
 def test_expired_sessions_go_and_live_ones_stay():
-    live, stale = SessionStore(), SessionStore()
-    live.create()
-    stale.create()
-    Session.objects.filter(session_key=stale.session_key).update(
-        expire_date=NOW - timedelta(days=2)
-    )
+    live = factories.make_session()
+    factories.make_session(expire_date=NOW - timedelta(days=2))
     assert retention.prune(kinds=["sessions"], now=NOW, pause=0).kinds["sessions"].rows == 1
-    assert list(Session.objects.values_list("session_key", flat=True)) == [live.session_key]
+    assert list(Session.objects.values_list("session_key", flat=True)) == [live]
 
 
 def test_sign_in_counters_of_windows_long_over_go(settings):
@@ -210,29 +197,27 @@ def test_sign_in_counters_of_windows_long_over_go(settings):
     now_bucket = int(NOW.timestamp() // window)
     day = int(86400 // window)
     for index, bucket in enumerate([now_bucket, now_bucket - day + 2, now_bucket - 2 * day]):
-        SignInFailureCount.objects.create(kind="pair", key=f"k{index}", bucket=bucket, count=3)
+        factories.make_signin_count(f"k{index}", bucket, count=3)
     report = retention.prune(kinds=["signin"], now=NOW, pause=0)
     assert report.kinds["signin"].rows == 1
     assert sorted(SignInFailureCount.objects.values_list("key", flat=True)) == ["k0", "k1"]
 
 
 def test_gone_workers_old_minutes_and_stale_outbox_rows_go():
-    for name, seen in (("w-new", NOW), ("w-gone", NOW - timedelta(days=2))):
-        WorkerPresence.objects.create(
-            name=name, hostname="h", pid=1, started_at=seen, last_seen=seen
-        )
-    FinishedMinute.objects.create(minute=NOW - timedelta(days=2), worker="w-gone", count=1)
-    FinishedMinute.objects.create(minute=NOW - timedelta(minutes=5), worker="w-new", count=1)
+    factories.make_presence("w-new@h")
+    factories.make_presence("w-gone@h", seen_ago=timedelta(days=2))
+    factories.make_finished_minute("w-gone@h", 1, at=NOW - timedelta(days=2))
+    factories.make_finished_minute("w-new@h", 1, at=NOW - timedelta(minutes=5))
     task = finished(RECENT)
-    subtasks = list(task.subtasks.values_list("pk", flat=True))
-    PendingDispatch.objects.create(subtask_id=subtasks[0], attempt=1)
-    PendingDispatch.objects.create(subtask_id=subtasks[1], attempt=1)
-    PendingDispatch.objects.filter(subtask_id=subtasks[0]).update(failed_at=NOW - timedelta(days=8))
+    first, second = task.subtasks.order_by("pk")[:2]
+    factories.make_outbox_row(first, failed_at=NOW - timedelta(days=8))
+    factories.make_outbox_row(second)
+    subtasks = [first.pk, second.pk]
 
     report = retention.prune(kinds=["workers", "minutes", "outbox"], now=NOW, pause=0)
     assert {k: r.rows for k, r in report.kinds.items()} == {"workers": 1, "minutes": 1, "outbox": 1}
-    assert list(WorkerPresence.objects.values_list("name", flat=True)) == ["w-new"]
-    assert list(FinishedMinute.objects.values_list("worker", flat=True)) == ["w-new"]
+    assert list(WorkerPresence.objects.values_list("name", flat=True)) == ["w-new@h"]
+    assert list(FinishedMinute.objects.values_list("worker", flat=True)) == ["w-new@h"]
     assert list(PendingDispatch.objects.values_list("subtask_id", flat=True)) == [subtasks[1]]
 
 
@@ -251,7 +236,7 @@ def _a_bit_of_everything(clock) -> None:
     AuditEntry.objects.filter(pk__in=AuditEntry.objects.order_by("pk").values("pk")[:5]).update(
         created_at=NOW - timedelta(days=500)
     )
-    SignInFailureCount.objects.create(kind="address", key="a", bucket=1, count=1)
+    factories.make_signin_count("a", 1, kind="address")
 
 
 def test_the_dry_run_counts_exactly_what_the_real_run_removes(clock):
