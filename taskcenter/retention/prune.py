@@ -31,7 +31,6 @@ from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.db.models import CASCADE, SET_NULL, Exists, Max, Model, OuterRef, Q, QuerySet
-from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from taskcenter.accounts.models import SignInFailureCount
@@ -39,6 +38,7 @@ from taskcenter.engine.models import FinishedMinute, PendingDispatch, WorkerPres
 from taskcenter.retention import policy
 from taskcenter.retention.export import Exporter
 from taskcenter.schedules.models import Fire, Plan
+from taskcenter.tasks import selectors as task_selectors
 from taskcenter.tasks.models import (
     ACTIVE_SUBTASK_STATUSES,
     AuditEntry,
@@ -99,12 +99,17 @@ def last_runs_of_plans() -> set[int]:
     return {task_id for task_id in runs if task_id is not None}
 
 
+def as_dict(row: Model) -> dict[str, Any]:
+    """Every column of a row, by column name (`cluster_id`, not `cluster`), as exported."""
+    return {field.attname: getattr(row, field.attname) for field in row._meta.concrete_fields}
+
+
 # --- One kind: candidates, eligibility under lock, deletion --------------------------------
 
 
 class Pruner:
-    """A kind's walk: `candidates` in key order, `eligible` (the rule again, locked when
-    asked), `remove` (export, then delete) inside the batch's transaction."""
+    """A kind's walk: `candidates` in key order, then per `batch` in one transaction:
+    `eligible` (the rule again, locked), `exported` when asked, `delete`."""
 
     key: str
     order = "pk"
@@ -130,7 +135,7 @@ class Pruner:
 
     def exported(self, keys: list) -> list[dict[str, Any]]:
         model = self.old().model
-        return [model_to_dict(row) for row in model.objects.filter(pk__in=keys).order_by("pk")]
+        return [as_dict(row) for row in model.objects.filter(pk__in=keys).order_by("pk")]
 
     def delete(self, keys: list, report: KindReport) -> int:
         deleted, _ = self.old().model.objects.filter(pk__in=keys).delete()
@@ -184,15 +189,16 @@ class Tasks(Pruner):
         ):
             logs.setdefault(chunk.subtask_id, []).append(bytes(chunk.data))
         for sub in SubtaskInstance.objects.filter(task_id__in=keys).order_by("pk"):
-            row = model_to_dict(sub)
+            row = as_dict(sub)
             row["log"] = b"".join(logs.get(sub.pk, [])).decode("utf-8", errors="replace")
             subtasks.setdefault(sub.task_id, []).append(row)
         rows = []
-        for task in TaskInstance.objects.filter(pk__in=keys).order_by("pk"):
-            row = model_to_dict(task, exclude=["hosts"])
+        tasks = TaskInstance.objects.filter(pk__in=keys).select_related("definition")
+        for task in tasks.order_by("pk"):
+            row = as_dict(task)
             row.update(
-                create_time=task.create_time,
-                updated_at=task.updated_at,
+                # Secret parameters masked, as every page and answer shows them.
+                parameters=task_selectors.shown_parameters(task),
                 hosts=list(task.hosts.values_list("address", flat=True)),
                 subtasks=subtasks.get(task.pk, []),
             )

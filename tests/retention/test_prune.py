@@ -278,6 +278,8 @@ def test_the_export_holds_every_pruned_row_with_subtasks_and_logs(tmp_path):
     assert first["finish_time"].startswith(OLD.date().isoformat())
     audit = read_export(report.kinds["audit"].export)
     assert len(audit) == 1 and audit[0]["action"] and "trace_id" in audit[0]
+    assert audit[0]["created_at"].startswith((NOW - timedelta(days=500)).date().isoformat())
+    assert "cluster_id" in first and "create_time" in first and "updated_at" in first
     assert report.kinds["tasks"].export.name.startswith("tasks-")
     assert report.kinds["tasks"].export.name.endswith(".jsonl.gz")
 
@@ -304,3 +306,16 @@ def test_the_command_says_what_would_go_and_then_removes_it(capsys, tmp_path):
 def test_an_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="unknown kind"):
         retention.prune(kinds=["tasks", "everything"])
+
+
+def test_the_export_masks_secret_parameters(tmp_path):
+    task = factories.start("Reinstall OCP agent", agent_token="s3cret-token")
+    # Set-up by hand: the run is over (no engine here), long ago.
+    SubtaskInstance.objects.filter(task=task).update(status=SubtaskStatus.FAILED)
+    TaskInstance.objects.filter(pk=task.pk).update(
+        status="FAILED", create_time=OLD, finish_time=OLD
+    )
+    report = retention.prune(kinds=["tasks"], export_dir=tmp_path, now=NOW, pause=0)
+    text = gzip.open(report.kinds["tasks"].export, "rt").read()
+    assert "s3cret-token" not in text
+    assert read_export(report.kinds["tasks"].export)[0]["parameters"]["agent_token"] == "••••••"
