@@ -319,3 +319,35 @@ def test_the_export_masks_secret_parameters(tmp_path):
     text = gzip.open(report.kinds["tasks"].export, "rt").read()
     assert "s3cret-token" not in text
     assert read_export(report.kinds["tasks"].export)[0]["parameters"]["agent_token"] == "••••••"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_someone_holds_is_left_for_the_next_pass_without_waiting():
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SKIP LOCKED is PostgreSQL's")
+    import threading
+
+    held, other = finished(OLD), finished(OLD)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # an operator's verb holding the task's row
+        with transaction.atomic():
+            TaskInstance.objects.select_for_update().get(pk=held.pk)
+            locked.set()
+            release.wait(30)
+        connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        report = retention.prune(kinds=["tasks"], now=NOW, pause=0)
+    finally:
+        release.set()
+        holder.join()
+    assert report.kinds["tasks"].rows == 1
+    assert list(TaskInstance.objects.values_list("pk", flat=True)) == [held.pk]
+    assert retention.prune(kinds=["tasks"], now=NOW, pause=0).kinds["tasks"].rows == 1
+    assert not TaskInstance.objects.filter(pk=other.pk).exists()
