@@ -12,9 +12,12 @@ it) and a Celery worker (-c 2) on Redis. --clients viewers poll the task list (t
 results part of /tasks/, newest first) every --interval s, and the engine runs
 "Benchmark fan-out" tasks (1 -> --width -> 1 no-op subtasks) one after another.
 
-1. Without the prune: --fanouts fan-outs, with the list polled throughout.
-2. During the prune: `manage.py prune --kind tasks` (its default batches and pause) in
+1. Without the prune, before it: --fanouts fan-outs, with the list polled throughout.
+2. During the prune: `manage.py prune --kind tasks` (its default batches and pacing) in
    a process of its own, fan-outs one after another until it ends, the list polled.
+3. Without the prune, after it: as 1. Before and after together are the baseline, so
+   that a change of the machine's load over a long prune (it is shared) weighs on both
+   sides; the load average of each phase is printed.
 
 Printed side by side: the prune's time (and rows per second), the list's p50/p95 and the
 fan-out's median time without and during the prune, and their ratio against the target
@@ -315,15 +318,20 @@ def main() -> int:
             fan_out(20)  # warm-up: the worker is up and its connections open
             pollers = Pollers(port, cookie, args.clients, args.interval)
 
-            print("  1. without the prune ...", flush=True)
-            pollers.start()
-            base_fanouts = [fan_out(args.width) for _ in range(args.fanouts)]
-            time.sleep(2 * args.interval)
-            base_list = pollers.finish()
+            def baseline(label: str) -> tuple[list[float], list[float], float]:
+                print(f"  {label} ...", flush=True)
+                pollers.start()
+                load = os.getloadavg()[0]
+                fanouts = [fan_out(args.width) for _ in range(args.fanouts)]
+                time.sleep(2 * args.interval)
+                return fanouts, pollers.finish(), (load + os.getloadavg()[0]) / 2
+
+            base_fanouts, base_list, load_before = baseline("1. without the prune, before")
 
             print("  2. during the prune ...", flush=True)
             prune_log = tmp / "prune.log"
             pollers.start()
+            loads = [os.getloadavg()[0]]
             started = time.perf_counter()
             pruner = start_process(
                 [sys.executable, str(common.ROOT / "manage.py"), "prune", "--kind", "tasks"],
@@ -333,11 +341,15 @@ def main() -> int:
             during_fanouts = []
             while pruner.poll() is None or not during_fanouts:
                 took = fan_out(args.width)
+                loads.append(os.getloadavg()[0])
                 if pruner.poll() is None or not during_fanouts:
                     during_fanouts.append(took)
             pruner.wait()
             wall = time.perf_counter() - started
             during_list = pollers.finish()
+            after_fanouts, after_list, load_after = baseline("3. without the prune, after")
+            base_fanouts += after_fanouts
+            base_list += after_list
             output = prune_log.read_text()
             if pruner.returncode != 0:
                 raise SystemExit(f"the prune failed:\n{output}")
@@ -374,6 +386,8 @@ def main() -> int:
              f"{during_fan / base_fan:.2f}x", f"<= {TARGET}x",
              common.verdict(during_fan / base_fan <= TARGET)],
             ["fan-outs run", str(len(base_fanouts)), str(len(during_fanouts)), "", "", ""],
+            ["load average", f"{load_before:.1f} / {load_after:.1f}",
+             f"{statistics.mean(loads):.1f}", "", "", ""],
         ]  # fmt: skip
         common.print_table(
             ["", "without prune", "during prune", "ratio", "target", "verdict"], rows

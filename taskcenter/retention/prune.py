@@ -4,7 +4,9 @@ Every kind walks its table in key order (a keyset, so each batch is an index ran
 an OFFSET), picks a batch of candidates without locking, then in one short transaction
 locks those still eligible (FOR UPDATE SKIP LOCKED on PostgreSQL: a row someone else holds
 is left for the next pass), exports them when asked, and deletes them. No lock outlives
-its batch, and a pause between batches leaves the database to the others.
+its batch, and after each batch the prune waits as long as the batch took (times
+TASKCENTER_RETENTION_IDLE_RATIO, at least TASKCENTER_RETENTION_PAUSE), so that it never
+has the database more than half the time: the engine and the pages keep their pace.
 
 A dry run walks the same batches and applies the same rules without deleting, so what it
 counts is what a real run would remove at that moment.
@@ -82,6 +84,7 @@ class Pass:
     dry_run: bool
     exporter: Exporter | None
     pause: float
+    idle_ratio: float
     protected_tasks: set[int] = field(default_factory=set)
     # A dry run deletes no task, so its fires stay linked to runs a real pass would have
     # pruned just before: it counts those runs as gone (the tasks rule, as a subquery).
@@ -355,9 +358,13 @@ def _walk(pruner: Pruner, report: KindReport) -> None:
         if not candidates:
             return
         after = candidates[-1]
+        started = time.monotonic()
         report.rows += pruner.batch(candidates, report)
-        if not pruner.run.dry_run and pruner.run.pause:
-            time.sleep(pruner.run.pause)
+        if not pruner.run.dry_run:
+            # Yield the database to the others for as long as the batch had it (times
+            # the idle ratio), and at least the pause.
+            took = time.monotonic() - started
+            time.sleep(max(pruner.run.pause, took * pruner.run.idle_ratio))
 
 
 def prune(
@@ -389,6 +396,7 @@ def prune(
         dry_run=dry_run,
         exporter=exporter,
         pause=settings.TASKCENTER_RETENTION_PAUSE if pause is None else pause,
+        idle_ratio=settings.TASKCENTER_RETENTION_IDLE_RATIO if pause is None else 0.0,
         protected_tasks=last_runs_of_plans() if "tasks" in wanted else set(),
     )
     report = Report(dry_run=dry_run)
