@@ -23,6 +23,7 @@ from taskcenter.retention import prune as retention
 from taskcenter.schedules import scheduler
 from taskcenter.schedules import verbs as plan_verbs
 from taskcenter.schedules.models import Fire, FireOutcome
+from taskcenter.tasks import verbs
 from taskcenter.tasks.models import (
     AuditEntry,
     LogChunk,
@@ -351,3 +352,12 @@ def test_a_task_someone_holds_is_left_for_the_next_pass_without_waiting():
     assert list(TaskInstance.objects.values_list("pk", flat=True)) == [held.pk]
     assert retention.prune(kinds=["tasks"], now=NOW, pause=0).kinds["tasks"].rows == 1
     assert not TaskInstance.objects.filter(pk=other.pk).exists()
+
+
+def test_a_run_again_of_a_pruned_task_stays_and_forgets_its_origin():
+    old = finished(OLD)
+    with factories.attempts_not_sent():
+        again = verbs.task_start(definition_name=old.definition.name, repeat_of=old)
+    assert retention.prune(kinds=["tasks"], now=NOW, pause=0).kinds["tasks"].rows == 1
+    again.refresh_from_db()
+    assert again.repeat_of_id is None
