@@ -121,7 +121,7 @@ class Environment(BaseSettings):
     TASKCENTER_RETENTION_HOUR: Annotated[int, Field(ge=0, le=23)] = 3
     TASKCENTER_RETENTION_BATCH: Annotated[int, Field(ge=10, le=10000)] = 500
     TASKCENTER_RETENTION_PAUSE: Annotated[float, Field(ge=0, le=60)] = 0.05
-    TASKCENTER_RETENTION_IDLE_RATIO: Annotated[float, Field(ge=0, le=100)] = 1.0
+    TASKCENTER_RETENTION_IDLE_RATIO: Annotated[float, Field(ge=0, le=100)] = 3.0
     TASKCENTER_RETENTION_EXPORT_DIR: str = ""
 
     @model_validator(mode="before")

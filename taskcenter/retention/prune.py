@@ -4,9 +4,9 @@ Every kind walks its table in key order (a keyset, so each batch is an index ran
 an OFFSET), picks a batch of candidates without locking, then in one short transaction
 locks those still eligible (FOR UPDATE SKIP LOCKED on PostgreSQL: a row someone else holds
 is left for the next pass), exports them when asked, and deletes them. No lock outlives
-its batch, and after each batch the prune waits as long as the batch took (times
-TASKCENTER_RETENTION_IDLE_RATIO, at least TASKCENTER_RETENTION_PAUSE), so that it never
-has the database more than half the time: the engine and the pages keep their pace.
+its batch, and after each batch the prune waits as long as the batch took times
+TASKCENTER_RETENTION_IDLE_RATIO (3; at least TASKCENTER_RETENTION_PAUSE), so that it has
+the database a quarter of the time at most and the engine keeps its pace.
 
 A dry run walks the same batches and applies the same rules without deleting, so what it
 counts is what a real run would remove at that moment.
