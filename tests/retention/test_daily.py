@@ -12,12 +12,14 @@ from taskcenter.schedules import housekeeping
 from tests.conftest import wait_for
 
 
+@pytest.mark.embedded
 def test_the_next_run_is_the_next_such_hour():
     at = datetime(2026, 3, 1, 2, 59, tzinfo=UTC)
     assert housekeeping.next_run(at, 3) == datetime(2026, 3, 1, 3, tzinfo=UTC)
     assert housekeeping.next_run(at.replace(hour=3), 3) == datetime(2026, 3, 2, 3, tzinfo=UTC)
 
 
+@pytest.mark.embedded
 def test_daily_work_runs_once_when_due_and_a_failing_piece_stops_no_other(monkeypatch):
     done = threading.Event()
     calls: list[str] = []
@@ -53,6 +55,7 @@ def test_retention_is_registered_as_daily_work():
     assert housekeeping._daily["retention"] is prune.prune_scheduled
 
 
+@pytest.mark.embedded
 def test_retention_settings_are_checked_and_named(monkeypatch):
     from django.core.exceptions import ImproperlyConfigured
 
