@@ -21,9 +21,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 
-from taskcenter.accounts.models import RoleScope
+from taskcenter.accounts.models import RoleScope, SignInFailureCount
 from taskcenter.demo.history import Ending, attempts_not_sent, play_attempts
-from taskcenter.engine.models import FinishedMinute, WorkerPresence
+from taskcenter.engine.models import FinishedMinute, PendingDispatch, WorkerPresence
 from taskcenter.schedules import inputs
 from taskcenter.schedules import verbs as plan_verbs
 from taskcenter.schedules.models import Fire, FireOutcome, Plan, PlanItem
@@ -334,11 +334,18 @@ def end_run(task_id: int, status: str = TaskStatus.SUCCESSFUL) -> None:
     TaskInstance.objects.filter(pk=task_id).update(status=status, finish_time=T0)
 
 
-def make_fire(plan: Plan, outcome: str = FireOutcome.STARTED, fire_time=None) -> Fire:
-    """A fire record of the plan's first item, at its next fire time unless given."""
+def make_fire(
+    plan: Plan, outcome: str = FireOutcome.STARTED, fire_time=None, upstream: Fire | None = None
+) -> Fire:
+    """A fire record of the plan's first item, at its next fire time unless given (after
+    `upstream`'s run, for a dependency's fire)."""
     item = PlanItem.objects.filter(plan=plan).first()
     return Fire.objects.create(
-        plan=plan, item=item, fire_time=fire_time or item.next_fire_at, outcome=outcome
+        plan=plan,
+        item=item,
+        fire_time=fire_time or item.next_fire_at,
+        outcome=outcome,
+        upstream=upstream,
     )
 
 
@@ -423,3 +430,30 @@ def make_presence(
 def make_finished_minute(worker: str, count: int, at: datetime | None = None) -> FinishedMinute:
     minute = (at or timezone.now()).replace(second=0, microsecond=0)
     return FinishedMinute.objects.create(minute=minute, worker=worker, count=count)
+
+
+def make_outbox_row(subtask: SubtaskInstance, failed_at: datetime | None = None) -> PendingDispatch:
+    """An attempt of `subtask` whose send failed (at `failed_at`, else now)."""
+    return PendingDispatch.objects.create(
+        subtask=subtask, attempt=subtask.attempt, failed_at=failed_at or timezone.now()
+    )
+
+
+# --- Sign-in counters and sessions ---------------------------------------------------------------
+
+
+def make_signin_count(key: str, bucket: int, count: int = 1, kind: str = "pair"):
+    """The throttle's counter of `key` in the window numbered `bucket`."""
+    return SignInFailureCount.objects.create(kind=kind, key=key, bucket=bucket, count=count)
+
+
+def make_session(expire_date: datetime | None = None) -> str:
+    """A stored session (expiring at `expire_date`, else as configured); its key."""
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+
+    store = SessionStore()
+    store.create()
+    if expire_date is not None:
+        Session.objects.filter(session_key=store.session_key).update(expire_date=expire_date)
+    return store.session_key

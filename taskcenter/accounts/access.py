@@ -570,6 +570,17 @@ def can_manage_accounts(user) -> bool:
     return can_manage_users(user) or can_manage_roles(user) or can_manage_all_keys(user)
 
 
+def can_view_retention(user) -> bool:
+    """The Data retention page (every kind's size and age, across clusters): the ADMIN
+    role's holders, who manage both users and roles, and superusers."""
+    return can_manage_users(user) and can_manage_roles(user)
+
+
+def require_view_retention(user) -> None:
+    if not can_view_retention(user):
+        raise NotPermitted("You do not have permission to see data retention (ADMIN).")
+
+
 def can_manage_user(actor, target) -> bool:
     """Admins manage users; only a superuser manages a superuser (no escalation by reset)."""
     return can_manage_users(actor) and (actor.is_superuser or not target.is_superuser)

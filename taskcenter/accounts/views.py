@@ -55,6 +55,7 @@ def _admin_page(request, template: str, context: dict, status: int = 200):
         "can_users": access.can_manage_users(user),
         "can_roles": access.can_manage_roles(user),
         "can_keys": access.can_manage_all_keys(user),
+        "can_retention": access.can_view_retention(user),
         **context,
     }
     response = page(request, template, context, status=status)

@@ -111,6 +111,19 @@ class Environment(BaseSettings):
     TASKCENTER_WORKER_PRESENCE_KEEP: Annotated[float, Field(ge=60.0)] = 86400.0
     TASKCENTER_LOG_CAP_BYTES: Annotated[int, Field(ge=1024)] = 100 * 1024 * 1024
 
+    # --- Retention: days each kind of data is kept (0: kept forever) ---
+    TASKCENTER_RETENTION_TASKS_DAYS: Annotated[int, Field(ge=0)] = 90
+    TASKCENTER_RETENTION_FIRES_DAYS: Annotated[int, Field(ge=0)] = 90
+    TASKCENTER_RETENTION_AUDIT_DAYS: Annotated[int, Field(ge=0)] = 400
+    TASKCENTER_RETENTION_SESSIONS_DAYS: Annotated[int, Field(ge=0)] = 1
+    TASKCENTER_RETENTION_SIGNIN_DAYS: Annotated[int, Field(ge=0)] = 1
+    TASKCENTER_RETENTION_OUTBOX_DAYS: Annotated[int, Field(ge=0)] = 7
+    TASKCENTER_RETENTION_HOUR: Annotated[int, Field(ge=0, le=23)] = 3
+    TASKCENTER_RETENTION_BATCH: Annotated[int, Field(ge=10, le=10000)] = 500
+    TASKCENTER_RETENTION_PAUSE: Annotated[float, Field(ge=0, le=60)] = 0.05
+    TASKCENTER_RETENTION_IDLE_RATIO: Annotated[float, Field(ge=0, le=100)] = 3.0
+    TASKCENTER_RETENTION_EXPORT_DIR: str = ""
+
     @model_validator(mode="before")
     @classmethod
     def _blank_is_unset(cls, raw: Any) -> Any:
@@ -149,6 +162,8 @@ def _describe(error: ErrorDetails) -> str:
         return str(error["ctx"]["error"])
     if error["type"] == "greater_than_equal":
         return f"{name} must be at least {error['ctx']['ge']}, got {error['input']!r}"
+    if error["type"] == "less_than_equal":
+        return f"{name} must be at most {error['ctx']['le']}, got {error['input']!r}"
     return f"{name} {_MESSAGES.get(error['type'], error['msg'])}, got {error['input']!r}"
 
 

@@ -1,7 +1,16 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from taskcenter.dashboard import approvals, bulk, fleet, jobs, schedules_views, verb_views, views
+from taskcenter.dashboard import (
+    approvals,
+    bulk,
+    fleet,
+    jobs,
+    retention,
+    schedules_views,
+    verb_views,
+    views,
+)
 
 app_name = "dashboard"
 urlpatterns = [
@@ -46,6 +55,7 @@ urlpatterns = [
     path("fleet/workers/<int:worker_id>/", fleet.fleet_worker, name="fleet_worker"),
     path("fleet/queues/<str:queue>/", fleet.fleet_queue, name="fleet_queue"),
     path("fleet/banner/", fleet.worker_banner, name="worker_banner"),
+    path("manage/retention/", retention.retention, name="retention"),
     path("jobs/", jobs.job_list, name="job_list"),
     path("jobs/<str:key>/", jobs.job_detail, name="job_detail"),
     path("schedules/", schedules_views.schedule_list, name="schedule_list"),

@@ -28,6 +28,7 @@ ADMIN_PAGES = [
     "/manage/roles/{role}/",
     "/manage/keys/",
     "/manage/audit/",
+    "/manage/retention/",
 ]
 OWN_PAGES = ["/account/"]
 

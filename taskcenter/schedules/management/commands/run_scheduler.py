@@ -9,7 +9,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from taskcenter.engine import reaper
-from taskcenter.schedules import scheduler
+from taskcenter.schedules import housekeeping, scheduler
 
 logger = logging.getLogger("taskcenter.scheduler")
 
@@ -24,7 +24,10 @@ def _until_next_tick() -> float:
 
 
 class Command(BaseCommand):
-    help = "Run the scheduler loop: fire due schedules every second, reap lost attempts."
+    help = (
+        "Run the scheduler loop: fire due schedules every second, reap lost attempts, "
+        "prune old data once a day."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="Run one pass and exit.")
@@ -38,9 +41,12 @@ class Command(BaseCommand):
             f"scheduler: firing schedules every {TICK_SECONDS:g} s, reaping every {interval:g} s"
         )
         next_reap = 0.0
+        daily = housekeeping.Daily(hour=settings.TASKCENTER_RETENTION_HOUR, now=timezone.now())
         while not stop.is_set():
             close_old_connections()
             self._fire()
+            if daily.poll(timezone.now()):
+                self.stdout.write("scheduler: daily housekeeping started (retention)")
             if time.monotonic() >= next_reap:
                 self._reap()
                 next_reap = time.monotonic() + interval
