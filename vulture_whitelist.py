@@ -200,3 +200,6 @@ undo  # a demo rollback, registered as "demo.undo" and named in definitions
 hengshi_step  # registered as "demo.hengshi_step"
 forget_all  # the log poll cache's reset, for tests and benchmarks
 _.subtask_name  # the context a definition's callables receive (engine/runner.py)
+
+# --- uvicorn's h11 protocol calls this override (taskcenter.webserver.GuardedH11Protocol)
+send_400_response
