@@ -9,6 +9,10 @@ asyncio event loop (uvicorn's, taskcenter.webserver), where a connection costs m
   longer than DATA_UPLOAD_MAX_MEMORY_SIZE is refused with 413 before any of it is kept; a
   body within the limit is read completely (in memory, on disk past SPOOL_IN_MEMORY) before
   a thread is taken, so a client that sends its body slowly holds a socket, never a thread.
+- **One caller, half the threads.** A caller (a Basic user name, an access key, a session,
+  else an address) has at most half of the threads at a time; its other requests wait for
+  their turn in the loop, so a burst from one caller (hundreds of waits, say) never queues
+  the health check or anyone else's list behind it.
 - **A client that left is not served.** Once the body is in, the edge listens for the
   client's going away; a request whose client left while it waited for a thread never
   reaches Django, and the views that start runs ask before they do (taskcenter.api.waits).
@@ -24,6 +28,9 @@ asyncio event loop (uvicorn's, taskcenter.webserver), where a connection costs m
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import contextlib
 import logging
 import sys
 import tempfile
@@ -33,6 +40,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from django.conf import settings
 from django.db import close_old_connections
 from rest_framework.renderers import JSONRenderer
 
@@ -68,6 +76,8 @@ class Edge:
         self.waits_per_user = waits_per_user
         self.waiting: Counter[int] = Counter()  # held waits by user id
         self.watch = ContextWatch(self.db)
+        self.per_caller = max(1, threads // 2)
+        self.lanes: dict[str, tuple[asyncio.Semaphore, int]] = {}  # by caller: turns, users
         self._answers: dict[waits.Wait, asyncio.Future] = {}
 
     async def __call__(self, scope, receive, send) -> None:
@@ -88,7 +98,17 @@ class Edge:
             environ = build_environ(scope, body)
             environ[waits.EDGE_KEY] = True
             environ[waits.GONE_KEY] = gone
-            await self._respond(environ, send, gone_async, deadline=started + self.wait_seconds)
+            async with self._turn(caller(scope)):
+                handed = await self._django(environ, send)
+            if handed is not None:  # the thread is free again, and the wait holds no turn
+                status, headers, first, wait = handed
+                answer = await self._wait(wait, first, gone_async, started + self.wait_seconds)
+                if answer is not None:
+                    headers = [(k, v) for k, v in headers if k != b"content-length"]
+                    headers.append((b"content-length", str(len(answer)).encode()))
+                    start = {"type": "http.response.start", "status": status, "headers": headers}
+                    await send(start)
+                    await send({"type": "http.response.body", "body": answer})
         finally:
             listener.cancel()
             body.close()
@@ -125,7 +145,24 @@ class Edge:
 
     # --- Django, in a thread -----------------------------------------------------------------
 
-    async def _respond(self, environ, send, gone: asyncio.Event, deadline: float) -> None:
+    @contextlib.asynccontextmanager
+    async def _turn(self, key: str):
+        """One of the caller's turns: at most `per_caller` of its requests hold threads."""
+        turns, users = self.lanes.get(key, (asyncio.Semaphore(self.per_caller), 0))
+        self.lanes[key] = (turns, users + 1)
+        try:
+            async with turns:
+                yield
+        finally:
+            turns, users = self.lanes[key]
+            if users <= 1:
+                del self.lanes[key]
+            else:
+                self.lanes[key] = (turns, users - 1)
+
+    async def _django(self, environ, send):
+        """Run Django in a thread and stream its answer; when the view handed a wait over,
+        send nothing and return (status, headers, body, wait) instead."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue(maxsize=8)
 
@@ -138,7 +175,7 @@ class Edge:
             if first[0] != "start":
                 if first[0] == "error":
                     await _refuse(send, 500, "An unexpected error occurred.")
-                return
+                return None
             _, status, headers = first
             wait = environ.get(waits.WAIT_KEY)
             if wait is None:
@@ -146,24 +183,17 @@ class Edge:
                 while (item := await queue.get())[0] == "body":
                     await send({"type": "http.response.body", "body": item[1], "more_body": True})
                 await send({"type": "http.response.body", "body": b""})
-                return
+                return None
             parts = []
             while (item := await queue.get())[0] == "body":
                 parts.append(item[1])
-            answer = await self._wait(wait, b"".join(parts), gone, deadline)
-            if answer is None:
-                return  # the client went away
-            headers = [(k, v) for k, v in headers if k != b"content-length"]
-            headers.append((b"content-length", str(len(answer)).encode()))
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": answer})
+            return status, headers, b"".join(parts), wait
         finally:
             # The thread always gets to the end of its response (nothing blocks its puts).
             while not ran.done():
-                try:
-                    await asyncio.wait_for(queue.get(), timeout=1)
-                except TimeoutError:
-                    pass
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait({getter, ran}, return_when=asyncio.FIRST_COMPLETED)
+                getter.cancel()
             await ran
 
     def _run_wsgi(self, environ, put) -> None:
@@ -242,6 +272,23 @@ class Edge:
         return await asyncio.shield(future)
 
 
+def caller(scope) -> str:
+    """Who is calling, as far as the edge can tell before Django: the Basic user name, the
+    access key, the session, else the client's address."""
+    authorization = _header(scope, b"authorization")
+    if authorization:
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() == "basic":
+            with contextlib.suppress(binascii.Error, ValueError):
+                return "basic:" + base64.b64decode(credentials).split(b":", 1)[0].hex()
+        return f"{scheme}:{credentials.split(':', 1)[0][:100]}"
+    session = _cookie(scope, settings.SESSION_COOKIE_NAME)
+    if session:
+        return "session:" + session[:100]
+    client = scope.get("client") or ("", 0)
+    return "address:" + str(client[0])
+
+
 class ContextWatch:
     """Which waited-for runs ended: one query per POLL_SECONDS for all of a process's waits."""
 
@@ -309,6 +356,14 @@ async def _refuse(send, status: int, message: str) -> None:
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _cookie(scope, name: str) -> str | None:
+    for part in (_header(scope, b"cookie") or "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
 
 
 def _header(scope, name: bytes) -> str | None:
