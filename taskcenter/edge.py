@@ -53,6 +53,13 @@ logger = logging.getLogger(__name__)
 SPOOL_IN_MEMORY = 512 * 1024  # a body within the limit but larger than this waits on disk
 RESPONSE_CHUNK = 64 * 1024  # a response's small pieces are sent together up to this size
 POLL_SECONDS = 0.25  # how often the process asks which waited-for runs ended
+# A thread gives up an answer the loop has not taken for this long (a client that stopped
+# reading a large one, or a process stopping), rather than stay blocked.
+PUT_SECONDS = 60.0
+
+
+class Abandoned(Exception):
+    """The event loop no longer takes a thread's answer."""
 
 
 class Edge:
@@ -167,7 +174,11 @@ class Edge:
         queue: asyncio.Queue = asyncio.Queue(maxsize=8)
 
         def put(item) -> None:
-            asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+            try:
+                sent = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+                sent.result(timeout=PUT_SECONDS)
+            except (RuntimeError, TimeoutError) as exc:  # RuntimeError: the loop is closed
+                raise Abandoned from exc
 
         ran = loop.run_in_executor(self.threads, self._run_wsgi, environ, put)
         try:
@@ -197,6 +208,12 @@ class Edge:
             await ran
 
     def _run_wsgi(self, environ, put) -> None:
+        try:
+            self._call_wsgi(environ, put)
+        except Abandoned:
+            pass  # the loop no longer takes this answer (a stop, or a client that never reads)
+
+    def _call_wsgi(self, environ, put) -> None:
         if environ[waits.GONE_KEY].is_set():
             put(("gone",))  # left while waiting for this thread: Django never sees it
             return
@@ -225,6 +242,8 @@ class Edge:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
+        except Abandoned:
+            raise
         except Exception:
             logger.exception("the WSGI application failed")
             put(("body", b"") if started else ("error",))
