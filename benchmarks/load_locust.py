@@ -15,8 +15,8 @@ with this same file as the locustfile:
   a line a second for 15 minutes), following the offset the server hands back: either
   "nothing new" (204) or the line written since the last poll (200); another live log
   when one has ended (htmx's stop-polling status 286). The share of each is printed.
-* `--waiters` HENGSHI clients (`Waiter`, 0 unless asked): one viewer's Basic credentials,
-  each client asking for the newest context still running of a plan that fires every 5 s
+* `--waiters` HENGSHI clients (`Waiter`, 0 unless asked): viewers with sessions of their
+  own, each client asking for the newest context still running of a plan that fires every 5 s
   (`GET /api/contexts?...&jobStatusList=PENDING,RUNNING&limit=1`, an API call like the
   others) and then waiting on its logs (`GET /api/contexts/<id>/logs`, block=true: until
   the run ends, at most TASKCENTER_CONTEXT_WAIT_SECONDS). The waits' own durations are
@@ -55,7 +55,6 @@ REFUSED_CODE = 20003
 # --- The locustfile ---------------------------------------------------------------------------
 
 if os.environ.get(SEED_FILE_VARIABLE):
-    import base64
     import secrets
     import string
 
@@ -66,6 +65,7 @@ if os.environ.get(SEED_FILE_VARIABLE):
     # (kind, name, ms, why it failed or "", HTTP status)
     SAMPLES: list[tuple[str, str, float, str, int]] = []
     _cookies = iter(SEED["cookies"])
+    _viewer_cookies = iter(SEED.get("viewer_cookies", []))
 
     @events.request.add_listener
     def _record(request_type, name, response_time, exception, response=None, **kwargs):
@@ -193,8 +193,7 @@ if os.environ.get(SEED_FILE_VARIABLE):
         connection_timeout = 90.0
 
         def on_start(self) -> None:
-            token = base64.b64encode(f"{SEED['viewer']}:{PASSWORD}".encode()).decode()
-            self.headers = {"Authorization": f"Basic {token}"}
+            self.headers = {"Cookie": f"sessionid={next(_viewer_cookies)}"}
 
         @task
         def wait(self) -> None:
@@ -276,7 +275,7 @@ def main() -> None:
         _empty_the_queue()
         seed = _seed(args.history, args.operators + args.tails)
         if args.waiters:
-            seed["viewer"] = _seed_waited_plan()
+            seed["viewer_cookies"] = _seed_waited_plan(args.waiters)
         (tmp / "seed.json").write_text(json.dumps(seed))
         extra = () if args.web_processes is None else ("--web-processes", str(args.web_processes))
         # The waited-for plan's runs get a worker process of their own beside the live tasks.
@@ -356,18 +355,26 @@ def _seed(history: int, users: int) -> dict:
     return {"cookies": cookies, "tasks": task_ids, "logs": [list(pair) for pair in logs]}
 
 
-def _seed_waited_plan() -> str:
-    """A plan firing every 5 s (HENGSHI's notebook job: two short steps), and the viewer
-    whose Basic credentials the waiting clients share; its user name."""
+def _seed_waited_plan(waiters: int) -> list[str]:
+    """A plan firing every 5 s (HENGSHI's notebook job: two short steps), and a viewer per
+    waiting client; their session cookies."""
     from django.contrib.auth.models import Group, User
+    from django.test import Client
 
     from taskcenter.accounts import roles
     from taskcenter.schedules import inputs, verbs
 
-    viewer, _ = User.objects.get_or_create(username="load-viewer")
-    viewer.set_password(PASSWORD)
-    viewer.save()
-    viewer.groups.add(Group.objects.get(name=roles.VIEWER))
+    viewers = Group.objects.get(name=roles.VIEWER)
+    cookies = []
+    for number in range(waiters):
+        viewer, created = User.objects.get_or_create(username=f"load-viewer-{number}")
+        if created:
+            viewer.set_unusable_password()
+            viewer.save()
+            viewer.groups.add(viewers)
+        client = Client()
+        client.force_login(viewer)
+        cookies.append(client.cookies["sessionid"].value)
     body = {
         "entityGroup": "LOAD",
         "entityKey": "waited",
@@ -378,7 +385,7 @@ def _seed_waited_plan() -> str:
         },
     }
     verbs.plan_submit(actor=None, data=inputs.plan_input(body))
-    return viewer.username
+    return cookies
 
 
 def _start_live_tasks(count: int) -> list[list[int]]:
