@@ -15,8 +15,7 @@ from django.core.wsgi import get_wsgi_application
 from taskcenter.edge import Edge
 from taskcenter.schedules.models import Fire
 from taskcenter.tasks.models import TaskInstance
-from tests.conftest import PASSWORD
-from tests.schedules.conftest import NOTEBOOK_JOB, end_run
+from tests.factories import NOTEBOOK_JOB, PASSWORD, end_run, run_now
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -89,13 +88,6 @@ def sends_recorded(no_broker):
     return no_broker
 
 
-def _running_context(operator) -> int:
-    from taskcenter.schedules import inputs, verbs
-
-    submitted = verbs.plan_submit(actor=operator, data=inputs.plan_input(RUN_NOW))
-    return submitted.context_ids[0]
-
-
 def test_sync_run_from_a_client_that_left_before_it_was_taken_creates_no_run(operator):
     async def drill():
         edge = _edge()
@@ -113,7 +105,7 @@ def test_sync_run_from_a_client_that_left_before_it_was_taken_creates_no_run(ope
 
 
 def test_a_wait_is_held_without_a_thread_and_ends_with_its_run(operator, viewer):
-    context = _running_context(operator)
+    context = run_now(actor=operator)
 
     async def drill():
         edge = _edge(threads=1)
@@ -141,7 +133,7 @@ def test_a_wait_is_held_without_a_thread_and_ends_with_its_run(operator, viewer)
 
 
 def test_a_wait_ends_when_its_client_goes_away(operator, viewer):
-    context = _running_context(operator)
+    context = run_now(actor=operator)
 
     async def drill():
         edge = _edge()
@@ -163,7 +155,7 @@ def test_a_wait_ends_when_its_client_goes_away(operator, viewer):
 
 
 def test_waits_beyond_the_users_cap_are_answered_at_once_with_done_false(operator, viewer):
-    context = _running_context(operator)
+    context = run_now(actor=operator)
 
     async def drill():
         edge = _edge(waits_per_user=2)

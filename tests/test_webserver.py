@@ -20,19 +20,12 @@ from pathlib import Path
 import pytest
 
 from taskcenter.accounts import roles
-from tests.conftest import PASSWORD, _database_url, end_process_group, make_user, wait_for
+from tests.conftest import _database_url, end_process_group, wait_for
+from tests.factories import PASSWORD, end_run, make_user, run_now
 from tests.runtime.test_run_task import ROOT
 from tests.runtime.test_serve import _free_port, _healthz, _web_threads
-from tests.schedules.conftest import NOTEBOOK_JOB, end_run
 
 PER_ADDRESS = 350
-
-RUN_NOW = {
-    "entityGroup": "NOTEBOOK",
-    "entityKey": "1",
-    "planItems": [{"triggerType": "ONCE"}],
-    "execDetail": {"jobClass": NOTEBOOK_JOB, "jobParams": {"notebook": 1}},
-}
 
 
 class Server:
@@ -76,11 +69,8 @@ def server(django_db_setup, tmp_path_factory):
 @pytest.fixture
 def running_context(transactional_db, no_broker) -> int:
     """A viewer, an operator, and a run the operator started that no worker runs."""
-    from taskcenter.schedules import inputs, verbs
-
     make_user("viewer", roles.VIEWER)
-    operator = make_user("operator", roles.MANAGER)
-    return verbs.plan_submit(actor=operator, data=inputs.plan_input(RUN_NOW)).context_ids[0]
+    return run_now(actor=make_user("operator", roles.MANAGER))
 
 
 def _request(path: str, user: str | None = None, *, method: str = "GET") -> bytes:
