@@ -208,3 +208,5 @@ expiresAt
 approval
 approvals_timed_out  # engine/reaper.py's report, read by tests and logs
 died  # dashboard/fleet_worker.html
+# --- uvicorn's h11 protocol calls this override (taskcenter.webserver.GuardedH11Protocol)
+send_400_response

@@ -184,8 +184,12 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def free_port(first: int = 18400, last: int = 18499) -> int:
-    """A port nobody listens on, from a range (the benchmarks' own, on a shared machine)."""
+    """A port nobody listens on, from a range (the benchmarks' own, on a shared machine;
+    TASKCENTER_BENCH_PORTS=FIRST-LAST gives another)."""
     import socket
+
+    if os.environ.get("TASKCENTER_BENCH_PORTS"):
+        first, last = (int(p) for p in os.environ["TASKCENTER_BENCH_PORTS"].split("-"))
 
     for port in range(first, last + 1):
         with socket.socket() as probe:

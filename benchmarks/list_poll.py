@@ -17,7 +17,7 @@ Measured, as a viewer on /tasks/ (the default list, newest first, 20 rows):
      asks for, and what a list refreshed by re-rendering would cost each poll);
    * peer, the top bar's counts by status over every task (what each poll of the list
      computed before the change cursor).
-2. Server CPU: a real server process (waitress, 8 threads, as `serve` runs it) and
+2. Server CPU: a real server process (the web server, 8 threads, as `serve` runs it) and
    --clients simulated open lists (HTTP keep-alive, one poll each every 2 s) for
    --seconds: the server's CPU seconds (user + system, from /proc), per poll answered,
    the polls answered and their p95, first for the live poll with nothing changing, then with 10 changes

@@ -15,6 +15,12 @@ with this same file as the locustfile:
   a line a second for 15 minutes), following the offset the server hands back: either
   "nothing new" (204) or the line written since the last poll (200); another live log
   when one has ended (htmx's stop-polling status 286). The share of each is printed.
+* `--waiters` HENGSHI clients (`Waiter`, 0 unless asked): viewers with sessions of their
+  own, each client asking for the newest context still running of a plan that fires every 5 s
+  (`GET /api/contexts?...&jobStatusList=PENDING,RUNNING&limit=1`, an API call like the
+  others) and then waiting on its logs (`GET /api/contexts/<id>/logs`, block=true: until
+  the run ends, at most TASKCENTER_CONTEXT_WAIT_SECONDS). The waits' own durations are
+  the runs' and are printed apart from the p95 targets; their errors count.
 
 Printed: requests, error rate, p50/p95 of pages and of API calls (and per request kind),
 and the server's CPU and memory (psutil over serve's process tree, sampled every 2 s;
@@ -26,7 +32,7 @@ Usage, from the project root (locust and psutil are the benchmark's own needs, n
 project's: `.venv/bin/pip install locust psutil`):
     .venv/bin/python benchmarks/load_locust.py [--minutes 5] [--database postgres|URL]
         [--broker URL] [--operators 50] [--tails 200] [--history 2000]
-        [--web-processes N] [--json out.json]
+        [--web-processes N] [--waiters 100] [--json out.json]
 """
 
 from __future__ import annotations
@@ -59,10 +65,11 @@ if os.environ.get(SEED_FILE_VARIABLE):
     # (kind, name, ms, why it failed or "", HTTP status)
     SAMPLES: list[tuple[str, str, float, str, int]] = []
     _cookies = iter(SEED["cookies"])
+    _viewer_cookies = iter(SEED.get("viewer_cookies", []))
 
     @events.request.add_listener
     def _record(request_type, name, response_time, exception, response=None, **kwargs):
-        kind = "api" if name.startswith("api") else "page"
+        kind = "wait" if name.startswith("wait") else "api" if name.startswith("api") else "page"
         why = "" if exception is None else str(exception)[:120]
         status = getattr(response, "status_code", 0) or 0
         SAMPLES.append((kind, name, response_time, why, status))
@@ -177,6 +184,43 @@ if os.environ.get(SEED_FILE_VARIABLE):
                 if found:
                     self.offset = int(found.group(1))
 
+    class Waiter(FastHttpUser):
+        """A HENGSHI client waiting for its runs (network timeout above the waits' bound)."""
+
+        fixed_count = int(os.environ.get("TC_LOAD_WAITERS", "0"))
+        wait_time = constant(0.5)
+        network_timeout = 90.0
+        connection_timeout = 90.0
+
+        def on_start(self) -> None:
+            self.headers = {"Cookie": f"sessionid={next(_viewer_cookies)}"}
+
+        @task
+        def wait(self) -> None:
+            newest = "/api/contexts?entityGroup=LOAD&jobStatusList=PENDING,RUNNING&limit=1"
+            with self.client.get(
+                newest,
+                name="api: hengshi running contexts",
+                headers=self.headers,
+                catch_response=True,
+            ) as listed:
+                if listed.status_code != 200:
+                    listed.failure(f"{listed.status_code} {(listed.text or '')[:100]}")
+                    return
+                rows = listed.json()["data"]
+            if not rows:
+                return
+            with self.client.get(
+                f"/api/contexts/{rows[0]['id']}/logs",
+                name="wait: hengshi logs",
+                headers=self.headers,
+                catch_response=True,
+            ) as waited:
+                if waited.status_code == 200 and waited.json().get("code") == 0:
+                    waited.success()
+                else:
+                    waited.failure(f"{waited.status_code} {(waited.text or '')[:100]}")
+
     def _error(answer) -> dict:
         """The API envelope's error object ({"error": {"code": ..., "message": ...}})."""
         try:
@@ -214,7 +258,13 @@ def main() -> None:
     parser.add_argument(
         "--web-processes", type=int, default=None, help="serve's web processes (its default)"
     )
+    parser.add_argument(
+        "--waiters", type=int, default=0, help="HENGSHI clients waiting on runs (default 0)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--baseline", type=Path, help="an earlier run's --json, printed side by side"
+    )
     args = parser.parse_args()
 
     if args.database not in (None, "sqlite"):
@@ -224,9 +274,13 @@ def main() -> None:
     with common.temporary_setup(args, "tc-load-bench-") as (tmp, database):
         _empty_the_queue()
         seed = _seed(args.history, args.operators + args.tails)
+        if args.waiters:
+            seed["viewer_cookies"] = _seed_waited_plan(args.waiters)
         (tmp / "seed.json").write_text(json.dumps(seed))
         extra = () if args.web_processes is None else ("--web-processes", str(args.web_processes))
-        server = common.Server(tmp, concurrency=args.concurrency, extra=extra)
+        # The waited-for plan's runs get a worker process of their own beside the live tasks.
+        concurrency = args.concurrency + (1 if args.waiters else 0)
+        server = common.Server(tmp, concurrency=concurrency, extra=extra)
         sampler = None
         try:
             server.wait_ready()
@@ -243,8 +297,9 @@ def main() -> None:
                 **{SAMPLES_FILE_VARIABLE: str(tmp / "samples.json")},
                 TC_LOAD_OPERATORS=str(args.operators),
                 TC_LOAD_TAILS=str(args.tails),
+                TC_LOAD_WAITERS=str(args.waiters),
             )
-            users = args.operators + args.tails
+            users = args.operators + args.tails + args.waiters
             locust = [sys.executable, "-m", "locust", "-f", __file__, "--headless"]
             locust += ["--host", server.base, "-u", str(users), "-r", str(max(1, users // 20))]
             locust += ["-t", f"{int(args.minutes * 60)}s", "--only-summary", "--stop-timeout", "5"]
@@ -298,6 +353,39 @@ def _seed(history: int, users: int) -> dict:
         .values_list("task_id", "pk")[:500]
     )
     return {"cookies": cookies, "tasks": task_ids, "logs": [list(pair) for pair in logs]}
+
+
+def _seed_waited_plan(waiters: int) -> list[str]:
+    """A plan firing every 5 s (HENGSHI's notebook job: two short steps), and a viewer per
+    waiting client; their session cookies."""
+    from django.contrib.auth.models import Group, User
+    from django.test import Client
+
+    from taskcenter.accounts import roles
+    from taskcenter.schedules import inputs, verbs
+
+    viewers = Group.objects.get(name=roles.VIEWER)
+    cookies = []
+    for number in range(waiters):
+        viewer, created = User.objects.get_or_create(username=f"load-viewer-{number}")
+        if created:
+            viewer.set_unusable_password()
+            viewer.save()
+            viewer.groups.add(viewers)
+        client = Client()
+        client.force_login(viewer)
+        cookies.append(client.cookies["sessionid"].value)
+    body = {
+        "entityGroup": "LOAD",
+        "entityKey": "waited",
+        "planItems": [{"triggerType": "CRON_JOB", "cronDesc": "*/5 * * * * ?", "cronType": "CRON"}],
+        "execDetail": {
+            "jobClass": "com.hengshi.nangaparbat.schedulejob.NotebookJob",
+            "jobParams": {"notebook": 1},
+        },
+    }
+    verbs.plan_submit(actor=None, data=inputs.plan_input(body))
+    return cookies
 
 
 def _start_live_tasks(count: int) -> list[list[int]]:
@@ -400,11 +488,13 @@ def _report(samples: list, sampler, args, database: str) -> None:
     load = os.getloadavg()
     print(f"database: {common.describe_database(database)}")
     print(
-        f"{args.operators} operators + {args.tails} log tails for {args.minutes:g} min "
+        f"{args.operators} operators + {args.tails} log tails + {args.waiters} waiting "
+        f"HENGSHI clients for {args.minutes:g} min "
         f"(load average at the start: {args.load_before:.2f}; at the end: "
         f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {os.cpu_count()} CPUs)"
     )
     figures: dict = {
+        "waiters": args.waiters,
         "load_average": round(load[0], 2),
         "load_average_start": round(args.load_before, 2),
         "minutes": args.minutes,
@@ -412,7 +502,7 @@ def _report(samples: list, sampler, args, database: str) -> None:
     }
     rows = []
     for label, keep in (
-        ("all", lambda s: True),
+        ("all", lambda s: s[0] != "wait"),  # the waits' durations are the runs'; apart
         ("pages", lambda s: s[0] == "page"),
         ("API", lambda s: s[0] == "api"),
         *[(name, (lambda s, n=name: s[1] == n)) for name in sorted({s[1] for s in samples})],
@@ -426,13 +516,26 @@ def _report(samples: list, sampler, args, database: str) -> None:
         rows.append(
             [label, str(len(chosen)), f"{errors / len(chosen):.3%}", f"{p50:.0f}", f"{p95:.0f}"]
         )
-        figures[label] = {
+        figures[label if label != "wait: hengshi logs" else "waits"] = {
             "requests": len(chosen),
             "errors": errors,
             "p50_ms": round(p50),
             "p95_ms": round(p95),
         }
-    common.print_table(["requests", "count", "errors", "p50 ms", "p95 ms"], rows)
+    headers = ["requests", "count", "errors", "p50 ms", "p95 ms"]
+    if args.baseline:
+        baseline = json.loads(args.baseline.read_text())
+        headers += ["baseline count", "baseline errors", "baseline p50 / p95 ms"]
+        for row in rows:
+            label = row[0] if row[0] != "wait: hengshi logs" else "waits"
+            before = baseline.get(label)
+            if isinstance(before, dict) and "requests" in before:
+                share = before["errors"] / max(1, before["requests"])
+                row += [str(before["requests"]), f"{share:.3%}"]
+                row += [f"{before['p50_ms']} / {before['p95_ms']}"]
+            else:
+                row += ["-", "-", "-"]
+    common.print_table(headers, rows)
     reasons = collections.Counter(f"{s[1]}: {s[3]}" for s in samples if s[3])
     for reason, count in reasons.most_common(8):
         print(f"  {count:5d} x {reason}")
@@ -462,14 +565,14 @@ def _report(samples: list, sampler, args, database: str) -> None:
         figures["web_rss_max_mb"] = round(max(web_rss))
     print(f"locust itself (same machine): CPU mean {args.locust_cpu:.0f} % of one core")
     figures["locust_cpu_mean_pct"] = round(args.locust_cpu)
-    total = figures.get("all", {"requests": 0, "errors": 0})
-    error_rate = total["errors"] / max(1, total["requests"])
+    error_rate = sum(1 for s in samples if s[3]) / max(1, len(samples))  # the waits' included
     # The target is read strictly: pages, API calls and also every kind of request on its
     # own, so that the many cheap log polls cannot hide a slow page.
+    # A wait lasts as long as the run it waits for: its duration is printed, not judged.
     worst_p95, worst = max(
         (value["p95_ms"], label)
         for label, value in figures.items()
-        if isinstance(value, dict) and "p95_ms" in value
+        if isinstance(value, dict) and "p95_ms" in value and label != "waits"
     )
     figures["worst_p95_ms"], figures["worst_p95_of"] = worst_p95, worst
     print(

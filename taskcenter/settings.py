@@ -194,6 +194,19 @@ X_FRAME_OPTIONS = "DENY"
 # JSON parser also bounds nesting depth: taskcenter.api.parsers).
 DATA_UPLOAD_MAX_MEMORY_SIZE = _env.DATA_UPLOAD_MAX_MEMORY_SIZE
 
+# --- The web server `serve` runs (taskcenter.webserver, taskcenter.edge) ----------------------
+# HENGSHI's waits (sync: true, block=true) end after this many seconds at most; each web
+# process holds at most TASKCENTER_CONTEXT_WAITS_PER_USER of one user's waits at a time (more
+# are answered at once with done: false).
+TASKCENTER_CONTEXT_WAIT_SECONDS = _env.TASKCENTER_CONTEXT_WAIT_SECONDS
+TASKCENTER_CONTEXT_WAITS_PER_USER = _env.TASKCENTER_CONTEXT_WAITS_PER_USER
+# Open connections per web process, of which one client address may hold this many; request
+# line and headers at most this many bytes (431 beyond), received within this many seconds.
+TASKCENTER_WEB_CONNECTIONS = _env.TASKCENTER_WEB_CONNECTIONS
+TASKCENTER_WEB_CONNECTIONS_PER_ADDRESS = _env.TASKCENTER_WEB_CONNECTIONS_PER_ADDRESS
+TASKCENTER_WEB_HEADER_BYTES = _env.TASKCENTER_WEB_HEADER_BYTES
+TASKCENTER_WEB_HEADER_SECONDS = _env.TASKCENTER_WEB_HEADER_SECONDS
+
 # --- REST API (OCP v2 facade) ---------------------------------------------------------------
 REST_FRAMEWORK = {
     # Basic first: its WWW-Authenticate makes an unauthenticated call a 401, not a 403.

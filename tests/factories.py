@@ -327,6 +327,12 @@ def make_plan(
     return plan_verbs.plan_submit(actor=actor, data=inputs.plan_input(body), now=now).plan
 
 
+def run_now(key: str = "1", *, actor=None) -> int:
+    """A plan's run started now (its ONCE item), as the context's id; no worker runs it."""
+    plan = make_plan(key, [{"triggerType": "ONCE"}], actor=actor)
+    return Fire.objects.get(plan=plan).task_id
+
+
 def end_run(task_id: int, status: str = TaskStatus.SUCCESSFUL) -> None:
     """Test set-up: a context's task ends (no engine runs in these tests)."""
     sub_status = "SUCCESSFUL" if status == TaskStatus.SUCCESSFUL else "FAILED"

@@ -24,7 +24,7 @@ echo "== install smoke: pip install . in a clean virtual environment"
 started=$(date +%s)
 "$PYTHON" -m venv "$SMOKE_DIR/venv"
 "$SMOKE_DIR/venv/bin/python" -m pip install --quiet .
-"$SMOKE_DIR/venv/bin/python" -c "import psycopg, waitress"
+"$SMOKE_DIR/venv/bin/python" -c "import psycopg, uvicorn, h11"
 echo "installed in $(($(date +%s) - started)) s"
 
 for broker in "$@"; do

@@ -5,7 +5,8 @@ A context is a task instance that a plan started (its id is the task's id, and s
 its jobLogId and jobResultId); its logs and results are per subtask, the subtask id being
 the subKey. Waits (POST with sync: true, logs and results with block=true) are bounded by
 settings.TASKCENTER_CONTEXT_WAIT_SECONDS (default 30 s); a wait that runs out answers with
-what exists and done: false.
+what exists and done: false. Behind `serve`'s web server the views hand their waits to its
+event loop (taskcenter.api.waits), which answers through `answer_after_wait`.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.response import Response
 
 from taskcenter.accounts import access
+from taskcenter.api import waits
 from taskcenter.api.hengshi import hengshi_view, ok, user_data, when
 from taskcenter.core import params as parse
+from taskcenter.core.errors import TaskCenterError
 from taskcenter.schedules import inputs, selectors, verbs
 from taskcenter.schedules.models import Plan, PlanItem, TriggerType
 from taskcenter.tasks import selectors as task_selectors
@@ -29,7 +34,7 @@ WAIT_POLL_SECONDS = 0.5
 
 
 def wait_limit() -> float:
-    return float(getattr(settings, "TASKCENTER_CONTEXT_WAIT_SECONDS", 30.0))
+    return float(settings.TASKCENTER_CONTEXT_WAIT_SECONDS)
 
 
 # --- Permissions: the plans of the caller's clusters only (taskcenter.accounts.access) -----------
@@ -201,16 +206,36 @@ def _submit(request):
     access.require_view(request.user)
     access.require_manage_schedules(request.user, run=runs_now)
     access.require_plan_submit(request.user, data, run=runs_now)
+    if waits.client_gone(request):
+        return Response(status=499)  # the client left before its request was taken: no run
     submitted = verbs.plan_submit(actor=request.user, data=data)
     context_id = submitted.context_ids[0] if submitted.context_ids else None
     if data.sync and context_id is not None:
-        _wait_until_done(context_id)
-    plan = selectors.plan_get(visible=access.visible_plans(request.user), plan_id=submitted.plan.pk)
-    runs = selectors.plan_last_runs(plans=[plan])
-    answer = plan_data(plan, submitted.items, runs.get(plan.pk), context_id)
-    if len(submitted.context_ids) > 1:
-        answer["contextIds"] = submitted.context_ids
+        if waits.edge_waits(request):
+            wait = waits.Wait(
+                user_id=request.user.pk,
+                context_id=context_id,
+                kind="submit",
+                plan_id=submitted.plan.pk,
+                context_ids=tuple(submitted.context_ids),
+                item_ids=tuple(item.pk for item in submitted.items),
+            )
+            waits.hand_over(request, wait)
+        else:
+            _wait_until_done(context_id)
+    answer = _submit_answer(
+        request.user, submitted.plan.pk, submitted.items, context_id, submitted.context_ids
+    )
     return ok(answer)
+
+
+def _submit_answer(user, plan_id: int, items, context_id: int | None, context_ids) -> dict:
+    plan = selectors.plan_get(visible=access.visible_plans(user), plan_id=plan_id)
+    runs = selectors.plan_last_runs(plans=[plan])
+    answer = plan_data(plan, items, runs.get(plan.pk), context_id)
+    if len(context_ids) > 1:
+        answer["contextIds"] = list(context_ids)
+    return answer
 
 
 @_schema("scheduleUsers", "The users who created plans", parameters=_FILTERS)
@@ -350,13 +375,20 @@ def _per_subtask(request, contextId, present):
     block = parse.choice(
         parse.without_nul(request.query_params), "block", ("true", "false"), default="true"
     )
-    done = (
-        _wait_until_done(task.pk)
-        if block == "true"
-        else selectors.context_is_done(context_id=task.pk)
-    )
-    subtasks = selectors.context_subtasks(context_id=task.pk)
-    return ok([present(subtask) for subtask in subtasks], done=done)
+    if block == "true" and not waits.edge_waits(request):
+        done = _wait_until_done(task.pk)
+    else:
+        done = selectors.context_is_done(context_id=task.pk)
+        if block == "true" and not done:
+            kind = "logs" if present is _logs else "results"
+            waits.hand_over(request, waits.Wait(request.user.pk, task.pk, kind))
+    data, done = _per_subtask_data(task.pk, present, done)
+    return ok(data, done=done)
+
+
+def _per_subtask_data(context_id: int, present, done: bool) -> tuple[list, bool]:
+    subtasks = selectors.context_subtasks(context_id=context_id)
+    return [present(subtask) for subtask in subtasks], done
 
 
 def _logs(subtask) -> dict:
@@ -385,3 +417,25 @@ def context_logs(request, contextId):
 @hengshi_view(["GET"])
 def context_results(request, contextId):
     return _per_subtask(request, contextId, _result)
+
+
+def answer_after_wait(wait: waits.Wait) -> dict | None:
+    """The envelope a handed-over wait answers with once it is over, for its caller as they
+    are now (access checked again); None when they may no longer see it."""
+    user = get_user_model().objects.filter(pk=wait.user_id, is_active=True).first()
+    if user is None:
+        return None
+    try:
+        access.require_view(user)
+        if wait.kind == "submit":
+            assert wait.plan_id is not None
+            items = selectors.plan_items(item_ids=wait.item_ids)
+            data = _submit_answer(user, wait.plan_id, items, wait.context_id, wait.context_ids)
+            return ok(data).data
+        task = selectors.context_get(visible=access.visible_tasks(user), context_id=wait.context_id)
+    except TaskCenterError:
+        return None
+    done = selectors.context_is_done(context_id=task.pk)
+    present = _logs if wait.kind == "logs" else _result
+    answer, done = _per_subtask_data(task.pk, present, done)
+    return ok(answer, done=done).data

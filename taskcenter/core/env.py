@@ -93,6 +93,14 @@ class Environment(BaseSettings):
     TASKCENTER_METRICS_TOKEN: str = ""
     TASKCENTER_SLOW_COUNT_CACHE_SECONDS: Annotated[float, Field(ge=0)] = 5.0
 
+    # --- The web server (taskcenter.webserver, taskcenter.edge) ---
+    TASKCENTER_CONTEXT_WAIT_SECONDS: Annotated[float, Field(ge=0)] = 30.0
+    TASKCENTER_CONTEXT_WAITS_PER_USER: Annotated[int, Field(ge=0)] = 100
+    TASKCENTER_WEB_CONNECTIONS: Annotated[int, Field(ge=10)] = 1000
+    TASKCENTER_WEB_CONNECTIONS_PER_ADDRESS: Annotated[int, Field(ge=1)] = 500
+    TASKCENTER_WEB_HEADER_BYTES: Annotated[int, Field(ge=4096)] = 65536
+    TASKCENTER_WEB_HEADER_SECONDS: Annotated[float, Field(ge=1.0)] = 30.0
+
     # --- Celery and the engine ---
     CELERY_BROKER_URL: str = ""
     CELERY_WORKER_PREFETCH_MULTIPLIER: Annotated[int, Field(ge=1)] = 4

@@ -14,6 +14,15 @@ Each child is started through this file (`python supervise.py PID -- argv...`), 
 PR_SET_PDEATHSIG, kept across exec) and then becomes the child: a supervisor killed with
 kill -9 cannot stop its children itself, and without this they would live on, holding the
 port and consuming the queues.
+
+SIGTERM is not enough for the worker: Celery answers it with a warm shutdown, which waits for
+the steps it runs to end (unbounded for a long step), and a shell step runs in a session of
+its own that no signal to the worker's process group reaches. So the worker is started with
+`--guard` (`python supervise.py PID --guard -- argv...`): this file stays, as the worker's
+parent and the subreaper of everything the worker starts (PR_SET_CHILD_SUBREAPER, so an
+orphaned step stays its descendant), forwards the supervisor's SIGTERM and SIGINT to the
+worker, and when the supervisor is gone (the death signal, or its parent id changing, checked
+every GUARD_POLL_SECONDS) SIGKILLs every descendant and their process groups, then itself.
 """
 
 from __future__ import annotations
@@ -33,6 +42,9 @@ FIRST_RESTART_DELAY = 1.0
 MAX_RESTART_DELAY = 30.0
 # A child that stayed up this long died for a new reason: its next restart is immediate-ish.
 STABLE_AFTER_SECONDS = 60.0
+GUARD_POLL_SECONDS = 0.2
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 
 
 def restart_delay(quick_deaths: int) -> float:
@@ -45,6 +57,7 @@ class Child:
     name: str
     argv: list[str]
     pass_fds: tuple[int, ...] = ()  # descriptors the child inherits (the web's socket)
+    guard: bool = False  # started under a guard that takes its descendants down with serve
     proc: subprocess.Popen | None = None
     reader: threading.Thread | None = field(default=None, repr=False)
     started_at: float = 0.0
@@ -125,7 +138,13 @@ class Supervisor:
 
     def _start(self, child: Child) -> None:
         # The file, not `-m`: importing the taskcenter package would load Celery first.
-        launcher = [sys.executable, __file__, str(os.getpid()), "--"]
+        launcher = [
+            sys.executable,
+            __file__,
+            str(os.getpid()),
+            *(["--guard"] if child.guard else []),
+            "--",
+        ]
         child.proc = subprocess.Popen(
             [*launcher, *child.argv],
             pass_fds=child.pass_fds,
@@ -205,6 +224,14 @@ def _signal_quietly(proc: subprocess.Popen, signum: int, *, group: bool = False)
         pass
 
 
+def _prctl(option: int, value: int) -> None:
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(option, value, 0, 0, 0)
+
+
 def die_with_parent(parent_pid: int) -> None:
     """SIGTERM this process (and what it execs) when `parent_pid`, its parent, dies.
 
@@ -212,22 +239,116 @@ def die_with_parent(parent_pid: int) -> None:
     starts its children from its main thread, so that is when the supervisor process ends.
     Elsewhere than Linux this does nothing.
     """
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     # The parent may have died before prctl took effect; then the signal would never come.
     if os.getppid() != parent_pid:
         raise SystemExit(f"serve (pid {parent_pid}) is gone; not starting")
 
 
+def _descendants(ancestor: int) -> dict[int, int]:
+    """Every live descendant of `ancestor` (pid: process group), from /proc (Linux)."""
+    parents: dict[int, tuple[int, int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...; comm may contain spaces, so split after ')'.
+        state, ppid, pgrp = text.rsplit(")", 1)[1].split()[:3]
+        if state != "Z":
+            parents[int(text.split(" ", 1)[0])] = (int(ppid), int(pgrp))
+    found: dict[int, int] = {}
+    for pid in parents:
+        chain, current = [], pid
+        while current in parents and current not in found and current != ancestor:
+            chain.append(current)
+            current = parents[current][0]
+        if current == ancestor or current in found:
+            found.update({link: parents[link][1] for link in chain})
+    return found
+
+
+def _reap() -> dict[int, int]:
+    """Collect every child that ended: {pid: wait status}."""
+    ended: dict[int, int] = {}
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return ended
+        if pid == 0:
+            return ended
+        ended[pid] = status
+
+
+def _kill_descendants() -> None:
+    """SIGKILL everything below this process, the process groups of its steps included."""
+    me, own_group = os.getpid(), os.getpgid(0)
+    for _ in range(100):
+        found = _descendants(me)
+        if not found:
+            return
+        for pid, group in found.items():
+            for kill, target in ((os.killpg, group), (os.kill, pid)):
+                if kill is os.killpg and target == own_group:
+                    continue
+                try:
+                    kill(target, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        _reap()
+        time.sleep(0.02)
+
+
+def _guard(parent_pid: int, program: list[str]) -> None:
+    """Run `program` below this process until it ends, or end it and all it started when
+    `parent_pid` (serve) is gone. Exits as the program did."""
+    die_with_parent(parent_pid)
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    child = os.posix_spawn(program[0], program, os.environ)
+
+    def parent_gone() -> bool:
+        return os.getppid() != parent_pid
+
+    def on_signal(signum, frame) -> None:
+        if parent_gone():
+            _end_with_everything()
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+
+    def _end_with_everything() -> None:
+        _kill_descendants()
+        os._exit(1)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    while True:
+        if parent_gone():
+            _end_with_everything()
+        status = _reap().get(child)
+        if status is not None:
+            break
+        time.sleep(GUARD_POLL_SECONDS)
+    _kill_descendants()  # steps the program left behind do not outlive it
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    raise SystemExit(code)
+
+
 def _launch(argv: list[str]) -> None:
-    """`PID -- program args...`: die with PID, then become the program."""
-    parent_pid, separator, *program = argv
+    """`PID [--guard] -- program args...`: die with PID, then become the program (or guard
+    it)."""
+    parent_pid, *rest = argv
+    guard = bool(rest) and rest[0] == "--guard"
+    separator, *program = rest[1:] if guard else rest
     if separator != "--" or not program:
-        raise SystemExit("usage: python supervise.py PID -- program [args...]")
+        raise SystemExit("usage: python supervise.py PID [--guard] -- program [args...]")
+    if guard:
+        _guard(int(parent_pid), program)
     die_with_parent(int(parent_pid))
     os.execv(program[0], program)
 

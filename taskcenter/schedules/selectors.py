@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from django.contrib.auth import get_user_model
 from django.db.models import Min, OuterRef, Q, QuerySet, Subquery, Value
@@ -146,6 +146,11 @@ def plan_schedule_items(*, plan_ids: list[int]) -> dict[int, list[PlanItem]]:
     ).order_by("pk"):
         items[item.plan_id].append(item)
     return items
+
+
+def plan_items(*, item_ids: Iterable[int]) -> list[PlanItem]:
+    """These items, in their order of creation."""
+    return list(PlanItem.objects.filter(pk__in=list(item_ids)).order_by("pk"))
 
 
 def plan_last_runs(
@@ -333,6 +338,15 @@ def context_users(*, visible: QuerySet[TaskInstance], params: Mapping) -> list:
 
 def context_is_done(*, context_id: int) -> bool:
     return not TaskInstance.objects.filter(pk=context_id, status=TaskStatus.RUNNING).exists()
+
+
+def contexts_still_running(*, context_ids: Iterable[int]) -> set[int]:
+    """Which of these contexts still run (one statement for every wait of a web process)."""
+    return set(
+        TaskInstance.objects.filter(pk__in=list(context_ids), status=TaskStatus.RUNNING)
+        .order_by()
+        .values_list("pk", flat=True)
+    )
 
 
 def context_subtasks(*, context_id: int) -> list[SubtaskInstance]:

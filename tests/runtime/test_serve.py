@@ -147,11 +147,11 @@ def _web_threads(pid: int) -> int:
     return int(re.search(r"^Threads:\s+(\d+)", status, re.MULTILINE).group(1))
 
 
-def test_serve_web_is_waitress_and_answers_at_once_with_200_half_sent_requests_open(serve):
+def test_serve_web_is_uvicorn_and_answers_at_once_with_200_half_sent_requests_open(serve):
     """No reverse proxy stands in front of serve: the server itself must hold slow clients
     without giving each a thread (Django's runserver had one thread per connection)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{serve.port}/healthz", timeout=5) as response:
-        assert response.headers["Server"] == "waitress"
+        assert response.headers["Server"] == "uvicorn"
     # Static files come through whitenoise, from the files collectstatic gathered.
     with urllib.request.urlopen(
         f"http://127.0.0.1:{serve.port}/static/css/app.css", timeout=5
@@ -235,7 +235,7 @@ def test_restart_delay_doubles_from_one_second_up_to_a_cap():
 
 
 def test_serve_runs_several_web_processes_on_one_port_and_a_dead_one_is_replaced(serve):
-    """`--web-processes 2`: two waitress processes accept from the one socket serve bound;
+    """`--web-processes 2`: two web processes accept from the one socket serve bound;
     killing one leaves the other answering, and serve starts a new one on the same socket."""
     first, second = serve.pid_of("web1"), serve.pid_of("web2")
     assert first != second
@@ -270,19 +270,47 @@ def _listens_on(pid: int, port: int) -> bool:
     return any(link == f"socket:[{inode}]" for link in links for inode in inodes)
 
 
-def test_serve_killed_with_sigkill_takes_its_children_with_it(serve):
+def _steps_of(var_dir: Path) -> list[int]:
+    """The shell steps of "Back up cluster" that the processes of `var_dir` run."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"TC_PARAM_SECONDS" not in cmdline.read_bytes():
+                continue
+            environ = (cmdline.parent / "environ").read_bytes()
+        except OSError:
+            continue
+        if f"TASKCENTER_VAR_DIR={var_dir}".encode() in environ.split(b"\0"):
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+def test_serve_killed_with_sigkill_takes_its_children_with_it_mid_step(serve):
     """kill -9 gives serve no chance to stop its children: they stop themselves (the
-    kernel signals them when their parent dies), and the port is free again."""
+    kernel signals them when their parent dies), the worker within seconds although it is
+    in the middle of a long shell step (which runs in a session of its own), and the port
+    is free again."""
     _wait_for(lambda: " ready." in serve.output(), "no worker", serve.log_path)
     groups = serve.groups
     assert len(groups) == 4
+    subprocess.run(
+        [sys.executable, "manage.py", "run_task", "Back up cluster", "--param", "seconds=600"],
+        cwd=ROOT,
+        env=serve.env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    _wait_for(lambda: _steps_of(serve.var_dir), "the step did not start", serve.log_path)
+    steps = _steps_of(serve.var_dir)
+
     os.kill(serve.proc.pid, signal.SIGKILL)
     serve.proc.wait(timeout=10)
     _wait_for(
-        lambda: _live_processes_in_groups(groups) == [],
-        "children outlived serve: " + repr(_live_processes_in_groups(groups)),
+        lambda: _live_processes_in_groups(groups) == [] and not _steps_of(serve.var_dir),
+        f"children outlived serve: {_live_processes_in_groups(groups)}, steps {steps}",
         serve.log_path,
-        timeout=30,
+        timeout=10,
     )
     assert _healthz(serve.port) is None
 

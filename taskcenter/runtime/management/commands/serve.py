@@ -1,7 +1,7 @@
 """serve: the whole task center in one terminal.
 
 Migrates, collects static files, optionally seeds the demo, then runs its children: the
-web server (waitress, in `--web-processes` processes sharing one listening socket), a
+web server (uvicorn, in `--web-processes` processes sharing one listening socket), a
 Celery worker and the scheduler, with their output prefixed by name. A child that dies is
 restarted with backoff while the others keep running; Ctrl-C or SIGTERM stops them all (the
 supervision is in `taskcenter.runtime.supervise`).
@@ -28,7 +28,7 @@ from taskcenter.runtime.supervise import Child, Supervisor
 
 class Command(BaseCommand):
     help = (
-        "Run the task center in one terminal: web server (waitress, several processes), "
+        "Run the task center in one terminal: web server (uvicorn, several processes), "
         "Celery worker and "
         "scheduler (after migrate and collectstatic), restarting any that dies. Ctrl-C or "
         "SIGTERM stops everything."
@@ -169,6 +169,7 @@ class Command(BaseCommand):
                     "-c",
                     str(concurrency),
                 ],
+                guard=True,
             ),
             Child("scheduler", [python, manage, "run_scheduler"]),
         ]

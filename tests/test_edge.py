@@ -1,0 +1,209 @@
+"""The web server's edge (taskcenter.edge) in this process: a client that left before its
+request was taken starts no run, a wait ends with its run or its client and holds no thread,
+the per-user cap answers at once, and a body over the limit is refused unread."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+
+import pytest
+from django.core.wsgi import get_wsgi_application
+
+from taskcenter.edge import Edge
+from taskcenter.schedules.models import Fire
+from taskcenter.tasks.models import TaskInstance
+from tests.factories import NOTEBOOK_JOB, PASSWORD, end_run, run_now
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RUN_NOW = {
+    "entityGroup": "NOTEBOOK",
+    "entityKey": "1",
+    "planItems": [{"triggerType": "ONCE"}],
+    "execDetail": {"jobClass": NOTEBOOK_JOB, "jobParams": {"notebook": 1}},
+}
+
+
+def _edge(**options) -> Edge:
+    settings = {"threads": 2, "body_limit": 4096, "wait_seconds": 30.0, "waits_per_user": 100}
+    return Edge(get_wsgi_application(), **(settings | options))
+
+
+def _scope(method: str, path: str, user: str, query: str = "", body: bytes = b"") -> dict:
+    token = base64.b64encode(f"{user}:{PASSWORD}".encode())
+    headers = [(b"host", b"testserver"), (b"authorization", b"Basic " + token)]
+    if body:
+        headers += [(b"content-type", b"application/json")]
+        headers += [(b"content-length", str(len(body)).encode())]
+    return {
+        "type": "http",
+        "http_version": "1.1",
+        "method": method,
+        "path": path,
+        "root_path": "",
+        "query_string": query.encode(),
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        "scheme": "http",
+    }
+
+
+class Client:
+    """One connection: its request body, its going away, and what the server sent it."""
+
+    def __init__(self, body: bytes = b"") -> None:
+        self.body = body
+        self.leave = asyncio.Event()
+        self.sent: list[dict] = []
+        self.answered = asyncio.Event()
+        self._body_given = False
+
+    async def receive(self) -> dict:
+        if not self._body_given:
+            self._body_given = True
+            return {"type": "http.request", "body": self.body, "more_body": False}
+        await self.leave.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict) -> None:
+        self.sent.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            self.answered.set()
+
+    @property
+    def status(self) -> int:
+        return self.sent[0]["status"]
+
+    def json(self) -> dict:
+        return json.loads(b"".join(m.get("body", b"") for m in self.sent[1:]))
+
+
+@pytest.fixture(autouse=True)
+def sends_recorded(no_broker):
+    """Runs are started, never sent to a worker."""
+    return no_broker
+
+
+def test_sync_run_from_a_client_that_left_before_it_was_taken_creates_no_run(operator):
+    async def drill():
+        edge = _edge()
+        body = json.dumps(RUN_NOW | {"sync": True}).encode()
+        client = Client(body)
+        client.leave.set()  # the whole request arrived, then the client went away
+        await edge(
+            _scope("POST", "/api/schedules", "operator", body=body), client.receive, client.send
+        )
+        return client
+
+    client = asyncio.run(drill())
+    assert client.sent == []
+    assert not TaskInstance.objects.exists() and not Fire.objects.exists()
+
+
+def test_a_wait_is_held_without_a_thread_and_ends_with_its_run(operator, viewer):
+    context = run_now(actor=operator)
+
+    async def drill():
+        edge = _edge(threads=1)
+        waits = [Client() for _ in range(20)]
+        tasks = [
+            asyncio.create_task(
+                edge(_scope("GET", f"/api/contexts/{context}/logs", "viewer"), c.receive, c.send)
+            )
+            for c in waits
+        ]
+        await _until(lambda: sum(edge.waiting.values()) == 20)
+        # Twenty held waits and the one thread is free: another request is answered.
+        other = Client()
+        await edge(_scope("GET", "/api/contexts", "viewer"), other.receive, other.send)
+        assert other.status == 200 and not any(c.sent for c in waits)
+        await asyncio.to_thread(end_run, context)
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+        return waits, edge
+
+    waits, edge = asyncio.run(drill())
+    for client in waits:
+        assert client.status == 200
+        assert client.json()["done"] is True and client.json()["data"]
+    assert not edge.waiting and not edge.watch.watched
+
+
+def test_a_wait_ends_when_its_client_goes_away(operator, viewer):
+    context = run_now(actor=operator)
+
+    async def drill():
+        edge = _edge()
+        client = Client()
+        task = asyncio.create_task(
+            edge(
+                _scope("GET", f"/api/contexts/{context}/results", "viewer"),
+                client.receive,
+                client.send,
+            )
+        )
+        await _until(lambda: edge.waiting)
+        client.leave.set()
+        await asyncio.wait_for(task, timeout=5)
+        return client, edge
+
+    client, edge = asyncio.run(drill())
+    assert client.sent == [] and not edge.waiting and not edge.watch.watched
+
+
+def test_waits_beyond_the_users_cap_are_answered_at_once_with_done_false(operator, viewer):
+    context = run_now(actor=operator)
+
+    async def drill():
+        edge = _edge(waits_per_user=2)
+        held = [Client() for _ in range(2)]
+        tasks = [
+            asyncio.create_task(
+                edge(_scope("GET", f"/api/contexts/{context}/logs", "viewer"), c.receive, c.send)
+            )
+            for c in held
+        ]
+        await _until(lambda: edge.waiting.get(viewer.pk) == 2)
+        over = Client()
+        await asyncio.wait_for(
+            edge(_scope("GET", f"/api/contexts/{context}/logs", "viewer"), over.receive, over.send),
+            timeout=5,
+        )
+        assert not any(c.sent for c in held)
+        for client in held:
+            client.leave.set()
+        await asyncio.gather(*tasks)
+        return over
+
+    over = asyncio.run(drill())
+    assert over.status == 200 and over.json()["done"] is False
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read():
+    async def drill():
+        edge = _edge(body_limit=1024)
+        client = Client(b"x" * 10)
+        scope = _scope("POST", "/api/schedules", "nobody")
+        scope["headers"].append((b"content-length", b"900000000"))
+        read = threading.Event()
+
+        async def receive():
+            read.set()
+            return await client.receive()
+
+        await edge(scope, receive, client.send)
+        return client, read
+
+    client, read = asyncio.run(drill())
+    assert client.status == 413 and not read.is_set()
+
+
+async def _until(condition, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not met"
+        await asyncio.sleep(0.02)
