@@ -73,6 +73,7 @@ TraceIdMiddleware
 DatabaseUnavailableMiddleware
 ApiErrorMiddleware
 LogPollShortcutMiddleware
+TextInputMiddleware
 process_exception  # Django's middleware hook
 TraceIdFilter  # LOGGING
 ThrottledModelBackend  # AUTHENTICATION_BACKENDS

@@ -78,6 +78,9 @@ MIDDLEWARE = [
     "taskcenter.core.metrics.RequestMetricsMiddleware",
     "taskcenter.core.middleware.TraceIdMiddleware",
     "taskcenter.api.exceptions.ApiErrorMiddleware",
+    # NUL, lone surrogates and malformed caller trace ids refused before anything reads
+    # the request (the session, the user, a view): a 400 naming the field.
+    "taskcenter.core.text_input.TextInputMiddleware",
     "taskcenter.core.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -146,12 +149,15 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 # Sign-ins go through the throttle (taskcenter.accounts.throttle): at most this many
-# failures per user name and address, and the higher second limit per address, in each
-# window.
+# failures per user name and address, and the higher second limit per address (for user
+# names not known at that address), in each window.
 AUTHENTICATION_BACKENDS = ["taskcenter.accounts.throttle.ThrottledModelBackend"]
 TASKCENTER_SIGNIN_FAILURE_LIMIT = _env.TASKCENTER_SIGNIN_FAILURE_LIMIT
 TASKCENTER_SIGNIN_ADDRESS_FAILURE_LIMIT = _env.TASKCENTER_SIGNIN_ADDRESS_FAILURE_LIMIT
 TASKCENTER_SIGNIN_WINDOW_SECONDS = _env.TASKCENTER_SIGNIN_WINDOW_SECONDS
+# A user name that signed in from an address within this many days is not held back by that
+# address's limit (others' failures there); 0 turns this off.
+TASKCENTER_SIGNIN_KNOWN_DAYS = _env.TASKCENTER_SIGNIN_KNOWN_DAYS
 LOGIN_URL = "dashboard:login"
 LOGIN_REDIRECT_URL = "dashboard:task_list"
 LOGOUT_REDIRECT_URL = "dashboard:login"

@@ -581,9 +581,89 @@ def require_view_retention(user) -> None:
         raise NotPermitted("You do not have permission to see data retention (ADMIN).")
 
 
+# --- No path past one's own rights ---------------------------------------------------------------
+# Nobody creates a key for, changes, or grants a role to anyone holding rights they do not
+# hold themselves: a reset password or a key made for someone else would otherwise let the
+# one who made it act with that person's rights.
+
+Rights = dict[str, frozenset[int] | None]  # permission -> clusters (None: everywhere)
+
+
+def rights_of(user) -> Rights | None:
+    """Every permission `user` holds and where (None for a superuser: everything). Roles
+    bring their permissions on their scope's clusters, or everywhere when unscoped; a
+    permission given to the user directly holds everywhere."""
+    if user.is_superuser:
+        return None
+    rights: dict[str, set[int] | None] = {}
+    scopes = {
+        scope.group_id: {c.pk for c in scope.clusters.all()}
+        for scope in RoleScope.objects.filter(user_id=user.pk).prefetch_related("clusters")
+    }
+    granted = Permission.objects.filter(group__user=user).values_list(
+        "group", "content_type__app_label", "codename"
+    )
+    for group_id, app_label, codename in granted:
+        _widen(rights, f"{app_label}.{codename}", scopes.get(group_id))
+    for app_label, codename in user.user_permissions.values_list(
+        "content_type__app_label", "codename"
+    ):
+        _widen(rights, f"{app_label}.{codename}", None)
+    return {name: None if where is None else frozenset(where) for name, where in rights.items()}
+
+
+def _widen(rights: dict[str, set[int] | None], name: str, clusters: set[int] | None) -> None:
+    if name in rights and rights[name] is None:
+        return
+    rights[name] = None if clusters is None else rights.get(name, set()) | clusters  # type: ignore[operator]
+
+
+def _reaches(held: frozenset[int] | None, wanted: frozenset[int] | None) -> bool:
+    """Whether a grant on `held` clusters covers one on `wanted` (None: everywhere)."""
+    return held is ALL_CLUSTERS or (wanted is not ALL_CLUSTERS and wanted <= held)
+
+
+def rights_cover(actor, wanted: Rights | None) -> bool:
+    """Whether `actor` holds every right of `wanted`, each on at least the same clusters."""
+    if actor is None:  # the command line, run by whoever holds the server
+        return True
+    if not (actor.is_authenticated and actor.is_active):
+        return False
+    if actor.is_superuser:
+        return True
+    if wanted is None:
+        return False
+    held = rights_of(actor)
+    assert held is not None
+    return all(name in held and _reaches(held[name], where) for name, where in wanted.items())
+
+
+def holds_rights_of(actor, target) -> bool:
+    """Whether `actor` holds every right `target` holds (a superuser's are all of them)."""
+    if actor is not None and actor.pk == target.pk:
+        return True
+    return rights_cover(actor, rights_of(target))
+
+
+def grant_rights(grants: dict[int, list[int]]) -> Rights:
+    """The rights a set of grants gives: role (group) id -> cluster ids ([] = all)."""
+    rights: dict[str, set[int] | None] = {}
+    rows = Permission.objects.filter(group__in=list(grants)).values_list(
+        "group", "content_type__app_label", "codename"
+    )
+    for group_id, app_label, codename in rows:
+        clusters = grants.get(group_id) or None
+        _widen(rights, f"{app_label}.{codename}", set(clusters) if clusters else None)
+    return {name: None if where is None else frozenset(where) for name, where in rights.items()}
+
+
+BEYOND_OWN_RIGHTS = "holds rights you do not hold yourself"
+
+
 def can_manage_user(actor, target) -> bool:
-    """Admins manage users; only a superuser manages a superuser (no escalation by reset)."""
-    return can_manage_users(actor) and (actor.is_superuser or not target.is_superuser)
+    """Admins manage users holding no right the admin does not hold (a superuser is
+    managed by superusers only): no escalation by a reset password or a changed role."""
+    return can_manage_users(actor) and holds_rights_of(actor, target)
 
 
 def require_manage_users(user) -> None:
@@ -595,7 +675,26 @@ def require_manage_user(actor, target=None) -> None:
     """May `actor` change users, and `target` in particular (when given)?"""
     require_manage_users(actor)
     if target is not None and not can_manage_user(actor, target):
-        raise NotPermitted("Only a superuser may change a superuser.")
+        raise NotPermitted(
+            f"{target.get_username()} {BEYOND_OWN_RIGHTS}: only someone who holds all of "
+            "them may change this user."
+        )
+
+
+def require_grants_within(actor, grants: dict[int, list[int]]) -> None:
+    """Refuse roles (on clusters) that would give rights `actor` does not hold."""
+    if not rights_cover(actor, grant_rights(grants)):
+        raise NotPermitted(
+            "These roles give rights you do not hold yourself (or on clusters you do not "
+            "hold them on): you may only give what you hold."
+        )
+
+
+def require_permissions_within(actor, names) -> None:
+    """Refuse a role holding permissions `actor` does not hold everywhere (a role may be
+    given unscoped)."""
+    if not rights_cover(actor, dict.fromkeys(names, ALL_CLUSTERS)):
+        raise NotPermitted("A role may only hold permissions you hold yourself, on every cluster.")
 
 
 def require_manage_roles(user) -> None:
@@ -614,12 +713,18 @@ def require_manage_accounts(user) -> None:
 
 
 def can_manage_keys_of(actor, owner) -> bool:
-    """Everyone manages their own keys; key admins manage everyone's."""
+    """Everyone manages their own keys; key admins manage the keys of users holding no
+    right they do not hold themselves. A superuser's keys are that superuser's alone: a key
+    acts with every right, so nobody else may make or revoke one."""
     if actor is None:  # the command line, run by whoever holds the server
         return True
     if not (actor.is_authenticated and actor.is_active):
         return False
-    return actor.pk == owner.pk or actor.is_superuser or actor.has_perm(PERM_MANAGE_ALL_KEYS)
+    if actor.pk == owner.pk:
+        return True
+    if owner.is_superuser:
+        return False
+    return can_manage_all_keys(actor) and holds_rights_of(actor, owner)
 
 
 def can_open_django_admin(user) -> bool:

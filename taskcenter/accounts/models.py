@@ -14,6 +14,16 @@ class AccessKey(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="access_keys"
     )
+    # Who made the key: the owner, someone managing keys for them, or nobody (the command
+    # line). Someone else can make a key only for a user whose rights they hold all of
+    # (taskcenter.accounts.access.can_manage_keys_of).
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     key_id = models.CharField(max_length=64, unique=True)
     secret_encrypted = models.TextField()
     description = models.CharField(max_length=255, blank=True)
@@ -88,6 +98,22 @@ class SignInFailureCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.key}: {self.count} in window {self.bucket}"
+
+
+class KnownSignIn(models.Model):
+    """A user name that signed in successfully from an address, and when it last did.
+
+    The per-address failure limit (many user names guessed from one address) does not hold
+    back a user name known at that address: others' failures there cannot lock out its
+    right password (taskcenter.accounts.throttle). Rows older than
+    TASKCENTER_SIGNIN_KNOWN_DAYS no longer count and are replaced on the next success.
+    """
+
+    key = models.CharField(max_length=255, unique=True, help_text="Address and user name.")
+    last_success_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key} signed in at {self.last_success_at:%Y-%m-%d %H:%M:%S}"
 
 
 class SeenSignature(models.Model):

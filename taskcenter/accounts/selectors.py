@@ -41,7 +41,7 @@ def access_key_for_signature(*, key_id: str) -> tuple[AccessKey, str] | None:
 
 
 def access_keys_of(*, owner) -> list[AccessKey]:
-    return list(AccessKey.objects.filter(owner=owner).order_by("-id"))
+    return list(AccessKey.objects.filter(owner=owner).select_related("created_by").order_by("-id"))
 
 
 # --- Users, roles and the account audit -------------------------------------------------------
@@ -163,7 +163,7 @@ def cluster_choices() -> list[tuple[int, str]]:
 
 
 def access_key_list(*, state: str = "") -> list[AccessKey]:
-    keys = AccessKey.objects.select_related("owner").order_by("-id")
+    keys = AccessKey.objects.select_related("owner", "created_by").order_by("-id")
     if state == "active":
         keys = keys.filter(revoked_at__isnull=True)
     elif state == "revoked":

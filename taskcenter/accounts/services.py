@@ -41,11 +41,19 @@ class AccessKeyNotFound(TaskCenterError):
 def access_key_create(*, owner, actor=None, description: str = "") -> tuple[AccessKey, str]:
     """A new key for `owner`; returns the row and the plain secret, which is not kept."""
     if not can_manage_keys_of(actor, owner):
-        raise NotPermitted("You may only create access keys for yourself.")
+        if owner.is_superuser:
+            raise NotPermitted(
+                f"{owner.get_username()} is a superuser: only they may make their own keys."
+            )
+        raise NotPermitted(
+            f"{owner.get_username()} {access.BEYOND_OWN_RIGHTS}: a key for them would act "
+            "with those rights, so only someone who holds all of them may make it."
+        )
     secret = secrets.token_urlsafe(30)
     with transaction.atomic():
         key = AccessKey.objects.create(
             owner=owner,
+            created_by=actor,
             key_id="AK" + secrets.token_hex(10).upper(),
             secret_encrypted=crypto.encrypt(secret),
             description=description,
@@ -81,6 +89,8 @@ def access_key_mark_used(*, key: AccessKey) -> None:
 
 
 def _audit(actor, action: str, key: AccessKey) -> None:
+    """The row names the key and its owner; made by someone else, the row's actor is the
+    one who made it (a key made for oneself has one name for both)."""
     audit_record(
         actor=actor, action=action, target=f"access key {key.key_id} of {key.owner.get_username()}"
     )
@@ -139,6 +149,8 @@ def user_create(
     _check_users(actor)
     if is_staff and not access.can_grant_staff(actor):
         raise NotPermitted("Only a superuser may give staff rights.")
+    if grants:
+        access.require_grants_within(actor, grants)
     User = get_user_model()
     username = (username or "").strip()
     if not username or len(username) > USERNAME_MAX:
@@ -226,6 +238,7 @@ def user_set_roles(*, user_id, grants: dict[int, list[int]], actor=None):
     with transaction.atomic():
         user = _user_for_update(user_id)
         _check_users(actor, user)
+        access.require_grants_within(actor, grants)
         _apply_grants(user, grants, actor)
     return access.forget_permissions(user)
 
@@ -323,6 +336,10 @@ def with_implied_view(names) -> set[str]:
     return wanted
 
 
+def _names(permissions) -> set[str]:
+    return {f"{p.content_type.app_label}.{p.codename}" for p in permissions}
+
+
 def _permissions_from(names) -> list:
     wanted = with_implied_view(names)
     available = {f"{p.content_type.app_label}.{p.codename}": p for p in assignable_permissions()}
@@ -360,6 +377,7 @@ def role_create(*, name: str, permissions, actor=None):
     _check_roles(actor)
     name = _clean_role_name(name)
     perms = _permissions_from(permissions)
+    access.require_permissions_within(actor, _names(perms))
     with transaction.atomic():
         group = Group.objects.create(name=name)
         group.permissions.set(perms)
@@ -388,8 +406,10 @@ def role_update(*, role_id, permissions, name: str | None = None, actor=None):
         if name is not None and name.strip() != group.name:
             group.name = _clean_role_name(name, exclude_pk=group.pk)
             group.save(update_fields=["name"])
-        before = {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all()}
-        after = {f"{p.content_type.app_label}.{p.codename}" for p in perms}
+        before = _names(group.permissions.select_related("content_type"))
+        after = _names(perms)
+        # Its holders' rights change: who changes them must hold both the old and the new.
+        access.require_permissions_within(actor, before | after)
         group.permissions.set(perms)
         changes = [f"+{n.split('.')[1]}" for n in sorted(after - before)]
         changes += [f"-{n.split('.')[1]}" for n in sorted(before - after)]

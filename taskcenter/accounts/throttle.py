@@ -7,6 +7,12 @@ out only themselves; the separate, higher count per address still stops one addr
 guessing across many user names (brute force). A user's own failures from one address do
 not hinder them at another.
 
+The per-address limit holds back only user names not known at that address: a user name
+that signed in successfully from it within TASKCENTER_SIGNIN_KNOWN_DAYS (KnownSignIn) is
+checked against its own count alone. So one person at a shared address (an office behind
+one NAT) failing on purpose with many names cannot lock out the others' right passwords;
+a guesser still gets at most the per-address limit for names never signed in from there.
+
 One mechanism for every way in: ThrottledModelBackend (settings.AUTHENTICATION_BACKENDS)
 wraps Django's ModelBackend, so the sign-in page, Django's admin login and the API's HTTP
 Basic authentication all go through it.
@@ -35,6 +41,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -42,9 +49,10 @@ from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 from rest_framework import exceptions as drf_exceptions
 
-from taskcenter.accounts.models import SignInFailureCount
+from taskcenter.accounts.models import KnownSignIn, SignInFailureCount
 from taskcenter.accounts.sessions import with_epoch
 
 # The clock the windows are cut from; tests replace it to move time.
@@ -103,6 +111,8 @@ class Slot:
     user: str
     address: str
     bucket: int
+    # The user name signed in from this address lately: the address's limit does not apply.
+    known: bool = False
 
     @property
     def pair(self) -> str:
@@ -111,9 +121,31 @@ class Slot:
 
 
 def _slot(username: str, address: str) -> Slot:
+    user = user_key(username)
     return Slot(
-        user=user_key(username), address=address, bucket=math.floor(clock() / window_seconds())
+        user=user,
+        address=address,
+        bucket=math.floor(clock() / window_seconds()),
+        known=_is_known(f"{address} {user}"[:255]),
     )
+
+
+def known_days() -> float:
+    return settings.TASKCENTER_SIGNIN_KNOWN_DAYS
+
+
+def _is_known(pair: str) -> bool:
+    if known_days() <= 0:
+        return False
+    since = timezone.now() - timedelta(days=known_days())
+    return KnownSignIn.objects.filter(key=pair, last_success_at__gte=since).exists()
+
+
+def _remember_known(slot: Slot) -> None:
+    if known_days() > 0:
+        KnownSignIn.objects.update_or_create(
+            key=slot.pair, defaults={"last_success_at": timezone.now()}
+        )
 
 
 def _keys(slot: Slot) -> list[tuple[str, str]]:
@@ -122,13 +154,14 @@ def _keys(slot: Slot) -> list[tuple[str, str]]:
 
 
 def _counters(slot: Slot):
-    """The user name and address counter, and the address counter, with their limits."""
+    """The user name and address counter, and the address counter (not for a user name
+    known at the address), with their limits."""
     rows = SignInFailureCount.objects.filter(bucket=slot.bucket)
     (pair_kind, pair_key), (address_kind, address_key) = _keys(slot)
-    return [
-        (rows.filter(kind=pair_kind, key=pair_key), failure_limit()),
-        (rows.filter(kind=address_kind, key=address_key), address_failure_limit()),
-    ]
+    counters = [(rows.filter(kind=pair_kind, key=pair_key), failure_limit())]
+    if not slot.known:
+        counters.append((rows.filter(kind=address_kind, key=address_key), address_failure_limit()))
+    return counters
 
 
 def _admit(slot: Slot) -> bool | int | None:
@@ -194,14 +227,16 @@ def attempt_begin(*, username: str, address: str) -> Slot:
 
 
 def attempt_finish(slot: Slot, *, succeeded: bool) -> None:
-    (by_pair, _), (by_address, _) = _counters(slot)
+    (by_pair, _), *by_address = _counters(slot)
     with transaction.atomic():
         done = {"pending": F("pending") - 1, "checked": F("checked") + 1}
         if succeeded:
             by_pair.filter(pending__gt=0).update(**done, count=0)
-            by_address.filter(pending__gt=0).update(**done)
+            for rows, _limit in by_address:
+                rows.filter(pending__gt=0).update(**done)
+            _remember_known(slot)
         else:
-            for rows in (by_pair, by_address):
+            for rows in (by_pair, *(rows for rows, _limit in by_address)):
                 rows.filter(pending__gt=0).update(**done, count=F("count") + 1)
 
 

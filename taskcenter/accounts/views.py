@@ -32,7 +32,7 @@ from taskcenter.accounts.forms import (
     UserCreateForm,
 )
 from taskcenter.core import params as parse
-from taskcenter.core.errors import InvalidParameter
+from taskcenter.core.errors import InvalidParameter, NotPermitted
 from taskcenter.core.http import page, paging, signed_in_view
 from taskcenter.tasks import selectors as task_selectors
 
@@ -367,13 +367,17 @@ def key_list(request):
     if request.method == "POST":
         status = 400
         if form.is_valid():
-            key, secret = services.access_key_create(
-                owner=form.cleaned_data["owner"],
-                description=form.cleaned_data["description"],
-                actor=request.user,
-            )
-            created, status = {"key": key, "secret": secret}, 200
-            form = AdminKeyCreateForm()
+            try:
+                key, secret = services.access_key_create(
+                    owner=form.cleaned_data["owner"],
+                    description=form.cleaned_data["description"],
+                    actor=request.user,
+                )
+            except NotPermitted as exc:
+                form.add_error("owner", exc.message)
+            else:
+                created, status = {"key": key, "secret": secret}, 200
+                form = AdminKeyCreateForm()
     context = {
         "tab": "keys",
         "keys": selectors.access_key_list(state=state),

@@ -38,6 +38,7 @@ from rest_framework import authentication, exceptions
 from taskcenter.accounts import replay, throttle
 from taskcenter.accounts import selectors as account_selectors
 from taskcenter.accounts import services as account_services
+from taskcenter.core.trace import set_access_key_id
 
 SCHEME = "OCP-ACCESS-KEY-HMACSHA1"
 MAX_CLOCK_SKEW = timedelta(minutes=15)
@@ -150,6 +151,8 @@ class AccessKeyAuthentication(authentication.BaseAuthentication):
                     "Sign each request anew (a new Date gives a new signature)."
                 )
         account_services.access_key_mark_used(key=key)
+        # What this request changes is audited with the key's owner and the key's id.
+        set_access_key_id(key.key_id)
         return key.owner, key
 
     @staticmethod

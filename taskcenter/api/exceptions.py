@@ -133,6 +133,20 @@ _GENERIC = {
 }
 
 
+def _refusal(request, target: str, message: str) -> JsonResponse:
+    """A request refused before any view (core.text_input) in its API's envelope."""
+    from taskcenter.api import hengshi  # it builds on this module's classification
+
+    text = f"{InvalidParameter.PREFIX}{target}': {message}"
+    if request.path_info.startswith(hengshi.HENGSHI_PREFIXES):
+        body = hengshi.error_body(code=COMMON_ILLEGAL_ARGUMENT, message=text, target=target)
+    else:
+        body = error_body(
+            request, status=400, code=COMMON_ILLEGAL_ARGUMENT, message=text, target=target
+        )
+    return JsonResponse(body, status=400)
+
+
 def _is_api(request) -> bool:
     return request.path_info.startswith("/api/")
 
@@ -154,6 +168,9 @@ class ApiErrorMiddleware:
         content_type = response.get("Content-Type", "")
         if content_type.startswith("application/json"):
             return response
+        refused = getattr(response, "refused_parameter", None)
+        if refused is not None:  # taskcenter.core.text_input
+            return _refusal(request, *refused)
         code, message = _GENERIC.get(
             response.status_code,
             (

@@ -51,8 +51,13 @@ def exception_handler(exc, context):
     if isinstance(exc, drf.APIException) and auth_header:
         headers["WWW-Authenticate"] = auth_header
     set_rollback()
-    body = {"code": code, "msg": message, "data": None, "version": version(), "field": target}
-    return Response(body, status=status, headers=headers)
+    return Response(
+        error_body(code=code, message=message, target=target), status=status, headers=headers
+    )
+
+
+def error_body(*, code: int, message: str, target: str | None) -> dict:
+    return {"code": code, "msg": message, "data": None, "version": version(), "field": target}
 
 
 def hengshi_view(methods: list[str]):

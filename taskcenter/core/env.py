@@ -90,6 +90,7 @@ class Environment(BaseSettings):
     TASKCENTER_SIGNIN_FAILURE_LIMIT: Annotated[int, Field(ge=1)] = 5
     TASKCENTER_SIGNIN_ADDRESS_FAILURE_LIMIT: Annotated[int, Field(ge=1)] = 50
     TASKCENTER_SIGNIN_WINDOW_SECONDS: Annotated[float, Field(ge=1.0)] = 60.0
+    TASKCENTER_SIGNIN_KNOWN_DAYS: Annotated[float, Field(ge=0)] = 30.0
     TASKCENTER_METRICS_TOKEN: str = ""
     TASKCENTER_SLOW_COUNT_CACHE_SECONDS: Annotated[float, Field(ge=0)] = 5.0
 

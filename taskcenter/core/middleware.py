@@ -1,4 +1,5 @@
-"""Per-request trace id: read from the caller or made here, put on log lines and responses.
+"""Per-request trace id: made here, put on log lines and responses; the caller's own id
+(checked by taskcenter.core.text_input) is kept beside it.
 
 The id is what the API envelope reports as `traceId`, what audit rows record, and what
 every log line printed while the request runs carries (LOGGING's %(trace_id)s), so one id
@@ -8,27 +9,20 @@ finds a request's lines in the server log.
 from __future__ import annotations
 
 import logging
-import re
 import time
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 
-from taskcenter.core.trace import new_trace_id, reset_trace_id, set_trace_id
+from taskcenter.core.trace import (
+    new_trace_id,
+    reset_access_key_id,
+    reset_trace_id,
+    set_access_key_id,
+    set_trace_id,
+)
 
 logger = logging.getLogger("taskcenter.request")
-
-# A caller's id is kept only when it is short and plain, so it cannot forge log lines.
-_VALID_TRACE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
-TRACE_HEADERS = ("X-Trace-Id", "traceId", "X-Request-Id")
-
-
-def incoming_trace_id(request) -> str | None:
-    for name in TRACE_HEADERS:
-        value = request.headers.get(name)
-        if value and _VALID_TRACE_ID.match(value.strip()):
-            return value.strip()
-    return None
 
 
 class TraceIdMiddleware:
@@ -38,13 +32,19 @@ class TraceIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        trace_id = incoming_trace_id(request) or new_trace_id()
+        # Always the server's own: a caller's id (checked by core.text_input) is kept beside
+        # it, never in its place, so no caller can make two requests share an id.
+        trace_id = new_trace_id()
         token = set_trace_id(trace_id)
+        key_token = set_access_key_id("")  # a signed request's authentication names its key
         request.trace_id = trace_id
         request.started_at = time.monotonic()
         try:
             response = self.get_response(request)
             response["X-Trace-Id"] = trace_id
+            caller = getattr(request, "caller_trace_id", "")
+            if caller:
+                response["X-Caller-Trace-Id"] = caller
             elapsed_ms = (time.monotonic() - request.started_at) * 1000
             # API calls are what operators trace; pages and static files would be noise.
             level = logging.INFO if request.path.startswith("/api/") else logging.DEBUG
@@ -58,15 +58,17 @@ class TraceIdMiddleware:
             user = getattr(request, "user", None)
             logger.log(
                 level,
-                "%s %s -> %s in %.0f ms (user %s)",
+                "%s %s -> %s in %.0f ms (user %s, caller trace %s)",
                 request.method,
                 request.get_full_path(),
                 response.status_code,
                 elapsed_ms,
                 user.get_username() if user is not None and user.is_authenticated else "-",
+                caller or "-",
             )
             return response
         finally:
+            reset_access_key_id(key_token)
             reset_trace_id(token)
 
 

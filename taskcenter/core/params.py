@@ -91,6 +91,12 @@ def integer(
     return integer_value(raw, name, minimum=minimum, maximum=maximum)
 
 
+def looks_like_identifier(text: str) -> bool:
+    """Whether `text` is a row id: ASCII digits only (str.isdigit() also takes "１" and
+    "٣", which int() reads as 1 and 3), within a 64-bit column's range."""
+    return bool(_ID.fullmatch(text)) and 1 <= int(text) <= INT64_MAX
+
+
 def identifier(value, name: str) -> int:
     """A row id (from a URL path or a parameter): a positive integer of at most 64 bits."""
     text = str(value)

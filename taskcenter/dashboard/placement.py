@@ -57,7 +57,7 @@ class PlacementField:
         kind, number = self.value[:1], self.value[1:]
         if not self.value:
             return
-        if kind not in ("c", "t") or not number.isdigit():
+        if kind not in ("c", "t") or not (number.isascii() and number.isdigit()):
             self.error = "Choose a cluster or a tenant from the list."
             return
         if kind == "c":

@@ -83,7 +83,9 @@ class Builder:
         if builder.cron_type == CronType.WEEKLY and not builder.weekdays:
             builder.errors["weekdays"] = "Choose at least one day."
         builder.day = (data.get("day") or "1").strip().upper()
-        if builder.day != "L" and not (builder.day.isdigit() and 1 <= int(builder.day) <= 31):
+        if builder.day != "L" and not (
+            builder.day.isascii() and builder.day.isdigit() and 1 <= int(builder.day) <= 31
+        ):
             builder.errors["day"] = "A day of the month, 1 to 31, or L for the last day."
             builder.day = "1"
         builder.text = " ".join((data.get("cron_desc") or "").split())
@@ -93,7 +95,7 @@ class Builder:
         text = str(data.get(name) or "").strip()
         if not text:
             return default
-        if not text.isdigit() or not low <= int(text) <= high:
+        if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
             self.errors[name] = f"A whole number from {low} to {high}."
             return default
         return int(text)
@@ -419,7 +421,7 @@ class PlanForm:
                 self.errors[name] = f"{label} is required."
         params = self.params.check() if self.params.spec is not None else None
         retry = values["retry_times"] or "0"
-        if not retry.isdigit() or int(retry) > 100:
+        if not (retry.isascii() and retry.isdigit()) or int(retry) > 100:
             self.errors["retry_times"] = "A whole number from 0 to 100."
             retry = "0"
         check = self.preview()

@@ -382,7 +382,7 @@ def job_definition_get(*, key: str) -> DefinitionSpec:
     """A definition by its name, or by the id of its stored row (any version's row names
     the definition, whose current version is shown)."""
     name = key
-    if key.isdigit() and definitions.get_registered_definition(key) is None:
+    if parse.looks_like_identifier(key) and definitions.get_registered_definition(key) is None:
         row = TaskDefinition.objects.filter(pk=int(key)).only("name").first()
         if row is not None:
             name = row.name

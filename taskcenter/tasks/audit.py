@@ -2,7 +2,8 @@
 
 Every operation calls it inside the transaction of its change, so the row exists exactly
 when the change does. A row says who did what to which object, the status it moved from
-and to, the reason given, and the trace id of the request or job that did it.
+and to, the reason given, the trace id of the request or job that did it (and the caller's own, when it sent one),
+and the access key a signed API call was made with (its owner is the actor).
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from contextvars import ContextVar
 from enum import StrEnum
 from typing import Any, Protocol
 
-from taskcenter.core.trace import current_trace_id
+from taskcenter.core.trace import (
+    current_access_key_id,
+    current_caller_trace_id,
+    current_trace_id,
+)
 from taskcenter.tasks.models import AuditEntry
 
 
@@ -112,6 +117,8 @@ def audit_entry(
         reason=reason,
         trace_id=current_trace_id(),
         bulk_id=bulk_id or _current_bulk.get(),
+        caller_trace_id=current_caller_trace_id(),
+        access_key_id=current_access_key_id(),
     )
 
 

@@ -121,6 +121,8 @@ def _operations(task: TaskInstance) -> list[dict[str, Any]]:
             "to": op.to_status,
             "reason": op.reason,
             "traceId": op.trace_id,
+            "callerTraceId": op.caller_trace_id,
+            "accessKeyId": op.access_key_id,
         }
         for op in task.audit_entries.order_by("id")
     ]

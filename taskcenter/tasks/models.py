@@ -385,6 +385,11 @@ class AuditEntry(models.Model):
     trace_id = models.CharField(max_length=64, blank=True)
     # The bulk operation this change was part of: its own entry and one per task share it.
     bulk_id = models.UUIDField(null=True, blank=True, db_index=True)
+    # The trace id the caller sent (X-Trace-Id), checked for its form, beside the server's own.
+    caller_trace_id = models.CharField(max_length=64, blank=True)
+    # The access key the change was made with (a signed API call); empty otherwise. The
+    # actor is the key's owner.
+    access_key_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

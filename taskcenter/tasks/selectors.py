@@ -263,7 +263,7 @@ def row_changes(*, stamped: QuerySet[Any], cursor: str = "") -> Changes:
 
 def _parse_cursor(cursor: str) -> tuple[datetime | None, str]:
     stamp, _, seen = cursor.partition(".")
-    if not stamp.isdigit() or len(stamp) > 18:
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 18:
         return None, ""
     return _EPOCH + timedelta(microseconds=int(stamp)), seen
 

@@ -189,6 +189,8 @@ def test_disallowed_host_is_a_json_400(as_viewer):
 
 
 def test_trace_id_is_in_the_response_and_in_the_log_lines(as_viewer):
+    """The server's own id is the trace id; a caller's id is kept beside it, and one that
+    is not a plain short id is refused, naming the header."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.addFilter(TraceIdFilter())
@@ -199,15 +201,21 @@ def test_trace_id_is_in_the_response_and_in_the_log_lines(as_viewer):
         given = as_viewer.get(LIST, HTTP_X_TRACE_ID="0bc49000675d41af")
         made = as_viewer.get(f"{LIST}/424242")
         forged = as_viewer.get(LIST, HTTP_X_TRACE_ID="bad id\nINJECTED")
+        too_long = as_viewer.get(LIST, HTTP_X_TRACE_ID="a" * 65)
     finally:
         root.removeHandler(handler)
-    assert check_envelope(given)["traceId"] == "0bc49000675d41af"
+    given_id = check_envelope(given)["traceId"]
+    assert given_id != "0bc49000675d41af"
+    assert given["X-Trace-Id"] == given_id
+    assert given["X-Caller-Trace-Id"] == "0bc49000675d41af"
     made_id = check_envelope(made, 404)["traceId"]
-    forged_id = check_envelope(forged)["traceId"]
-    assert forged_id != "bad id\nINJECTED" and "\n" not in forged_id
+    for refused in (forged, too_long):
+        error = check_error(refused, 400, 10001)
+        assert error["target"] == "X-Trace-Id"
     lines = stream.getvalue().splitlines()
     assert any(
-        line.startswith("[0bc49000675d41af] taskcenter.request: GET /api/v2/tasks/instances")
+        line.startswith(f"[{given_id}] taskcenter.request: GET /api/v2/tasks/instances")
+        and "caller trace 0bc49000675d41af" in line
         for line in lines
     )
     assert any(line.startswith(f"[{made_id}]") and "404" in line for line in lines)
@@ -217,5 +225,6 @@ def test_trace_id_is_in_the_response_and_in_the_log_lines(as_viewer):
 def test_audit_rows_carry_the_request_trace_id(as_operator):
     task = failed_task()
     response = as_operator.post(f"{LIST}/{task.pk}/retry", HTTP_X_TRACE_ID="trace-for-audit")
-    assert check_envelope(response)["traceId"] == "trace-for-audit"
-    assert task.audit_entries.get(action="RETRY").trace_id == "trace-for-audit"
+    trace_id = check_envelope(response)["traceId"]
+    row = task.audit_entries.get(action="RETRY")
+    assert (row.trace_id, row.caller_trace_id) == (trace_id, "trace-for-audit")
