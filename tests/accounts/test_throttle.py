@@ -238,3 +238,50 @@ def test_old_windows_are_cleaned_up(db, clock):
     clock["t"] += 600
     attempt("alice", "wrong")
     assert set(SignInFailureCount.objects.values_list("bucket", flat=True)) == {110}
+
+
+# --- A shared address: others' failures do not lock out a user known there ------------------
+
+
+def basic_status(username: str, password: str, address: str) -> int:
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    response = Client().get(
+        "/api/v2/tasks/instances", HTTP_AUTHORIZATION=f"Basic {token}", REMOTE_ADDR=address
+    )
+    return response.status_code
+
+
+def test_failures_at_a_shared_address_do_not_lock_out_its_known_users(db, clock):
+    from taskcenter.api.authentication import verified_credentials
+
+    make_user("bob", roles.VIEWER)
+    make_user("carol", roles.VIEWER)
+    office = "198.51.100.77"
+    assert attempt("bob", PASSWORD, office) == "ok"  # bob has signed in from the office
+    assert basic_status("carol", PASSWORD, office) == 200  # carol too, over Basic
+    verified_credentials.clear()
+    for i in range(ADDRESS_LIMIT):  # someone else in the office guesses names
+        assert attempt(f"nobody{i}", "guess", office) == "wrong"
+    assert attempt("guess-more", "guess", office) == "throttled"
+    assert attempt("bob", PASSWORD, office) == "ok"
+    assert basic_status("carol", PASSWORD, office) == 200
+    # A known name is still guarded by its own limit.
+    for _ in range(LIMIT):
+        assert attempt("bob", "wrong", office) == "wrong"
+    assert attempt("bob", PASSWORD, office) == "throttled"
+
+
+def test_a_name_known_long_ago_is_held_by_the_address_limit_again(db, clock, settings):
+    from datetime import timedelta
+
+    from taskcenter.accounts.models import KnownSignIn
+
+    settings.TASKCENTER_SIGNIN_KNOWN_DAYS = 30
+    make_user("bob", roles.VIEWER)
+    assert attempt("bob", PASSWORD, "198.51.100.78") == "ok"
+    KnownSignIn.objects.update(
+        last_success_at=KnownSignIn.objects.get().last_success_at - timedelta(days=31)
+    )
+    for i in range(ADDRESS_LIMIT):
+        assert attempt(f"nobody{i}", "guess", "198.51.100.78") == "wrong"
+    assert attempt("bob", PASSWORD, "198.51.100.78") == "throttled"
