@@ -74,6 +74,7 @@ DatabaseUnavailableMiddleware
 ApiErrorMiddleware
 LogPollShortcutMiddleware
 TextInputMiddleware
+ContentSecurityPolicyMiddleware
 process_exception  # Django's middleware hook
 TraceIdFilter  # LOGGING
 ThrottledModelBackend  # AUTHENTICATION_BACKENDS

@@ -83,6 +83,7 @@ MIDDLEWARE = [
     "taskcenter.core.text_input.TextInputMiddleware",
     "taskcenter.core.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "taskcenter.core.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before the session is loaded: a remembered session's log polls end here.
     "taskcenter.dashboard.log_poll.LogPollShortcutMiddleware",
@@ -196,6 +197,24 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if SECURE_HTTPS el
 SESSION_COOKIE_AGE = _env.SESSION_COOKIE_AGE
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Scripts, style sheets, fonts and requests to this site only; no inline script at all (the
+# pages' scripts are files under static/); style attributes only (the progress bars' width),
+# no <style> elements; no plugins, no framing, forms post here only.
+TASKCENTER_CONTENT_SECURITY_POLICY = _env.TASKCENTER_CONTENT_SECURITY_POLICY or "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "style-src-attr 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 # Request bodies are small JSON objects; a larger one is a 413 before it is parsed (the API's
 # JSON parser also bounds nesting depth: taskcenter.api.parsers).
 DATA_UPLOAD_MAX_MEMORY_SIZE = _env.DATA_UPLOAD_MAX_MEMORY_SIZE

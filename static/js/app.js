@@ -59,6 +59,17 @@
     if (close) close.closest(".flash").remove();
   });
 
+  // Polls ("every Ns" triggers, and their "visibilitychange from:document") ask only
+  // while the page is shown: a hidden tab sends nothing, and a tab shown again asks at
+  // once. Decided here rather than in a trigger filter ([document.hidden]), which htmx
+  // would compile with eval: the Content-Security-Policy allows no eval.
+  document.addEventListener("htmx:confirm", function (event) {
+    var trigger = event.detail.elt.getAttribute("hx-trigger") || "";
+    if (document.visibilityState !== "visible" && /\bevery\b|visibilitychange/.test(trigger)) {
+      event.preventDefault();
+    }
+  });
+
   var offline = false;
   document.addEventListener("htmx:sendError", function () {
     if (offline) return;

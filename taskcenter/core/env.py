@@ -92,6 +92,7 @@ class Environment(BaseSettings):
     TASKCENTER_SIGNIN_WINDOW_SECONDS: Annotated[float, Field(ge=1.0)] = 60.0
     TASKCENTER_SIGNIN_KNOWN_DAYS: Annotated[float, Field(ge=0)] = 30.0
     TASKCENTER_METRICS_TOKEN: str = ""
+    TASKCENTER_CONTENT_SECURITY_POLICY: str = ""  # empty: the built-in policy (settings)
     TASKCENTER_SLOW_COUNT_CACHE_SECONDS: Annotated[float, Field(ge=0)] = 5.0
 
     # --- The web server (taskcenter.webserver, taskcenter.edge) ---

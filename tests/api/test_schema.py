@@ -128,5 +128,9 @@ def test_api_browser_page_is_served_without_a_cdn(client):
     response = client.get("/api/docs")
     assert response.status_code == 200
     page = response.content.decode()
-    assert "swagger-ui" in page and "/api/schema" in page
+    assert "swagger-ui" in page and "/api/docs?script=" in page
     assert "cdn.jsdelivr" not in page and "unpkg.com" not in page
+    assert "<style>" not in page and "<script>" not in page  # the CSP allows neither
+    script = client.get("/api/docs?script=")
+    assert script["Content-Type"].startswith("application/javascript")
+    assert "/api/schema" in script.content.decode()
