@@ -25,7 +25,15 @@ from taskcenter.api.hengshi import hengshi_view, ok, user_data, when
 from taskcenter.core import params as parse
 from taskcenter.core.errors import TaskCenterError
 from taskcenter.schedules import inputs, selectors, verbs
-from taskcenter.schedules.models import Plan, PlanItem, TriggerType
+from taskcenter.schedules import status as job_status
+from taskcenter.schedules.models import (
+    CronType,
+    MisfirePolicy,
+    OverlapPolicy,
+    Plan,
+    PlanItem,
+    TriggerType,
+)
 from taskcenter.tasks import selectors as task_selectors
 from taskcenter.tasks.models import TaskInstance
 
@@ -148,26 +156,149 @@ def context_data(task: TaskInstance) -> dict:
     }
 
 
-# --- Schema pieces ------------------------------------------------------------------------------
+# --- Schema pieces: what each parameter and body accepts, as the parsers accept it ---------------
 
 _ANSWER = OpenApiResponse(OpenApiTypes.OBJECT, description="HENGSHI's envelope.")
-_ERRORS = {code: _ANSWER for code in (400, 401, 403, 404, 405)}
-SCHEDULE_ID = OpenApiParameter("scheduleId", OpenApiTypes.INT64, OpenApiParameter.PATH)
-CONTEXT_ID = OpenApiParameter("contextId", OpenApiTypes.INT64, OpenApiParameter.PATH)
+_ERRORS = {code: _ANSWER for code in (400, 401, 403, 404, 405, 429)}
+# Ids are ASCII digits from 1 to 2**63-1 (core.params.identifier).
+_ID = {"type": "integer", "format": "int64", "minimum": 1, "maximum": parse.INT64_MAX}
+SCHEDULE_ID = OpenApiParameter("scheduleId", _ID, OpenApiParameter.PATH)
+CONTEXT_ID = OpenApiParameter("contextId", _ID, OpenApiParameter.PATH)
+_JOB_STATUS = {"type": "string", "enum": list(job_status.JOB_STATUSES)}
 _FILTERS = [
     OpenApiParameter("entityKey", str),
     OpenApiParameter("entityGroup", str),
     OpenApiParameter("q", str, description="Searches title, entityKey and entityGroup."),
-    OpenApiParameter("jobStatusList", str, description="Comma-separated jobStatus values."),
+    OpenApiParameter(
+        "jobStatusList",
+        {"type": "array", "items": _JOB_STATUS},
+        explode=False,
+        description="Comma-separated jobStatus values.",
+    ),
 ]
 _PAGING = [
-    OpenApiParameter("offset", OpenApiTypes.INT, description="Default 0."),
-    OpenApiParameter("limit", OpenApiTypes.INT, description="Default 10, at most 1000."),
-    OpenApiParameter("entityCreatedByList", str, description="Comma-separated user ids."),
+    OpenApiParameter(
+        "offset",
+        {"type": "integer", "minimum": 0, "maximum": parse.INT64_MAX},
+        description="Default 0; given once.",
+    ),
+    OpenApiParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": selectors.LIST_MAX},
+        description=f"Default 10, at most {selectors.LIST_MAX}; given once.",
+    ),
+    OpenApiParameter(
+        "entityCreatedByList",
+        {"type": "array", "items": _ID, "maxItems": selectors.USER_LIST_MAX},
+        explode=False,
+        description="Comma-separated user ids.",
+    ),
 ]
 _BLOCK = OpenApiParameter(
     "block", OpenApiTypes.BOOL, description="Wait (bounded) until the run ends; default true."
 )
+
+
+# Text: no NUL, no lone surrogate (core.text_input), and something besides blanks.
+_TEXT = "^[^\\u0000\\ud800-\\udfff]*[^\\s\\u0000\\ud800-\\udfff][^\\u0000\\ud800-\\udfff]*$"
+
+
+def _text(max_length: int, **extra) -> dict:
+    """A text field: not blank, at most `max_length` characters (inputs._text)."""
+    return {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": _TEXT, **extra}
+
+
+def _nullable(schema: dict) -> dict:
+    return {**schema, "nullable": True}
+
+
+_ENTITY = {
+    "entityGroup": _text(inputs.ENTITY_GROUP_MAX),
+    "entityKey": _text(inputs.ENTITY_KEY_MAX),
+}
+_JOB = {"type": "object", "required": ["entityGroup", "entityKey"], "properties": _ENTITY}
+_ITEM_ID = _nullable({"type": "integer", "format": "int64"})
+_ITEM = {
+    "description": "A CRON_JOB item needs cronDesc (Quartz cron); a DEPENDENCY item "
+    "triggerByJobs; a ONCE item runs the job now.",
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["triggerType", "cronDesc"],
+            "properties": {
+                "id": _ITEM_ID,
+                "triggerType": {"type": "string", "enum": [TriggerType.CRON_JOB]},
+                "cronDesc": _text(255),
+                "cronType": _nullable({"type": "string", "enum": [*CronType.values, ""]}),
+                "timeZone": _nullable({"type": "string", "maxLength": 64}),
+            },
+        },
+        {
+            "type": "object",
+            "required": ["triggerType", "triggerByJobs"],
+            "properties": {
+                "id": _ITEM_ID,
+                "triggerType": {"type": "string", "enum": [TriggerType.DEPENDENCY]},
+                "triggerByJobs": {"type": "array", "minItems": 1, "items": _JOB},
+            },
+        },
+        {
+            "type": "object",
+            "required": ["triggerType"],
+            "properties": {
+                "id": _ITEM_ID,
+                "triggerType": {"type": "string", "enum": [TriggerType.ONCE]},
+            },
+        },
+    ],
+}
+_ITEMS = _nullable({"type": "array", "maxItems": inputs.PLAN_ITEMS_MAX, "items": _ITEM})
+_FLAG = _nullable({"type": "boolean"})
+_EXEC_DETAIL = _nullable(
+    {
+        "type": "object",
+        "required": ["jobClass"],
+        "description": "The job class and its parameters, as the job class declares them.",
+        "properties": {
+            "jobClass": _text(255),
+            "jobParams": _nullable({"type": "object"}),
+            "retryTimes": _nullable(
+                {"type": "integer", "minimum": 0, "maximum": inputs.RETRY_TIMES_MAX}
+            ),
+        },
+    }
+)
+PLAN_BODY = {
+    "application/json": {
+        "type": "object",
+        "required": ["entityGroup", "entityKey"],
+        "properties": {
+            **_ENTITY,
+            "execDetail": _EXEC_DETAIL,
+            "planItems": _ITEMS,
+            "enabled": _FLAG,
+            "sync": _FLAG,
+            "misfirePolicy": _nullable({"type": "string", "enum": list(MisfirePolicy.values)}),
+            "overlapPolicy": _nullable({"type": "string", "enum": list(OverlapPolicy.values)}),
+            "clusterId": _nullable(_ID),
+            "tenantId": _nullable(_ID),
+        },
+    }
+}
+PLAN_CHANGE_BODY = {
+    "application/json": {
+        "type": "object",
+        "nullable": True,
+        "properties": {"planItems": _ITEMS, "enabled": _FLAG},
+    }
+}
+ENTITY_BODY = {
+    "application/json": {
+        "type": "object",
+        "required": ["entityGroup", "entityKey"],
+        "properties": _ENTITY,
+    }
+}
 
 
 def _schema(operation_id: str, summary: str, **kwargs):
@@ -186,7 +317,7 @@ def _schema(operation_id: str, summary: str, **kwargs):
     "submitSchedule",
     "Create or update a job's plan, or run it now (ONCE items)",
     methods=["POST"],
-    request=OpenApiTypes.OBJECT,
+    request=PLAN_BODY,
 )
 @hengshi_view(["GET", "POST"])
 def schedules(request):
@@ -253,7 +384,7 @@ def schedule_users(request):
     "Replace a plan's items as a whole and/or enable or disable it",
     methods=["PUT"],
     parameters=[SCHEDULE_ID],
-    request=OpenApiTypes.OBJECT,
+    request=PLAN_CHANGE_BODY,
 )
 @_schema(
     "deleteSchedule",
@@ -306,7 +437,7 @@ def schedule_cancel(request, scheduleId):
 @_schema(
     "cancelScheduleByEntity",
     "Stop the running contexts of the plan of {entityGroup, entityKey}",
-    request=OpenApiTypes.OBJECT,
+    request=ENTITY_BODY,
 )
 @hengshi_view(["POST"])
 def schedule_cancel_by_entity(request):
@@ -324,7 +455,7 @@ def schedule_cancel_by_entity(request):
 
 
 def _context_filters():
-    return [*_FILTERS, OpenApiParameter("jobStatus", str)]
+    return [*_FILTERS, OpenApiParameter("jobStatus", _JOB_STATUS)]
 
 
 @_schema(

@@ -27,6 +27,7 @@ from taskcenter.core import params as parse
 from taskcenter.core.errors import InvalidParameter
 from taskcenter.core.params import INT64_MAX, TEXT_MAX
 from taskcenter.tasks import diagnosis, enqueue, selectors
+from taskcenter.tasks.filters import SORT_PATTERN
 from taskcenter.tasks.models import TaskStatus, TaskType
 from taskcenter.tasks.verbs import VERBS, Verb
 
@@ -80,7 +81,10 @@ TASK_ID = OpenApiParameter(
 SUBTASK_ID = OpenApiParameter(
     "subtaskInstanceId", _ID, OpenApiParameter.PATH, description="The subtask instance id."
 )
-_DATE_TIME = {"type": "string", "format": "date-time"}
+# An empty value is no filter, as the list's form reads it.
+_DATE_TIME = {
+    "anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "maxLength": 0}]
+}
 _STATUS_LIST = {"type": "array", "items": {"type": "string", "enum": list(TaskStatus.values)}}
 LIST_PARAMETERS = [
     OpenApiParameter("name", _TEXT, description="Name contains (case-insensitive)."),
@@ -115,7 +119,7 @@ LIST_PARAMETERS = [
     ),
     OpenApiParameter(
         "sort",
-        {"type": "array", "items": {"type": "string"}},
+        {"type": "array", "items": {"type": "string", "pattern": SORT_PATTERN}},
         description="field,asc|desc (repeatable); fields: id, name, status, type, createTime, "
         "startTime, finishTime, duration (finish - start, or now - start while running).",
         explode=True,
@@ -387,7 +391,8 @@ def subtask_reject(request, taskInstanceId, subtaskInstanceId):
     description=(
         "Without parameters: the whole log, {log}. To tail, pass offset (bytes already read) "
         "and optionally limit; read again from nextOffset until finished is true and "
-        "nextOffset equals size. tail=N reads the last N bytes."
+        "nextOffset equals size. tail=N reads the last N bytes; with offset, the last N "
+        "bytes at or after offset."
     ),
     parameters=[
         TASK_ID,
@@ -407,12 +412,12 @@ def subtask_log(request, taskInstanceId, subtaskInstanceId):
     offset = parse.integer(params, "offset", default=0, minimum=0, maximum=INT64_MAX)
     limit = parse.integer(params, "limit", minimum=1, maximum=LOG_READ_MAX)
     tail = parse.integer(params, "tail", minimum=1, maximum=LOG_READ_MAX)
-    if tail is not None and params.get("offset") not in (None, ""):
-        raise InvalidParameter.because("tail", "use either offset or tail, not both.")
     task = access.get_task_for_user(request.user, task_id)
     subtask = selectors.subtask_get(task_id=task.pk, subtask_id=subtask_id)
     if tail is not None:
-        piece = selectors.log_tail(subtask=subtask, max_bytes=tail)
+        # The last `tail` bytes; with an offset, none before it (what was read already).
+        start = max(offset, subtask.log_size - tail)
+        piece = selectors.log_read(subtask=subtask, offset=start, limit=tail)
     else:
         piece = selectors.log_read(subtask=subtask, offset=offset, limit=limit)
     return ok(

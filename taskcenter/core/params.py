@@ -84,7 +84,10 @@ def integer(
     maximum: int | None = None,
 ) -> int | None:
     """The integer parameter `name` of `params` (a QueryDict), or `default` when absent or
-    empty."""
+    empty; given twice (offset=1&offset=2) it is refused, not read as its last value."""
+    getlist = getattr(params, "getlist", None)
+    if getlist is not None and len(getlist(name)) > 1:
+        raise InvalidParameter.because(name, "is given more than once; give it once.")
     raw = params.get(name)
     if raw in (None, ""):
         return default

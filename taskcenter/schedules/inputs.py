@@ -78,11 +78,11 @@ def _text(data: dict, key: str, name: str, *, required: bool, max_length: int = 
         return ""
     if not isinstance(value, str):
         raise InvalidParameter.because(name, f"expected a string, got {_type(value)}.")
+    if len(value) > max_length or "\x00" in value:
+        raise InvalidParameter.because(name, f"at most {max_length} characters, no NUL.")
     value = value.strip()
     if required and not value:
         raise InvalidParameter.because(name, "must not be empty.")
-    if len(value) > max_length or "\x00" in value:
-        raise InvalidParameter.because(name, f"at most {max_length} characters, no NUL.")
     return value
 
 

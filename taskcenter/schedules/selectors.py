@@ -54,7 +54,6 @@ def job_statuses(params: Mapping, *names: str) -> list[str]:
     wanted: list[str] = []
     for name in names:
         for value in (params.get(name) or "").split(","):
-            value = value.strip().upper()
             if not value:
                 continue
             if value not in status.JOB_STATUSES:

@@ -239,15 +239,25 @@ def filter_tasks(queryset: QuerySet, params) -> QuerySet:
     return filterset.qs
 
 
+# What one sort value may be, as the OpenAPI schema states it (an empty value is no sort):
+# a field, then optionally a comma and asc or desc in any case; nothing around them.
+SORT_PATTERN = (
+    "^(?:(?:"
+    + "|".join([*SORT_FIELDS, *SORT_EXPRESSIONS])
+    + ")(?:,(?:[aA][sS][cC]|[dD][eE][sS][cC])?)?)?$"
+)
+
+
 def parse_sort(values: list[str]) -> list[str | OrderBy]:
     """OCP's sort=field,asc|desc (repeatable) as ORDER BY terms, always ending with -id.
-    Besides OCP's fields, `duration` (SORT_EXPRESSIONS); tasks not started sort last."""
+    Besides OCP's fields, `duration` (SORT_EXPRESSIONS); tasks not started sort last.
+    Exactly SORT_PATTERN is accepted (no blanks around the field or the direction)."""
     order: list[str | OrderBy] = []
     for value in values:
         if not value:
             continue
         field, _, direction = value.partition(",")
-        field, direction = field.strip(), (direction.strip().lower() or "asc")
+        direction = direction.lower() or "asc"
         if field not in SORT_FIELDS and field not in SORT_EXPRESSIONS:
             sortable = ", ".join([*SORT_FIELDS, *SORT_EXPRESSIONS])
             raise InvalidParameter.because(
