@@ -324,7 +324,7 @@ def schedules(request):
     if request.method == "POST":
         return _submit(request)
     access.require_view(request.user)
-    params = parse.without_nul(request.query_params)
+    params = parse.single_valued(request.query_params)
     offset, limit = selectors.page(params)
     plans = selectors.plan_list(visible=access.visible_plans(request.user), params=params)
     rows = list(plans[offset : offset + limit])
@@ -373,7 +373,7 @@ def _submit_answer(user, plan_id: int, items, context_id: int | None, context_id
 @hengshi_view(["GET"])
 def schedule_users(request):
     access.require_view(request.user)
-    params = parse.without_nul(request.query_params)
+    params = parse.single_valued(request.query_params)
     users = selectors.plan_users(visible=access.visible_plans(request.user), params=params)
     return ok([user_data(user) for user in users])
 
@@ -464,7 +464,7 @@ def _context_filters():
 @hengshi_view(["GET"])
 def contexts(request):
     access.require_view(request.user)
-    params = parse.without_nul(request.query_params)
+    params = parse.single_valued(request.query_params)
     offset, limit = selectors.page(params)
     rows = selectors.context_list(visible=access.visible_tasks(request.user), params=params)
     page = [context_data(task) for task in rows[offset : offset + limit]]
@@ -475,7 +475,7 @@ def contexts(request):
 @hengshi_view(["GET"])
 def context_users(request):
     access.require_view(request.user)
-    params = parse.without_nul(request.query_params)
+    params = parse.single_valued(request.query_params)
     users = selectors.context_users(visible=access.visible_tasks(request.user), params=params)
     return ok([user_data(user) for user in users])
 
@@ -504,7 +504,7 @@ def _wait_until_done(context_id: int) -> bool:
 def _per_subtask(request, contextId, present):
     task = _context(request, contextId)
     block = parse.choice(
-        parse.without_nul(request.query_params), "block", ("true", "false"), default="true"
+        parse.single_valued(request.query_params), "block", ("true", "false"), default="true"
     )
     if block == "true" and not waits.edge_waits(request):
         done = _wait_until_done(task.pk)

@@ -40,9 +40,14 @@ API_VERSION = "v2"
 # --- Parsing ---------------------------------------------------------------------------------------
 
 
+# The list's parameters that may be repeated (status=A&status=B); any other given twice is
+# refused, as the schema says (core.params.single_valued).
+REPEATABLE = ("status", "creator", "sort")
+
+
 def clean_params(request):
-    """The query parameters, refused whole when a value holds a NUL (no database takes it)."""
-    return parse.without_nul(request.query_params)
+    """The query parameters, refused whole when one that takes a single value is repeated."""
+    return parse.single_valued(request.query_params, repeatable=REPEATABLE)
 
 
 def operation_reason(request) -> str:

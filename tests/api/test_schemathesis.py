@@ -62,6 +62,10 @@ mode = "all"
 allow-x00 = false
 max-examples = {EXAMPLES}
 
+[phases.coverage]
+# A parameter given twice (offset=1&offset=2) must be refused unless the schema repeats it.
+generate-duplicate-query-parameters = true
+
 [[operations]]
 include-operation-id = {STATE_OR_JOB_REFUSALS!r}
 checks.positive_data_acceptance.expected-statuses = ["2XX", "400", "401", "403", "404", "409"]
@@ -149,3 +153,44 @@ def test_the_ocp_api_obeys_its_schema(case, api_world):
 @HYPOTHESIS
 def test_the_schedules_api_obeys_its_schema(case, api_world):
     case.call_and_validate(headers=api_world, checks=CHECKS_ON)
+
+
+# --- What the schemas promise, asked directly ----------------------------------------------------
+
+
+def test_a_repeated_offset_or_limit_is_refused(as_viewer):
+    for url in ("/api/schedules?offset=0&offset=5", "/api/contexts?limit=5&limit=6"):
+        response = as_viewer.get(url)
+        assert response.status_code == 400
+        assert response.json()["field"] in ("offset", "limit")
+    response = as_viewer.get("/api/v2/tasks/instances?page=1&page=2")
+    assert response.status_code == 400 and response.json()["error"]["target"] == "page"
+    # A parameter the schema repeats may be repeated.
+    response = as_viewer.get("/api/v2/tasks/instances?status=FAILED&status=RUNNING")
+    assert response.status_code == 200
+
+
+def test_the_schedules_schema_states_ids_enums_ranges_and_bodies(client):
+    schema = client.get("/api/schedules-schema?format=json").json()
+    listing = schema["paths"]["/api/schedules"]
+    parameters = {p["name"]: p["schema"] for p in listing["get"]["parameters"]}
+    assert parameters["limit"]["minimum"] == 1 and parameters["limit"]["maximum"] == 1000
+    assert parameters["offset"]["minimum"] == 0
+    assert parameters["jobStatusList"]["items"]["enum"]
+    body = listing["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["required"]) == {"entityGroup", "entityKey"}
+    plan = schema["paths"]["/api/schedules/{scheduleId}"]["get"]["parameters"][0]
+    assert plan["schema"]["minimum"] == 1
+
+
+def test_sort_values_and_tail_with_offset_as_the_schema_says(as_viewer):
+    task = failed_task()
+    ok = as_viewer.get("/api/v2/tasks/instances?sort=createTime,DESC&sort=id")
+    assert ok.status_code == 200
+    for bad in (" id", "id ,asc", "id,up", "size"):
+        response = as_viewer.get("/api/v2/tasks/instances", {"sort": bad})
+        assert response.status_code == 400, bad
+    subtask = task.subtasks.first()
+    log = f"/api/v2/tasks/instances/{task.pk}/subtasks/{subtask.pk}/log"
+    response = as_viewer.get(log, {"offset": 0, "tail": 5})
+    assert response.status_code == 200
