@@ -5,22 +5,22 @@ a key made for someone else names who made it."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group
 
 from taskcenter.accounts import roles
 from taskcenter.accounts import services as account_services
-from taskcenter.accounts.models import AccessKey, RoleScope
+from taskcenter.accounts.models import AccessKey
 from taskcenter.core.errors import NotPermitted
 from taskcenter.tasks.models import AuditEntry
 from tests.api.conftest import check_envelope
 from tests.api.test_signature import signed_request
-from tests.conftest import PASSWORD, client_for, make_user
-from tests.factories import failed_task
+from tests.conftest import client_for
+from tests.factories import failed_task, grant_scoped, make_role, make_superuser, make_user
 
 
 @pytest.fixture
 def root(db):
-    return User.objects.create_superuser("root", "root@example.com", PASSWORD)
+    return make_superuser("root")
 
 
 def test_an_admin_cannot_make_a_key_for_the_superuser_on_the_keys_page(admin, root):
@@ -32,7 +32,7 @@ def test_an_admin_cannot_make_a_key_for_the_superuser_on_the_keys_page(admin, ro
 
 
 def test_only_the_superuser_makes_or_revokes_their_own_keys(admin, root):
-    other_root = User.objects.create_superuser("root2", "root2@example.com", PASSWORD)
+    other_root = make_superuser("root2")
     with pytest.raises(NotPermitted):
         account_services.access_key_create(owner=root, actor=other_root)
     key, _ = account_services.access_key_create(owner=root, actor=root)
@@ -44,12 +44,10 @@ def test_only_the_superuser_makes_or_revokes_their_own_keys(admin, root):
 def test_a_key_admin_makes_keys_only_for_users_within_their_own_rights(clusters):
     alpha = clusters[0]
     scoped_admin = make_user("scoped-admin", roles.ADMIN)
-    RoleScope.objects.create(user=scoped_admin, group=Group.objects.get(name=roles.ADMIN))
-    RoleScope.objects.get(user=scoped_admin).clusters.set([alpha])
+    grant_scoped(scoped_admin, roles.ADMIN, alpha)
     everywhere = make_user("everywhere", roles.MANAGER)  # unscoped: more than the admin holds
     within = make_user("within", roles.VIEWER)
-    RoleScope.objects.create(user=within, group=Group.objects.get(name=roles.VIEWER))
-    RoleScope.objects.get(user=within).clusters.set([alpha])
+    grant_scoped(within, roles.VIEWER, alpha)
     with pytest.raises(NotPermitted, match="holds rights you do not hold"):
         account_services.access_key_create(owner=everywhere, actor=scoped_admin)
     key, _ = account_services.access_key_create(owner=within, actor=scoped_admin)
@@ -59,9 +57,8 @@ def test_a_key_admin_makes_keys_only_for_users_within_their_own_rights(clusters)
 
 
 def test_an_admin_cannot_reset_or_regrant_a_user_with_more_rights(db):
-    narrow_admin_role = Group.objects.create(name="USER-ADMIN")
-    narrow_admin_role.permissions.set(
-        Group.objects.get(name=roles.ADMIN).permissions.filter(content_type__app_label="auth").all()
+    narrow_admin_role = make_role(
+        "USER-ADMIN", "view_user", "add_user", "change_user", "view_group", "change_group"
     )
     user_admin = make_user("user-admin", "USER-ADMIN")
     manager = make_user("manager", roles.MANAGER)

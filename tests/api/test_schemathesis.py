@@ -25,9 +25,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import CHECKS, load_all_checks
 
 from tests.api.conftest import PASSWORD
-from tests.conftest import make_user
-from tests.factories import failed_task, make_task, running_task
-from tests.schedules.conftest import make_plan
+from tests.factories import failed_task, make_plan, make_task, make_user, running_task
 
 load_all_checks()
 # Every check schemathesis has, but the per-response time limit (timing is not asserted in

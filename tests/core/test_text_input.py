@@ -15,8 +15,8 @@ from taskcenter.accounts import roles
 from taskcenter.core.text_input import why_bad
 from taskcenter.tasks.models import AuditEntry
 from tests.api.conftest import check_error
-from tests.conftest import basic_client, client_for, make_user
-from tests.factories import make_task
+from tests.conftest import basic_client, client_for
+from tests.factories import make_task, make_user
 
 NOTEBOOK_JOB = "com.hengshi.nangaparbat.schedulejob.NotebookJob"
 
