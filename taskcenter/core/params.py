@@ -186,6 +186,16 @@ def page_or_first(params: Mapping) -> int:
     return max(1, number)
 
 
+def without_nul(params):
+    """`params`, refused whole when a name or value holds a NUL (no database takes it): for
+    a query string carried inside a request (a form field, a JSON body), which
+    core.text_input saw only encoded."""
+    for name, values in params.lists():
+        if "\x00" in name or any("\x00" in value for value in values):
+            raise InvalidParameter.because(name, "contains a NUL character.")
+    return params
+
+
 def single_valued(params, *, repeatable: Iterable[str] = ()):
     """`params`, refused whole when a parameter that takes one value is given more than
     once (limit=1&limit=2): read as its last value it would accept what the API's schema
