@@ -29,30 +29,51 @@ BODY_FIELDS = ("ids", "filter", "dryRun", "reason")
 FILTER_VALUE = (str, int)
 
 
-class BulkRequestSerializer(serializers.Serializer):
-    """Which tasks: `ids`, or `filter` (the list endpoint's query parameters); at most
-    10,000 tasks either way."""
-
-    ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1),
-        required=False,
-        min_length=1,
-        help_text="Task ids (at least one).",
-    )
-    filter = serializers.DictField(
-        required=False,
-        help_text='The list\'s query parameters, e.g. {"status": "FAILED", "clusterId": 3}; '
-        "a value may be a list (status: [FAILED, RUNNING]). page, size and sort are ignored.",
-    )
-    dryRun = serializers.BooleanField(
-        required=False, help_text="Only say what would be done and refused (default false)."
-    )
-    reason = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        max_length=2000,
-        help_text="Required by rollback and cancel; kept in every audit entry.",
-    )
+_SELECTED_IDS = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": verbs.BULK_MAX,
+    "items": {"type": "integer", "format": "int64", "minimum": 1, "maximum": parse.INT64_MAX},
+    "description": "Task ids (at least one).",
+}
+_FILTER_VALUE = {"anyOf": [{"type": "string"}, {"type": "integer"}]}
+_FILTER = {
+    "type": "object",
+    "additionalProperties": {"anyOf": [_FILTER_VALUE, {"type": "array", "items": _FILTER_VALUE}]},
+    "description": 'The list\'s query parameters, e.g. {"status": "FAILED", "clusterId": 3}; '
+    "a value may be a list (status: [FAILED, RUNNING]). page, size and sort are ignored.",
+}
+_COMMON = {
+    "dryRun": {
+        "type": "boolean",
+        "description": "Only say what would be done and refused (default false).",
+    },
+    "reason": {
+        "type": "string",
+        "maxLength": 2000,
+        "description": "Required by rollback and cancel; kept in every audit entry.",
+    },
+}
+# Which tasks: `ids`, or `filter` (the list endpoint's query parameters), never both; at
+# most 10,000 tasks either way; no other field (_body).
+BULK_REQUEST = {
+    "application/json": {
+        "oneOf": [
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["ids"],
+                "properties": {"ids": _SELECTED_IDS, **_COMMON},
+            },
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["filter"],
+                "properties": {"filter": _FILTER, **_COMMON},
+            },
+        ]
+    }
+}
 
 
 class BulkRefusedSerializer(serializers.Serializer):
@@ -181,7 +202,9 @@ def _bulk_operation(request, operation: str):
 
 
 def _reason(data: dict) -> str:
-    """The reason, checked as a single operation's is."""
+    """The reason, checked as a single operation's is; a text (a number is not one)."""
+    if not isinstance(data.get("reason", ""), str):
+        raise InvalidParameter.because("reason", "must be a text.")
     serializer = s.OperationRequestSerializer(data={"reason": data.get("reason", "")})
     if not serializer.is_valid():
         field, messages = next(iter(serializer.errors.items()))
@@ -200,7 +223,7 @@ def _schema(operation: str, summary: str):
         "single operation on each accepted task in the background, one audit entry each "
         "with the bulkId; follow it at GET .../bulk/{bulkId}. More than 10,000 tasks is "
         "refused whole (10001).",
-        request=BulkRequestSerializer,
+        request=BULK_REQUEST,
         responses={200: BulkAnswerResponse, 202: BulkAnswerResponse, **_errors(400)},
         tags=["bulk"],
     )

@@ -39,8 +39,8 @@ EXAMPLES = 3  # per operation
 
 # What a schema cannot say, and the server answers with a documented 400: a verb asked in a
 # state that does not offer it (code 20003), a job (its run or its plan) whose parameters,
-# cron expression, time zone or job class the registered job refuses, and a plan's item ids
-# that are not its own. Data the schema accepts may get that 400 for those operations.
+# cron expression, time zone or job class the registered job refuses, a plan's item ids
+# that are not its own, a bulk operation without the reason its verb needs. Data the schema accepts may get that 400 for those operations.
 STATE_OR_JOB_REFUSALS = [
     "retryTask",
     "rollbackTask",
@@ -51,6 +51,11 @@ STATE_OR_JOB_REFUSALS = [
     "runJob",
     "submitSchedule",
     "updateSchedule",
+    # Rollback and cancel need a reason; a filter's values are read as the list reads them.
+    "bulkRetryTasks",
+    "bulkRollbackTasks",
+    "bulkCancelTasks",
+    "stopBulkOperation",
 ]
 CONFIG = f"""
 [generation]
