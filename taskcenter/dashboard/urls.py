@@ -6,6 +6,7 @@ from taskcenter.dashboard import (
     bulk,
     fleet,
     jobs,
+    notifications_views,
     retention,
     schedules_views,
     verb_views,
@@ -79,5 +80,16 @@ urlpatterns = [
         "schedules/<int:plan_id>/<str:key>/",
         schedules_views.schedule_action,
         name="schedule_action",
+    ),
+]
+
+urlpatterns += [
+    path("notifications/", notifications_views.inbox, name="notification_inbox"),
+    path("notifications/bell/", notifications_views.bell, name="notification_bell"),
+    path("notifications/events/", notifications_views.events, name="notification_events"),
+    path(
+        "notifications/unsubscribe/<str:token>/",
+        notifications_views.unsubscribe,
+        name="notification_unsubscribe",
     ),
 ]

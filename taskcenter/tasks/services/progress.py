@@ -13,7 +13,7 @@ from typing import Any
 from django.db.models import Count
 from django.utils import timezone
 
-from taskcenter.tasks import models, sql
+from taskcenter.tasks import events, models, sql
 from taskcenter.tasks.audit import ROLLED_BACK, Action, audit_record
 from taskcenter.tasks.enqueue import enqueue_attempts
 
@@ -129,6 +129,40 @@ def task_refresh_status(task: models.TaskInstance | TaskState) -> None:
             to_status=ROLLED_BACK if rolled_back else new_status,
             reason=f"task ended {label}",
         )
+        _emit_task_end(task, new_status, finish_time)
+
+
+def _emit_task_end(
+    task: models.TaskInstance | TaskState, status: str, finish_time: datetime | None
+) -> None:
+    """task.failed or task.succeeded, keyed by the end's time (a task retried and failed
+    again is a new event)."""
+    kind = (
+        events.Kind.TASK_SUCCEEDED
+        if status == models.TaskStatus.SUCCESSFUL
+        else events.Kind.TASK_FAILED
+    )
+    if not events.listening():
+        return
+    row = _task_row(task.pk)
+    if row is None:
+        return
+    name, cluster_id, job = row
+    stamp = finish_time.isoformat() if finish_time else ""
+    events.emit(
+        events.DomainEvent(
+            kind=kind,
+            key=f"{kind}:{task.pk}:{stamp}",
+            object_type="task",
+            object_id=task.pk,
+            name=name,
+            status=status,
+            cluster_id=cluster_id,
+            task_id=task.pk,
+            job=job or "",
+            occurred_at=finish_time,
+        )
+    )
 
 
 def _derived_status(task: models.TaskInstance | TaskState) -> str:
@@ -164,4 +198,38 @@ def audit_subtask_change(
         from_status=from_status,
         to_status=to_status,
         reason=reason,
+    )
+
+
+def _task_row(task_id: int) -> tuple[str, int | None, str | None] | None:
+    return (
+        models.TaskInstance.objects.filter(pk=task_id)
+        .values_list("name", "cluster_id", "definition__name")
+        .first()
+    )
+
+
+def emit_retries_exhausted(task: models.TaskInstance | TaskState, subtask: Any) -> None:
+    """subtask.retries_exhausted: a subtask with automatic retries failed its last one."""
+    if not events.listening():
+        return
+    row = _task_row(task.pk)
+    if row is None:
+        return
+    name, cluster_id, job = row
+    kind = events.Kind.SUBTASK_RETRIES_EXHAUSTED
+    events.emit(
+        events.DomainEvent(
+            kind=kind,
+            key=f"{kind}:{subtask.pk}:{subtask.attempt}",
+            object_type="subtask",
+            object_id=subtask.pk,
+            name=f"{name} / {subtask.name}",
+            status=models.SubtaskStatus.FAILED,
+            cluster_id=cluster_id,
+            task_id=task.pk,
+            job=job or "",
+            occurred_at=timezone.now(),
+            detail={"runs": subtask.run_time, "retries": subtask.retry_count},
+        )
     )
