@@ -33,17 +33,6 @@ RULE_CREATE = "NOTIFY_RULE_CREATE"
 RULE_UPDATE = "NOTIFY_RULE_UPDATE"
 RULE_DELETE = "NOTIFY_RULE_DELETE"
 REDELIVER = "NOTIFY_REDELIVER"
-AUDIT_ACTIONS = (
-    CHANNEL_CREATE,
-    CHANNEL_UPDATE,
-    CHANNEL_DELETE,
-    CHANNEL_TEST,
-    RULE_CREATE,
-    RULE_UPDATE,
-    RULE_DELETE,
-    REDELIVER,
-)
-
 
 def _channel_target(channel: Channel) -> str:
     return f"channel {channel.pk} {channel.name}"
