@@ -34,6 +34,7 @@ RULE_UPDATE = "NOTIFY_RULE_UPDATE"
 RULE_DELETE = "NOTIFY_RULE_DELETE"
 REDELIVER = "NOTIFY_REDELIVER"
 
+
 def _channel_target(channel: Channel) -> str:
     return f"channel {channel.pk} {channel.name}"
 
