@@ -40,6 +40,7 @@ from taskcenter.notifications.models import (
     Notification,
     Rule,
 )
+from taskcenter.tasks.models import TaskInstance
 
 FAN_OUT_BATCH = 500
 SEND_BATCH = 50
@@ -167,6 +168,7 @@ def fan_out(now: datetime | None = None) -> int:
         )
         if not batch:
             return 0
+        _complete(batch)
         rules = {
             rule.pk: rule
             for rule in Rule.objects.filter(enabled=True, owner__is_active=True).select_related(
@@ -188,6 +190,31 @@ def fan_out(now: datetime | None = None) -> int:
         folding.write(rules)
         Event.objects.filter(pk__in=[event.pk for event in batch]).update(fanned_out=True)
     return len(batch)
+
+
+def _complete(batch: list[Event]) -> None:
+    """Fill in a task or subtask event's task name, cluster and job from its task: the
+    engine records only what it has at hand (one INSERT on its hot path), the rest is read
+    here, once per batch."""
+    ids = {event.task_id for event in batch if event.task_id is not None}
+    if not ids:
+        return
+    tasks = {
+        pk: (name, cluster_id, job or "")
+        for pk, name, cluster_id, job in TaskInstance.objects.filter(pk__in=ids).values_list(
+            "pk", "name", "cluster_id", "definition__name"
+        )
+    }
+    completed = []
+    for event in batch:
+        if event.task_id not in tasks:
+            continue
+        name, cluster_id, job = tasks[event.task_id]
+        subtask = event.detail.get("subtask") if event.object_type == "subtask" else None
+        event.name = (f"{name} / {subtask}" if subtask else name)[:255]
+        event.cluster_id, event.job = cluster_id, job
+        completed.append(event)
+    Event.objects.bulk_update(completed, ["name", "cluster", "job"])
 
 
 # --- Sending ---------------------------------------------------------------------------------

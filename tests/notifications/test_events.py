@@ -34,6 +34,7 @@ def kinds() -> list[tuple[str, str]]:
 def test_a_task_end_is_one_event_and_a_retried_failure_another(db):
     task = failed_task()
     assert kinds() == [("task.failed", "FAILED")]
+    drain.drain()  # the fan-out fills in the task's name, cluster and job
     event = Event.objects.get()
     assert (event.task_id, event.object_type, event.name) == (task.pk, "task", task.name)
     assert event.cluster_id == task.cluster_id and event.job == task.definition.name
@@ -63,8 +64,10 @@ def test_a_subtask_out_of_automatic_retries_is_an_event():
     )
     verbs.task_start(definition_name="Flaky notify")
     assert kinds() == [("subtask.retries_exhausted", "FAILED"), ("task.failed", "FAILED")]
+    drain.drain()
     exhausted = Event.objects.get(kind="subtask.retries_exhausted")
-    assert exhausted.detail == {"runs": 3, "retries": 2}
+    assert exhausted.detail == {"subtask": "Flaky", "runs": 3, "retries": 2}
+    assert exhausted.name == "Flaky notify / Flaky"
 
 
 def test_a_plan_disabled_and_a_fire_missed_are_events(admin):

@@ -136,18 +136,15 @@ def _emit_task_end(
     task: models.TaskInstance | TaskState, status: str, finish_time: datetime | None
 ) -> None:
     """task.failed or task.succeeded, keyed by the end's time (a task retried and failed
-    again is a new event)."""
+    again is a new event). One INSERT and nothing read: the task's name, cluster and job
+    are filled in when the event is fanned out."""
+    if not events.listening():
+        return
     kind = (
         events.Kind.TASK_SUCCEEDED
         if status == models.TaskStatus.SUCCESSFUL
         else events.Kind.TASK_FAILED
     )
-    if not events.listening():
-        return
-    row = _task_row(task.pk)
-    if row is None:
-        return
-    name, cluster_id, job = row
     stamp = finish_time.isoformat() if finish_time else ""
     events.emit(
         events.DomainEvent(
@@ -155,11 +152,9 @@ def _emit_task_end(
             key=f"{kind}:{task.pk}:{stamp}",
             object_type="task",
             object_id=task.pk,
-            name=name,
+            name="",
             status=status,
-            cluster_id=cluster_id,
             task_id=task.pk,
-            job=job or "",
             occurred_at=finish_time,
         )
     )
@@ -201,22 +196,11 @@ def audit_subtask_change(
     )
 
 
-def _task_row(task_id: int) -> tuple[str, int | None, str | None] | None:
-    return (
-        models.TaskInstance.objects.filter(pk=task_id)
-        .values_list("name", "cluster_id", "definition__name")
-        .first()
-    )
-
-
 def emit_retries_exhausted(task: models.TaskInstance | TaskState, subtask: Any) -> None:
-    """subtask.retries_exhausted: a subtask with automatic retries failed its last one."""
+    """subtask.retries_exhausted: a subtask with automatic retries failed its last one
+    (one INSERT, as a task's end)."""
     if not events.listening():
         return
-    row = _task_row(task.pk)
-    if row is None:
-        return
-    name, cluster_id, job = row
     kind = events.Kind.SUBTASK_RETRIES_EXHAUSTED
     events.emit(
         events.DomainEvent(
@@ -224,12 +208,14 @@ def emit_retries_exhausted(task: models.TaskInstance | TaskState, subtask: Any) 
             key=f"{kind}:{subtask.pk}:{subtask.attempt}",
             object_type="subtask",
             object_id=subtask.pk,
-            name=f"{name} / {subtask.name}",
+            name="",
             status=models.SubtaskStatus.FAILED,
-            cluster_id=cluster_id,
             task_id=task.pk,
-            job=job or "",
             occurred_at=timezone.now(),
-            detail={"runs": subtask.run_time, "retries": subtask.retry_count},
+            detail={
+                "subtask": subtask.name,
+                "runs": subtask.run_time,
+                "retries": subtask.retry_count,
+            },
         )
     )
