@@ -31,7 +31,7 @@ class WebhookReceiver:
     200 (a receiver that fails for a while). Unsigned JSON posts (Apprise's json://) are
     kept too, in `plain`."""
 
-    def __init__(self, secret: str | None = None):
+    def __init__(self, secret: str | None = None, port: int | None = None):
         self.secret = secret
         self.answers: list[int] = []
         self.received: list[dict] = []  # verified webhooks: id, headers, body
@@ -52,7 +52,7 @@ class WebhookReceiver:
             def log_message(self, *args):
                 pass
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

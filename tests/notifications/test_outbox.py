@@ -21,6 +21,7 @@ from taskcenter.notifications.inputs import parse_channel, parse_rule
 from taskcenter.notifications.models import (
     Channel,
     Delivery,
+    DeliveryAttempt,
     DeliveryKind,
     DeliveryStatus,
     Event,
@@ -104,6 +105,34 @@ def test_a_receiver_that_fails_then_recovers_gets_it_once_with_one_id(admin):
         assert receiver.ids == {delivery.uid: 3}  # the same webhook id on every attempt
         codes = list(delivery.tries.order_by("id").values_list("status_code", flat=True))
         assert codes == [500, 500, 200]
+
+
+def test_receiver_down_for_five_minutes_and_the_sender_dying_mid_send_lose_nothing(admin):
+    from taskcenter.notifications import outbox
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hook"
+    channel, secret = webhook_channel(admin, url)
+    team_rule(admin, channel, events=["task.failed"])
+    tasks = [failed_task() for _ in range(3)]
+    now = timezone.now()
+    # The scheduler claims the first batch and dies before sending it (nothing settles).
+    outbox.fan_out(now)
+    assert len(outbox._claim(now, limit=50)) == 3
+    # Another scheduler meanwhile: the claims' lease keeps it off them...
+    drain.drain(now + timedelta(seconds=1))
+    assert not DeliveryAttempt.objects.exists()
+    # ...until the lease is over; the receiver is down for five minutes: the retries fail.
+    for seconds in (70, 100, 230, 300):
+        drain.drain(now + timedelta(seconds=seconds))
+    assert set(Delivery.objects.values_list("status", flat=True)) == {DeliveryStatus.PENDING}
+    assert all("ConnectError" in d.last_error for d in Delivery.objects.all())
+    # Both back: every event arrives, none twice.
+    with WebhookReceiver(secret, port=port) as receiver:
+        drain.drain(now + timedelta(hours=1))
+    assert sorted(r["body"]["data"]["id"] for r in receiver.received) == [t.pk for t in tasks]
+    assert set(receiver.ids.values()) == {1}
+    assert set(Delivery.objects.values_list("status", flat=True)) == {DeliveryStatus.DELIVERED}
 
 
 def test_a_delivery_failing_for_the_whole_retry_period_is_dead(admin, settings):
