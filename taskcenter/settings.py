@@ -369,6 +369,8 @@ TASKCENTER_NOTIFY_FLOOD_WINDOW = _env.TASKCENTER_NOTIFY_FLOOD_WINDOW
 # task.waiting: a failed task left for this long; queue.lagging: a READY attempt this old.
 TASKCENTER_NOTIFY_WAITING_AFTER = _env.TASKCENTER_NOTIFY_WAITING_AFTER
 TASKCENTER_NOTIFY_QUEUE_LAG = _env.TASKCENTER_NOTIFY_QUEUE_LAG
+# Events and deliveries older than this many days are pruned (with the bell's items).
+TASKCENTER_NOTIFY_KEEP_DAYS = _env.TASKCENTER_NOTIFY_KEEP_DAYS
 # Mail goes through Django's SMTP backend with these.
 EMAIL_HOST = _env.EMAIL_HOST
 EMAIL_PORT = _env.EMAIL_PORT

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from taskcenter.engine import selectors as engine_selectors
 from taskcenter.notifications import outbox
+from taskcenter.notifications.models import Delivery, DeliveryStatus, Event
 from taskcenter.tasks import events
 from taskcenter.tasks.models import TaskInstance, TaskStatus
 
@@ -38,6 +39,26 @@ def watch(now: datetime | None = None) -> None:
     emit_waiting_tasks(now)
     emit_no_worker(now)
     emit_lagging_queues(now)
+    prune(now)
+
+
+PRUNE_BATCH = 1000
+
+
+def prune(now: datetime) -> int:
+    """Forget events and deliveries older than TASKCENTER_NOTIFY_KEEP_DAYS (one batch of
+    each per pass): a delivery still pending is kept, and so is its event."""
+    before = now - timedelta(days=settings.TASKCENTER_NOTIFY_KEEP_DAYS)
+    old = Delivery.objects.filter(created_at__lt=before).exclude(status=DeliveryStatus.PENDING)
+    deliveries = list(old.values_list("pk", flat=True)[:PRUNE_BATCH])
+    Delivery.objects.filter(pk__in=deliveries).delete()
+    events = list(
+        Event.objects.filter(occurred_at__lt=before, fanned_out=True)
+        .exclude(deliveries__status=DeliveryStatus.PENDING)
+        .values_list("pk", flat=True)[:PRUNE_BATCH]
+    )
+    Event.objects.filter(pk__in=events).delete()
+    return len(deliveries) + len(events)
 
 
 def emit_waiting_tasks(now: datetime) -> None:

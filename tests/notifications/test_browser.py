@@ -3,7 +3,7 @@ shown once) and a team rule, sends a test, watches a task, sees the bell count r
 the task fails, opens the channel's deliveries and redelivers.
 
 The outbox's passes are run by the test (`drain.drain()`), where `run_scheduler` would
-run them every half second: the journey is the pages', the loop has its own tests.
+run them several times a second: the journey is the pages', the loop has its own tests.
 """
 
 from __future__ import annotations

@@ -139,3 +139,23 @@ def test_metrics_count_deliveries_by_status(admin, client):
         'taskcenter_notification_deliveries_total{channel_kind="webhook",status="DEAD"} 1.0' in text
     )
     assert "taskcenter_notification_events_backlog" in text
+
+
+def test_old_events_and_deliveries_are_pruned_pending_ones_kept(db, settings):
+    from taskcenter.notifications.models import Channel, Delivery
+
+    settings.TASKCENTER_NOTIFY_KEEP_DAYS = 30
+    channel = Channel.objects.create(name="c", kind="webhook")
+    old = timezone.now() - timedelta(days=31)
+    done = Event.objects.create(
+        key="a", kind="task.failed", object_type="task", occurred_at=old, fanned_out=True
+    )
+    waiting = Event.objects.create(
+        key="b", kind="task.failed", object_type="task", occurred_at=old, fanned_out=True
+    )
+    fresh = Event.objects.create(key="c", kind="task.failed", object_type="task", fanned_out=True)
+    Delivery.objects.create(channel=channel, event=done, status="DELIVERED", created_at=old)
+    Delivery.objects.create(channel=channel, event=waiting, status="PENDING", created_at=old)
+    drain.prune(timezone.now())
+    assert set(Event.objects.values_list("key", flat=True)) == {waiting.key, fresh.key}
+    assert list(Delivery.objects.values_list("status", flat=True)) == ["PENDING"]
