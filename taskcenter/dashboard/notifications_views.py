@@ -29,7 +29,7 @@ def inbox(request):
     unread = {n.pk for n in rows if n.read_at is None}
     verbs.mark_read(user=request.user, ids=list(unread))
     context = {
-        "nav": "notifications",
+        "nav": "bell",
         "rows": [
             {"n": n, "unread": n.pk in unread, "url": messages.event_url(n.event)} for n in rows
         ],
