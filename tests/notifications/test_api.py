@@ -146,14 +146,10 @@ def test_users_make_their_own_rules_on_open_channels_admins_team_rules(admin, vi
 
 
 def test_a_rule_on_a_task_outside_the_callers_scope_is_refused(viewer, clusters):
-    from django.contrib.auth.models import Group
-
     from taskcenter.accounts import roles
-    from taskcenter.accounts.models import RoleScope
-    from tests.factories import failed_task_on
+    from tests.factories import failed_task_on, grant_scoped
 
-    scope = RoleScope.objects.create(user=viewer, group=Group.objects.get(name=roles.VIEWER))
-    scope.clusters.set([clusters[0]])
+    grant_scoped(viewer, roles.VIEWER, clusters[0])
     other = failed_task_on(clusters[1], "elsewhere")
     client = basic_client("viewer")
     assert post(client, "/rules", {"taskId": other.pk}).status_code == 404

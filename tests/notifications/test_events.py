@@ -10,10 +10,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from taskcenter.engine.models import WorkerPresence
 from taskcenter.engine.selectors import default_queue
 from taskcenter.notifications import drain
-from taskcenter.notifications.models import Event, Notification, Rule
+from taskcenter.notifications.models import Event, Notification
 from taskcenter.schedules import verbs as plan_verbs
 from taskcenter.tasks import verbs
 from taskcenter.tasks.definitions import (
@@ -23,8 +22,16 @@ from taskcenter.tasks.definitions import (
     register_definition,
 )
 from taskcenter.tasks.models import SubtaskInstance
-from tests.factories import failed_task, make_task
-from tests.schedules.conftest import make_plan
+from tests.factories import (
+    failed_task,
+    make_channel,
+    make_delivery,
+    make_event,
+    make_plan,
+    make_presence,
+    make_rule,
+    make_task,
+)
 
 
 def kinds() -> list[tuple[str, str]]:
@@ -94,15 +101,7 @@ def test_the_watchers_report_a_wait_no_worker_and_a_lagging_queue_once(db, setti
         status="READY", ready_at=timezone.now() - timedelta(minutes=5)
     )
     now = timezone.now()
-    WorkerPresence.objects.create(
-        name="w1",
-        hostname="h",
-        pid=1,
-        concurrency=1,
-        queues=["celery"],
-        started_at=now - timedelta(hours=1),
-        last_seen=now - timedelta(minutes=10),
-    )
+    make_presence("w1@h", seen_ago=timedelta(minutes=10), queues=["celery"])
     later = now + timedelta(seconds=90)
     drain.watch(later)
     drain.watch(later + timedelta(seconds=15))  # a second pass adds nothing
@@ -115,7 +114,7 @@ def test_the_watchers_report_a_wait_no_worker_and_a_lagging_queue_once(db, setti
 
 def test_the_scheduler_loop_drains_the_outbox(transactional_db, viewer):
     # transactional_db: the command closes connections between passes, as a process does.
-    Rule.objects.create(owner=viewer, personal=True, events=["task.failed"])
+    make_rule(viewer, events=["task.failed"])
     task = failed_task()
     call_command("run_scheduler", "--once")
     assert list(Notification.objects.values_list("user__username", "event__task_id")) == [
@@ -124,12 +123,9 @@ def test_the_scheduler_loop_drains_the_outbox(transactional_db, viewer):
 
 
 def test_metrics_count_deliveries_by_status(admin, client):
-    from taskcenter.notifications.models import Channel, Delivery
-
-    channel = Channel.objects.create(name="c", kind="webhook")
-    Delivery.objects.create(channel=channel, status="DEAD")
-    Delivery.objects.create(channel=channel, status="DELIVERED")
-    Delivery.objects.create(channel=channel, status="DELIVERED")
+    channel = make_channel()
+    for status in ("DEAD", "DELIVERED", "DELIVERED"):
+        make_delivery(channel, status)
     text = client.get("/metrics").content.decode()
     assert (
         'taskcenter_notification_deliveries_total{channel_kind="webhook",status="DELIVERED"} 2.0'
@@ -142,20 +138,16 @@ def test_metrics_count_deliveries_by_status(admin, client):
 
 
 def test_old_events_and_deliveries_are_pruned_pending_ones_kept(db, settings):
-    from taskcenter.notifications.models import Channel, Delivery
+    from taskcenter.notifications.models import Delivery
 
     settings.TASKCENTER_NOTIFY_KEEP_DAYS = 30
-    channel = Channel.objects.create(name="c", kind="webhook")
+    channel = make_channel()
     old = timezone.now() - timedelta(days=31)
-    done = Event.objects.create(
-        key="a", kind="task.failed", object_type="task", occurred_at=old, fanned_out=True
-    )
-    waiting = Event.objects.create(
-        key="b", kind="task.failed", object_type="task", occurred_at=old, fanned_out=True
-    )
-    fresh = Event.objects.create(key="c", kind="task.failed", object_type="task", fanned_out=True)
-    Delivery.objects.create(channel=channel, event=done, status="DELIVERED", created_at=old)
-    Delivery.objects.create(channel=channel, event=waiting, status="PENDING", created_at=old)
+    done = make_event("a", occurred_at=old, fanned_out=True)
+    waiting = make_event("b", occurred_at=old, fanned_out=True)
+    fresh = make_event("c", fanned_out=True)
+    make_delivery(channel, "DELIVERED", event=done, created_at=old)
+    make_delivery(channel, "PENDING", event=waiting, created_at=old)
     drain.prune(timezone.now())
     assert set(Event.objects.values_list("key", flat=True)) == {waiting.key, fresh.key}
     assert list(Delivery.objects.values_list("status", flat=True)) == ["PENDING"]

@@ -11,11 +11,9 @@ from datetime import timedelta
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from taskcenter.accounts import roles
-from taskcenter.accounts.models import RoleScope
 from taskcenter.notifications import drain, secrets_store, verbs
 from taskcenter.notifications.inputs import parse_channel, parse_rule
 from taskcenter.notifications.models import (
@@ -28,8 +26,7 @@ from taskcenter.notifications.models import (
     Notification,
 )
 from taskcenter.tasks import events
-from tests.conftest import make_user
-from tests.factories import failed_task, failed_task_on
+from tests.factories import failed_task, failed_task_on, grant_scoped, make_user
 from tests.notifications.receivers import WebhookReceiver, free_port
 
 
@@ -189,10 +186,7 @@ def test_a_flood_is_folded_into_a_handful_of_digests_with_the_right_counts(admin
 def test_a_scoped_users_rule_never_delivers_another_clusters_event(clusters, admin):
     alpha, bravo = clusters
     user = make_user("scoped", roles.VIEWER)
-    user.email = "scoped@example.com"
-    user.save()
-    scope = RoleScope.objects.create(user=user, group=Group.objects.get(name=roles.VIEWER))
-    scope.clusters.set([alpha])
+    scope = grant_scoped(user, roles.VIEWER, alpha)
     with WebhookReceiver() as receiver:
         channel, receiver.secret = webhook_channel(admin, receiver.url, openToAll=True)
         verbs.rule_create(

@@ -9,7 +9,7 @@ from taskcenter.notifications.inputs import parse_channel
 from taskcenter.notifications.models import Channel, Delivery, Notification, Rule
 from taskcenter.tasks import services
 from tests.conftest import client_for
-from tests.factories import failed_task, running_task, subtask_named
+from tests.factories import failed_task, make_rule, running_task, subtask_named
 from tests.notifications.receivers import WebhookReceiver
 
 
@@ -90,7 +90,7 @@ def test_a_task_outside_the_users_scope_cannot_be_watched(viewer):
 
 
 def test_one_click_unsubscribe_turns_the_personal_rule_off(viewer):
-    rule = Rule.objects.create(owner=viewer, personal=True)
+    rule = make_rule(viewer)
     url = messages.unsubscribe_url(rule).removeprefix("http://127.0.0.1:8000")
     anonymous = client_for(None)
     assert "Stop these messages?" in anonymous.get(url).content.decode()
