@@ -127,10 +127,18 @@ def _rule_input(user, owner, data):
 
 
 @extend_schema(
-    operation_id="notificationChannels",
-    summary="List the notification channels, or create one (a webhook's secret is answered once)",
+    operation_id="listNotificationChannels",
+    summary="List the notification channels",
+    methods=["GET"],
+    responses={200: OpenApiTypes.OBJECT, **_errors()},
+    tags=_TAGS,
+)
+@extend_schema(
+    operation_id="createNotificationChannel",
+    summary="Create a notification channel (a webhook's signing secret is answered once)",
+    methods=["POST"],
     request=OpenApiTypes.OBJECT,
-    responses={200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT, **_errors(400)},
+    responses={201: OpenApiTypes.OBJECT, **_errors(400)},
     tags=_TAGS,
 )
 @api_view(["GET", "POST"])
@@ -146,10 +154,27 @@ def channels(request):
 
 
 @extend_schema(
-    operation_id="notificationChannel",
-    summary="Read, change or delete a notification channel",
+    operation_id="getNotificationChannel",
+    summary="Read a notification channel",
+    methods=["GET"],
+    parameters=[CHANNEL_ID],
+    responses={200: OpenApiTypes.OBJECT, **_errors(400, 404)},
+    tags=_TAGS,
+)
+@extend_schema(
+    operation_id="updateNotificationChannel",
+    summary="Change a notification channel",
+    methods=["PUT"],
     parameters=[CHANNEL_ID],
     request=OpenApiTypes.OBJECT,
+    responses={200: OpenApiTypes.OBJECT, **_errors(400, 404)},
+    tags=_TAGS,
+)
+@extend_schema(
+    operation_id="deleteNotificationChannel",
+    summary="Delete a notification channel with its rules",
+    methods=["DELETE"],
+    parameters=[CHANNEL_ID],
     responses={200: OpenApiTypes.OBJECT, **_errors(400, 404)},
     tags=_TAGS,
 )
@@ -190,10 +215,18 @@ def channel_test(request, channelId):
 
 
 @extend_schema(
-    operation_id="notificationRules",
-    summary="List the caller's rules (an admin's: and the team rules), or create one",
+    operation_id="listNotificationRules",
+    summary="List the caller's rules (an admin's: and the team rules)",
+    methods=["GET"],
+    responses={200: OpenApiTypes.OBJECT, **_errors()},
+    tags=_TAGS,
+)
+@extend_schema(
+    operation_id="createNotificationRule",
+    summary="Create a rule: a team rule for an admin, a personal rule otherwise",
+    methods=["POST"],
     request=OpenApiTypes.OBJECT,
-    responses={200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT, **_errors(400)},
+    responses={201: OpenApiTypes.OBJECT, **_errors(400, 404)},
     tags=_TAGS,
 )
 @api_view(["GET", "POST"])
@@ -214,10 +247,27 @@ def rules(request):
 
 
 @extend_schema(
-    operation_id="notificationRule",
-    summary="Read, change or delete a rule",
+    operation_id="getNotificationRule",
+    summary="Read a rule",
+    methods=["GET"],
+    parameters=[RULE_ID],
+    responses={200: OpenApiTypes.OBJECT, **_errors(400, 404)},
+    tags=_TAGS,
+)
+@extend_schema(
+    operation_id="updateNotificationRule",
+    summary="Change a rule",
+    methods=["PUT"],
     parameters=[RULE_ID],
     request=OpenApiTypes.OBJECT,
+    responses={200: OpenApiTypes.OBJECT, **_errors(400, 404)},
+    tags=_TAGS,
+)
+@extend_schema(
+    operation_id="deleteNotificationRule",
+    summary="Delete a rule",
+    methods=["DELETE"],
+    parameters=[RULE_ID],
     responses={200: OpenApiTypes.OBJECT, **_errors(400, 404)},
     tags=_TAGS,
 )
