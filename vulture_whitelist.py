@@ -88,6 +88,8 @@ top_bar
 csrf_failure  # CSRF_FAILURE_VIEW
 EngineCollector  # TASKCENTER_METRICS_COLLECTORS
 FiresCollector
+DeliveriesCollector
+fanned_out  # notifications.Event: read and set through querysets (outbox.fan_out)
 SuperuserAdminSite  # SuperuserAdminConfig.default_site
 _.login_form
 _.has_permission

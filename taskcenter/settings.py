@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "taskcenter.dashboard",
     "taskcenter.schedules",
     "taskcenter.retention",
+    "taskcenter.notifications",
 ]
 
 # The demo (its definitions and callables, and seed_demo) is an app installed only when
@@ -328,6 +329,7 @@ CELERY_DB_REUSE_MAX = _env.CELERY_DB_REUSE_MAX
 TASKCENTER_METRICS_COLLECTORS = [
     "taskcenter.engine.metrics.EngineCollector",
     "taskcenter.schedules.metrics.FiresCollector",
+    "taskcenter.notifications.metrics.DeliveriesCollector",
 ]
 # Scrapers send it as "Authorization: Bearer <token>". Unset, /metrics answers only
 # connections from this machine (127.0.0.1, ::1).
@@ -377,6 +379,30 @@ TASKCENTER_RETENTION_PAUSE = _env.TASKCENTER_RETENTION_PAUSE
 TASKCENTER_RETENTION_IDLE_RATIO = _env.TASKCENTER_RETENTION_IDLE_RATIO
 TASKCENTER_RETENTION_EXPORT_DIR = _env.TASKCENTER_RETENTION_EXPORT_DIR
 TASKCENTER_LOG_CAP_BYTES = _env.TASKCENTER_LOG_CAP_BYTES
+
+# --- Notifications (docs/notifications.md) ---------------------------------------------------
+# The address the pages are reached at: the links in webhooks, mails and chat messages.
+TASKCENTER_BASE_URL = _env.TASKCENTER_BASE_URL.rstrip("/")
+# Seconds between passes of the outbox loop (run beside the scheduler's tick).
+TASKCENTER_NOTIFY_INTERVAL = _env.TASKCENTER_NOTIFY_INTERVAL
+# One send's timeout; how long a failing delivery is retried before it is dead.
+TASKCENTER_NOTIFY_TIMEOUT = _env.TASKCENTER_NOTIFY_TIMEOUT
+TASKCENTER_NOTIFY_RETRY_FOR = _env.TASKCENTER_NOTIFY_RETRY_FOR
+# More than LIMIT events of one rule within WINDOW seconds are folded into one digest.
+TASKCENTER_NOTIFY_FLOOD_LIMIT = _env.TASKCENTER_NOTIFY_FLOOD_LIMIT
+TASKCENTER_NOTIFY_FLOOD_WINDOW = _env.TASKCENTER_NOTIFY_FLOOD_WINDOW
+# task.waiting: a failed task left for this long; queue.lagging: a READY attempt this old.
+TASKCENTER_NOTIFY_WAITING_AFTER = _env.TASKCENTER_NOTIFY_WAITING_AFTER
+TASKCENTER_NOTIFY_QUEUE_LAG = _env.TASKCENTER_NOTIFY_QUEUE_LAG
+# Events and deliveries older than this many days are pruned (with the bell's items).
+TASKCENTER_NOTIFY_KEEP_DAYS = _env.TASKCENTER_NOTIFY_KEEP_DAYS
+# Mail goes through Django's SMTP backend with these.
+EMAIL_HOST = _env.EMAIL_HOST
+EMAIL_PORT = _env.EMAIL_PORT
+EMAIL_HOST_USER = _env.EMAIL_HOST_USER
+EMAIL_HOST_PASSWORD = _env.EMAIL_HOST_PASSWORD
+EMAIL_USE_TLS = _env.EMAIL_USE_TLS
+DEFAULT_FROM_EMAIL = _env.DEFAULT_FROM_EMAIL
 TASKCENTER_DEMO_PASSWORD = _env.TASKCENTER_DEMO_PASSWORD
 # A task list count slower than 50 ms (a substring filter on a million tasks) is reused for
 # this many seconds by later pages of the same list; 0 always counts.

@@ -463,3 +463,33 @@ def make_session(expire_date: datetime | None = None) -> str:
     if expire_date is not None:
         Session.objects.filter(session_key=store.session_key).update(expire_date=expire_date)
     return store.session_key
+
+
+# --- Notifications: channels, rules, events, deliveries ------------------------------------
+
+
+def make_channel(name: str = "ops", kind: str = "webhook", **fields):
+    """A channel row (the verbs make real ones: notifications.verbs.channel_create)."""
+    from taskcenter.notifications.models import Channel
+
+    return Channel.objects.create(name=name, kind=kind, **fields)
+
+
+def make_rule(owner, *, personal: bool = True, **fields):
+    from taskcenter.notifications.models import Rule
+
+    return Rule.objects.create(owner=owner, personal=personal, **fields)
+
+
+def make_event(key: str, kind: str = "task.failed", **fields):
+    """An event row as the recorder leaves it (object_type "task" unless given)."""
+    from taskcenter.notifications.models import Event
+
+    fields.setdefault("object_type", "task")
+    return Event.objects.create(key=key, kind=kind, **fields)
+
+
+def make_delivery(channel, status: str = "PENDING", **fields):
+    from taskcenter.notifications.models import Delivery
+
+    return Delivery.objects.create(channel=channel, status=status, **fields)

@@ -737,3 +737,55 @@ def can_grant_staff(actor) -> bool:
     """Staff rights (the flag Django's admin once opened to) are given by a superuser or
     the command line only, never by the ADMIN role."""
     return actor is None or actor.is_superuser
+
+
+# --- Notifications ---------------------------------------------------------------------------
+
+PERM_MANAGE_NOTIFICATIONS = "notifications.manage_notifications"
+# Events about no object of a cluster (the fleet, a queue): seen by whoever sees tasks.
+CLUSTERLESS_EVENT_OBJECTS = ("fleet", "queue")
+
+
+def can_manage_notifications(user) -> bool:
+    """Whether `user` manages channels and team rules (admins)."""
+    return _holds(user, PERM_MANAGE_NOTIFICATIONS)
+
+
+def require_manage_notifications(user) -> None:
+    if not can_manage_notifications(user):
+        raise NotPermitted("You do not have permission to manage notification channels.")
+
+
+def require_notifications(user) -> None:
+    """Anyone who may see tasks may watch them (personal rules, the bell)."""
+    if not can_view(user):
+        raise NotPermitted("You do not have permission to view tasks (TASK_VIEWER).")
+
+
+def event_visible_to(user, event) -> bool:
+    """Whether `user` may see `event` now: its task's or plan's cluster within their view
+    grant (an event of no cluster: unscoped grants only), a fleet or queue event to anyone
+    who sees tasks. Asked when the event is delivered, not when the rule was made."""
+    clusters = permission_clusters(user, PERM_VIEW)
+    if event.object_type in CLUSTERLESS_EVENT_OBJECTS:
+        return bool(clusters) or clusters is ALL_CLUSTERS
+    if clusters is ALL_CLUSTERS:
+        return True
+    return event.cluster_id is not None and event.cluster_id in clusters
+
+
+def can_use_channel(user, channel) -> bool:
+    """A channel open to all serves anyone's personal rules; the others, team rules."""
+    return channel.open_to_all or can_manage_notifications(user)
+
+
+def require_rule_target(user, *, task_id=None, plan_id=None, cluster: Cluster | None = None):
+    """Refuse a rule on a task, a plan or a cluster its owner may not see."""
+    if task_id is not None:
+        get_task_for_user(user, task_id)
+    if plan_id is not None:
+        get_plan_for_user(user, plan_id)
+    if cluster is not None:
+        clusters = permission_clusters(user, PERM_VIEW)
+        if clusters is not ALL_CLUSTERS and cluster.pk not in clusters:
+            raise InvalidParameter.because("clusterId", f"no cluster {cluster.pk} you may see.")

@@ -5,7 +5,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_migrate, pos
 # The roles hold permissions of these apps; syncing after each of their post_migrate (the
 # signal goes out app by app, in INSTALLED_APPS order) means the last run sees them all,
 # also after a flush (transactional tests), where no data migration runs again.
-_ROLE_APPS = {"accounts", "tasks"}
+_ROLE_APPS = {"accounts", "tasks", "notifications"}
 
 
 def _sync_roles(sender, **kwargs) -> None:

@@ -34,6 +34,7 @@ ADMIN_PERMISSIONS = [
     "auth.delete_group",
     "accounts.view_accesskey",
     "accounts.manage_all_accesskeys",
+    "notifications.manage_notifications",
 ]
 
 ROLE_PERMISSIONS = {

@@ -4,7 +4,7 @@ schemas and API browser, and a JSON 404."""
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from taskcenter.api import bulk, jobs, schedules, views
+from taskcenter.api import bulk, jobs, notifications, schedules, views
 
 app_name = "api"
 
@@ -49,6 +49,21 @@ urlpatterns = [
     path("v2/jobs", jobs.job_list, name="job-list"),
     path("v2/jobs/<str:name>", jobs.job_detail, name="job-detail"),
     path("v2/jobs/<str:name>/runs", jobs.job_run, name="job-run"),
+    # Notifications: channels, rules, deliveries.
+    path("v2/notifications/channels", notifications.channels, name="notification-channels"),
+    path(
+        "v2/notifications/channels/<str:channelId>",
+        notifications.channel,
+        name="notification-channel",
+    ),
+    path(
+        "v2/notifications/channels/<str:channelId>/test",
+        notifications.channel_test,
+        name="notification-channel-test",
+    ),
+    path("v2/notifications/rules", notifications.rules, name="notification-rules"),
+    path("v2/notifications/rules/<str:ruleId>", notifications.rule, name="notification-rule"),
+    path("v2/notifications/deliveries", notifications.deliveries, name="notification-deliveries"),
     # HENGSHI's schedules and contexts (seed 003).
     path("schedules", schedules.schedules, name="schedules"),
     path("schedules/users", schedules.schedule_users, name="schedule-users"),

@@ -134,6 +134,23 @@ class Environment(BaseSettings):
     TASKCENTER_RETENTION_IDLE_RATIO: Annotated[float, Field(ge=0, le=100)] = 3.0
     TASKCENTER_RETENTION_EXPORT_DIR: str = ""
 
+    # --- Notifications ---
+    TASKCENTER_BASE_URL: str = "http://127.0.0.1:8000"
+    TASKCENTER_NOTIFY_INTERVAL: Annotated[float, Field(ge=0.05)] = 0.2
+    TASKCENTER_NOTIFY_TIMEOUT: Annotated[float, Field(ge=0.5)] = 10.0
+    TASKCENTER_NOTIFY_RETRY_FOR: Annotated[float, Field(ge=60.0)] = 86400.0
+    TASKCENTER_NOTIFY_FLOOD_LIMIT: Annotated[int, Field(ge=1)] = 10
+    TASKCENTER_NOTIFY_FLOOD_WINDOW: Annotated[float, Field(ge=1.0)] = 60.0
+    TASKCENTER_NOTIFY_WAITING_AFTER: Annotated[float, Field(ge=1.0)] = 3600.0
+    TASKCENTER_NOTIFY_QUEUE_LAG: Annotated[float, Field(ge=1.0)] = 300.0
+    TASKCENTER_NOTIFY_KEEP_DAYS: Annotated[float, Field(ge=1.0)] = 30.0
+    EMAIL_HOST: str = "localhost"
+    EMAIL_PORT: Annotated[int, Field(ge=1, le=65535)] = 25
+    EMAIL_HOST_USER: str = ""
+    EMAIL_HOST_PASSWORD: str = ""
+    EMAIL_USE_TLS: bool = False
+    DEFAULT_FROM_EMAIL: str = "taskcenter@localhost"
+
     @model_validator(mode="before")
     @classmethod
     def _blank_is_unset(cls, raw: Any) -> Any:

@@ -8,6 +8,7 @@ from django.utils.functional import SimpleLazyObject
 from taskcenter.accounts import access, roles
 from taskcenter.dashboard.approvals import awaiting_count
 from taskcenter.dashboard.fleet import no_worker_banner
+from taskcenter.notifications import selectors as notification_selectors
 from taskcenter.tasks import selectors
 
 
@@ -26,6 +27,8 @@ def top_bar(request) -> dict:
         "nav_is_admin": SimpleLazyObject(lambda: access.can_open_django_admin(user)),
         "nav_account_admin": SimpleLazyObject(lambda: access.can_manage_accounts(user)),
         "no_worker": SimpleLazyObject(no_worker_banner),
+        "nav_unread": SimpleLazyObject(lambda: notification_selectors.unread_count(user)),
+        "nav_notify_admin": SimpleLazyObject(lambda: access.can_manage_notifications(user)),
     }
 
 

@@ -6,6 +6,7 @@ from taskcenter.dashboard import (
     bulk,
     fleet,
     jobs,
+    notifications_views,
     retention,
     schedules_views,
     verb_views,
@@ -79,5 +80,49 @@ urlpatterns = [
         "schedules/<int:plan_id>/<str:key>/",
         schedules_views.schedule_action,
         name="schedule_action",
+    ),
+]
+
+urlpatterns += [
+    path("notifications/", notifications_views.inbox, name="notification_inbox"),
+    path("notifications/bell/", notifications_views.bell, name="notification_bell"),
+    path("notifications/events/", notifications_views.events, name="notification_events"),
+    path("notifications/watch/", notifications_views.watch, name="notification_watch"),
+    path("notifications/mine/", notifications_views.my_rules, name="notification_my_rules"),
+    path("notifications/channels/", notifications_views.channels, name="notification_channels"),
+    path(
+        "notifications/channels/<int:channel_id>/test/",
+        notifications_views.channel_test,
+        name="notification_channel_test",
+    ),
+    path(
+        "notifications/channels/<int:channel_id>/delete/",
+        notifications_views.channel_delete,
+        name="notification_channel_delete",
+    ),
+    path(
+        "notifications/channels/<int:channel_id>/deliveries/",
+        notifications_views.deliveries,
+        name="notification_deliveries",
+    ),
+    path(
+        "notifications/deliveries/<int:delivery_id>/redeliver/",
+        notifications_views.redeliver,
+        name="notification_redeliver",
+    ),
+    path(
+        "notifications/rules/",
+        notifications_views.team_rule_create,
+        name="notification_rule_create",
+    ),
+    path(
+        "notifications/rules/<int:rule_id>/delete/",
+        notifications_views.rule_delete,
+        name="notification_rule_delete",
+    ),
+    path(
+        "notifications/unsubscribe/<str:token>/",
+        notifications_views.unsubscribe,
+        name="notification_unsubscribe",
     ),
 ]

@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from taskcenter.core.errors import TaskCenterError
 from taskcenter.schedules import jobs, selectors
 from taskcenter.schedules.models import Fire, FireOutcome, OverlapPolicy, Plan, PlanItem
+from taskcenter.tasks import events
 from taskcenter.tasks import verbs as task_verbs
 from taskcenter.tasks.audit import audit_entry, audit_record_many
 from taskcenter.tasks.definitions import DefinitionSpec
@@ -192,8 +193,16 @@ def _skip(fire: Fire, why: str) -> Fire:
     return fire
 
 
+_FIRE_EVENTS: dict[str, str] = {
+    FireOutcome.MISSED: events.Kind.PLAN_FIRE_MISSED,
+    FireOutcome.SKIPPED: events.Kind.PLAN_FIRE_SKIPPED,
+}
+
+
 def _audit_fires(fires: list[Fire], actor=None) -> None:
-    """Each fire's audit row: a run started names its task, the others their plan."""
+    """Each fire's audit row: a run started names its task, the others their plan; a fire
+    missed or skipped is also an event."""
+    _emit_fire_events(fires)
     audit_record_many(
         [
             audit_entry(
@@ -207,6 +216,29 @@ def _audit_fires(fires: list[Fire], actor=None) -> None:
             )
             for fire in fires
         ]
+    )
+
+
+def _emit_fire_events(fires: list[Fire]) -> None:
+    if not events.listening():
+        return
+    events.emit(
+        *(
+            events.DomainEvent(
+                kind=_FIRE_EVENTS[fire.outcome],
+                key=f"{_FIRE_EVENTS[fire.outcome]}:{fire.pk}",
+                object_type="plan",
+                object_id=fire.plan_id,
+                name=f"{fire.entity_group}/{fire.entity_key}",
+                status=fire.outcome,
+                cluster_id=fire.plan.cluster_id if fire.plan else None,
+                plan_id=fire.plan_id,
+                occurred_at=fire.fire_time,
+                detail={"fireId": fire.pk, "reason": fire.reason},
+            )
+            for fire in fires
+            if fire.outcome in _FIRE_EVENTS
+        )
     )
 
 

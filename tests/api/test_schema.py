@@ -43,6 +43,12 @@ def test_schema_lists_every_endpoint(client):
         "/api/v2/tasks/instances/bulk/cancel",
         "/api/v2/tasks/instances/bulk/{bulkId}",
         "/api/v2/tasks/instances/bulk/{bulkId}/stop",
+        "/api/v2/notifications/channels",
+        "/api/v2/notifications/channels/{channelId}",
+        "/api/v2/notifications/channels/{channelId}/test",
+        "/api/v2/notifications/rules",
+        "/api/v2/notifications/rules/{ruleId}",
+        "/api/v2/notifications/deliveries",
     }
 
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from taskcenter.schedules.models import Plan
 from taskcenter.schedules.verbs.common import audit_plan, lock_plan
 from taskcenter.schedules.verbs.items import reschedule
+from taskcenter.tasks import events
 
 PLAN_ENABLE = "PLAN_ENABLE"
 PLAN_DISABLE = "PLAN_DISABLE"
@@ -44,7 +45,28 @@ def plan_set_enabled(*, plan_id: int, actor, enabled: bool, now: datetime | None
             from_status=_enabled_word(previous),
             to_status=_enabled_word(enabled),
         )
+        if previous and not enabled:
+            _emit_disabled(plan, actor)
     return plan
+
+
+def _emit_disabled(plan: Plan, actor) -> None:
+    now = timezone.now()
+    kind = events.Kind.PLAN_DISABLED
+    events.emit(
+        events.DomainEvent(
+            kind=kind,
+            key=f"{kind}:{plan.pk}:{now.isoformat()}",
+            object_type="plan",
+            object_id=plan.pk,
+            name=f"{plan.entity_group}/{plan.entity_key}",
+            status="DISABLED",
+            cluster_id=plan.cluster_id,
+            plan_id=plan.pk,
+            occurred_at=now,
+            detail={"by": actor.get_username() if actor is not None else "system"},
+        )
+    )
 
 
 def plan_enable_offered(plan: Plan) -> bool:

@@ -32,6 +32,7 @@ from taskcenter.tasks.services import logs
 from taskcenter.tasks.services.progress import (
     TaskState,
     audit_subtask_change,
+    emit_retries_exhausted,
     make_ready,
     ready_rollback,
 )
@@ -157,7 +158,19 @@ def end_attempt(
             None, Action.AUTO_RETRY, task, subtask, SubtaskStatus.FAILED, SubtaskStatus.READY
         )
         make_ready([subtask.pk], [SubtaskStatus.FAILED], operation=SubtaskRunMode.RETRY)
+    elif _out_of_retries(plan, subtask):
+        emit_retries_exhausted(task, subtask)
     return Ended(released=[], settle=True)
+
+
+def _out_of_retries(plan: FinishPlan, subtask: AttemptState) -> bool:
+    """A forward attempt of a subtask with automatic retries failed, none left to run."""
+    return (
+        plan.status == SubtaskStatus.FAILED
+        and not plan.canceled
+        and subtask.retry_count > 0
+        and subtask.operation != SubtaskRunMode.ROLLBACK
+    )
 
 
 def _end_statements(

@@ -13,7 +13,7 @@ from typing import Any
 from django.db.models import Count
 from django.utils import timezone
 
-from taskcenter.tasks import models, sql
+from taskcenter.tasks import events, models, sql
 from taskcenter.tasks.audit import ROLLED_BACK, Action, audit_record
 from taskcenter.tasks.enqueue import enqueue_attempts
 
@@ -129,6 +129,35 @@ def task_refresh_status(task: models.TaskInstance | TaskState) -> None:
             to_status=ROLLED_BACK if rolled_back else new_status,
             reason=f"task ended {label}",
         )
+        _emit_task_end(task, new_status, finish_time)
+
+
+def _emit_task_end(
+    task: models.TaskInstance | TaskState, status: str, finish_time: datetime | None
+) -> None:
+    """task.failed or task.succeeded, keyed by the end's time (a task retried and failed
+    again is a new event). One INSERT and nothing read: the task's name, cluster and job
+    are filled in when the event is fanned out."""
+    if not events.listening():
+        return
+    kind = (
+        events.Kind.TASK_SUCCEEDED
+        if status == models.TaskStatus.SUCCESSFUL
+        else events.Kind.TASK_FAILED
+    )
+    stamp = finish_time.isoformat() if finish_time else ""
+    events.emit(
+        events.DomainEvent(
+            kind=kind,
+            key=f"{kind}:{task.pk}:{stamp}",
+            object_type="task",
+            object_id=task.pk,
+            name="",
+            status=status,
+            task_id=task.pk,
+            occurred_at=finish_time,
+        )
+    )
 
 
 def _derived_status(task: models.TaskInstance | TaskState) -> str:
@@ -164,4 +193,29 @@ def audit_subtask_change(
         from_status=from_status,
         to_status=to_status,
         reason=reason,
+    )
+
+
+def emit_retries_exhausted(task: models.TaskInstance | TaskState, subtask: Any) -> None:
+    """subtask.retries_exhausted: a subtask with automatic retries failed its last one
+    (one INSERT, as a task's end)."""
+    if not events.listening():
+        return
+    kind = events.Kind.SUBTASK_RETRIES_EXHAUSTED
+    events.emit(
+        events.DomainEvent(
+            kind=kind,
+            key=f"{kind}:{subtask.pk}:{subtask.attempt}",
+            object_type="subtask",
+            object_id=subtask.pk,
+            name="",
+            status=models.SubtaskStatus.FAILED,
+            task_id=task.pk,
+            occurred_at=timezone.now(),
+            detail={
+                "subtask": subtask.name,
+                "runs": subtask.run_time,
+                "retries": subtask.retry_count,
+            },
+        )
     )

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 from django.utils import timezone
 
+from taskcenter.core import loops
 from taskcenter.engine import reaper
 from taskcenter.schedules import housekeeping, scheduler
 
@@ -42,6 +43,12 @@ class Command(BaseCommand):
         )
         next_reap = 0.0
         daily = housekeeping.Daily(hour=settings.TASKCENTER_RETENTION_HOUR, now=timezone.now())
+        if once:
+            for loop in loops.registered_loops():
+                loops.run_pass(loop)
+        else:
+            # The registered loops (the notifications' outbox) run beside the tick.
+            loops.start_threads(stop)
         while not stop.is_set():
             close_old_connections()
             self._fire()
