@@ -19,6 +19,27 @@ from tests.factories import NOTEBOOK_JOB, PASSWORD, end_run, run_now
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
+def run_drill(drill):
+    """asyncio.run(drill()) on a thread of its own: in a process whose main thread already
+    has an event loop (Playwright's, when a browser test ran before), asyncio.run refuses."""
+    result: list = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(asyncio.run(drill()))
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
 RUN_NOW = {
     "entityGroup": "NOTEBOOK",
     "entityKey": "1",
@@ -99,7 +120,7 @@ def test_sync_run_from_a_client_that_left_before_it_was_taken_creates_no_run(ope
         )
         return client
 
-    client = asyncio.run(drill())
+    client = run_drill(drill)
     assert client.sent == []
     assert not TaskInstance.objects.exists() and not Fire.objects.exists()
 
@@ -125,7 +146,7 @@ def test_a_wait_is_held_without_a_thread_and_ends_with_its_run(operator, viewer)
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
         return waits, edge
 
-    waits, edge = asyncio.run(drill())
+    waits, edge = run_drill(drill)
     for client in waits:
         assert client.status == 200
         assert client.json()["done"] is True and client.json()["data"]
@@ -150,7 +171,7 @@ def test_a_wait_ends_when_its_client_goes_away(operator, viewer):
         await asyncio.wait_for(task, timeout=5)
         return client, edge
 
-    client, edge = asyncio.run(drill())
+    client, edge = run_drill(drill)
     assert client.sent == [] and not edge.waiting and not edge.watch.watched
 
 
@@ -178,7 +199,7 @@ def test_waits_beyond_the_users_cap_are_answered_at_once_with_done_false(operato
         await asyncio.gather(*tasks)
         return over
 
-    over = asyncio.run(drill())
+    over = run_drill(drill)
     assert over.status == 200 and over.json()["done"] is False
 
 
@@ -197,7 +218,7 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read():
         await edge(scope, receive, client.send)
         return client, read
 
-    client, read = asyncio.run(drill())
+    client, read = run_drill(drill)
     assert client.status == 413 and not read.is_set()
 
 
