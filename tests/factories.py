@@ -453,6 +453,13 @@ def make_signin_count(key: str, bucket: int, count: int = 1, kind: str = "pair")
     return SignInFailureCount.objects.create(kind=kind, key=key, bucket=bucket, count=count)
 
 
+def make_known_signin(key: str, last_success_at: datetime):
+    """A user name's last sign-in from an address (`key`: address and user name)."""
+    from taskcenter.accounts.models import KnownSignIn
+
+    return KnownSignIn.objects.create(key=key, last_success_at=last_success_at)
+
+
 def make_session(expire_date: datetime | None = None) -> str:
     """A stored session (expiring at `expire_date`, else as configured); its key."""
     from django.contrib.sessions.backends.db import SessionStore

@@ -46,6 +46,13 @@ KINDS: tuple[Kind, ...] = (
         "sign-in throttle windows that ended more than {keep} ago",
         exported=False,
     ),
+    Kind(
+        "known_signins",
+        "Known sign-ins",
+        "a user name's last sign-in from an address, once older than {keep} (it no longer "
+        "counts: TASKCENTER_SIGNIN_KNOWN_DAYS)",
+        exported=False,
+    ),
     Kind("workers", "Worker presence", "workers not seen for {keep}", exported=False),
     Kind(
         "minutes",
@@ -65,6 +72,9 @@ BY_KEY = {kind.key: kind for kind in KINDS}
 
 def keep(key: str) -> timedelta | None:
     """How long rows of this kind are kept; None: for ever."""
+    if key == "known_signins":  # kept exactly as long as the throttle counts them
+        known = settings.TASKCENTER_SIGNIN_KNOWN_DAYS
+        return timedelta(days=known) if known else None
     if key in ("workers", "minutes"):
         presence = timedelta(seconds=settings.TASKCENTER_WORKER_PRESENCE_KEEP)
         return max(presence, THROUGHPUT_KEEP) if key == "minutes" else presence

@@ -35,7 +35,7 @@ from django.db import transaction
 from django.db.models import CASCADE, SET_NULL, Exists, Max, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from taskcenter.accounts.models import SignInFailureCount
+from taskcenter.accounts.models import KnownSignIn, SignInFailureCount
 from taskcenter.engine.models import FinishedMinute, PendingDispatch, WorkerPresence
 from taskcenter.retention import policy
 from taskcenter.retention.export import Exporter
@@ -318,6 +318,13 @@ class SignIn(Pruner):
         return SignInFailureCount.objects.filter(bucket__lt=bucket)
 
 
+class KnownSignIns(Pruner):
+    key = "known_signins"
+
+    def old(self) -> QuerySet:
+        return KnownSignIn.objects.filter(last_success_at__lt=self.cutoff)
+
+
 class Workers(Pruner):
     key = "workers"
 
@@ -345,6 +352,7 @@ PRUNERS: dict[str, Callable[[Pass, datetime], Pruner]] = {
     "audit": Audit,
     "sessions": Sessions,
     "signin": SignIn,
+    "known_signins": KnownSignIns,
     "workers": Workers,
     "minutes": Minutes,
     "outbox": Outbox,

@@ -18,7 +18,7 @@ from django.contrib.sessions.models import Session
 from django.db import DatabaseError, connection
 from django.db.models import Min, Model
 
-from taskcenter.accounts.models import SignInFailureCount
+from taskcenter.accounts.models import KnownSignIn, SignInFailureCount
 from taskcenter.engine.models import FinishedMinute, PendingDispatch, WorkerPresence
 from taskcenter.retention import policy
 from taskcenter.schedules.models import Fire
@@ -33,6 +33,7 @@ TABLES: dict[str, list[type[Model]]] = {
     "audit": [AuditEntry],
     "sessions": [Session],
     "signin": [SignInFailureCount],
+    "known_signins": [KnownSignIn],
     "workers": [WorkerPresence],
     "minutes": [FinishedMinute],
     "outbox": [PendingDispatch],
@@ -42,6 +43,7 @@ AGE_FIELD = {
     "fires": "created_at",
     "audit": "created_at",
     "sessions": "expire_date",
+    "known_signins": "last_success_at",
     "workers": "last_seen",
     "minutes": "minute",
     "outbox": "failed_at",

@@ -204,6 +204,19 @@ def test_sign_in_counters_of_windows_long_over_go(settings):
     assert sorted(SignInFailureCount.objects.values_list("key", flat=True)) == ["k0", "k1"]
 
 
+def test_known_sign_ins_go_once_the_throttle_no_longer_counts_them(settings):
+    from taskcenter.accounts.models import KnownSignIn
+
+    settings.TASKCENTER_SIGNIN_KNOWN_DAYS = 30
+    factories.make_known_signin("10.0.0.1 alice", NOW - timedelta(days=1))
+    factories.make_known_signin("10.0.0.1 bob", NOW - timedelta(days=31))
+    dry = retention.prune(kinds=["known_signins"], now=NOW, pause=0, dry_run=True)
+    assert dry.kinds["known_signins"].rows == 1 and KnownSignIn.objects.count() == 2
+    report = retention.prune(kinds=["known_signins"], now=NOW, pause=0)
+    assert report.kinds["known_signins"].rows == 1
+    assert list(KnownSignIn.objects.values_list("key", flat=True)) == ["10.0.0.1 alice"]
+
+
 def test_gone_workers_old_minutes_and_stale_outbox_rows_go():
     factories.make_presence("w-new@h")
     factories.make_presence("w-gone@h", seen_ago=timedelta(days=2))
