@@ -361,6 +361,15 @@ def released(counted: list[tuple]) -> list[tuple[int, int]]:
     )
 
 
+def opened_gates(counted: list[tuple]) -> list[int]:
+    """The approval gates a count-off opened (RUNNING at once, waiting for a person)."""
+    return sorted(
+        pk
+        for pk, _attempt, status, left in counted
+        if status == SubtaskStatus.RUNNING and left <= 0
+    )
+
+
 # --- Starting a task ------------------------------------------------------------------------------
 
 

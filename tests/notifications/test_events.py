@@ -151,3 +151,15 @@ def test_old_events_and_deliveries_are_pruned_pending_ones_kept(db, settings):
     drain.prune(timezone.now())
     assert set(Event.objects.values_list("key", flat=True)) == {waiting.key, fresh.key}
     assert list(Delivery.objects.values_list("status", flat=True)) == ["PENDING"]
+
+
+def test_an_approval_gate_that_opens_is_an_approval_requested_event(operator, no_broker):
+    from tests.factories import APPROVAL_GATE, subtask_named, waiting_approval
+
+    task = waiting_approval(operator)
+    gate = subtask_named(task, APPROVAL_GATE)
+    assert ("approval.requested", "RUNNING") in kinds()
+    drain.drain()
+    requested = Event.objects.get(kind="approval.requested")
+    assert (requested.task_id, requested.object_id) == (task.pk, gate.pk)
+    assert requested.detail == {"subtask": APPROVAL_GATE}

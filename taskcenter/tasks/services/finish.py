@@ -32,6 +32,7 @@ from taskcenter.tasks.services import logs
 from taskcenter.tasks.services.progress import (
     TaskState,
     audit_subtask_change,
+    emit_approvals_requested,
     emit_retries_exhausted,
     make_ready,
     ready_rollback,
@@ -193,6 +194,7 @@ def _counted_off(counted: list[tuple], still_running: bool) -> Ended:
     """After a forward success: the downstreams it released, and whether the task may have
     ended (nothing released and nothing else at work)."""
     released = sql.released(counted)
+    emit_approvals_requested(sql.opened_gates(counted))
     return Ended(released=released, settle=not (released or still_running))
 
 

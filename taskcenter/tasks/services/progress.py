@@ -56,7 +56,33 @@ def make_ready(
     )
     # An approval gate comes back RUNNING, opened without a worker (sql.ready_assignments).
     enqueue_attempts([(pk, attempt) for pk, attempt, status in rows if status == "READY"])
+    emit_approvals_requested([pk for pk, _, status in rows if status == "RUNNING"])
     return [pk for pk, _, _ in rows]
+
+
+def emit_approvals_requested(gate_ids: list[int]) -> None:
+    """approval.requested: these approval gates were opened and wait for a person (one
+    read of the gates, one INSERT each, only when someone listens)."""
+    if not gate_ids or not events.listening():
+        return
+    kind = events.Kind.APPROVAL_REQUESTED
+    gates = models.SubtaskInstance.objects.filter(pk__in=gate_ids).values_list(
+        "pk", "task_id", "name", "attempt"
+    )
+    for pk, task_id, name, attempt in gates:
+        events.emit(
+            events.DomainEvent(
+                kind=kind,
+                key=f"{kind}:{pk}:{attempt}",
+                object_type="subtask",
+                object_id=pk,
+                name="",
+                status=models.SubtaskStatus.RUNNING,
+                task_id=task_id,
+                occurred_at=timezone.now(),
+                detail={"subtask": name},
+            )
+        )
 
 
 def start_unblocked(candidate_ids: list[int]) -> list[int]:
