@@ -39,6 +39,13 @@ KINDS: tuple[Kind, ...] = (
         exported=True,
     ),
     Kind("audit", "Audit entries", "audit entries older than {keep}", exported=True),
+    Kind(
+        "bulk",
+        "Bulk operations",
+        "bulk operations finished or stopped more than {keep} ago, with their items "
+        "(an item goes earlier with its task)",
+        exported=True,
+    ),
     Kind("sessions", "Sessions", "sign-in sessions expired more than {keep} ago", exported=False),
     Kind(
         "signin",

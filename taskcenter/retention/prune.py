@@ -44,6 +44,8 @@ from taskcenter.tasks import selectors as task_selectors
 from taskcenter.tasks.models import (
     ACTIVE_SUBTASK_STATUSES,
     AuditEntry,
+    BulkItem,
+    BulkOperation,
     LogChunk,
     SubtaskInstance,
     TaskInstance,
@@ -300,6 +302,38 @@ class Audit(Pruner):
         return deleted
 
 
+class Bulk(Pruner):
+    """Bulk operations that ended (finished or stopped), with their items. An item whose
+    task was pruned already went with it; the audit entries that carry the operation's
+    id keep it (a plain id, not a link) for their own retention."""
+
+    key = "bulk"
+
+    def old(self) -> QuerySet:
+        return BulkOperation.objects.filter(
+            state__in=(BulkOperation.State.FINISHED, BulkOperation.State.STOPPED),
+            finished_at__lt=self.cutoff,
+        )
+
+    def exported(self, keys: list) -> list[dict[str, Any]]:
+        items: dict[Any, list[dict[str, Any]]] = {}
+        for item in BulkItem.objects.filter(bulk_id__in=keys).order_by("pk"):
+            items.setdefault(item.bulk_id, []).append(as_dict(item))
+        rows = []
+        for bulk in BulkOperation.objects.filter(pk__in=keys).order_by("pk"):
+            row = as_dict(bulk)
+            row["items"] = items.get(bulk.pk, [])
+            rows.append(row)
+        return rows
+
+    def count_related(self, keys: list, report: KindReport) -> None:
+        report.add("items", BulkItem.objects.filter(bulk_id__in=keys).count())
+
+    def delete(self, keys: list, report: KindReport) -> int:
+        report.add("items", _clear_references(BulkOperation, keys).get(BulkItem, 0))
+        return _raw_delete(BulkOperation.objects.filter(pk__in=keys))
+
+
 class Sessions(Pruner):
     key = "sessions"
     order = "session_key"
@@ -350,6 +384,7 @@ PRUNERS: dict[str, Callable[[Pass, datetime], Pruner]] = {
     "tasks": Tasks,
     "fires": Fires,
     "audit": Audit,
+    "bulk": Bulk,
     "sessions": Sessions,
     "signin": SignIn,
     "known_signins": KnownSignIns,
