@@ -29,7 +29,8 @@ KINDS: tuple[Kind, ...] = (
         "tasks",
         "Finished tasks",
         "tasks ended more than {keep} ago, with their subtasks, logs and outbox rows; "
-        "never a task still running or the last run of a schedule",
+        "never a task still running, one a running bulk operation has still to do, or the last "
+        "run of a schedule",
         exported=True,
     ),
     Kind(

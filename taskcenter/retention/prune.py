@@ -11,8 +11,8 @@ the database a quarter of the time at most and the engine keeps its pace.
 A dry run walks the same batches and applies the same rules without deleting, so what it
 counts is what a real run would remove at that moment.
 
-What is never pruned: a task that has not ended (RUNNING, or a subtask still active),
-the last run of each plan that exists, and the fire that started it. An audit entry
+What is never pruned: a task that has not ended (RUNNING, or a subtask still active), a
+task that is a pending item of a running bulk operation, the last run of each plan that exists, and the fire that started it. An audit entry
 outlives its task: its link to the task is cleared (the target text keeps the task's id)
 and it is kept for its own retention; an old fire whose run was pruned goes with its own
 retention, and a fire that another fire names as its upstream waits until that one goes.
@@ -179,11 +179,18 @@ class Tasks(Pruner):
         active = SubtaskInstance.objects.filter(
             task=OuterRef("pk"), status__in=ACTIVE_SUBTASK_STATUSES
         )
+        # A task a running bulk operation has still to do.
+        awaited = BulkItem.objects.filter(
+            task=OuterRef("pk"),
+            outcome=BulkItem.Outcome.PENDING,
+            bulk__state=BulkOperation.State.RUNNING,
+        )
         return (
             TaskInstance.objects.filter(pk__lte=self.last_id, finish_time__lt=self.cutoff)
             .exclude(status=TaskStatus.RUNNING)
             .exclude(pk__in=self.run.protected_tasks)
             .exclude(Exists(active))
+            .exclude(Exists(awaited))
         )
 
     def exported(self, keys: list) -> list[dict[str, Any]]:

@@ -423,3 +423,16 @@ def test_a_pruned_task_takes_its_bulk_items_and_leaves_the_operation():
     bulk = a_bulk(BulkOperation.State.FINISHED, RECENT, [old, young])
     assert retention.prune(kinds=["tasks"], now=NOW, pause=0).kinds["tasks"].rows == 1
     assert list(bulk.items.values_list("task_id", flat=True)) == [young.pk]
+
+
+def test_a_task_a_running_bulk_operation_has_still_to_do_is_never_pruned():
+    awaited, done, stopped_op, finished_op = (finished(OLD) for _ in range(4))
+    a_bulk(BulkOperation.State.RUNNING, RECENT, [awaited], outcome="PENDING")
+    a_bulk(BulkOperation.State.RUNNING, RECENT, [done], outcome="DONE")
+    a_bulk(BulkOperation.State.STOPPED, RECENT, [stopped_op], outcome="PENDING")
+    a_bulk(BulkOperation.State.FINISHED, RECENT, [finished_op], outcome="PENDING")
+
+    dry = retention.prune(kinds=["tasks"], dry_run=True, now=NOW, pause=0)
+    report = retention.prune(kinds=["tasks"], now=NOW, pause=0)
+    assert dry.kinds["tasks"].rows == report.kinds["tasks"].rows == 3
+    assert list(TaskInstance.objects.values_list("pk", flat=True)) == [awaited.pk]
