@@ -179,7 +179,7 @@ class Tasks(Pruner):
         active = SubtaskInstance.objects.filter(
             task=OuterRef("pk"), status__in=ACTIVE_SUBTASK_STATUSES
         )
-        # A task a running bulk operation has still to do.
+        # A task a running bulk operation has still to do (its items by `bulkitem_task`).
         awaited = BulkItem.objects.filter(
             task=OuterRef("pk"),
             outcome=BulkItem.Outcome.PENDING,
