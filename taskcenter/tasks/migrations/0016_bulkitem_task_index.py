@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tasks', '0014_approval_gates'),
+        ('tasks', '0015_audit_caller_trace_and_access_key'),
     ]
 
     operations = [
