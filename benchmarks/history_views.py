@@ -6,7 +6,9 @@ What is measured:
   unmeasured warm-up, --repeat times each:
     - a job's page with its history grid of 100 runs x 65 steps ("Rolling upgrade of
       observers", 20 observers per zone; runs partly failed, retried and rolled back),
-      and the grid alone (its two queries and the table's string);
+      and the grid alone (its two queries and the table's string), each with the grid's
+      cells as they are and, as the baseline, as they were drawn before they were made
+      light (previous_render), in turns in the same run; and the HTML bytes of both;
     - the task page's timeline of a 1,000-subtask task ("Benchmark fan-out", one shard in
       50 failed, then retried: every attempt drawn), folded and with the fan-out expanded
       to 1,000 rows, and its live poll while the task runs;
@@ -22,7 +24,7 @@ Target: the grid at 100 x 65 renders in at most 300 ms on the server; the timeli
 
 Usage, from the project root:
     .venv/bin/python benchmarks/history_views.py [--database sqlite|postgres|URL]
-        [--repeat 20] [--browser-repeat 5] [--no-browser]
+        [--repeat 20] [--browser-repeat 5] [--no-browser] [--ports 18700-18799]
 """
 
 from __future__ import annotations
@@ -109,6 +111,58 @@ def build_data() -> tuple[int, int]:
     return wide.pk, user.pk
 
 
+def previous_render(runs, cells, *, task_prefix: str, job: str):
+    """The baseline: the grid's cells as they were drawn before they were made light (a
+    full tone class, a data-sid per cell for the keyboard, auto table layout), so both
+    are measured in the same run on the same data."""
+    from html import escape
+
+    from django.utils import timezone
+    from django.utils.safestring import mark_safe
+
+    from taskcenter.dashboard import history_grid as grid
+    from taskcenter.dashboard.presenters import task_label, task_tone
+
+    tone_of = {letter: tone for tone, letter in grid.CELL_CLASS.items()}
+    zone, now = timezone.get_current_timezone(), timezone.now()
+    rows = grid.steps(runs, cells)
+    out = [
+        f'<table class="hgrid" id="history-grid" data-hgrid'
+        f' aria-label="{escape(job)}: {len(rows)} steps by {len(runs)} runs">'
+        '<thead><tr><th scope="col" class="hg-corner">Step</th>'
+    ]
+    for run in runs:
+        label = task_label(run.status, run.operation)
+        when = run.create_time.astimezone(zone).strftime("%m-%d %H:%M")
+        title = f"#{run.pk} {label} · {run.cluster_name} · v{run.version} · {when}"
+        out.append(
+            f'<th scope="col" class="hg-run"><a class="tone-{task_tone(run.status, run.operation)}"'
+            f' href="{task_prefix}{run.pk}/" data-sid="r{run.pk}" title="{escape(title)}">'
+            f'<span class="hg-run-dot" aria-hidden="true"></span>'
+            f'<span class="hg-run-id">#{run.pk}</span><span class="vh"> {escape(label)}</span></a></th>'
+        )
+    out.append("</tr></thead><tbody>")
+    labels: dict = {}
+    heads = [f"{task_prefix}{run.pk}/?view=log&amp;subtask=" for run in runs]
+    for step in rows:
+        out.append(f'<tr><th scope="row" class="hg-step" title="{escape(step.key)}">')
+        out.append(escape(step.name))
+        out.append("</th>")
+        for run, head in zip(runs, heads, strict=True):
+            cell = step.cells.get(run.pk)
+            if cell is None:
+                out.append('<td class="hg-none" title="Not in this run">')
+                continue
+            letter, text = grid._cell_text(cell, labels, now)
+            out.append(
+                f'<td><a class="tone-{tone_of[letter]}" href="{head}{cell.pk}"'
+                f' data-sid="{cell.pk}" title="{text}"></a>'
+            )
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return mark_safe("".join(out))
+
+
 def timed(client, url: str, repeat: int) -> tuple[list[float], int]:
     response = client.get(url)  # warm-up, unmeasured
     times = []
@@ -119,7 +173,8 @@ def timed(client, url: str, repeat: int) -> tuple[list[float], int]:
     return times, response.status_code
 
 
-def server_times(wide: int, user_id: int, repeat: int) -> list[list[str]]:
+def server_times(wide: int, user_id: int, repeat: int, sizes: list[list[str]]) -> list[list[str]]:
+    """Each request's times; the grid's HTML sizes, before and now, appended to `sizes`."""
     from django.contrib.auth.models import User
     from django.db import connection
     from django.test import Client
@@ -127,7 +182,7 @@ def server_times(wide: int, user_id: int, repeat: int) -> list[list[str]]:
     from django.urls import reverse
 
     from taskcenter.accounts import access
-    from taskcenter.dashboard import jobs
+    from taskcenter.dashboard import history_grid, jobs
     from taskcenter.tasks.models import SubtaskInstance, TaskInstance
 
     user = User.objects.get(pk=user_id)
@@ -154,16 +209,38 @@ def server_times(wide: int, user_id: int, repeat: int) -> list[list[str]]:
         )
 
     add("job page, grid 25 runs (default)", *timed(client, job_url, repeat), None)
-    add("job page, grid 100 x 65", *timed(client, job_url + "?runs=100", repeat), SERVER_TARGET_MS)
     access.require_view(user)
-    times, count = [], 0
-    for _ in range(repeat + 1):
-        with CaptureQueriesContext(connection) as queries:
-            started = time.perf_counter()
-            jobs._history(user, JOB, {"runs": "100"})
-            times.append((time.perf_counter() - started) * 1000)
-        count = len(queries)
-    add(f"grid alone 100 x 65 ({count} queries)", times[1:], 200, SERVER_TARGET_MS)
+    # The cells as drawn before they were made light, and as they are now, measured in
+    # turns, request by request (the machine is shared: only figures of one run compare).
+    lightened = history_grid.render
+    renderers = {"previous cells": previous_render, "light cells": lightened}
+    page_times: dict[str, list[float]] = {name: [] for name in renderers}
+    grid_times: dict[str, list[float]] = {name: [] for name in renderers}
+    tables, pages, count = {}, {}, 0
+    try:
+        for turn in range(repeat + 1):  # the first turn warms up, unmeasured
+            for name, renderer in renderers.items():
+                history_grid.render = renderer
+                started = time.perf_counter()
+                response = client.get(job_url + "?runs=100")
+                took = (time.perf_counter() - started) * 1000
+                pages[name] = len(response.content)
+                with CaptureQueriesContext(connection) as queries:
+                    started = time.perf_counter()
+                    tables[name] = jobs._history(user, JOB, {"runs": "100"})["table"]
+                    grid_took = (time.perf_counter() - started) * 1000
+                count = len(queries)
+                if turn:
+                    page_times[name].append(took)
+                    grid_times[name].append(grid_took)
+    finally:
+        history_grid.render = lightened
+    for name, renderer in renderers.items():
+        target = SERVER_TARGET_MS if renderer is lightened else None
+        add(f"job page, grid 100 x 65, {name}", page_times[name], 200, target)
+        add(f"grid alone 100 x 65 ({count} queries), {name}", grid_times[name], 200, target)
+        table = len(tables[name])
+        sizes.append([name, f"{pages[name]:,}", f"{table:,}", f"{table / 6500:.0f}"])
     detail = reverse("dashboard:task_detail", args=[wide])
     add("task page, flow view, 1,000", *timed(client, detail + "?view=flow", repeat), None)
     add(
@@ -181,10 +258,11 @@ def server_times(wide: int, user_id: int, repeat: int) -> list[list[str]]:
     return rows
 
 
-def browser_times(wide: int, repeat: int, tmp: Path) -> list[list[str]]:
+def browser_times(wide: int, repeat: int, tmp: Path, ports: str) -> list[list[str]]:
     from playwright.sync_api import sync_playwright
 
-    port = common.free_port(18700, 18799)
+    first, last = (int(part) for part in ports.split("-"))
+    port = common.free_port(first, last)
     env = dict(os.environ, DEBUG="false", PYTHONUNBUFFERED="1")
     log = open(tmp / "runserver.log", "wb")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
@@ -232,7 +310,8 @@ def browser_times(wide: int, repeat: int, tmp: Path) -> list[list[str]]:
                 interactive, first_key, loaded = [], [], []
                 for attempt in range(repeat + 1):
                     page.goto(base + url, wait_until="commit")
-                    stop = f"{group} [data-sid][tabindex='0']"
+                    # The roving items: [data-sid], and the history grid's links.
+                    stop = f"{group} :is([data-sid], .hgrid a)[tabindex='0']"
                     page.wait_for_selector(stop, state="attached", timeout=60_000)
                     key_ms = page.evaluate(
                         """(stop) => {
@@ -296,6 +375,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--browser-repeat", type=int, default=5)
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--ports", default="18700-18799", help="runserver's port range")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="gridbench-"))
@@ -313,10 +393,14 @@ def main() -> None:
         print()
         load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
         print(f"Server render (django.test.Client, signed in as an operator), ms; load {load}")
+        sizes: list[list[str]] = []
         common.print_table(
             ["request", "status", "p50", "p95", "target", "verdict"],
-            server_times(wide, user_id, args.repeat),
+            server_times(wide, user_id, args.repeat, sizes),
         )
+        print()
+        print("HTML of the grid at 100 x 65, bytes")
+        common.print_table(["cells", "job page", "grid table", "per cell (table / 6,500)"], sizes)
         if not args.no_browser:
             print()
             load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
@@ -326,7 +410,7 @@ def main() -> None:
             )
             common.print_table(
                 ["measure", "ms", "target", "verdict"],
-                browser_times(wide, args.browser_repeat, tmp),
+                browser_times(wide, args.browser_repeat, tmp, args.ports),
             )
     finally:
         from django.db import connections

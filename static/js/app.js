@@ -233,19 +233,25 @@
   // --- Roving tab stop ----------------------------------------------------------------------
   // [data-roving="grid"]: the arrow keys follow the drawing (the nearest item in that
   // direction); [data-roving="list"]: up and down (and left and right) the item order.
-  // Home and End go to the first and last item; the items are [data-sid] elements.
+  // Home and End go to the first and last item; the items are [data-sid] elements (ITEMS).
 
-  var ITEMS = "[data-sid]";
+  // The history grid's links are its items too: 6,500 cells carry no attribute for it.
+  var ITEMS = "[data-sid], .hgrid a";
+
+  // The items with a condition (":not([tabindex])"), for each alternative of ITEMS.
+  function itemsWith(condition) {
+    return ITEMS.split(", ").map(function (one) { return one + condition; }).join(", ");
+  }
 
   function rovingItems(group) { return group.querySelectorAll(ITEMS); }
 
   // Idempotent and cheap to repeat: new items (a "Show more" chunk) join as non-stops.
   function initRoving(group) {
-    if (!group.querySelector(ITEMS + '[tabindex="0"]')) {
-      var stop = group.querySelector(ITEMS + ".is-selected") || group.querySelector(ITEMS);
+    if (!group.querySelector(itemsWith('[tabindex="0"]'))) {
+      var stop = group.querySelector(itemsWith(".is-selected")) || group.querySelector(ITEMS);
       if (stop) stop.setAttribute("tabindex", "0");
     }
-    group.querySelectorAll(ITEMS + ":not([tabindex])").forEach(function (el) {
+    group.querySelectorAll(itemsWith(":not([tabindex])")).forEach(function (el) {
       el.setAttribute("tabindex", "-1");
     });
   }
@@ -262,7 +268,7 @@
   function rove(el) {
     var group = el && el.closest("[data-roving]");
     if (!group) return;
-    group.querySelectorAll(ITEMS + '[tabindex="0"]').forEach(function (other) {
+    group.querySelectorAll(itemsWith('[tabindex="0"]')).forEach(function (other) {
       if (other !== el) other.setAttribute("tabindex", "-1");
     });
     el.setAttribute("tabindex", "0");

@@ -125,6 +125,7 @@ class Environment(BaseSettings):
     TASKCENTER_RETENTION_TASKS_DAYS: Annotated[int, Field(ge=0)] = 90
     TASKCENTER_RETENTION_FIRES_DAYS: Annotated[int, Field(ge=0)] = 90
     TASKCENTER_RETENTION_AUDIT_DAYS: Annotated[int, Field(ge=0)] = 400
+    TASKCENTER_RETENTION_BULK_DAYS: Annotated[int, Field(ge=0)] = 400
     TASKCENTER_RETENTION_SESSIONS_DAYS: Annotated[int, Field(ge=0)] = 1
     TASKCENTER_RETENTION_SIGNIN_DAYS: Annotated[int, Field(ge=0)] = 1
     TASKCENTER_RETENTION_OUTBOX_DAYS: Annotated[int, Field(ge=0)] = 7

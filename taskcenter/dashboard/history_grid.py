@@ -8,9 +8,10 @@ the newest run's order; steps only older runs had come after them.
 The grid is two queries whatever its size (tasks.selectors.job_history_runs and
 job_history_cells) and is built as one string: 100 runs x 65 steps is 6,500 cells, and a
 template loop over them would take most of the page's time budget. Each cell is a link to
-that subtask's log, coloured by the step's outcome (the tone classes), with its outcome
-and duration as text for screen readers and as a title on hover. The grid is one roving
-tab stop (static/js/app.js, [data-roving="grid"]): the arrow keys move between the run
+that subtask's log, coloured by the step's outcome (a one-letter class per tone), with
+its outcome and duration as its title: on hover, and for screen readers under the row's
+and the column's headers. The grid is one roving tab stop (static/js/app.js,
+[data-roving="grid"], its items the grid's links): the arrow keys move between the run
 headers and the cells as drawn, Home and End to the first and last, Enter opens.
 """
 
@@ -119,12 +120,13 @@ def steps(runs: list[GridRun], cells: list[GridCell]) -> list[Step]:
 def _cell_text(
     cell: GridCell, labels: dict[tuple[str, str], tuple[str, str]], now: datetime
 ) -> tuple[str, str]:
-    """(tone, "Label, duration") of a cell: presenters' words, looked up once per state."""
+    """(class, "Label, duration") of a cell: its tone's letter (CELL_CLASS) and presenters'
+    words, looked up once per state."""
     state = (cell.status, cell.operation)
     found = labels.get(state)
     if found is None:
         found = labels[state] = (
-            subtask_tone(cell.status, cell.operation),
+            CELL_CLASS[subtask_tone(cell.status, cell.operation)],
             subtask_label(cell.status, cell.operation),
         )
     tone, label = found
@@ -141,20 +143,36 @@ def _cell_text(
     return tone, f"{label}, {format_duration(finish - start)}"
 
 
+# A cell's tone as one letter: 6,500 cells share these classes (static/css/app.css, .hgrid).
+CELL_CLASS = {
+    "successful": "s",
+    "failed": "f",
+    "running": "r",
+    "canceling": "c",
+    "pending": "p",
+    "ready": "q",
+    "skipped": "k",
+    "rolledback": "b",
+}
+
+
 def render(runs: list[GridRun], cells: list[GridCell], *, task_prefix: str, job: str) -> SafeString:
     """The grid's table: runs newest first from left to right (the newest, the one an
     operator looks at, next to the step names, never scrolled off), steps as rows.
 
-    Each cell is as short as it can be (100 x 65 cells is most of the page): a link
-    whose title gives outcome and duration on hover and, with the table's row and column
-    headers, the words a screen reader says; `</td>` is optional in HTML."""
+    Each cell is as light as it can be (100 x 65 cells are most of the page): a link and
+    nothing else, `<td><a class=f href=".." title="Failed, 3s"></a>` (`</td>` is optional
+    in HTML), whose one-letter class (CELL_CLASS) colours it, whose title gives outcome and
+    duration on hover and, with the table's row and column headers, the words a screen
+    reader says. The keyboard finds the cells by the grid's own selector (static/js/app.js),
+    and the table's fixed layout sizes every column from its first row."""
     if not runs:
         return mark_safe("")
     zone = timezone.get_current_timezone()
     now = timezone.now()
     rows = steps(runs, cells)
     out: list[str] = [
-        f'<table class="hgrid" id="history-grid" data-hgrid'
+        f'<table class="hgrid" id="history-grid" data-hgrid style="--runs:{len(runs)}"'
         f' aria-label="{escape(job)}: {len(rows)} steps by {len(runs)} runs">'
         '<thead><tr><th scope="col" class="hg-corner">Step</th>'
     ]
@@ -166,13 +184,13 @@ def render(runs: list[GridRun], cells: list[GridCell], *, task_prefix: str, job:
         title = f"#{run.pk} {label}{where}{version} · {when}"
         out.append(
             f'<th scope="col" class="hg-run"><a class="tone-{task_tone(run.status, run.operation)}"'
-            f' href="{task_prefix}{run.pk}/" data-sid="r{run.pk}" title="{escape(title)}">'
+            f' href="{task_prefix}{run.pk}/" title="{escape(title)}">'
             f'<span class="hg-run-dot" aria-hidden="true"></span>'
             f'<span class="hg-run-id">#{run.pk}</span><span class="vh"> {escape(label)}</span></a></th>'
         )
     out.append("</tr></thead><tbody>")
     labels: dict[tuple[str, str], tuple[str, str]] = {}
-    heads = [f"{task_prefix}{run.pk}/?view=log&amp;subtask=" for run in runs]
+    heads = [f'"{task_prefix}{run.pk}/?view=log&amp;subtask=' for run in runs]
     for step in rows:
         out.append(f'<tr><th scope="row" class="hg-step" title="{escape(step.key)}">')
         out.append(escape(step.name))
@@ -180,13 +198,10 @@ def render(runs: list[GridRun], cells: list[GridCell], *, task_prefix: str, job:
         for run, head in zip(runs, heads, strict=True):
             cell = step.cells.get(run.pk)
             if cell is None:
-                out.append('<td class="hg-none" title="Not in this run">')
+                out.append('<td class=n title="Not in this run">')
                 continue
-            tone, text = _cell_text(cell, labels, now)
-            out.append(
-                f'<td><a class="tone-{tone}" href="{head}{cell.pk}" data-sid="{cell.pk}"'
-                f' title="{text}"></a>'
-            )
+            letter, text = _cell_text(cell, labels, now)
+            out.append(f'<td><a class={letter} href={head}{cell.pk}" title="{text}"></a>')
         out.append("</tr>")
     out.append("</tbody></table>")
     return mark_safe("".join(out))

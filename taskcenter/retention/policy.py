@@ -29,7 +29,8 @@ KINDS: tuple[Kind, ...] = (
         "tasks",
         "Finished tasks",
         "tasks ended more than {keep} ago, with their subtasks, logs and outbox rows; "
-        "never a task still running or the last run of a schedule",
+        "never a task still running, one a running bulk operation has still to do, or the last "
+        "run of a schedule",
         exported=True,
     ),
     Kind(
@@ -39,6 +40,13 @@ KINDS: tuple[Kind, ...] = (
         exported=True,
     ),
     Kind("audit", "Audit entries", "audit entries older than {keep}", exported=True),
+    Kind(
+        "bulk",
+        "Bulk operations",
+        "bulk operations finished or stopped more than {keep} ago, with their items "
+        "(an item goes earlier with its task)",
+        exported=True,
+    ),
     Kind("sessions", "Sessions", "sign-in sessions expired more than {keep} ago", exported=False),
     Kind(
         "signin",

@@ -11,8 +11,8 @@ the database a quarter of the time at most and the engine keeps its pace.
 A dry run walks the same batches and applies the same rules without deleting, so what it
 counts is what a real run would remove at that moment.
 
-What is never pruned: a task that has not ended (RUNNING, or a subtask still active),
-the last run of each plan that exists, and the fire that started it. An audit entry
+What is never pruned: a task that has not ended (RUNNING, or a subtask still active), a
+task that is a pending item of a running bulk operation, the last run of each plan that exists, and the fire that started it. An audit entry
 outlives its task: its link to the task is cleared (the target text keeps the task's id)
 and it is kept for its own retention; an old fire whose run was pruned goes with its own
 retention, and a fire that another fire names as its upstream waits until that one goes.
@@ -44,6 +44,8 @@ from taskcenter.tasks import selectors as task_selectors
 from taskcenter.tasks.models import (
     ACTIVE_SUBTASK_STATUSES,
     AuditEntry,
+    BulkItem,
+    BulkOperation,
     LogChunk,
     SubtaskInstance,
     TaskInstance,
@@ -177,11 +179,18 @@ class Tasks(Pruner):
         active = SubtaskInstance.objects.filter(
             task=OuterRef("pk"), status__in=ACTIVE_SUBTASK_STATUSES
         )
+        # A task a running bulk operation has still to do (its items by `bulkitem_task`).
+        awaited = BulkItem.objects.filter(
+            task=OuterRef("pk"),
+            outcome=BulkItem.Outcome.PENDING,
+            bulk__state=BulkOperation.State.RUNNING,
+        )
         return (
             TaskInstance.objects.filter(pk__lte=self.last_id, finish_time__lt=self.cutoff)
             .exclude(status=TaskStatus.RUNNING)
             .exclude(pk__in=self.run.protected_tasks)
             .exclude(Exists(active))
+            .exclude(Exists(awaited))
         )
 
     def exported(self, keys: list) -> list[dict[str, Any]]:
@@ -300,6 +309,38 @@ class Audit(Pruner):
         return deleted
 
 
+class Bulk(Pruner):
+    """Bulk operations that ended (finished or stopped), with their items. An item whose
+    task was pruned already went with it; the audit entries that carry the operation's
+    id keep it (a plain id, not a link) for their own retention."""
+
+    key = "bulk"
+
+    def old(self) -> QuerySet:
+        return BulkOperation.objects.filter(
+            state__in=(BulkOperation.State.FINISHED, BulkOperation.State.STOPPED),
+            finished_at__lt=self.cutoff,
+        )
+
+    def exported(self, keys: list) -> list[dict[str, Any]]:
+        items: dict[Any, list[dict[str, Any]]] = {}
+        for item in BulkItem.objects.filter(bulk_id__in=keys).order_by("pk"):
+            items.setdefault(item.bulk_id, []).append(as_dict(item))
+        rows = []
+        for bulk in BulkOperation.objects.filter(pk__in=keys).order_by("pk"):
+            row = as_dict(bulk)
+            row["items"] = items.get(bulk.pk, [])
+            rows.append(row)
+        return rows
+
+    def count_related(self, keys: list, report: KindReport) -> None:
+        report.add("items", BulkItem.objects.filter(bulk_id__in=keys).count())
+
+    def delete(self, keys: list, report: KindReport) -> int:
+        report.add("items", _clear_references(BulkOperation, keys).get(BulkItem, 0))
+        return _raw_delete(BulkOperation.objects.filter(pk__in=keys))
+
+
 class Sessions(Pruner):
     key = "sessions"
     order = "session_key"
@@ -350,6 +391,7 @@ PRUNERS: dict[str, Callable[[Pass, datetime], Pruner]] = {
     "tasks": Tasks,
     "fires": Fires,
     "audit": Audit,
+    "bulk": Bulk,
     "sessions": Sessions,
     "signin": SignIn,
     "known_signins": KnownSignIns,

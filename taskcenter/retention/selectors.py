@@ -22,7 +22,14 @@ from taskcenter.accounts.models import KnownSignIn, SignInFailureCount
 from taskcenter.engine.models import FinishedMinute, PendingDispatch, WorkerPresence
 from taskcenter.retention import policy
 from taskcenter.schedules.models import Fire
-from taskcenter.tasks.models import AuditEntry, LogChunk, SubtaskInstance, TaskInstance
+from taskcenter.tasks.models import (
+    AuditEntry,
+    BulkItem,
+    BulkOperation,
+    LogChunk,
+    SubtaskInstance,
+    TaskInstance,
+)
 
 ESTIMATE_ABOVE = 200_000
 
@@ -31,6 +38,7 @@ TABLES: dict[str, list[type[Model]]] = {
     "tasks": [TaskInstance, SubtaskInstance, LogChunk, TaskInstance.hosts.through],
     "fires": [Fire],
     "audit": [AuditEntry],
+    "bulk": [BulkOperation, BulkItem],
     "sessions": [Session],
     "signin": [SignInFailureCount],
     "known_signins": [KnownSignIn],
@@ -42,6 +50,7 @@ AGE_FIELD = {
     "tasks": "create_time",
     "fires": "created_at",
     "audit": "created_at",
+    "bulk": "created_at",
     "sessions": "expire_date",
     "known_signins": "last_success_at",
     "workers": "last_seen",

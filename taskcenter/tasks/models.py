@@ -453,7 +453,12 @@ class BulkItem(models.Model):
     message = models.TextField(blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["bulk", "outcome"], name="bulkitem_bulk_outcome")]
+        indexes = [
+            models.Index(fields=["bulk", "outcome"], name="bulkitem_bulk_outcome"),
+            # The task's items: pruning a task clears them, and the prune's rule that keeps
+            # a task a running bulk operation has still to do asks for them.
+            models.Index(fields=["task"], name="bulkitem_task"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.bulk_id} task {self.task_id} {self.outcome}"

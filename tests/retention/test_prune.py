@@ -26,6 +26,8 @@ from taskcenter.schedules.models import Fire, FireOutcome
 from taskcenter.tasks import verbs
 from taskcenter.tasks.models import (
     AuditEntry,
+    BulkItem,
+    BulkOperation,
     LogChunk,
     SubtaskInstance,
     SubtaskStatus,
@@ -374,3 +376,63 @@ def test_a_run_again_of_a_pruned_task_stays_and_forgets_its_origin():
     assert retention.prune(kinds=["tasks"], now=NOW, pause=0).kinds["tasks"].rows == 1
     again.refresh_from_db()
     assert again.repeat_of_id is None
+
+
+# --- Bulk operations ----------------------------------------------------------------------------
+
+
+def a_bulk(state: str, when, tasks, outcome: str = "DONE") -> BulkOperation:
+    """Test set-up by hand: an operation in `state`, ended (or started) at `when`."""
+    bulk = BulkOperation.objects.create(
+        verb="retry", actor_name="op", total=len(tasks), state=state, finished_at=None
+    )
+    BulkItem.objects.bulk_create(BulkItem(bulk=bulk, task=task, outcome=outcome) for task in tasks)
+    ended = None if state == BulkOperation.State.RUNNING else when
+    BulkOperation.objects.filter(pk=bulk.pk).update(created_at=when, finished_at=ended)
+    return bulk
+
+
+def test_ended_bulk_operations_past_their_retention_go_with_their_items(tmp_path, capsys):
+    tasks = [finished(RECENT) for _ in range(2)]
+    long_ago = NOW - timedelta(days=401)
+    finished_op = a_bulk(BulkOperation.State.FINISHED, long_ago, tasks)
+    stopped_op = a_bulk(BulkOperation.State.STOPPED, long_ago, tasks[:1], outcome="STOPPED")
+    running = a_bulk(BulkOperation.State.RUNNING, long_ago, tasks, outcome="PENDING")
+    young = a_bulk(BulkOperation.State.FINISHED, RECENT, tasks)
+
+    call_command("prune", "--dry-run", "--kind", "bulk")
+    assert "Bulk operations (kept 400 days): would prune 2, 3 items" in capsys.readouterr().out
+    dry = retention.prune(kinds=["bulk"], dry_run=True, now=NOW, batch=1, pause=0)
+    report = retention.prune(kinds=["bulk"], export_dir=tmp_path, now=NOW, batch=1, pause=0)
+
+    assert dry.kinds["bulk"].rows == report.kinds["bulk"].rows == 2
+    assert dry.kinds["bulk"].related == report.kinds["bulk"].related == {"items": 3}
+    assert set(BulkOperation.objects.values_list("pk", flat=True)) == {running.pk, young.pk}
+    assert not BulkItem.objects.filter(bulk__in=[finished_op.pk, stopped_op.pk]).exists()
+    assert TaskInstance.objects.filter(pk__in=[t.pk for t in tasks]).count() == 2
+    exported = {row["id"]: row for row in read_export(report.kinds["bulk"].export)}
+    assert set(exported) == {str(finished_op.pk), str(stopped_op.pk)}
+    row = exported[str(finished_op.pk)]
+    assert row["verb"] == "retry" and row["state"] == "FINISHED" and row["actor_name"] == "op"
+    assert sorted(item["task_id"] for item in row["items"]) == sorted(t.pk for t in tasks)
+    assert report.kinds["bulk"].export.name.startswith("bulk-")
+
+
+def test_a_pruned_task_takes_its_bulk_items_and_leaves_the_operation():
+    old, young = finished(OLD), finished(RECENT)
+    bulk = a_bulk(BulkOperation.State.FINISHED, RECENT, [old, young])
+    assert retention.prune(kinds=["tasks"], now=NOW, pause=0).kinds["tasks"].rows == 1
+    assert list(bulk.items.values_list("task_id", flat=True)) == [young.pk]
+
+
+def test_a_task_a_running_bulk_operation_has_still_to_do_is_never_pruned():
+    awaited, done, stopped_op, finished_op = (finished(OLD) for _ in range(4))
+    a_bulk(BulkOperation.State.RUNNING, RECENT, [awaited], outcome="PENDING")
+    a_bulk(BulkOperation.State.RUNNING, RECENT, [done], outcome="DONE")
+    a_bulk(BulkOperation.State.STOPPED, RECENT, [stopped_op], outcome="PENDING")
+    a_bulk(BulkOperation.State.FINISHED, RECENT, [finished_op], outcome="PENDING")
+
+    dry = retention.prune(kinds=["tasks"], dry_run=True, now=NOW, pause=0)
+    report = retention.prune(kinds=["tasks"], now=NOW, pause=0)
+    assert dry.kinds["tasks"].rows == report.kinds["tasks"].rows == 3
+    assert list(TaskInstance.objects.values_list("pk", flat=True)) == [awaited.pk]

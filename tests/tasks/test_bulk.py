@@ -260,3 +260,15 @@ def test_a_bulk_no_run_works_on_is_started_again_once_by_the_reaper(operator, mo
     assert reaper.reap().bulks_resumed == 1
     assert resent == [(run["bulkId"], 1)]
     assert reaper.reap().bulks_resumed == 0  # stamped: not again at once
+
+
+@pytest.mark.django_db
+def test_a_tasks_bulk_items_are_found_by_an_index_of_their_own():
+    """Pruning a task clears its items, and the prune's rules ask for them: without an
+    index on the task alone each of those reads the whole item table."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, BulkItem._meta.db_table)
+    leading = {tuple(c["columns"][:1]) for c in constraints.values() if c["index"]}
+    assert ("task_id",) in leading

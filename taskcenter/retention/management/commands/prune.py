@@ -8,8 +8,8 @@ from taskcenter.retention.prune import PRUNERS, prune
 
 class Command(BaseCommand):
     help = (
-        "Prune finished tasks, fires, audit entries, sessions, sign-in counters, worker "
-        "presence and the outbox past their retention (the scheduler does it daily)."
+        "Prune finished tasks, fires, audit entries, bulk operations, sessions, sign-in "
+        "counters, worker presence and the outbox past their retention (the scheduler does it daily)."
     )
 
     def add_arguments(self, parser):
