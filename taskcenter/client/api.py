@@ -1,0 +1,423 @@
+"""The typed client: `Client(url, access_key_id=..., access_key_secret=...)` or
+`Client(url, username=..., password=...)`, then `client.tasks.list(status="FAILED")`,
+`client.jobs.run("Back up cluster", {"seconds": 5}, cluster_id=1)`, ... (docs/cli.md).
+
+Built on httpx; imports nothing of Django. Every request is signed anew (a signed POST is
+accepted once by the server). Connection errors and 502/503/504 are retried with
+exponential backoff for idempotent calls only (GET); an operation (POST, PUT, DELETE) is
+sent once, since the server may have done it before the answer was lost.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import httpx
+
+from taskcenter.client import models
+from taskcenter.client.errors import ApiError, Unreachable
+from taskcenter.client.signing import signed_headers
+
+RETRY_STATUSES = frozenset({502, 503, 504})
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+USER_AGENT = "taskcenter-client"
+
+
+def _query(params: dict[str, Any]) -> str:
+    """Query parameters without the None ones, lists joined by commas (the API takes
+    both `status=A&status=B` and `status=A,B`), booleans as true/false."""
+    pairs = []
+    for name, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, list | tuple):
+            value = ",".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        pairs.append((name, str(value)))
+    return urlencode(pairs)
+
+
+class Client:
+    """A session with one taskcenter server (a context manager; `close()` otherwise)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        access_key_id: str | None = None,
+        access_key_secret: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        self.url = url.rstrip("/")
+        self.access_key_id = access_key_id
+        self.access_key_secret = access_key_secret
+        self.retries = retries
+        self.backoff = backoff
+        auth = httpx.BasicAuth(username, password or "") if username else None
+        self._http = httpx.Client(
+            base_url=self.url,
+            auth=auth,
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+        self.tasks = Tasks(self)
+        self.subtasks = Subtasks(self)
+        self.jobs = Jobs(self)
+        self.bulk = Bulk(self)
+        self.schedules = Schedules(self)
+        self.contexts = Contexts(self)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- The wire ----------------------------------------------------------------------------
+
+    def request(
+        self, method: str, path: str, *, params: dict | None = None, body: Any = None
+    ) -> httpx.Response:
+        """One call, signed when an access key is set, retried when idempotent; an
+        error answer raises ApiError, no answer Unreachable."""
+        query = _query(params or {})
+        path_and_query = f"{path}?{query}" if query else path
+        content = json.dumps(body).encode() if body is not None else b""
+        attempt = 0
+        while True:
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            if self.access_key_id and self.access_key_secret:
+                headers.update(
+                    signed_headers(
+                        key_id=self.access_key_id,
+                        secret=self.access_key_secret,
+                        method=method,
+                        host=self._http.base_url.netloc.decode(),
+                        path_and_query=self._base_path() + path_and_query,
+                        body=content,
+                        headers=headers,
+                    )
+                )
+            retryable = method in IDEMPOTENT and attempt < self.retries
+            try:
+                response = self._http.request(
+                    method, path_and_query, content=content or None, headers=headers
+                )
+            except httpx.TransportError as error:
+                if retryable:
+                    attempt += 1
+                    time.sleep(self.backoff * 2 ** (attempt - 1))
+                    continue
+                raise Unreachable(self.url, str(error) or type(error).__name__) from None
+            if response.status_code in RETRY_STATUSES and retryable:
+                attempt += 1
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+                continue
+            if response.status_code >= 400:
+                raise self._error(response)
+            return response
+
+    def _base_path(self) -> str:
+        """The path the server is mounted under, when the URL has one (signed as sent)."""
+        return self._http.base_url.raw_path.decode().rstrip("/")
+
+    @staticmethod
+    def _error(response: httpx.Response) -> ApiError:
+        trace_id = response.headers.get("X-Trace-Id", "")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        code: int | None = None
+        message = response.reason_phrase or f"HTTP {response.status_code}"
+        target = None
+        sub_errors = None
+        if isinstance(body, dict):
+            trace_id = body.get("traceId") or trace_id
+            error = body.get("error")
+            if isinstance(error, dict):  # OCP's envelope
+                code = error.get("code")
+                message = error.get("message") or message
+                target = error.get("target")
+                sub_errors = error.get("subErrors")
+            elif "msg" in body:  # HENGSHI's
+                code = body.get("code")
+                message = body.get("msg") or message
+                target = body.get("field")
+        skew = None
+        if response.status_code == 401 and response.headers.get("Date"):
+            try:
+                server_time = parsedate_to_datetime(response.headers["Date"]).timestamp()
+                skew = time.time() - server_time
+            except (TypeError, ValueError):
+                skew = None
+        return ApiError(
+            status=response.status_code,
+            code=code,
+            message=message,
+            trace_id=trace_id,
+            target=target,
+            sub_errors=sub_errors,
+            clock_skew=skew,
+        )
+
+    def data(self, method: str, path: str, **kwargs) -> Any:
+        """The `data` of an OCP (or HENGSHI) envelope."""
+        return self.request(method, path, **kwargs).json().get("data")
+
+    def info(self) -> dict:
+        return self.data("GET", "/api/v2/info")
+
+
+class Tasks:
+    def __init__(self, client: Client):
+        self._c = client
+
+    def page(
+        self, *, page: int = 1, size: int = 50, **filters: Any
+    ) -> tuple[list[models.Task], dict]:
+        """One page of tasks and the page's {totalElements, totalPages, number, size}.
+        Filters by the API's names in snake case: status, name, cluster_id, creator, ..."""
+        params = {_camel(k): v for k, v in filters.items()}
+        params.update(page=page, size=size)
+        data = self._c.data("GET", "/api/v2/tasks/instances", params=params)
+        return [models.Task.of(item) for item in data["contents"]], data.get("page", {})
+
+    def list(
+        self, *, size: int = 50, limit: int | None = None, **filters: Any
+    ) -> Iterator[models.Task]:
+        """Every task matching the filters, page after page (at most `limit`)."""
+        number = 1
+        seen = 0
+        while True:
+            tasks, page = self.page(page=number, size=size, **filters)
+            for task in tasks:
+                if limit is not None and seen >= limit:
+                    return
+                seen += 1
+                yield task
+            if not tasks or number >= page.get("totalPages", number):
+                return
+            number += 1
+
+    def get(self, task_id: int) -> models.Task:
+        return models.Task.of(self._c.data("GET", f"/api/v2/tasks/instances/{int(task_id)}"))
+
+    def _operate(self, task_id: int, operation: str, reason: str | None) -> models.Task:
+        body = {"reason": reason} if reason else {}
+        path = f"/api/v2/tasks/instances/{int(task_id)}/{operation}"
+        return models.Task.of(self._c.data("POST", path, body=body))
+
+    def retry(self, task_id: int, *, reason: str | None = None) -> models.Task:
+        return self._operate(task_id, "retry", reason)
+
+    def rollback(self, task_id: int, *, reason: str | None = None) -> models.Task:
+        return self._operate(task_id, "rollback", reason)
+
+    def cancel(self, task_id: int, *, reason: str | None = None) -> models.Task:
+        return self._operate(task_id, "cancel", reason)
+
+    def logs(
+        self,
+        task_id: int,
+        subtask_id: int,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+        attempt: int | None = None,
+    ) -> models.LogChunk:
+        """One read of a subtask's log from byte `offset` (then ask from `next_offset`)."""
+        path = f"/api/v2/tasks/instances/{int(task_id)}/subtasks/{int(subtask_id)}/log"
+        params = {"offset": offset, "limit": limit, "attempt": attempt}
+        return models.LogChunk.of(self._c.data("GET", path, params=params))
+
+    def follow_logs(
+        self,
+        task_id: int,
+        subtask_id: int,
+        *,
+        offset: int = 0,
+        attempt: int | None = None,
+        poll: float = 1.0,
+    ) -> Iterator[models.LogChunk]:
+        """The log's pieces as they are written, until the subtask has ended and all of
+        it has been read."""
+        while True:
+            chunk = self.logs(task_id, subtask_id, offset=offset, attempt=attempt)
+            if chunk.log:
+                yield chunk
+            offset = chunk.next_offset
+            if chunk.finished and chunk.next_offset >= chunk.size:
+                return
+            if not chunk.log:
+                time.sleep(poll)
+
+    def wait(self, task_id: int, *, timeout: float = 600.0, poll: float = 1.0) -> models.Task:
+        """The task once it is SUCCESSFUL or FAILED; TimeoutError after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            task = self.get(task_id)
+            if task.finished:
+                return task
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"task {task_id} is still {task.status}")
+            time.sleep(poll)
+
+
+class Subtasks:
+    def __init__(self, client: Client):
+        self._c = client
+
+    def _operate(self, task_id: int, subtask_id: int, operation: str, reason: str | None):
+        body = {"reason": reason} if reason else {}
+        path = f"/api/v2/tasks/instances/{int(task_id)}/subtasks/{int(subtask_id)}/{operation}"
+        return models.Subtask.of(self._c.data("POST", path, body=body))
+
+    def retry(self, task_id: int, subtask_id: int, *, reason: str | None = None):
+        return self._operate(task_id, subtask_id, "retry", reason)
+
+    def skip(self, task_id: int, subtask_id: int, *, reason: str | None = None):
+        return self._operate(task_id, subtask_id, "skip", reason)
+
+    def cancel(self, task_id: int, subtask_id: int, *, reason: str | None = None):
+        return self._operate(task_id, subtask_id, "cancel", reason)
+
+
+class Jobs:
+    def __init__(self, client: Client):
+        self._c = client
+
+    def list(self) -> list[models.Job]:
+        data = self._c.data("GET", "/api/v2/jobs")
+        return [models.Job.of(item) for item in data["contents"]]
+
+    def get(self, name: str) -> models.Job:
+        return models.Job.of(self._c.data("GET", f"/api/v2/jobs/{quote(name, safe='')}"))
+
+    def run(
+        self,
+        name: str,
+        parameters: dict | None = None,
+        *,
+        cluster_id: int | None = None,
+        tenant_id: int | None = None,
+        repeat_of: int | None = None,
+    ) -> int:
+        """Start a run of the job's current version; the new task's id."""
+        body: dict[str, Any] = {"parameters": parameters or {}}
+        for key, value in (
+            ("clusterId", cluster_id),
+            ("tenantId", tenant_id),
+            ("repeatOf", repeat_of),
+        ):
+            if value is not None:
+                body[key] = value
+        data = self._c.data("POST", f"/api/v2/jobs/{quote(name, safe='')}/runs", body=body)
+        return int(data["taskInstanceId"])
+
+
+class Bulk:
+    def __init__(self, client: Client):
+        self._c = client
+
+    def start(
+        self,
+        operation: str,
+        *,
+        ids: list[int] | None = None,
+        filter: dict | None = None,
+        reason: str | None = None,
+        dry_run: bool = False,
+    ) -> models.BulkResult:
+        """retry, rollback or cancel of the tasks given by `ids` or by a list `filter`
+        (the API's names: {"status": "FAILED", "clusterId": 3})."""
+        if operation not in ("retry", "rollback", "cancel"):
+            raise ValueError("operation is one of retry, rollback, cancel")
+        body: dict[str, Any] = {"dryRun": dry_run}
+        if ids is not None:
+            body["ids"] = list(ids)
+        if filter is not None:
+            body["filter"] = filter
+        if reason:
+            body["reason"] = reason
+        data = self._c.data("POST", f"/api/v2/tasks/instances/bulk/{operation}", body=body)
+        return models.BulkResult.of(data)
+
+    def get(self, bulk_id: str) -> models.BulkProgress:
+        path = f"/api/v2/tasks/instances/bulk/{quote(bulk_id, safe='')}"
+        return models.BulkProgress.of(self._c.data("GET", path))
+
+    def stop(self, bulk_id: str) -> models.BulkProgress:
+        path = f"/api/v2/tasks/instances/bulk/{quote(bulk_id, safe='')}/stop"
+        return models.BulkProgress.of(self._c.data("POST", path))
+
+
+class Schedules:
+    """HENGSHI's execution plans (envelope {code, msg, data}; errors raise ApiError)."""
+
+    def __init__(self, client: Client):
+        self._c = client
+
+    def list(self, *, offset: int = 0, limit: int = 100, **filters: Any) -> list[models.Schedule]:
+        params = {_camel(k): v for k, v in filters.items()}
+        params.update(offset=offset, limit=limit)
+        data = self._c.data("GET", "/api/schedules", params=params)
+        return [models.Schedule.of(item) for item in data]
+
+    def get(self, schedule_id: int | str) -> models.Schedule:
+        return models.Schedule.of(self._c.data("GET", f"/api/schedules/{schedule_id}"))
+
+    def create(self, plan: dict) -> Any:
+        """POST /api/schedules with HENGSHI's body (execDetail, planItems, ...)."""
+        return self._c.data("POST", "/api/schedules", body=plan)
+
+    def enable(self, schedule_id: int | str) -> Any:
+        return self._c.data("POST", f"/api/schedules/{schedule_id}/enable")
+
+    def disable(self, schedule_id: int | str) -> Any:
+        return self._c.data("POST", f"/api/schedules/{schedule_id}/disable")
+
+    def delete(self, schedule_id: int | str) -> Any:
+        return self._c.data("DELETE", f"/api/schedules/{schedule_id}")
+
+
+class Contexts:
+    """The runs plans started (HENGSHI's contexts)."""
+
+    def __init__(self, client: Client):
+        self._c = client
+
+    def list(self, *, offset: int = 0, limit: int = 100, **filters: Any) -> list[models.Context]:
+        params = {_camel(k): v for k, v in filters.items()}
+        params.update(offset=offset, limit=limit)
+        data = self._c.data("GET", "/api/contexts", params=params)
+        return [models.Context.of(item) for item in data]
+
+    def get(self, context_id: int | str) -> models.Context:
+        return models.Context.of(self._c.data("GET", f"/api/contexts/{context_id}"))
+
+    def logs(self, context_id: int | str, *, block: bool = False) -> Any:
+        return self._c.data("GET", f"/api/contexts/{context_id}/logs", params={"block": block})
+
+    def results(self, context_id: int | str, *, block: bool = False) -> Any:
+        return self._c.data("GET", f"/api/contexts/{context_id}/results", params={"block": block})
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
