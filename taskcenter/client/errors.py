@@ -52,11 +52,3 @@ class ApiError(TaskcenterError):
         if self.trace_id:
             text += f", traceId {self.trace_id}"
         return text + ")"
-
-    @property
-    def not_found(self) -> bool:
-        return self.status == 404
-
-    @property
-    def unauthorized(self) -> bool:
-        return self.status == 401
