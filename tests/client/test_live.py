@@ -193,3 +193,18 @@ def test_bulk_dry_run_judges_and_changes_nothing(run):
     assert {selectors.task_get(task_id=t.pk).status for t in tasks} == {"FAILED"}
     both = run("tasks", "bulk", "retry", "1", "--filter", "status=FAILED")
     assert both.exit_code == 2  # a usage error: ids or a filter
+
+
+def test_follow_reads_a_growing_log_until_the_subtask_ends(client, no_broker):
+    from taskcenter.tasks.services import attempt_finish
+    from tests.factories import running_task
+
+    task = running_task()
+    sub = task.subtasks.get(status="RUNNING")
+    log_append(subtask_id=sub.pk, attempt=sub.attempt, data=b"one\n")
+    pieces = client.tasks.follow_logs(task.pk, sub.pk, poll=0.01)
+    assert next(pieces).log == "one\n"
+    log_append(subtask_id=sub.pk, attempt=sub.attempt, data=b"two\n")
+    assert next(pieces).log == "two\n"
+    attempt_finish(subtask_id=sub.pk, attempt=sub.attempt, succeeded=True, log=b"three\n")
+    assert "".join(chunk.log for chunk in pieces) == "three\n"
