@@ -129,7 +129,7 @@ class Client:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
                 continue
             if response.status_code >= 400:
-                raise self._error(response)
+                raise self._error(response, signed_at=headers.get("Date"))
             return response
 
     def _base_path(self) -> str:
@@ -137,7 +137,7 @@ class Client:
         return self._http.base_url.raw_path.decode().rstrip("/")
 
     @staticmethod
-    def _error(response: httpx.Response) -> ApiError:
+    def _error(response: httpx.Response, signed_at: str | None = None) -> ApiError:
         trace_id = response.headers.get("X-Trace-Id", "")
         try:
             body = response.json()
@@ -160,11 +160,12 @@ class Client:
                 message = body.get("msg") or message
                 target = body.get("field")
         skew = None
-        if response.status_code == 401 and response.headers.get("Date"):
+        if response.status_code == 401 and signed_at and response.headers.get("Date"):
+            # How far the Date this request was signed with is from the server's clock.
             try:
-                server_time = parsedate_to_datetime(response.headers["Date"]).timestamp()
-                skew = time.time() - server_time
-            except (TypeError, ValueError):
+                ours = parsedate_to_datetime(signed_at).timestamp()
+                skew = ours - parsedate_to_datetime(response.headers["Date"]).timestamp()
+            except (TypeError, ValueError, IndexError):
                 skew = None
         return ApiError(
             status=response.status_code,

@@ -5,7 +5,9 @@ with HTTP Basic."""
 from __future__ import annotations
 
 import json
+import re
 import stat
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -208,3 +210,19 @@ def test_follow_reads_a_growing_log_until_the_subtask_ends(client, no_broker):
     assert next(pieces).log == "two\n"
     attempt_finish(subtask_id=sub.pk, attempt=sub.attempt, succeeded=True, log=b"three\n")
     assert "".join(chunk.log for chunk in pieces) == "three\n"
+
+
+def test_a_clock_skew_that_breaks_signing_is_measured_and_said(run, monkeypatch):
+    from email.utils import formatdate
+
+    from taskcenter.client import signing
+
+    ahead = time.time() + 20 * 60
+    monkeypatch.setattr(signing, "formatdate", lambda usegmt: formatdate(ahead, usegmt=True))
+    result = run("tasks", "list")
+    assert result.exit_code == 3
+    said = " ".join(result.output.split())
+    measured = re.search(r"clock is (\d+) s ahead of the server's", said)
+    assert measured, said
+    # Whole seconds in Date headers; the answer comes after the signing, never before.
+    assert 1100 <= int(measured.group(1)) <= 1201
