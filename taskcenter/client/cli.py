@@ -1,7 +1,7 @@
 """The `taskcenter` command: operate a taskcenter server from a terminal, over its APIs.
 
-Click with Rich: Click already comes with Celery (no new dependency), gives nested command
-groups, `--help` and bash/zsh/fish completion; Rich draws the tables, the subtask tree
+Click with Rich: Click already comes with Celery and uvicorn (no new dependency), gives
+nested command groups, `--help` and bash/zsh/fish completion; Rich draws the tables, the subtask tree
 and the live progress. Manual: docs/cli.md.
 
 Exit codes: 0 done; 1 an error (unreachable server, a server error); 3 refused by the
