@@ -4,7 +4,7 @@ operations and HENGSHI's schedules and contexts, and the `taskcenter` command bu
 (and to OCP-compatible servers, for the OCP part) over HTTP. Manual: docs/cli.md.
 """
 
-from taskcenter.client.api import Client
+from taskcenter.client.api import AsyncClient, Client
 from taskcenter.client.errors import ApiError, TaskcenterError, Unreachable
 
-__all__ = ["ApiError", "Client", "TaskcenterError", "Unreachable"]
+__all__ = ["ApiError", "AsyncClient", "Client", "TaskcenterError", "Unreachable"]

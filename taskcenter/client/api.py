@@ -10,11 +10,12 @@ sent once, since the server may have done it before the answer was lost.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -23,6 +24,8 @@ from taskcenter.client import models
 from taskcenter.client.errors import ApiError, Unreachable
 from taskcenter.client.signing import signed_headers
 
+T = TypeVar("T")
+M = TypeVar("M", bound=models.Model)
 RETRY_STATUSES = frozenset({502, 503, 504})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 USER_AGENT = "taskcenter-client"
@@ -43,8 +46,8 @@ def _query(params: dict[str, Any]) -> str:
     return urlencode(pairs)
 
 
-class Client:
-    """A session with one taskcenter server (a context manager; `close()` otherwise)."""
+class _Base:
+    """What the sync and the async client share: credentials, signing, error reading."""
 
     def __init__(
         self,
@@ -54,87 +57,43 @@ class Client:
         access_key_secret: str | None = None,
         username: str | None = None,
         password: str | None = None,
-        timeout: float = 30.0,
         retries: int = 3,
         backoff: float = 0.5,
-        transport: httpx.BaseTransport | None = None,
     ):
         self.url = url.rstrip("/")
         self.access_key_id = access_key_id
         self.access_key_secret = access_key_secret
         self.retries = retries
         self.backoff = backoff
-        auth = httpx.BasicAuth(username, password or "") if username else None
-        self._http = httpx.Client(
-            base_url=self.url,
-            auth=auth,
-            timeout=timeout,
-            transport=transport,
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-        )
-        self.tasks = Tasks(self)
-        self.subtasks = Subtasks(self)
-        self.jobs = Jobs(self)
-        self.bulk = Bulk(self)
-        self.schedules = Schedules(self)
-        self.contexts = Contexts(self)
+        self._auth = httpx.BasicAuth(username, password or "") if username else None
+        self._base = httpx.URL(self.url + "/")
 
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
-
-    # --- The wire ----------------------------------------------------------------------------
-
-    def request(
-        self, method: str, path: str, *, params: dict | None = None, body: Any = None
-    ) -> httpx.Response:
-        """One call, signed when an access key is set, retried when idempotent; an
-        error answer raises ApiError, no answer Unreachable."""
+    def _prepare(self, method: str, path: str, params: dict | None, body: Any):
         query = _query(params or {})
         path_and_query = f"{path}?{query}" if query else path
         content = json.dumps(body).encode() if body is not None else b""
-        attempt = 0
-        while True:
-            headers = {"Content-Type": "application/json"} if body is not None else {}
-            if self.access_key_id and self.access_key_secret:
-                headers.update(
-                    signed_headers(
-                        key_id=self.access_key_id,
-                        secret=self.access_key_secret,
-                        method=method,
-                        host=self._http.base_url.netloc.decode(),
-                        path_and_query=self._base_path() + path_and_query,
-                        body=content,
-                        headers=headers,
-                    )
-                )
-            retryable = method in IDEMPOTENT and attempt < self.retries
-            try:
-                response = self._http.request(
-                    method, path_and_query, content=content or None, headers=headers
-                )
-            except httpx.TransportError as error:
-                if retryable:
-                    attempt += 1
-                    time.sleep(self.backoff * 2 ** (attempt - 1))
-                    continue
-                raise Unreachable(self.url, str(error) or type(error).__name__) from None
-            if response.status_code in RETRY_STATUSES and retryable:
-                attempt += 1
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-                continue
-            if response.status_code >= 400:
-                raise self._error(response, signed_at=headers.get("Date"))
-            return response
+        return path_and_query, content
 
-    def _base_path(self) -> str:
-        """The path the server is mounted under, when the URL has one (signed as sent)."""
-        return self._http.base_url.raw_path.decode().rstrip("/")
+    def _headers(self, method: str, path_and_query: str, content: bytes, has_body: bool):
+        """The request's headers, signed anew (a signed POST is accepted once)."""
+        headers = {"Content-Type": "application/json"} if has_body else {}
+        if self.access_key_id and self.access_key_secret:
+            base_path = self._base.raw_path.decode().rstrip("/")
+            headers.update(
+                signed_headers(
+                    key_id=self.access_key_id,
+                    secret=self.access_key_secret,
+                    method=method,
+                    host=self._base.netloc.decode(),
+                    path_and_query=base_path + path_and_query,
+                    body=content,
+                    headers=headers,
+                )
+            )
+        return headers
+
+    def _pause(self, attempt: int) -> float:
+        return self.backoff * 2 ** (attempt - 1)
 
     @staticmethod
     def _error(response: httpx.Response, signed_at: str | None = None) -> ApiError:
@@ -177,17 +136,149 @@ class Client:
             clock_skew=skew,
         )
 
+
+class Client(_Base):
+    """A session with one taskcenter server (a context manager; `close()` otherwise)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        **credentials: Any,
+    ):
+        super().__init__(url, **credentials)
+        self._http = httpx.Client(
+            base_url=self.url,
+            auth=self._auth,
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+        self.tasks = Tasks(self)
+        self.subtasks = Subtasks(self)
+        self.jobs = Jobs(self)
+        self.bulk = Bulk(self)
+        self.schedules = Schedules(self)
+        self.contexts = Contexts(self)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(
+        self, method: str, path: str, *, params: dict | None = None, body: Any = None
+    ) -> httpx.Response:
+        """One call, signed when an access key is set, retried when idempotent; an
+        error answer raises ApiError, no answer Unreachable."""
+        path_and_query, content = self._prepare(method, path, params, body)
+        attempt = 0
+        while True:
+            headers = self._headers(method, path_and_query, content, body is not None)
+            retryable = method in IDEMPOTENT and attempt < self.retries
+            try:
+                response = self._http.request(
+                    method, path_and_query, content=content or None, headers=headers
+                )
+            except httpx.TransportError as error:
+                if not retryable:
+                    raise Unreachable(self.url, str(error) or type(error).__name__) from None
+            else:
+                if not (response.status_code in RETRY_STATUSES and retryable):
+                    if response.status_code >= 400:
+                        raise self._error(response, signed_at=headers.get("Date"))
+                    return response
+            attempt += 1
+            time.sleep(self._pause(attempt))
+
     def data(self, method: str, path: str, **kwargs) -> Any:
         """The `data` of an OCP (or HENGSHI) envelope."""
         return self.request(method, path, **kwargs).json().get("data")
+
+    def _call(self, parse: Callable[[Any], T], method: str, path: str, **kwargs) -> T:
+        return parse(self.data(method, path, **kwargs))
 
     def info(self) -> dict:
         return self.data("GET", "/api/v2/info")
 
 
+class AsyncClient(_Base):
+    """The same client on asyncio (httpx.AsyncClient): every method is awaited, lists and
+    log follows are async iterators. `async with AsyncClient(...) as tc: await tc.tasks.get(42)`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        **credentials: Any,
+    ):
+        super().__init__(url, **credentials)
+        self._http = httpx.AsyncClient(
+            base_url=self.url,
+            auth=self._auth,
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+        self.tasks = AsyncTasks(self)
+        self.subtasks = Subtasks(self)
+        self.jobs = Jobs(self)
+        self.bulk = Bulk(self)
+        self.schedules = Schedules(self)
+        self.contexts = Contexts(self)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(
+        self, method: str, path: str, *, params: dict | None = None, body: Any = None
+    ) -> httpx.Response:
+        """As Client.request, awaited."""
+        path_and_query, content = self._prepare(method, path, params, body)
+        attempt = 0
+        while True:
+            headers = self._headers(method, path_and_query, content, body is not None)
+            retryable = method in IDEMPOTENT and attempt < self.retries
+            try:
+                response = await self._http.request(
+                    method, path_and_query, content=content or None, headers=headers
+                )
+            except httpx.TransportError as error:
+                if not retryable:
+                    raise Unreachable(self.url, str(error) or type(error).__name__) from None
+            else:
+                if not (response.status_code in RETRY_STATUSES and retryable):
+                    if response.status_code >= 400:
+                        raise self._error(response, signed_at=headers.get("Date"))
+                    return response
+            attempt += 1
+            await asyncio.sleep(self._pause(attempt))
+
+    async def data(self, method: str, path: str, **kwargs) -> Any:
+        return (await self.request(method, path, **kwargs)).json().get("data")
+
+    async def _call(self, parse: Callable[[Any], T], method: str, path: str, **kwargs) -> T:
+        return parse(await self.data(method, path, **kwargs))
+
+
 class Tasks:
-    def __init__(self, client: Client):
-        self._c = client
+    def __init__(self, client: Client | AsyncClient):
+        # Typed as the sync client's: with AsyncClient each call is an awaitable of the same.
+        self._c = cast(Client, client)
 
     def page(
         self, *, page: int = 1, size: int = 50, **filters: Any
@@ -196,8 +287,7 @@ class Tasks:
         Filters by the API's names in snake case: status, name, cluster_id, creator, ..."""
         params = {_camel(k): v for k, v in filters.items()}
         params.update(page=page, size=size)
-        data = self._c.data("GET", "/api/v2/tasks/instances", params=params)
-        return [models.Task.of(item) for item in data["contents"]], data.get("page", {})
+        return self._c._call(_task_page, "GET", "/api/v2/tasks/instances", params=params)
 
     def list(
         self, *, size: int = 50, limit: int | None = None, **filters: Any
@@ -217,12 +307,12 @@ class Tasks:
             number += 1
 
     def get(self, task_id: int) -> models.Task:
-        return models.Task.of(self._c.data("GET", f"/api/v2/tasks/instances/{int(task_id)}"))
+        return self._c._call(models.Task.of, "GET", f"/api/v2/tasks/instances/{int(task_id)}")
 
     def _operate(self, task_id: int, operation: str, reason: str | None) -> models.Task:
         body = {"reason": reason} if reason else {}
         path = f"/api/v2/tasks/instances/{int(task_id)}/{operation}"
-        return models.Task.of(self._c.data("POST", path, body=body))
+        return self._c._call(models.Task.of, "POST", path, body=body)
 
     def retry(self, task_id: int, *, reason: str | None = None) -> models.Task:
         return self._operate(task_id, "retry", reason)
@@ -245,7 +335,7 @@ class Tasks:
         """One read of a subtask's log from byte `offset` (then ask from `next_offset`)."""
         path = f"/api/v2/tasks/instances/{int(task_id)}/subtasks/{int(subtask_id)}/log"
         params = {"offset": offset, "limit": limit, "attempt": attempt}
-        return models.LogChunk.of(self._c.data("GET", path, params=params))
+        return self._c._call(models.LogChunk.of, "GET", path, params=params)
 
     def follow_logs(
         self,
@@ -280,14 +370,66 @@ class Tasks:
             time.sleep(poll)
 
 
+class AsyncTasks(Tasks):
+    """Tasks on AsyncClient: the loops as async iterators and coroutines."""
+
+    async def list(  # type: ignore[override]
+        self, *, size: int = 50, limit: int | None = None, **filters: Any
+    ) -> AsyncIterator[models.Task]:
+        number = 1
+        seen = 0
+        while True:
+            tasks, page = await cast(Any, self.page(page=number, size=size, **filters))
+            for task in tasks:
+                if limit is not None and seen >= limit:
+                    return
+                seen += 1
+                yield task
+            if not tasks or number >= page.get("totalPages", number):
+                return
+            number += 1
+
+    async def follow_logs(  # type: ignore[override]
+        self,
+        task_id: int,
+        subtask_id: int,
+        *,
+        offset: int = 0,
+        attempt: int | None = None,
+        poll: float = 1.0,
+    ) -> AsyncIterator[models.LogChunk]:
+        while True:
+            chunk = await cast(Any, self.logs(task_id, subtask_id, offset=offset, attempt=attempt))
+            if chunk.log:
+                yield chunk
+            offset = chunk.next_offset
+            if chunk.finished and chunk.next_offset >= chunk.size:
+                return
+            if not chunk.log:
+                await asyncio.sleep(poll)
+
+    async def wait(  # type: ignore[override]
+        self, task_id: int, *, timeout: float = 600.0, poll: float = 1.0
+    ) -> models.Task:
+        deadline = time.monotonic() + timeout
+        while True:
+            task = await cast(Any, self.get(task_id))
+            if task.finished:
+                return task
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"task {task_id} is still {task.status}")
+            await asyncio.sleep(poll)
+
+
 class Subtasks:
-    def __init__(self, client: Client):
-        self._c = client
+    def __init__(self, client: Client | AsyncClient):
+        # Typed as the sync client's: with AsyncClient each call is an awaitable of the same.
+        self._c = cast(Client, client)
 
     def _operate(self, task_id: int, subtask_id: int, operation: str, reason: str | None):
         body = {"reason": reason} if reason else {}
         path = f"/api/v2/tasks/instances/{int(task_id)}/subtasks/{int(subtask_id)}/{operation}"
-        return models.Subtask.of(self._c.data("POST", path, body=body))
+        return self._c._call(models.Subtask.of, "POST", path, body=body)
 
     def retry(self, task_id: int, subtask_id: int, *, reason: str | None = None):
         return self._operate(task_id, subtask_id, "retry", reason)
@@ -300,15 +442,15 @@ class Subtasks:
 
 
 class Jobs:
-    def __init__(self, client: Client):
-        self._c = client
+    def __init__(self, client: Client | AsyncClient):
+        # Typed as the sync client's: with AsyncClient each call is an awaitable of the same.
+        self._c = cast(Client, client)
 
     def list(self) -> list[models.Job]:
-        data = self._c.data("GET", "/api/v2/jobs")
-        return [models.Job.of(item) for item in data["contents"]]
+        return self._c._call(_contents(models.Job), "GET", "/api/v2/jobs")
 
     def get(self, name: str) -> models.Job:
-        return models.Job.of(self._c.data("GET", f"/api/v2/jobs/{quote(name, safe='')}"))
+        return self._c._call(models.Job.of, "GET", f"/api/v2/jobs/{quote(name, safe='')}")
 
     def run(
         self,
@@ -328,13 +470,14 @@ class Jobs:
         ):
             if value is not None:
                 body[key] = value
-        data = self._c.data("POST", f"/api/v2/jobs/{quote(name, safe='')}/runs", body=body)
-        return int(data["taskInstanceId"])
+        path = f"/api/v2/jobs/{quote(name, safe='')}/runs"
+        return self._c._call(_task_id, "POST", path, body=body)
 
 
 class Bulk:
-    def __init__(self, client: Client):
-        self._c = client
+    def __init__(self, client: Client | AsyncClient):
+        # Typed as the sync client's: with AsyncClient each call is an awaitable of the same.
+        self._c = cast(Client, client)
 
     def start(
         self,
@@ -356,67 +499,91 @@ class Bulk:
             body["filter"] = filter
         if reason:
             body["reason"] = reason
-        data = self._c.data("POST", f"/api/v2/tasks/instances/bulk/{operation}", body=body)
-        return models.BulkResult.of(data)
+        path = f"/api/v2/tasks/instances/bulk/{operation}"
+        return self._c._call(models.BulkResult.of, "POST", path, body=body)
 
     def get(self, bulk_id: str) -> models.BulkProgress:
         path = f"/api/v2/tasks/instances/bulk/{quote(bulk_id, safe='')}"
-        return models.BulkProgress.of(self._c.data("GET", path))
+        return self._c._call(models.BulkProgress.of, "GET", path)
 
     def stop(self, bulk_id: str) -> models.BulkProgress:
         path = f"/api/v2/tasks/instances/bulk/{quote(bulk_id, safe='')}/stop"
-        return models.BulkProgress.of(self._c.data("POST", path))
+        return self._c._call(models.BulkProgress.of, "POST", path)
 
 
 class Schedules:
     """HENGSHI's execution plans (envelope {code, msg, data}; errors raise ApiError)."""
 
-    def __init__(self, client: Client):
-        self._c = client
+    def __init__(self, client: Client | AsyncClient):
+        # Typed as the sync client's: with AsyncClient each call is an awaitable of the same.
+        self._c = cast(Client, client)
 
     def list(self, *, offset: int = 0, limit: int = 100, **filters: Any) -> list[models.Schedule]:
         params = {_camel(k): v for k, v in filters.items()}
         params.update(offset=offset, limit=limit)
-        data = self._c.data("GET", "/api/schedules", params=params)
-        return [models.Schedule.of(item) for item in data]
+        return self._c._call(_each(models.Schedule), "GET", "/api/schedules", params=params)
 
     def get(self, schedule_id: int | str) -> models.Schedule:
-        return models.Schedule.of(self._c.data("GET", f"/api/schedules/{schedule_id}"))
+        return self._c._call(models.Schedule.of, "GET", f"/api/schedules/{schedule_id}")
 
     def create(self, plan: dict) -> Any:
         """POST /api/schedules with HENGSHI's body (execDetail, planItems, ...)."""
-        return self._c.data("POST", "/api/schedules", body=plan)
+        return self._c._call(_same, "POST", "/api/schedules", body=plan)
 
     def enable(self, schedule_id: int | str) -> Any:
-        return self._c.data("POST", f"/api/schedules/{schedule_id}/enable")
+        return self._c._call(_same, "POST", f"/api/schedules/{schedule_id}/enable")
 
     def disable(self, schedule_id: int | str) -> Any:
-        return self._c.data("POST", f"/api/schedules/{schedule_id}/disable")
+        return self._c._call(_same, "POST", f"/api/schedules/{schedule_id}/disable")
 
     def delete(self, schedule_id: int | str) -> Any:
-        return self._c.data("DELETE", f"/api/schedules/{schedule_id}")
+        return self._c._call(_same, "DELETE", f"/api/schedules/{schedule_id}")
 
 
 class Contexts:
     """The runs plans started (HENGSHI's contexts)."""
 
-    def __init__(self, client: Client):
-        self._c = client
+    def __init__(self, client: Client | AsyncClient):
+        # Typed as the sync client's: with AsyncClient each call is an awaitable of the same.
+        self._c = cast(Client, client)
 
     def list(self, *, offset: int = 0, limit: int = 100, **filters: Any) -> list[models.Context]:
         params = {_camel(k): v for k, v in filters.items()}
         params.update(offset=offset, limit=limit)
-        data = self._c.data("GET", "/api/contexts", params=params)
-        return [models.Context.of(item) for item in data]
+        return self._c._call(_each(models.Context), "GET", "/api/contexts", params=params)
 
     def get(self, context_id: int | str) -> models.Context:
-        return models.Context.of(self._c.data("GET", f"/api/contexts/{context_id}"))
+        return self._c._call(models.Context.of, "GET", f"/api/contexts/{context_id}")
 
     def logs(self, context_id: int | str, *, block: bool = False) -> Any:
-        return self._c.data("GET", f"/api/contexts/{context_id}/logs", params={"block": block})
+        return self._c._call(
+            _same, "GET", f"/api/contexts/{context_id}/logs", params={"block": block}
+        )
 
     def results(self, context_id: int | str, *, block: bool = False) -> Any:
-        return self._c.data("GET", f"/api/contexts/{context_id}/results", params={"block": block})
+        return self._c._call(
+            _same, "GET", f"/api/contexts/{context_id}/results", params={"block": block}
+        )
+
+
+def _same(data: Any) -> Any:
+    return data
+
+
+def _task_page(data: dict) -> tuple[list[models.Task], dict]:
+    return [models.Task.of(item) for item in data["contents"]], data.get("page", {})
+
+
+def _task_id(data: dict) -> int:
+    return int(data["taskInstanceId"])
+
+
+def _contents(model: type[M]) -> Callable[[dict], list[M]]:
+    return lambda data: [model.of(item) for item in data["contents"]]
+
+
+def _each(model: type[M]) -> Callable[[list], list[M]]:
+    return lambda data: [model.of(item) for item in data]
 
 
 def _camel(name: str) -> str:

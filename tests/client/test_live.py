@@ -226,3 +226,28 @@ def test_a_clock_skew_that_breaks_signing_is_measured_and_said(run, monkeypatch)
     assert measured, said
     # Whole seconds in Date headers; the answer comes after the signing, never before.
     assert 1100 <= int(measured.group(1)) <= 1201
+
+
+def test_the_async_client_pages_gets_operates_and_raises_the_same(live_server, operator_key):
+    import asyncio
+
+    from taskcenter.client import AsyncClient
+
+    made = [failed_task() for _ in range(3)]
+
+    async def scenario() -> None:
+        key_id, secret = operator_key
+        async with AsyncClient(
+            live_server.url, access_key_id=key_id, access_key_secret=secret
+        ) as tc:
+            listed = [task.id async for task in tc.tasks.list(status="FAILED", size=2)]
+            assert sorted(listed) == sorted(t.pk for t in made)
+            assert (await tc.tasks.get(made[0].pk)).status == "FAILED"
+            assert (await tc.tasks.retry(made[0].pk)).status == "RUNNING"
+            judged = await tc.bulk.start("retry", ids=[t.pk for t in made], dry_run=True)
+            assert sorted(judged.accepted) == sorted(t.pk for t in made[1:])
+            with pytest.raises(ApiError) as raised:
+                await tc.tasks.get(987654)
+            assert (raised.value.code, bool(raised.value.trace_id)) == (20000, True)
+
+    asyncio.run(scenario())

@@ -128,3 +128,21 @@ def test_an_unreachable_server_names_the_url():
     with Client(url, retries=1, backoff=0) as client, pytest.raises(Unreachable) as raised:
         client.jobs.list()
     assert url in str(raised.value)
+
+
+def test_the_async_client_retries_a_get_and_never_a_post(flaky_server):
+    import asyncio
+
+    from taskcenter.client import AsyncClient
+
+    async def scenario() -> None:
+        async with AsyncClient(flaky_server, retries=2, backoff=0) as client:
+            with pytest.raises(ApiError):
+                await client.jobs.list()
+            assert FlakyHandler.hits == ["GET", "GET", "GET"]
+            FlakyHandler.hits.clear()
+            with pytest.raises(ApiError):
+                await client.subtasks.skip(1, 2, reason="by hand")
+            assert FlakyHandler.hits == ["POST"]
+
+    asyncio.run(scenario())
