@@ -757,3 +757,50 @@ def contexts_logs(state: State, context_id: str, block: bool) -> None:
 def contexts_results(state: State, context_id: str, block: bool) -> None:
     """A context's results per subtask, as JSON."""
     print_json(state.client().contexts.results(context_id, block=block))
+
+
+# --- cron (offline) ------------------------------------------------------------------------
+
+
+@main.group()
+def cron() -> None:
+    """Quartz cron expressions, evaluated here without a server."""
+
+
+@cron.command("next")
+@click.argument("expression")
+@click.option("--tz", default="UTC", show_default=True, help="IANA name or GMT+08:00.")
+@click.option("--count", type=int, default=5, show_default=True)
+@output_option
+def cron_next(expression: str, tz: str, count: int, output: str) -> None:
+    """The next fire times of a Quartz expression (the scheduler's own evaluator).
+
+    \b
+    Example:
+      taskcenter cron next "0 30 2 ? * MON-FRI" --tz Asia/Shanghai --count 3
+    """
+    # The scheduler's evaluator and its words: pure Python, nothing of Django.
+    from taskcenter.schedules import cron as quartz
+    from taskcenter.schedules.describe import describe
+
+    try:
+        zone = quartz.parse_zone(tz)
+        after = datetime.now(zone)
+        times = [
+            t.astimezone(zone) for t in quartz.parse(expression).next_fire_times(after, zone, count)
+        ]
+        words = describe(expression, tz)
+    except quartz.InvalidCron as error:
+        err.print(f"[red]Error:[/red] {error.advice}")
+        sys.exit(EXIT_REFUSED)
+    except quartz.InvalidZone as error:
+        err.print(f"[red]Error:[/red] {error.reason}")
+        sys.exit(EXIT_REFUSED)
+    if output == "json":
+        print_json({"description": words, "next": [t.isoformat() for t in times]})
+        return
+    out.print(words)
+    for moment in times:
+        out.print(f"  {moment.isoformat()}")
+    if not times:
+        out.print("  (never fires again)")

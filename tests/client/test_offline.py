@@ -146,3 +146,26 @@ def test_the_async_client_retries_a_get_and_never_a_post(flaky_server):
             assert FlakyHandler.hits == ["POST"]
 
     asyncio.run(scenario())
+
+
+def test_cron_next_is_evaluated_offline_without_django():
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    code = (
+        "import json, sys\n"
+        "from click.testing import CliRunner\n"
+        "from taskcenter.client.cli import main\n"
+        "args = ['cron', 'next', '0 30 2 ? * MON-FRI', '--tz', 'Asia/Shanghai', '-o', 'json']\n"
+        "result = CliRunner().invoke(main, args + ['--count', '3'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'django']\n"
+        "bad = CliRunner().invoke(main, ['cron', 'next', '0 61 * * * ?'])\n"
+        "print(json.dumps([json.loads(result.output), bad.exit_code, bad.output]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+    )
+    answer, bad_exit, bad_output = __import__("json").loads(done.stdout)
+    assert answer["description"] == "every weekday at 02:30 (Asia/Shanghai)"
+    assert len(answer["next"]) == 3
+    assert all(t.endswith("T02:30:00+08:00") for t in answer["next"])
+    assert bad_exit == 3 and "between 0 and 59" in bad_output
