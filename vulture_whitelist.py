@@ -221,4 +221,5 @@ _.skip  # Subtasks.skip
 _.cancel  # Tasks.cancel, Subtasks.cancel
 _.enable  # Schedules.enable, Schedules.disable
 _.disable
+_.reject  # Subtasks.approve, Subtasks.reject
 _.__doc__  # the help text of the command's generated commands

@@ -440,6 +440,13 @@ class Subtasks:
     def cancel(self, task_id: int, subtask_id: int, *, reason: str | None = None):
         return self._operate(task_id, subtask_id, "cancel", reason)
 
+    def approve(self, task_id: int, subtask_id: int, *, reason: str):
+        """Decide a waiting approval gate (a reason is required)."""
+        return self._operate(task_id, subtask_id, "approve", reason)
+
+    def reject(self, task_id: int, subtask_id: int, *, reason: str):
+        return self._operate(task_id, subtask_id, "reject", reason)
+
 
 class Jobs:
     def __init__(self, client: Client | AsyncClient):
@@ -535,6 +542,10 @@ class Schedules:
 
     def disable(self, schedule_id: int | str) -> Any:
         return self._c._call(_same, "POST", f"/api/schedules/{schedule_id}/disable")
+
+    def cancel(self, schedule_id: int | str) -> Any:
+        """Stop the plan's running contexts."""
+        return self._c._call(_same, "PUT", f"/api/schedules/{schedule_id}/cancel")
 
     def delete(self, schedule_id: int | str) -> Any:
         return self._c._call(_same, "DELETE", f"/api/schedules/{schedule_id}")

@@ -519,7 +519,7 @@ def tasks_bulk(
 
 @main.group()
 def subtasks() -> None:
-    """Retry, skip or cancel one subtask."""
+    """Retry, skip or cancel one subtask; approve or reject an approval gate."""
 
 
 def _subtask_operation(name: str) -> Callable:
@@ -542,7 +542,7 @@ def _subtask_operation(name: str) -> Callable:
     return command
 
 
-for _name in ("retry", "skip", "cancel"):
+for _name in ("retry", "skip", "cancel", "approve", "reject"):
     subtasks.command(_name)(_subtask_operation(_name))
 
 
@@ -674,7 +674,7 @@ def jobs_run(
 
 @main.group()
 def schedules() -> None:
-    """HENGSHI's execution plans: list, show, enable, disable, delete."""
+    """HENGSHI's execution plans: list, show, enable, disable, cancel, delete."""
 
 
 @schedules.command("list")
@@ -730,7 +730,7 @@ def _plan_operation(name: str) -> Callable:
     return command
 
 
-for _name in ("enable", "disable", "delete"):
+for _name in ("enable", "disable", "cancel", "delete"):
     schedules.command(_name)(_plan_operation(_name))
 
 

@@ -251,3 +251,15 @@ def test_the_async_client_pages_gets_operates_and_raises_the_same(live_server, o
             assert (raised.value.code, bool(raised.value.trace_id)) == (20000, True)
 
     asyncio.run(scenario())
+
+
+def test_an_approval_gate_is_approved_from_the_command(run, no_broker):
+    from tests.factories import waiting_approval
+
+    task = waiting_approval()
+    gate = task.subtasks.get(name="Approve the deployment")
+    refused = run("subtasks", "approve", str(task.pk), str(gate.pk))
+    assert refused.exit_code == 3 and "reason" in refused.output.lower()
+    approved = run("subtasks", "approve", str(task.pk), str(gate.pk), "--reason", "checked")
+    assert approved.exit_code == 0, approved.output
+    assert "SUCCESSFUL" in approved.output
