@@ -129,6 +129,11 @@ def handled(function: Callable) -> Callable:
         except TaskcenterError as error:
             err.print(f"[red]Error:[/red] {error}")
             sys.exit(EXIT_FAILED)
+        except config.ConfigError as error:
+            err.print(f"[red]Error:[/red] {error}")
+            sys.exit(EXIT_FAILED)
+        except KeyboardInterrupt:
+            sys.exit(130)
 
     return wrapper
 

@@ -15,6 +15,10 @@ from pathlib import Path
 DEFAULT_PROFILE = "default"
 
 
+class ConfigError(Exception):
+    """The config file cannot be read."""
+
+
 @dataclass
 class Profile:
     url: str = ""
@@ -38,8 +42,8 @@ def _read() -> dict:
         return json.loads(path.read_text())
     except FileNotFoundError:
         return {}
-    except ValueError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    except (ValueError, OSError) as error:
+        raise ConfigError(f"Cannot read the profiles in {path}: {error}") from None
 
 
 def load(name: str = DEFAULT_PROFILE) -> Profile:
