@@ -713,7 +713,12 @@ def schedules_list(state: State, q: str | None, limit: int, output: str) -> None
 @pass_state
 @handled
 def schedules_show(state: State, schedule_id: str, output: str) -> None:
-    """Show one plan (always as JSON: HENGSHI's plan is a document)."""
+    """Show one plan (always as JSON: HENGSHI's plan is a document).
+
+    \b
+    Example:
+      taskcenter schedules show 7
+    """
     print_json(state.client().schedules.get(schedule_id))
 
 
@@ -750,7 +755,12 @@ def contexts() -> None:
 @pass_state
 @handled
 def contexts_logs(state: State, context_id: str, block: bool) -> None:
-    """A context's logs per subtask, as JSON."""
+    """A context's logs per subtask, as JSON.
+
+    \b
+    Example:
+      taskcenter contexts logs 42 --block
+    """
     print_json(state.client().contexts.logs(context_id, block=block))
 
 
@@ -760,7 +770,12 @@ def contexts_logs(state: State, context_id: str, block: bool) -> None:
 @pass_state
 @handled
 def contexts_results(state: State, context_id: str, block: bool) -> None:
-    """A context's results per subtask, as JSON."""
+    """A context's results per subtask, as JSON.
+
+    \b
+    Example:
+      taskcenter contexts results 42
+    """
     print_json(state.client().contexts.results(context_id, block=block))
 
 
