@@ -162,6 +162,7 @@ class Client(_Base):
         self.bulk = Bulk(self)
         self.schedules = Schedules(self)
         self.contexts = Contexts(self)
+        self.notifications = Notifications(self)
 
     def __enter__(self) -> Client:
         return self
@@ -234,6 +235,7 @@ class AsyncClient(_Base):
         self.bulk = Bulk(self)
         self.schedules = Schedules(self)
         self.contexts = Contexts(self)
+        self.notifications = Notifications(self)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -575,6 +577,34 @@ class Contexts:
         return self._c._call(
             _same, "GET", f"/api/contexts/{context_id}/results", params={"block": block}
         )
+
+
+class Notifications:
+    """Notification channels, rules and deliveries (the API's data as dicts)."""
+
+    def __init__(self, client: Client | AsyncClient):
+        self._c = cast(Client, client)
+
+    def channels(self) -> list[dict]:
+        return self._c._call(_plain_contents, "GET", "/api/v2/notifications/channels")
+
+    def test_channel(self, channel_id: int) -> dict:
+        """Send a test message through a channel; its delivery id and status."""
+        path = f"/api/v2/notifications/channels/{int(channel_id)}/test"
+        return self._c._call(_same, "POST", path)
+
+    def rules(self) -> list[dict]:
+        return self._c._call(_plain_contents, "GET", "/api/v2/notifications/rules")
+
+    def deliveries(self, *, page: int = 1, size: int = 50, **filters: Any) -> dict:
+        """One page of deliveries: {contents, page}."""
+        params = {_camel(k): v for k, v in filters.items()}
+        params.update(page=page, size=size)
+        return self._c._call(_same, "GET", "/api/v2/notifications/deliveries", params=params)
+
+
+def _plain_contents(data: dict) -> list[dict]:
+    return list(data["contents"])
 
 
 def _same(data: Any) -> Any:

@@ -824,3 +824,66 @@ def cron_next(expression: str, tz: str, count: int, output: str) -> None:
         out.print(f"  {moment.isoformat()}")
     if not times:
         out.print("  (never fires again)")
+
+
+# --- notifications -------------------------------------------------------------------------
+
+
+@main.group()
+def notifications() -> None:
+    """Notification channels, rules and deliveries (as JSON: the API's data)."""
+
+
+@notifications.command("channels")
+@pass_state
+@handled
+def notifications_channels(state: State) -> None:
+    """The channels the caller may see.
+
+    \b
+    Example:
+      taskcenter notifications channels
+    """
+    print_json(state.client().notifications.channels())
+
+
+@notifications.command("rules")
+@pass_state
+@handled
+def notifications_rules(state: State) -> None:
+    """The caller's rules and the team rules they may see.
+
+    \b
+    Example:
+      taskcenter notifications rules
+    """
+    print_json(state.client().notifications.rules())
+
+
+@notifications.command("deliveries")
+@click.option("--status", help="A delivery status to filter by.")
+@click.option("--size", type=int, default=50, show_default=True)
+@pass_state
+@handled
+def notifications_deliveries(state: State, status: str | None, size: int) -> None:
+    """The latest deliveries, with their tries.
+
+    \b
+    Example:
+      taskcenter notifications deliveries --status FAILED
+    """
+    print_json(state.client().notifications.deliveries(size=size, status=status))
+
+
+@notifications.command("test")
+@click.argument("channel_id", type=int)
+@pass_state
+@handled
+def notifications_test(state: State, channel_id: int) -> None:
+    """Send a test message through a channel.
+
+    \b
+    Example:
+      taskcenter notifications test 3
+    """
+    print_json(state.client().notifications.test_channel(channel_id))

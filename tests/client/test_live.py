@@ -263,3 +263,15 @@ def test_an_approval_gate_is_approved_from_the_command(run, no_broker):
     approved = run("subtasks", "approve", str(task.pk), str(gate.pk), "--reason", "checked")
     assert approved.exit_code == 0, approved.output
     assert "SUCCESSFUL" in approved.output
+
+
+def test_notifications_are_listed_from_the_command(run):
+    for args in (("channels",), ("rules",)):
+        result = run("notifications", *args)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output) == []
+    deliveries = run("notifications", "deliveries")
+    assert deliveries.exit_code == 0, deliveries.output
+    assert json.loads(deliveries.output)["contents"] == []
+    bad = run("notifications", "deliveries", "--status", "NOPE")
+    assert bad.exit_code == 3 and "status" in bad.output
