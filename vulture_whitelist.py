@@ -214,3 +214,12 @@ approvals_timed_out  # engine/reaper.py's report, read by tests and logs
 died  # dashboard/fleet_worker.html
 # --- uvicorn's h11 protocol calls this override (taskcenter.webserver.GuardedH11Protocol)
 send_400_response
+
+# --- The client library's public API (taskcenter/client), used by scripts
+__getattr__  # taskcenter/__init__.py: the Celery app, loaded lazily
+_.skip  # Subtasks.skip
+_.cancel  # Tasks.cancel, Subtasks.cancel
+_.enable  # Schedules.enable, Schedules.disable
+_.disable
+_.reject  # Subtasks.approve, Subtasks.reject
+_.__doc__  # the help text of the command's generated commands

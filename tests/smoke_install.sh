@@ -5,7 +5,8 @@
 # each broker URL given, runs one task to SUCCESSFUL and stops them all; any failure
 # fails the run. The test extras pull in packages the product needs too (kombu's Redis
 # transport needs `packaging`), so the test suite alone would never notice a missing
-# dependency.
+# dependency. The `taskcenter` command from the same install logs in with an access key
+# and runs a job with --wait to SUCCESSFUL.
 #
 #   sh tests/smoke_install.sh redis://127.0.0.1:6379/15 amqp://guest:guest@127.0.0.1:5672//
 #
@@ -134,6 +135,29 @@ if get("/static/css/app.css") != 200:
 ran = manage("run_task", "Benchmark chain", "--param", "length=3", "--wait", "--timeout", "120")
 if ran.returncode or "SUCCESSFUL" not in ran.stdout:
     fail(f"run_task did not end SUCCESSFUL (status {ran.returncode}):\n{ran.stdout}{ran.stderr}")
+
+# The command-line client from the same install: its version, a login with an access key
+# made for a user, and a job run waited for to SUCCESSFUL (exit 0).
+env["DJANGO_SUPERUSER_PASSWORD"] = "smoke-password-1"
+made = manage("createsuperuser", "--noinput", "--username", "smoke", "--email", "s@example.com")
+key = manage("create_access_key", "smoke")
+if made.returncode or key.returncode:
+    fail(f"could not make a user and an access key:\n{made.stderr}{key.stdout}{key.stderr}")
+key_id, secret = key.stdout.split()
+command = str(Path(python).parent / "taskcenter")
+client_env = {k: v for k, v in env.items() if k != "DJANGO_SETTINGS_MODULE"}
+client_env["TASKCENTER_CONFIG"] = str(var_dir / "client.json")
+for argv in (
+    [command, "--version"],
+    [command, "login", "--url", f"http://127.0.0.1:{port}",
+     "--access-key-id", key_id, "--access-key-secret", secret],
+    [command, "jobs", "run", "Benchmark chain", "-p", "length=3", "--wait", "--timeout", "120"],
+):  # fmt: skip
+    done = subprocess.run(argv, env=client_env, capture_output=True, text=True, timeout=180)
+    if done.returncode:
+        shown = " ".join(argv[:3])
+        fail(f"{shown} ended {done.returncode}:\n{done.stdout}{done.stderr}")
+print(f"taskcenter --version, login and jobs run --wait passed ({done.stdout.count('SUCCESSFUL')} SUCCESSFUL lines)")
 dead = [name for name, proc in children.items() if proc.poll() is not None]
 if dead:
     fail(f"{', '.join(dead)} exited during the run")

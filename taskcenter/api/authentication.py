@@ -10,7 +10,8 @@
 Md5Payload is the upper-case hex MD5 of the body (empty without a body), ContentType and
 Host the headers as sent, OcpHeaders every x-ocp-* header as "name:value" sorted and
 joined by "\n", PathAndQuery the path plus "?" and the query string exactly as sent.
-Signed requests are not subject to CSRF: a browser cannot produce them.
+The string to sign is defined once, in taskcenter.client.signing (which the client signs
+with). Signed requests are not subject to CSRF: a browser cannot produce them.
 
 A signed unsafe request (POST, PUT, PATCH, DELETE) is accepted once: its signature is
 recorded (taskcenter.accounts.replay) and the same one again within the Date window is
@@ -22,7 +23,6 @@ instead of paying a full password hash on every request.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import secrets
@@ -38,52 +38,10 @@ from rest_framework import authentication, exceptions
 from taskcenter.accounts import replay, throttle
 from taskcenter.accounts import selectors as account_selectors
 from taskcenter.accounts import services as account_services
+from taskcenter.client.signing import SCHEME, ocp_headers, sign, string_to_sign
 from taskcenter.core.trace import set_access_key_id
 
-SCHEME = "OCP-ACCESS-KEY-HMACSHA1"
 MAX_CLOCK_SKEW = timedelta(minutes=15)
-
-
-def md5_payload(body: bytes) -> str:
-    return hashlib.md5(body).hexdigest().upper() if body else ""
-
-
-def ocp_headers(headers) -> str:
-    """Every x-ocp-* header as lower-case name:value, sorted, joined by newlines."""
-    pairs = sorted(
-        (name.lower(), value.strip())
-        for name, value in headers.items()
-        if name.lower().startswith("x-ocp-")
-    )
-    return "\n".join(f"{name}:{value}" for name, value in pairs)
-
-
-def string_to_sign(
-    *,
-    method: str,
-    body: bytes,
-    content_type: str,
-    date: str,
-    host: str,
-    ocp_header_lines: str,
-    path_and_query: str,
-) -> str:
-    return "\n".join(
-        [
-            method.upper(),
-            md5_payload(body),
-            content_type,
-            date,
-            host,
-            ocp_header_lines,
-            path_and_query,
-        ]
-    )
-
-
-def sign(secret: str, text: str) -> str:
-    digest = hmac.new(secret.encode(), text.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
 
 
 def request_path_and_query(request) -> str:

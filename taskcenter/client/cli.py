@@ -1,0 +1,889 @@
+"""The `taskcenter` command: operate a taskcenter server from a terminal, over its APIs.
+
+Click with Rich: Click already comes with Celery and uvicorn (no new dependency), gives
+nested command groups, `--help` and bash/zsh/fish completion; Rich draws the tables, the subtask tree
+and the live progress. Manual: docs/cli.md.
+
+Exit codes: 0 done; 1 an error (unreachable server, a server error); 3 refused by the
+server (bad credentials, not permitted, not found, invalid). `jobs run --wait` and
+`tasks wait`: 0 SUCCESSFUL, 1 FAILED, 2 still running at the timeout.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.tree import Tree
+
+from taskcenter.client import config, terminal
+from taskcenter.client.api import Client
+from taskcenter.client.errors import ApiError, TaskcenterError, Unreachable
+from taskcenter.client.models import Model, Task
+
+EXIT_FAILED = 1
+EXIT_TIMEOUT = 2
+EXIT_REFUSED = 3
+STATUS_STYLE = {
+    "SUCCESSFUL": "green",
+    "FAILED": "red",
+    "RUNNING": "cyan",
+    "CANCELING": "yellow",
+    "PENDING": "dim",
+    "READY": "blue",
+}
+# How often waits and --follow ask the server (TASKCENTER_POLL_SECONDS; tests make it short).
+POLL = float(os.environ.get("TASKCENTER_POLL_SECONDS") or 1.0)
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+def _version() -> str:
+    try:
+        return version("taskcenter")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+# --- Shared plumbing -----------------------------------------------------------------------
+
+
+class State:
+    def __init__(self, profile: str, url: str | None, timeout: float):
+        self.profile = profile
+        self.url = url
+        self.timeout = timeout
+        self._client: Client | None = None
+
+    def client(self) -> Client:
+        if self._client is None:
+            profile = config.load(self.profile)
+            url = self.url or profile.url
+            if not url:
+                raise click.UsageError(
+                    "No server: run `taskcenter login`, or set TASKCENTER_URL, or pass --url."
+                )
+            self._client = Client(
+                url,
+                access_key_id=profile.access_key_id or None,
+                access_key_secret=profile.access_key_secret or None,
+                username=profile.username or None,
+                password=profile.password or None,
+                timeout=self.timeout,
+            )
+        return self._client
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def output_option(function: Callable) -> Callable:
+    """-o table|json: JSON is the API's data as it was sent, stable for scripts."""
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        show_default=True,
+        help="table for people, json (the API's data) for scripts.",
+    )(function)
+
+
+def _raw(value: Any) -> Any:
+    if isinstance(value, Model):
+        return value.raw
+    if isinstance(value, list):
+        return [_raw(v) for v in value]
+    return value
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(_raw(value), indent=2, ensure_ascii=False))
+
+
+def handled(function: Callable) -> Callable:
+    """Errors as one clear message on stderr and an exit code, never a traceback."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except ApiError as error:
+            err.print(f"[red]Error:[/red] {_describe(error)}", markup=True)
+            sys.exit(EXIT_REFUSED if 400 <= error.status < 500 else EXIT_FAILED)
+        except Unreachable as error:
+            err.print(f"[red]Error:[/red] {error}. Is the server running at that URL?")
+            sys.exit(EXIT_FAILED)
+        except TaskcenterError as error:
+            err.print(f"[red]Error:[/red] {error}")
+            sys.exit(EXIT_FAILED)
+        except config.ConfigError as error:
+            err.print(f"[red]Error:[/red] {error}")
+            sys.exit(EXIT_FAILED)
+        except KeyboardInterrupt:
+            sys.exit(130)
+
+    return wrapper
+
+
+def _describe(error: ApiError) -> str:
+    text = str(error)
+    for sub in error.sub_errors:
+        if isinstance(sub, dict):
+            text += f"\n  {sub.get('target', '')}: {sub.get('message', '')}"
+    if error.status == 401:
+        if error.clock_skew is not None and abs(error.clock_skew) > 15 * 60:
+            text += (
+                f"\nThis machine's clock is {abs(error.clock_skew):.0f} s "
+                f"{'ahead of' if error.clock_skew > 0 else 'behind'} the server's: a signed "
+                "request must be within 15 minutes of it. Set the clock right."
+            )
+        else:
+            text += "\nCheck the credentials (`taskcenter login`)."
+    return text
+
+
+def _style(status: str) -> str:
+    colour = STATUS_STYLE.get(status, "")
+    return f"[{colour}]{status}[/{colour}]" if colour else status
+
+
+def _duration(start: str | None, finish: str | None) -> str:
+    if not start:
+        return ""
+    try:
+        began = datetime.fromisoformat(start)
+        ended = datetime.fromisoformat(finish) if finish else datetime.now(began.tzinfo)
+    except ValueError:
+        return ""
+    seconds = int((ended - began).total_seconds())
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected key=value, got {value!r}", param_hint=what)
+        pairs[key] = rest
+    return pairs
+
+
+# --- The command -------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), "--version", prog_name="taskcenter")
+@click.option(
+    "--profile",
+    default=lambda: os.environ.get("TASKCENTER_PROFILE", config.DEFAULT_PROFILE),
+    show_default="default",
+    help="The stored profile to use (taskcenter login --profile NAME).",
+)
+@click.option("--url", help="The server's URL, over the profile's (or TASKCENTER_URL).")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per request.")
+@click.pass_context
+def main(ctx: click.Context, profile: str, url: str | None, timeout: float) -> None:
+    """Operate a taskcenter server from a terminal, over its APIs.
+
+    \b
+    Example:
+      taskcenter login --url https://tc.example.com
+      taskcenter tasks list --status FAILED
+      taskcenter jobs run "Back up cluster" -p seconds=5 --cluster 1 --wait
+    """
+    ctx.obj = State(profile, url, timeout)
+
+
+@main.command()
+@click.option("--url", "server", prompt="Server URL", help="e.g. https://tc.example.com")
+@click.option("--access-key-id", prompt="Access key id", help="From create_access_key.")
+@click.option(
+    "--access-key-secret", prompt="Access key secret", hide_input=True, help="Its secret."
+)
+@click.option("--no-check", is_flag=True, help="Store without asking the server first.")
+@pass_state
+@handled
+def login(
+    state: State, server: str, access_key_id: str, access_key_secret: str, no_check: bool
+) -> None:
+    """Store a server URL and an access key as a profile (0600, in the config dir).
+
+    \b
+    Example:
+      taskcenter --profile prod login --url https://tc.example.com --access-key-id AK...
+    """
+    profile = config.Profile(
+        url=server.rstrip("/"), access_key_id=access_key_id, access_key_secret=access_key_secret
+    )
+    if not no_check:
+        with Client(
+            profile.url,
+            access_key_id=access_key_id,
+            access_key_secret=access_key_secret,
+            timeout=state.timeout,
+            retries=0,
+        ) as client:
+            client.tasks.page(page=1, size=1)
+    path = config.save(state.profile, profile)
+    out.print(f"Logged in to {profile.url} as profile {state.profile!r} ({path}).")
+
+
+# --- tasks ---------------------------------------------------------------------------------
+
+
+@main.group()
+def tasks() -> None:
+    """List, show, follow and operate tasks."""
+
+
+@tasks.command("list")
+@click.option("--status", multiple=True, help="RUNNING, FAILED or SUCCESSFUL (repeatable).")
+@click.option("--name", help="Name contains (case-insensitive).")
+@click.option("--cluster-id", type=int)
+@click.option("--tenant-id", type=int)
+@click.option("--creator", multiple=True, help="User name (repeatable).")
+@click.option("--keyword", help="Name, cluster, tenant, creator or id.")
+@click.option("--sort", multiple=True, help="field,asc|desc (repeatable).")
+@click.option("--limit", type=int, default=50, show_default=True, help="At most this many.")
+@output_option
+@pass_state
+@handled
+def tasks_list(state: State, output: str, limit: int, **filters: Any) -> None:
+    """List tasks, newest first, with the API's filters.
+
+    \b
+    Example:
+      taskcenter tasks list --status FAILED --cluster-id 3 -o json
+    """
+    filters = {k: (list(v) if isinstance(v, tuple) else v) for k, v in filters.items()}
+    filters = {k: v for k, v in filters.items() if v not in (None, [])}
+    found = list(state.client().tasks.list(size=min(limit, 200), limit=limit, **filters))
+    if output == "json":
+        print_json(found)
+        return
+    if not found:
+        out.print("No tasks.")
+        return
+    table = Table("ID", "Name", "Status", "Cluster", "Creator", "Started", "Duration")
+    for task in found:
+        table.add_row(
+            str(task.id),
+            task.name,
+            _style(task.status),
+            task.cluster.name if task.cluster else "",
+            task.creator.name if task.creator else "",
+            task.start_time or "",
+            _duration(task.start_time, task.finish_time),
+        )
+    out.print(table)
+
+
+def _tree(task: Task) -> Tree:
+    tree = Tree(f"[bold]#{task.id} {task.name}[/bold] {_style(task.status)} {task.operation}")
+    for sub in task.subtasks:
+        duration = _duration(sub.start_time, sub.finish_time)
+        tree.add(
+            f"{sub.id} {sub.name}  {_style(sub.status)}"
+            + (f"  {duration}" if duration else "")
+            + (f"  (after {', '.join(map(str, sub.upstreams))})" if sub.upstreams else "")
+        )
+    return tree
+
+
+@tasks.command("show")
+@click.argument("task_id", type=int)
+@output_option
+@pass_state
+@handled
+def tasks_show(state: State, task_id: int, output: str) -> None:
+    """Show a task and its subtasks with their statuses and durations.
+
+    \b
+    Example:
+      taskcenter tasks show 42
+    """
+    task = state.client().tasks.get(task_id)
+    if output == "json":
+        print_json(task)
+    else:
+        out.print(_tree(task))
+
+
+def _pick_subtask(task: Task) -> int:
+    """The subtask whose log a person most likely wants: a failed one, else the one
+    running, else the last that started."""
+    for wanted in ("FAILED", "RUNNING"):
+        for sub in task.subtasks:
+            if sub.status == wanted:
+                return sub.id
+    started = [s for s in task.subtasks if s.start_time]
+    if started:
+        return started[-1].id
+    if task.subtasks:
+        return task.subtasks[0].id
+    raise click.UsageError(f"Task {task.id} has no subtasks.")
+
+
+class LogWriter:
+    """Writes log pieces safely: colours kept on a colour terminal (re-emitted from the
+    parsed style), stripped otherwise; every other escape sequence made harmless; a
+    sequence cut between two pieces is held until its end arrives."""
+
+    def __init__(self, colour: bool):
+        self.colour = colour
+        self.style = terminal.PLAIN
+        self.held = ""
+
+    def write(self, text: str, final: bool = False) -> None:
+        text = self.held + text
+        cut = 0 if final else terminal.incomplete_tail(text)
+        self.held = text[len(text) - cut :] if cut else ""
+        text = text[: len(text) - cut]
+        if self.colour:
+            shown, self.style = terminal.render_ansi(text, self.style)
+        else:
+            shown = terminal.plain(text)
+        sys.stdout.write(shown)
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        self.write("", final=True)
+        if self.colour and self.style != terminal.PLAIN:
+            sys.stdout.write("\x1b[0m")
+
+
+@tasks.command("logs")
+@click.argument("task_id", type=int)
+@click.argument("subtask_id", type=int, required=False)
+@click.option("-f", "--follow", is_flag=True, help="Follow until the subtask ends.")
+@click.option("--attempt", type=int, help="An earlier attempt's log (default: the latest).")
+@click.option("--color/--no-color", default=None, help="Default: colours on a terminal only.")
+@output_option
+@pass_state
+@handled
+def tasks_logs(
+    state: State,
+    task_id: int,
+    subtask_id: int | None,
+    follow: bool,
+    attempt: int | None,
+    color: bool | None,
+    output: str,
+) -> None:
+    """Print a subtask's log (a failed or running one when SUBTASK is not given).
+
+    \b
+    Example:
+      taskcenter tasks logs 42 812 --follow
+    """
+    client = state.client()
+    if subtask_id is None:
+        subtask_id = _pick_subtask(client.tasks.get(task_id))
+    if output == "json":
+        print_json(client.tasks.logs(task_id, subtask_id, attempt=attempt))
+        return
+    writer = LogWriter(sys.stdout.isatty() if color is None else color)
+    try:
+        if follow:
+            for chunk in client.tasks.follow_logs(task_id, subtask_id, attempt=attempt, poll=POLL):
+                writer.write(chunk.log)
+        else:
+            writer.write(client.tasks.logs(task_id, subtask_id, attempt=attempt).log)
+    finally:
+        writer.close()
+
+
+def _operation(name: str, verb: str) -> Callable:
+    @click.argument("task_id", type=int)
+    @click.option("--reason", help="Why (recorded in the audit; rollback and cancel want one).")
+    @output_option
+    @pass_state
+    @handled
+    def command(state: State, task_id: int, reason: str | None, output: str) -> None:
+        task = getattr(state.client().tasks, name)(task_id, reason=reason)
+        if output == "json":
+            print_json(task)
+        else:
+            out.print(f"Task {task.id} {verb}: now {_style(task.status)}.")
+
+    command.__doc__ = f"{name.title()} a task.\n\n    \b\n    Example:\n      taskcenter tasks {name} 42 --reason 'disk replaced'\n    "
+    return command
+
+
+tasks.command("retry")(_operation("retry", "retried"))
+tasks.command("rollback")(_operation("rollback", "rolling back"))
+tasks.command("cancel")(_operation("cancel", "canceled"))
+
+
+def _wait(client: Client, task_id: int, timeout: float, output: str) -> int:
+    """Poll the task until it ends, its subtasks shown live on a terminal; the exit code."""
+    deadline = time.monotonic() + timeout
+    task = client.tasks.get(task_id)
+    if out.is_terminal and output != "json":
+        with Live(_tree(task), console=out, auto_refresh=False) as live:
+            while not task.finished and time.monotonic() < deadline:
+                time.sleep(POLL)
+                task = client.tasks.get(task_id)
+                live.update(_tree(task), refresh=True)
+    else:
+        while not task.finished and time.monotonic() < deadline:
+            time.sleep(POLL)
+            task = client.tasks.get(task_id)
+        if output == "json":
+            print_json(task)
+        else:
+            out.print(_tree(task))
+    if not task.finished:
+        err.print(f"Task {task_id} is still {task.status} after {timeout:.0f} s.")
+        return EXIT_TIMEOUT
+    return 0 if task.status == "SUCCESSFUL" else EXIT_FAILED
+
+
+@tasks.command("wait")
+@click.argument("task_id", type=int)
+@click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds.")
+@output_option
+@pass_state
+@handled
+def tasks_wait(state: State, task_id: int, timeout: float, output: str) -> None:
+    """Wait until a task ends: exit 0 SUCCESSFUL, 1 FAILED, 2 timeout.
+
+    \b
+    Example:
+      taskcenter tasks wait 42 --timeout 600
+    """
+    sys.exit(_wait(state.client(), task_id, timeout, output))
+
+
+@tasks.command("bulk")
+@click.argument("operation", type=click.Choice(["retry", "rollback", "cancel"]))
+@click.argument("ids", type=int, nargs=-1)
+@click.option("--filter", "filters", multiple=True, help="key=value of the list's filters.")
+@click.option("--reason", help="Required by rollback and cancel (not for a dry run).")
+@click.option("--dry-run", is_flag=True, help="Judge each task, change nothing.")
+@output_option
+@pass_state
+@handled
+def tasks_bulk(
+    state: State,
+    operation: str,
+    ids: tuple[int, ...],
+    filters: tuple[str, ...],
+    reason: str | None,
+    dry_run: bool,
+    output: str,
+) -> None:
+    """Retry, roll back or cancel many tasks, by ids or by the list's filters.
+
+    \b
+    Example:
+      taskcenter tasks bulk retry --filter status=FAILED --filter clusterId=3 --dry-run
+      taskcenter tasks bulk cancel 41 42 43 --reason 'wrong tenant'
+    """
+    if bool(ids) == bool(filters):
+        raise click.UsageError("Give either task ids or --filter key=value (not both).")
+    result = state.client().bulk.start(
+        operation,
+        ids=list(ids) if ids else None,
+        filter=_pairs(filters, "--filter") if filters else None,
+        reason=reason,
+        dry_run=dry_run,
+    )
+    if output == "json":
+        print_json(result)
+        return
+    head = "Dry run: " if result.dry_run else f"Bulk {result.bulk_id}: "
+    out.print(
+        f"{head}{operation} of {result.matched} task(s): {len(result.accepted)} accepted, "
+        f"{len(result.refused)} refused."
+    )
+    for refusal in result.refused:
+        out.print(f"  {refusal.id}: {refusal.message} (code {refusal.code})")
+
+
+# --- subtasks ------------------------------------------------------------------------------
+
+
+@main.group()
+def subtasks() -> None:
+    """Retry, skip or cancel one subtask; approve or reject an approval gate."""
+
+
+def _subtask_operation(name: str) -> Callable:
+    @click.argument("task_id", type=int)
+    @click.argument("subtask_id", type=int)
+    @click.option("--reason", help="Why (recorded in the audit).")
+    @output_option
+    @pass_state
+    @handled
+    def command(
+        state: State, task_id: int, subtask_id: int, reason: str | None, output: str
+    ) -> None:
+        sub = getattr(state.client().subtasks, name)(task_id, subtask_id, reason=reason)
+        if output == "json":
+            print_json(sub)
+        else:
+            out.print(f"Subtask {sub.id} ({sub.name}): now {_style(sub.status)}.")
+
+    command.__doc__ = f"{name.title()} a subtask.\n\n    \b\n    Example:\n      taskcenter subtasks {name} 42 812\n    "
+    return command
+
+
+for _name in ("retry", "skip", "cancel", "approve", "reject"):
+    subtasks.command(_name)(_subtask_operation(_name))
+
+
+# --- jobs ----------------------------------------------------------------------------------
+
+
+@main.group()
+def jobs() -> None:
+    """List jobs (task definitions), show their parameters, run them."""
+
+
+@jobs.command("list")
+@output_option
+@pass_state
+@handled
+def jobs_list(state: State, output: str) -> None:
+    """List the jobs and their parameters.
+
+    \b
+    Example:
+      taskcenter jobs list -o json
+    """
+    found = state.client().jobs.list()
+    if output == "json":
+        print_json(found)
+        return
+    table = Table("Name", "Version", "Parameters", "Description")
+    for job in found:
+        params = ", ".join(p.name + ("*" if p.required else "") for p in job.parameters)
+        table.add_row(job.name, str(job.version or ""), params, job.description or "")
+    out.print(table)
+
+
+@jobs.command("show")
+@click.argument("name")
+@output_option
+@pass_state
+@handled
+def jobs_show(state: State, name: str, output: str) -> None:
+    """Show a job's declared parameters.
+
+    \b
+    Example:
+      taskcenter jobs show "Back up cluster"
+    """
+    job = state.client().jobs.get(name)
+    if output == "json":
+        print_json(job)
+        return
+    out.print(f"[bold]{job.name}[/bold] (version {job.version}) {job.description or ''}")
+    table = Table("Parameter", "Type", "Required", "Default", "Help")
+    for p in job.parameters:
+        table.add_row(
+            p.name, p.type, "yes" if p.required else "", json.dumps(p.default), p.help or ""
+        )
+    out.print(table)
+
+
+TEXT_TYPES = frozenset({"string", "secret", "choice", "datetime"})
+
+
+def _typed(job_parameters: dict[str, str], given: dict[str, str]) -> dict[str, Any]:
+    """Values from the command line as JSON values of each parameter's declared type:
+    text types as they are, the others read as JSON (5, 1.5, true, [1, 2])."""
+    values: dict[str, Any] = {}
+    for key, text in given.items():
+        if job_parameters.get(key) in TEXT_TYPES:
+            values[key] = text
+            continue
+        try:
+            values[key] = json.loads(text)
+        except ValueError:
+            values[key] = text  # the server names what is wrong with it
+    return values
+
+
+@jobs.command("run")
+@click.argument("name")
+@click.option("-p", "--param", "params", multiple=True, help="key=value (repeatable).")
+@click.option("--cluster", "cluster_id", type=int, help="Cluster id.")
+@click.option("--tenant", "tenant_id", type=int, help="Tenant id.")
+@click.option("--repeat-of", type=int, help="Run this task again, with -p over its values.")
+@click.option("--wait", is_flag=True, help="Wait for the end, showing the subtasks' progress.")
+@click.option("--timeout", type=float, default=3600, show_default=True, help="For --wait.")
+@output_option
+@pass_state
+@handled
+def jobs_run(
+    state: State,
+    name: str,
+    params: tuple[str, ...],
+    cluster_id: int | None,
+    tenant_id: int | None,
+    repeat_of: int | None,
+    wait: bool,
+    timeout: float,
+    output: str,
+) -> None:
+    """Start a run of a job. With --wait: exit 0 SUCCESSFUL, 1 FAILED, 2 timeout;
+    3 when the run is refused.
+
+    \b
+    Example:
+      taskcenter jobs run "Back up cluster" -p seconds=5 --cluster 1 --wait
+    """
+    client = state.client()
+    given = _pairs(params, "-p")
+    declared = {p.name: p.type for p in client.jobs.get(name).parameters} if given else {}
+    task_id = client.jobs.run(
+        name,
+        _typed(declared, given),
+        cluster_id=cluster_id,
+        tenant_id=tenant_id,
+        repeat_of=repeat_of,
+    )
+    if not wait:
+        if output == "json":
+            print_json({"taskInstanceId": task_id})
+        else:
+            out.print(f"Started task {task_id}.")
+        return
+    if output != "json":
+        err.print(f"Started task {task_id}; waiting for it to end.")
+    sys.exit(_wait(client, task_id, timeout, output))
+
+
+# --- schedules and contexts (HENGSHI) --------------------------------------------------------
+
+
+@main.group()
+def schedules() -> None:
+    """HENGSHI's execution plans: list, show, enable, disable, cancel, delete."""
+
+
+@schedules.command("list")
+@click.option("--q", help="Search text.")
+@click.option("--limit", type=int, default=100, show_default=True)
+@output_option
+@pass_state
+@handled
+def schedules_list(state: State, q: str | None, limit: int, output: str) -> None:
+    """List execution plans.
+
+    \b
+    Example:
+      taskcenter schedules list -o json
+    """
+    found = state.client().schedules.list(limit=limit, q=q)
+    if output == "json":
+        print_json(found)
+        return
+    table = Table("ID", "Group", "Key", "Enabled")
+    for plan in found:
+        table.add_row(
+            str(plan.id), plan.entity_group or "", plan.entity_key or "", str(plan.enabled)
+        )
+    out.print(table)
+
+
+@schedules.command("show")
+@click.argument("schedule_id")
+@output_option
+@pass_state
+@handled
+def schedules_show(state: State, schedule_id: str, output: str) -> None:
+    """Show one plan (always as JSON: HENGSHI's plan is a document).
+
+    \b
+    Example:
+      taskcenter schedules show 7
+    """
+    print_json(state.client().schedules.get(schedule_id))
+
+
+def _plan_operation(name: str) -> Callable:
+    @click.argument("schedule_id")
+    @output_option
+    @pass_state
+    @handled
+    def command(state: State, schedule_id: str, output: str) -> None:
+        result = getattr(state.client().schedules, name)(schedule_id)
+        if output == "json":
+            print_json(result)
+        else:
+            out.print(f"Plan {schedule_id}: {name} done.")
+
+    command.__doc__ = (
+        f"{name.title()} a plan.\n\n    \b\n    Example:\n      taskcenter schedules {name} 7\n    "
+    )
+    return command
+
+
+for _name in ("enable", "disable", "cancel", "delete"):
+    schedules.command(_name)(_plan_operation(_name))
+
+
+@main.group()
+def contexts() -> None:
+    """Runs started by plans: their logs and results."""
+
+
+@contexts.command("logs")
+@click.argument("context_id")
+@click.option("--block/--no-block", default=False, help="Wait for the run to end first.")
+@pass_state
+@handled
+def contexts_logs(state: State, context_id: str, block: bool) -> None:
+    """A context's logs per subtask, as JSON.
+
+    \b
+    Example:
+      taskcenter contexts logs 42 --block
+    """
+    print_json(state.client().contexts.logs(context_id, block=block))
+
+
+@contexts.command("results")
+@click.argument("context_id")
+@click.option("--block/--no-block", default=False, help="Wait for the run to end first.")
+@pass_state
+@handled
+def contexts_results(state: State, context_id: str, block: bool) -> None:
+    """A context's results per subtask, as JSON.
+
+    \b
+    Example:
+      taskcenter contexts results 42
+    """
+    print_json(state.client().contexts.results(context_id, block=block))
+
+
+# --- cron (offline) ------------------------------------------------------------------------
+
+
+@main.group()
+def cron() -> None:
+    """Quartz cron expressions, evaluated here without a server."""
+
+
+@cron.command("next")
+@click.argument("expression")
+@click.option("--tz", default="UTC", show_default=True, help="IANA name or GMT+08:00.")
+@click.option("--count", type=int, default=5, show_default=True)
+@output_option
+def cron_next(expression: str, tz: str, count: int, output: str) -> None:
+    """The next fire times of a Quartz expression (the scheduler's own evaluator).
+
+    \b
+    Example:
+      taskcenter cron next "0 30 2 ? * MON-FRI" --tz Asia/Shanghai --count 3
+    """
+    # The scheduler's evaluator and its words: pure Python, nothing of Django.
+    from taskcenter.schedules import cron as quartz
+    from taskcenter.schedules.describe import describe
+
+    try:
+        zone = quartz.parse_zone(tz)
+        after = datetime.now(zone)
+        times = [
+            t.astimezone(zone) for t in quartz.parse(expression).next_fire_times(after, zone, count)
+        ]
+        words = describe(expression, tz)
+    except quartz.InvalidCron as error:
+        err.print(f"[red]Error:[/red] {error.advice}")
+        sys.exit(EXIT_REFUSED)
+    except quartz.InvalidZone as error:
+        err.print(f"[red]Error:[/red] {error.reason}")
+        sys.exit(EXIT_REFUSED)
+    if output == "json":
+        print_json({"description": words, "next": [t.isoformat() for t in times]})
+        return
+    out.print(words)
+    for moment in times:
+        out.print(f"  {moment.isoformat()}")
+    if not times:
+        out.print("  (never fires again)")
+
+
+# --- notifications -------------------------------------------------------------------------
+
+
+@main.group()
+def notifications() -> None:
+    """Notification channels, rules and deliveries (as JSON: the API's data)."""
+
+
+@notifications.command("channels")
+@pass_state
+@handled
+def notifications_channels(state: State) -> None:
+    """The channels the caller may see.
+
+    \b
+    Example:
+      taskcenter notifications channels
+    """
+    print_json(state.client().notifications.channels())
+
+
+@notifications.command("rules")
+@pass_state
+@handled
+def notifications_rules(state: State) -> None:
+    """The caller's rules and the team rules they may see.
+
+    \b
+    Example:
+      taskcenter notifications rules
+    """
+    print_json(state.client().notifications.rules())
+
+
+@notifications.command("deliveries")
+@click.option("--status", help="A delivery status to filter by.")
+@click.option("--size", type=int, default=50, show_default=True)
+@pass_state
+@handled
+def notifications_deliveries(state: State, status: str | None, size: int) -> None:
+    """The latest deliveries, with their tries.
+
+    \b
+    Example:
+      taskcenter notifications deliveries --status FAILED
+    """
+    print_json(state.client().notifications.deliveries(size=size, status=status))
+
+
+@notifications.command("test")
+@click.argument("channel_id", type=int)
+@pass_state
+@handled
+def notifications_test(state: State, channel_id: int) -> None:
+    """Send a test message through a channel.
+
+    \b
+    Example:
+      taskcenter notifications test 3
+    """
+    print_json(state.client().notifications.test_channel(channel_id))

@@ -1,0 +1,277 @@
+"""The client library and the `taskcenter` command against a live server started by the
+test (real HTTP on loopback), signed with access keys made by the accounts services and
+with HTTP Basic."""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from taskcenter.accounts import roles
+from taskcenter.accounts import services as account_services
+from taskcenter.client import ApiError, Client
+from taskcenter.client import cli as cli_module
+from taskcenter.client.cli import main
+from taskcenter.tasks import selectors
+from taskcenter.tasks.services import log_append
+from tests.factories import PASSWORD, failed_task, make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def operator_key(operator) -> tuple[str, str]:
+    key, secret = account_services.access_key_create(owner=operator, actor=operator)
+    return key.key_id, secret
+
+
+@pytest.fixture
+def client(live_server, operator_key):
+    key_id, secret = operator_key
+    with Client(
+        live_server.url, access_key_id=key_id, access_key_secret=secret, retries=0
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def run(live_server, operator_key, tmp_path, monkeypatch):
+    """The command, in a fresh config dir, with the operator's key in the environment."""
+    monkeypatch.setenv("TASKCENTER_CONFIG", str(tmp_path / "config.json"))
+    monkeypatch.setenv("TASKCENTER_URL", live_server.url)
+    monkeypatch.setenv("TASKCENTER_ACCESS_KEY_ID", operator_key[0])
+    monkeypatch.setenv("TASKCENTER_ACCESS_KEY_SECRET", operator_key[1])
+    monkeypatch.setattr(cli_module, "POLL", 0.02)
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+# --- The library --------------------------------------------------------------------------
+
+
+def test_list_pages_through_and_get_shows_the_subtasks(client):
+    made = [failed_task() for _ in range(3)]
+    listed = list(client.tasks.list(status="FAILED", size=2))
+    assert sorted(t.id for t in listed) == sorted(t.pk for t in made)
+    task = client.tasks.get(made[0].pk)
+    assert task.status == "FAILED"
+    assert [s.status for s in task.subtasks] == ["SUCCESSFUL", "FAILED", "PENDING"]
+    assert task.raw["id"] == made[0].pk
+
+
+def test_a_signed_retry_changes_the_task(client):
+    task = failed_task()
+    assert client.tasks.retry(task.pk, reason="disk replaced").status == "RUNNING"
+    assert selectors.task_get(task_id=task.pk).status == "RUNNING"
+
+
+def test_basic_auth(live_server, operator):
+    task = failed_task()
+    with Client(live_server.url, username="operator", password=PASSWORD) as client:
+        assert client.tasks.get(task.pk).id == task.pk
+
+
+def test_errors_carry_the_servers_code_message_and_trace_id(client, live_server):
+    with pytest.raises(ApiError) as raised:
+        client.tasks.get(987654)
+    error = raised.value
+    assert (error.status, error.code) == (404, 20000)
+    assert error.message and error.trace_id
+    make_user("watcher", roles.VIEWER)
+    task = failed_task()
+    with Client(live_server.url, username="watcher", password=PASSWORD) as viewer:
+        with pytest.raises(ApiError) as raised:
+            viewer.tasks.retry(task.pk)
+    assert (raised.value.status, raised.value.code) == (403, 30014)
+
+
+def test_a_wrong_secret_is_refused(live_server, operator_key):
+    with Client(live_server.url, access_key_id=operator_key[0], access_key_secret="wrong") as c:
+        with pytest.raises(ApiError) as raised:
+            c.tasks.page()
+    assert (raised.value.status, raised.value.code) == (401, 30004)
+    assert "signature" in raised.value.message
+
+
+# --- The command ------------------------------------------------------------------------
+
+
+def test_login_stores_a_profile_readable_by_its_owner_only(
+    run, operator_key, tmp_path, monkeypatch
+):
+    for name in ("TASKCENTER_ACCESS_KEY_ID", "TASKCENTER_ACCESS_KEY_SECRET"):
+        monkeypatch.delenv(name)
+    url = cli_module.config.load().url
+    monkeypatch.delenv("TASKCENTER_URL")
+    result = run(
+        "--profile", "prod", "login", "--url", url,
+        "--access-key-id", operator_key[0], "--access-key-secret", operator_key[1],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "config.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text())["profiles"]["prod"]["url"] == url
+    task = failed_task()
+    listed = run("--profile", "prod", "tasks", "list", "-o", "json")
+    assert [t["id"] for t in json.loads(listed.output)] == [task.pk]
+    refused = run(
+        "login", "--url", url, "--access-key-id", operator_key[0], "--access-key-secret", "bad"
+    )
+    assert refused.exit_code == 3
+    assert (
+        "signature" in refused.output and "default" not in json.loads(path.read_text())["profiles"]
+    )
+
+
+def test_tasks_list_show_and_retry(run):
+    task = failed_task()
+    listed = run("tasks", "list", "--status", "FAILED")
+    assert listed.exit_code == 0 and str(task.pk) in listed.output and "FAILED" in listed.output
+    shown = run("tasks", "show", str(task.pk))
+    assert shown.exit_code == 0
+    for sub in task.subtasks.all():
+        assert sub.name in shown.output
+    assert json.loads(run("tasks", "show", str(task.pk), "-o", "json").output)["id"] == task.pk
+    retried = run("tasks", "retry", str(task.pk), "--reason", "disk replaced")
+    assert retried.exit_code == 0 and "RUNNING" in retried.output
+
+
+def test_an_error_is_a_message_with_the_trace_id_and_exit_3(run):
+    result = run("tasks", "show", "987654")
+    assert result.exit_code == 3
+    assert "code 20000" in result.output and "traceId" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_logs_are_made_harmless_and_followed_to_the_end(run):
+    task = failed_task()
+    failed = task.subtasks.get(status="FAILED")
+    log_append(
+        subtask_id=failed.pk,
+        attempt=failed.attempt,
+        data=b"\x1b[31mred\x1b[0m \x1b]52;c;ZXZpbA==\x07\x1b[2Jdone\r\n",
+    )
+    plain = run("tasks", "logs", str(task.pk), "--follow")  # the failed one by default
+    assert plain.exit_code == 0, plain.output
+    assert plain.output == "red done\n"
+    coloured = run("tasks", "logs", str(task.pk), str(failed.pk), "--color")
+    assert coloured.output == "\x1b[0;31mred\x1b[0m done\n"
+
+
+def test_jobs_list_show_and_run_with_wait(run, eager_engine):
+    listed = json.loads(run("jobs", "list", "-o", "json").output)
+    assert "Migrate tenant" in {job["name"] for job in listed}
+    assert "fail_step" in run("jobs", "show", "Migrate tenant").output
+    ok = run(
+        "jobs", "run", "Migrate tenant", "-p", "step_seconds=0", "-p", "fail_step=",
+        "--wait", "-o", "json",
+    )  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["status"] == "SUCCESSFUL"
+    failed = run(
+        "jobs", "run", "Migrate tenant", "-p", "step_seconds=0", "-p", "fail_step=copy",
+        "-p", "fail_times=5", "--wait",
+    )  # fmt: skip
+    assert failed.exit_code == 1, failed.output
+    refused = run("jobs", "run", "Migrate tenant", "-p", "fail_times=-1")
+    assert refused.exit_code == 3 and "fail_times" in refused.output
+
+
+def test_bulk_dry_run_judges_and_changes_nothing(run):
+    tasks = [failed_task() for _ in range(2)]
+    result = run("tasks", "bulk", "retry", "--filter", "status=FAILED", "--dry-run", "-o", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["dryRun"] is True and sorted(data["accepted"]) == sorted(t.pk for t in tasks)
+    assert {selectors.task_get(task_id=t.pk).status for t in tasks} == {"FAILED"}
+    both = run("tasks", "bulk", "retry", "1", "--filter", "status=FAILED")
+    assert both.exit_code == 2  # a usage error: ids or a filter
+
+
+def test_follow_reads_a_growing_log_until_the_subtask_ends(client, no_broker):
+    from taskcenter.tasks.services import attempt_finish
+    from tests.factories import running_task
+
+    task = running_task()
+    sub = task.subtasks.get(status="RUNNING")
+    log_append(subtask_id=sub.pk, attempt=sub.attempt, data=b"one\n")
+    pieces = client.tasks.follow_logs(task.pk, sub.pk, poll=0.01)
+    assert next(pieces).log == "one\n"
+    log_append(subtask_id=sub.pk, attempt=sub.attempt, data=b"two\n")
+    assert next(pieces).log == "two\n"
+    attempt_finish(subtask_id=sub.pk, attempt=sub.attempt, succeeded=True, log=b"three\n")
+    assert "".join(chunk.log for chunk in pieces) == "three\n"
+
+
+def test_a_clock_skew_that_breaks_signing_is_measured_and_said(run, monkeypatch):
+    from email.utils import formatdate
+
+    from taskcenter.client import signing
+
+    ahead = time.time() + 20 * 60
+    monkeypatch.setattr(signing, "formatdate", lambda usegmt: formatdate(ahead, usegmt=True))
+    result = run("tasks", "list")
+    assert result.exit_code == 3
+    said = " ".join(result.output.split())
+    measured = re.search(r"clock is (\d+) s ahead of the server's", said)
+    assert measured, said
+    # Whole seconds in Date headers; the answer comes after the signing, never before.
+    assert 1100 <= int(measured.group(1)) <= 1201
+
+
+def test_the_async_client_pages_gets_operates_and_raises_the_same(live_server, operator_key):
+    import asyncio
+
+    from taskcenter.client import AsyncClient
+
+    made = [failed_task() for _ in range(3)]
+
+    async def scenario() -> None:
+        key_id, secret = operator_key
+        async with AsyncClient(
+            live_server.url, access_key_id=key_id, access_key_secret=secret
+        ) as tc:
+            listed = [task.id async for task in tc.tasks.list(status="FAILED", size=2)]
+            assert sorted(listed) == sorted(t.pk for t in made)
+            assert (await tc.tasks.get(made[0].pk)).status == "FAILED"
+            assert (await tc.tasks.retry(made[0].pk)).status == "RUNNING"
+            judged = await tc.bulk.start("retry", ids=[t.pk for t in made], dry_run=True)
+            assert sorted(judged.accepted) == sorted(t.pk for t in made[1:])
+            with pytest.raises(ApiError) as raised:
+                await tc.tasks.get(987654)
+            assert (raised.value.code, bool(raised.value.trace_id)) == (20000, True)
+
+    asyncio.run(scenario())
+
+
+def test_an_approval_gate_is_approved_from_the_command(run, no_broker):
+    from tests.factories import waiting_approval
+
+    task = waiting_approval()
+    gate = task.subtasks.get(name="Approve the deployment")
+    refused = run("subtasks", "approve", str(task.pk), str(gate.pk))
+    assert refused.exit_code == 3 and "reason" in refused.output.lower()
+    approved = run("subtasks", "approve", str(task.pk), str(gate.pk), "--reason", "checked")
+    assert approved.exit_code == 0, approved.output
+    assert "SUCCESSFUL" in approved.output
+
+
+def test_notifications_are_listed_from_the_command(run):
+    for args in (("channels",), ("rules",)):
+        result = run("notifications", *args)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output) == []
+    deliveries = run("notifications", "deliveries")
+    assert deliveries.exit_code == 0, deliveries.output
+    assert json.loads(deliveries.output)["contents"] == []
+    bad = run("notifications", "deliveries", "--status", "NOPE")
+    assert bad.exit_code == 3 and "status" in bad.output

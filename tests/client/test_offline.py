@@ -1,0 +1,171 @@
+"""taskcenter.client without a server: it imports nothing of Django, its signature matches
+fixed vectors of the documented string to sign (computed independently with openssl),
+and it retries 502/503/504 for idempotent calls only (against a tiny local HTTP server)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from taskcenter.client import ApiError, Client, Unreachable
+from taskcenter.client.signing import signed_headers, string_to_sign
+from taskcenter.client.terminal import render_ansi
+
+pytestmark = pytest.mark.embedded
+
+DATE = "Mon, 07 Dec 2026 08:00:00 GMT"
+
+
+def test_importing_the_client_and_the_command_loads_no_django_and_no_celery():
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    code = (
+        "import sys, taskcenter.client, taskcenter.client.cli\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in ('django', 'celery')]\n"
+        "assert not loaded, loaded\n"
+        "assert 'DJANGO_SETTINGS_MODULE' not in __import__('os').environ\n"
+    )
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+
+
+def test_signature_of_a_get_matches_the_fixed_vector():
+    # printf 'GET\n\n\n<date>\n127.0.0.1\n\n<path>' | openssl dgst -sha1 -hmac s3cret -binary | base64
+    headers = signed_headers(
+        key_id="AK1",
+        secret="s3cret",
+        method="GET",
+        host="127.0.0.1",
+        path_and_query="/api/v2/tasks/instances?status=FAILED%2CRUNNING",
+        date=DATE,
+    )
+    assert headers == {
+        "Date": DATE,
+        "Authorization": "OCP-ACCESS-KEY-HMACSHA1 AK1:SnhZmYtKuEkjY4hJ9l7QSVme6XE=",
+    }
+
+
+def test_signature_of_a_post_with_a_body_and_ocp_headers_matches_the_fixed_vector():
+    body = b'{"reason": "disk replaced"}'
+    assert string_to_sign(
+        method="post",
+        body=body,
+        content_type="application/json",
+        date=DATE,
+        host="tc.example.com:8000",
+        ocp_header_lines="x-ocp-trace:abc",
+        path_and_query="/api/v2/tasks/instances/42/retry?x=1",
+    ) == (
+        "POST\n78398B96228DC3CE733C6D17E00DA8CC\napplication/json\n" + DATE + "\n"
+        "tc.example.com:8000\nx-ocp-trace:abc\n/api/v2/tasks/instances/42/retry?x=1"
+    )
+    headers = signed_headers(
+        key_id="AK1",
+        secret="s3cret",
+        method="POST",
+        host="tc.example.com:8000",
+        path_and_query="/api/v2/tasks/instances/42/retry?x=1",
+        body=body,
+        headers={"Content-Type": "application/json", "X-OCP-Trace": " abc "},
+        date=DATE,
+    )
+    assert headers["Authorization"].endswith(":luCHuvwAZRBmoytYrVrpWDthkpc=")
+
+
+def test_colours_are_re_emitted_and_other_sequences_dropped():
+    text = "\x1b[1;31mred\x1b[0m \x1b]52;c;ZXZpbA==\x07\x1b[2Jclear\x07bell"
+    shown, style = render_ansi(text)
+    assert shown == "\x1b[0;1;31mred\x1b[0m clear\\x07bell"
+    assert style.fg is None
+
+
+class FlakyHandler(BaseHTTPRequestHandler):
+    hits: list[str] = []
+
+    def _answer(self) -> None:
+        self.hits.append(self.command)
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"successful": false, "status": 503, "traceId": "t503"}')
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def flaky_server():
+    FlakyHandler.hits = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FlakyHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_503_is_retried_for_a_get_and_never_for_a_post(flaky_server):
+    with Client(flaky_server, username="u", password="p", retries=2, backoff=0) as client:
+        with pytest.raises(ApiError) as raised:
+            client.tasks.get(1)
+        assert (raised.value.status, raised.value.trace_id) == (503, "t503")
+        assert FlakyHandler.hits == ["GET", "GET", "GET"]
+        FlakyHandler.hits.clear()
+        with pytest.raises(ApiError):
+            client.tasks.retry(1)
+        assert FlakyHandler.hits == ["POST"]
+
+
+def test_an_unreachable_server_names_the_url():
+    with ThreadingHTTPServer(("127.0.0.1", 0), FlakyHandler) as probe:
+        port = probe.server_address[1]  # closed below: nothing listens there then
+    url = f"http://127.0.0.1:{port}"
+    with Client(url, retries=1, backoff=0) as client, pytest.raises(Unreachable) as raised:
+        client.jobs.list()
+    assert url in str(raised.value)
+
+
+def test_the_async_client_retries_a_get_and_never_a_post(flaky_server):
+    import asyncio
+
+    from taskcenter.client import AsyncClient
+
+    async def scenario() -> None:
+        async with AsyncClient(flaky_server, retries=2, backoff=0) as client:
+            with pytest.raises(ApiError):
+                await client.jobs.list()
+            assert FlakyHandler.hits == ["GET", "GET", "GET"]
+            FlakyHandler.hits.clear()
+            with pytest.raises(ApiError):
+                await client.subtasks.skip(1, 2, reason="by hand")
+            assert FlakyHandler.hits == ["POST"]
+
+    asyncio.run(scenario())
+
+
+def test_cron_next_is_evaluated_offline_without_django():
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    code = (
+        "import json, sys\n"
+        "from click.testing import CliRunner\n"
+        "from taskcenter.client.cli import main\n"
+        "args = ['cron', 'next', '0 30 2 ? * MON-FRI', '--tz', 'Asia/Shanghai', '-o', 'json']\n"
+        "result = CliRunner().invoke(main, args + ['--count', '3'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'django']\n"
+        "bad = CliRunner().invoke(main, ['cron', 'next', '0 61 * * * ?'])\n"
+        "print(json.dumps([json.loads(result.output), bad.exit_code, bad.output]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+    )
+    answer, bad_exit, bad_output = __import__("json").loads(done.stdout)
+    assert answer["description"] == "every weekday at 02:30 (Asia/Shanghai)"
+    assert len(answer["next"]) == 3
+    assert all(t.endswith("T02:30:00+08:00") for t in answer["next"])
+    assert bad_exit == 3 and "between 0 and 59" in bad_output
