@@ -24,12 +24,13 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[test]"
 
-# Browser tests drive Debian's Chromium through Playwright.
-if ! command -v chromium >/dev/null 2>&1; then
+# Browser tests drive Debian's Chromium through Playwright; the command-line client's
+# terminal tests run it in a tmux pane.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v tmux >/dev/null 2>&1; then
     SUDO=""
     [ "$(id -u)" = 0 ] || SUDO="sudo"
-    $SUDO apt-get install -y -q chromium >/dev/null 2>&1 \
-        || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q chromium >/dev/null; }
+    $SUDO apt-get install -y -q chromium tmux >/dev/null 2>&1 \
+        || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q chromium tmux >/dev/null; }
 fi
 
 PG_URL=${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/taskcenter}
