@@ -10,8 +10,9 @@ GET             /api/v2/notifications/deliveries?channel=&status=
 
 A channel is {"name", "kind": "webhook"|"email"|"apprise", "url"} ("addresses" for mail,
 "openToAll": usable in anyone's personal rules). Creating a webhook channel answers its
-signing secret once. A rule is {"channelId", "events": [...], "job" | "planId" |
-"clusterId" | "taskId"} (none: everything its owner may see). Every change is audited.
+signing secret once, and so does a PUT with "replaceSecret": true (a new secret). A rule
+is {"channelId", "events": [...], "job" | "planId" | "clusterId" | "taskId"} (none:
+everything its owner may see). Every change is audited.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from taskcenter.api.views import _errors, clean_params
 from taskcenter.core import params as parse
 from taskcenter.core.errors import TaskNotFound
 from taskcenter.notifications import selectors, verbs
-from taskcenter.notifications.inputs import parse_channel, parse_rule
+from taskcenter.notifications.inputs import parse_channel, parse_replace_secret, parse_rule
 from taskcenter.notifications.models import Channel, Delivery, DeliveryStatus, Rule
 
 _ID = {"type": "integer", "format": "int64", "minimum": 1}
@@ -163,7 +164,7 @@ def channels(request):
 )
 @extend_schema(
     operation_id="updateNotificationChannel",
-    summary="Change a notification channel",
+    summary="Change a notification channel (replaceSecret: a new signing secret, answered once)",
     methods=["PUT"],
     parameters=[CHANNEL_ID],
     request=OpenApiTypes.OBJECT,
@@ -187,10 +188,13 @@ def channel(request, channelId):
         return ok(request, channel_json(found))
     if request.method == "PUT":
         data = parse_channel(request.data, existing=found)
-        return ok(
-            request,
-            channel_json(verbs.channel_update(actor=request.user, channel=found, data=data)),
+        saved = verbs.channel_update(
+            actor=request.user,
+            channel=found,
+            data=data,
+            replace_secret=parse_replace_secret(request.data),
         )
+        return ok(request, channel_json(saved.channel, saved.secret))
     verbs.channel_delete(actor=request.user, channel=found)
     return ok(request, {"id": int(channelId)})
 

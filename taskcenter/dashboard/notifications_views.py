@@ -142,6 +142,41 @@ def _form_dict(request, *names: str) -> dict:
 
 
 @admin_view
+@require_http_methods(["GET", "POST"])
+def channel_edit(request, channel_id: int):
+    """Change a channel (the API's PUT, through the same service): its name, URL or
+    addresses, who may use it, and for a webhook a new signing secret, shown this once.
+    The URL and the secret are never shown back; an empty URL keeps the stored one."""
+    channel = get_object_or_404(Channel, pk=channel_id)
+    form = {
+        "name": channel.name,
+        "addresses": channel.addresses,
+        "openToAll": channel.open_to_all,
+    }
+    secret = None
+    if request.method == "POST":
+        posted = _form_dict(request, "name", "url", "addresses", "openToAll")
+        try:
+            data = parse_channel(posted, existing=channel)
+            saved = verbs.channel_update(
+                actor=request.user,
+                channel=channel,
+                data=data,
+                replace_secret=bool(request.POST.get("replaceSecret")),
+            )
+        except InvalidParameter as exc:
+            flash.error(request, _errors_of(exc))
+            form = {**posted, "openToAll": posted["openToAll"] == "true"}
+        else:
+            flash.success(request, f"Channel “{saved.channel.name}” saved.")
+            if saved.secret is None:
+                return redirect("dashboard:notification_channels")
+            secret = saved.secret
+    context = {"nav": "notifications", "channel": channel, "form": form, "secret": secret}
+    return page(request, "notifications/channel_edit.html", context)
+
+
+@admin_view
 @require_POST
 def channel_test(request, channel_id: int):
     channel = get_object_or_404(Channel, pk=channel_id)

@@ -91,6 +91,11 @@ urlpatterns += [
     path("notifications/mine/", notifications_views.my_rules, name="notification_my_rules"),
     path("notifications/channels/", notifications_views.channels, name="notification_channels"),
     path(
+        "notifications/channels/<int:channel_id>/edit/",
+        notifications_views.channel_edit,
+        name="notification_channel_edit",
+    ),
+    path(
         "notifications/channels/<int:channel_id>/test/",
         notifications_views.channel_test,
         name="notification_channel_test",

@@ -100,6 +100,11 @@ def parse_channel(data, *, existing: Channel | None = None) -> ChannelInput:
     )
 
 
+def parse_replace_secret(data) -> bool:
+    """A channel change's "replaceSecret": a new signing secret for a webhook channel."""
+    return _flag(data, "replaceSecret") if isinstance(data, dict) else False
+
+
 @dataclass(frozen=True)
 class RuleInput:
     channel: Channel | None

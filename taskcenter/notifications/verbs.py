@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from taskcenter.core.errors import InvalidParameter
 from taskcenter.notifications import secrets_store
 from taskcenter.notifications.inputs import ChannelInput, RuleInput
 from taskcenter.notifications.models import (
@@ -44,12 +45,12 @@ def _rule_target(rule: Rule) -> str:
 
 
 @dataclass(frozen=True)
-class CreatedChannel:
+class SavedChannel:
     channel: Channel
-    secret: str | None  # a webhook's signing secret: answered this once, never again
+    secret: str | None  # a webhook's new signing secret: answered this once, never again
 
 
-def channel_create(*, actor, data: ChannelInput) -> CreatedChannel:
+def channel_create(*, actor, data: ChannelInput) -> SavedChannel:
     secret = new_webhook_secret() if data.kind == ChannelKind.WEBHOOK else None
     with transaction.atomic():
         channel = Channel.objects.create(
@@ -63,12 +64,24 @@ def channel_create(*, actor, data: ChannelInput) -> CreatedChannel:
             created_by=actor,
         )
         audit_record(actor=actor, action=CHANNEL_CREATE, target=_channel_target(channel))
-    return CreatedChannel(channel, secret)
+    return SavedChannel(channel, secret)
 
 
-def channel_update(*, actor, channel: Channel, data: ChannelInput) -> Channel:
+def channel_update(
+    *, actor, channel: Channel, data: ChannelInput, replace_secret: bool = False
+) -> SavedChannel:
     """Change a channel; its URL only when a new one is given (the old one is never shown
-    back, so an empty URL keeps it). The kind does not change."""
+    back, so an empty URL keeps it). The kind does not change. `replace_secret` gives a
+    webhook channel a new signing secret, answered this once (the old one stops
+    verifying at once: deliveries still pending are signed with the new one)."""
+    if replace_secret and channel.kind != ChannelKind.WEBHOOK:
+        raise InvalidParameter.because("replaceSecret", "only a webhook channel has a secret.")
+    secret = new_webhook_secret() if replace_secret else None
+    changed = []
+    if data.url:
+        changed.append("url")
+    if secret:
+        changed.append("secret")
     with transaction.atomic():
         channel.name = data.name
         channel.addresses = ", ".join(data.addresses)
@@ -76,9 +89,16 @@ def channel_update(*, actor, channel: Channel, data: ChannelInput) -> Channel:
         if data.url:
             channel.url_encrypted = secrets_store.seal(data.url)
             channel.url_hint = secrets_store.hint(data.url)
+        if secret:
+            channel.secret_encrypted = secrets_store.seal(secret)
         channel.save()
-        audit_record(actor=actor, action=CHANNEL_UPDATE, target=_channel_target(channel))
-    return channel
+        audit_record(
+            actor=actor,
+            action=CHANNEL_UPDATE,
+            target=_channel_target(channel),
+            reason=f"replaced: {', '.join(changed)}" if changed else "",
+        )
+    return SavedChannel(channel, secret)
 
 
 def channel_delete(*, actor, channel: Channel) -> None:

@@ -155,3 +155,21 @@ def test_a_rule_on_a_task_outside_the_callers_scope_is_refused(viewer, clusters)
     assert post(client, "/rules", {"taskId": other.pk}).status_code == 404
     assert post(client, "/rules", {"clusterId": clusters[1].pk}).status_code == 400
     assert post(client, "/rules", {"clusterId": clusters[0].pk}).status_code == 201
+
+
+def test_a_put_with_replace_secret_answers_a_new_secret_once(admin):
+    client = basic_client("admin")
+    created = post(
+        client, "/channels", {"name": "ops", "kind": "webhook", "url": "https://h.example.com/a"}
+    )
+    first = created.json()["data"]
+    channel_id = first["id"]
+    kept = put(client, f"/channels/{channel_id}", {"name": "ops 2"})
+    assert kept.status_code == 200 and "secret" not in kept.json()["data"]
+    replaced = put(client, f"/channels/{channel_id}", {"name": "ops 2", "replaceSecret": True})
+    secret = replaced.json()["data"]["secret"]
+    assert secret.startswith("whsec_") and secret != first["secret"]
+    assert "secret" not in client.get(f"{BASE}/channels/{channel_id}").json()["data"]
+    mail = post(client, "/channels", {"name": "mail", "kind": "email"}).json()["data"]
+    refused = put(client, f"/channels/{mail['id']}", {"name": "mail", "replaceSecret": True})
+    assert refused.status_code == 400 and "replaceSecret" in str(refused.json())

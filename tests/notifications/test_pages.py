@@ -4,10 +4,11 @@ account page, one-click unsubscribe."""
 
 from __future__ import annotations
 
-from taskcenter.notifications import drain, messages, verbs
+from taskcenter.notifications import drain, messages, secrets_store, verbs
 from taskcenter.notifications.inputs import parse_channel
 from taskcenter.notifications.models import Channel, Delivery, Notification, Rule
 from taskcenter.tasks import services
+from taskcenter.tasks.models import AuditEntry
 from tests.conftest import client_for
 from tests.factories import failed_task, make_rule, running_task, subtask_named
 from tests.notifications.receivers import WebhookReceiver
@@ -97,3 +98,58 @@ def test_one_click_unsubscribe_turns_the_personal_rule_off(viewer):
     assert anonymous.post(url).status_code == 200
     assert Rule.objects.get().enabled is False
     assert anonymous.get("/notifications/unsubscribe/forged/").status_code == 404
+
+
+def test_an_admin_edits_a_channel_keeps_its_url_and_replaces_its_secret(admin, viewer):
+    created = verbs.channel_create(
+        actor=admin,
+        data=parse_channel(
+            {"name": "ops", "kind": "webhook", "url": "https://hooks.example.com/x/token"}
+        ),
+    )
+    channel, old_secret = created.channel, created.secret
+    assert old_secret is not None
+    client = client_for(admin)
+    url = f"/notifications/channels/{channel.pk}/edit/"
+    assert f'href="{url}"' in client.get("/notifications/channels/").content.decode()
+    form = client.get(url).content.decode()
+    assert "https://hooks.example.com/…" in form and "/x/token" not in form
+    assert old_secret not in form and "Replace the secret" in form and "data-confirm=" in form
+
+    # A new name, the URL left empty: the stored URL and the secret are kept.
+    saved = client.post(url, {"name": "ops east", "url": "", "addresses": ""})
+    assert saved.status_code == 302 and saved["Location"] == "/notifications/channels/"
+    channel.refresh_from_db()
+    assert channel.name == "ops east" and channel.open_to_all is False
+    assert secrets_store.unseal(channel.url_encrypted) == "https://hooks.example.com/x/token"
+    assert secrets_store.unseal(channel.secret_encrypted) == old_secret
+
+    # Bad input: a clear message, nothing changed.
+    bad = client.post(url, {"name": "ops east", "url": "ftp://x"}).content.decode()
+    assert "url" in bad and "http://" in bad
+    assert Channel.objects.get().url_hint == "https://hooks.example.com/…"
+
+    # Replacing the secret shows the new one once, and only then.
+    replaced = client.post(url, {"name": "ops east", "replaceSecret": "on", "openToAll": "on"})
+    text = replaced.content.decode()
+    channel.refresh_from_db()
+    new_secret = secrets_store.unseal(channel.secret_encrypted)
+    assert new_secret != old_secret and new_secret in text and channel.open_to_all
+    assert new_secret not in client.get(url).content.decode()
+    updates = AuditEntry.objects.filter(action="NOTIFY_CHANNEL_UPDATE").order_by("id")
+    assert [a.reason for a in updates] == ["", "replaced: secret"]
+
+    assert client_for(viewer).get(url).status_code == 403
+    assert client_for(viewer).post(url, {"name": "x"}).status_code == 403
+
+
+def test_a_mail_channel_has_no_secret_to_replace(admin):
+    created = verbs.channel_create(
+        actor=admin, data=parse_channel({"name": "mail", "kind": "email"})
+    )
+    client = client_for(admin)
+    url = f"/notifications/channels/{created.channel.pk}/edit/"
+    assert "Replace the secret" not in client.get(url).content.decode()
+    answer = client.post(url, {"name": "mail", "replaceSecret": "on"}).content.decode()
+    assert "only a webhook channel has a secret" in answer
+
