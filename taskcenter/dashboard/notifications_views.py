@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.contrib import messages as flash
 from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -321,9 +322,42 @@ def _query(key: dict) -> str:
     return urlencode({names[k]: v for k, v in key.items()})
 
 
+def _usable_channels(user) -> list[Channel]:
+    return [
+        c for c in selectors.channels_for(user).order_by("name") if access.can_use_channel(user, c)
+    ]
+
+
 @notifications_view
 @require_GET
 def my_rules(request):
-    """The account page's list of the user's personal rules (loaded into it)."""
-    context = {"rules": selectors.personal_rules(request.user)}
+    """The account page's list of the user's personal rules (loaded into it), with the
+    form for a new one: the events, what they concern, and the bell alone or one of the
+    channels the user may use."""
+    context = {
+        "rules": selectors.personal_rules(request.user),
+        "channels": _usable_channels(request.user),
+        "event_kinds": KINDS,
+        "clusters": _clusters(request.user),
+    }
     return page(request, "notifications/_my_rules.html", context)
+
+
+@notifications_view
+@require_POST
+def my_rule_create(request):
+    """A personal rule from the account page (the API's POST .../rules with personal
+    true, through the same service): to the bell, and to a channel the user may use."""
+    data = _form_dict(request, "channelId", "job", "clusterId")
+    data.setdefault("events", [])
+    try:
+        parsed = parse_rule(data, selectors.channels_for(request.user))
+        if parsed.channel is not None and not access.can_use_channel(request.user, parsed.channel):
+            raise InvalidParameter.because("channelId", "not a channel you may use.")
+        access.require_rule_target(request.user, cluster=parsed.cluster)
+        verbs.rule_create(actor=request.user, owner=request.user, personal=True, data=parsed)
+    except InvalidParameter as exc:
+        flash.error(request, _errors_of(exc))
+    else:
+        flash.success(request, f"Rule made: {parsed}.")
+    return redirect(reverse("accounts:account") + "#my-rules")

@@ -89,6 +89,11 @@ urlpatterns += [
     path("notifications/events/", notifications_views.events, name="notification_events"),
     path("notifications/watch/", notifications_views.watch, name="notification_watch"),
     path("notifications/mine/", notifications_views.my_rules, name="notification_my_rules"),
+    path(
+        "notifications/mine/new/",
+        notifications_views.my_rule_create,
+        name="notification_my_rule_create",
+    ),
     path("notifications/channels/", notifications_views.channels, name="notification_channels"),
     path(
         "notifications/channels/<int:channel_id>/edit/",

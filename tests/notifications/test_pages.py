@@ -153,3 +153,40 @@ def test_a_mail_channel_has_no_secret_to_replace(admin):
     answer = client.post(url, {"name": "mail", "replaceSecret": "on"}).content.decode()
     assert "only a webhook channel has a secret" in answer
 
+
+def test_a_user_makes_a_personal_rule_on_a_channel_open_to_them(admin, viewer):
+    open_one = verbs.channel_create(
+        actor=admin, data=parse_channel({"name": "all hands", "kind": "email", "openToAll": True})
+    ).channel
+    team_only = verbs.channel_create(
+        actor=admin, data=parse_channel({"name": "ops only", "kind": "email"})
+    ).channel
+    client = client_for(viewer)
+    listed = client.get("/notifications/mine/").content.decode()
+    assert 'data-testid="my-rule-form"' in listed and "csrfmiddlewaretoken" in listed
+    assert "all hands" in listed and "ops only" not in listed
+
+    made = client.post(
+        "/notifications/mine/new/",
+        {"channelId": open_one.pk, "events": ["task.failed", "task.waiting"], "job": "nightly"},
+    )
+    assert made.status_code == 302 and made["Location"].endswith("#my-rules")
+    rule = Rule.objects.get()
+    assert (rule.owner, rule.personal, rule.channel, rule.job) == (
+        viewer,
+        True,
+        open_one,
+        "nightly",
+    )
+    assert rule.events == ["task.failed", "task.waiting"]
+    assert AuditEntry.objects.filter(action="NOTIFY_RULE_CREATE").count() == 1
+    assert "all hands and the bell" in client.get("/notifications/mine/").content.decode()
+
+    refused = client.post(
+        "/notifications/mine/new/", {"channelId": team_only.pk, "events": ["task.failed"]}
+    )
+    assert Rule.objects.count() == 1
+    page = client.get(refused["Location"]).content.decode()
+    assert "no channel" in page and str(team_only.pk) in page
+    bell_only = client.post("/notifications/mine/new/", {"channelId": "", "clusterId": "999999"})
+    assert bell_only.status_code == 302 and Rule.objects.count() == 1
