@@ -389,6 +389,12 @@ TASKCENTER_NOTIFY_INTERVAL = _env.TASKCENTER_NOTIFY_INTERVAL
 # One send's timeout; how long a failing delivery is retried before it is dead.
 TASKCENTER_NOTIFY_TIMEOUT = _env.TASKCENTER_NOTIFY_TIMEOUT
 TASKCENTER_NOTIFY_RETRY_FOR = _env.TASKCENTER_NOTIFY_RETRY_FOR
+# Seconds before each retry (the last one repeats until RETRY_FOR has passed): the first
+# ones soon, so a receiver that blinked gets the message within a minute.
+TASKCENTER_NOTIFY_RETRY_DELAYS = tuple(_env.TASKCENTER_NOTIFY_RETRY_DELAYS)
+# A claimed delivery is left to its sender for 3 timeouts and this many seconds more; a
+# scheduler killed mid-send leaves it to be sent again once that lease is over.
+TASKCENTER_NOTIFY_LEASE_GRACE = _env.TASKCENTER_NOTIFY_LEASE_GRACE
 # More than LIMIT events of one rule within WINDOW seconds are folded into one digest.
 TASKCENTER_NOTIFY_FLOOD_LIMIT = _env.TASKCENTER_NOTIFY_FLOOD_LIMIT
 TASKCENTER_NOTIFY_FLOOD_WINDOW = _env.TASKCENTER_NOTIFY_FLOOD_WINDOW

@@ -140,6 +140,10 @@ class Environment(BaseSettings):
     TASKCENTER_NOTIFY_INTERVAL: Annotated[float, Field(ge=0.05)] = 0.2
     TASKCENTER_NOTIFY_TIMEOUT: Annotated[float, Field(ge=0.5)] = 10.0
     TASKCENTER_NOTIFY_RETRY_FOR: Annotated[float, Field(ge=60.0)] = 86400.0
+    TASKCENTER_NOTIFY_RETRY_DELAYS: Annotated[
+        list[Annotated[float, Field(gt=0)]], Field(min_length=1), NoDecode
+    ] = [5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200]
+    TASKCENTER_NOTIFY_LEASE_GRACE: Annotated[float, Field(ge=0)] = 30.0
     TASKCENTER_NOTIFY_FLOOD_LIMIT: Annotated[int, Field(ge=1)] = 10
     TASKCENTER_NOTIFY_FLOOD_WINDOW: Annotated[float, Field(ge=1.0)] = 60.0
     TASKCENTER_NOTIFY_WAITING_AFTER: Annotated[float, Field(ge=1.0)] = 3600.0
@@ -161,9 +165,9 @@ class Environment(BaseSettings):
         stripped = {k: v.strip() if isinstance(v, str) else v for k, v in raw.items()}
         return {k: v for k, v in stripped.items() if v != ""}
 
-    _split_lists = field_validator("ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", mode="before")(
-        _comma_list
-    )
+    _split_lists = field_validator(
+        "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "TASKCENTER_NOTIFY_RETRY_DELAYS", mode="before"
+    )(_comma_list)
 
     @field_validator("TASKCENTER_QUEUE_ROUTES", mode="before")
     @classmethod

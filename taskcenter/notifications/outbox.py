@@ -45,14 +45,14 @@ from taskcenter.tasks.models import TaskInstance
 FAN_OUT_BATCH = 500
 SEND_BATCH = 50
 SEND_THREADS = 8
-# The first retries come soon (a receiver that blinked gets the message within a
-# minute), then further apart, until TASKCENTER_NOTIFY_RETRY_FOR has passed.
-RETRY_DELAYS = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200)
 
 
 def retry_delay(attempts: int) -> float:
-    """Seconds before the next attempt after `attempts` failed ones."""
-    return RETRY_DELAYS[min(max(attempts, 1), len(RETRY_DELAYS)) - 1]
+    """Seconds before the next attempt after `attempts` failed ones: the first retries
+    come soon (a receiver that blinked gets the message within a minute), then further
+    apart (TASKCENTER_NOTIFY_RETRY_DELAYS), until TASKCENTER_NOTIFY_RETRY_FOR has passed."""
+    delays = settings.TASKCENTER_NOTIFY_RETRY_DELAYS
+    return delays[min(max(attempts, 1), len(delays)) - 1]
 
 
 def matches(rule: Rule, event: Event) -> bool:
@@ -227,7 +227,9 @@ class _Claimed:
 
 
 def _claim(now: datetime, limit: int, only: list[int] | None = None) -> list[_Claimed]:
-    lease = now + timedelta(seconds=settings.TASKCENTER_NOTIFY_TIMEOUT * 3 + 30)
+    lease = now + timedelta(
+        seconds=settings.TASKCENTER_NOTIFY_TIMEOUT * 3 + settings.TASKCENTER_NOTIFY_LEASE_GRACE
+    )
     with transaction.atomic():
         due = Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
         if only is not None:
