@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from taskcenter.notifications import drain
+from taskcenter.notifications import drain, secrets_store, verbs
+from taskcenter.notifications.inputs import parse_channel
 from taskcenter.notifications.models import Delivery
 from taskcenter.tasks import services
 from tests.conftest import sign_in
@@ -93,3 +94,39 @@ def test_admin_makes_a_channel_and_a_rule_tests_watches_sees_the_bell_and_redeli
         shot(page, "4-deliveries")
     failures = [r["id"] for r in receiver.received if r["body"]["type"] == "task.failed"]
     assert failures == [failure.uid, failure.uid]
+
+
+def test_admin_edits_a_channel_replaces_its_secret_and_makes_a_personal_rule_on_it(
+    live_server, page, admin
+):
+    created = verbs.channel_create(
+        actor=admin,
+        data=parse_channel({"name": "ops", "kind": "webhook", "url": "https://h.example.com/t"}),
+    )
+    sign_in(page, live_server, "admin", next_url="/notifications/channels/")
+    page.get_by_role("link", name="Edit").click()
+    expect(page.get_by_role("heading", name="Edit the channel ops")).to_be_visible()
+    page.get_by_label("Name", exact=True).fill("ops east")
+    page.get_by_label("Anyone may use it in their personal rules").check()
+    page.get_by_role("button", name="Save the channel").click()
+    expect(page.locator("#flash")).to_contain_text("Channel “ops east” saved.")
+    expect(page.get_by_test_id("channels")).to_contain_text("open to all")
+
+    # Replacing the secret asks first, then shows the new one once.
+    page.get_by_role("link", name="Edit").click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_test_id("replace-secret").click()
+    secret = page.get_by_test_id("secret").locator(".secret-value").inner_text().strip()
+    created.channel.refresh_from_db()
+    assert secret.startswith("whsec_") and secret != created.secret
+    assert secrets_store.unseal(created.channel.secret_encrypted) == secret
+    shot(page, "5-secret-replaced")
+
+    # A personal rule on that channel, from the account page.
+    page.goto(f"{live_server.url}/account/#my-rules")
+    form = page.get_by_test_id("my-rule-form")
+    form.get_by_label("Send to").select_option(label="ops east (webhook) and the bell")
+    form.locator("input[name=events][value='task.failed']").check()
+    form.get_by_role("button", name="Create rule").click()
+    expect(page.get_by_test_id("my-rules")).to_contain_text("ops east and the bell")
+    shot(page, "6-personal-rule")
