@@ -4,7 +4,7 @@ schemas and API browser, and a JSON 404."""
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from taskcenter.api import bulk, jobs, notifications, schedules, views
+from taskcenter.api import approvals, bulk, jobs, notifications, schedules, views
 
 app_name = "api"
 
@@ -46,6 +46,7 @@ urlpatterns = [
     # The alias a Terraform provider polls; after the fixed paths above.
     path("v2/tasks/<str:taskInstanceId>", views.task_detail_alias, name="task-detail-alias"),
     # Jobs: task definitions with their declared parameters, and starting runs of them.
+    path("v2/approvals", approvals.approval_list, name="approval-list"),
     path("v2/jobs", jobs.job_list, name="job-list"),
     path("v2/jobs/<str:name>", jobs.job_detail, name="job-detail"),
     path("v2/jobs/<str:name>/runs", jobs.job_run, name="job-run"),

@@ -822,9 +822,16 @@ def waiting_gates(
     *, visible: QuerySet[TaskInstance], limit: int = WAITING_GATES_MAX
 ) -> list[SubtaskInstance]:
     """Approval gates waiting for a decision, of the tasks in `visible`, the longest
-    waiting first, each with its task (cluster, tenant, creator, definition). A waiting
-    gate is RUNNING without a heartbeat: read through the (status, heartbeat_at) index."""
-    return list(
+    waiting first (at most `limit`)."""
+    return list(waiting_gate_list(visible=visible)[:limit])
+
+
+def waiting_gate_list(*, visible: QuerySet[TaskInstance]) -> QuerySet[SubtaskInstance]:
+    """Approval gates waiting for a decision, of the tasks in `visible`, the longest
+    waiting first, each with its task (cluster, tenant, creator, definition), for paging.
+    A waiting gate is RUNNING without a heartbeat: read through the (status,
+    heartbeat_at) index."""
+    return (
         SubtaskInstance.objects.filter(
             status=SubtaskStatus.RUNNING,
             heartbeat_at__isnull=True,
@@ -834,7 +841,7 @@ def waiting_gates(
         .select_related(
             "task", "task__cluster", "task__tenant", "task__creator", "task__definition"
         )
-        .order_by("start_time", "pk")[:limit]
+        .order_by("start_time", "pk")
     )
 
 

@@ -49,6 +49,7 @@ def test_schema_lists_every_endpoint(client):
         "/api/v2/notifications/rules",
         "/api/v2/notifications/rules/{ruleId}",
         "/api/v2/notifications/deliveries",
+        "/api/v2/approvals",
     }
 
 
