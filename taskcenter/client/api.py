@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar, cast
 from urllib.parse import quote, urlencode
@@ -158,6 +158,7 @@ class Client(_Base):
         )
         self.tasks = Tasks(self)
         self.subtasks = Subtasks(self)
+        self.approvals = Approvals(self)
         self.jobs = Jobs(self)
         self.bulk = Bulk(self)
         self.schedules = Schedules(self)
@@ -231,6 +232,7 @@ class AsyncClient(_Base):
         )
         self.tasks = AsyncTasks(self)
         self.subtasks = Subtasks(self)
+        self.approvals = AsyncApprovals(self)
         self.jobs = Jobs(self)
         self.bulk = Bulk(self)
         self.schedules = Schedules(self)
@@ -450,6 +452,61 @@ class Subtasks:
         return self._operate(task_id, subtask_id, "reject", reason)
 
 
+class Approvals:
+    """Approval gates waiting for a decision; deciding is `subtasks.approve|reject`."""
+
+    def __init__(self, client: Client | AsyncClient):
+        # Typed as the sync client's: with AsyncClient each call is an awaitable of the same.
+        self._c = cast(Client, client)
+
+    def page(self, *, page: int = 1, size: int = 50) -> tuple[list[models.Approval], dict]:
+        """One page of the waiting gates the caller may see, the longest waiting first."""
+        return self._c._call(
+            _approval_page, "GET", "/api/v2/approvals", params={"page": page, "size": size}
+        )
+
+    def list(self, *, size: int = 50, limit: int | None = None) -> Iterator[models.Approval]:
+        """Every waiting gate the caller may see, page after page (at most `limit`)."""
+        number = 1
+        seen = 0
+        while True:
+            gates, page = self.page(page=number, size=size)
+            for gate in gates:
+                if limit is not None and seen >= limit:
+                    return
+                seen += 1
+                yield gate
+            if not gates or number >= page.get("totalPages", number):
+                return
+            number += 1
+
+    def approve(self, task_id: int, subtask_id: int, *, reason: str) -> models.Subtask:
+        return self._c.subtasks.approve(task_id, subtask_id, reason=reason)
+
+    def reject(self, task_id: int, subtask_id: int, *, reason: str) -> models.Subtask:
+        return self._c.subtasks.reject(task_id, subtask_id, reason=reason)
+
+
+class AsyncApprovals(Approvals):
+    """Approvals on AsyncClient: `list` as an async iterator."""
+
+    async def list(  # type: ignore[override]
+        self, *, size: int = 50, limit: int | None = None
+    ) -> AsyncIterator[models.Approval]:
+        number = 1
+        seen = 0
+        while True:
+            gates, page = await cast(Any, self.page(page=number, size=size))
+            for gate in gates:
+                if limit is not None and seen >= limit:
+                    return
+                seen += 1
+                yield gate
+            if not gates or number >= page.get("totalPages", number):
+                return
+            number += 1
+
+
 class Jobs:
     def __init__(self, client: Client | AsyncClient):
         # Typed as the sync client's: with AsyncClient each call is an awaitable of the same.
@@ -536,8 +593,36 @@ class Schedules:
         return self._c._call(models.Schedule.of, "GET", f"/api/schedules/{schedule_id}")
 
     def create(self, plan: dict) -> Any:
-        """POST /api/schedules with HENGSHI's body (execDetail, planItems, ...)."""
+        """POST /api/schedules with HENGSHI's body (execDetail, planItems, ...): creates the
+        job's plan, or updates it when the job has one."""
         return self._c._call(_same, "POST", "/api/schedules", body=plan)
+
+    def update(
+        self,
+        schedule_id: int | str,
+        *,
+        plan_items: Sequence[dict] | None = None,
+        enabled: bool | None = None,
+    ) -> Any:
+        """PUT /api/schedules/{id}: replace the plan's items as a whole (`[]` removes
+        them all) and/or enable or disable it; what is not given stays."""
+        body: dict[str, Any] = {}
+        if plan_items is not None:
+            body["planItems"] = list(plan_items)
+        if enabled is not None:
+            body["enabled"] = enabled
+        return self._c._call(_same, "PUT", f"/api/schedules/{schedule_id}", body=body)
+
+    def run_now(self, entity_group: str, entity_key: str, *, sync: bool = False) -> Any:
+        """Start a run of the job's plan now (a ONCE item; the schedule stays as it is);
+        the answer's `contextId` is the run. `sync=True` waits (bounded by the server)."""
+        body = {
+            "entityGroup": entity_group,
+            "entityKey": entity_key,
+            "planItems": [{"triggerType": "ONCE"}],
+            "sync": sync,
+        }
+        return self._c._call(_same, "POST", "/api/schedules", body=body)
 
     def enable(self, schedule_id: int | str) -> Any:
         return self._c._call(_same, "POST", f"/api/schedules/{schedule_id}/enable")
@@ -613,6 +698,10 @@ def _same(data: Any) -> Any:
 
 def _task_page(data: dict) -> tuple[list[models.Task], dict]:
     return [models.Task.of(item) for item in data["contents"]], data.get("page", {})
+
+
+def _approval_page(data: dict) -> tuple[list[models.Approval], dict]:
+    return [models.Approval.of(item) for item in data["contents"]], data.get("page", {})
 
 
 def _task_id(data: dict) -> int:

@@ -90,14 +90,27 @@ pass_state = click.make_pass_decorator(State)
 
 
 def output_option(function: Callable) -> Callable:
-    """-o table|json: JSON is the API's data as it was sent, stable for scripts."""
+    """-o table|json|yaml: JSON and YAML are the API's data as it was sent, stable for
+    scripts."""
     return click.option(
         "-o",
         "--output",
-        type=click.Choice(["table", "json"]),
+        type=click.Choice(["table", "json", "yaml"]),
         default="table",
         show_default=True,
-        help="table for people, json (the API's data) for scripts.",
+        help="table for people; json or yaml (the API's data) for scripts.",
+    )(function)
+
+
+def document_option(function: Callable) -> Callable:
+    """-o json|yaml for what the API answers as a document (no table of it)."""
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Choice(["json", "yaml"]),
+        default="json",
+        show_default=True,
+        help="json or yaml: the API's data.",
     )(function)
 
 
@@ -111,6 +124,19 @@ def _raw(value: Any) -> Any:
 
 def print_json(value: Any) -> None:
     click.echo(json.dumps(_raw(value), indent=2, ensure_ascii=False))
+
+
+def print_data(value: Any, output: str) -> None:
+    """The API's data as JSON or YAML (YAML's safe dumper, keys in the API's order)."""
+    if output == "yaml":
+        import yaml  # only when asked: the command starts faster without it
+
+        text = yaml.safe_dump(
+            _raw(value), sort_keys=False, allow_unicode=True, default_flow_style=False
+        )
+        click.echo(text, nl=False)
+    else:
+        print_json(value)
 
 
 def handled(function: Callable) -> Callable:
@@ -251,7 +277,13 @@ def login(
 
 @main.group()
 def tasks() -> None:
-    """List, show, follow and operate tasks."""
+    """List, show, follow and operate tasks.
+
+    \b
+    Example:
+      taskcenter tasks list --status FAILED
+      taskcenter tasks show 42
+    """
 
 
 @tasks.command("list")
@@ -276,8 +308,8 @@ def tasks_list(state: State, output: str, limit: int, **filters: Any) -> None:
     filters = {k: (list(v) if isinstance(v, tuple) else v) for k, v in filters.items()}
     filters = {k: v for k, v in filters.items() if v not in (None, [])}
     found = list(state.client().tasks.list(size=min(limit, 200), limit=limit, **filters))
-    if output == "json":
-        print_json(found)
+    if output != "table":
+        print_data(found, output)
         return
     if not found:
         out.print("No tasks.")
@@ -321,8 +353,8 @@ def tasks_show(state: State, task_id: int, output: str) -> None:
       taskcenter tasks show 42
     """
     task = state.client().tasks.get(task_id)
-    if output == "json":
-        print_json(task)
+    if output != "table":
+        print_data(task, output)
     else:
         out.print(_tree(task))
 
@@ -397,8 +429,8 @@ def tasks_logs(
     client = state.client()
     if subtask_id is None:
         subtask_id = _pick_subtask(client.tasks.get(task_id))
-    if output == "json":
-        print_json(client.tasks.logs(task_id, subtask_id, attempt=attempt))
+    if output != "table":
+        print_data(client.tasks.logs(task_id, subtask_id, attempt=attempt), output)
         return
     writer = LogWriter(sys.stdout.isatty() if color is None else color)
     try:
@@ -419,8 +451,8 @@ def _operation(name: str, verb: str) -> Callable:
     @handled
     def command(state: State, task_id: int, reason: str | None, output: str) -> None:
         task = getattr(state.client().tasks, name)(task_id, reason=reason)
-        if output == "json":
-            print_json(task)
+        if output != "table":
+            print_data(task, output)
         else:
             out.print(f"Task {task.id} {verb}: now {_style(task.status)}.")
 
@@ -437,7 +469,7 @@ def _wait(client: Client, task_id: int, timeout: float, output: str) -> int:
     """Poll the task until it ends, its subtasks shown live on a terminal; the exit code."""
     deadline = time.monotonic() + timeout
     task = client.tasks.get(task_id)
-    if out.is_terminal and output != "json":
+    if out.is_terminal and output == "table":
         with Live(_tree(task), console=out, auto_refresh=False) as live:
             while not task.finished and time.monotonic() < deadline:
                 time.sleep(POLL)
@@ -447,8 +479,8 @@ def _wait(client: Client, task_id: int, timeout: float, output: str) -> int:
         while not task.finished and time.monotonic() < deadline:
             time.sleep(POLL)
             task = client.tasks.get(task_id)
-        if output == "json":
-            print_json(task)
+        if output != "table":
+            print_data(task, output)
         else:
             out.print(_tree(task))
     if not task.finished:
@@ -507,8 +539,8 @@ def tasks_bulk(
         reason=reason,
         dry_run=dry_run,
     )
-    if output == "json":
-        print_json(result)
+    if output != "table":
+        print_data(result, output)
         return
     head = "Dry run: " if result.dry_run else f"Bulk {result.bulk_id}: "
     out.print(
@@ -524,7 +556,12 @@ def tasks_bulk(
 
 @main.group()
 def subtasks() -> None:
-    """Retry, skip or cancel one subtask; approve or reject an approval gate."""
+    """Retry, skip or cancel one subtask; approve or reject an approval gate.
+
+    \b
+    Example:
+      taskcenter subtasks skip 42 812 --reason 'done by hand'
+    """
 
 
 def _subtask_operation(name: str) -> Callable:
@@ -538,8 +575,8 @@ def _subtask_operation(name: str) -> Callable:
         state: State, task_id: int, subtask_id: int, reason: str | None, output: str
     ) -> None:
         sub = getattr(state.client().subtasks, name)(task_id, subtask_id, reason=reason)
-        if output == "json":
-            print_json(sub)
+        if output != "table":
+            print_data(sub, output)
         else:
             out.print(f"Subtask {sub.id} ({sub.name}): now {_style(sub.status)}.")
 
@@ -551,12 +588,89 @@ for _name in ("retry", "skip", "cancel", "approve", "reject"):
     subtasks.command(_name)(_subtask_operation(_name))
 
 
+# --- approvals -----------------------------------------------------------------------------
+
+
+@main.group()
+def approvals() -> None:
+    """Approval gates waiting for a decision: list them, approve or reject one.
+
+    \b
+    Example:
+      taskcenter approvals list
+      taskcenter approvals approve 42 813 --reason 'change ticket CHG-1 approved'
+    """
+
+
+@approvals.command("list")
+@click.option("--limit", type=int, default=100, show_default=True, help="At most this many.")
+@output_option
+@pass_state
+@handled
+def approvals_list(state: State, limit: int, output: str) -> None:
+    """The gates waiting for a decision that you may see, the longest waiting first, and
+    whether you may decide each now (else why not).
+
+    \b
+    Example:
+      taskcenter approvals list -o yaml
+    """
+    found = list(state.client().approvals.list(size=min(limit, 200), limit=limit))
+    if output != "table":
+        print_data(found, output)
+        return
+    if not found:
+        out.print("No approvals waiting.")
+        return
+    table = Table("Task", "Subtask", "Gate", "Job", "Cluster", "Started by", "Waiting", "You")
+    for gate in found:
+        table.add_row(
+            str(gate.task_instance_id),
+            str(gate.subtask_instance_id),
+            gate.name,
+            gate.task_name,
+            gate.cluster.name if gate.cluster else "",
+            gate.creator.name if gate.creator else "",
+            _duration(gate.waiting_since, None),
+            "may decide" if gate.may_decide else (gate.why_not or ""),
+        )
+    out.print(table)
+
+
+def _decision(name: str, verb: str) -> Callable:
+    @click.argument("task_id", type=int)
+    @click.argument("subtask_id", type=int)
+    @click.option("--reason", required=True, help="Why (recorded in the audit; required).")
+    @output_option
+    @pass_state
+    @handled
+    def command(state: State, task_id: int, subtask_id: int, reason: str, output: str) -> None:
+        sub = getattr(state.client().approvals, name)(task_id, subtask_id, reason=reason)
+        if output != "table":
+            print_data(sub, output)
+        else:
+            out.print(f"Gate {sub.id} ({sub.name}) {verb}: now {_style(sub.status)}.")
+
+    command.__doc__ = f"{name.title()} a waiting approval gate of a task.\n\n    \b\n    Example:\n      taskcenter approvals {name} 42 813 --reason 'checked the plan'\n    "
+    return command
+
+
+approvals.command("approve")(_decision("approve", "approved"))
+approvals.command("reject")(_decision("reject", "rejected"))
+
+
 # --- jobs ----------------------------------------------------------------------------------
 
 
 @main.group()
 def jobs() -> None:
-    """List jobs (task definitions), show their parameters, run them."""
+    """List jobs (task definitions), show their parameters, run them.
+
+    \b
+    Example:
+      taskcenter jobs list
+      taskcenter jobs run "Back up cluster" -p seconds=5 --wait
+    """
 
 
 @jobs.command("list")
@@ -571,8 +685,8 @@ def jobs_list(state: State, output: str) -> None:
       taskcenter jobs list -o json
     """
     found = state.client().jobs.list()
-    if output == "json":
-        print_json(found)
+    if output != "table":
+        print_data(found, output)
         return
     table = Table("Name", "Version", "Parameters", "Description")
     for job in found:
@@ -594,8 +708,8 @@ def jobs_show(state: State, name: str, output: str) -> None:
       taskcenter jobs show "Back up cluster"
     """
     job = state.client().jobs.get(name)
-    if output == "json":
-        print_json(job)
+    if output != "table":
+        print_data(job, output)
         return
     out.print(f"[bold]{job.name}[/bold] (version {job.version}) {job.description or ''}")
     table = Table("Parameter", "Type", "Required", "Default", "Help")
@@ -664,12 +778,12 @@ def jobs_run(
         repeat_of=repeat_of,
     )
     if not wait:
-        if output == "json":
-            print_json({"taskInstanceId": task_id})
+        if output != "table":
+            print_data({"taskInstanceId": task_id}, output)
         else:
             out.print(f"Started task {task_id}.")
         return
-    if output != "json":
+    if output == "table":
         err.print(f"Started task {task_id}; waiting for it to end.")
     sys.exit(_wait(client, task_id, timeout, output))
 
@@ -679,7 +793,14 @@ def jobs_run(
 
 @main.group()
 def schedules() -> None:
-    """HENGSHI's execution plans: list, show, enable, disable, cancel, delete."""
+    """HENGSHI's execution plans: list, show, create, edit, run, enable, disable, cancel,
+    delete.
+
+    \b
+    Example:
+      taskcenter schedules list
+      taskcenter schedules run 7
+    """
 
 
 @schedules.command("list")
@@ -696,8 +817,8 @@ def schedules_list(state: State, q: str | None, limit: int, output: str) -> None
       taskcenter schedules list -o json
     """
     found = state.client().schedules.list(limit=limit, q=q)
-    if output == "json":
-        print_json(found)
+    if output != "table":
+        print_data(found, output)
         return
     table = Table("ID", "Group", "Key", "Enabled")
     for plan in found:
@@ -713,13 +834,41 @@ def schedules_list(state: State, q: str | None, limit: int, output: str) -> None
 @pass_state
 @handled
 def schedules_show(state: State, schedule_id: str, output: str) -> None:
-    """Show one plan (always as JSON: HENGSHI's plan is a document).
+    """Show one plan: its job, its schedule and its last run.
 
     \b
     Example:
       taskcenter schedules show 7
+      taskcenter schedules show 7 -o yaml
     """
-    print_json(state.client().schedules.get(schedule_id))
+    plan = state.client().schedules.get(schedule_id)
+    if output != "table":
+        print_data(plan, output)
+        return
+    data = plan.raw
+    detail = data.get("execDetail") or {}
+    out.print(
+        f"[bold]Plan {data.get('id')}[/bold] {data.get('entityGroup')}/{data.get('entityKey')}"
+        f"  {'enabled' if data.get('enabled') else 'disabled'}"
+    )
+    out.print(f"Job: {detail.get('jobClass', '')}  {json.dumps(detail.get('jobParams') or {})}")
+    out.print(
+        f"Last run: {data.get('jobStatus') or 'NONE'}"
+        f"  next: {data.get('nextStartAt') or '-'}  cluster: {data.get('clusterId') or '-'}"
+    )
+    table = Table("Item", "Trigger", "When", "Time zone", "Next")
+    for item in data.get("planItems") or []:
+        when = item.get("cronDesc") or ", ".join(
+            f"{j.get('entityGroup')}/{j.get('entityKey')}" for j in item.get("triggerByJobs") or []
+        )
+        table.add_row(
+            str(item.get("id", "")),
+            item.get("triggerType", ""),
+            when,
+            item.get("timeZone") or "",
+            item.get("nextStartAt") or "",
+        )
+    out.print(table)
 
 
 def _plan_operation(name: str) -> Callable:
@@ -729,8 +878,8 @@ def _plan_operation(name: str) -> Callable:
     @handled
     def command(state: State, schedule_id: str, output: str) -> None:
         result = getattr(state.client().schedules, name)(schedule_id)
-        if output == "json":
-            print_json(result)
+        if output != "table":
+            print_data(result, output)
         else:
             out.print(f"Plan {schedule_id}: {name} done.")
 
@@ -744,39 +893,224 @@ for _name in ("enable", "disable", "cancel", "delete"):
     schedules.command(_name)(_plan_operation(_name))
 
 
+def _body_file(stream: Any) -> dict:
+    """A JSON object from --file (a path, or - for stdin)."""
+    try:
+        body = json.load(stream)
+    except ValueError as error:
+        raise click.BadParameter(f"not JSON: {error}", param_hint="--file") from None
+    if not isinstance(body, dict):
+        raise click.BadParameter("expected a JSON object", param_hint="--file")
+    return body
+
+
+def _cron_items(crons: tuple[str, ...], tz: str | None) -> list[dict]:
+    items = []
+    for expression in crons:
+        item = {"triggerType": "CRON_JOB", "cronDesc": expression}
+        if tz:
+            item["timeZone"] = tz
+        items.append(item)
+    return items
+
+
+def _print_plan(plan: Any, output: str, said: str) -> None:
+    if output != "table":
+        print_data(plan, output)
+        return
+    data = plan if isinstance(plan, dict) else {}
+    context = f" Run started: context {data['contextId']}." if data.get("contextId") else ""
+    out.print(f"Plan {data.get('id', '')} {said}.{context}")
+
+
+@schedules.command("create")
+@click.option(
+    "--file", "body_file", type=click.File("r"), help="HENGSHI's body as JSON (- for stdin)."
+)
+@click.option("--group", "entity_group", help="The job's entityGroup.")
+@click.option("--key", "entity_key", help="The job's entityKey.")
+@click.option("--job", "job_class", help="execDetail.jobClass: a job's name or a job class.")
+@click.option(
+    "-p", "--param", "params", multiple=True, help="A job parameter key=value (repeatable)."
+)
+@click.option("--cron", "crons", multiple=True, help="A Quartz expression (repeatable).")
+@click.option("--tz", help="The expressions' time zone (IANA name or GMT+08:00).")
+@click.option("--cluster", "cluster_id", type=int, help="The cluster its runs go to.")
+@click.option("--tenant", "tenant_id", type=int, help="The tenant its runs go to.")
+@click.option("--disabled", is_flag=True, help="Create it disabled.")
+@output_option
+@pass_state
+@handled
+def schedules_create(
+    state: State,
+    body_file: Any,
+    entity_group: str | None,
+    entity_key: str | None,
+    job_class: str | None,
+    params: tuple[str, ...],
+    crons: tuple[str, ...],
+    tz: str | None,
+    cluster_id: int | None,
+    tenant_id: int | None,
+    disabled: bool,
+    output: str,
+) -> None:
+    """Create a job's plan (or update the plan the job has), from --file or from options;
+    options given with --file are laid over the file's body.
+
+    \b
+    Example:
+      taskcenter schedules create --group nightly --key backup --job "Back up cluster" \\
+          -p seconds=5 --cron "0 30 2 * * ?" --tz Asia/Shanghai --cluster 1
+      taskcenter schedules create --file plan.json
+    """
+    body: dict[str, Any] = _body_file(body_file) if body_file else {}
+    for key, value in (
+        ("entityGroup", entity_group),
+        ("entityKey", entity_key),
+        ("clusterId", cluster_id),
+        ("tenantId", tenant_id),
+    ):
+        if value is not None:
+            body[key] = value
+    if job_class or params:
+        detail = dict(body.get("execDetail") or {})
+        if job_class:
+            detail["jobClass"] = job_class
+        if params:
+            declared: dict[str, str] = {}
+            if detail.get("jobClass"):
+                try:
+                    job = state.client().jobs.get(detail["jobClass"])
+                    declared = {p.name: p.type for p in job.parameters}
+                except ApiError:
+                    declared = {}  # a registered job class: the server judges the values
+            detail["jobParams"] = {
+                **(detail.get("jobParams") or {}),
+                **_typed(declared, _pairs(params, "-p")),
+            }
+        body["execDetail"] = detail
+    if crons:
+        body["planItems"] = _cron_items(crons, tz)
+    if disabled:
+        body["enabled"] = False
+    if not body.get("entityGroup") or not body.get("entityKey"):
+        raise click.UsageError("Give the job's --group and --key (or a --file that has them).")
+    _print_plan(state.client().schedules.create(body), output, "saved")
+
+
+@schedules.command("edit")
+@click.argument("schedule_id")
+@click.option(
+    "--file", "body_file", type=click.File("r"), help="{planItems, enabled} as JSON (- for stdin)."
+)
+@click.option(
+    "--cron", "crons", multiple=True, help="The new schedule: a Quartz expression (repeatable)."
+)
+@click.option("--tz", help="The expressions' time zone.")
+@click.option("--no-schedule", is_flag=True, help="Remove every item of the schedule.")
+@click.option("--enable/--disable", "enabled", default=None, help="Enable or disable it too.")
+@output_option
+@pass_state
+@handled
+def schedules_edit(
+    state: State,
+    schedule_id: str,
+    body_file: Any,
+    crons: tuple[str, ...],
+    tz: str | None,
+    no_schedule: bool,
+    enabled: bool | None,
+    output: str,
+) -> None:
+    """Replace a plan's schedule as a whole and/or enable or disable it
+    (PUT /api/schedules/{id}); what is not given stays.
+
+    \b
+    Example:
+      taskcenter schedules edit 7 --cron "0 0 3 * * ?" --tz UTC
+      taskcenter schedules edit 7 --no-schedule --disable
+    """
+    body: dict[str, Any] = _body_file(body_file) if body_file else {}
+    if crons and no_schedule:
+        raise click.UsageError("Give --cron or --no-schedule, not both.")
+    items = body.get("planItems")
+    if crons:
+        items = _cron_items(crons, tz)
+    elif no_schedule:
+        items = []
+    if enabled is None and "enabled" in body:
+        enabled = body["enabled"]
+    if items is None and enabled is None and "planItems" not in body:
+        raise click.UsageError(
+            "Nothing to change: give --cron, --no-schedule, --enable/--disable or --file."
+        )
+    plan = state.client().schedules.update(schedule_id, plan_items=items, enabled=enabled)
+    _print_plan(plan, output, "changed")
+
+
+@schedules.command("run")
+@click.argument("schedule_id")
+@click.option(
+    "--wait", "sync", is_flag=True, help="Wait for the run to end (bounded by the server)."
+)
+@output_option
+@pass_state
+@handled
+def schedules_run(state: State, schedule_id: str, sync: bool, output: str) -> None:
+    """Run a plan's job now (its schedule stays as it is); prints the run's context id.
+
+    \b
+    Example:
+      taskcenter schedules run 7
+      taskcenter contexts logs "$(taskcenter schedules run 7 -o json | jq .contextId)"
+    """
+    client = state.client()
+    plan = client.schedules.get(schedule_id)
+    answer = client.schedules.run_now(plan.entity_group or "", plan.entity_key or "", sync=sync)
+    _print_plan(answer, output, "run now")
+
+
 @main.group()
 def contexts() -> None:
-    """Runs started by plans: their logs and results."""
+    """Runs started by plans: their logs and results.
+
+    \b
+    Example:
+      taskcenter contexts results 42 --block
+    """
 
 
 @contexts.command("logs")
 @click.argument("context_id")
 @click.option("--block/--no-block", default=False, help="Wait for the run to end first.")
+@document_option
 @pass_state
 @handled
-def contexts_logs(state: State, context_id: str, block: bool) -> None:
-    """A context's logs per subtask, as JSON.
+def contexts_logs(state: State, context_id: str, block: bool, output: str) -> None:
+    """A context's logs per subtask, as JSON or YAML.
 
     \b
     Example:
       taskcenter contexts logs 42 --block
     """
-    print_json(state.client().contexts.logs(context_id, block=block))
+    print_data(state.client().contexts.logs(context_id, block=block), output)
 
 
 @contexts.command("results")
 @click.argument("context_id")
 @click.option("--block/--no-block", default=False, help="Wait for the run to end first.")
+@document_option
 @pass_state
 @handled
-def contexts_results(state: State, context_id: str, block: bool) -> None:
-    """A context's results per subtask, as JSON.
+def contexts_results(state: State, context_id: str, block: bool, output: str) -> None:
+    """A context's results per subtask, as JSON or YAML.
 
     \b
     Example:
       taskcenter contexts results 42
     """
-    print_json(state.client().contexts.results(context_id, block=block))
+    print_data(state.client().contexts.results(context_id, block=block), output)
 
 
 # --- cron (offline) ------------------------------------------------------------------------
@@ -784,7 +1118,12 @@ def contexts_results(state: State, context_id: str, block: bool) -> None:
 
 @main.group()
 def cron() -> None:
-    """Quartz cron expressions, evaluated here without a server."""
+    """Quartz cron expressions, evaluated here without a server.
+
+    \b
+    Example:
+      taskcenter cron next "0 0 12 ? * MON-FRI" --count 3
+    """
 
 
 @cron.command("next")
@@ -816,8 +1155,8 @@ def cron_next(expression: str, tz: str, count: int, output: str) -> None:
     except quartz.InvalidZone as error:
         err.print(f"[red]Error:[/red] {error.reason}")
         sys.exit(EXIT_REFUSED)
-    if output == "json":
-        print_json({"description": words, "next": [t.isoformat() for t in times]})
+    if output != "table":
+        print_data({"description": words, "next": [t.isoformat() for t in times]}, output)
         return
     out.print(words)
     for moment in times:
@@ -831,59 +1170,93 @@ def cron_next(expression: str, tz: str, count: int, output: str) -> None:
 
 @main.group()
 def notifications() -> None:
-    """Notification channels, rules and deliveries (as JSON: the API's data)."""
+    """Notification channels, rules and deliveries (as JSON or YAML: the API's data).
+
+    \b
+    Example:
+      taskcenter notifications deliveries --status FAILED -o yaml
+    """
 
 
 @notifications.command("channels")
+@document_option
 @pass_state
 @handled
-def notifications_channels(state: State) -> None:
+def notifications_channels(state: State, output: str) -> None:
     """The channels the caller may see.
 
     \b
     Example:
       taskcenter notifications channels
     """
-    print_json(state.client().notifications.channels())
+    print_data(state.client().notifications.channels(), output)
 
 
 @notifications.command("rules")
+@document_option
 @pass_state
 @handled
-def notifications_rules(state: State) -> None:
+def notifications_rules(state: State, output: str) -> None:
     """The caller's rules and the team rules they may see.
 
     \b
     Example:
       taskcenter notifications rules
     """
-    print_json(state.client().notifications.rules())
+    print_data(state.client().notifications.rules(), output)
 
 
 @notifications.command("deliveries")
 @click.option("--status", help="A delivery status to filter by.")
 @click.option("--size", type=int, default=50, show_default=True)
+@document_option
 @pass_state
 @handled
-def notifications_deliveries(state: State, status: str | None, size: int) -> None:
+def notifications_deliveries(state: State, status: str | None, size: int, output: str) -> None:
     """The latest deliveries, with their tries.
 
     \b
     Example:
       taskcenter notifications deliveries --status FAILED
     """
-    print_json(state.client().notifications.deliveries(size=size, status=status))
+    print_data(state.client().notifications.deliveries(size=size, status=status), output)
 
 
 @notifications.command("test")
 @click.argument("channel_id", type=int)
+@document_option
 @pass_state
 @handled
-def notifications_test(state: State, channel_id: int) -> None:
+def notifications_test(state: State, channel_id: int, output: str) -> None:
     """Send a test message through a channel.
 
     \b
     Example:
       taskcenter notifications test 3
     """
-    print_json(state.client().notifications.test_channel(channel_id))
+    print_data(state.client().notifications.test_channel(channel_id), output)
+
+
+# --- shell completion ----------------------------------------------------------------------
+
+SHELLS = ("bash", "zsh", "fish")
+COMPLETE_VAR = "_TASKCENTER_COMPLETE"
+
+
+@main.command()
+@click.argument("shell", type=click.Choice(SHELLS))
+def completion(shell: str) -> None:
+    """Print the completion script of a shell (bash 4.4+, zsh, fish): commands, options,
+    choices. Click's own: the same as `_TASKCENTER_COMPLETE=bash_source taskcenter`.
+
+    \b
+    Example:
+      taskcenter completion bash > ~/.local/share/bash-completion/completions/taskcenter
+      taskcenter completion zsh > "${fpath[1]}/_taskcenter"
+      taskcenter completion fish > ~/.config/fish/completions/taskcenter.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    complete = get_completion_class(shell)
+    assert complete is not None  # the three shells are Click's own
+    click.echo(complete(main, {}, "taskcenter", COMPLETE_VAR).source())

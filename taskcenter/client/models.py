@@ -132,3 +132,19 @@ class Schedule(Model):
 class Context(Model):
     id: int | str
     job_status: str | None = None
+
+
+class Approval(Model):
+    """An approval gate waiting for a decision (GET /api/v2/approvals)."""
+
+    task_instance_id: int
+    subtask_instance_id: int
+    name: str = ""
+    task_name: str = ""
+    cluster: Named | None = None
+    tenant: Named | None = None
+    creator: Named | None = None
+    waiting_since: str | None = None
+    expires_at: str | None = None
+    may_decide: bool = False
+    why_not: str | None = None

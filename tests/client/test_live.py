@@ -275,3 +275,71 @@ def test_notifications_are_listed_from_the_command(run):
     assert json.loads(deliveries.output)["contents"] == []
     bad = run("notifications", "deliveries", "--status", "NOPE")
     assert bad.exit_code == 3 and "status" in bad.output
+
+
+def test_lists_and_shows_answer_yaml_with_the_apis_data(run):
+    import yaml
+
+    task = failed_task()
+    listed = yaml.safe_load(run("tasks", "list", "-o", "yaml").output)
+    assert listed == json.loads(run("tasks", "list", "-o", "json").output)
+    assert [t["id"] for t in listed] == [task.pk]
+    shown = yaml.safe_load(run("tasks", "show", str(task.pk), "-o", "yaml").output)
+    assert shown["id"] == task.pk and len(shown["subtasks"]) == 3
+    assert yaml.safe_load(run("jobs", "list", "-o", "yaml").output)
+
+
+def test_schedules_create_edit_show_and_run_now(run, no_broker):
+    import yaml
+
+    from tests.factories import NOTEBOOK_JOB
+
+    made = run(
+        "schedules", "create", "--group", "NOTEBOOK", "--key", "cli-1", "--job", NOTEBOOK_JOB,
+        "-p", "notebook=7", "--cron", "0 30 2 * * ?", "--tz", "Asia/Shanghai", "-o", "json",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    plan = json.loads(made.output)
+    assert plan["execDetail"]["jobParams"] == {"notebook": 7}
+    assert plan["planItems"][0]["cronDesc"] == "0 30 2 * * ?"
+    plan_id = str(plan["id"])
+    edited = run("schedules", "edit", plan_id, "--cron", "0 0 3 * * ?", "--disable", "-o", "json")
+    assert edited.exit_code == 0, edited.output
+    changed = json.loads(edited.output)
+    assert changed["enabled"] is False
+    assert [i["cronDesc"] for i in changed["planItems"]] == ["0 0 3 * * ?"]
+    shown = run("schedules", "show", plan_id)
+    assert "0 0 3 * * ?" in shown.output and "disabled" in shown.output
+    ran = run("schedules", "run", plan_id, "-o", "yaml")
+    assert ran.exit_code == 0, ran.output
+    context_id = yaml.safe_load(ran.output)["contextId"]
+    assert selectors.task_get(task_id=context_id).status == "RUNNING"
+    after = yaml.safe_load(run("schedules", "show", plan_id, "-o", "yaml").output)
+    assert [i["cronDesc"] for i in after["planItems"]] == ["0 0 3 * * ?"]  # schedule kept
+    nothing = run("schedules", "edit", plan_id)
+    assert nothing.exit_code == 2 and "Nothing to change" in nothing.output
+    bad = run("schedules", "create", "--group", "NOTEBOOK", "--key", "cli-2", "--job",
+              NOTEBOOK_JOB, "--cron", "0 61 * * * ?")  # fmt: skip
+    assert bad.exit_code == 3 and "cron" in bad.output.lower() and "Traceback" not in bad.output
+
+
+def test_approvals_are_listed_and_decided_from_the_command(run, client, no_broker):
+    from tests.factories import APPROVAL_GATE, waiting_approval
+
+    task = waiting_approval(release="v9")
+    other = waiting_approval(release="v10")
+    gate = task.subtasks.get(name=APPROVAL_GATE)
+    listed = [(g.task_instance_id, g.may_decide) for g in client.approvals.list(size=1)]
+    assert listed == [(task.pk, True), (other.pk, True)]
+    table = run("approvals", "list")
+    assert table.exit_code == 0 and str(task.pk) in table.output and "may decide" in table.output
+    rows = json.loads(run("approvals", "list", "-o", "json").output)
+    assert rows[0]["subtaskInstanceId"] == gate.pk and rows[0]["parameters"]["release"] == "v9"
+    no_reason = run("approvals", "approve", str(task.pk), str(gate.pk))
+    assert no_reason.exit_code == 2 and "--reason" in no_reason.output
+    approved = run("approvals", "approve", str(task.pk), str(gate.pk), "--reason", "checked")
+    assert approved.exit_code == 0 and "SUCCESSFUL" in approved.output, approved.output
+    other_gate = other.subtasks.get(name=APPROVAL_GATE)
+    rejected = run("approvals", "reject", str(other.pk), str(other_gate.pk), "--reason", "no")
+    assert rejected.exit_code == 0, rejected.output
+    assert "No approvals waiting." in run("approvals", "list").output

@@ -169,3 +169,83 @@ def test_cron_next_is_evaluated_offline_without_django():
     assert len(answer["next"]) == 3
     assert all(t.endswith("T02:30:00+08:00") for t in answer["next"])
     assert bad_exit == 3 and "between 0 and 59" in bad_output
+
+
+def _commands(group, path=()):
+    """Every command of the tree, groups included, as its path of names."""
+    import click
+
+    yield path
+    if isinstance(group, click.Group):
+        for name, command in group.commands.items():
+            yield from _commands(command, (*path, name))
+
+
+def test_every_commands_help_shows_an_example():
+    from click.testing import CliRunner
+
+    from taskcenter.client.cli import main
+
+    runner = CliRunner()
+    paths = list(_commands(main))
+    assert ("approvals", "list") in paths and ("schedules", "run") in paths
+    assert ("completion",) in paths
+    for path in paths:
+        result = runner.invoke(main, [*path, "--help"], prog_name="taskcenter")
+        assert result.exit_code == 0, (path, result.output)
+        example = result.output.partition("Example:")[2]
+        assert example.strip().startswith("taskcenter"), (path, result.output)
+
+
+@pytest.mark.parametrize(
+    "shell, marker",
+    [
+        ("bash", "complete -o nosort -F"),
+        ("zsh", "#compdef taskcenter"),
+        ("fish", "complete --no-files --command taskcenter"),
+    ],
+)
+def test_completion_scripts_for_bash_zsh_and_fish(shell, marker):
+    from click.testing import CliRunner
+
+    from taskcenter.client.cli import main
+
+    result = CliRunner().invoke(main, ["completion", shell], prog_name="taskcenter")
+    assert result.exit_code == 0, result.output
+    assert marker in result.output and "_TASKCENTER_COMPLETE" in result.output
+
+
+def test_completion_answers_commands_and_choices():
+    """What the shell's function asks: the words so far, the completions back."""
+    from click.testing import CliRunner
+
+    from taskcenter.client.cli import main
+
+    def complete(words: str) -> list[str]:
+        env = {
+            "_TASKCENTER_COMPLETE": "bash_complete",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1)),
+        }
+        result = CliRunner().invoke(main, [], prog_name="taskcenter", env=env)
+        return [line.split(",", 1)[1] for line in result.output.splitlines()]
+
+    assert "approvals" in complete("taskcenter ap")
+    assert {"create", "edit", "run"} <= set(complete("taskcenter schedules "))
+    assert complete("taskcenter tasks list -o ") == ["table", "json", "yaml"]
+
+
+def test_yaml_output_is_the_same_data_as_json():
+    import json
+
+    import yaml
+    from click.testing import CliRunner
+
+    from taskcenter.client.cli import main
+
+    args = ["cron", "next", "0 0 12 * * ?", "--count", "2"]
+    as_json = CliRunner().invoke(main, [*args, "-o", "json"])
+    as_yaml = CliRunner().invoke(main, [*args, "-o", "yaml"])
+    assert as_yaml.exit_code == 0, as_yaml.output
+    assert yaml.safe_load(as_yaml.output) == json.loads(as_json.output)
+    assert as_yaml.output.startswith("description: ")
