@@ -24,6 +24,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
@@ -627,12 +628,12 @@ def approvals_list(state: State, limit: int, output: str) -> None:
         table.add_row(
             str(gate.task_instance_id),
             str(gate.subtask_instance_id),
-            gate.name,
-            gate.task_name,
-            gate.cluster.name if gate.cluster else "",
-            gate.creator.name if gate.creator else "",
+            escape(gate.name),
+            escape(gate.task_name),
+            escape(gate.cluster.name) if gate.cluster else "",
+            escape(gate.creator.name) if gate.creator else "",
             _duration(gate.waiting_since, None),
-            "may decide" if gate.may_decide else (gate.why_not or ""),
+            "may decide" if gate.may_decide else escape(gate.why_not or ""),
         )
     out.print(table)
 
@@ -649,7 +650,7 @@ def _decision(name: str, verb: str) -> Callable:
         if output != "table":
             print_data(sub, output)
         else:
-            out.print(f"Gate {sub.id} ({sub.name}) {verb}: now {_style(sub.status)}.")
+            out.print(f"Gate {sub.id} ({escape(sub.name)}) {verb}: now {_style(sub.status)}.")
 
     command.__doc__ = f"{name.title()} a waiting approval gate of a task.\n\n    \b\n    Example:\n      taskcenter approvals {name} 42 813 --reason 'checked the plan'\n    "
     return command
@@ -847,11 +848,13 @@ def schedules_show(state: State, schedule_id: str, output: str) -> None:
         return
     data = plan.raw
     detail = data.get("execDetail") or {}
+    job = escape(f"{data.get('entityGroup')}/{data.get('entityKey')}")
     out.print(
-        f"[bold]Plan {data.get('id')}[/bold] {data.get('entityGroup')}/{data.get('entityKey')}"
+        f"[bold]Plan {data.get('id')}[/bold] {job}"
         f"  {'enabled' if data.get('enabled') else 'disabled'}"
     )
-    out.print(f"Job: {detail.get('jobClass', '')}  {json.dumps(detail.get('jobParams') or {})}")
+    params = json.dumps(detail.get("jobParams") or {}, ensure_ascii=False)
+    out.print(escape(f"Job: {detail.get('jobClass', '')}  {params}"))
     out.print(
         f"Last run: {data.get('jobStatus') or 'NONE'}"
         f"  next: {data.get('nextStartAt') or '-'}  cluster: {data.get('clusterId') or '-'}"
@@ -864,7 +867,7 @@ def schedules_show(state: State, schedule_id: str, output: str) -> None:
         table.add_row(
             str(item.get("id", "")),
             item.get("triggerType", ""),
-            when,
+            escape(when),
             item.get("timeZone") or "",
             item.get("nextStartAt") or "",
         )
