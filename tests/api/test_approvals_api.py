@@ -48,7 +48,7 @@ def test_a_scoped_user_sees_the_gates_of_their_clusters_only(no_broker):
     here, there = waiting_approval(release="a"), waiting_approval(release="b")
     TaskInstance.objects.filter(pk=here.pk).update(cluster=alpha)
     TaskInstance.objects.filter(pk=there.pk).update(cluster=bravo)
-    scoped = make_user("scoped")
+    scoped = make_user("scoped", roles.MANAGER)
     grant_scoped(scoped, roles.MANAGER, alpha)
     rows = client_for(scoped).get(URL).json()["data"]["contents"]
     assert [(r["taskInstanceId"], r["cluster"]["name"]) for r in rows] == [(here.pk, "alpha")]
