@@ -623,15 +623,14 @@ def approvals_list(state: State, limit: int, output: str) -> None:
     if not found:
         out.print("No approvals waiting.")
         return
-    table = Table("Task", "Subtask", "Gate", "Job", "Cluster", "Started by", "Waiting", "You")
+    # Few columns, so the ids stay whole in 80 columns; the rest is in -o yaml.
+    table = Table("Task", "Subtask", "Gate", "Cluster", "Waiting", "You")
     for gate in found:
         table.add_row(
             str(gate.task_instance_id),
             str(gate.subtask_instance_id),
             escape(gate.name),
-            escape(gate.task_name),
             escape(gate.cluster.name) if gate.cluster else "",
-            escape(gate.creator.name) if gate.creator else "",
             _duration(gate.waiting_since, None),
             "may decide" if gate.may_decide else escape(gate.why_not or ""),
         )

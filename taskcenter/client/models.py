@@ -140,7 +140,6 @@ class Approval(Model):
     task_instance_id: int
     subtask_instance_id: int
     name: str = ""
-    task_name: str = ""
     cluster: Named | None = None
     tenant: Named | None = None
     creator: Named | None = None
