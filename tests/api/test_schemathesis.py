@@ -56,6 +56,15 @@ STATE_OR_JOB_REFUSALS = [
     "bulkRollbackTasks",
     "bulkCancelTasks",
     "stopBulkOperation",
+    # Approving or rejecting needs a gate that waits and a reason, and not one's own task.
+    "approveSubtask",
+    "rejectSubtask",
+    # A channel's URL must suit its kind (http(s) for a webhook, a scheme Apprise knows), a
+    # rule's events and target must exist and be the caller's to use.
+    "createNotificationChannel",
+    "updateNotificationChannel",
+    "createNotificationRule",
+    "updateNotificationRule",
 ]
 CONFIG = f"""
 [generation]
