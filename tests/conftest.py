@@ -305,11 +305,19 @@ class WorkerProcess:
         self.log_file.close()
 
     def _marked_stopped(self, pid: int) -> bool:
+        from django.db import DatabaseError, connection
+
         from taskcenter.engine.models import WorkerPresence
 
         access = self.db_blocker.unblock() if self.db_blocker else contextlib.nullcontext()
         with access:
-            return WorkerPresence.objects.filter(pid=pid, stopped_at__isnull=False).exists()
+            try:
+                return WorkerPresence.objects.filter(pid=pid, stopped_at__isnull=False).exists()
+            except DatabaseError:
+                # A connection an outage test ended ("terminating connection due to
+                # administrator command"): drop it, and ask again on a new one.
+                connection.close_if_unusable_or_obsolete()
+                return False
 
     def restart(self) -> None:
         self.stop()
