@@ -314,6 +314,15 @@ def subtask_get(*, task_id: int, subtask_id: int) -> SubtaskInstance:
         ) from None
 
 
+def subtask_identities(*, subtask_ids: list[int]) -> list[tuple[int, int, str, int]]:
+    """(id, task id, name, attempt) of these subtasks: what an event about them names."""
+    return list(
+        SubtaskInstance.objects.filter(pk__in=subtask_ids).values_list(
+            "pk", "task_id", "name", "attempt"
+        )
+    )
+
+
 def subtask_attempt_status(*, subtask_id: int, attempt: int) -> str | None:
     """The status of this attempt, or None when the subtask has moved on to another."""
     row = SubtaskInstance.objects.filter(pk=subtask_id).values_list("attempt", "status").first()

@@ -13,7 +13,7 @@ from typing import Any
 from django.db.models import Count
 from django.utils import timezone
 
-from taskcenter.tasks import events, models, sql
+from taskcenter.tasks import events, models, selectors, sql
 from taskcenter.tasks.audit import ROLLED_BACK, Action, audit_record
 from taskcenter.tasks.enqueue import enqueue_attempts
 
@@ -66,10 +66,7 @@ def emit_approvals_requested(gate_ids: list[int]) -> None:
     if not gate_ids or not events.listening():
         return
     kind = events.Kind.APPROVAL_REQUESTED
-    gates = models.SubtaskInstance.objects.filter(pk__in=gate_ids).values_list(
-        "pk", "task_id", "name", "attempt"
-    )
-    for pk, task_id, name, attempt in gates:
+    for pk, task_id, name, attempt in selectors.subtask_identities(subtask_ids=gate_ids):
         events.emit(
             events.DomainEvent(
                 kind=kind,
