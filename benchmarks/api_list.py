@@ -175,7 +175,7 @@ def _insert_subtasks(cursor, source: str, per_task: int, base: int | None = None
         INSERT INTO tasks_subtaskinstance (id, task_id, name, series_id, description, timeout,
             status, operation, executor, run_time, retry_count, node_type, parallel_idx,
             prohibit_rollback, upstream_ids, downstream_ids, action, create_time, start_time,
-            finish_time, attempt, rollback_pending, log_size, log_truncated, upstreams_left)
+            finish_time, attempt, rollback_pending, log_size, log_truncated, upstreams_left, key)
         SELECT {first} + k + 1, g, 'Step ' || k, k, 'Step ' || k || ' of the task', 600,
             CASE WHEN g % 10 < 7 THEN 'SUCCESSFUL'
                  WHEN g % 10 < 9 THEN CASE WHEN k < 2 THEN 'SUCCESSFUL' WHEN k = 2
@@ -190,7 +190,8 @@ def _insert_subtasks(cursor, source: str, per_task: int, base: int | None = None
             timestamptz '2025-01-01', timestamptz '2025-01-01' + k * interval '2 seconds',
             timestamptz '2025-01-01' + k * interval '2 seconds' + interval '1 second',
             1, false, 0, false,
-            CASE WHEN k = 0 OR g % 10 < 7 OR k <= 2 THEN 0 ELSE 1 END
+            CASE WHEN k = 0 OR g % 10 < 7 OR k <= 2 THEN 0 ELSE 1 END,
+            'step-' || k
         FROM {source}, generate_series(0, {per_task - 1}) k
         """
     )
