@@ -140,6 +140,14 @@ def group_cpu_seconds(pgid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_seconds() -> float:
+    """CPU time every process of the machine has used so far (user, nice, system, irq,
+    softirq from /proc/stat): the database server and the broker included."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(value) for value in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 def stop_group(proc: subprocess.Popen) -> None:
     """SIGTERM a subprocess started with start_new_session=True and its children; then KILL."""
     try:

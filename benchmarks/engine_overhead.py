@@ -44,6 +44,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -142,8 +143,9 @@ class Worker:
         queue: str | None,
         loglevel: str,
         extra_env: dict[str, str | None] | None = None,
+        host: str = "%h",
     ):
-        self.label, self.app, self.tmp = label, app, tmp
+        self.label, self.app, self.tmp, self.host = label, app, tmp, host
         self.concurrency, self.queue, self.loglevel = concurrency, queue, loglevel
         self.extra_env = extra_env or {}
         self.log_path = tmp / f"worker-{label}.log"
@@ -165,7 +167,7 @@ class Worker:
         command = [
             sys.executable, "-m", "celery", "-A", self.app, "worker",
             "-P", "prefork", "-c", str(self.concurrency), "-l", self.loglevel,
-            "-n", f"bench-{self.label}-{os.getpid()}@%h",
+            "-n", f"bench-{self.label}-{os.getpid()}@{self.host}",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
         if self.queue:
@@ -205,13 +207,51 @@ class Worker:
             return "(no log)"
 
 
+class Workers:
+    """Several worker nodes, each on a host name of its own (--workers N): used like one."""
+
+    def __init__(self, label: str, nodes: int, *args, **kwargs):
+        self.label = label
+        self.nodes = [
+            Worker(f"{label}-{index}" if nodes > 1 else label, *args, **kwargs,
+                   host=f"bench-host-{index}" if nodes > 1 else "%h")
+            for index in range(1, nodes + 1)
+        ]  # fmt: skip
+
+    def __enter__(self) -> Workers:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def cpu_seconds(self) -> float:
+        return sum(node.cpu_seconds() for node in self.nodes)
+
+    def alive(self) -> bool:
+        return all(node.alive() for node in self.nodes)
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(node.log_tail(lines) for node in self.nodes if not node.alive()) or (
+            self.nodes[0].log_tail(lines)
+        )
+
+
 @atexit.register
 def _stop_workers() -> None:
     for worker in list(_live_workers):
         worker.stop()
 
 
-def wait_until(predicate, worker: Worker, timeout: float, what: str) -> None:
+def wait_until(predicate, worker: Workers, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if not worker.alive():
@@ -230,10 +270,73 @@ def purge(app, queue: str) -> int:
         return 0
 
 
+# --- What PostgreSQL's backends wait on --------------------------------------------------------
+
+
+class WaitSampler:
+    """Samples pg_stat_activity every `interval` seconds from a connection of its own, and
+    adds up, per wait event, how long the benchmark database's active backends spent in it
+    (samples x interval): PostgreSQL's own view of lock waits, I/O and client waits.
+
+    A sample costs the database a little CPU (about a tenth of a core at 2 ms), so the
+    runs that measure wall time leave it off (--waits turns it on)."""
+
+    QUERY = (
+        "SELECT coalesce(wait_event_type, 'CPU'), coalesce(wait_event, ''),"
+        " left(regexp_replace(query, '\\s+', ' ', 'g'), 60)"
+        " FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid() AND state = 'active'"
+    )
+
+    def __init__(self, url: str, interval: float = 0.002):
+        import psycopg
+
+        self.interval = interval
+        self._conn = psycopg.connect(url, autocommit=True)
+        self._stop = threading.Event()
+        self.seconds: dict[tuple[str, str, str], float] = defaultdict(float)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> WaitSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._conn.close()
+
+    def _run(self) -> None:
+        with self._conn.cursor() as cursor:
+            while not self._stop.wait(self.interval):
+                cursor.execute(self.QUERY)
+                for kind, event, query in cursor.fetchall():
+                    self.seconds[(kind, event, query)] += self.interval
+
+    def lock_seconds(self) -> float:
+        return sum(v for (kind, _, _), v in self.seconds.items() if kind == "Lock")
+
+    def report(self, subtasks: int) -> None:
+        by_event: dict[str, float] = defaultdict(float)
+        for (kind, event, _), value in self.seconds.items():
+            by_event[f"{kind}:{event}" if event else kind] += value
+        total = sum(by_event.values())
+        print(f"    backends active {total:.3f} s in all; lock waits {self.lock_seconds():.3f} s"
+              f" = {1000 * self.lock_seconds() / subtasks:.3f} ms per subtask")  # fmt: skip
+        for event, value in sorted(by_event.items(), key=lambda kv: -kv[1])[:6]:
+            print(f"      {value:7.3f} s  {event}")
+        locks = sorted(
+            ((v, event, query) for (kind, event, query), v in self.seconds.items()
+             if kind == "Lock"), reverse=True,
+        )[:3]  # fmt: skip
+        for value, event, query in locks:
+            print(f"      lock {event:<14} {value:7.3f} s  {query}")
+
+
 # --- One run of each system --------------------------------------------------------------------
 
 
-def run_plain(shape: Shape, worker: Worker, timeout: float) -> float:
+def run_plain(shape: Shape, worker: Workers, timeout: float) -> float:
     from celery import chain, chord
     from plain_celery_app import QUEUE, app, noop
 
@@ -251,7 +354,7 @@ def run_plain(shape: Shape, worker: Worker, timeout: float) -> float:
     return elapsed
 
 
-def run_taskcenter(shape: Shape, worker: Worker, timeout: float) -> float:
+def run_taskcenter(shape: Shape, worker: Workers, timeout: float) -> float:
     from taskcenter.celery import app
     from taskcenter.tasks import verbs
     from taskcenter.tasks.models import TaskInstance, TaskStatus
@@ -273,7 +376,7 @@ def run_taskcenter(shape: Shape, worker: Worker, timeout: float) -> float:
     return elapsed
 
 
-def measure(system: str, run, shapes: list[Shape], worker: Worker, args) -> dict[str, dict]:
+def measure(system: str, run, shapes: list[Shape], worker: Workers, args) -> dict[str, dict]:
     """--repeat runs of each shape, after a warm-up that also waits for the worker to be up.
 
     Each run records its wall time and the CPU time the worker processes and this process
@@ -293,7 +396,19 @@ def measure(system: str, run, shapes: list[Shape], worker: Worker, args) -> dict
                         run(warm, worker, timeout=120)
                     cold = False
                 cpu = worker.cpu_seconds() + time.process_time()
-                elapsed = run(shape, worker, args.timeout)
+                machine = common.machine_cpu_seconds()
+                if (
+                    args.waits
+                    and system == "taskcenter"
+                    and args.database_url.startswith("postgres")
+                ):
+                    with WaitSampler(args.database_url) as sampler:
+                        elapsed = run(shape, worker, args.timeout)
+                    sampler.report(shape.subtasks)
+                else:
+                    elapsed = run(shape, worker, args.timeout)
+                machine = common.machine_cpu_seconds() - machine
+                measured["machine"].setdefault(shape.label, []).append(machine)
                 return elapsed, worker.cpu_seconds() + time.process_time() - cpu
             except WorkerDied as died:
                 crashes[system] = crashes.get(system, 0) + 1
@@ -305,7 +420,7 @@ def measure(system: str, run, shapes: list[Shape], worker: Worker, args) -> dict
                 worker.start()
                 cold = True
 
-    measured: dict[str, dict[str, list[float]]] = {"wall": {}, "cpu": {}}
+    measured: dict[str, dict[str, list[float]]] = {"wall": {}, "cpu": {}, "machine": {}}
     for shape in shapes:
         walls = measured["wall"][shape.label] = []
         cpus = measured["cpu"][shape.label] = []
@@ -313,8 +428,10 @@ def measure(system: str, run, shapes: list[Shape], worker: Worker, args) -> dict
             elapsed, cpu = run_with_restarts(shape)
             walls.append(elapsed)
             cpus.append(cpu)
+            machine = measured["machine"][shape.label][-1]
             print(f"  {system:<12} {shape.label:<20} run {index + 1}: {elapsed:7.3f} s "
-                  f"(CPU {cpu:6.2f} s, load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+                  f"(CPU {cpu:6.2f} s, machine CPU {machine:6.2f} s, "
+                  f"load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
     return measured
 
 
@@ -492,7 +609,10 @@ def main() -> int:
     parser.add_argument("--result-backend", help="plain Celery's result backend URL")
     parser.add_argument("--width", type=int, default=1000)
     parser.add_argument("--length", type=int, default=100)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=4, help="processes per worker")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker nodes, each on a host name of its own"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per run")
     parser.add_argument("--max-crashes", type=int, default=5, help="worker restarts allowed")
@@ -502,11 +622,14 @@ def main() -> int:
     parser.add_argument("--profile-only", action="store_true", help="only the inline profile")
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir (logs)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--waits", action="store_true", help="sample what PostgreSQL's backends wait on"
+    )
     args = parser.parse_args()
 
     common.exit_on_sigterm()
     tmp = Path(tempfile.mkdtemp(prefix="taskcenter-bench-"))
-    database = common.database_url(args.database, tmp)
+    database = args.database_url = common.database_url(args.database, tmp)
     broker = broker_url(args.broker, tmp)
     common.prepare_environment(tmp=tmp, database=database, broker=broker)
     # A queue of our own, so a developer's worker or a test run on the same broker never
@@ -534,7 +657,7 @@ def main() -> int:
         f"celery {celery.__version__}\n"
         f"  broker:   {safe_url(broker)}\n"
         f"  database: {common.describe_database(database)}\n"
-        f"  workers:  prefork -c {args.concurrency}, prefetch x"
+        f"  workers:  {args.workers} x prefork -c {args.concurrency}, prefetch x"
         f"{settings.CELERY_WORKER_PREFETCH_MULTIPLIER}, acks_late, -l {args.loglevel}\n"
         f"  plain Celery result backend: {safe_url(backend)}\n"
         f"  median of {args.repeat} run(s) after one warm-up; tmp {tmp}",
@@ -555,8 +678,8 @@ def main() -> int:
             for system, app, queue, run, env in systems:
                 if args.only and args.only != system:
                     continue
-                with Worker(system, app, tmp, args.concurrency, queue, args.loglevel,
-                            env) as worker:  # fmt: skip
+                with Workers(system, args.workers, app, tmp, args.concurrency, queue,
+                             args.loglevel, env) as worker:  # fmt: skip
                     results[system] = measure(system, run, shapes, worker, args)
             passed = report(shapes, results)
         if args.profile or args.profile_only:
@@ -592,6 +715,7 @@ def report(shapes: list[Shape], results: dict[str, dict[str, dict[str, list[floa
     for shape in shapes:
         p, t = median("plain", "wall", shape), median("taskcenter", "wall", shape)
         pc, tc = median("plain", "cpu", shape), median("taskcenter", "cpu", shape)
+        pm, tm = median("plain", "machine", shape), median("taskcenter", "machine", shape)
         ratio = t / p if p and t else None
         per = 1000 / shape.subtasks
         verdict = "-"
@@ -604,7 +728,8 @@ def report(shapes: list[Shape], results: dict[str, dict[str, dict[str, list[floa
             fmt(p and p * per, "{:.2f}"), fmt(t and t * per, "{:.2f}"),
             fmt(p and t and (t - p) * per, "{:.2f}"),
             fmt(pc and pc * per, "{:.2f}"), fmt(tc and tc * per, "{:.2f}"),
-            fmt(pc and tc and tc / pc, "{:.2f}"), verdict,
+            fmt(pc and tc and tc / pc, "{:.2f}"),
+            fmt(pm and pm * per, "{:.2f}"), fmt(tm and tm * per, "{:.2f}"), verdict,
         ])  # fmt: skip
     print()
     common.print_table(
@@ -612,11 +737,15 @@ def report(shapes: list[Shape], results: dict[str, dict[str, dict[str, list[floa
             "shape", "subtasks", "plain celery s", "taskcenter s", "ratio",
             "plain ms/subtask", "taskcenter ms/subtask", "overhead ms/subtask",
             "plain CPU ms/subtask", "taskcenter CPU ms/subtask", "CPU ratio",
+            "plain machine CPU ms/subtask", "taskcenter machine CPU ms/subtask",
             f"target ratio <= {TARGET_RATIO}",
         ],
         rows,
     )  # fmt: skip
-    print("(seconds: median wall time; CPU: worker processes + this process, not the DB server)")
+    print(
+        "(seconds: median wall time; CPU: worker processes + this process, not the DB server;"
+        " machine CPU: every process of the machine, the database and the broker included)"
+    )
     if crashes:
         print(f"\nWorker crashes (restarted, the run repeated): {crashes}")
     if verdicts:
