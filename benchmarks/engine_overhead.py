@@ -457,6 +457,8 @@ class Profile:
     )
     stack: list[str] = field(default_factory=list)
     cpu_total: float = 0.0
+    work_before: dict = field(default_factory=dict)
+    work_after: dict = field(default_factory=dict)
 
     def record_statement(self, sql: str, seconds: float) -> None:
         name = self.stack[-1] if self.stack else "(outside)"
@@ -494,6 +496,55 @@ def _statement_shape(sql: str) -> str:
     return re.sub(r"^SELECT .*? FROM", "SELECT ... FROM", sql)
 
 
+class override_settings_in_worker:
+    """Make engine.worker take this process for a worker while the block runs."""
+
+    def __enter__(self):
+        from taskcenter.engine import worker
+
+        self._was, worker._in_worker = worker._in_worker, True
+
+    def __exit__(self, *exc):
+        from taskcenter.engine import worker
+
+        worker._in_worker = self._was
+
+
+TABLE_WORK = """
+    SELECT s.relname, s.n_tup_upd, s.n_tup_hot_upd,
+        io.heap_blks_hit + io.heap_blks_read, coalesce(io.idx_blks_hit + io.idx_blks_read, 0)
+    FROM pg_stat_user_tables s JOIN pg_statio_user_tables io USING (relid)
+    WHERE s.relname IN ('tasks_taskinstance', 'tasks_subtaskinstance', 'tasks_logchunk')
+"""
+
+
+def table_work(connection) -> dict[str, tuple[int, ...]]:
+    """PostgreSQL's own counters for the engine's tables: rows updated, of which HOT (no
+    index entry written), heap and index blocks touched. They count the database's work,
+    whatever else the machine does, unlike its wall time."""
+    if connection.vendor != "postgresql":
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+    time.sleep(1.1)  # a backend's counters reach the shared ones at most once a second
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(TABLE_WORK)
+        return {name: tuple(values) for name, *values in cursor.fetchall()}
+
+
+def print_table_work(before: dict, after: dict, attempts: int) -> None:
+    if not after:
+        return
+    print("PostgreSQL's counters per attempt (updates, of which HOT; heap and index blocks):")
+    for name in sorted(after):
+        diff = [a - b for a, b in zip(after[name], before.get(name, (0, 0, 0, 0)), strict=True)]
+        upd, hot, heap, idx = (value / attempts for value in diff)
+        print(f"  {name:<24} updates {upd:5.2f} (HOT {hot:5.2f})  heap blocks {heap:6.1f}"
+              f"  index blocks {idx:6.1f}")  # fmt: skip
+
+
 def profile_inline(shape: Shape) -> tuple[Profile, float]:
     """Run every attempt of one task in this process, timing each engine step and its SQL.
 
@@ -505,11 +556,18 @@ def profile_inline(shape: Shape) -> tuple[Profile, float]:
     from django.db import connections
 
     from taskcenter.engine import dispatch, runner
+    from taskcenter.engine.worker import relax_commit_durability
     from taskcenter.tasks import services, verbs
     from taskcenter.tasks.models import TaskInstance, TaskStatus
 
     connection = connections["default"]
+    connection.ensure_connection()
+    # The worker's connections commit without waiting for the disk (engine.worker): so do
+    # this process's, or every statement would be timed with a disk flush the worker skips.
+    with override_settings_in_worker():
+        relax_commit_durability(sender=None, connection=connection)
     profile = Profile()
+    profile.work_before = table_work(connection)
     pending: deque[tuple[int, int]] = deque()
 
     def timed_execute(execute, sql, params, many, context):
@@ -560,6 +618,7 @@ def profile_inline(shape: Shape) -> tuple[Profile, float]:
     finally:
         for (target, name), value in originals.items():
             setattr(target, name, value)
+    profile.work_after = table_work(connection)
     status = TaskInstance.objects.filter(pk=task.pk).values_list("status", flat=True).get()
     if status != TaskStatus.SUCCESSFUL:
         raise BenchError(f"inline run of {shape.label} ended {status}")
@@ -592,6 +651,7 @@ def print_profile(shape: Shape, profile: Profile, total: float) -> None:
     shaped: dict[str, list[float]] = defaultdict(list)
     for (name, sql), times in profile.statements.items():
         shaped[f"{name}: {_statement_shape(sql)}"].extend(times)
+    print_table_work(profile.work_before, profile.work_after, n)
     heaviest = sorted(shaped.items(), key=lambda kv: -sum(kv[1]))[:10]
     print("Heaviest statements (wall time of execute/commit, total over the run):")
     for statement, times in heaviest:

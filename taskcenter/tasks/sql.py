@@ -13,11 +13,12 @@ send several in one round trip (`run_batch`).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, models
 from django.utils import timezone
 
 from taskcenter.tasks.models import (
@@ -371,6 +372,75 @@ def opened_gates(counted: list[tuple]) -> list[int]:
 
 
 # --- Starting a task ------------------------------------------------------------------------------
+
+
+Edges = Callable[[list[int]], list[tuple[list[int], list[int]]]]
+
+
+def insert_subtasks(rows: list[dict[str, Any]], edges: Edges) -> list[int]:
+    """Insert new subtasks (each a dict of model attribute -> value) with their DAG edges,
+    and return their ids in the order of `rows`. An edge names ids, which the insert
+    makes: `edges(ids)` gives each row's (upstream ids, downstream ids).
+
+    On PostgreSQL the ids are taken from the table's sequence first, so that the rows go
+    in with their edges in one INSERT that reads each column as one array (unnest): the
+    model instances, per-value preparation and per-row parameters of bulk_create, and
+    the UPDATE that wrote the edges afterwards, took most of the start of a wide task
+    (0.63 s for 1,002 subtasks). SQLite, in-process, inserts the rows and then writes
+    the edges (write_edges).
+    """
+    if connection.vendor == "postgresql":
+        ids = _reserve_ids(SUBTASKS, len(rows))
+        for row, (ups, downs) in zip(rows, edges(ids), strict=True):
+            row["upstream_ids"], row["downstream_ids"] = ups, downs
+        _insert_columns(SubtaskInstance, ids, rows)
+        return ids
+    created = SubtaskInstance.objects.bulk_create(SubtaskInstance(**row) for row in rows)
+    ids = [row.pk for row in created]
+    write_edges(
+        [
+            (json.dumps(ups), json.dumps(downs), pk)
+            for (ups, downs), pk in zip(edges(ids), ids, strict=True)
+            if ups or downs
+        ]
+    )
+    return ids
+
+
+def _reserve_ids(table: str, count: int) -> list[int]:
+    """PostgreSQL: `count` new ids from the table's own sequence, as an insert would take."""
+    rows = run(
+        "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+        [table, count],
+    )
+    return [pk for (pk,) in rows]
+
+
+def _insert_columns(model: type[models.Model], ids: list[int], rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL: INSERT rows with these ids, one array parameter per column the rows
+    give and one value for each other column (its default, or what Django would set on
+    insert, such as auto_now_add), prepared by the model's own fields."""
+    template = model()
+    given = rows[0].keys()
+    columns, values, params, arrays = ["id"], ["v.c0"], [], [ids]
+    casts = [f"%s::{model._meta.pk.db_type(connection)}[]"]
+    for field in model._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        columns.append(connection.ops.quote_name(field.column))
+        if field.attname in given:
+            arrays.append([field.get_db_prep_save(row[field.attname], connection) for row in rows])
+            casts.append(f"%s::{field.db_type(connection)}[]")
+            values.append(f"v.c{len(arrays) - 1}")
+        else:
+            values.append("%s")
+            params.append(field.get_db_prep_save(field.pre_save(template, True), connection))
+    names = ", ".join(f"c{index}" for index in range(len(arrays)))
+    run(
+        f"INSERT INTO {model._meta.db_table} ({', '.join(columns)})"
+        f" SELECT {', '.join(values)} FROM unnest({', '.join(casts)}) AS v({names})",
+        [*params, *arrays],
+    )
 
 
 def write_edges(rows: list[tuple[str, str, int]]) -> None:

@@ -6,7 +6,6 @@ scheduler's fires all start tasks here."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,19 +142,17 @@ def _write(planned: list[_Planned]) -> None:
         plan.task = task
         if plan.start.hosts:
             task.hosts.set(plan.start.hosts)
-    rows = models.SubtaskInstance.objects.bulk_create(
-        _subtask_row(plan.task, index, sub, plan.start.retry_count)
+    rows = [
+        _subtask_row(plan.task.pk, index, sub, plan.start.retry_count)
         for plan in planned
         for index, sub in enumerate(plan.ordered)
-    )
-    edges, roots = [], []
-    offset = 0
+    ]
+    ids = sql.insert_subtasks(rows, lambda ids: _edges_of_all(planned, ids))
+    roots, offset = [], 0
     for plan in planned:
-        ids = [row.pk for row in rows[offset : offset + len(plan.ordered)]]
+        plan_ids = ids[offset : offset + len(plan.ordered)]
         offset += len(plan.ordered)
-        edges += _edges(plan.ordered, ids)
-        roots += [pk for sub, pk in zip(plan.ordered, ids, strict=True) if not sub.upstreams]
-    _store_edges(edges)
+        roots += [pk for sub, pk in zip(plan.ordered, plan_ids, strict=True) if not sub.upstreams]
     audit_record_many(
         [
             audit_entry(
@@ -196,10 +193,12 @@ def _task_row(
 
 
 def _subtask_row(
-    task: models.TaskInstance, index: int, sub: SubtaskSpec, retry_count: int | None = None
-) -> models.SubtaskInstance:
-    return models.SubtaskInstance(
-        task=task,
+    task_id: int, index: int, sub: SubtaskSpec, retry_count: int | None = None
+) -> dict[str, Any]:
+    """A new subtask's columns (model attribute names) that its spec decides; the insert
+    gives the others their defaults (sql.insert_subtasks)."""
+    return dict(
+        task_id=task_id,
         name=sub.name,
         key=sub.key,
         series_id=index,
@@ -215,21 +214,23 @@ def _subtask_row(
     )
 
 
-def _store_edges(edges: list[tuple[list[int], list[int], int]]) -> None:
-    """Write each new subtask's upstream and downstream ids once the ids are known."""
-    rows = [(json.dumps(ups), json.dumps(downs), pk) for ups, downs, pk in edges if ups or downs]
-    if rows:
-        sql.write_edges(rows)
+def _edges_of_all(planned: list[_Planned], ids: list[int]) -> list[tuple[list[int], list[int]]]:
+    """(upstream ids, downstream ids) of every new subtask of every planned start, given
+    their ids in the same order."""
+    edges, offset = [], 0
+    for plan in planned:
+        edges += _edges(plan.ordered, ids[offset : offset + len(plan.ordered)])
+        offset += len(plan.ordered)
+    return edges
 
 
-def _edges(ordered: list[SubtaskSpec], ids: list[int]) -> list[tuple[list[int], list[int], int]]:
-    """(upstream ids, downstream ids, id) of each new subtask."""
+def _edges(ordered: list[SubtaskSpec], ids: list[int]) -> list[tuple[list[int], list[int]]]:
+    """(upstream ids, downstream ids) of each new subtask."""
     id_of = {sub.key: pk for sub, pk in zip(ordered, ids, strict=True)}
     downstream: dict[str, list[int]] = {sub.key: [] for sub in ordered}
     for sub in ordered:
         for upstream in dict.fromkeys(sub.upstreams):
             downstream[upstream].append(id_of[sub.key])
     return [
-        ([id_of[u] for u in dict.fromkeys(sub.upstreams)], downstream[sub.key], pk)
-        for sub, pk in zip(ordered, ids, strict=True)
+        ([id_of[u] for u in dict.fromkeys(sub.upstreams)], downstream[sub.key]) for sub in ordered
     ]
