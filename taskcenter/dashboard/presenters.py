@@ -469,6 +469,15 @@ def digest(task: TaskInstance, states) -> str:
     return h.hexdigest()
 
 
+def progress_digest(progress: dict[int, int]) -> str:
+    """The live list's mark of the progress of the running tasks it shows (task id ->
+    successful subtasks): changes whenever a progress bar on the page would."""
+    h = hashlib.blake2b(digest_size=6)
+    for pk, done in sorted(progress.items()):
+        h.update(f"{pk}:{done};".encode())
+    return h.hexdigest()
+
+
 def states_json(states) -> str:
     """Subtask ids grouped by status|operation, with the words and colour of each group."""
     groups: dict[str, list[int]] = {}

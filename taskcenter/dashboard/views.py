@@ -51,7 +51,7 @@ from taskcenter.tasks.models import AuditEntry, TaskInstance, TaskStatus
 
 LOG_DOWNLOAD_WINDOW = 1024 * 1024  # the download streams the log in windows of this size
 LIVE_LIST_MAX_IDS = 200
-LIVE_LIST_KEYS = ("c", "shown")  # the live poll's own parameters, next to the list's
+LIVE_LIST_KEYS = ("c", "shown", "p")  # the live poll's own parameters, next to the list's
 MOVING_SORTS = {"status", "startTime", "finishTime"}  # a change can move a row
 AUDIT_PAGE_SIZE = 50
 VIEWS = ("flow", "log", "timeline")
@@ -127,10 +127,21 @@ def _task_results(visible, params, cursor: str | None = None) -> tuple[ListResul
     live_url = ""
     if not results.error:
         query = clean_query(params, drop=LIVE_LIST_KEYS)
-        shown = ",".join(str(t.pk) for t in rows[:LIVE_LIST_MAX_IDS])
+        shown_tasks = rows[:LIVE_LIST_MAX_IDS]
+        progress = {
+            t.pk: getattr(t, "subtask_successful", 0)
+            for t in shown_tasks
+            if t.status == TaskStatus.RUNNING
+        }
         live_url = (
             f"{reverse('dashboard:task_list_live')}?{query}{'&' if query else ''}"
-            f"{urlencode({'shown': shown, 'c': cursor})}"
+            + urlencode(
+                {
+                    "shown": ",".join(str(t.pk) for t in shown_tasks),
+                    "c": cursor,
+                    "p": presenters.progress_digest(progress),
+                }
+            )
         )
     return results, {
         # The rows as ready strings (presenters.list_rows), where the audit shows models.
@@ -220,18 +231,24 @@ def _filtered_list(
 @dashboard_view
 @require_GET
 def task_list_live(request):
-    """The list's poll: 204 while no visible task changed since the cursor `c`; else the
-    changed rows among those shown (`shown`) out of band, or the whole results part when
-    a change adds a row to the page or moves one, and the top bar's counts.
+    """The list's poll: 204 while no visible task changed since the cursor `c` and the
+    progress of the running tasks shown is still `p`; else the changed rows among those
+    shown (`shown`) out of band, or the whole results part when a change adds a row to
+    the page or moves one, and the top bar's counts.
 
     Only the changes since the cursor are read (selectors.task_changes), so a poll costs
     the same on ten tasks or a million; the filters, sort and page come with the poll and
-    are only applied to the changed tasks unless the page must be built again.
+    are only applied to the changed tasks unless the page must be built again. A running
+    task's progress changes without its stamp (an attempt's finish does not write the
+    task row), so the running rows shown are counted on each poll (running_progress).
     """
     shown = parse.integer_list(request.GET, "shown", limit=LIVE_LIST_MAX_IDS)
     visible = access.visible_tasks(request.user)
+    progress = selectors.running_progress(visible=visible, ids=shown)
+    progress_mark = presenters.progress_digest(progress)
+    progressed = list(progress) if progress_mark != request.GET.get("p", "") else []
     changes = selectors.task_changes(visible=visible, cursor=request.GET.get("c", ""))
-    if not changes.changed:
+    if not changes.changed and not progressed:
         return HttpResponse(status=204)
     params = request.GET.copy()
     for key in LIVE_LIST_KEYS:
@@ -242,7 +259,9 @@ def task_list_live(request):
         "bulk_ops": _bulk_ops(request.user),
     }
     _, size = parse.page(params, default_size=DEFAULT_PAGE_SIZE)
-    changed_shown = _rows_to_patch(visible, params, shown, changes.ids, size)
+    changed_shown: list[int] | None = []
+    if changes.changed:
+        changed_shown = _rows_to_patch(visible, params, shown, changes.ids, size)
     if changed_shown is None:
         results, extra = _task_results(visible, params, cursor=changes.cursor)
         form = TaskFilterForm(params, clusters=[], hosts=[], creators=[])
@@ -258,13 +277,16 @@ def task_list_live(request):
             **paging(page_no=page_no, size=size, rows=rows, total=total),
         )
     else:
+        patched = list(dict.fromkeys([*changed_shown, *progressed]))
         context["rows"] = presenters.list_rows(
-            selectors.task_rows_by_id(visible=visible, ids=changed_shown)
+            selectors.task_rows_by_id(visible=visible, ids=patched)
         )
         context["live_url"] = (
             f"{reverse('dashboard:task_list_live')}?"
             f"{clean_query(params)}{'&' if params else ''}"
-            f"{urlencode({'shown': ','.join(map(str, shown)), 'c': changes.cursor})}"
+            + urlencode(
+                {"shown": ",".join(map(str, shown)), "c": changes.cursor, "p": progress_mark}
+            )
         )
     return render(request, "dashboard/_task_list_live.html", context)
 

@@ -172,6 +172,21 @@ def task_rows_by_id(*, visible: QuerySet[TaskInstance], ids: list[int]) -> list[
     return rows
 
 
+def running_progress(*, visible: QuerySet[TaskInstance], ids: list[int]) -> dict[int, int]:
+    """How many subtasks have succeeded in each RUNNING task among `ids`: what a list's
+    progress bar shows. It changes without the tasks' change stamp (a finish does not
+    stamp its task: sql.lock_task_statement), so a live list reads it for the running
+    rows it shows; one grouped count over the (task, status) index."""
+    if not ids:
+        return {}
+    return dict(
+        visible.filter(pk__in=ids, status=TaskStatus.RUNNING)
+        .order_by()
+        .values_list("pk")
+        .annotate(n=Count("subtasks", filter=Q(subtasks__status=SubtaskStatus.SUCCESSFUL)))
+    )
+
+
 def task_repeats(*, visible: QuerySet[TaskInstance], task_id: int, limit: int = 20) -> list[int]:
     """The ids of the visible tasks that run `task_id` again, newest first."""
     return list(
