@@ -12,7 +12,9 @@ send several in one round trip (`run_batch`).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import weakref
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, models
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from taskcenter.tasks.models import (
     ACTIVE_SUBTASK_STATUSES,
@@ -45,6 +48,8 @@ LOG_CHUNK_MAX = 64 * 1024
 
 
 def run(query: str, params: list[Any]) -> list[tuple]:
+    if query.startswith(_PREPARED_PREFIX):
+        return run_batch([(query, params)])[0]
     with connection.cursor() as cursor:
         cursor.execute(query, params)
         return cursor.fetchall() if cursor.description else []
@@ -56,15 +61,25 @@ def run_batch(statements: list[Statement]) -> list[list[tuple]]:
     On PostgreSQL they travel in one round trip (Django's psycopg cursor binds parameters
     on the client, so one execute may hold several statements): the finish of an attempt
     holds the task's row lock, and round trips under the lock were most of its time. On
-    SQLite, in the same process, there is no round trip to save.
+    SQLite, in the same process, there is no round trip to save. A statement made by
+    `prepared` is prepared first, in the same round trip, if this connection has not
+    prepared it yet.
     """
     results: list[list[tuple]] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(
-                "; ".join(query for query, _ in statements),
-                [param for _, params in statements for param in params],
-            )
+            preparing = _to_prepare(statements)
+            query = "; ".join([*preparing.values(), *(query for query, _ in statements)])
+            try:
+                cursor.execute(query, [param for _, params in statements for param in params])
+            except Exception:
+                # Which PREPAREs ran is not known (one outlives a failure after it in the
+                # same batch): the next batch starts again from none.
+                _prepared_by_connection[connection.connection] = None
+                raise
+            _prepared_on_this_connection().update(preparing)
+            for _ in preparing:  # a PREPARE (or DEALLOCATE) answers nothing
+                cursor.nextset()
             while True:
                 results.append(cursor.fetchall() if cursor.description else [])
                 if not cursor.nextset():
@@ -73,6 +88,83 @@ def run_batch(statements: list[Statement]) -> list[list[tuple]]:
             cursor.execute(query, params)
             results.append(cursor.fetchall() if cursor.description else [])
     return results
+
+
+# --- Prepared statements (PostgreSQL) ------------------------------------------------------------
+#
+# The statements run once per attempt are long (the finish's is 3 kB of SQL): PostgreSQL
+# spent more time parsing and planning them than running them (0.49 ms against 0.14 ms
+# for the finish, 0.25 against 0.07 for the claim). `prepared` turns such a statement into
+# an EXECUTE of a statement that each connection prepares once (its PREPARE goes in the
+# same round trip the first time), so parameters are still bound on the client and
+# statements still go several to a round trip. A prepared statement lives as long as its
+# connection: a connection pooler in front of PostgreSQL must keep sessions (PgBouncer's
+# session mode).
+
+_PREPARED_PREFIX = "EXECUTE tc_"
+_prepared_shapes: dict[str, str] = {}  # name -> its PREPARE statement
+# The names each connection has prepared; None when unknown after a failed batch.
+_prepared_by_connection: weakref.WeakKeyDictionary[Any, set[str] | None] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def prepared(query: str, params: list[Any]) -> Statement:
+    """The statement as an EXECUTE of a prepared statement on PostgreSQL (unchanged on
+    SQLite), named after its SQL and its parameters' types, so that each shape is prepared
+    once per connection."""
+    if connection.vendor != "postgresql":
+        return (query, params)
+    types = [_parameter_type(param) for param in params]
+    parts = query.split("%s")
+    numbered = "".join(f"{part}${index}" for index, part in enumerate(parts[:-1], 1)) + parts[-1]
+    digest = hashlib.blake2b(f"{types}{query}".encode(), digest_size=8).hexdigest()
+    if f"tc_{digest}" not in _prepared_shapes:
+        _prepared_shapes[f"tc_{digest}"] = f"PREPARE tc_{digest} ({', '.join(types)}) AS {numbered}"
+    arguments = f"({placeholders(params)})" if params else ""
+    return (f"{_PREPARED_PREFIX}{digest}{arguments}", params)
+
+
+def _parameter_type(value: Any) -> str:
+    if value is None:
+        return "unknown"  # the type its place in the statement gives it
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "bigint"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, datetime):
+        return "timestamptz"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "bytea"
+    if isinstance(value, Jsonb):
+        return "jsonb"
+    raise TypeError(f"no prepared-statement type for {type(value).__name__}")
+
+
+def _prepared_on_this_connection() -> set[str]:
+    done = _prepared_by_connection.get(connection.connection)
+    if done is None:
+        done = _prepared_by_connection[connection.connection] = set()
+    return done
+
+
+def _to_prepare(statements: list[Statement]) -> dict[str, str]:
+    """The PREPARE statements that the EXECUTEs among `statements` need on this connection
+    (after a DEALLOCATE ALL when what it holds is not known)."""
+    needed: dict[str, str] = {}
+    if connection.connection in _prepared_by_connection and (
+        _prepared_by_connection[connection.connection] is None
+    ):
+        needed["*"] = "DEALLOCATE ALL"
+    done = _prepared_on_this_connection()
+    for query, _ in statements:
+        if query.startswith(_PREPARED_PREFIX):
+            name = "tc_" + query[len(_PREPARED_PREFIX) :].split("(", 1)[0]
+            if name not in done:
+                needed[name] = _prepared_shapes[name]
+    return needed
 
 
 def placeholders(values: list) -> str:
@@ -110,7 +202,9 @@ def lock_task_statement(task_id: int) -> Statement:
     locks: a no-op UPDATE takes its database write lock at once, as the lock must.
     """
     if connection.vendor == "postgresql":
-        return (f"SELECT status, operation FROM {TASKS} WHERE id = %s FOR UPDATE", [task_id])
+        return prepared(
+            f"SELECT status, operation FROM {TASKS} WHERE id = %s FOR UPDATE", [task_id]
+        )
     return (
         f"UPDATE {TASKS} SET status = status WHERE id = %s RETURNING status, operation",
         [task_id],
@@ -120,7 +214,7 @@ def lock_task_statement(task_id: int) -> Statement:
 def any_active_subtask(task_id: int) -> Statement:
     """A statement whose one row says that some subtask of the task is still at work."""
     active = list(ACTIVE_SUBTASK_STATUSES)
-    return (
+    return prepared(
         f"SELECT 1 FROM {SUBTASKS} WHERE task_id = %s AND status IN ({placeholders(active)})"
         " LIMIT 1",
         [task_id, *active],
@@ -149,7 +243,7 @@ def claim_statement(subtask_id: int, attempt: int, executor: str) -> Statement:
     task's parameters, executor and prohibit_rollback)."""
     now = db_time(timezone.now())
     task_column = f"(SELECT {{}} FROM {TASKS} WHERE {TASKS}.id = {SUBTASKS}.task_id)"
-    return (
+    return prepared(
         f"UPDATE {SUBTASKS} SET status = %s, executor = %s, start_time = %s,"
         " finish_time = NULL, heartbeat_at = %s"
         " WHERE id = %s AND attempt = %s AND status = %s"
@@ -157,7 +251,7 @@ def claim_statement(subtask_id: int, attempt: int, executor: str) -> Statement:
         f" timeout, prohibit_rollback, {task_column.format('parameters')},"
         f" {task_column.format('executor')}, {task_column.format('prohibit_rollback')}",
         [SubtaskStatus.RUNNING, executor, now, now, subtask_id, attempt, SubtaskStatus.READY],
-    )
+    )  # fmt: skip
 
 
 # The subtask columns that ending an attempt reads (attempt_read_statement).
@@ -168,7 +262,7 @@ ATTEMPT_COLUMNS = (
 
 def attempt_read_statement(task_id: int, subtask_id: int, attempt: int) -> Statement:
     """The subtask's ATTEMPT_COLUMNS if `attempt` is its current one and still at work."""
-    return (
+    return prepared(
         f"SELECT {ATTEMPT_COLUMNS} FROM {SUBTASKS}"
         " WHERE id = %s AND task_id = %s AND attempt = %s AND status IN (%s, %s)",
         [subtask_id, task_id, attempt, SubtaskStatus.RUNNING, SubtaskStatus.CANCELING],
@@ -201,7 +295,7 @@ def forward_end_in_one_statement(
         )
         chunk_params = [len(log), len(log), log, fields["finish_time"]]
     count_sets, count_params = count_off_assignments()
-    return (
+    return prepared(
         f"WITH ended AS (UPDATE {SUBTASKS} SET"
         f" {''.join(f'{name} = %s, ' for name in fields)}log_size = log_size + %s"
         " WHERE id = %s AND task_id = %s AND attempt = %s AND status IN (%s, %s)"
