@@ -22,6 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, models
 from django.utils import timezone
+from psycopg.pq import ExecStatus
 from psycopg.types.json import Jsonb
 
 from taskcenter.tasks.models import (
@@ -78,11 +79,13 @@ def run_batch(statements: list[Statement]) -> list[list[tuple]]:
                 _prepared_by_connection[connection.connection] = None
                 raise
             _prepared_on_this_connection().update(preparing)
+            raw = cursor.cursor  # psycopg's own: Django's wrapper adds a lookup per call
             for _ in preparing:  # a PREPARE (or DEALLOCATE) answers nothing
-                cursor.nextset()
+                raw.nextset()
             while True:
-                results.append(cursor.fetchall() if cursor.description else [])
-                if not cursor.nextset():
+                answered = raw.pgresult is not None and raw.pgresult.status == TUPLES_OK
+                results.append(raw.fetchall() if answered else [])
+                if not raw.nextset():
                     return results
         for query, params in statements:
             cursor.execute(query, params)
@@ -102,7 +105,9 @@ def run_batch(statements: list[Statement]) -> list[list[tuple]]:
 # session mode).
 
 _PREPARED_PREFIX = "EXECUTE tc_"
+TUPLES_OK = ExecStatus.TUPLES_OK
 _prepared_shapes: dict[str, str] = {}  # name -> its PREPARE statement
+_executes: dict[tuple[str, tuple[str, ...]], str] = {}  # (SQL, types) -> its EXECUTE
 # The names each connection has prepared; None when unknown after a failed batch.
 _prepared_by_connection: weakref.WeakKeyDictionary[Any, set[str] | None] = (
     weakref.WeakKeyDictionary()
@@ -115,14 +120,18 @@ def prepared(query: str, params: list[Any]) -> Statement:
     once per connection."""
     if connection.vendor != "postgresql":
         return (query, params)
-    types = [_parameter_type(param) for param in params]
-    parts = query.split("%s")
-    numbered = "".join(f"{part}${index}" for index, part in enumerate(parts[:-1], 1)) + parts[-1]
-    digest = hashlib.blake2b(f"{types}{query}".encode(), digest_size=8).hexdigest()
-    if f"tc_{digest}" not in _prepared_shapes:
-        _prepared_shapes[f"tc_{digest}"] = f"PREPARE tc_{digest} ({', '.join(types)}) AS {numbered}"
-    arguments = f"({placeholders(params)})" if params else ""
-    return (f"{_PREPARED_PREFIX}{digest}{arguments}", params)
+    types = tuple(_parameter_type(param) for param in params)
+    execute = _executes.get((query, types))
+    if execute is None:
+        parts = query.split("%s")
+        numbered = "".join(f"{part}${index}" for index, part in enumerate(parts[:-1], 1))
+        digest = hashlib.blake2b(f"{types}{query}".encode(), digest_size=8).hexdigest()
+        _prepared_shapes[f"tc_{digest}"] = (
+            f"PREPARE tc_{digest} ({', '.join(types)}) AS {numbered}{parts[-1]}"
+        )
+        arguments = f"({placeholders(list(params))})" if params else ""
+        execute = _executes[(query, types)] = f"{_PREPARED_PREFIX}{digest}{arguments}"
+    return (execute, params)
 
 
 def _parameter_type(value: Any) -> str:
