@@ -18,9 +18,21 @@ the database server or broker): less sensitive than wall time to other load on t
 
 Target: taskcenter seconds / plain Celery seconds <= 2.0 for each shape (aim: 1.5).
 
+Each run also records the machine's CPU time (/proc/stat: every process, the database
+server and the broker included), printed per subtask: on one machine, what a subtask
+costs the whole system.
+
+--workers N starts N worker nodes, each on a host name of its own (-n ...@bench-host-K),
+each with --concurrency processes: the scale-out runs (for example --workers 4
+--concurrency 1 --width 10000). --waits samples pg_stat_activity every 2 ms during the
+taskcenter runs and prints what the database's backends waited on, the lock waits per
+subtask and the statements that waited (PostgreSQL's own view of the task-row lock).
+
 --profile (or --profile-only) also runs each shape inline in this process (no broker, no
-worker) and prints the statements, wall, CPU and database time per engine step, and the
-heaviest statements: where taskcenter's time goes.
+worker) and prints the statements, wall, CPU and database time per engine step, the
+heaviest statements, and PostgreSQL's own counters for the engine's tables (rows
+updated and how many of them HOT, heap and index blocks touched per attempt): where
+taskcenter's time goes, in figures that other load on the machine does not move.
 
 On the filesystem broker both systems use taskcenter's atomic transport
 (taskcenter/engine/fs_transport.py); kombu's own can hand a consumer a half-written file.
@@ -29,7 +41,7 @@ A worker that dies anyway is restarted and the run repeated (and counted).
 Usage, from the project root:
     .venv/bin/python benchmarks/engine_overhead.py [--broker redis|filesystem|amqp|URL]
         [--database sqlite|postgres|URL] [--width 1000] [--length 100]
-        [--concurrency 4] [--repeat 3] [--profile | --profile-only]
+        [--concurrency 4] [--workers 1] [--repeat 3] [--waits] [--profile | --profile-only]
 """
 
 from __future__ import annotations
