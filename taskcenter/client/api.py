@@ -673,6 +673,10 @@ class Notifications:
     def channels(self) -> list[dict]:
         return self._c._call(_plain_contents, "GET", "/api/v2/notifications/channels")
 
+    def channel(self, channel_id: int) -> dict:
+        """One channel (for those who manage notifications)."""
+        return self._c._call(_same, "GET", f"/api/v2/notifications/channels/{int(channel_id)}")
+
     def test_channel(self, channel_id: int) -> dict:
         """Send a test message through a channel; its delivery id and status."""
         path = f"/api/v2/notifications/channels/{int(channel_id)}/test"
@@ -680,6 +684,10 @@ class Notifications:
 
     def rules(self) -> list[dict]:
         return self._c._call(_plain_contents, "GET", "/api/v2/notifications/rules")
+
+    def rule(self, rule_id: int) -> dict:
+        """One of the rules the caller may see."""
+        return self._c._call(_same, "GET", f"/api/v2/notifications/rules/{int(rule_id)}")
 
     def deliveries(self, *, page: int = 1, size: int = 50, **filters: Any) -> dict:
         """One page of deliveries: {contents, page}."""

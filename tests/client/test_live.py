@@ -39,13 +39,12 @@ def client(live_server, operator_key):
         yield client
 
 
-@pytest.fixture
-def run(live_server, operator_key, tmp_path, monkeypatch):
-    """The command, in a fresh config dir, with the operator's key in the environment."""
-    monkeypatch.setenv("TASKCENTER_CONFIG", str(tmp_path / "config.json"))
-    monkeypatch.setenv("TASKCENTER_URL", live_server.url)
-    monkeypatch.setenv("TASKCENTER_ACCESS_KEY_ID", operator_key[0])
-    monkeypatch.setenv("TASKCENTER_ACCESS_KEY_SECRET", operator_key[1])
+def _command(url: str, key: tuple[str, str], config_dir, monkeypatch):
+    """The command, in a fresh config dir, with an access key in the environment."""
+    monkeypatch.setenv("TASKCENTER_CONFIG", str(config_dir / "config.json"))
+    monkeypatch.setenv("TASKCENTER_URL", url)
+    monkeypatch.setenv("TASKCENTER_ACCESS_KEY_ID", key[0])
+    monkeypatch.setenv("TASKCENTER_ACCESS_KEY_SECRET", key[1])
     monkeypatch.setattr(cli_module, "POLL", 0.02)
     runner = CliRunner()
 
@@ -53,6 +52,19 @@ def run(live_server, operator_key, tmp_path, monkeypatch):
         return runner.invoke(main, list(args), catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture
+def run(live_server, operator_key, tmp_path, monkeypatch):
+    """The command as the operator."""
+    return _command(live_server.url, operator_key, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def run_as_admin(live_server, admin, tmp_path, monkeypatch):
+    """The command as an admin (who manages notification channels)."""
+    key, secret = account_services.access_key_create(owner=admin, actor=admin)
+    return _command(live_server.url, (key.key_id, secret), tmp_path, monkeypatch)
 
 
 # --- The library --------------------------------------------------------------------------
@@ -267,14 +279,56 @@ def test_an_approval_gate_is_approved_from_the_command(run, no_broker):
 
 def test_notifications_are_listed_from_the_command(run):
     for args in (("channels",), ("rules",)):
-        result = run("notifications", *args)
+        result = run("notifications", *args, "-o", "json")
         assert result.exit_code == 0, result.output
         assert json.loads(result.output) == []
-    deliveries = run("notifications", "deliveries")
+    deliveries = run("notifications", "deliveries", "-o", "json")
     assert deliveries.exit_code == 0, deliveries.output
     assert json.loads(deliveries.output)["contents"] == []
+    assert run("notifications", "deliveries").output == "No deliveries.\n"
     bad = run("notifications", "deliveries", "--status", "NOPE")
-    assert bad.exit_code == 3 and "status" in bad.output
+    assert bad.exit_code == 3
+    assert bad.output.startswith("Error: option --status: 'NOPE' (use "), bad.output
+
+
+def test_notifications_lists_and_shows_are_tables_within_80_columns(run_as_admin, admin):
+    from tests.factories import make_channel, make_delivery, make_event, make_rule
+
+    channel = make_channel("ops pager", url_hint="https://hooks.example.com")
+    rule = make_rule(
+        admin, personal=False, channel=channel, events=["task.failed"], job="Back up cluster"
+    )
+    delivery = make_delivery(
+        channel,
+        status="DEAD",
+        rule=rule,
+        event=make_event("task-1", "task.failed"),
+        attempts=7,
+        last_error="HTTP 500 from the receiver, seven times over the retry period",
+    )
+    shown = {
+        "channels": run_as_admin("notifications", "channels"),
+        "channel": run_as_admin("notifications", "channel", str(channel.pk)),
+        "rules": run_as_admin("notifications", "rules"),
+        "rule": run_as_admin("notifications", "rule", str(rule.pk)),
+        "deliveries": run_as_admin("notifications", "deliveries", "--status", "DEAD"),
+    }
+    for name, result in shown.items():
+        assert result.exit_code == 0, (name, result.output)
+        assert max(len(line) for line in result.output.splitlines()) <= 80, result.output
+    for name in ("channels", "channel"):
+        assert (
+            "ops pager" in shown[name].output and "https://hooks.example.com" in shown[name].output
+        )
+    for name in ("rules", "rule"):
+        assert "task.failed" in shown[name].output and "job Back up cluster" in shown[name].output
+    table = shown["deliveries"].output
+    assert delivery.uid in table  # whole, on one line
+    assert "DEAD" in table and "task.failed" in table and "HTTP 500 from the" in table
+    as_json = json.loads(run_as_admin("notifications", "rule", str(rule.pk), "-o", "json").output)
+    assert as_json["id"] == rule.pk and as_json["events"] == ["task.failed"]
+    missing = run_as_admin("notifications", "channel", "987654")
+    assert missing.exit_code == 3 and "987654" in missing.output
 
 
 def test_lists_and_shows_answer_yaml_with_the_apis_data(run):
@@ -343,3 +397,41 @@ def test_approvals_are_listed_and_decided_from_the_command(run, client, no_broke
     rejected = run("approvals", "reject", str(other.pk), str(other_gate.pk), "--reason", "no")
     assert rejected.exit_code == 0, rejected.output
     assert "No approvals waiting." in run("approvals", "list").output
+
+
+def one_line_error(result) -> str:
+    """The command's error: one line on stderr, no traceback."""
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("Error: ")
+    return lines[0]
+
+
+def test_a_refusal_names_the_option_at_fault_and_why(run, clusters, tmp_path):
+    from tests.factories import NOTEBOOK_JOB
+
+    bad_value = run("jobs", "run", "Migrate tenant", "-p", "fail_times=-1", "-p", "fail_step=x")
+    assert bad_value.exit_code == 3
+    said = one_line_error(bad_value)
+    assert "-p fail_times: should be greater than or equal to 0" in said, said
+    assert "-p fail_step: must be one of" in said and "code 10001, traceId " in said
+    no_cluster = run("jobs", "run", "Migrate tenant", "--cluster", "999")
+    assert no_cluster.exit_code == 3
+    assert one_line_error(no_cluster).startswith(
+        "Error: option --cluster: there is no cluster 999."
+    )
+    listed = run("tasks", "list", "--status", "LOST")
+    assert one_line_error(listed).startswith("Error: option --status: ")
+    cron = run("schedules", "create", "--group", "NOTEBOOK", "--key", "k1", "--job", NOTEBOOK_JOB,
+               "--cron", "0 61 * * * ?")  # fmt: skip
+    assert cron.exit_code == 3
+    assert one_line_error(cron).startswith("Error: option --cron: "), cron.output
+    # A field the command line did not give (here from --file) is named as the API names it.
+    body = tmp_path / "plan.json"
+    body.write_text(json.dumps({
+        "entityGroup": "NOTEBOOK", "entityKey": "k2", "execDetail": {"jobClass": NOTEBOOK_JOB},
+        "planItems": [{"triggerType": "CRON_JOB", "cronDesc": "0 0 3 * * ?", "timeZone": "Nowhere"}],
+    }))  # fmt: skip
+    from_file = run("schedules", "create", "--file", str(body))
+    assert one_line_error(from_file).startswith("Error: field 'planItems[0].timeZone': ")
