@@ -1431,8 +1431,10 @@ def notifications_deliveries(
         return
     # Three columns of two lines each, so that the id stays whole (a webhook's id, to find
     # in a receiver's logs) and the table within 80 columns; the error wraps under the id.
-    table = Table("Delivery", "Event, channel", "Status, tries")
-    table.columns[0].min_width = table.columns[0].max_width = 36  # msg_ and 32 hex digits
+    table = Table()
+    table.add_column("Delivery", min_width=36, max_width=36)  # msg_ and 32 hex digits
+    table.add_column("Event, channel")
+    table.add_column("Status, tries")
     for delivery in rows:
         tries = delivery.get("attempts") or 0
         error = delivery.get("lastError")
