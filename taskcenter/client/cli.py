@@ -232,7 +232,7 @@ def _describe(error: ApiError, ctx: click.Context | None = None) -> str:
 
 def _style(status: str) -> str:
     colour = STATUS_STYLE.get(status, "")
-    return f"[{colour}]{status}[/{colour}]" if colour else status
+    return f"[{colour}]{status}[/{colour}]" if colour else escape(status)
 
 
 def _duration(start: str | None, finish: str | None) -> str:
@@ -322,7 +322,7 @@ def login(
         ) as client:
             client.tasks.page(page=1, size=1)
     path = config.save(state.profile, profile)
-    out.print(f"Logged in to {profile.url} as profile {state.profile!r} ({path}).")
+    out.print(escape(f"Logged in to {profile.url} as profile {state.profile!r} ({path})."))
 
 
 # --- tasks ---------------------------------------------------------------------------------
@@ -371,10 +371,10 @@ def tasks_list(state: State, output: str, limit: int, **filters: Any) -> None:
     for task in found:
         table.add_row(
             str(task.id),
-            task.name,
+            escape(task.name),
             _style(task.status),
-            task.cluster.name if task.cluster else "",
-            task.creator.name if task.creator else "",
+            escape(task.cluster.name) if task.cluster else "",
+            escape(task.creator.name) if task.creator else "",
             task.start_time or "",
             _duration(task.start_time, task.finish_time),
         )
@@ -382,11 +382,15 @@ def tasks_list(state: State, output: str, limit: int, **filters: Any) -> None:
 
 
 def _tree(task: Task) -> Tree:
-    tree = Tree(f"[bold]#{task.id} {task.name}[/bold] {_style(task.status)} {task.operation}")
+    done = sum(sub.status == "SUCCESSFUL" for sub in task.subtasks)
+    tree = Tree(
+        f"[bold]#{task.id} {escape(task.name)}[/bold] {_style(task.status)} {task.operation}"
+        + (f"  {done}/{len(task.subtasks)} done" if task.subtasks else "")
+    )
     for sub in task.subtasks:
         duration = _duration(sub.start_time, sub.finish_time)
         tree.add(
-            f"{sub.id} {sub.name}  {_style(sub.status)}"
+            f"{sub.id} {escape(sub.name)}  {_style(sub.status)}"
             + (f"  {duration}" if duration else "")
             + (f"  (after {', '.join(map(str, sub.upstreams))})" if sub.upstreams else "")
         )
@@ -607,7 +611,7 @@ def tasks_bulk(
         f"{len(result.refused)} refused."
     )
     for refusal in result.refused:
-        out.print(f"  {refusal.id}: {refusal.message} (code {refusal.code})")
+        out.print(f"  {refusal.id}: {escape(refusal.message)} (code {refusal.code})")
 
 
 # --- subtasks ------------------------------------------------------------------------------
@@ -637,7 +641,7 @@ def _subtask_operation(name: str) -> Callable:
         if output != "table":
             print_data(sub, output)
         else:
-            out.print(f"Subtask {sub.id} ({sub.name}): now {_style(sub.status)}.")
+            out.print(f"Subtask {sub.id} ({escape(sub.name)}): now {_style(sub.status)}.")
 
     command.__doc__ = f"{name.title()} a subtask.\n\n    \b\n    Example:\n      taskcenter subtasks {name} 42 812\n    "
     return command
@@ -749,7 +753,9 @@ def jobs_list(state: State, output: str) -> None:
     table = Table("Name", "Version", "Parameters", "Description")
     for job in found:
         params = ", ".join(p.name + ("*" if p.required else "") for p in job.parameters)
-        table.add_row(job.name, str(job.version or ""), params, job.description or "")
+        table.add_row(
+            escape(job.name), str(job.version or ""), escape(params), escape(job.description or "")
+        )
     out.print(table)
 
 
@@ -769,11 +775,17 @@ def jobs_show(state: State, name: str, output: str) -> None:
     if output != "table":
         print_data(job, output)
         return
-    out.print(f"[bold]{job.name}[/bold] (version {job.version}) {job.description or ''}")
+    out.print(
+        f"[bold]{escape(job.name)}[/bold] (version {job.version}) {escape(job.description or '')}"
+    )
     table = Table("Parameter", "Type", "Required", "Default", "Help")
     for p in job.parameters:
         table.add_row(
-            p.name, p.type, "yes" if p.required else "", json.dumps(p.default), p.help or ""
+            escape(p.name),
+            p.type,
+            "yes" if p.required else "",
+            escape(json.dumps(p.default)),
+            escape(p.help or ""),
         )
     out.print(table)
 
@@ -884,7 +896,10 @@ def schedules_list(state: State, q: str | None, limit: int, output: str) -> None
     table = Table("ID", "Group", "Key", "Enabled")
     for plan in found:
         table.add_row(
-            str(plan.id), plan.entity_group or "", plan.entity_key or "", str(plan.enabled)
+            str(plan.id),
+            escape(plan.entity_group or ""),
+            escape(plan.entity_key or ""),
+            str(plan.enabled),
         )
     out.print(table)
 
@@ -944,7 +959,7 @@ def _plan_operation(name: str) -> Callable:
         if output != "table":
             print_data(result, output)
         else:
-            out.print(f"Plan {schedule_id}: {name} done.")
+            out.print(f"Plan {escape(schedule_id)}: {name} done.")
 
     command.__doc__ = (
         f"{name.title()} a plan.\n\n    \b\n    Example:\n      taskcenter schedules {name} 7\n    "

@@ -435,3 +435,18 @@ def test_a_refusal_names_the_option_at_fault_and_why(run, clusters, tmp_path):
     }))  # fmt: skip
     from_file = run("schedules", "create", "--file", str(body))
     assert one_line_error(from_file).startswith("Error: field 'planItems[0].timeZone': ")
+
+
+def test_names_are_shown_as_text_never_as_markup(run):
+    """Rich reads [...] in a string as markup: a name with "[/]" would raise, one with
+    "[red]" would change colour."""
+    from tests.factories import chain_task
+
+    name = "[/] nightly [bold]copy[/bold]"
+    task = chain_task(["SUCCESSFUL", "FAILED"], name=name, step_names=["[red]prep", "[/x]"])
+    listed = run("tasks", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "[/] nightly" in listed.output  # the table may wrap the rest of the name
+    shown = run("tasks", "show", str(task.pk))
+    assert shown.exit_code == 0, shown.output
+    assert name in shown.output and "[red]prep" in shown.output and "[/x]" in shown.output
