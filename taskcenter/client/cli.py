@@ -108,18 +108,6 @@ def output_option(function: Callable) -> Callable:
     )(function)
 
 
-def document_option(function: Callable) -> Callable:
-    """-o json|yaml for what the API answers as a document (no table of it)."""
-    return click.option(
-        "-o",
-        "--output",
-        type=click.Choice(["json", "yaml"]),
-        default="json",
-        show_default=True,
-        help="json or yaml: the API's data.",
-    )(function)
-
-
 def _raw(value: Any) -> Any:
     if isinstance(value, Model):
         return value.raw
@@ -1156,44 +1144,147 @@ def schedules_run(state: State, schedule_id: str, sync: bool, output: str) -> No
 
 @main.group()
 def contexts() -> None:
-    """Runs started by plans: their logs and results.
+    """Runs started by plans: list them, show one, its logs and its results.
 
     \b
     Example:
+      taskcenter contexts list --status FAILED
       taskcenter contexts results 42 --block
     """
+
+
+@contexts.command("list")
+@click.option("--q", help="Search text (title, entityGroup, entityKey).")
+@click.option(
+    "--status",
+    "job_status_list",
+    multiple=True,
+    help="A jobStatus: PENDING, RUNNING, SUCCESSFUL, FAILED, CANCELLED (repeatable).",
+)
+@click.option("--limit", type=COUNT, default=100, show_default=True)
+@output_option
+@pass_state
+@handled
+def contexts_list(
+    state: State, q: str | None, job_status_list: tuple[str, ...], limit: int, output: str
+) -> None:
+    """The runs plans started, newest first.
+
+    \b
+    Example:
+      taskcenter contexts list --status FAILED -o json
+    """
+    found = state.client().contexts.list(
+        limit=limit, q=q, job_status_list=list(job_status_list) or None
+    )
+    if output != "table":
+        print_data(found, output)
+        return
+    if not found:
+        out.print("No contexts.")
+        return
+    table = Table("ID", "Plan", "Job", "Status", "Started", "Took")
+    for run in found:
+        data = run.raw
+        table.add_row(
+            str(data.get("id", "")),
+            str(data.get("planId") or ""),
+            escape(f"{data.get('entityGroup')}/{data.get('entityKey')}"),
+            _style(str(data.get("jobStatus") or "")),
+            data.get("startAt") or "",
+            _duration(data.get("startAt"), data.get("stopAt")),
+        )
+    out.print(table)
+
+
+@contexts.command("show")
+@click.argument("context_id")
+@output_option
+@pass_state
+@handled
+def contexts_show(state: State, context_id: str, output: str) -> None:
+    """Show one run a plan started: its plan, job, status and times.
+
+    \b
+    Example:
+      taskcenter contexts show 42
+    """
+    data = state.client().contexts.get(context_id).raw
+    if output != "table":
+        print_data(data, output)
+        return
+    out.print(
+        _fields(
+            [
+                ("ID", data.get("id")),
+                ("Plan", f"{data.get('planId')} (item {data.get('planItemId')})"),
+                ("Job", f"{data.get('entityGroup')}/{data.get('entityKey')}"),
+                ("Title", data.get("title")),
+                ("Status", data.get("jobStatus")),
+                ("Scheduled", data.get("scheduledAt")),
+                ("Started", data.get("startAt")),
+                ("Stopped", data.get("stopAt")),
+                ("Reason", data.get("reason")),
+                ("Cluster", data.get("clusterId")),
+                ("Started by", data.get("entityCreatedByName")),
+            ]
+        )
+    )
 
 
 @contexts.command("logs")
 @click.argument("context_id")
 @click.option("--block/--no-block", default=False, help="Wait for the run to end first.")
-@document_option
+@output_option
 @pass_state
 @handled
 def contexts_logs(state: State, context_id: str, block: bool, output: str) -> None:
-    """A context's logs per subtask, as JSON or YAML.
+    """A context's logs, subtask by subtask (the subKey is the subtask's id).
 
     \b
     Example:
       taskcenter contexts logs 42 --block
     """
-    print_data(state.client().contexts.logs(context_id, block=block), output)
+    found = state.client().contexts.logs(context_id, block=block)
+    if output != "table":
+        print_data(found, output)
+        return
+    for piece in found or []:
+        out.print(f"[bold]subtask {escape(str(piece.get('subKey')))}[/bold]")
+        for line in piece.get("logs") or []:
+            # Program output: its escape sequences made harmless (client.terminal).
+            out.print(escape(terminal.plain(str(line))), soft_wrap=True)
 
 
 @contexts.command("results")
 @click.argument("context_id")
 @click.option("--block/--no-block", default=False, help="Wait for the run to end first.")
-@document_option
+@output_option
 @pass_state
 @handled
 def contexts_results(state: State, context_id: str, block: bool, output: str) -> None:
-    """A context's results per subtask, as JSON or YAML.
+    """A context's results, subtask by subtask: a table each, by the result's schema.
 
     \b
     Example:
-      taskcenter contexts results 42
+      taskcenter contexts results 42 -o json
     """
-    print_data(state.client().contexts.results(context_id, block=block), output)
+    found = state.client().contexts.results(context_id, block=block)
+    if output != "table":
+        print_data(found, output)
+        return
+    for piece in found or []:
+        result = piece.get("result") or {}
+        columns = [str(column.get("name", "")) for column in result.get("schema") or []]
+        rows = result.get("data") or []
+        title = f"subtask {piece.get('subKey')}"
+        if not columns:
+            out.print(f"[bold]{escape(title)}[/bold]: no result")
+            continue
+        table = Table(*map(escape, columns), title=escape(title), title_justify="left")
+        for row in rows:
+            table.add_row(*(escape(json.dumps(v) if not isinstance(v, str) else v) for v in row))
+        out.print(table)
 
 
 # --- cron (offline) ------------------------------------------------------------------------

@@ -327,6 +327,8 @@ def test_notifications_lists_and_shows_are_tables_within_80_columns(run_as_admin
     assert "DEAD" in table and "task.failed" in table and "HTTP 500 from the" in table
     as_json = json.loads(run_as_admin("notifications", "rule", str(rule.pk), "-o", "json").output)
     assert as_json["id"] == rule.pk and as_json["events"] == ["task.failed"]
+    queued = run_as_admin("notifications", "test", str(channel.pk))
+    assert queued.exit_code == 0 and "Test message queued as delivery msg_" in queued.output
     missing = run_as_admin("notifications", "channel", "987654")
     assert missing.exit_code == 3 and "987654" in missing.output
 
@@ -450,3 +452,105 @@ def test_names_are_shown_as_text_never_as_markup(run):
     shown = run("tasks", "show", str(task.pk))
     assert shown.exit_code == 0, shown.output
     assert name in shown.output and "[red]prep" in shown.output and "[/x]" in shown.output
+
+
+def test_task_and_subtask_operations_and_an_earlier_attempts_log(run, no_broker):
+    from tests.factories import running_task
+
+    task = failed_task()
+    failed = task.subtasks.get(status="FAILED")
+    log_append(subtask_id=failed.pk, attempt=failed.attempt, data=b"first try broke\n")
+    retried = run("subtasks", "retry", str(task.pk), str(failed.pk), "--reason", "again")
+    assert retried.exit_code == 0, retried.output
+    assert f"Subtask {failed.pk} " in retried.output and "READY" in retried.output
+    earlier = run("tasks", "logs", str(task.pk), str(failed.pk), "--attempt", "1")
+    assert earlier.exit_code == 0 and earlier.output == "first try broke\n", earlier.output
+    gone = run("tasks", "logs", str(task.pk), str(failed.pk), "--attempt", "9")
+    assert gone.exit_code == 3
+    assert one_line_error(gone).startswith("Error: option --attempt: "), gone.output
+    refused = run("subtasks", "cancel", str(task.pk), str(failed.pk), "--reason", "stop")
+    assert refused.exit_code == 3  # a queued subtask is not cancelled: the server says why
+    assert "not supported" in one_line_error(refused) and "code 20003" in refused.output
+
+    other = failed_task()
+    skipped = run("subtasks", "skip", str(other.pk), str(other.subtasks.get(status="FAILED").pk),
+                  "--reason", "done by hand")  # fmt: skip
+    assert skipped.exit_code == 0 and "SUCCESSFUL" in skipped.output, skipped.output
+
+    third = failed_task()
+    rolled = run("tasks", "rollback", str(third.pk), "--reason", "undo", "-o", "json")
+    assert rolled.exit_code == 0, rolled.output
+    assert json.loads(rolled.output)["id"] == third.pk
+    assert selectors.task_get(task_id=third.pk).operation == "ROLLBACK"
+
+    running = running_task()
+    timed_out = run("tasks", "wait", str(running.pk), "--timeout", "0.2")
+    assert timed_out.exit_code == 2 and "still RUNNING" in timed_out.output
+    sub = running.subtasks.get(status="RUNNING")
+    asked = run("subtasks", "cancel", str(running.pk), str(sub.pk), "--reason", "stop")
+    assert asked.exit_code == 0 and "CANCELING" in asked.output, asked.output
+    running = running_task()
+    stopped = run("tasks", "cancel", str(running.pk), "--reason", "wrong tenant")
+    assert stopped.exit_code == 0, stopped.output
+    assert running.subtasks.get(name=sub.name).status == "CANCELING", stopped.output
+    again = run("tasks", "cancel", str(running.pk), "--reason", "twice")
+    assert again.exit_code == 3 and one_line_error(again), again.output
+
+
+def test_plans_are_disabled_enabled_run_cancelled_deleted_and_their_runs_shown(run, no_broker):
+    from tests.factories import NOTEBOOK_JOB
+
+    made = run("schedules", "create", "--group", "NOTEBOOK", "--key", "cli-ops", "--job",
+               NOTEBOOK_JOB, "-p", "notebook=7", "-o", "json")  # fmt: skip
+    assert made.exit_code == 0, made.output
+    plan_id = str(json.loads(made.output)["id"])
+
+    def enabled() -> bool:
+        return json.loads(run("schedules", "show", plan_id, "-o", "json").output)["enabled"]
+
+    assert run("schedules", "disable", plan_id).exit_code == 0 and enabled() is False
+    assert run("schedules", "enable", plan_id).exit_code == 0 and enabled() is True
+    context_id = str(json.loads(run("schedules", "run", plan_id, "-o", "json").output)["contextId"])
+
+    listed = run("contexts", "list")
+    assert (
+        listed.exit_code == 0
+        and context_id in listed.output
+        and "NOTEBOOK/cli-ops" in listed.output
+    )
+    rows = json.loads(run("contexts", "list", "-o", "json").output)
+    assert [str(r["id"]) for r in rows] == [context_id]
+    shown = run("contexts", "show", context_id)
+    assert shown.exit_code == 0 and f"{plan_id} (item " in shown.output, shown.output
+    logs = json.loads(run("contexts", "logs", context_id, "-o", "json").output)
+    assert {piece["subKey"] for piece in logs} == {
+        str(s.pk) for s in selectors.task_get(task_id=int(context_id)).subtasks.all()
+    }
+    table = run("contexts", "logs", context_id)
+    assert table.exit_code == 0 and f"subtask {logs[0]['subKey']}" in table.output
+    results = run("contexts", "results", context_id)
+    assert results.exit_code == 0 and "no result" in results.output, results.output
+
+    assert run("schedules", "cancel", plan_id).exit_code == 0
+    after = json.loads(run("contexts", "show", context_id, "-o", "json").output)
+    assert after["jobStatus"] == "CANCELLED", after
+    assert run("schedules", "delete", plan_id).exit_code == 0
+    missing = run("schedules", "show", plan_id)
+    assert missing.exit_code == 3 and plan_id in one_line_error(missing), missing.output
+    no_context = run("contexts", "show", "987654")
+    assert no_context.exit_code == 3 and one_line_error(no_context)
+
+
+def test_basic_auth_from_the_environment(live_server, operator, tmp_path, monkeypatch):
+    task = failed_task()
+    monkeypatch.setenv("TASKCENTER_CONFIG", str(tmp_path / "config.json"))
+    monkeypatch.setenv("TASKCENTER_URL", live_server.url)
+    monkeypatch.setenv("TASKCENTER_USERNAME", "operator")
+    monkeypatch.setenv("TASKCENTER_PASSWORD", PASSWORD)
+    listed = CliRunner().invoke(main, ["tasks", "list", "-o", "json"])
+    assert listed.exit_code == 0, listed.output
+    assert [t["id"] for t in json.loads(listed.output)] == [task.pk]
+    monkeypatch.setenv("TASKCENTER_PASSWORD", "not-the-password")
+    refused = CliRunner().invoke(main, ["tasks", "list"])
+    assert refused.exit_code == 3
+    assert "code 30004" in one_line_error(refused) and "Check the credentials" in refused.output

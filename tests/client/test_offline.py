@@ -295,3 +295,20 @@ def test_a_bad_time_zone_or_expression_names_what_is_wrong_offline():
     cron = CliRunner().invoke(main, ["cron", "next", "0 61 * * * ?"])
     assert cron.output.startswith("Error: argument EXPRESSION '0 61 * * * ?': Minute")
     assert len(cron.output.strip().splitlines()) == 1
+
+
+def test_an_unreachable_server_is_one_line_naming_the_url_from_the_command():
+    from click.testing import CliRunner
+
+    from taskcenter.client.cli import main
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), FlakyHandler) as probe:
+        port = probe.server_address[1]  # closed below: nothing listens there then
+    env = {"TASKCENTER_CONFIG": "/nonexistent/c.json", "TASKCENTER_ACCESS_KEY_ID": "AK1",
+           "TASKCENTER_ACCESS_KEY_SECRET": "s3cret"}  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    result = CliRunner().invoke(main, ["--url", url, "tasks", "show", "1"], env=env)
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: Cannot reach {url}: ")
+    assert "Is the server running at that URL?" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
