@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from rich.console import Console
@@ -81,6 +82,11 @@ class State:
                 raise click.UsageError(
                     "No server: run `taskcenter login`, or set TASKCENTER_URL, or pass --url."
                 )
+            problem = None if self.url else url_problem(url)  # --url is checked by Click
+            if problem:
+                if os.environ.get("TASKCENTER_URL"):
+                    raise click.UsageError(f"TASKCENTER_URL: {problem}")
+                raise click.UsageError(f"the url of profile {self.profile!r}: {problem}")
             self._client = Client(
                 url,
                 access_key_id=profile.access_key_id or None,
@@ -93,6 +99,22 @@ class State:
 
 
 pass_state = click.make_pass_decorator(State)
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` is not a server's URL (http(s)://host[:port][/path]), or None: said before
+    any request is tried."""
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return None
+    return f"{url!r} is not a server URL (http://host:port or https://host)."
+
+
+def _url_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    problem = url_problem(value) if value is not None else None
+    if problem:
+        raise click.BadParameter(problem, ctx, param)
+    return value
 
 
 def output_option(function: Callable) -> Callable:
@@ -144,7 +166,7 @@ def handled(function: Callable) -> Callable:
             _fail(_describe(error, click.get_current_context(silent=True)))
             sys.exit(EXIT_REFUSED if 400 <= error.status < 500 else EXIT_FAILED)
         except Unreachable as error:
-            _fail(f"{error}. Is the server running at that URL?")
+            _fail(f"{str(error).rstrip('.')}. Is the server running at that URL?")
             sys.exit(EXIT_FAILED)
         except TaskcenterError as error:
             _fail(str(error))
@@ -175,16 +197,25 @@ FIELD_PARAMETERS = {"planItems": "crons", "cronDesc": "crons", "timeZone": "tz"}
 def _option_for(field: str, ctx: click.Context | None) -> str:
     """How the command line names the API's field at fault: the option or argument that
     fills it in the running command, else the field as the API names it."""
-    params = {param.name: param for param in ctx.command.params} if ctx else {}
+    if ctx is None:
+        return f"field {field!r}"
+    params = {param.name: param for param in ctx.command.params}
     for prefix in PARAMETER_FIELDS:
         if field.startswith(prefix) and "params" in params:
             return f"-p {field.removeprefix(prefix)}"
+    # A bulk operation's --filter key=value: the server names `filter.KEY`, or the list
+    # filter's own name.
+    filters = ctx.params.get("filters") or {}
+    key = field.removeprefix("filter.")
+    if key in filters or field.startswith("filter."):
+        return f"--filter {key}"
     last = re.sub(r"\[\d+\]", "", field).rpartition(".")[2]
     name = FIELD_PARAMETERS.get(last) or re.sub(r"(?<!^)(?=[A-Z])", "_", last).lower()
     param = params.get(name)
-    given = ctx.params.get(name) if ctx else None
-    if param is None or given is None or given is False or given in ((), {}):
-        return f"field {field!r}"  # not given on this command line: from --file, or implied
+    given = ctx.params.get(name)
+    unset = given is None or given is False or given in ((), {})
+    if param is None or (unset and ctx.params.get("body_file")):
+        return f"field {field!r}"  # the command has no such option, or --file gave it
     if isinstance(param, click.Option):
         return f"option {max(param.opts, key=len)}"
     return f"argument {param.human_readable_name}"
@@ -262,7 +293,11 @@ def key_values(ctx: click.Context, param: click.Parameter, values: tuple[str, ..
     show_default="default",
     help="The stored profile to use (taskcenter login --profile NAME).",
 )
-@click.option("--url", help="The server's URL, over the profile's (or TASKCENTER_URL).")
+@click.option(
+    "--url",
+    callback=_url_option,
+    help="The server's URL, over the profile's (or TASKCENTER_URL).",
+)
 @click.option(
     "--timeout", type=POSITIVE_SECONDS, default=30.0, show_default=True, help="Seconds per request."
 )
@@ -280,7 +315,13 @@ def main(ctx: click.Context, profile: str, url: str | None, timeout: float) -> N
 
 
 @main.command()
-@click.option("--url", "server", prompt="Server URL", help="e.g. https://tc.example.com")
+@click.option(
+    "--url",
+    "server",
+    prompt="Server URL",
+    callback=_url_option,
+    help="e.g. https://tc.example.com",
+)
 @click.option("--access-key-id", prompt="Access key id", help="From create_access_key.")
 @click.option(
     "--access-key-secret", prompt="Access key secret", hide_input=True, help="Its secret."

@@ -207,6 +207,13 @@ def test_bulk_dry_run_judges_and_changes_nothing(run):
     assert {selectors.task_get(task_id=t.pk).status for t in tasks} == {"FAILED"}
     both = run("tasks", "bulk", "retry", "1", "--filter", "status=FAILED")
     assert both.exit_code == 2  # a usage error: ids or a filter
+    misspelt = run("tasks", "bulk", "retry", "--filter", "stauts=FAILED", "--dry-run")
+    assert misspelt.exit_code == 3  # refused: it would have selected every task
+    assert one_line_error(misspelt).startswith("Error: --filter stauts: is not a filter of ")
+    bad_value = run("tasks", "bulk", "retry", "--filter", "status=NOPE", "--dry-run")
+    assert one_line_error(bad_value).startswith("Error: --filter status: "), bad_value.output
+    no_reason = run("tasks", "bulk", "rollback", str(tasks[0].pk))
+    assert one_line_error(no_reason).startswith("Error: option --reason: is required")
 
 
 def test_follow_reads_a_growing_log_until_the_subtask_ends(client, no_broker):

@@ -267,6 +267,8 @@ def test_yaml_output_is_the_same_data_as_json():
         (["tasks", "wait", "42", "--timeout", "0"], "'--timeout'", ">0"),
         (["notifications", "deliveries", "--size", "5000"], "'--size'", "1<=x<=2000"),
         (["cron", "next", "0 0 * * * ?", "--count", "0"], "'--count'", "1<=x<=1000"),
+        (["--url", "tc.example.com", "tasks", "list"], "'--url'", "not a server URL"),
+        (["login", "--url", "ftp://tc", "--access-key-id", "A"], "'--url'", "not a server URL"),
     ],
 )
 def test_an_option_the_command_reads_itself_is_named_when_it_is_wrong(args, option, why):
@@ -312,3 +314,17 @@ def test_an_unreachable_server_is_one_line_naming_the_url_from_the_command():
     assert result.output.startswith(f"Error: Cannot reach {url}: ")
     assert "Is the server running at that URL?" in result.output
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_a_server_url_from_the_environment_that_is_not_one_is_named():
+    from click.testing import CliRunner
+
+    from taskcenter.client.cli import main
+
+    env = {"TASKCENTER_URL": "tc.example.com:8000", "TASKCENTER_CONFIG": "/nonexistent/c.json"}
+    result = CliRunner().invoke(main, ["tasks", "list"], env=env)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: TASKCENTER_URL: 'tc.example.com:8000' is not a server URL "
+        "(http://host:port or https://host)."
+    )
