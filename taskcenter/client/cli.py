@@ -918,7 +918,7 @@ def schedules_list(state: State, q: str | None, limit: int, output: str) -> None
     Example:
       taskcenter schedules list -o json
     """
-    found = state.client().schedules.list(limit=limit, q=q)
+    found = list(state.client().schedules.iterate(page_size=min(limit, 200), limit=limit, q=q))
     if output != "table":
         print_data(found, output)
         return
@@ -1215,8 +1215,13 @@ def contexts_list(
     Example:
       taskcenter contexts list --status FAILED -o json
     """
-    found = state.client().contexts.list(
-        limit=limit, q=q, job_status_list=list(job_status_list) or None
+    found = list(
+        state.client().contexts.iterate(
+            page_size=min(limit, 200),
+            limit=limit,
+            q=q,
+            job_status_list=list(job_status_list) or None,
+        )
     )
     if output != "table":
         print_data(found, output)

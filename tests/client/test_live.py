@@ -561,3 +561,31 @@ def test_basic_auth_from_the_environment(live_server, operator, tmp_path, monkey
     refused = CliRunner().invoke(main, ["tasks", "list"])
     assert refused.exit_code == 3
     assert "code 30004" in one_line_error(refused) and "Check the credentials" in refused.output
+
+
+def test_plans_and_contexts_are_paged_through_sync_and_async(
+    client, live_server, operator_key, no_broker
+):
+    import asyncio
+
+    from taskcenter.client import AsyncClient
+    from tests.factories import make_plan, run_now
+
+    plans = {make_plan(f"p{i}").pk for i in range(4)}
+    contexts = {run_now(f"r{i}") for i in range(3)}
+    every_plan = [p.id for p in client.schedules.iterate(page_size=2)]
+    assert len(every_plan) == 7 and plans <= set(every_plan)
+    assert len(list(client.schedules.iterate(page_size=2, limit=3))) == 3
+    assert {c.id for c in client.contexts.iterate(page_size=2)} == contexts
+
+    async def scenario() -> tuple[list, list]:
+        key_id, secret = operator_key
+        async with AsyncClient(
+            live_server.url, access_key_id=key_id, access_key_secret=secret
+        ) as tc:
+            plans_seen = [p.id async for p in tc.schedules.iterate(page_size=3)]
+            runs_seen = [c.id async for c in tc.contexts.iterate(page_size=1, limit=2)]
+            return plans_seen, runs_seen
+
+    plans_seen, runs_seen = asyncio.run(scenario())
+    assert plans_seen == every_plan and len(runs_seen) == 2
