@@ -249,6 +249,26 @@ def _describe(error: ApiError, ctx: click.Context | None = None) -> str:
     return text
 
 
+def _table(*headers: str, **options: Any) -> Table:
+    """A Rich table whose cells fold where they do not fit rather than end in an ellipsis:
+    ids and names stay whole (to be typed again) in 80 columns."""
+    table = Table(**options)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
+
+
+def _when(moment: str | None) -> str:
+    """An API time as a person reads it in a table: this machine's time, to the minute
+    (-o json and -o yaml keep the API's own)."""
+    if not moment:
+        return ""
+    try:
+        return datetime.fromisoformat(moment).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return moment
+
+
 def _style(status: str) -> str:
     colour = STATUS_STYLE.get(status, "")
     return f"[{colour}]{status}[/{colour}]" if colour else escape(status)
@@ -396,7 +416,7 @@ def tasks_list(state: State, output: str, limit: int, **filters: Any) -> None:
     if not found:
         out.print("No tasks.")
         return
-    table = Table("ID", "Name", "Status", "Cluster", "Creator", "Started", "Duration")
+    table = _table("ID", "Name", "Status", "Cluster", "Creator", "Started", "Duration")
     for task in found:
         table.add_row(
             str(task.id),
@@ -404,7 +424,7 @@ def tasks_list(state: State, output: str, limit: int, **filters: Any) -> None:
             _style(task.status),
             escape(task.cluster.name) if task.cluster else "",
             escape(task.creator.name) if task.creator else "",
-            task.start_time or "",
+            _when(task.start_time),
             _duration(task.start_time, task.finish_time),
         )
     out.print(table)
@@ -715,7 +735,7 @@ def approvals_list(state: State, limit: int, output: str) -> None:
         out.print("No approvals waiting.")
         return
     # Few columns, so the ids stay whole in 80 columns; the rest is in -o yaml.
-    table = Table("Task", "Subtask", "Gate", "Cluster", "Waiting", "You")
+    table = _table("Task", "Subtask", "Gate", "Cluster", "Waiting", "You")
     for gate in found:
         table.add_row(
             str(gate.task_instance_id),
@@ -779,7 +799,7 @@ def jobs_list(state: State, output: str) -> None:
     if output != "table":
         print_data(found, output)
         return
-    table = Table("Name", "Version", "Parameters", "Description")
+    table = _table("Name", "Version", "Parameters", "Description")
     for job in found:
         params = ", ".join(p.name + ("*" if p.required else "") for p in job.parameters)
         table.add_row(
@@ -807,7 +827,7 @@ def jobs_show(state: State, name: str, output: str) -> None:
     out.print(
         f"[bold]{escape(job.name)}[/bold] (version {job.version}) {escape(job.description or '')}"
     )
-    table = Table("Parameter", "Type", "Required", "Default", "Help")
+    table = _table("Parameter", "Type", "Required", "Default", "Help")
     for p in job.parameters:
         table.add_row(
             escape(p.name),
@@ -922,7 +942,7 @@ def schedules_list(state: State, q: str | None, limit: int, output: str) -> None
     if output != "table":
         print_data(found, output)
         return
-    table = Table("ID", "Group", "Key", "Enabled")
+    table = _table("ID", "Group", "Key", "Enabled")
     for plan in found:
         table.add_row(
             str(plan.id),
@@ -961,9 +981,9 @@ def schedules_show(state: State, schedule_id: str, output: str) -> None:
     out.print(escape(f"Job: {detail.get('jobClass', '')}  {params}"))
     out.print(
         f"Last run: {data.get('jobStatus') or 'NONE'}"
-        f"  next: {data.get('nextStartAt') or '-'}  cluster: {data.get('clusterId') or '-'}"
+        f"  next: {_when(data.get('nextStartAt')) or '-'}  cluster: {data.get('clusterId') or '-'}"
     )
-    table = Table("Item", "Trigger", "When", "Time zone", "Next")
+    table = _table("Item", "Trigger", "When", "Time zone", "Next")
     for item in data.get("planItems") or []:
         when = item.get("cronDesc") or ", ".join(
             f"{j.get('entityGroup')}/{j.get('entityKey')}" for j in item.get("triggerByJobs") or []
@@ -973,7 +993,7 @@ def schedules_show(state: State, schedule_id: str, output: str) -> None:
             item.get("triggerType", ""),
             escape(when),
             item.get("timeZone") or "",
-            item.get("nextStartAt") or "",
+            _when(item.get("nextStartAt")),
         )
     out.print(table)
 
@@ -1229,7 +1249,7 @@ def contexts_list(
     if not found:
         out.print("No contexts.")
         return
-    table = Table("ID", "Plan", "Job", "Status", "Started", "Took")
+    table = _table("ID", "Plan", "Job", "Status", "Started", "Took")
     for run in found:
         data = run.raw
         table.add_row(
@@ -1237,7 +1257,7 @@ def contexts_list(
             str(data.get("planId") or ""),
             escape(f"{data.get('entityGroup')}/{data.get('entityKey')}"),
             _style(str(data.get("jobStatus") or "")),
-            data.get("startAt") or "",
+            _when(data.get("startAt")),
             _duration(data.get("startAt"), data.get("stopAt")),
         )
     out.print(table)
@@ -1327,7 +1347,7 @@ def contexts_results(state: State, context_id: str, block: bool, output: str) ->
         if not columns:
             out.print(f"[bold]{escape(title)}[/bold]: no result")
             continue
-        table = Table(*map(escape, columns), title=escape(title), title_justify="left")
+        table = _table(*map(escape, columns), title=escape(title), title_justify="left")
         for row in rows:
             table.add_row(*(escape(json.dumps(v) if not isinstance(v, str) else v) for v in row))
         out.print(table)
@@ -1409,7 +1429,7 @@ def _listed(values: Any) -> str:
 
 def _fields(rows: list[tuple[str, Any]]) -> Table:
     """One record as a two-column table: field and value."""
-    table = Table("Field", "Value", show_header=False)
+    table = _table("Field", "Value", show_header=False)
     for label, value in rows:
         table.add_row(label, escape("" if value is None else str(value)))
     return table
@@ -1450,7 +1470,7 @@ def notifications_channels(state: State, output: str) -> None:
     if not found:
         out.print("No channels.")
         return
-    table = Table("ID", "Name", "Kind", "Sends to", "Open to all")
+    table = _table("ID", "Name", "Kind", "Sends to", "Open to all")
     for channel in found:
         table.add_row(
             str(channel.get("id", "")),
@@ -1511,7 +1531,7 @@ def notifications_rules(state: State, output: str) -> None:
     if not found:
         out.print("No rules.")
         return
-    table = Table("ID", "Channel", "Events", "Watches", "Owner", "On")
+    table = _table("ID", "Channel", "Events", "Watches", "Owner", "On")
     for rule in found:
         table.add_row(
             str(rule.get("id", "")),

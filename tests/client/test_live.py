@@ -8,6 +8,7 @@ import json
 import re
 import stat
 import time
+from datetime import datetime
 
 import pytest
 from click.testing import CliRunner
@@ -148,6 +149,15 @@ def test_tasks_list_show_and_retry(run):
     task = failed_task()
     listed = run("tasks", "list", "--status", "FAILED")
     assert listed.exit_code == 0 and str(task.pk) in listed.output and "FAILED" in listed.output
+    # 80 columns, nothing cut off with an ellipsis; the start to the minute, local time.
+    assert max(len(line) for line in listed.output.splitlines()) <= 80
+    assert "…" not in listed.output
+    started = datetime.fromisoformat(task.start_time.isoformat()).astimezone()
+    assert (
+        started.strftime("%Y-%m-%d") in listed.output and started.strftime("%H:%M") in listed.output
+    )
+    jobs = run("jobs", "list")
+    assert "…" not in jobs.output and max(len(line) for line in jobs.output.splitlines()) <= 80
     shown = run("tasks", "show", str(task.pk))
     assert shown.exit_code == 0
     for sub in task.subtasks.all():
