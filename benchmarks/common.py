@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -72,12 +73,17 @@ def ensure_postgres_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def drop_postgres_database(url: str) -> None:
-    """DROP DATABASE (closing its connections), for a run that must start from nothing."""
+def drop_postgres_database(url: str, *, only_if_named: str = "") -> None:
+    """DROP DATABASE (closing its connections), for a run that must start from nothing.
+
+    only_if_named: a suffix the database's name must end with, so that a benchmark drops
+    its own database and never one a --database URL named (the project's)."""
     import psycopg
 
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
+    if not name.endswith(only_if_named):
+        return
     admin_url = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -279,3 +285,77 @@ class Server:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
         self._log.close()
+
+
+# --- A signed-in Chromium (dashboard_render.py, history_views.py) ----------------------------
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@contextlib.contextmanager
+def signed_in_chromium(tmp: Path, *, port: int, username: str, password: str):
+    """`runserver` on the benchmark's database (this process's environment) and a headless
+    Chromium page, 1280x800, signed in to it as `username`: yields (page, base URL).
+
+    runserver rather than `serve`: the browser figures are the page's own work, the same
+    with any web server. When something fails, the end of runserver's output is printed.
+    """
+    import socket
+    import time
+
+    from playwright.sync_api import sync_playwright
+
+    env = dict(os.environ, DEBUG="false", PYTHONUNBUFFERED="1")
+    log_path = tmp / "runserver.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - closed below
+    argv = [sys.executable, str(ROOT / "manage.py"), "runserver", f"127.0.0.1:{port}"]
+    server = subprocess.Popen(
+        [*argv, "--noreload", "--skip-checks"],
+        cwd=tmp,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit(f"runserver did not start; see {log_path}") from None
+                time.sleep(0.1)
+        base = f"http://127.0.0.1:{port}"
+        with sync_playwright() as driver:
+            chromium = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = chromium.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(f"{base}/login/")
+            page.fill("#id_username", username)
+            page.fill("#id_password", password)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/tasks/", timeout=90_000)
+            yield page, base
+            chromium.close()
+    except Exception:
+        log.flush()
+        tail = log_path.read_text(errors="replace")[-3000:]
+        print(f"--- runserver output (end) ---\n{tail}", file=sys.stderr)
+        raise
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()

@@ -26,12 +26,8 @@ Usage, from the project root:
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,24 +35,8 @@ from pathlib import Path
 import common
 
 POSTGRES_DASHBENCH = "postgres://postgres@127.0.0.1:5432/taskcenter_dashbench"
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PASSWORD = "bench-Pa55word!"
 LIST_TARGET_MS, DETAIL_TARGET_MS, BROWSER_TARGET_MS = 100.0, 300.0, 1000.0
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    index = max(0, math.ceil(pct / 100 * len(ordered)) - 1)
-    return ordered[index]
 
 
 def timed(client, url: str, repeat: int, **headers) -> tuple[list[float], int, int]:
@@ -139,7 +119,7 @@ def server_times(tasks: dict[int, int], repeat: int) -> list[list[str]]:
 
     def add(label, url, target, reps=repeat, **headers):
         times, status, size = timed(client, url, reps, **headers)
-        p95 = percentile(times, 95)
+        p95 = common.percentile(times, 95)
         rows.append(
             [
                 label,
@@ -188,132 +168,77 @@ def server_times(tasks: dict[int, int], repeat: int) -> list[list[str]]:
 
 
 def _digest_for(task) -> str:
-    from taskcenter.dashboard.views import _digest
+    from taskcenter.dashboard.presenters import digest
     from taskcenter.tasks import selectors
 
-    return _digest(task, selectors.task_subtask_states(task_id=task.pk))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return digest(task, selectors.task_subtask_states(task_id=task.pk))
 
 
 def browser_times(tasks: dict[int, int], repeat: int, tmp: Path) -> list[list[str]]:
-    from playwright.sync_api import sync_playwright
-
-    port = free_port()
-    env = dict(os.environ, DEBUG="false", PYTHONUNBUFFERED="1")
-    log = open(tmp / "runserver.log", "wb")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            str(common.ROOT / "manage.py"),
-            "runserver",
-            f"127.0.0.1:{port}",
-            "--noreload",
-            "--skip-checks",
-        ],
-        cwd=tmp,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     rows: list[list[str]] = []
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f"runserver did not start; see {tmp}/runserver.log") from None
-                time.sleep(0.1)
-        base = f"http://127.0.0.1:{port}"
-        with sync_playwright() as driver:
-            chromium = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = chromium.new_page(viewport={"width": 1280, "height": 800})
-            page.goto(f"{base}/login/")
-            page.fill("#id_username", "bench-operator")
-            page.fill("#id_password", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url("**/tasks/", timeout=90_000)
-            for size, pk in tasks.items():
-                if size < 1000:
-                    continue
-                ready, clickable, dcl, panel = [], [], [], []
-                for attempt in range(repeat + 1):
-                    page.goto(f"{base}/tasks/{pk}/", wait_until="commit")
-                    page.wait_for_function("() => window.taskcenterDagReadyAt !== undefined")
-                    node = page.locator("#dag-svg [data-sid]").nth(size // 2)
-                    node.click(trial=True)
-                    now = page.evaluate("() => performance.now()")
-                    nav = page.evaluate(
-                        "() => performance.getEntriesByType('navigation')[0]"
-                        ".domContentLoadedEventEnd"
-                    )
-                    at = page.evaluate("() => window.taskcenterDagReadyAt")
-                    started = time.perf_counter()
-                    node.click()
-                    page.wait_for_function(
-                        "(sid) => document.querySelector('#subtask-panel')?.dataset.sid === sid",
-                        arg=node.get_attribute("data-sid"),
-                    )
-                    if attempt == 0:
-                        continue  # warm-up
-                    panel.append((time.perf_counter() - started) * 1000)
-                    ready.append(at)
-                    clickable.append(now)
-                    dcl.append(nav)
-                target = BROWSER_TARGET_MS if size <= 1000 else 0
-                rows.append(
-                    [
-                        f"detail {size}: DOMContentLoaded",
-                        f"{common.median(dcl):.0f}",
-                        "",
-                        "",
-                    ]
+    port = common.free_port()
+    with common.signed_in_chromium(
+        tmp, port=port, username="bench-operator", password=PASSWORD
+    ) as (page, base):
+        for size, pk in tasks.items():
+            if size < 1000:
+                continue
+            ready, clickable, dcl, panel = [], [], [], []
+            for attempt in range(repeat + 1):
+                page.goto(f"{base}/tasks/{pk}/", wait_until="commit")
+                page.wait_for_function("() => window.taskcenterDagReadyAt !== undefined")
+                node = page.locator("#dag-svg [data-sid]").nth(size // 2)
+                node.click(trial=True)
+                now = page.evaluate("() => performance.now()")
+                nav = page.evaluate(
+                    "() => performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd"
                 )
-                rows.append(
-                    [
-                        f"detail {size}: DAG drawn and ready",
-                        f"{common.median(ready):.0f}",
-                        "",
-                        "",
-                    ]
+                at = page.evaluate("() => window.taskcenterDagReadyAt")
+                started = time.perf_counter()
+                node.click()
+                page.wait_for_function(
+                    "(sid) => document.querySelector('#subtask-panel')?.dataset.sid === sid",
+                    arg=node.get_attribute("data-sid"),
                 )
-                rows.append(
-                    [
-                        f"detail {size}: a node clickable",
-                        f"{common.median(clickable):.0f}",
-                        f"< {target:.0f}" if target else "",
-                        common.verdict(common.median(clickable) < target) if target else "",
-                    ]
-                )
-                rows.append(
-                    [
-                        f"detail {size}: click -> subtask panel",
-                        f"{common.median(panel):.0f}",
-                        "",
-                        "",
-                    ]
-                )
-            chromium.close()
-    except Exception:
-        log.flush()
-        tail = (tmp / "runserver.log").read_text(errors="replace")[-3000:]
-        print(f"--- runserver output (end) ---\n{tail}", file=sys.stderr)
-        raise
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+                if attempt == 0:
+                    continue  # warm-up
+                panel.append((time.perf_counter() - started) * 1000)
+                ready.append(at)
+                clickable.append(now)
+                dcl.append(nav)
+            target = BROWSER_TARGET_MS if size <= 1000 else 0
+            rows.append(
+                [
+                    f"detail {size}: DOMContentLoaded",
+                    f"{common.median(dcl):.0f}",
+                    "",
+                    "",
+                ]
+            )
+            rows.append(
+                [
+                    f"detail {size}: DAG drawn and ready",
+                    f"{common.median(ready):.0f}",
+                    "",
+                    "",
+                ]
+            )
+            rows.append(
+                [
+                    f"detail {size}: a node clickable",
+                    f"{common.median(clickable):.0f}",
+                    f"< {target:.0f}" if target else "",
+                    common.verdict(common.median(clickable) < target) if target else "",
+                ]
+            )
+            rows.append(
+                [
+                    f"detail {size}: click -> subtask panel",
+                    f"{common.median(panel):.0f}",
+                    "",
+                    "",
+                ]
+            )
     return rows
 
 
@@ -332,7 +257,7 @@ def main() -> None:
     database = POSTGRES_DASHBENCH if args.database in ("postgres", "postgresql") else None
     database = database or common.database_url(args.database, tmp)
     if database.startswith("postgres"):
-        _drop_postgres_database(database)
+        common.drop_postgres_database(database, only_if_named="dashbench")
     common.prepare_environment(tmp=tmp, database=database)
     os.environ["TASKCENTER_DEMO_PASSWORD"] = PASSWORD
     (tmp / "var" / "staticfiles").mkdir(parents=True, exist_ok=True)  # whitenoise's root
@@ -363,22 +288,7 @@ def main() -> None:
         connections.close_all()
         shutil.rmtree(tmp, ignore_errors=True)
         if database.startswith("postgres"):
-            _drop_postgres_database(database)
-
-
-def _drop_postgres_database(url: str) -> None:
-    """The benchmark's own database (never the project's) starts and ends empty."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name.endswith("dashbench"):
-        return
-    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            common.drop_postgres_database(database, only_if_named="dashbench")
 
 
 if __name__ == "__main__":

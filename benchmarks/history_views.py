@@ -32,9 +32,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,16 +39,6 @@ from pathlib import Path
 import common
 
 POSTGRES_GRIDBENCH = "postgres://postgres@127.0.0.1:5432/taskcenter_gridbench"
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PASSWORD = "bench-Pa55word!"
 JOB = "Rolling upgrade of observers"
 SERVER_TARGET_MS, BROWSER_TARGET_MS = 300.0, 1000.0
@@ -259,27 +246,8 @@ def server_times(wide: int, user_id: int, repeat: int, sizes: list[list[str]]) -
 
 
 def browser_times(wide: int, repeat: int, tmp: Path, ports: str) -> list[list[str]]:
-    from playwright.sync_api import sync_playwright
-
     first, last = (int(part) for part in ports.split("-"))
     port = common.free_port(first, last)
-    env = dict(os.environ, DEBUG="false", PYTHONUNBUFFERED="1")
-    log = open(tmp / "runserver.log", "wb")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            str(common.ROOT / "manage.py"),
-            "runserver",
-            f"127.0.0.1:{port}",
-            "--noreload",
-            "--skip-checks",
-        ],
-        cwd=tmp,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     pages = {
         "grid 25 runs (default)": (f"/jobs/{JOB}/", ".hgrid-wrap", False),
         "grid 100 x 65": (f"/jobs/{JOB}/?runs=100", ".hgrid-wrap", True),
@@ -287,85 +255,53 @@ def browser_times(wide: int, repeat: int, tmp: Path, ports: str) -> list[list[st
         "timeline 1,000": (f"/tasks/{wide}/?view=timeline", "#timeline-canvas", True),
     }
     rows: list[list[str]] = []
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f"runserver did not start; see {tmp}/runserver.log") from None
-                time.sleep(0.1)
-        base = f"http://127.0.0.1:{port}"
-        with sync_playwright() as driver:
-            chromium = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = chromium.new_page(viewport={"width": 1280, "height": 800})
-            page.goto(f"{base}/login/")
-            page.fill("#id_username", "bench-operator")
-            page.fill("#id_password", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url("**/tasks/", timeout=90_000)
-            for label, (url, group, judged) in pages.items():
-                interactive, first_key, loaded = [], [], []
-                for attempt in range(repeat + 1):
-                    page.goto(base + url, wait_until="commit")
-                    # The roving items: [data-sid], and the history grid's links.
-                    stop = f"{group} :is([data-sid], .hgrid a)[tabindex='0']"
-                    page.wait_for_selector(stop, state="attached", timeout=60_000)
-                    key_ms = page.evaluate(
-                        """(stop) => {
-                            const from = document.querySelector(stop);
-                            from.focus();
-                            const t0 = performance.now();
-                            for (const key of ["ArrowRight", "ArrowDown", "ArrowLeft"]) {
-                                from.dispatchEvent(new KeyboardEvent("keydown",
-                                    {key: key, bubbles: true, cancelable: true}));
-                                if (document.activeElement !== from) break;
-                            }
-                            if (document.activeElement === from) return -1;
-                            return performance.now() - t0;
-                        }""",
-                        stop,
-                    )
-                    now = page.evaluate("() => performance.now()")
-                    dcl = page.evaluate(
-                        "() => performance.getEntriesByType('navigation')[0]"
-                        ".domContentLoadedEventEnd"
-                    )
-                    if key_ms < 0:
-                        raise SystemExit(f"{label}: the arrow key did not move the focus")
-                    if attempt == 0:
-                        continue  # warm-up
-                    interactive.append(now)
-                    first_key.append(key_ms)
-                    loaded.append(dcl)
-                ok = common.median(interactive) < BROWSER_TARGET_MS
-                rows.append([f"{label}: DOMContentLoaded", f"{common.median(loaded):.0f}", "", ""])
-                rows.append(
-                    [
-                        f"{label}: keyboard moves (interactive)",
-                        f"{common.median(interactive):.0f}",
-                        f"< {BROWSER_TARGET_MS:.0f}" if judged else "baseline",
-                        common.verdict(ok) if judged else "",
-                    ]
+    with common.signed_in_chromium(
+        tmp, port=port, username="bench-operator", password=PASSWORD
+    ) as (page, base):
+        for label, (url, group, judged) in pages.items():
+            interactive, first_key, loaded = [], [], []
+            for attempt in range(repeat + 1):
+                page.goto(base + url, wait_until="commit")
+                # The roving items: [data-sid], and the history grid's links.
+                stop = f"{group} :is([data-sid], .hgrid a)[tabindex='0']"
+                page.wait_for_selector(stop, state="attached", timeout=60_000)
+                key_ms = page.evaluate(
+                    """(stop) => {
+                        const from = document.querySelector(stop);
+                        from.focus();
+                        const t0 = performance.now();
+                        for (const key of ["ArrowRight", "ArrowDown", "ArrowLeft"]) {
+                            from.dispatchEvent(new KeyboardEvent("keydown",
+                                {key: key, bubbles: true, cancelable: true}));
+                            if (document.activeElement !== from) break;
+                        }
+                        if (document.activeElement === from) return -1;
+                        return performance.now() - t0;
+                    }""",
+                    stop,
                 )
-                rows.append(
-                    [f"{label}: first arrow key", f"{common.median(first_key):.1f}", "", ""]
+                now = page.evaluate("() => performance.now()")
+                dcl = page.evaluate(
+                    "() => performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd"
                 )
-            chromium.close()
-    except Exception:
-        log.flush()
-        tail = (tmp / "runserver.log").read_text(errors="replace")[-3000:]
-        print(f"--- runserver output (end) ---\n{tail}", file=sys.stderr)
-        raise
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+                if key_ms < 0:
+                    raise SystemExit(f"{label}: the arrow key did not move the focus")
+                if attempt == 0:
+                    continue  # warm-up
+                interactive.append(now)
+                first_key.append(key_ms)
+                loaded.append(dcl)
+            ok = common.median(interactive) < BROWSER_TARGET_MS
+            rows.append([f"{label}: DOMContentLoaded", f"{common.median(loaded):.0f}", "", ""])
+            rows.append(
+                [
+                    f"{label}: keyboard moves (interactive)",
+                    f"{common.median(interactive):.0f}",
+                    f"< {BROWSER_TARGET_MS:.0f}" if judged else "baseline",
+                    common.verdict(ok) if judged else "",
+                ]
+            )
+            rows.append([f"{label}: first arrow key", f"{common.median(first_key):.1f}", "", ""])
     return rows
 
 
@@ -382,7 +318,7 @@ def main() -> None:
     database = POSTGRES_GRIDBENCH if args.database in ("postgres", "postgresql") else None
     database = database or common.database_url(args.database, tmp)
     if database.startswith("postgres"):
-        _drop_own_database(database)
+        common.drop_postgres_database(database, only_if_named="gridbench")
     common.prepare_environment(tmp=tmp, database=database)
     (tmp / "var" / "staticfiles").mkdir(parents=True, exist_ok=True)  # whitenoise's root
     common.exit_on_sigterm()
@@ -418,22 +354,7 @@ def main() -> None:
         connections.close_all()
         shutil.rmtree(tmp, ignore_errors=True)
         if database.startswith("postgres"):
-            _drop_own_database(database)
-
-
-def _drop_own_database(url: str) -> None:
-    """The benchmark's own database (never the project's) starts and ends empty."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name.endswith("gridbench"):
-        return
-    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            common.drop_postgres_database(database, only_if_named="gridbench")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from taskcenter.api.views import _errors, operation_reason
 from taskcenter.core import params as parse
 from taskcenter.core.errors import InvalidParameter
 from taskcenter.tasks import verbs
+from taskcenter.tasks.filters import TaskInstanceFilter
 from taskcenter.tasks.models import BulkOperation
 
 BODY_FIELDS = ("ids", "filter", "dryRun", "reason")
@@ -41,7 +42,8 @@ _FILTER = {
     "type": "object",
     "additionalProperties": {"anyOf": [_FILTER_VALUE, {"type": "array", "items": _FILTER_VALUE}]},
     "description": 'The list\'s query parameters, e.g. {"status": "FAILED", "clusterId": 3}; '
-    "a value may be a list (status: [FAILED, RUNNING]). page, size and sort are ignored.",
+    "a value may be a list (status: [FAILED, RUNNING]). page, size and sort are ignored; "
+    "another name is refused.",
 }
 _COMMON = {
     "dryRun": {
@@ -157,6 +159,13 @@ def _filter(data: dict) -> QueryDict:
     for key, value in given.items():
         if key in ("page", "size", "sort"):
             continue
+        if key not in TaskInstanceFilter.base_filters:
+            # The list ignores a parameter it does not know (OCP does); a bulk operation
+            # must not: a misspelt filter would select every task the caller sees.
+            raise InvalidParameter.because(
+                f"filter.{key}"[:100],
+                f"is not a filter of the task list ({', '.join(TaskInstanceFilter.base_filters)}).",
+            )
         values = value if isinstance(value, list) else [value]
         if any(isinstance(v, bool) or not isinstance(v, FILTER_VALUE) for v in values):
             raise InvalidParameter.because(

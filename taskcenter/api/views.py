@@ -397,7 +397,8 @@ def subtask_reject(request, taskInstanceId, subtaskInstanceId):
         "Without parameters: the whole log, {log}. To tail, pass offset (bytes already read) "
         "and optionally limit; read again from nextOffset until finished is true and "
         "nextOffset equals size. tail=N reads the last N bytes; with offset, the last N "
-        "bytes at or after offset."
+        "bytes at or after offset. attempt=N reads only what attempt N wrote (offsets stay "
+        "positions in the whole log; finished: that attempt has ended)."
     ),
     parameters=[
         TASK_ID,
@@ -405,6 +406,11 @@ def subtask_reject(request, taskInstanceId, subtaskInstanceId):
         OpenApiParameter("offset", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}),
         OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": LOG_READ_MAX}),
         OpenApiParameter("tail", {"type": "integer", "minimum": 1, "maximum": LOG_READ_MAX}),
+        OpenApiParameter(
+            "attempt",
+            {"type": "integer", "minimum": 1},
+            description="One attempt's log (1 is the first run; at most the latest).",
+        ),
     ],
     responses={200: s.SubtaskLogResponse, **_errors(400, 404)},
     tags=["subtasks"],
@@ -419,12 +425,13 @@ def subtask_log(request, taskInstanceId, subtaskInstanceId):
     tail = parse.integer(params, "tail", minimum=1, maximum=LOG_READ_MAX)
     task = access.get_task_for_user(request.user, task_id)
     subtask = selectors.subtask_get(task_id=task.pk, subtask_id=subtask_id)
+    attempt = parse.integer(params, "attempt", minimum=1, maximum=max(1, subtask.attempt))
     if tail is not None:
         # The last `tail` bytes; with an offset, none before it (what was read already).
         start = max(offset, subtask.log_size - tail)
-        piece = selectors.log_read(subtask=subtask, offset=start, limit=tail)
+        piece = selectors.log_read(subtask=subtask, offset=start, limit=tail, attempt=attempt)
     else:
-        piece = selectors.log_read(subtask=subtask, offset=offset, limit=limit)
+        piece = selectors.log_read(subtask=subtask, offset=offset, limit=limit, attempt=attempt)
     return ok(
         request,
         {

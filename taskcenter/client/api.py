@@ -235,8 +235,8 @@ class AsyncClient(_Base):
         self.approvals = AsyncApprovals(self)
         self.jobs = Jobs(self)
         self.bulk = Bulk(self)
-        self.schedules = Schedules(self)
-        self.contexts = Contexts(self)
+        self.schedules = AsyncSchedules(self)
+        self.contexts = AsyncContexts(self)
         self.notifications = Notifications(self)
 
     async def __aenter__(self) -> AsyncClient:
@@ -589,6 +589,14 @@ class Schedules:
         params.update(offset=offset, limit=limit)
         return self._c._call(_each(models.Schedule), "GET", "/api/schedules", params=params)
 
+    def iterate(
+        self, *, page_size: int = 100, limit: int | None = None, **filters: Any
+    ) -> Iterator[models.Schedule]:
+        """Every plan matching the filters, page after page (at most `limit`)."""
+        return _by_offset(
+            lambda offset, size: self.list(offset=offset, limit=size, **filters), page_size, limit
+        )
+
     def get(self, schedule_id: int | str) -> models.Schedule:
         return self._c._call(models.Schedule.of, "GET", f"/api/schedules/{schedule_id}")
 
@@ -650,6 +658,15 @@ class Contexts:
         params.update(offset=offset, limit=limit)
         return self._c._call(_each(models.Context), "GET", "/api/contexts", params=params)
 
+    def iterate(
+        self, *, page_size: int = 100, limit: int | None = None, **filters: Any
+    ) -> Iterator[models.Context]:
+        """Every context matching the filters, newest first, page after page (at most
+        `limit`)."""
+        return _by_offset(
+            lambda offset, size: self.list(offset=offset, limit=size, **filters), page_size, limit
+        )
+
     def get(self, context_id: int | str) -> models.Context:
         return self._c._call(models.Context.of, "GET", f"/api/contexts/{context_id}")
 
@@ -664,6 +681,52 @@ class Contexts:
         )
 
 
+class AsyncSchedules(Schedules):
+    """Schedules on AsyncClient: `iterate` as an async iterator."""
+
+    def iterate(  # type: ignore[override]
+        self, *, page_size: int = 100, limit: int | None = None, **filters: Any
+    ) -> AsyncIterator[models.Schedule]:
+        fetch = cast(Any, lambda offset, size: self.list(offset=offset, limit=size, **filters))
+        return _by_offset_async(fetch, page_size, limit)
+
+
+class AsyncContexts(Contexts):
+    """Contexts on AsyncClient: `iterate` as an async iterator."""
+
+    def iterate(  # type: ignore[override]
+        self, *, page_size: int = 100, limit: int | None = None, **filters: Any
+    ) -> AsyncIterator[models.Context]:
+        fetch = cast(Any, lambda offset, size: self.list(offset=offset, limit=size, **filters))
+        return _by_offset_async(fetch, page_size, limit)
+
+
+def _by_offset(
+    fetch: Callable[[int, int], list[M]], page_size: int, limit: int | None
+) -> Iterator[M]:
+    """HENGSHI's offset paging: pages until a short one (or `limit` items)."""
+    offset = 0
+    while limit is None or offset < limit:
+        size = page_size if limit is None else min(page_size, limit - offset)
+        rows = fetch(offset, size)
+        yield from rows
+        offset += len(rows)
+        if len(rows) < size:
+            return
+
+
+async def _by_offset_async(fetch: Any, page_size: int, limit: int | None) -> AsyncIterator[Any]:
+    offset = 0
+    while limit is None or offset < limit:
+        size = page_size if limit is None else min(page_size, limit - offset)
+        rows = await fetch(offset, size)
+        for row in rows:
+            yield row
+        offset += len(rows)
+        if len(rows) < size:
+            return
+
+
 class Notifications:
     """Notification channels, rules and deliveries (the API's data as dicts)."""
 
@@ -673,6 +736,10 @@ class Notifications:
     def channels(self) -> list[dict]:
         return self._c._call(_plain_contents, "GET", "/api/v2/notifications/channels")
 
+    def channel(self, channel_id: int) -> dict:
+        """One channel (for those who manage notifications)."""
+        return self._c._call(_same, "GET", f"/api/v2/notifications/channels/{int(channel_id)}")
+
     def test_channel(self, channel_id: int) -> dict:
         """Send a test message through a channel; its delivery id and status."""
         path = f"/api/v2/notifications/channels/{int(channel_id)}/test"
@@ -680,6 +747,10 @@ class Notifications:
 
     def rules(self) -> list[dict]:
         return self._c._call(_plain_contents, "GET", "/api/v2/notifications/rules")
+
+    def rule(self, rule_id: int) -> dict:
+        """One of the rules the caller may see."""
+        return self._c._call(_same, "GET", f"/api/v2/notifications/rules/{int(rule_id)}")
 
     def deliveries(self, *, page: int = 1, size: int = 50, **filters: Any) -> dict:
         """One page of deliveries: {contents, page}."""

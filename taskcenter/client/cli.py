@@ -14,12 +14,14 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from rich.console import Console
@@ -44,11 +46,15 @@ STATUS_STYLE = {
     "PENDING": "dim",
     "READY": "blue",
 }
+# Counts and durations the command checks itself, so that a bad one names its option.
+COUNT = click.IntRange(min=1)
+ID = click.IntRange(min=1)  # every id of the APIs is a positive integer
+POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
 # How often waits and --follow ask the server (TASKCENTER_POLL_SECONDS; tests make it short).
 POLL = float(os.environ.get("TASKCENTER_POLL_SECONDS") or 1.0)
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _version() -> str:
@@ -76,6 +82,11 @@ class State:
                 raise click.UsageError(
                     "No server: run `taskcenter login`, or set TASKCENTER_URL, or pass --url."
                 )
+            problem = None if self.url else url_problem(url)  # --url is checked by Click
+            if problem:
+                if os.environ.get("TASKCENTER_URL"):
+                    raise click.UsageError(f"TASKCENTER_URL: {problem}")
+                raise click.UsageError(f"the url of profile {self.profile!r}: {problem}")
             self._client = Client(
                 url,
                 access_key_id=profile.access_key_id or None,
@@ -90,6 +101,22 @@ class State:
 pass_state = click.make_pass_decorator(State)
 
 
+def url_problem(url: str) -> str | None:
+    """Why `url` is not a server's URL (http(s)://host[:port][/path]), or None: said before
+    any request is tried."""
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return None
+    return f"{url!r} is not a server URL (http://host:port or https://host)."
+
+
+def _url_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    problem = url_problem(value) if value is not None else None
+    if problem:
+        raise click.BadParameter(problem, ctx, param)
+    return value
+
+
 def output_option(function: Callable) -> Callable:
     """-o table|json|yaml: JSON and YAML are the API's data as it was sent, stable for
     scripts."""
@@ -100,18 +127,6 @@ def output_option(function: Callable) -> Callable:
         default="table",
         show_default=True,
         help="table for people; json or yaml (the API's data) for scripts.",
-    )(function)
-
-
-def document_option(function: Callable) -> Callable:
-    """-o json|yaml for what the API answers as a document (no table of it)."""
-    return click.option(
-        "-o",
-        "--output",
-        type=click.Choice(["json", "yaml"]),
-        default="json",
-        show_default=True,
-        help="json or yaml: the API's data.",
     )(function)
 
 
@@ -148,16 +163,16 @@ def handled(function: Callable) -> Callable:
         try:
             return function(*args, **kwargs)
         except ApiError as error:
-            err.print(f"[red]Error:[/red] {_describe(error)}", markup=True)
+            _fail(_describe(error, click.get_current_context(silent=True)))
             sys.exit(EXIT_REFUSED if 400 <= error.status < 500 else EXIT_FAILED)
         except Unreachable as error:
-            err.print(f"[red]Error:[/red] {error}. Is the server running at that URL?")
+            _fail(f"{str(error).rstrip('.')}. Is the server running at that URL?")
             sys.exit(EXIT_FAILED)
         except TaskcenterError as error:
-            err.print(f"[red]Error:[/red] {error}")
+            _fail(str(error))
             sys.exit(EXIT_FAILED)
         except config.ConfigError as error:
-            err.print(f"[red]Error:[/red] {error}")
+            _fail(str(error))
             sys.exit(EXIT_FAILED)
         except KeyboardInterrupt:
             sys.exit(130)
@@ -165,26 +180,98 @@ def handled(function: Callable) -> Callable:
     return wrapper
 
 
-def _describe(error: ApiError) -> str:
-    text = str(error)
-    for sub in error.sub_errors:
-        if isinstance(sub, dict):
-            text += f"\n  {sub.get('target', '')}: {sub.get('message', '')}"
+def _fail(message: str) -> None:
+    # The server's words are text, never Rich markup; soft wrap keeps the message on one
+    # line (the terminal folds it), so that scripts can read it with one `head -1`.
+    err.print(f"[red]Error:[/red] {escape(message)}", soft_wrap=True)
+
+
+# Where the API names a job's parameters: `parameters.NAME` (Jobs API) and
+# `execDetail.jobParams.NAME` (HENGSHI); the command takes each as `-p NAME=...`.
+PARAMETER_FIELDS = ("parameters.", "execDetail.jobParams.")
+# API fields whose option is not named after them (camelCase to snake_case finds the rest:
+# clusterId is --cluster's cluster_id, entityGroup --group's entity_group).
+FIELD_PARAMETERS = {"planItems": "crons", "cronDesc": "crons", "timeZone": "tz"}
+
+
+def _option_for(field: str, ctx: click.Context | None) -> str:
+    """How the command line names the API's field at fault: the option or argument that
+    fills it in the running command, else the field as the API names it."""
+    if ctx is None:
+        return f"field {field!r}"
+    params = {param.name: param for param in ctx.command.params}
+    for prefix in PARAMETER_FIELDS:
+        if field.startswith(prefix) and "params" in params:
+            return f"-p {field.removeprefix(prefix)}"
+    # A bulk operation's --filter key=value: the server names `filter.KEY`, or the list
+    # filter's own name.
+    filters = ctx.params.get("filters") or {}
+    key = field.removeprefix("filter.")
+    if key in filters or field.startswith("filter."):
+        return f"--filter {key}"
+    last = re.sub(r"\[\d+\]", "", field).rpartition(".")[2]
+    name = FIELD_PARAMETERS.get(last) or re.sub(r"(?<!^)(?=[A-Z])", "_", last).lower()
+    param = params.get(name)
+    given = ctx.params.get(name)
+    unset = given is None or given is False or given in ((), {})
+    if param is None or (unset and ctx.params.get("body_file")):
+        return f"field {field!r}"  # the command has no such option, or --file gave it
+    if isinstance(param, click.Option):
+        return f"option {max(param.opts, key=len)}"
+    return f"argument {param.human_readable_name}"
+
+
+def _describe(error: ApiError, ctx: click.Context | None = None) -> str:
+    """The server's refusal in one line: the option (or field) at fault and why, then the
+    HTTP status, the code and the traceId to quote."""
+    faults = [
+        (sub["target"], str(sub.get("message", "")))
+        for sub in error.sub_errors
+        if isinstance(sub, dict) and sub.get("target")
+    ]
+    if not faults and error.target:
+        opening = f"Invalid parameter '{error.target}': "
+        faults = [(error.target, error.message.removeprefix(opening))]
+    if faults:
+        said = "; ".join(f"{_option_for(field, ctx)}: {why}" for field, why in faults)
+        text = f"{said} {str(error).removeprefix(error.message).strip()}"
+    else:
+        text = str(error)
     if error.status == 401:
         if error.clock_skew is not None and abs(error.clock_skew) > 15 * 60:
             text += (
-                f"\nThis machine's clock is {abs(error.clock_skew):.0f} s "
+                f" This machine's clock is {abs(error.clock_skew):.0f} s "
                 f"{'ahead of' if error.clock_skew > 0 else 'behind'} the server's: a signed "
                 "request must be within 15 minutes of it. Set the clock right."
             )
         else:
-            text += "\nCheck the credentials (`taskcenter login`)."
+            text += " Check the credentials (`taskcenter login`)."
     return text
+
+
+def _table(*headers: str, **options: Any) -> Table:
+    """A Rich table whose cells fold where they do not fit rather than end in an ellipsis:
+    ids and names stay whole (to be typed again) in 80 columns."""
+    table = Table(**options)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
+
+
+def _when(moment: str | None) -> str:
+    """An API time as a person reads it in a table: this machine's time, to the minute
+    (-o json and -o yaml keep the API's own)."""
+    if not moment:
+        return ""
+    try:
+        return datetime.fromisoformat(moment).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return moment
 
 
 def _style(status: str) -> str:
     colour = STATUS_STYLE.get(status, "")
-    return f"[{colour}]{status}[/{colour}]" if colour else status
+    return f"[{colour}]{status}[/{colour}]" if colour else escape(status)
 
 
 def _duration(start: str | None, finish: str | None) -> str:
@@ -203,12 +290,14 @@ def _duration(start: str | None, finish: str | None) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+def key_values(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict:
+    """A repeatable key=value option as a dict; a value without its key or its = is refused
+    naming the option (Click's usage error)."""
     pairs = {}
     for value in values:
         key, sep, rest = value.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"expected key=value, got {value!r}", param_hint=what)
+            raise click.BadParameter(f"expected key=value, got {value!r}.", ctx, param)
         pairs[key] = rest
     return pairs
 
@@ -224,8 +313,14 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     show_default="default",
     help="The stored profile to use (taskcenter login --profile NAME).",
 )
-@click.option("--url", help="The server's URL, over the profile's (or TASKCENTER_URL).")
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per request.")
+@click.option(
+    "--url",
+    callback=_url_option,
+    help="The server's URL, over the profile's (or TASKCENTER_URL).",
+)
+@click.option(
+    "--timeout", type=POSITIVE_SECONDS, default=30.0, show_default=True, help="Seconds per request."
+)
 @click.pass_context
 def main(ctx: click.Context, profile: str, url: str | None, timeout: float) -> None:
     """Operate a taskcenter server from a terminal, over its APIs.
@@ -240,7 +335,13 @@ def main(ctx: click.Context, profile: str, url: str | None, timeout: float) -> N
 
 
 @main.command()
-@click.option("--url", "server", prompt="Server URL", help="e.g. https://tc.example.com")
+@click.option(
+    "--url",
+    "server",
+    prompt="Server URL",
+    callback=_url_option,
+    help="e.g. https://tc.example.com",
+)
 @click.option("--access-key-id", prompt="Access key id", help="From create_access_key.")
 @click.option(
     "--access-key-secret", prompt="Access key secret", hide_input=True, help="Its secret."
@@ -270,7 +371,7 @@ def login(
         ) as client:
             client.tasks.page(page=1, size=1)
     path = config.save(state.profile, profile)
-    out.print(f"Logged in to {profile.url} as profile {state.profile!r} ({path}).")
+    out.print(escape(f"Logged in to {profile.url} as profile {state.profile!r} ({path})."))
 
 
 # --- tasks ---------------------------------------------------------------------------------
@@ -290,12 +391,12 @@ def tasks() -> None:
 @tasks.command("list")
 @click.option("--status", multiple=True, help="RUNNING, FAILED or SUCCESSFUL (repeatable).")
 @click.option("--name", help="Name contains (case-insensitive).")
-@click.option("--cluster-id", type=int)
-@click.option("--tenant-id", type=int)
+@click.option("--cluster-id", type=ID)
+@click.option("--tenant-id", type=ID)
 @click.option("--creator", multiple=True, help="User name (repeatable).")
 @click.option("--keyword", help="Name, cluster, tenant, creator or id.")
 @click.option("--sort", multiple=True, help="field,asc|desc (repeatable).")
-@click.option("--limit", type=int, default=50, show_default=True, help="At most this many.")
+@click.option("--limit", type=COUNT, default=50, show_default=True, help="At most this many.")
 @output_option
 @pass_state
 @handled
@@ -315,26 +416,30 @@ def tasks_list(state: State, output: str, limit: int, **filters: Any) -> None:
     if not found:
         out.print("No tasks.")
         return
-    table = Table("ID", "Name", "Status", "Cluster", "Creator", "Started", "Duration")
+    table = _table("ID", "Name", "Status", "Cluster", "Creator", "Started", "Duration")
     for task in found:
         table.add_row(
             str(task.id),
-            task.name,
+            escape(task.name),
             _style(task.status),
-            task.cluster.name if task.cluster else "",
-            task.creator.name if task.creator else "",
-            task.start_time or "",
+            escape(task.cluster.name) if task.cluster else "",
+            escape(task.creator.name) if task.creator else "",
+            _when(task.start_time),
             _duration(task.start_time, task.finish_time),
         )
     out.print(table)
 
 
 def _tree(task: Task) -> Tree:
-    tree = Tree(f"[bold]#{task.id} {task.name}[/bold] {_style(task.status)} {task.operation}")
+    done = sum(sub.status == "SUCCESSFUL" for sub in task.subtasks)
+    tree = Tree(
+        f"[bold]#{task.id} {escape(task.name)}[/bold] {_style(task.status)} {task.operation}"
+        + (f"  {done}/{len(task.subtasks)} done" if task.subtasks else "")
+    )
     for sub in task.subtasks:
         duration = _duration(sub.start_time, sub.finish_time)
         tree.add(
-            f"{sub.id} {sub.name}  {_style(sub.status)}"
+            f"{sub.id} {escape(sub.name)}  {_style(sub.status)}"
             + (f"  {duration}" if duration else "")
             + (f"  (after {', '.join(map(str, sub.upstreams))})" if sub.upstreams else "")
         )
@@ -342,7 +447,7 @@ def _tree(task: Task) -> Tree:
 
 
 @tasks.command("show")
-@click.argument("task_id", type=int)
+@click.argument("task_id", type=ID)
 @output_option
 @pass_state
 @handled
@@ -404,10 +509,10 @@ class LogWriter:
 
 
 @tasks.command("logs")
-@click.argument("task_id", type=int)
-@click.argument("subtask_id", type=int, required=False)
+@click.argument("task_id", type=ID)
+@click.argument("subtask_id", type=ID, required=False)
 @click.option("-f", "--follow", is_flag=True, help="Follow until the subtask ends.")
-@click.option("--attempt", type=int, help="An earlier attempt's log (default: the latest).")
+@click.option("--attempt", type=COUNT, help="An earlier attempt's log (default: the latest).")
 @click.option("--color/--no-color", default=None, help="Default: colours on a terminal only.")
 @output_option
 @pass_state
@@ -445,7 +550,7 @@ def tasks_logs(
 
 
 def _operation(name: str, verb: str) -> Callable:
-    @click.argument("task_id", type=int)
+    @click.argument("task_id", type=ID)
     @click.option("--reason", help="Why (recorded in the audit; rollback and cancel want one).")
     @output_option
     @pass_state
@@ -491,8 +596,8 @@ def _wait(client: Client, task_id: int, timeout: float, output: str) -> int:
 
 
 @tasks.command("wait")
-@click.argument("task_id", type=int)
-@click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds.")
+@click.argument("task_id", type=ID)
+@click.option("--timeout", type=POSITIVE_SECONDS, default=3600, show_default=True, help="Seconds.")
 @output_option
 @pass_state
 @handled
@@ -508,8 +613,14 @@ def tasks_wait(state: State, task_id: int, timeout: float, output: str) -> None:
 
 @tasks.command("bulk")
 @click.argument("operation", type=click.Choice(["retry", "rollback", "cancel"]))
-@click.argument("ids", type=int, nargs=-1)
-@click.option("--filter", "filters", multiple=True, help="key=value of the list's filters.")
+@click.argument("ids", type=ID, nargs=-1)
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    callback=key_values,
+    help="key=value of the list's filters (repeatable).",
+)
 @click.option("--reason", help="Required by rollback and cancel (not for a dry run).")
 @click.option("--dry-run", is_flag=True, help="Judge each task, change nothing.")
 @output_option
@@ -519,7 +630,7 @@ def tasks_bulk(
     state: State,
     operation: str,
     ids: tuple[int, ...],
-    filters: tuple[str, ...],
+    filters: dict[str, str],
     reason: str | None,
     dry_run: bool,
     output: str,
@@ -536,7 +647,7 @@ def tasks_bulk(
     result = state.client().bulk.start(
         operation,
         ids=list(ids) if ids else None,
-        filter=_pairs(filters, "--filter") if filters else None,
+        filter=filters or None,
         reason=reason,
         dry_run=dry_run,
     )
@@ -549,7 +660,7 @@ def tasks_bulk(
         f"{len(result.refused)} refused."
     )
     for refusal in result.refused:
-        out.print(f"  {refusal.id}: {refusal.message} (code {refusal.code})")
+        out.print(f"  {refusal.id}: {escape(refusal.message)} (code {refusal.code})")
 
 
 # --- subtasks ------------------------------------------------------------------------------
@@ -566,8 +677,8 @@ def subtasks() -> None:
 
 
 def _subtask_operation(name: str) -> Callable:
-    @click.argument("task_id", type=int)
-    @click.argument("subtask_id", type=int)
+    @click.argument("task_id", type=ID)
+    @click.argument("subtask_id", type=ID)
     @click.option("--reason", help="Why (recorded in the audit).")
     @output_option
     @pass_state
@@ -579,7 +690,7 @@ def _subtask_operation(name: str) -> Callable:
         if output != "table":
             print_data(sub, output)
         else:
-            out.print(f"Subtask {sub.id} ({sub.name}): now {_style(sub.status)}.")
+            out.print(f"Subtask {sub.id} ({escape(sub.name)}): now {_style(sub.status)}.")
 
     command.__doc__ = f"{name.title()} a subtask.\n\n    \b\n    Example:\n      taskcenter subtasks {name} 42 812\n    "
     return command
@@ -604,7 +715,7 @@ def approvals() -> None:
 
 
 @approvals.command("list")
-@click.option("--limit", type=int, default=100, show_default=True, help="At most this many.")
+@click.option("--limit", type=COUNT, default=100, show_default=True, help="At most this many.")
 @output_option
 @pass_state
 @handled
@@ -624,7 +735,7 @@ def approvals_list(state: State, limit: int, output: str) -> None:
         out.print("No approvals waiting.")
         return
     # Few columns, so the ids stay whole in 80 columns; the rest is in -o yaml.
-    table = Table("Task", "Subtask", "Gate", "Cluster", "Waiting", "You")
+    table = _table("Task", "Subtask", "Gate", "Cluster", "Waiting", "You")
     for gate in found:
         table.add_row(
             str(gate.task_instance_id),
@@ -638,8 +749,8 @@ def approvals_list(state: State, limit: int, output: str) -> None:
 
 
 def _decision(name: str, verb: str) -> Callable:
-    @click.argument("task_id", type=int)
-    @click.argument("subtask_id", type=int)
+    @click.argument("task_id", type=ID)
+    @click.argument("subtask_id", type=ID)
     @click.option("--reason", required=True, help="Why (recorded in the audit; required).")
     @output_option
     @pass_state
@@ -688,10 +799,12 @@ def jobs_list(state: State, output: str) -> None:
     if output != "table":
         print_data(found, output)
         return
-    table = Table("Name", "Version", "Parameters", "Description")
+    table = _table("Name", "Version", "Parameters", "Description")
     for job in found:
         params = ", ".join(p.name + ("*" if p.required else "") for p in job.parameters)
-        table.add_row(job.name, str(job.version or ""), params, job.description or "")
+        table.add_row(
+            escape(job.name), str(job.version or ""), escape(params), escape(job.description or "")
+        )
     out.print(table)
 
 
@@ -711,11 +824,17 @@ def jobs_show(state: State, name: str, output: str) -> None:
     if output != "table":
         print_data(job, output)
         return
-    out.print(f"[bold]{job.name}[/bold] (version {job.version}) {job.description or ''}")
-    table = Table("Parameter", "Type", "Required", "Default", "Help")
+    out.print(
+        f"[bold]{escape(job.name)}[/bold] (version {job.version}) {escape(job.description or '')}"
+    )
+    table = _table("Parameter", "Type", "Required", "Default", "Help")
     for p in job.parameters:
         table.add_row(
-            p.name, p.type, "yes" if p.required else "", json.dumps(p.default), p.help or ""
+            escape(p.name),
+            p.type,
+            "yes" if p.required else "",
+            escape(json.dumps(p.default)),
+            escape(p.help or ""),
         )
     out.print(table)
 
@@ -740,19 +859,23 @@ def _typed(job_parameters: dict[str, str], given: dict[str, str]) -> dict[str, A
 
 @jobs.command("run")
 @click.argument("name")
-@click.option("-p", "--param", "params", multiple=True, help="key=value (repeatable).")
-@click.option("--cluster", "cluster_id", type=int, help="Cluster id.")
-@click.option("--tenant", "tenant_id", type=int, help="Tenant id.")
-@click.option("--repeat-of", type=int, help="Run this task again, with -p over its values.")
+@click.option(
+    "-p", "--param", "params", multiple=True, callback=key_values, help="key=value (repeatable)."
+)
+@click.option("--cluster", "cluster_id", type=ID, help="Cluster id.")
+@click.option("--tenant", "tenant_id", type=ID, help="Tenant id.")
+@click.option("--repeat-of", type=ID, help="Run this task again, with -p over its values.")
 @click.option("--wait", is_flag=True, help="Wait for the end, showing the subtasks' progress.")
-@click.option("--timeout", type=float, default=3600, show_default=True, help="For --wait.")
+@click.option(
+    "--timeout", type=POSITIVE_SECONDS, default=3600, show_default=True, help="For --wait."
+)
 @output_option
 @pass_state
 @handled
 def jobs_run(
     state: State,
     name: str,
-    params: tuple[str, ...],
+    params: dict[str, str],
     cluster_id: int | None,
     tenant_id: int | None,
     repeat_of: int | None,
@@ -768,11 +891,10 @@ def jobs_run(
       taskcenter jobs run "Back up cluster" -p seconds=5 --cluster 1 --wait
     """
     client = state.client()
-    given = _pairs(params, "-p")
-    declared = {p.name: p.type for p in client.jobs.get(name).parameters} if given else {}
+    declared = {p.name: p.type for p in client.jobs.get(name).parameters} if params else {}
     task_id = client.jobs.run(
         name,
-        _typed(declared, given),
+        _typed(declared, params),
         cluster_id=cluster_id,
         tenant_id=tenant_id,
         repeat_of=repeat_of,
@@ -805,7 +927,7 @@ def schedules() -> None:
 
 @schedules.command("list")
 @click.option("--q", help="Search text.")
-@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--limit", type=COUNT, default=100, show_default=True)
 @output_option
 @pass_state
 @handled
@@ -816,14 +938,17 @@ def schedules_list(state: State, q: str | None, limit: int, output: str) -> None
     Example:
       taskcenter schedules list -o json
     """
-    found = state.client().schedules.list(limit=limit, q=q)
+    found = list(state.client().schedules.iterate(page_size=min(limit, 200), limit=limit, q=q))
     if output != "table":
         print_data(found, output)
         return
-    table = Table("ID", "Group", "Key", "Enabled")
+    table = _table("ID", "Group", "Key", "Enabled")
     for plan in found:
         table.add_row(
-            str(plan.id), plan.entity_group or "", plan.entity_key or "", str(plan.enabled)
+            str(plan.id),
+            escape(plan.entity_group or ""),
+            escape(plan.entity_key or ""),
+            str(plan.enabled),
         )
     out.print(table)
 
@@ -856,9 +981,9 @@ def schedules_show(state: State, schedule_id: str, output: str) -> None:
     out.print(escape(f"Job: {detail.get('jobClass', '')}  {params}"))
     out.print(
         f"Last run: {data.get('jobStatus') or 'NONE'}"
-        f"  next: {data.get('nextStartAt') or '-'}  cluster: {data.get('clusterId') or '-'}"
+        f"  next: {_when(data.get('nextStartAt')) or '-'}  cluster: {data.get('clusterId') or '-'}"
     )
-    table = Table("Item", "Trigger", "When", "Time zone", "Next")
+    table = _table("Item", "Trigger", "When", "Time zone", "Next")
     for item in data.get("planItems") or []:
         when = item.get("cronDesc") or ", ".join(
             f"{j.get('entityGroup')}/{j.get('entityKey')}" for j in item.get("triggerByJobs") or []
@@ -868,7 +993,7 @@ def schedules_show(state: State, schedule_id: str, output: str) -> None:
             item.get("triggerType", ""),
             escape(when),
             item.get("timeZone") or "",
-            item.get("nextStartAt") or "",
+            _when(item.get("nextStartAt")),
         )
     out.print(table)
 
@@ -883,7 +1008,7 @@ def _plan_operation(name: str) -> Callable:
         if output != "table":
             print_data(result, output)
         else:
-            out.print(f"Plan {schedule_id}: {name} done.")
+            out.print(f"Plan {escape(schedule_id)}: {name} done.")
 
     command.__doc__ = (
         f"{name.title()} a plan.\n\n    \b\n    Example:\n      taskcenter schedules {name} 7\n    "
@@ -933,12 +1058,17 @@ def _print_plan(plan: Any, output: str, said: str) -> None:
 @click.option("--key", "entity_key", help="The job's entityKey.")
 @click.option("--job", "job_class", help="execDetail.jobClass: a job's name or a job class.")
 @click.option(
-    "-p", "--param", "params", multiple=True, help="A job parameter key=value (repeatable)."
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    callback=key_values,
+    help="A job parameter key=value (repeatable).",
 )
 @click.option("--cron", "crons", multiple=True, help="A Quartz expression (repeatable).")
 @click.option("--tz", help="The expressions' time zone (IANA name or GMT+08:00).")
-@click.option("--cluster", "cluster_id", type=int, help="The cluster its runs go to.")
-@click.option("--tenant", "tenant_id", type=int, help="The tenant its runs go to.")
+@click.option("--cluster", "cluster_id", type=ID, help="The cluster its runs go to.")
+@click.option("--tenant", "tenant_id", type=ID, help="The tenant its runs go to.")
 @click.option("--disabled", is_flag=True, help="Create it disabled.")
 @output_option
 @pass_state
@@ -949,7 +1079,7 @@ def schedules_create(
     entity_group: str | None,
     entity_key: str | None,
     job_class: str | None,
-    params: tuple[str, ...],
+    params: dict[str, str],
     crons: tuple[str, ...],
     tz: str | None,
     cluster_id: int | None,
@@ -989,7 +1119,7 @@ def schedules_create(
                     declared = {}  # a registered job class: the server judges the values
             detail["jobParams"] = {
                 **(detail.get("jobParams") or {}),
-                **_typed(declared, _pairs(params, "-p")),
+                **_typed(declared, params),
             }
         body["execDetail"] = detail
     if crons:
@@ -1075,44 +1205,152 @@ def schedules_run(state: State, schedule_id: str, sync: bool, output: str) -> No
 
 @main.group()
 def contexts() -> None:
-    """Runs started by plans: their logs and results.
+    """Runs started by plans: list them, show one, its logs and its results.
 
     \b
     Example:
+      taskcenter contexts list --status FAILED
       taskcenter contexts results 42 --block
     """
+
+
+@contexts.command("list")
+@click.option("--q", help="Search text (title, entityGroup, entityKey).")
+@click.option(
+    "--status",
+    "job_status_list",
+    multiple=True,
+    help="A jobStatus: PENDING, RUNNING, SUCCESSFUL, FAILED, CANCELLED (repeatable).",
+)
+@click.option("--limit", type=COUNT, default=100, show_default=True)
+@output_option
+@pass_state
+@handled
+def contexts_list(
+    state: State, q: str | None, job_status_list: tuple[str, ...], limit: int, output: str
+) -> None:
+    """The runs plans started, newest first.
+
+    \b
+    Example:
+      taskcenter contexts list --status FAILED -o json
+    """
+    found = list(
+        state.client().contexts.iterate(
+            page_size=min(limit, 200),
+            limit=limit,
+            q=q,
+            job_status_list=list(job_status_list) or None,
+        )
+    )
+    if output != "table":
+        print_data(found, output)
+        return
+    if not found:
+        out.print("No contexts.")
+        return
+    table = _table("ID", "Plan", "Job", "Status", "Started", "Took")
+    for run in found:
+        data = run.raw
+        table.add_row(
+            str(data.get("id", "")),
+            str(data.get("planId") or ""),
+            escape(f"{data.get('entityGroup')}/{data.get('entityKey')}"),
+            _style(str(data.get("jobStatus") or "")),
+            _when(data.get("startAt")),
+            _duration(data.get("startAt"), data.get("stopAt")),
+        )
+    out.print(table)
+
+
+@contexts.command("show")
+@click.argument("context_id")
+@output_option
+@pass_state
+@handled
+def contexts_show(state: State, context_id: str, output: str) -> None:
+    """Show one run a plan started: its plan, job, status and times.
+
+    \b
+    Example:
+      taskcenter contexts show 42
+    """
+    data = state.client().contexts.get(context_id).raw
+    if output != "table":
+        print_data(data, output)
+        return
+    out.print(
+        _fields(
+            [
+                ("ID", data.get("id")),
+                ("Plan", f"{data.get('planId')} (item {data.get('planItemId')})"),
+                ("Job", f"{data.get('entityGroup')}/{data.get('entityKey')}"),
+                ("Title", data.get("title")),
+                ("Status", data.get("jobStatus")),
+                ("Scheduled", data.get("scheduledAt")),
+                ("Started", data.get("startAt")),
+                ("Stopped", data.get("stopAt")),
+                ("Reason", data.get("reason")),
+                ("Cluster", data.get("clusterId")),
+                ("Started by", data.get("entityCreatedByName")),
+            ]
+        )
+    )
 
 
 @contexts.command("logs")
 @click.argument("context_id")
 @click.option("--block/--no-block", default=False, help="Wait for the run to end first.")
-@document_option
+@output_option
 @pass_state
 @handled
 def contexts_logs(state: State, context_id: str, block: bool, output: str) -> None:
-    """A context's logs per subtask, as JSON or YAML.
+    """A context's logs, subtask by subtask (the subKey is the subtask's id).
 
     \b
     Example:
       taskcenter contexts logs 42 --block
     """
-    print_data(state.client().contexts.logs(context_id, block=block), output)
+    found = state.client().contexts.logs(context_id, block=block)
+    if output != "table":
+        print_data(found, output)
+        return
+    for piece in found or []:
+        out.print(f"[bold]subtask {escape(str(piece.get('subKey')))}[/bold]")
+        for line in piece.get("logs") or []:
+            # Program output: its escape sequences made harmless (client.terminal).
+            out.print(escape(terminal.plain(str(line))), soft_wrap=True)
 
 
 @contexts.command("results")
 @click.argument("context_id")
 @click.option("--block/--no-block", default=False, help="Wait for the run to end first.")
-@document_option
+@output_option
 @pass_state
 @handled
 def contexts_results(state: State, context_id: str, block: bool, output: str) -> None:
-    """A context's results per subtask, as JSON or YAML.
+    """A context's results, subtask by subtask: a table each, by the result's schema.
 
     \b
     Example:
-      taskcenter contexts results 42
+      taskcenter contexts results 42 -o json
     """
-    print_data(state.client().contexts.results(context_id, block=block), output)
+    found = state.client().contexts.results(context_id, block=block)
+    if output != "table":
+        print_data(found, output)
+        return
+    for piece in found or []:
+        result = piece.get("result") or {}
+        columns = [str(column.get("name", "")) for column in result.get("schema") or []]
+        rows = result.get("data") or []
+        title = f"subtask {piece.get('subKey')}"
+        if not columns:
+            out.print(f"[bold]{escape(title)}[/bold]: no result")
+            continue
+        table = _table(*map(escape, columns), title=escape(title), title_justify="left")
+        for row in rows:
+            table.add_row(*(escape(json.dumps(v) if not isinstance(v, str) else v) for v in row))
+        out.print(table)
 
 
 # --- cron (offline) ------------------------------------------------------------------------
@@ -1131,7 +1369,7 @@ def cron() -> None:
 @cron.command("next")
 @click.argument("expression")
 @click.option("--tz", default="UTC", show_default=True, help="IANA name or GMT+08:00.")
-@click.option("--count", type=int, default=5, show_default=True)
+@click.option("--count", type=click.IntRange(1, 1000), default=5, show_default=True)
 @output_option
 def cron_next(expression: str, tz: str, count: int, output: str) -> None:
     """The next fire times of a Quartz expression (the scheduler's own evaluator).
@@ -1152,10 +1390,10 @@ def cron_next(expression: str, tz: str, count: int, output: str) -> None:
         ]
         words = describe(expression, tz)
     except quartz.InvalidCron as error:
-        err.print(f"[red]Error:[/red] {error.advice}")
+        _fail(f"argument EXPRESSION {expression!r}: {error.advice}")
         sys.exit(EXIT_REFUSED)
     except quartz.InvalidZone as error:
-        err.print(f"[red]Error:[/red] {error.reason}")
+        _fail(f"option --tz: {error.reason}")
         sys.exit(EXIT_REFUSED)
     if output != "table":
         print_data({"description": words, "next": [t.isoformat() for t in times]}, output)
@@ -1172,16 +1410,50 @@ def cron_next(expression: str, tz: str, count: int, output: str) -> None:
 
 @main.group()
 def notifications() -> None:
-    """Notification channels, rules and deliveries (as JSON or YAML: the API's data).
+    """Notification channels, rules and deliveries; a test message through a channel.
 
     \b
     Example:
-      taskcenter notifications deliveries --status FAILED -o yaml
+      taskcenter notifications deliveries --status DEAD
+      taskcenter notifications rules -o yaml
     """
 
 
+def _yes(value: Any) -> str:
+    return "yes" if value else ""
+
+
+def _listed(values: Any) -> str:
+    return ", ".join(str(v) for v in values or [])
+
+
+def _fields(rows: list[tuple[str, Any]]) -> Table:
+    """One record as a two-column table: field and value."""
+    table = _table("Field", "Value", show_header=False)
+    for label, value in rows:
+        table.add_row(label, escape("" if value is None else str(value)))
+    return table
+
+
+def _channel_target(channel: dict) -> str:
+    return channel.get("url") or _listed(channel.get("addresses"))
+
+
+def _rule_scope(rule: dict) -> str:
+    """What a rule watches: one job, plan, cluster or task, or every event it names."""
+    for key, label in (
+        ("job", "job"),
+        ("planId", "plan"),
+        ("clusterId", "cluster"),
+        ("taskId", "task"),
+    ):
+        if rule.get(key) not in (None, ""):
+            return f"{label} {rule[key]}"
+    return "all"
+
+
 @notifications.command("channels")
-@document_option
+@output_option
 @pass_state
 @handled
 def notifications_channels(state: State, output: str) -> None:
@@ -1189,13 +1461,60 @@ def notifications_channels(state: State, output: str) -> None:
 
     \b
     Example:
-      taskcenter notifications channels
+      taskcenter notifications channels -o json
     """
-    print_data(state.client().notifications.channels(), output)
+    found = state.client().notifications.channels()
+    if output != "table":
+        print_data(found, output)
+        return
+    if not found:
+        out.print("No channels.")
+        return
+    table = _table("ID", "Name", "Kind", "Sends to", "Open to all")
+    for channel in found:
+        table.add_row(
+            str(channel.get("id", "")),
+            escape(channel.get("name") or ""),
+            channel.get("kind") or "",
+            escape(_channel_target(channel)),
+            _yes(channel.get("openToAll")),
+        )
+    out.print(table)
+
+
+@notifications.command("channel")
+@click.argument("channel_id", type=ID)
+@output_option
+@pass_state
+@handled
+def notifications_channel(state: State, channel_id: int, output: str) -> None:
+    """Show one channel (for those who manage notifications). A URL shows its scheme and
+    host only: the rest is a secret.
+
+    \b
+    Example:
+      taskcenter notifications channel 3
+    """
+    channel = state.client().notifications.channel(channel_id)
+    if output != "table":
+        print_data(channel, output)
+        return
+    out.print(
+        _fields(
+            [
+                ("ID", channel.get("id")),
+                ("Name", channel.get("name")),
+                ("Kind", channel.get("kind")),
+                ("Sends to", _channel_target(channel)),
+                ("Open to all", "yes" if channel.get("openToAll") else "no"),
+                ("Created", channel.get("createdAt")),
+            ]
+        )
+    )
 
 
 @notifications.command("rules")
-@document_option
+@output_option
 @pass_state
 @handled
 def notifications_rules(state: State, output: str) -> None:
@@ -1205,38 +1524,132 @@ def notifications_rules(state: State, output: str) -> None:
     Example:
       taskcenter notifications rules
     """
-    print_data(state.client().notifications.rules(), output)
+    found = state.client().notifications.rules()
+    if output != "table":
+        print_data(found, output)
+        return
+    if not found:
+        out.print("No rules.")
+        return
+    table = _table("ID", "Channel", "Events", "Watches", "Owner", "On")
+    for rule in found:
+        table.add_row(
+            str(rule.get("id", "")),
+            str(rule.get("channelId", "")),
+            escape(_listed(rule.get("events"))),
+            escape(_rule_scope(rule)),
+            escape(str(rule.get("owner") or "")) + (" (personal)" if rule.get("personal") else ""),
+            "on" if rule.get("enabled") else "off",
+        )
+    out.print(table)
 
 
-@notifications.command("deliveries")
-@click.option("--status", help="A delivery status to filter by.")
-@click.option("--size", type=int, default=50, show_default=True)
-@document_option
+@notifications.command("rule")
+@click.argument("rule_id", type=ID)
+@output_option
 @pass_state
 @handled
-def notifications_deliveries(state: State, status: str | None, size: int, output: str) -> None:
-    """The latest deliveries, with their tries.
+def notifications_rule(state: State, rule_id: int, output: str) -> None:
+    """Show one rule: its channel, the events it sends and what it watches.
 
     \b
     Example:
-      taskcenter notifications deliveries --status FAILED
+      taskcenter notifications rule 5 -o yaml
     """
-    print_data(state.client().notifications.deliveries(size=size, status=status), output)
+    rule = state.client().notifications.rule(rule_id)
+    if output != "table":
+        print_data(rule, output)
+        return
+    out.print(
+        _fields(
+            [
+                ("ID", rule.get("id")),
+                ("Channel", rule.get("channelId")),
+                ("Events", _listed(rule.get("events"))),
+                ("Watches", _rule_scope(rule)),
+                ("Owner", rule.get("owner")),
+                ("Personal", "yes" if rule.get("personal") else "no (a team rule)"),
+                ("Enabled", "yes" if rule.get("enabled") else "no"),
+                ("Created", rule.get("createdAt")),
+            ]
+        )
+    )
+
+
+@notifications.command("deliveries")
+@click.option("--status", help="PENDING, DELIVERED, DEAD or DROPPED.")
+@click.option("--channel", type=ID, help="One channel's deliveries.")
+@click.option("--size", type=click.IntRange(1, 2000), default=50, show_default=True)
+@output_option
+@pass_state
+@handled
+def notifications_deliveries(
+    state: State, status: str | None, channel: int | None, size: int, output: str
+) -> None:
+    """The latest deliveries, newest first, with their tries (-o json|yaml: each try).
+
+    \b
+    Example:
+      taskcenter notifications deliveries --status DEAD
+      taskcenter notifications deliveries --channel 3 -o yaml
+    """
+    found = state.client().notifications.deliveries(size=size, status=status, channel=channel)
+    if output != "table":
+        print_data(found, output)
+        return
+    rows = found.get("contents") or []
+    if not rows:
+        out.print("No deliveries.")
+        return
+    # Three columns of two lines each, so that the id stays whole (a webhook's id, to find
+    # in a receiver's logs) and the table within 80 columns; the error wraps under the id.
+    table = Table()
+    table.add_column("Delivery", min_width=36, max_width=36)  # msg_ and 32 hex digits
+    table.add_column("Event, channel")
+    table.add_column("Status, tries")
+    for delivery in rows:
+        tries = delivery.get("attempts") or 0
+        error = delivery.get("lastError")
+        table.add_row(
+            str(delivery.get("id", "")) + (f"\n[dim]{escape(str(error))}[/dim]" if error else ""),
+            f"{escape(str(delivery.get('type') or ''))}\nchannel {delivery.get('channelId')}",
+            f"{_delivery_status(str(delivery.get('status', '')))}\n"
+            f"{tries} {'try' if tries == 1 else 'tries'}",
+        )
+    out.print(table)
+    total = (found.get("page") or {}).get("totalElements")
+    if total is not None and total > len(rows):
+        out.print(f"{len(rows)} of {total}: --size shows more.")
+
+
+DELIVERY_STYLE = {"DELIVERED": "green", "DEAD": "red", "PENDING": "yellow", "DROPPED": "dim"}
+
+
+def _delivery_status(status: str) -> str:
+    colour = DELIVERY_STYLE.get(status)
+    return f"[{colour}]{status}[/{colour}]" if colour else escape(status)
 
 
 @notifications.command("test")
-@click.argument("channel_id", type=int)
-@document_option
+@click.argument("channel_id", type=ID)
+@output_option
 @pass_state
 @handled
 def notifications_test(state: State, channel_id: int, output: str) -> None:
-    """Send a test message through a channel.
+    """Send a test message through a channel (queued: see its deliveries).
 
     \b
     Example:
       taskcenter notifications test 3
     """
-    print_data(state.client().notifications.test_channel(channel_id), output)
+    queued = state.client().notifications.test_channel(channel_id)
+    if output != "table":
+        print_data(queued, output)
+        return
+    out.print(
+        f"Test message queued as delivery {queued.get('deliveryId')} ({queued.get('status')}): "
+        f"taskcenter notifications deliveries --channel {channel_id}"
+    )
 
 
 # --- shell completion ----------------------------------------------------------------------

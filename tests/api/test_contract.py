@@ -337,6 +337,23 @@ def test_log_can_be_tailed_incrementally_from_an_offset(as_viewer):
     assert finished["finished"] is True and finished["log"] == ""
 
 
+def test_log_of_one_attempt_is_that_attempts_text(as_operator):
+    task = failed_task()
+    sub = first_subtask_with(task, "FAILED")
+    url = f"/api/v2/tasks/instances/{task.pk}/subtasks/{sub.pk}/log"
+    services.log_append(subtask_id=sub.pk, attempt=sub.attempt, data=b"first try\n")
+    enveloped(
+        as_operator.post(f"{url.removesuffix('/log')}/retry", content_type="application/json")
+    )
+    retried = SubtaskInstance.objects.get(pk=sub.pk)
+    services.log_append(subtask_id=sub.pk, attempt=retried.attempt, data=b"second try\n")
+    assert enveloped(as_operator.get(url))["log"] == "first try\nsecond try\n"
+    first = enveloped(as_operator.get(url, {"attempt": sub.attempt}))
+    assert (first["log"], first["finished"]) == ("first try\n", True)
+    second = enveloped(as_operator.get(url, {"attempt": retried.attempt}))
+    assert (second["log"], second["finished"]) == ("second try\n", False)
+
+
 def test_creators_lists_the_users_who_created_tasks(as_viewer, operator, admin):
     make_task(["SUCCESSFUL"], creator=operator)
     make_task(["SUCCESSFUL"], creator=admin)

@@ -122,6 +122,8 @@ def test_good_list_parameters_are_accepted(as_viewer):
         ("limit=0", "limit"),
         ("limit=x", "limit"),
         ("tail=0", "tail"),
+        ("attempt=0", "attempt"),
+        ("attempt=9", "attempt"),
     ],
 )
 def test_bad_log_parameters_name_the_parameter(as_viewer, query, parameter):

@@ -65,6 +65,8 @@ STATE_OR_JOB_REFUSALS = [
     "updateNotificationChannel",
     "createNotificationRule",
     "updateNotificationRule",
+    # A log's attempt must have run: 1 to the subtask's latest.
+    "getSubtaskLog",
 ]
 CONFIG = f"""
 [generation]

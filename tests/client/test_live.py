@@ -8,6 +8,7 @@ import json
 import re
 import stat
 import time
+from datetime import datetime
 
 import pytest
 from click.testing import CliRunner
@@ -39,13 +40,12 @@ def client(live_server, operator_key):
         yield client
 
 
-@pytest.fixture
-def run(live_server, operator_key, tmp_path, monkeypatch):
-    """The command, in a fresh config dir, with the operator's key in the environment."""
-    monkeypatch.setenv("TASKCENTER_CONFIG", str(tmp_path / "config.json"))
-    monkeypatch.setenv("TASKCENTER_URL", live_server.url)
-    monkeypatch.setenv("TASKCENTER_ACCESS_KEY_ID", operator_key[0])
-    monkeypatch.setenv("TASKCENTER_ACCESS_KEY_SECRET", operator_key[1])
+def _command(url: str, key: tuple[str, str], config_dir, monkeypatch):
+    """The command, in a fresh config dir, with an access key in the environment."""
+    monkeypatch.setenv("TASKCENTER_CONFIG", str(config_dir / "config.json"))
+    monkeypatch.setenv("TASKCENTER_URL", url)
+    monkeypatch.setenv("TASKCENTER_ACCESS_KEY_ID", key[0])
+    monkeypatch.setenv("TASKCENTER_ACCESS_KEY_SECRET", key[1])
     monkeypatch.setattr(cli_module, "POLL", 0.02)
     runner = CliRunner()
 
@@ -53,6 +53,19 @@ def run(live_server, operator_key, tmp_path, monkeypatch):
         return runner.invoke(main, list(args), catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture
+def run(live_server, operator_key, tmp_path, monkeypatch):
+    """The command as the operator."""
+    return _command(live_server.url, operator_key, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def run_as_admin(live_server, admin, tmp_path, monkeypatch):
+    """The command as an admin (who manages notification channels)."""
+    key, secret = account_services.access_key_create(owner=admin, actor=admin)
+    return _command(live_server.url, (key.key_id, secret), tmp_path, monkeypatch)
 
 
 # --- The library --------------------------------------------------------------------------
@@ -136,6 +149,15 @@ def test_tasks_list_show_and_retry(run):
     task = failed_task()
     listed = run("tasks", "list", "--status", "FAILED")
     assert listed.exit_code == 0 and str(task.pk) in listed.output and "FAILED" in listed.output
+    # 80 columns, nothing cut off with an ellipsis; the start to the minute, local time.
+    assert max(len(line) for line in listed.output.splitlines()) <= 80
+    assert "…" not in listed.output
+    started = datetime.fromisoformat(task.start_time.isoformat()).astimezone()
+    assert (
+        started.strftime("%Y-%m-%d") in listed.output and started.strftime("%H:%M") in listed.output
+    )
+    jobs = run("jobs", "list")
+    assert "…" not in jobs.output and max(len(line) for line in jobs.output.splitlines()) <= 80
     shown = run("tasks", "show", str(task.pk))
     assert shown.exit_code == 0
     for sub in task.subtasks.all():
@@ -195,6 +217,13 @@ def test_bulk_dry_run_judges_and_changes_nothing(run):
     assert {selectors.task_get(task_id=t.pk).status for t in tasks} == {"FAILED"}
     both = run("tasks", "bulk", "retry", "1", "--filter", "status=FAILED")
     assert both.exit_code == 2  # a usage error: ids or a filter
+    misspelt = run("tasks", "bulk", "retry", "--filter", "stauts=FAILED", "--dry-run")
+    assert misspelt.exit_code == 3  # refused: it would have selected every task
+    assert one_line_error(misspelt).startswith("Error: --filter stauts: is not a filter of ")
+    bad_value = run("tasks", "bulk", "retry", "--filter", "status=NOPE", "--dry-run")
+    assert one_line_error(bad_value).startswith("Error: --filter status: "), bad_value.output
+    no_reason = run("tasks", "bulk", "rollback", str(tasks[0].pk))
+    assert one_line_error(no_reason).startswith("Error: option --reason: is required")
 
 
 def test_follow_reads_a_growing_log_until_the_subtask_ends(client, no_broker):
@@ -267,14 +296,58 @@ def test_an_approval_gate_is_approved_from_the_command(run, no_broker):
 
 def test_notifications_are_listed_from_the_command(run):
     for args in (("channels",), ("rules",)):
-        result = run("notifications", *args)
+        result = run("notifications", *args, "-o", "json")
         assert result.exit_code == 0, result.output
         assert json.loads(result.output) == []
-    deliveries = run("notifications", "deliveries")
+    deliveries = run("notifications", "deliveries", "-o", "json")
     assert deliveries.exit_code == 0, deliveries.output
     assert json.loads(deliveries.output)["contents"] == []
+    assert run("notifications", "deliveries").output == "No deliveries.\n"
     bad = run("notifications", "deliveries", "--status", "NOPE")
-    assert bad.exit_code == 3 and "status" in bad.output
+    assert bad.exit_code == 3
+    assert bad.output.startswith("Error: option --status: 'NOPE' (use "), bad.output
+
+
+def test_notifications_lists_and_shows_are_tables_within_80_columns(run_as_admin, admin):
+    from tests.factories import make_channel, make_delivery, make_event, make_rule
+
+    channel = make_channel("ops pager", url_hint="https://hooks.example.com")
+    rule = make_rule(
+        admin, personal=False, channel=channel, events=["task.failed"], job="Back up cluster"
+    )
+    delivery = make_delivery(
+        channel,
+        status="DEAD",
+        rule=rule,
+        event=make_event("task-1", "task.failed"),
+        attempts=7,
+        last_error="HTTP 500 from the receiver, seven times over the retry period",
+    )
+    shown = {
+        "channels": run_as_admin("notifications", "channels"),
+        "channel": run_as_admin("notifications", "channel", str(channel.pk)),
+        "rules": run_as_admin("notifications", "rules"),
+        "rule": run_as_admin("notifications", "rule", str(rule.pk)),
+        "deliveries": run_as_admin("notifications", "deliveries", "--status", "DEAD"),
+    }
+    for name, result in shown.items():
+        assert result.exit_code == 0, (name, result.output)
+        assert max(len(line) for line in result.output.splitlines()) <= 80, result.output
+    for name in ("channels", "channel"):
+        assert (
+            "ops pager" in shown[name].output and "https://hooks.example.com" in shown[name].output
+        )
+    for name in ("rules", "rule"):
+        assert "task.failed" in shown[name].output and "job Back up cluster" in shown[name].output
+    table = shown["deliveries"].output
+    assert delivery.uid in table  # whole, on one line
+    assert "DEAD" in table and "task.failed" in table and "HTTP 500 from the" in table
+    as_json = json.loads(run_as_admin("notifications", "rule", str(rule.pk), "-o", "json").output)
+    assert as_json["id"] == rule.pk and as_json["events"] == ["task.failed"]
+    queued = run_as_admin("notifications", "test", str(channel.pk))
+    assert queued.exit_code == 0 and "Test message queued as delivery msg_" in queued.output
+    missing = run_as_admin("notifications", "channel", "987654")
+    assert missing.exit_code == 3 and "987654" in missing.output
 
 
 def test_lists_and_shows_answer_yaml_with_the_apis_data(run):
@@ -343,3 +416,186 @@ def test_approvals_are_listed_and_decided_from_the_command(run, client, no_broke
     rejected = run("approvals", "reject", str(other.pk), str(other_gate.pk), "--reason", "no")
     assert rejected.exit_code == 0, rejected.output
     assert "No approvals waiting." in run("approvals", "list").output
+
+
+def one_line_error(result) -> str:
+    """The command's error: one line on stderr, no traceback."""
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("Error: ")
+    return lines[0]
+
+
+def test_a_refusal_names_the_option_at_fault_and_why(run, clusters, tmp_path):
+    from tests.factories import NOTEBOOK_JOB
+
+    bad_value = run("jobs", "run", "Migrate tenant", "-p", "fail_times=-1", "-p", "fail_step=x")
+    assert bad_value.exit_code == 3
+    said = one_line_error(bad_value)
+    assert "-p fail_times: should be greater than or equal to 0" in said, said
+    assert "-p fail_step: must be one of" in said and "code 10001, traceId " in said
+    no_cluster = run("jobs", "run", "Migrate tenant", "--cluster", "999")
+    assert no_cluster.exit_code == 3
+    assert one_line_error(no_cluster).startswith(
+        "Error: option --cluster: there is no cluster 999."
+    )
+    listed = run("tasks", "list", "--status", "LOST")
+    assert one_line_error(listed).startswith("Error: option --status: ")
+    cron = run("schedules", "create", "--group", "NOTEBOOK", "--key", "k1", "--job", NOTEBOOK_JOB,
+               "--cron", "0 61 * * * ?")  # fmt: skip
+    assert cron.exit_code == 3
+    assert one_line_error(cron).startswith("Error: option --cron: "), cron.output
+    # A field the command line did not give (here from --file) is named as the API names it.
+    body = tmp_path / "plan.json"
+    body.write_text(json.dumps({
+        "entityGroup": "NOTEBOOK", "entityKey": "k2", "execDetail": {"jobClass": NOTEBOOK_JOB},
+        "planItems": [{"triggerType": "CRON_JOB", "cronDesc": "0 0 3 * * ?", "timeZone": "Nowhere"}],
+    }))  # fmt: skip
+    from_file = run("schedules", "create", "--file", str(body))
+    assert one_line_error(from_file).startswith("Error: field 'planItems[0].timeZone': ")
+
+
+def test_names_are_shown_as_text_never_as_markup(run):
+    """Rich reads [...] in a string as markup: a name with "[/]" would raise, one with
+    "[red]" would change colour."""
+    from tests.factories import chain_task
+
+    name = "[/] nightly [bold]copy[/bold]"
+    task = chain_task(["SUCCESSFUL", "FAILED"], name=name, step_names=["[red]prep", "[/x]"])
+    listed = run("tasks", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "[/] nightly" in listed.output  # the table may wrap the rest of the name
+    shown = run("tasks", "show", str(task.pk))
+    assert shown.exit_code == 0, shown.output
+    assert name in shown.output and "[red]prep" in shown.output and "[/x]" in shown.output
+
+
+def test_task_and_subtask_operations_and_an_earlier_attempts_log(run, no_broker):
+    from tests.factories import running_task
+
+    task = failed_task()
+    failed = task.subtasks.get(status="FAILED")
+    log_append(subtask_id=failed.pk, attempt=failed.attempt, data=b"first try broke\n")
+    retried = run("subtasks", "retry", str(task.pk), str(failed.pk), "--reason", "again")
+    assert retried.exit_code == 0, retried.output
+    assert f"Subtask {failed.pk} " in retried.output and "READY" in retried.output
+    earlier = run("tasks", "logs", str(task.pk), str(failed.pk), "--attempt", "1")
+    assert earlier.exit_code == 0 and earlier.output == "first try broke\n", earlier.output
+    gone = run("tasks", "logs", str(task.pk), str(failed.pk), "--attempt", "9")
+    assert gone.exit_code == 3
+    assert one_line_error(gone).startswith("Error: option --attempt: "), gone.output
+    refused = run("subtasks", "cancel", str(task.pk), str(failed.pk), "--reason", "stop")
+    assert refused.exit_code == 3  # a queued subtask is not cancelled: the server says why
+    assert "not supported" in one_line_error(refused) and "code 20003" in refused.output
+
+    other = failed_task()
+    skipped = run("subtasks", "skip", str(other.pk), str(other.subtasks.get(status="FAILED").pk),
+                  "--reason", "done by hand")  # fmt: skip
+    assert skipped.exit_code == 0 and "SUCCESSFUL" in skipped.output, skipped.output
+
+    third = failed_task()
+    rolled = run("tasks", "rollback", str(third.pk), "--reason", "undo", "-o", "json")
+    assert rolled.exit_code == 0, rolled.output
+    assert json.loads(rolled.output)["id"] == third.pk
+    assert selectors.task_get(task_id=third.pk).operation == "ROLLBACK"
+
+    running = running_task()
+    timed_out = run("tasks", "wait", str(running.pk), "--timeout", "0.2")
+    assert timed_out.exit_code == 2 and "still RUNNING" in timed_out.output
+    sub = running.subtasks.get(status="RUNNING")
+    asked = run("subtasks", "cancel", str(running.pk), str(sub.pk), "--reason", "stop")
+    assert asked.exit_code == 0 and "CANCELING" in asked.output, asked.output
+    running = running_task()
+    stopped = run("tasks", "cancel", str(running.pk), "--reason", "wrong tenant")
+    assert stopped.exit_code == 0, stopped.output
+    assert running.subtasks.get(name=sub.name).status == "CANCELING", stopped.output
+    again = run("tasks", "cancel", str(running.pk), "--reason", "twice")
+    assert again.exit_code == 3 and one_line_error(again), again.output
+
+
+def test_plans_are_disabled_enabled_run_cancelled_deleted_and_their_runs_shown(run, no_broker):
+    from tests.factories import NOTEBOOK_JOB
+
+    made = run("schedules", "create", "--group", "NOTEBOOK", "--key", "cli-ops", "--job",
+               NOTEBOOK_JOB, "-p", "notebook=7", "-o", "json")  # fmt: skip
+    assert made.exit_code == 0, made.output
+    plan_id = str(json.loads(made.output)["id"])
+
+    def enabled() -> bool:
+        return json.loads(run("schedules", "show", plan_id, "-o", "json").output)["enabled"]
+
+    assert run("schedules", "disable", plan_id).exit_code == 0 and enabled() is False
+    assert run("schedules", "enable", plan_id).exit_code == 0 and enabled() is True
+    context_id = str(json.loads(run("schedules", "run", plan_id, "-o", "json").output)["contextId"])
+
+    listed = run("contexts", "list")
+    assert (
+        listed.exit_code == 0
+        and context_id in listed.output
+        and "NOTEBOOK/cli-ops" in listed.output
+    )
+    rows = json.loads(run("contexts", "list", "-o", "json").output)
+    assert [str(r["id"]) for r in rows] == [context_id]
+    shown = run("contexts", "show", context_id)
+    assert shown.exit_code == 0 and f"{plan_id} (item " in shown.output, shown.output
+    logs = json.loads(run("contexts", "logs", context_id, "-o", "json").output)
+    assert {piece["subKey"] for piece in logs} == {
+        str(s.pk) for s in selectors.task_get(task_id=int(context_id)).subtasks.all()
+    }
+    table = run("contexts", "logs", context_id)
+    assert table.exit_code == 0 and f"subtask {logs[0]['subKey']}" in table.output
+    results = run("contexts", "results", context_id)
+    assert results.exit_code == 0 and "no result" in results.output, results.output
+
+    assert run("schedules", "cancel", plan_id).exit_code == 0
+    after = json.loads(run("contexts", "show", context_id, "-o", "json").output)
+    assert after["jobStatus"] == "CANCELLED", after
+    assert run("schedules", "delete", plan_id).exit_code == 0
+    missing = run("schedules", "show", plan_id)
+    assert missing.exit_code == 3 and plan_id in one_line_error(missing), missing.output
+    no_context = run("contexts", "show", "987654")
+    assert no_context.exit_code == 3 and one_line_error(no_context)
+
+
+def test_basic_auth_from_the_environment(live_server, operator, tmp_path, monkeypatch):
+    task = failed_task()
+    monkeypatch.setenv("TASKCENTER_CONFIG", str(tmp_path / "config.json"))
+    monkeypatch.setenv("TASKCENTER_URL", live_server.url)
+    monkeypatch.setenv("TASKCENTER_USERNAME", "operator")
+    monkeypatch.setenv("TASKCENTER_PASSWORD", PASSWORD)
+    listed = CliRunner().invoke(main, ["tasks", "list", "-o", "json"])
+    assert listed.exit_code == 0, listed.output
+    assert [t["id"] for t in json.loads(listed.output)] == [task.pk]
+    monkeypatch.setenv("TASKCENTER_PASSWORD", "not-the-password")
+    refused = CliRunner().invoke(main, ["tasks", "list"])
+    assert refused.exit_code == 3
+    assert "code 30004" in one_line_error(refused) and "Check the credentials" in refused.output
+
+
+def test_plans_and_contexts_are_paged_through_sync_and_async(
+    client, live_server, operator_key, no_broker
+):
+    import asyncio
+
+    from taskcenter.client import AsyncClient
+    from tests.factories import make_plan, run_now
+
+    plans = {make_plan(f"p{i}").pk for i in range(4)}
+    contexts = {run_now(f"r{i}") for i in range(3)}
+    every_plan = [p.id for p in client.schedules.iterate(page_size=2)]
+    assert len(every_plan) == 7 and plans <= set(every_plan)
+    assert len(list(client.schedules.iterate(page_size=2, limit=3))) == 3
+    assert {c.id for c in client.contexts.iterate(page_size=2)} == contexts
+
+    async def scenario() -> tuple[list, list]:
+        key_id, secret = operator_key
+        async with AsyncClient(
+            live_server.url, access_key_id=key_id, access_key_secret=secret
+        ) as tc:
+            plans_seen = [p.id async for p in tc.schedules.iterate(page_size=3)]
+            runs_seen = [c.id async for c in tc.contexts.iterate(page_size=1, limit=2)]
+            return plans_seen, runs_seen
+
+    plans_seen, runs_seen = asyncio.run(scenario())
+    assert plans_seen == every_plan and len(runs_seen) == 2

@@ -249,3 +249,82 @@ def test_yaml_output_is_the_same_data_as_json():
     assert as_yaml.exit_code == 0, as_yaml.output
     assert yaml.safe_load(as_yaml.output) == json.loads(as_json.output)
     assert as_yaml.output.startswith("description: ")
+
+
+@pytest.mark.parametrize(
+    "args, option, why",
+    [
+        (
+            ["jobs", "run", "Back up cluster", "-p", "seconds"],
+            "'-p' / '--param'",
+            "expected key=value",
+        ),
+        (["jobs", "run", "Back up cluster", "-p", "=5"], "'-p' / '--param'", "expected key=value"),
+        (["jobs", "run", "Back up cluster", "--cluster", "alpha"], "'--cluster'", "integer"),
+        (["jobs", "run", "Back up cluster", "--cluster", "0"], "'--cluster'", ">=1"),
+        (["tasks", "bulk", "retry", "--filter", "FAILED"], "'--filter'", "key=value"),
+        (["tasks", "list", "--limit", "-5"], "'--limit'", ">=1"),
+        (["tasks", "wait", "42", "--timeout", "0"], "'--timeout'", ">0"),
+        (["notifications", "deliveries", "--size", "5000"], "'--size'", "1<=x<=2000"),
+        (["cron", "next", "0 0 * * * ?", "--count", "0"], "'--count'", "1<=x<=1000"),
+        (["--url", "tc.example.com", "tasks", "list"], "'--url'", "not a server URL"),
+        (["login", "--url", "ftp://tc", "--access-key-id", "A"], "'--url'", "not a server URL"),
+    ],
+)
+def test_an_option_the_command_reads_itself_is_named_when_it_is_wrong(args, option, why):
+    """Checked before any request (nothing listens at the URL): the option and the reason,
+    as a usage error (exit 2), never a traceback."""
+    from click.testing import CliRunner
+
+    from taskcenter.client.cli import main
+
+    env = {"TASKCENTER_URL": "http://127.0.0.1:9", "TASKCENTER_CONFIG": "/nonexistent/c.json"}
+    result = CliRunner().invoke(main, args, env=env, prog_name="taskcenter")
+    assert result.exit_code == 2, result.output
+    error = result.output.strip().splitlines()[-1]
+    assert error.startswith("Error: Invalid value for " + option), result.output
+    assert why in error and "Traceback" not in result.output
+
+
+def test_a_bad_time_zone_or_expression_names_what_is_wrong_offline():
+    from click.testing import CliRunner
+
+    from taskcenter.client.cli import main
+
+    zone = CliRunner().invoke(main, ["cron", "next", "0 0 * * * ?", "--tz", "Mars/Olympus"])
+    assert zone.exit_code == 3
+    assert zone.output.startswith("Error: option --tz: Unknown time zone 'Mars/Olympus'")
+    cron = CliRunner().invoke(main, ["cron", "next", "0 61 * * * ?"])
+    assert cron.output.startswith("Error: argument EXPRESSION '0 61 * * * ?': Minute")
+    assert len(cron.output.strip().splitlines()) == 1
+
+
+def test_an_unreachable_server_is_one_line_naming_the_url_from_the_command():
+    from click.testing import CliRunner
+
+    from taskcenter.client.cli import main
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), FlakyHandler) as probe:
+        port = probe.server_address[1]  # closed below: nothing listens there then
+    env = {"TASKCENTER_CONFIG": "/nonexistent/c.json", "TASKCENTER_ACCESS_KEY_ID": "AK1",
+           "TASKCENTER_ACCESS_KEY_SECRET": "s3cret"}  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    result = CliRunner().invoke(main, ["--url", url, "tasks", "show", "1"], env=env)
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: Cannot reach {url}: ")
+    assert "Is the server running at that URL?" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_a_server_url_from_the_environment_that_is_not_one_is_named():
+    from click.testing import CliRunner
+
+    from taskcenter.client.cli import main
+
+    env = {"TASKCENTER_URL": "tc.example.com:8000", "TASKCENTER_CONFIG": "/nonexistent/c.json"}
+    result = CliRunner().invoke(main, ["tasks", "list"], env=env)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: TASKCENTER_URL: 'tc.example.com:8000' is not a server URL "
+        "(http://host:port or https://host)."
+    )

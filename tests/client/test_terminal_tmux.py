@@ -1,7 +1,7 @@
 """The command in a real terminal (tmux: send-keys, capture-pane) against the test's live
 server: `tasks logs --follow` follows a live log to its end with its colours and without
-the program's other escape sequences, and `tasks wait` (the wait of `jobs run --wait`)
-shows the subtasks' progress live until the task ends."""
+the program's other escape sequences, `tasks wait` shows the subtasks' progress live until
+the task ends, and `jobs run --wait` does so for a job run by a real worker."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from taskcenter.accounts import services as account_services
-from taskcenter.tasks.services import attempt_finish, log_append
+from taskcenter.tasks import selectors
+from taskcenter.tasks.models import TaskDefinition
+from taskcenter.tasks.services import attempt_finish, definition_create_from_data, log_append
 from tests.conftest import wait_for
 from tests.factories import chain_task
 
@@ -88,3 +90,67 @@ def test_wait_shows_the_subtasks_live_until_the_task_ends(terminal, no_broker):
     attempt_finish(subtask_id=copy.pk, attempt=copy.attempt, succeeded=True)
     wait_for(lambda: "EXIT=0" in terminal.capture())
     assert "copy  SUCCESSFUL" in terminal.capture()
+
+
+SLOW_JOB = "Copy slowly"
+
+
+def slow_job() -> str:
+    """A stored job whose middle step takes `seconds` and ends with `exit_code`: long
+    enough for the terminal to be read while it runs, on the session's worker."""
+    if not TaskDefinition.objects.filter(name=SLOW_JOB).exists():
+        shell = "SHELL_TASK"
+        definition_create_from_data(
+            name=SLOW_JOB,
+            spec={
+                "parameters": [
+                    {"name": "seconds", "type": "number", "default": 3, "min": 0, "max": 60},
+                    {"name": "exit_code", "type": "integer", "default": 0, "min": 0, "max": 9},
+                ],
+                "subtasks": [
+                    {"key": "prepare", "kind": shell, "action": {"command": "sleep 0.5"}},
+                    {
+                        "key": "copy",
+                        "kind": shell,
+                        "upstreams": ["prepare"],
+                        "action": {
+                            "command": 'sleep "$TC_PARAM_SECONDS"; exit "$TC_PARAM_EXIT_CODE"'
+                        },
+                    },
+                    {
+                        "key": "verify",
+                        "kind": shell,
+                        "upstreams": ["copy"],
+                        "action": {"command": "true"},
+                    },
+                ],
+            },
+        )
+    return SLOW_JOB
+
+
+@pytest.mark.worker
+def test_jobs_run_wait_shows_the_progress_live_and_exits_0_when_successful(terminal, worker):
+    terminal(f'{COMMAND} jobs run "{slow_job()}" -p seconds=4 --wait')
+    wait_for(lambda: "copy  RUNNING" in terminal.capture(), timeout=60)
+    running = terminal.capture()
+    assert "prepare  SUCCESSFUL" in running and "verify  PENDING" in running, running
+    assert "RUNNING" in running.splitlines()[1] and "1/3 done" in running, running
+    assert "EXIT=" not in running  # still waiting, on the same screen
+    wait_for(lambda: "EXIT=" in terminal.capture(), timeout=60)
+    screen = terminal.capture()
+    assert "EXIT=0" in screen, screen
+    task_id = int(screen.split("Started task ", 1)[1].split(";", 1)[0])
+    assert f"#{task_id} {SLOW_JOB} SUCCESSFUL" in screen and "3/3 done" in screen
+    assert "copy  SUCCESSFUL" in screen and "verify  SUCCESSFUL" in screen
+    assert screen.count("prepare") == 1  # one tree, redrawn in place
+    assert selectors.task_get(task_id=task_id).status == "SUCCESSFUL"
+
+
+@pytest.mark.worker
+def test_jobs_run_wait_exits_1_when_the_job_fails(terminal, worker):
+    terminal(f'{COMMAND} jobs run "{slow_job()}" -p seconds=1 -p exit_code=3 --wait')
+    wait_for(lambda: "EXIT=" in terminal.capture(), timeout=60)
+    screen = terminal.capture()
+    assert "EXIT=1" in screen, screen
+    assert "copy  FAILED" in screen and "verify  PENDING" in screen and "1/3 done" in screen

@@ -164,6 +164,8 @@ def test_bad_bodies_get_a_clear_400(operator):
         ({"ids": [1], "force": True}, "force"),
         ({"filter": {"status": {"a": 1}}}, "filter.status"),
         ({"filter": {"status": "NOPE"}}, "status"),
+        # A misspelt filter would select every task the list shows: refused, not ignored.
+        ({"filter": {"stauts": "FAILED"}}, "filter.stauts"),
     ]:
         answer = post(client, "retry", body)
         assert answer.status_code == 400, body
