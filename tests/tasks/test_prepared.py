@@ -1,0 +1,54 @@
+"""The engine's per-attempt statements run prepared on PostgreSQL (sql.prepared): each
+connection prepares a statement once, in the batch that first needs it, and starts
+again from none after a batch that failed, since a PREPARE outlives a failure after it."""
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from taskcenter.tasks import selectors, services, sql, verbs
+
+
+def prepared_names() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        return {name for (name,) in cursor.fetchall()}
+
+
+@pytest.fixture
+def postgres(db):
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's; SQLite runs the same SQL as is")
+
+
+def test_a_claim_is_prepared_once_per_connection(postgres):
+    task = verbs.task_start(definition_name="Benchmark fan-out", parameters={"width": 2})
+    start = selectors.task_subtasks(task=task)[0]
+    services.attempt_claim(subtask_id=start.pk, attempt=1, executor="host-a")
+    services.attempt_finish(
+        subtask_id=start.pk, attempt=1, task_id=task.pk, succeeded=True, log=b"done\n"
+    )
+    node = selectors.task_subtasks(task=task)[1]
+    with CaptureQueriesContext(connection) as second:
+        claimed = services.attempt_claim(subtask_id=node.pk, attempt=1, executor="host-a")
+
+    assert claimed is not None and claimed.name == node.name
+    assert second.captured_queries[0]["sql"].startswith("EXECUTE tc_")  # not prepared again
+    name = second.captured_queries[0]["sql"].split("(")[0].removeprefix("EXECUTE ")
+    assert name in prepared_names()
+
+
+def test_after_a_failed_batch_the_connection_prepares_again_from_none(postgres):
+    task = verbs.task_start(definition_name="Benchmark fan-out", parameters={"width": 2})
+    start = selectors.task_subtasks(task=task)[0]
+    probe = sql.prepared("SELECT id FROM tasks_subtaskinstance WHERE id = %s", [start.pk])
+    with pytest.raises(DatabaseError), transaction.atomic():
+        # The PREPARE runs, then the batch fails: which statements this connection holds
+        # is no longer known.
+        sql.run_batch([probe, ("SELECT 1 / 0", [])])
+
+    with CaptureQueriesContext(connection) as again:
+        rows = sql.run(*probe)
+
+    assert rows == [(start.pk,)]
+    assert again.captured_queries[0]["sql"].startswith("DEALLOCATE ALL; PREPARE tc_")
