@@ -107,7 +107,7 @@ def run_batch(statements: list[Statement]) -> list[list[tuple]]:
 _PREPARED_PREFIX = "EXECUTE tc_"
 TUPLES_OK = ExecStatus.TUPLES_OK
 _prepared_shapes: dict[str, str] = {}  # name -> its PREPARE statement
-_executes: dict[tuple[str, tuple[str, ...]], str] = {}  # (SQL, types) -> its EXECUTE
+_executes: dict[tuple[str, tuple[type, ...]], str] = {}  # (SQL, Python types) -> EXECUTE
 # The names each connection has prepared; None when unknown after a failed batch.
 _prepared_by_connection: weakref.WeakKeyDictionary[Any, set[str] | None] = (
     weakref.WeakKeyDictionary()
@@ -120,9 +120,12 @@ def prepared(query: str, params: list[Any]) -> Statement:
     once per connection."""
     if connection.vendor != "postgresql":
         return (query, params)
-    types = tuple(_parameter_type(param) for param in params)
-    execute = _executes.get((query, types))
+    # Keyed by the parameters' Python types, which decide their SQL types: cheaper than
+    # working out the SQL types on every call.
+    key = (query, tuple(map(type, params)))
+    execute = _executes.get(key)
     if execute is None:
+        types = tuple(_parameter_type(param) for param in params)
         parts = query.split("%s")
         numbered = "".join(f"{part}${index}" for index, part in enumerate(parts[:-1], 1))
         digest = hashlib.blake2b(f"{types}{query}".encode(), digest_size=8).hexdigest()
@@ -130,7 +133,7 @@ def prepared(query: str, params: list[Any]) -> Statement:
             f"PREPARE tc_{digest} ({', '.join(types)}) AS {numbered}{parts[-1]}"
         )
         arguments = f"({placeholders(list(params))})" if params else ""
-        execute = _executes[(query, types)] = f"{_PREPARED_PREFIX}{digest}{arguments}"
+        execute = _executes[key] = f"{_PREPARED_PREFIX}{digest}{arguments}"
     return (execute, params)
 
 
