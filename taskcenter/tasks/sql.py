@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -536,14 +536,19 @@ def _insert_columns(model: type[models.Model], ids: list[int], rows: list[dict[s
     insert, such as auto_now_add), prepared by the model's own fields."""
     template = model()
     given = rows[0].keys()
-    columns, values, params, arrays = ["id"], ["v.c0"], [], [ids]
+    columns, values, params = ["id"], ["v.c0"], []
+    arrays: list[Any] = [_array_literal(ids)]
     casts = [f"%s::{model._meta.pk.db_type(connection)}[]"]
     for field in model._meta.concrete_fields:
         if field.primary_key:
             continue
         columns.append(connection.ops.quote_name(field.column))
         if field.attname in given:
-            arrays.append([field.get_db_prep_save(row[field.attname], connection) for row in rows])
+            column = [row[field.attname] for row in rows]
+            if field.get_internal_type() in _NUMBERS_AND_TRUTHS:
+                arrays.append(_array_literal(column))
+            else:
+                arrays.append([field.get_db_prep_save(value, connection) for value in column])
             casts.append(f"%s::{field.db_type(connection)}[]")
             values.append(f"v.c{len(arrays) - 1}")
         else:
@@ -555,6 +560,32 @@ def _insert_columns(model: type[models.Model], ids: list[int], rows: list[dict[s
         f" SELECT {', '.join(values)} FROM unnest({', '.join(casts)}) AS v({names})",
         [*params, *arrays],
     )
+
+
+# Columns whose values go in as an array literal ({1,2,NULL}, {t,f}): psycopg would look
+# at every element of a list to choose its integer type, Django would prepare each value.
+_NUMBERS_AND_TRUTHS = {
+    "BigIntegerField",
+    "BooleanField",
+    "ForeignKey",
+    "IntegerField",
+    "PositiveIntegerField",
+    "PositiveSmallIntegerField",
+    "SmallIntegerField",
+}
+
+
+def _array_literal(values: Sequence[int | bool | None]) -> str:
+    """PostgreSQL's text form of an array of integers or booleans."""
+
+    def element(value: int | bool | None) -> str:
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            return "t" if value else "f"
+        return str(int(value))
+
+    return "{" + ",".join(map(element, values)) + "}"
 
 
 def write_edges(rows: list[tuple[str, str, int]]) -> None:
