@@ -154,6 +154,24 @@ def machine_cpu_seconds() -> float:
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
+def command_cpu_seconds(command: str) -> float:
+    """CPU time so far of the processes named `command` (e.g. "postgres", "redis-server"),
+    with that of their children already ended (a PostgreSQL backend that exited counts in
+    its postmaster's)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        if name != command:
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def stop_group(proc: subprocess.Popen) -> None:
     """SIGTERM a subprocess started with start_new_session=True and its children; then KILL."""
     try:

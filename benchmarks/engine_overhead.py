@@ -409,6 +409,7 @@ def measure(system: str, run, shapes: list[Shape], worker: Workers, args) -> dic
                     cold = False
                 cpu = worker.cpu_seconds() + time.process_time()
                 machine = common.machine_cpu_seconds()
+                database = common.command_cpu_seconds("postgres")
                 if (
                     args.waits
                     and system == "taskcenter"
@@ -421,6 +422,8 @@ def measure(system: str, run, shapes: list[Shape], worker: Workers, args) -> dic
                     elapsed = run(shape, worker, args.timeout)
                 machine = common.machine_cpu_seconds() - machine
                 measured["machine"].setdefault(shape.label, []).append(machine)
+                database = common.command_cpu_seconds("postgres") - database
+                measured["database"].setdefault(shape.label, []).append(database)
                 return elapsed, worker.cpu_seconds() + time.process_time() - cpu
             except WorkerDied as died:
                 crashes[system] = crashes.get(system, 0) + 1
@@ -432,7 +435,12 @@ def measure(system: str, run, shapes: list[Shape], worker: Workers, args) -> dic
                 worker.start()
                 cold = True
 
-    measured: dict[str, dict[str, list[float]]] = {"wall": {}, "cpu": {}, "machine": {}}
+    measured: dict[str, dict[str, list[float]]] = {
+        "wall": {},
+        "cpu": {},
+        "machine": {},
+        "database": {},
+    }
     for shape in shapes:
         walls = measured["wall"][shape.label] = []
         cpus = measured["cpu"][shape.label] = []
@@ -441,9 +449,10 @@ def measure(system: str, run, shapes: list[Shape], worker: Workers, args) -> dic
             walls.append(elapsed)
             cpus.append(cpu)
             machine = measured["machine"][shape.label][-1]
+            database = measured["database"][shape.label][-1]
             print(f"  {system:<12} {shape.label:<20} run {index + 1}: {elapsed:7.3f} s "
-                  f"(CPU {cpu:6.2f} s, machine CPU {machine:6.2f} s, "
-                  f"load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+                  f"(CPU {cpu:6.2f} s, machine CPU {machine:6.2f} s, PostgreSQL CPU "
+                  f"{database:5.2f} s, load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
     return measured
 
 
@@ -788,6 +797,7 @@ def report(shapes: list[Shape], results: dict[str, dict[str, dict[str, list[floa
         p, t = median("plain", "wall", shape), median("taskcenter", "wall", shape)
         pc, tc = median("plain", "cpu", shape), median("taskcenter", "cpu", shape)
         pm, tm = median("plain", "machine", shape), median("taskcenter", "machine", shape)
+        td = median("taskcenter", "database", shape)
         ratio = t / p if p and t else None
         per = 1000 / shape.subtasks
         verdict = "-"
@@ -801,7 +811,8 @@ def report(shapes: list[Shape], results: dict[str, dict[str, dict[str, list[floa
             fmt(p and t and (t - p) * per, "{:.2f}"),
             fmt(pc and pc * per, "{:.2f}"), fmt(tc and tc * per, "{:.2f}"),
             fmt(pc and tc and tc / pc, "{:.2f}"),
-            fmt(pm and pm * per, "{:.2f}"), fmt(tm and tm * per, "{:.2f}"), verdict,
+            fmt(pm and pm * per, "{:.2f}"), fmt(tm and tm * per, "{:.2f}"),
+            fmt(td and td * per, "{:.2f}"), verdict,
         ])  # fmt: skip
     print()
     common.print_table(
@@ -810,6 +821,7 @@ def report(shapes: list[Shape], results: dict[str, dict[str, dict[str, list[floa
             "plain ms/subtask", "taskcenter ms/subtask", "overhead ms/subtask",
             "plain CPU ms/subtask", "taskcenter CPU ms/subtask", "CPU ratio",
             "plain machine CPU ms/subtask", "taskcenter machine CPU ms/subtask",
+            "taskcenter PostgreSQL CPU ms/subtask",
             f"target ratio <= {TARGET_RATIO}",
         ],
         rows,
