@@ -222,4 +222,5 @@ _.cancel  # Tasks.cancel, Subtasks.cancel
 _.enable  # Schedules.enable, Schedules.disable
 _.disable
 _.reject  # Subtasks.approve, Subtasks.reject
+_.iterate_deliveries  # Notifications.iterate_deliveries (sync and async)
 _.__doc__  # the help text of the command's generated commands

@@ -500,3 +500,10 @@ def make_delivery(channel, status: str = "PENDING", **fields):
     from taskcenter.notifications.models import Delivery
 
     return Delivery.objects.create(channel=channel, status=status, **fields)
+
+
+def make_delivery_try(delivery, **fields):
+    """One send of a delivery, as the outbox records it."""
+    from taskcenter.notifications.models import DeliveryAttempt
+
+    return DeliveryAttempt.objects.create(delivery=delivery, **fields)

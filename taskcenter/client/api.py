@@ -237,7 +237,7 @@ class AsyncClient(_Base):
         self.bulk = Bulk(self)
         self.schedules = AsyncSchedules(self)
         self.contexts = AsyncContexts(self)
-        self.notifications = Notifications(self)
+        self.notifications = AsyncNotifications(self)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -291,24 +291,13 @@ class Tasks:
         Filters by the API's names in snake case: status, name, cluster_id, creator, ..."""
         params = {_camel(k): v for k, v in filters.items()}
         params.update(page=page, size=size)
-        return self._c._call(_task_page, "GET", "/api/v2/tasks/instances", params=params)
+        return self._c._call(_page(models.Task), "GET", "/api/v2/tasks/instances", params=params)
 
     def list(
         self, *, size: int = 50, limit: int | None = None, **filters: Any
     ) -> Iterator[models.Task]:
         """Every task matching the filters, page after page (at most `limit`)."""
-        number = 1
-        seen = 0
-        while True:
-            tasks, page = self.page(page=number, size=size, **filters)
-            for task in tasks:
-                if limit is not None and seen >= limit:
-                    return
-                seen += 1
-                yield task
-            if not tasks or number >= page.get("totalPages", number):
-                return
-            number += 1
+        return _by_page(lambda number: self.page(page=number, size=size, **filters), limit)
 
     def get(self, task_id: int) -> models.Task:
         return self._c._call(models.Task.of, "GET", f"/api/v2/tasks/instances/{int(task_id)}")
@@ -377,21 +366,11 @@ class Tasks:
 class AsyncTasks(Tasks):
     """Tasks on AsyncClient: the loops as async iterators and coroutines."""
 
-    async def list(  # type: ignore[override]
+    def list(  # type: ignore[override]
         self, *, size: int = 50, limit: int | None = None, **filters: Any
     ) -> AsyncIterator[models.Task]:
-        number = 1
-        seen = 0
-        while True:
-            tasks, page = await cast(Any, self.page(page=number, size=size, **filters))
-            for task in tasks:
-                if limit is not None and seen >= limit:
-                    return
-                seen += 1
-                yield task
-            if not tasks or number >= page.get("totalPages", number):
-                return
-            number += 1
+        fetch = cast(Any, lambda number: self.page(page=number, size=size, **filters))
+        return _by_page_async(fetch, limit)
 
     async def follow_logs(  # type: ignore[override]
         self,
@@ -462,23 +441,12 @@ class Approvals:
     def page(self, *, page: int = 1, size: int = 50) -> tuple[list[models.Approval], dict]:
         """One page of the waiting gates the caller may see, the longest waiting first."""
         return self._c._call(
-            _approval_page, "GET", "/api/v2/approvals", params={"page": page, "size": size}
+            _page(models.Approval), "GET", "/api/v2/approvals", params={"page": page, "size": size}
         )
 
     def list(self, *, size: int = 50, limit: int | None = None) -> Iterator[models.Approval]:
         """Every waiting gate the caller may see, page after page (at most `limit`)."""
-        number = 1
-        seen = 0
-        while True:
-            gates, page = self.page(page=number, size=size)
-            for gate in gates:
-                if limit is not None and seen >= limit:
-                    return
-                seen += 1
-                yield gate
-            if not gates or number >= page.get("totalPages", number):
-                return
-            number += 1
+        return _by_page(lambda number: self.page(page=number, size=size), limit)
 
     def approve(self, task_id: int, subtask_id: int, *, reason: str) -> models.Subtask:
         return self._c.subtasks.approve(task_id, subtask_id, reason=reason)
@@ -490,21 +458,10 @@ class Approvals:
 class AsyncApprovals(Approvals):
     """Approvals on AsyncClient: `list` as an async iterator."""
 
-    async def list(  # type: ignore[override]
+    def list(  # type: ignore[override]
         self, *, size: int = 50, limit: int | None = None
     ) -> AsyncIterator[models.Approval]:
-        number = 1
-        seen = 0
-        while True:
-            gates, page = await cast(Any, self.page(page=number, size=size))
-            for gate in gates:
-                if limit is not None and seen >= limit:
-                    return
-                seen += 1
-                yield gate
-            if not gates or number >= page.get("totalPages", number):
-                return
-            number += 1
+        return _by_page_async(cast(Any, lambda number: self.page(page=number, size=size)), limit)
 
 
 class Jobs:
@@ -728,51 +685,102 @@ async def _by_offset_async(fetch: Any, page_size: int, limit: int | None) -> Asy
 
 
 class Notifications:
-    """Notification channels, rules and deliveries (the API's data as dicts)."""
+    """Notification channels, rules and deliveries."""
 
     def __init__(self, client: Client | AsyncClient):
+        # Typed as the sync client's: with AsyncClient each call is an awaitable of the same.
         self._c = cast(Client, client)
 
-    def channels(self) -> list[dict]:
-        return self._c._call(_plain_contents, "GET", "/api/v2/notifications/channels")
+    def channels(self) -> list[models.Channel]:
+        """The channels the caller may see."""
+        return self._c._call(_contents(models.Channel), "GET", "/api/v2/notifications/channels")
 
-    def channel(self, channel_id: int) -> dict:
+    def channel(self, channel_id: int) -> models.Channel:
         """One channel (for those who manage notifications)."""
-        return self._c._call(_same, "GET", f"/api/v2/notifications/channels/{int(channel_id)}")
+        path = f"/api/v2/notifications/channels/{int(channel_id)}"
+        return self._c._call(models.Channel.of, "GET", path)
 
-    def test_channel(self, channel_id: int) -> dict:
+    def test_channel(self, channel_id: int) -> models.ChannelTest:
         """Send a test message through a channel; its delivery id and status."""
         path = f"/api/v2/notifications/channels/{int(channel_id)}/test"
-        return self._c._call(_same, "POST", path)
+        return self._c._call(models.ChannelTest.of, "POST", path)
 
-    def rules(self) -> list[dict]:
-        return self._c._call(_plain_contents, "GET", "/api/v2/notifications/rules")
+    def rules(self) -> list[models.Rule]:
+        """The caller's rules (an admin's: and the team rules)."""
+        return self._c._call(_contents(models.Rule), "GET", "/api/v2/notifications/rules")
 
-    def rule(self, rule_id: int) -> dict:
+    def rule(self, rule_id: int) -> models.Rule:
         """One of the rules the caller may see."""
-        return self._c._call(_same, "GET", f"/api/v2/notifications/rules/{int(rule_id)}")
+        path = f"/api/v2/notifications/rules/{int(rule_id)}"
+        return self._c._call(models.Rule.of, "GET", path)
 
-    def deliveries(self, *, page: int = 1, size: int = 50, **filters: Any) -> dict:
-        """One page of deliveries: {contents, page}."""
+    def deliveries(
+        self, *, page: int = 1, size: int = 50, **filters: Any
+    ) -> tuple[list[models.Delivery], dict]:
+        """One page of deliveries, newest first, and the page's {totalElements, totalPages,
+        number, size}. Filters: status, channel (a channel's id)."""
         params = {_camel(k): v for k, v in filters.items()}
         params.update(page=page, size=size)
-        return self._c._call(_same, "GET", "/api/v2/notifications/deliveries", params=params)
+        return self._c._call(
+            _page(models.Delivery), "GET", "/api/v2/notifications/deliveries", params=params
+        )
+
+    def iterate_deliveries(
+        self, *, size: int = 50, limit: int | None = None, **filters: Any
+    ) -> Iterator[models.Delivery]:
+        """Every delivery matching the filters, newest first, page after page (at most
+        `limit`)."""
+        return _by_page(lambda number: self.deliveries(page=number, size=size, **filters), limit)
 
 
-def _plain_contents(data: dict) -> list[dict]:
-    return list(data["contents"])
+class AsyncNotifications(Notifications):
+    """Notifications on AsyncClient: `iterate_deliveries` as an async iterator."""
+
+    def iterate_deliveries(  # type: ignore[override]
+        self, *, size: int = 50, limit: int | None = None, **filters: Any
+    ) -> AsyncIterator[models.Delivery]:
+        fetch = cast(Any, lambda number: self.deliveries(page=number, size=size, **filters))
+        return _by_page_async(fetch, limit)
+
+
+def _by_page(fetch: Callable[[int], tuple[list[M], dict]], limit: int | None) -> Iterator[M]:
+    """OCP's numbered pages: from page 1 until the last page (or `limit` items)."""
+    number = 1
+    seen = 0
+    while True:
+        rows, page = fetch(number)
+        for row in rows:
+            if limit is not None and seen >= limit:
+                return
+            seen += 1
+            yield row
+        if not rows or number >= page.get("totalPages", number):
+            return
+        number += 1
+
+
+async def _by_page_async(fetch: Any, limit: int | None) -> AsyncIterator[Any]:
+    number = 1
+    seen = 0
+    while True:
+        rows, page = await fetch(number)
+        for row in rows:
+            if limit is not None and seen >= limit:
+                return
+            seen += 1
+            yield row
+        if not rows or number >= page.get("totalPages", number):
+            return
+        number += 1
 
 
 def _same(data: Any) -> Any:
     return data
 
 
-def _task_page(data: dict) -> tuple[list[models.Task], dict]:
-    return [models.Task.of(item) for item in data["contents"]], data.get("page", {})
-
-
-def _approval_page(data: dict) -> tuple[list[models.Approval], dict]:
-    return [models.Approval.of(item) for item in data["contents"]], data.get("page", {})
+def _page(model: type[M]) -> Callable[[dict], tuple[list[M], dict]]:
+    """OCP's page: its contents as models, and {totalElements, totalPages, number, size}."""
+    return lambda data: ([model.of(item) for item in data["contents"]], data.get("page", {}))
 
 
 def _task_id(data: dict) -> int:

@@ -33,7 +33,7 @@ from rich.tree import Tree
 from taskcenter.client import config, terminal
 from taskcenter.client.api import Client
 from taskcenter.client.errors import ApiError, TaskcenterError, Unreachable
-from taskcenter.client.models import Model, Task
+from taskcenter.client.models import Channel, Model, Rule, Task
 
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 2
@@ -1435,20 +1435,20 @@ def _fields(rows: list[tuple[str, Any]]) -> Table:
     return table
 
 
-def _channel_target(channel: dict) -> str:
-    return channel.get("url") or _listed(channel.get("addresses"))
+def _channel_target(channel: Channel) -> str:
+    return channel.url or _listed(channel.addresses)
 
 
-def _rule_scope(rule: dict) -> str:
+def _rule_scope(rule: Rule) -> str:
     """What a rule watches: one job, plan, cluster or task, or every event it names."""
-    for key, label in (
-        ("job", "job"),
-        ("planId", "plan"),
-        ("clusterId", "cluster"),
-        ("taskId", "task"),
+    for value, label in (
+        (rule.job, "job"),
+        (rule.plan_id, "plan"),
+        (rule.cluster_id, "cluster"),
+        (rule.task_id, "task"),
     ):
-        if rule.get(key) not in (None, ""):
-            return f"{label} {rule[key]}"
+        if value not in (None, ""):
+            return f"{label} {value}"
     return "all"
 
 
@@ -1465,7 +1465,7 @@ def notifications_channels(state: State, output: str) -> None:
     """
     found = state.client().notifications.channels()
     if output != "table":
-        print_data(found, output)
+        print_data([channel.raw for channel in found], output)
         return
     if not found:
         out.print("No channels.")
@@ -1473,11 +1473,11 @@ def notifications_channels(state: State, output: str) -> None:
     table = _table("ID", "Name", "Kind", "Sends to", "Open to all")
     for channel in found:
         table.add_row(
-            str(channel.get("id", "")),
-            escape(channel.get("name") or ""),
-            channel.get("kind") or "",
+            str(channel.id),
+            escape(channel.name),
+            channel.kind,
             escape(_channel_target(channel)),
-            _yes(channel.get("openToAll")),
+            _yes(channel.open_to_all),
         )
     out.print(table)
 
@@ -1497,17 +1497,17 @@ def notifications_channel(state: State, channel_id: int, output: str) -> None:
     """
     channel = state.client().notifications.channel(channel_id)
     if output != "table":
-        print_data(channel, output)
+        print_data(channel.raw, output)
         return
     out.print(
         _fields(
             [
-                ("ID", channel.get("id")),
-                ("Name", channel.get("name")),
-                ("Kind", channel.get("kind")),
+                ("ID", channel.id),
+                ("Name", channel.name),
+                ("Kind", channel.kind),
                 ("Sends to", _channel_target(channel)),
-                ("Open to all", "yes" if channel.get("openToAll") else "no"),
-                ("Created", channel.get("createdAt")),
+                ("Open to all", "yes" if channel.open_to_all else "no"),
+                ("Created", channel.created_at),
             ]
         )
     )
@@ -1526,7 +1526,7 @@ def notifications_rules(state: State, output: str) -> None:
     """
     found = state.client().notifications.rules()
     if output != "table":
-        print_data(found, output)
+        print_data([rule.raw for rule in found], output)
         return
     if not found:
         out.print("No rules.")
@@ -1534,12 +1534,12 @@ def notifications_rules(state: State, output: str) -> None:
     table = _table("ID", "Channel", "Events", "Watches", "Owner", "On")
     for rule in found:
         table.add_row(
-            str(rule.get("id", "")),
-            str(rule.get("channelId", "")),
-            escape(_listed(rule.get("events"))),
+            str(rule.id),
+            str(rule.channel_id),
+            escape(_listed(rule.events)),
             escape(_rule_scope(rule)),
-            escape(str(rule.get("owner") or "")) + (" (personal)" if rule.get("personal") else ""),
-            "on" if rule.get("enabled") else "off",
+            escape(rule.owner) + (" (personal)" if rule.personal else ""),
+            "on" if rule.enabled else "off",
         )
     out.print(table)
 
@@ -1558,19 +1558,19 @@ def notifications_rule(state: State, rule_id: int, output: str) -> None:
     """
     rule = state.client().notifications.rule(rule_id)
     if output != "table":
-        print_data(rule, output)
+        print_data(rule.raw, output)
         return
     out.print(
         _fields(
             [
-                ("ID", rule.get("id")),
-                ("Channel", rule.get("channelId")),
-                ("Events", _listed(rule.get("events"))),
+                ("ID", rule.id),
+                ("Channel", rule.channel_id),
+                ("Events", _listed(rule.events)),
                 ("Watches", _rule_scope(rule)),
-                ("Owner", rule.get("owner")),
-                ("Personal", "yes" if rule.get("personal") else "no (a team rule)"),
-                ("Enabled", "yes" if rule.get("enabled") else "no"),
-                ("Created", rule.get("createdAt")),
+                ("Owner", rule.owner),
+                ("Personal", "yes" if rule.personal else "no (a team rule)"),
+                ("Enabled", "yes" if rule.enabled else "no"),
+                ("Created", rule.created_at),
             ]
         )
     )
@@ -1593,11 +1593,10 @@ def notifications_deliveries(
       taskcenter notifications deliveries --status DEAD
       taskcenter notifications deliveries --channel 3 -o yaml
     """
-    found = state.client().notifications.deliveries(size=size, status=status, channel=channel)
+    rows, page = state.client().notifications.deliveries(size=size, status=status, channel=channel)
     if output != "table":
-        print_data(found, output)
+        print_data({"contents": [delivery.raw for delivery in rows], "page": page}, output)
         return
-    rows = found.get("contents") or []
     if not rows:
         out.print("No deliveries.")
         return
@@ -1608,16 +1607,15 @@ def notifications_deliveries(
     table.add_column("Event, channel")
     table.add_column("Status, tries")
     for delivery in rows:
-        tries = delivery.get("attempts") or 0
-        error = delivery.get("lastError")
+        tries = delivery.attempts
+        error = delivery.last_error
         table.add_row(
-            str(delivery.get("id", "")) + (f"\n[dim]{escape(str(error))}[/dim]" if error else ""),
-            f"{escape(str(delivery.get('type') or ''))}\nchannel {delivery.get('channelId')}",
-            f"{_delivery_status(str(delivery.get('status', '')))}\n"
-            f"{tries} {'try' if tries == 1 else 'tries'}",
+            delivery.id + (f"\n[dim]{escape(error)}[/dim]" if error else ""),
+            f"{escape(delivery.type)}\nchannel {delivery.channel_id}",
+            f"{_delivery_status(delivery.status)}\n{tries} {'try' if tries == 1 else 'tries'}",
         )
     out.print(table)
-    total = (found.get("page") or {}).get("totalElements")
+    total = page.get("totalElements")
     if total is not None and total > len(rows):
         out.print(f"{len(rows)} of {total}: --size shows more.")
 
@@ -1644,10 +1642,10 @@ def notifications_test(state: State, channel_id: int, output: str) -> None:
     """
     queued = state.client().notifications.test_channel(channel_id)
     if output != "table":
-        print_data(queued, output)
+        print_data(queued.raw, output)
         return
     out.print(
-        f"Test message queued as delivery {queued.get('deliveryId')} ({queued.get('status')}): "
+        f"Test message queued as delivery {queued.delivery_id} ({queued.status}): "
         f"taskcenter notifications deliveries --channel {channel_id}"
     )
 

@@ -147,3 +147,70 @@ class Approval(Model):
     expires_at: str | None = None
     may_decide: bool = False
     why_not: str | None = None
+
+
+class Channel(Model):
+    """A notification channel (GET /api/v2/notifications/channels). `url` is the scheme
+    and host only: the rest of a URL is a secret."""
+
+    id: int
+    name: str = ""
+    kind: str = ""
+    url: str | None = None
+    addresses: list[str] = Field(default_factory=list)
+    open_to_all: bool = False
+    created_at: str | None = None
+
+
+class ChannelTest(Model):
+    """A test message queued through a channel: the delivery to look for."""
+
+    delivery_id: str
+    status: str = ""
+
+
+class Rule(Model):
+    """A notification rule: its channel, the events it sends (none: every kind) and what
+    it watches (a job, a plan, a cluster or a task; none: all its owner may see)."""
+
+    id: int
+    channel_id: int | None = None
+    events: list[str] = Field(default_factory=list)
+    job: str | None = None
+    plan_id: int | None = None
+    cluster_id: int | None = None
+    task_id: int | None = None
+    personal: bool = False
+    owner: str = ""
+    enabled: bool = False
+    created_at: str | None = None
+
+
+class DeliveryTry(Model):
+    """One send of a delivery and what the receiver answered."""
+
+    at: str | None = None
+    ok: bool = False
+    status_code: int | None = None
+    latency_ms: int | None = None
+    error: str | None = None
+
+
+class Delivery(Model):
+    """A message to one channel (its `id` is the webhook id, the same on every try)."""
+
+    id: str
+    channel_id: int | None = None
+    rule_id: int | None = None
+    event_id: str | None = None
+    type: str = ""
+    kind: str = ""
+    digest_count: int | None = None
+    status: str = ""
+    attempts: int = 0
+    last_code: int | None = None
+    last_error: str | None = None
+    next_attempt_at: str | None = None
+    delivered_at: str | None = None
+    created_at: str | None = None
+    tries: list[DeliveryTry] = Field(default_factory=list)

@@ -350,6 +350,107 @@ def test_notifications_lists_and_shows_are_tables_within_80_columns(run_as_admin
     assert missing.exit_code == 3 and "987654" in missing.output
 
 
+def test_notifications_are_typed_models_keeping_the_apis_data(live_server, admin):
+    import asyncio
+
+    from taskcenter.client import AsyncClient
+    from tests.factories import (
+        make_channel,
+        make_delivery,
+        make_delivery_try,
+        make_event,
+        make_rule,
+    )
+
+    pager = make_channel("ops pager", url_hint="https://hooks.example.com", open_to_all=True)
+    mail = make_channel("ops mail", kind="email", addresses="a@example.com, b@example.com")
+    rule = make_rule(
+        admin, personal=False, channel=pager, events=["task.failed"], job="Back up cluster"
+    )
+    event = make_event("task-1", "task.failed")
+    dead = make_delivery(
+        pager, status="DEAD", rule=rule, event=event, attempts=1, last_code=500, last_error="boom"
+    )
+    make_delivery_try(dead, ok=False, status_code=500, latency_ms=12, error="boom")
+    delivered = [make_delivery(mail, status="DELIVERED") for _ in range(3)]
+    newest_first = [d.uid for d in reversed([dead, *delivered])]
+    key, secret = account_services.access_key_create(owner=admin, actor=admin)
+    credentials = {"access_key_id": key.key_id, "access_key_secret": secret}
+
+    with Client(live_server.url, retries=0, **credentials) as tc:
+        channels = {c.name: c for c in tc.notifications.channels()}
+        assert (channels["ops pager"].kind, channels["ops pager"].url) == (
+            "webhook",
+            "https://hooks.example.com",
+        )
+        assert channels["ops pager"].open_to_all and not channels["ops mail"].open_to_all
+        assert channels["ops mail"].addresses == ["a@example.com", "b@example.com"]
+        assert channels["ops mail"].url is None
+        sent = tc.data("GET", "/api/v2/notifications/channels")["contents"]
+        assert sorted((c.raw for c in channels.values()), key=lambda c: c["id"]) == sorted(
+            sent, key=lambda c: c["id"]
+        )
+        one = tc.notifications.channel(mail.pk)
+        assert (one.id, one.name, one.kind) == (mail.pk, "ops mail", "email")
+        assert one.created_at and one.raw == tc.data(
+            "GET", f"/api/v2/notifications/channels/{mail.pk}"
+        )
+
+        [listed] = tc.notifications.rules()
+        shown = tc.notifications.rule(rule.pk)
+        for found in (listed, shown):
+            assert (found.id, found.channel_id, found.events) == (
+                rule.pk,
+                pager.pk,
+                ["task.failed"],
+            )
+            assert (found.job, found.plan_id, found.cluster_id, found.task_id) == (
+                "Back up cluster",
+                None,
+                None,
+                None,
+            )
+            assert (found.owner, found.personal, found.enabled) == ("admin", False, True)
+        assert shown.raw == tc.data("GET", f"/api/v2/notifications/rules/{rule.pk}")
+
+        rows, page = tc.notifications.deliveries(size=3)
+        assert [d.id for d in rows] == newest_first[:3]
+        assert (page["totalElements"], page["totalPages"], page["number"]) == (4, 2, 1)
+        [failed], _ = tc.notifications.deliveries(status="DEAD", channel=pager.pk)
+        assert (failed.id, failed.channel_id, failed.rule_id) == (dead.uid, pager.pk, rule.pk)
+        assert (failed.event_id, failed.type, failed.kind) == (event.uid, "task.failed", "event")
+        assert (failed.status, failed.attempts, failed.last_code, failed.last_error) == (
+            "DEAD",
+            1,
+            500,
+            "boom",
+        )
+        assert failed.next_attempt_at is None and failed.created_at
+        [sent_once] = failed.tries
+        assert (sent_once.ok, sent_once.status_code, sent_once.latency_ms) == (False, 500, 12)
+        assert sent_once.error == "boom" and sent_once.at
+        sent = tc.data("GET", "/api/v2/notifications/deliveries", params={"status": "DEAD"})
+        assert [failed.raw] == sent["contents"]
+
+        assert [d.id for d in tc.notifications.iterate_deliveries(size=3)] == newest_first
+        assert len(list(tc.notifications.iterate_deliveries(size=1, limit=2))) == 2
+
+        queued = tc.notifications.test_channel(pager.pk)
+        assert queued.delivery_id.startswith("msg_") and queued.status == "PENDING"
+        assert queued.raw == {"deliveryId": queued.delivery_id, "status": "PENDING"}
+
+    async def scenario() -> tuple[list, str, list]:
+        async with AsyncClient(live_server.url, **credentials) as tc:
+            every = [d.id async for d in tc.notifications.iterate_deliveries(size=2)]
+            channel = await tc.notifications.channel(pager.pk)
+            rules = await tc.notifications.rules()
+            return every, channel.name, [r.id for r in rules]
+
+    every, channel_name, rule_ids = asyncio.run(scenario())
+    assert every == [queued.delivery_id, *newest_first]
+    assert (channel_name, rule_ids) == ("ops pager", [rule.pk])
+
+
 def test_lists_and_shows_answer_yaml_with_the_apis_data(run):
     import yaml
 
