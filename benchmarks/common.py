@@ -17,6 +17,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+from collections import defaultdict
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -377,3 +379,73 @@ def signed_in_chromium(tmp: Path, *, port: int, username: str, password: str):
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+# --- What PostgreSQL's backends wait on --------------------------------------------------------
+
+
+class WaitSampler:
+    """Samples pg_stat_activity every `interval` seconds from a connection of its own, and
+    adds up, per wait event, how long the benchmark database's active backends spent in it
+    (samples x interval): PostgreSQL's own view of lock waits, I/O and client waits.
+
+    A sample costs the database a little CPU (about a tenth of a core at 2 ms), so the
+    runs that measure wall time leave it off (--waits turns it on)."""
+
+    QUERY = (
+        "SELECT coalesce(wait_event_type, 'CPU'), coalesce(wait_event, ''),"
+        " left(regexp_replace(query, '\\s+', ' ', 'g'), 60)"
+        " FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid() AND state = 'active'"
+    )
+
+    def __init__(self, url: str, interval: float = 0.002):
+        import psycopg
+
+        self.interval = interval
+        self._conn = psycopg.connect(url, autocommit=True)
+        self._stop = threading.Event()
+        self.seconds: dict[tuple[str, str, str], float] = defaultdict(float)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> WaitSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._conn.close()
+
+    def _run(self) -> None:
+        with self._conn.cursor() as cursor:
+            while not self._stop.wait(self.interval):
+                cursor.execute(self.QUERY)
+                for kind, event, query in cursor.fetchall():
+                    self.seconds[(kind, event, query)] += self.interval
+
+    def lock_seconds(self) -> float:
+        return sum(v for (kind, _, _), v in self.seconds.items() if kind == "Lock")
+
+    def report(self, per: int | None = None, unit: str = "subtask", queries: int = 0) -> None:
+        """Time per wait event (and per `unit` in lock waits when `per` is given); with
+        `queries`, that many (event, statement) pairs that took the most."""
+        by_event: dict[str, float] = defaultdict(float)
+        for (kind, event, _), value in self.seconds.items():
+            by_event[f"{kind}:{event}" if event else kind] += value
+        total = sum(by_event.values())
+        line = f"    backends active {total:.3f} s in all; lock waits {self.lock_seconds():.3f} s"
+        if per:
+            line += f" = {1000 * self.lock_seconds() / per:.3f} ms per {unit}"
+        print(line)
+        for event, value in sorted(by_event.items(), key=lambda kv: -kv[1])[:6]:
+            print(f"      {value:7.3f} s  {event}")
+        locks = sorted(
+            ((v, event, query) for (kind, event, query), v in self.seconds.items()
+             if kind == "Lock"), reverse=True,
+        )[:3]  # fmt: skip
+        for value, event, query in locks:
+            print(f"      lock {event:<14} {value:7.3f} s  {query}")
+        by_query = sorted(((v, k) for k, v in self.seconds.items()), reverse=True)[:queries]
+        for value, (kind, event, query) in by_query:
+            print(f"      {value:7.3f} s  {kind}:{event or '-':<16} {query}")

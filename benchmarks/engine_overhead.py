@@ -56,7 +56,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -282,69 +281,6 @@ def purge(app, queue: str) -> int:
         return 0
 
 
-# --- What PostgreSQL's backends wait on --------------------------------------------------------
-
-
-class WaitSampler:
-    """Samples pg_stat_activity every `interval` seconds from a connection of its own, and
-    adds up, per wait event, how long the benchmark database's active backends spent in it
-    (samples x interval): PostgreSQL's own view of lock waits, I/O and client waits.
-
-    A sample costs the database a little CPU (about a tenth of a core at 2 ms), so the
-    runs that measure wall time leave it off (--waits turns it on)."""
-
-    QUERY = (
-        "SELECT coalesce(wait_event_type, 'CPU'), coalesce(wait_event, ''),"
-        " left(regexp_replace(query, '\\s+', ' ', 'g'), 60)"
-        " FROM pg_stat_activity WHERE datname = current_database()"
-        " AND pid <> pg_backend_pid() AND state = 'active'"
-    )
-
-    def __init__(self, url: str, interval: float = 0.002):
-        import psycopg
-
-        self.interval = interval
-        self._conn = psycopg.connect(url, autocommit=True)
-        self._stop = threading.Event()
-        self.seconds: dict[tuple[str, str, str], float] = defaultdict(float)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> WaitSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._conn.close()
-
-    def _run(self) -> None:
-        with self._conn.cursor() as cursor:
-            while not self._stop.wait(self.interval):
-                cursor.execute(self.QUERY)
-                for kind, event, query in cursor.fetchall():
-                    self.seconds[(kind, event, query)] += self.interval
-
-    def lock_seconds(self) -> float:
-        return sum(v for (kind, _, _), v in self.seconds.items() if kind == "Lock")
-
-    def report(self, subtasks: int) -> None:
-        by_event: dict[str, float] = defaultdict(float)
-        for (kind, event, _), value in self.seconds.items():
-            by_event[f"{kind}:{event}" if event else kind] += value
-        total = sum(by_event.values())
-        print(f"    backends active {total:.3f} s in all; lock waits {self.lock_seconds():.3f} s"
-              f" = {1000 * self.lock_seconds() / subtasks:.3f} ms per subtask")  # fmt: skip
-        for event, value in sorted(by_event.items(), key=lambda kv: -kv[1])[:6]:
-            print(f"      {value:7.3f} s  {event}")
-        locks = sorted(
-            ((v, event, query) for (kind, event, query), v in self.seconds.items()
-             if kind == "Lock"), reverse=True,
-        )[:3]  # fmt: skip
-        for value, event, query in locks:
-            print(f"      lock {event:<14} {value:7.3f} s  {query}")
-
-
 # --- One run of each system --------------------------------------------------------------------
 
 
@@ -415,7 +351,7 @@ def measure(system: str, run, shapes: list[Shape], worker: Workers, args) -> dic
                     and system == "taskcenter"
                     and args.database_url.startswith("postgres")
                 ):
-                    with WaitSampler(args.database_url) as sampler:
+                    with common.WaitSampler(args.database_url) as sampler:
                         elapsed = run(shape, worker, args.timeout)
                     sampler.report(shape.subtasks)
                 else:

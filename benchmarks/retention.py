@@ -26,12 +26,13 @@ fan-out's median time without and during the prune, and their ratio against the 
 Usage, from the project root:
     .venv/bin/python benchmarks/retention.py [--database URL] [--broker URL]
         [--tasks 1000000] [--recent 20000] [--width 200] [--fanouts 3]
-        [--clients 5] [--interval 1]
+        [--clients 5] [--interval 1] [--port N] [--waits]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import os
 import re
@@ -61,6 +62,12 @@ def parse_args():
     parser.add_argument("--fanouts", type=int, default=3)
     parser.add_argument("--clients", type=int, default=5)
     parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--port", type=int, default=None, help="the web process's (default: free)")
+    parser.add_argument(
+        "--waits",
+        action="store_true",
+        help="sample PostgreSQL's wait events during the prune (pg_stat_activity, every 20 ms)",
+    )
     return parser.parse_args()
 
 
@@ -97,14 +104,15 @@ def seed(cursor, old: int, recent: int) -> None:
         INSERT INTO tasks_subtaskinstance (id, task_id, name, series_id, description, timeout,
             status, operation, executor, run_time, retry_count, node_type, parallel_idx,
             prohibit_rollback, upstream_ids, downstream_ids, action, create_time, start_time,
-            finish_time, attempt, rollback_pending, log_size, log_truncated, upstreams_left)
+            finish_time, attempt, rollback_pending, log_size, log_truncated, upstreams_left,
+            key)
         SELECT 2 * (t.id - 1) + k + 1, t.id, 'Step ' || k, k, '', 600,
             CASE WHEN k = 0 OR t.id % 10 < 8 THEN 'SUCCESSFUL' ELSE 'FAILED' END,
             'EXECUTE', '10.0.0.1', 1, 0, 'PYTHON_TASK', -1, false,
             CASE WHEN k = 0 THEN '[]'::jsonb ELSE jsonb_build_array(2 * (t.id - 1) + 1) END,
             CASE WHEN k = 1 THEN '[]'::jsonb ELSE jsonb_build_array(2 * (t.id - 1) + 2) END,
             '{"callable": "demo.noop"}'::jsonb, t.create_time, t.start_time,
-            t.finish_time, 1, false, 60, false, 0
+            t.finish_time, 1, false, 60, false, 0, 'step-' || k
         FROM tasks_taskinstance t CROSS JOIN generate_series(0, 1) k
         """
     )
@@ -121,8 +129,8 @@ def seed(cursor, old: int, recent: int) -> None:
     cursor.execute(
         f"""
         INSERT INTO tasks_auditentry (actor_name, action, task_id, target, from_status,
-            to_status, reason, trace_id, created_at)
-        SELECT 'system', 'START', g, 'task ' || g, '', 'RUNNING', '', '-',
+            to_status, reason, trace_id, caller_trace_id, access_key_id, created_at)
+        SELECT 'system', 'START', g, 'task ' || g, '', 'RUNNING', '', '-', '', '',
             CASE WHEN g <= {old} THEN now() - interval '100 days' ELSE now() END
         FROM generate_series(1, {total}) g
         """
@@ -274,7 +282,7 @@ def main() -> int:
         )
         connection.close()
 
-        port = common.free_port()
+        port = args.port or common.free_port()
         web_log, worker_log = tmp / "web.log", tmp / "worker.log"
         web = start_process(
             [
@@ -312,7 +320,7 @@ def main() -> int:
             worker_log,
             tmp,
         )
-        pruner = None
+        pruner = sampler = None
         try:
             wait_http(port, web, web_log)
             fan_out(20)  # warm-up: the worker is up and its connections open
@@ -338,13 +346,15 @@ def main() -> int:
                 prune_log,
                 tmp,
             )
-            during_fanouts = []
-            while pruner.poll() is None or not during_fanouts:
-                took = fan_out(args.width)
-                loads.append(os.getloadavg()[0])
-                if pruner.poll() is None or not during_fanouts:
-                    during_fanouts.append(took)
-            pruner.wait()
+            sampler = common.WaitSampler(args.database, 0.02) if args.waits else None
+            with sampler or contextlib.nullcontext():
+                during_fanouts: list[float] = []
+                while pruner.poll() is None or not during_fanouts:
+                    took = fan_out(args.width)
+                    loads.append(os.getloadavg()[0])
+                    if pruner.poll() is None or not during_fanouts:
+                        during_fanouts.append(took)
+                pruner.wait()
             wall = time.perf_counter() - started
             during_list = pollers.finish()
             after_fanouts, after_list, load_after = baseline("3. without the prune, after")
@@ -392,6 +402,10 @@ def main() -> int:
         common.print_table(
             ["", "without prune", "during prune", "ratio", "target", "verdict"], rows
         )
+        if sampler is not None:
+            print()
+            print("PostgreSQL's active backends during the prune (sampled every 20 ms):")
+            sampler.report(queries=12)
         print()
         print(output.strip())
     return 0

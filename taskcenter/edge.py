@@ -45,7 +45,7 @@ from django.db import close_old_connections
 from rest_framework.renderers import JSONRenderer
 
 from taskcenter.api import waits
-from taskcenter.api.schedules import answer_after_wait
+from taskcenter.api.schedules import answer_after_wait, may_still_see, run_answer
 from taskcenter.schedules import selectors
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class Edge:
         self.watch = ContextWatch(self.db)
         self.per_caller = max(1, threads // 2)
         self.lanes: dict[str, tuple[asyncio.Semaphore, int]] = {}  # by caller: turns, users
-        self._answers: dict[waits.Wait, asyncio.Future] = {}
+        self._answers: dict[object, asyncio.Future] = {}  # renderings under way, by what
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -281,14 +281,27 @@ class Edge:
         return first if answer is None else answer
 
     async def _answer(self, wait: waits.Wait) -> bytes | None:
-        """One rendering shared by every wait for the same thing that ends at the same time."""
-        future = self._answers.get(wait)
+        """The answer of a wait that is over, for its caller as they are then. A logs or
+        results answer is the run's, the same for every caller who may see it: rendered
+        once for all the waits on it that end together, each caller's access checked on its
+        own; a submit's answer is its caller's own."""
+        if wait.kind == "submit":
+            return await self._shared(wait, _render, wait)
+        loop = asyncio.get_running_loop()
+        rendered = self._shared((wait.context_id, wait.kind), _render_run, wait)
+        if not await loop.run_in_executor(self.db, _may_still_see, wait):
+            return None
+        return await rendered
+
+    def _shared(self, key: object, render: Callable, wait: waits.Wait) -> asyncio.Future:
+        """One rendering in the waits' threads, shared by every wait that asks while it runs."""
+        future = self._answers.get(key)
         if future is None:
             loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self.db, _render, wait)
-            self._answers[wait] = future
-            future.add_done_callback(lambda _: self._answers.pop(wait, None))
-        return await asyncio.shield(future)
+            future = loop.run_in_executor(self.db, render, wait)
+            self._answers[key] = future
+            future.add_done_callback(lambda _: self._answers.pop(key, None))
+        return asyncio.shield(future)
 
 
 def caller(scope) -> str:
@@ -354,6 +367,16 @@ def _render(wait: waits.Wait) -> bytes | None:
     close_old_connections()
     data = answer_after_wait(wait)
     return None if data is None else JSONRenderer().render(data)
+
+
+def _render_run(wait: waits.Wait) -> bytes:
+    close_old_connections()
+    return JSONRenderer().render(run_answer(wait.context_id, wait.kind))
+
+
+def _may_still_see(wait: waits.Wait) -> bool:
+    close_old_connections()
+    return may_still_see(wait)
 
 
 async def _listen(receive, gone: threading.Event, gone_async: asyncio.Event) -> None:

@@ -12,10 +12,12 @@ import threading
 import pytest
 from django.core.wsgi import get_wsgi_application
 
+from taskcenter import edge as edge_module
+from taskcenter.accounts import roles
 from taskcenter.edge import Edge
 from taskcenter.schedules.models import Fire
 from taskcenter.tasks.models import TaskInstance
-from tests.factories import NOTEBOOK_JOB, PASSWORD, end_run, run_now
+from tests.factories import NOTEBOOK_JOB, PASSWORD, end_run, make_user, run_now
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -228,3 +230,50 @@ async def _until(condition, timeout: float = 10.0) -> None:
     while not condition():
         assert loop.time() < deadline, "condition not met"
         await asyncio.sleep(0.02)
+
+
+def test_waits_of_many_callers_on_one_run_share_one_answer_each_checked_for_access(
+    operator, viewer, monkeypatch
+):
+    context = run_now(actor=operator)
+    make_user("viewer-2", roles.VIEWER)
+    leaving = make_user("viewer-3", roles.VIEWER)
+    rendered: list[int] = []
+    render_run = edge_module._render_run
+
+    def counted(wait):
+        rendered.append(wait.context_id)
+        return render_run(wait)
+
+    monkeypatch.setattr(edge_module, "_render_run", counted)
+
+    async def drill():
+        edge = _edge()
+        callers = [name for name in ("viewer", "viewer-2", "viewer-3") for _ in range(10)]
+        clients = {name: [] for name in callers}
+        tasks = []
+        for name in callers:
+            client = Client()
+            clients[name].append(client)
+            scope = _scope("GET", f"/api/contexts/{context}/logs", name)
+            tasks.append(asyncio.create_task(edge(scope, client.receive, client.send)))
+        await _until(lambda: sum(edge.waiting.values()) == 30)
+        await asyncio.to_thread(_deactivate, leaving)
+        await asyncio.to_thread(end_run, context)
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+        return clients
+
+    clients = run_drill(drill)
+    for name in ("viewer", "viewer-2"):
+        for client in clients[name]:
+            assert client.status == 200
+            assert client.json()["done"] is True and client.json()["data"]
+    # The caller who may no longer see the run gets the answer given when the wait began.
+    for client in clients["viewer-3"]:
+        assert client.status == 200 and client.json()["done"] is False
+    assert rendered == [context]
+
+
+def _deactivate(user) -> None:
+    user.is_active = False
+    user.save(update_fields=["is_active"])

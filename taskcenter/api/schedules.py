@@ -327,8 +327,8 @@ def schedules(request):
     params = parse.single_valued(request.query_params)
     offset, limit = selectors.page(params)
     plans = selectors.plan_list(visible=access.visible_plans(request.user), params=params)
-    rows = list(plans[offset : offset + limit])
-    return ok(_plans_data(rows), totalHits=plans.count(), offset=offset)
+    rows, total = selectors.page_and_total(plans, offset, limit)
+    return ok(_plans_data(rows), totalHits=total, offset=offset)
 
 
 def _submit(request):
@@ -467,8 +467,8 @@ def contexts(request):
     params = parse.single_valued(request.query_params)
     offset, limit = selectors.page(params)
     rows = selectors.context_list(visible=access.visible_tasks(request.user), params=params)
-    page = [context_data(task) for task in rows[offset : offset + limit]]
-    return ok(page, totalHits=rows.count(), offset=offset)
+    page, total = selectors.page_and_total(rows, offset, limit)
+    return ok([context_data(task) for task in page], totalHits=total, offset=offset)
 
 
 @_schema("contextUsers", "The users who started contexts", parameters=_context_filters())
@@ -502,18 +502,22 @@ def _wait_until_done(context_id: int) -> bool:
 
 
 def _per_subtask(request, contextId, present):
-    task = _context(request, contextId)
+    access.require_view(request.user)
+    context_id = selectors.context_require(
+        visible=access.visible_tasks(request.user),
+        context_id=parse.identifier(contextId, "contextId"),
+    )
     block = parse.choice(
         parse.single_valued(request.query_params), "block", ("true", "false"), default="true"
     )
     if block == "true" and not waits.edge_waits(request):
-        done = _wait_until_done(task.pk)
+        done = _wait_until_done(context_id)
     else:
-        done = selectors.context_is_done(context_id=task.pk)
+        done = selectors.context_is_done(context_id=context_id)
         if block == "true" and not done:
             kind = "logs" if present is _logs else "results"
-            waits.hand_over(request, waits.Wait(request.user.pk, task.pk, kind))
-    data, done = _per_subtask_data(task.pk, present, done)
+            waits.hand_over(request, waits.Wait(request.user.pk, context_id, kind))
+    data, done = _per_subtask_data(context_id, present, done)
     return ok(data, done=done)
 
 
@@ -553,20 +557,43 @@ def context_results(request, contextId):
 def answer_after_wait(wait: waits.Wait) -> dict | None:
     """The envelope a handed-over wait answers with once it is over, for its caller as they
     are now (access checked again); None when they may no longer see it."""
-    user = get_user_model().objects.filter(pk=wait.user_id, is_active=True).first()
+    if wait.kind != "submit":
+        return run_answer(wait.context_id, wait.kind) if may_still_see(wait) else None
+    user = _active_user(wait.user_id)
     if user is None:
         return None
     try:
         access.require_view(user)
-        if wait.kind == "submit":
-            assert wait.plan_id is not None
-            items = selectors.plan_items(item_ids=wait.item_ids)
-            data = _submit_answer(user, wait.plan_id, items, wait.context_id, wait.context_ids)
-            return ok(data).data
-        task = selectors.context_get(visible=access.visible_tasks(user), context_id=wait.context_id)
+        assert wait.plan_id is not None
+        items = selectors.plan_items(item_ids=wait.item_ids)
+        data = _submit_answer(user, wait.plan_id, items, wait.context_id, wait.context_ids)
     except TaskCenterError:
         return None
-    done = selectors.context_is_done(context_id=task.pk)
-    present = _logs if wait.kind == "logs" else _result
-    answer, done = _per_subtask_data(task.pk, present, done)
+    return ok(data).data
+
+
+def may_still_see(wait: waits.Wait) -> bool:
+    """Whether the caller of a logs or results wait may see its run now (active, allowed to
+    view, the run within their clusters)."""
+    user = _active_user(wait.user_id)
+    if user is None:
+        return False
+    try:
+        access.require_view(user)
+    except TaskCenterError:
+        return False
+    return selectors.context_visible(visible=access.visible_tasks(user), context_id=wait.context_id)
+
+
+def run_answer(context_id: int, kind: str) -> dict:
+    """The envelope of a logs or results wait on this run, as it is now: the same for every
+    caller who may see the run, so the edge renders it once for all the waits that end
+    together (a run that a hundred clients wait on ends once)."""
+    done = selectors.context_is_done(context_id=context_id)
+    present = _logs if kind == "logs" else _result
+    answer, done = _per_subtask_data(context_id, present, done)
     return ok(answer, done=done).data
+
+
+def _active_user(user_id: int):
+    return get_user_model().objects.filter(pk=user_id, is_active=True).first()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from typing import TypeVar
 
 from django.contrib.auth import get_user_model
-from django.db.models import Min, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Min, Model, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from taskcenter.core import params as parse
@@ -37,6 +38,8 @@ USER_LIST_MAX = 500
 LIST_MAX = 1000
 SCHEDULE_ITEM_TYPES = (TriggerType.CRON_JOB, TriggerType.DEPENDENCY)
 
+Row = TypeVar("Row", bound=Model)
+
 
 # --- Filters shared by both lists ---------------------------------------------------------------
 
@@ -47,6 +50,17 @@ def page(params: Mapping) -> tuple[int, int]:
     limit = parse.integer(params, "limit", default=10, minimum=1, maximum=LIST_MAX)
     assert offset is not None and limit is not None
     return offset, limit
+
+
+def page_and_total(rows: QuerySet[Row], offset: int, limit: int) -> tuple[list[Row], int]:
+    """The rows of one page and how many rows match in all (totalHits). The page is read
+    with one row more than asked: when that row is not there (and the page is not past the
+    end), the page tells the total and no COUNT is needed, so a client polling for the one
+    running context of a plan sends one statement for its list, not two."""
+    page = list(rows[offset : offset + limit + 1])
+    if len(page) <= limit and (page or offset == 0):
+        return page, offset + len(page)
+    return page[:limit], rows.count()
 
 
 def job_statuses(params: Mapping, *names: str) -> list[str]:
@@ -318,7 +332,7 @@ def context_list(*, visible: QuerySet[TaskInstance], params: Mapping) -> QuerySe
         contexts = contexts.filter(creator_id__in=creators)
     wanted = job_statuses(params, "jobStatus", "jobStatusList")
     if wanted:
-        contexts = contexts.filter(job_status__in=wanted)  # type: ignore[misc]  # annotated by context_queryset
+        contexts = contexts.filter(status.job_status_in(wanted))
     return contexts.order_by("-id")
 
 
@@ -327,6 +341,19 @@ def context_get(*, visible: QuerySet[TaskInstance], context_id: int) -> TaskInst
         return context_queryset(visible=visible).get(pk=context_id)
     except TaskInstance.DoesNotExist:
         raise TaskNotFound(f"The {context_id} context does not exist.") from None
+
+
+def context_visible(*, visible: QuerySet[TaskInstance], context_id: int) -> bool:
+    """Whether this context is among `visible` (the viewer's scope): what its logs and
+    results ask, without the row and its jobStatus that context_get reads."""
+    return visible.filter(pk=context_id, plan_fire__isnull=False).exists()
+
+
+def context_require(*, visible: QuerySet[TaskInstance], context_id: int) -> int:
+    """This context's id when it is among `visible`, else TaskNotFound as context_get."""
+    if not context_visible(visible=visible, context_id=context_id):
+        raise TaskNotFound(f"The {context_id} context does not exist.")
+    return context_id
 
 
 def context_users(*, visible: QuerySet[TaskInstance], params: Mapping) -> list:

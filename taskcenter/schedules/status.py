@@ -9,10 +9,16 @@
     FAILED      the task ended FAILED otherwise
 
 It is a database expression, so lists filter and page by it (jobStatus, jobStatusList)
-with the same words they show.
+with the same words they show. The annotation (`job_status`) takes the first condition that
+holds; a filter (`job_status_in`) asks the wanted words' conditions directly, written so
+that they exclude each other (`_conditions`), so a list of running contexts reads the
+RUNNING tasks by their status rather than working out every row's word first. A test holds
+the two to each other (tests/schedules/test_job_status.py).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from django.db.models import Case, CharField, Exists, OuterRef, Q, Value, When
 
@@ -33,8 +39,8 @@ CANCELLED = "CANCELLED"
 JOB_STATUSES = (NONE, PENDING, RUNNING, SUCCESSFUL, FAILED, CANCELLED)
 
 
-def job_status() -> Case:
-    """The jobStatus of each row of a TaskInstance queryset (annotate with it)."""
+def _subtask_marks() -> tuple[Exists, Exists]:
+    """Whether some subtask has started, and whether some subtask failed by a cancel."""
     started = Exists(
         SubtaskInstance.objects.filter(task_id=OuterRef("pk"), start_time__isnull=False)
     )
@@ -45,6 +51,14 @@ def job_status() -> Case:
             operation=SubtaskRunMode.CANCEL,
         )
     )
+    return started, cancelled
+
+
+def job_status() -> Case:
+    """The jobStatus of each row of a TaskInstance queryset (annotate with it): the first
+    condition that holds, so each subtask mark is asked once (`_conditions` says the same
+    with conditions that exclude each other)."""
+    started, cancelled = _subtask_marks()
     return Case(
         When(Q(~started, status=TaskStatus.RUNNING), then=Value(PENDING)),
         When(status=TaskStatus.RUNNING, then=Value(RUNNING)),
@@ -55,3 +69,35 @@ def job_status() -> Case:
         default=Value(NONE),
         output_field=CharField(),
     )
+
+
+def _conditions() -> dict[str, Q]:
+    """Each jobStatus as a condition on a TaskInstance row; exactly one holds for any row,
+    the one `job_status` gives it."""
+    started, cancelled = _subtask_marks()
+    rolled_back = Q(operation=TaskRunMode.ROLLBACK)
+    return {
+        PENDING: Q(~started, status=TaskStatus.RUNNING),
+        RUNNING: Q(started, status=TaskStatus.RUNNING),
+        CANCELLED: Q(rolled_back, status=TaskStatus.SUCCESSFUL)
+        | Q(cancelled, status=TaskStatus.FAILED),
+        SUCCESSFUL: Q(~rolled_back, status=TaskStatus.SUCCESSFUL),
+        FAILED: Q(~cancelled, status=TaskStatus.FAILED),
+        NONE: ~Q(status__in=[TaskStatus.RUNNING, TaskStatus.SUCCESSFUL, TaskStatus.FAILED]),
+    }
+
+
+def job_status_in(wanted: Iterable[str]) -> Q:
+    """The TaskInstance rows whose jobStatus is one of `wanted` (filter with it)."""
+    names = set(wanted)
+    conditions = _conditions()
+    if {PENDING, RUNNING} <= names:
+        # Together they are every running task, whether or not a step has started.
+        names -= {PENDING, RUNNING}
+        conditions[RUNNING] = Q(status=TaskStatus.RUNNING)
+        names.add(RUNNING)
+    query = Q(pk__in=[])
+    for name in JOB_STATUSES:
+        if name in names:
+            query |= conditions[name]
+    return query
