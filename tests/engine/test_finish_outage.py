@@ -146,14 +146,20 @@ def test_a_finish_that_meets_a_database_restart_is_recorded_once_it_answers(
         pytest.skip("terminates PostgreSQL backends, as a restart does")
     task, first, second = chain
     failures = count_finish_failures(monkeypatch)
+    # The connections this test ends: its own (this thread's) and those opened from now on
+    # (the worker's and its heartbeat's), found by when their backend started; nothing
+    # else connected to the database is touched.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid(), clock_timestamp()")
+        own, began = cursor.fetchone()
     worker = Worker(first)
     worker.start()
     assert STEP.running.wait(30)
 
-    # What a restart does to this test's database, and to no other: every connection is
-    # ended ("terminating connection due to administrator command") and new ones are
-    # refused for a while. The test keeps one connection to the database (`inside`) and
-    # acts as the operator through another to the server's maintenance database.
+    # What a restart does to this test's database: its connections are ended
+    # ("terminating connection due to administrator command") and new ones are refused for
+    # a while. The test keeps one connection to the database (`inside`) and acts as the
+    # operator through another to the server's maintenance database.
     db = connection.settings_dict
     inside = connections.create_connection("default")
     inside.ensure_connection()
@@ -174,8 +180,8 @@ def test_a_finish_that_meets_a_database_restart_is_recorded_once_it_answers(
             operator.execute(f'ALTER DATABASE "{db["NAME"]}" WITH ALLOW_CONNECTIONS false')
             operator.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> %s",
-                [db["NAME"], kept],
+                "WHERE datname = %s AND pid <> %s AND (pid = %s OR backend_start >= %s)",
+                [db["NAME"], kept, own, began],
             )
             # An outage longer than TASKCENTER_WORKER_LOST_AFTER (3 s here), without
             # waiting it out: the last heartbeat was an hour ago.
