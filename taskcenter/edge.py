@@ -283,18 +283,18 @@ class Edge:
     async def _answer(self, wait: waits.Wait) -> bytes | None:
         """The answer of a wait that is over, for its caller as they are then. A logs or
         results answer is the run's, the same for every caller who may see it: rendered
-        once for all the waits on it that end together, each caller's access checked on its
-        own; a submit's answer is its caller's own."""
+        once for all the waits on it that end together, and each caller's access checked
+        once for all of their own; a submit's answer is its caller's own."""
         if wait.kind == "submit":
             return await self._shared(wait, _render, wait)
-        loop = asyncio.get_running_loop()
         rendered = self._shared((wait.context_id, wait.kind), _render_run, wait)
-        if not await loop.run_in_executor(self.db, _may_still_see, wait):
+        if not await self._shared(("access", wait), _may_still_see, wait):
             return None
         return await rendered
 
     def _shared(self, key: object, render: Callable, wait: waits.Wait) -> asyncio.Future:
-        """One rendering in the waits' threads, shared by every wait that asks while it runs."""
+        """`render(wait)` in the waits' threads, once for every wait that asks with the same
+        key while it runs."""
         future = self._answers.get(key)
         if future is None:
             loop = asyncio.get_running_loop()
