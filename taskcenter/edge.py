@@ -20,7 +20,9 @@ asyncio event loop (uvicorn's, taskcenter.webserver), where a connection costs m
   by the view (taskcenter.api.waits): the thread answers at once, and the edge keeps the
   connection until the run ends (one query per poll for every wait of the process,
   `ContextWatch`), the bound (TASKCENTER_CONTEXT_WAIT_SECONDS) runs out or the client goes
-  away; then it answers with what exists for the caller as they are then. At most
+  away; then it answers with what exists for the caller as they are then (a run's logs or
+  results rendered once for all the waits on it that end together, each caller's access
+  checked once for all of their own: a run a hundred clients wait on ends once). At most
   TASKCENTER_CONTEXT_WAITS_PER_USER waits of one user are held per process; beyond that the
   answer is the one the thread gave (`done: false`).
 """
