@@ -4,8 +4,9 @@ A HENGSHI client that waits for its runs asks, over and over, for the newest run
 context of a plan (`GET /api/contexts?entityGroup=...&jobStatusList=PENDING,RUNNING&limit=1`)
 and then waits on its logs (`GET /api/contexts/<id>/logs`, block=true). Behind `serve` the
 wait is held by the web process's event loop (taskcenter.edge): it costs the process a
-share of the watch's poll while it is held, and one answer (`answer_after_wait`) when the
-run ends. The script seeds seed_demo's history, a plan with `--contexts` runs of which the
+share of the watch's poll while it is held, and its answer when the run ends (the run's
+answer rendered once for all its waits and each caller's access checked; on earlier code,
+`answer_after_wait` once per wait). The script seeds seed_demo's history, a plan with `--contexts` runs of which the
 newest still runs, and `--waiters` viewers with sessions of their own, then measures:
 
 * the contexts list the clients poll, through Django's whole stack (middleware, session,
