@@ -20,13 +20,19 @@ Measured, for each case, --repeat calls after two unmeasured warm-ups:
 
 Printed: p50/p95 of each, the ratio api/sql (p50), the number of queries per call, and
 the API's p95 again with the slow-count cache on (TASKCENTER_SLOW_COUNT_CACHE_SECONDS, the
-product default of 5 s: a list's count slower than 50 ms is reused by its next pages).
-Targets: p95 <= 150 ms for the size-10 list pages; query count the same at size 10 and
-size 2000 (no N+1).
+product default of 5 s: a list's count slower than 50 ms is reused by its next pages), and
+each case's p95 against its target: 50 ms for the size-10 list pages and the detail, 300 ms
+for size 2000 (exact counts: the cache is not needed to meet it); query count the same at
+size 10 and size 2000 (no N+1).
+
+The cases: the default order, sort=startTime,desc and sort=duration (desc and asc), each
+without and with filters (status, type, cluster, name), first and deep pages, size 10 and
+2000, and the detail of the 1,000-subtask task. --cases runs those whose label contains a
+given text (e.g. --cases sort=duration detail).
 
 Usage, from the project root:
     .venv/bin/python benchmarks/api_list.py [--database URL] [--tasks 1000000]
-        [--subtasks 5] [--repeat 30] [--reseed]
+        [--subtasks 5] [--repeat 30] [--reseed] [--cases TEXT ...]
 """
 
 from __future__ import annotations
@@ -56,7 +62,8 @@ NAMES = [
 BIG_TASK_SUBTASKS = 1000
 # Task g gets a custom name when g % 100 is this (1% of the tasks): "<definition name> g".
 CUSTOM_NAME_AT = 7
-TARGET_P95_MS = 150.0
+# p95 targets in ms: size-10 pages and the detail (None), and size-2000 pages.
+TARGET_P95_MS = {10: 50.0, None: 50.0, 2000: 300.0}
 
 
 def parse_args():
@@ -66,6 +73,12 @@ def parse_args():
     parser.add_argument("--subtasks", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--reseed", action="store_true", help="drop and insert the rows again")
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        metavar="TEXT",
+        help="run only the cases whose label contains one of these (default: every case)",
+    )
     return parser.parse_args()
 
 
@@ -269,6 +282,9 @@ def main() -> int:
             cursor.execute("VACUUM ANALYZE")
         else:
             print("  reusing the seeded rows")
+            # Statistics of indexes on expressions (sort=duration's) that a migration has
+            # just built: until then the planner guesses their selectivity.
+            cursor.execute("ANALYZE tasks_taskinstance")
         cursor.execute("SELECT count(*) FROM tasks_taskinstance")
         (task_count,) = cursor.fetchone()
         cursor.execute(
@@ -309,6 +325,7 @@ def main() -> int:
     deep_failed_2000 = max(1, failed // 2000 // 2)
     deep_name_10 = max(1, name_matches // 10 // 2)
     deep_name_2000 = max(1, name_matches // 2000 // 2)
+    deep_sort_10 = 1000  # 10,000 tasks in: an OFFSET walk of 10,000 index entries
     cases = [
         ("status=FAILED page 1 size 10", list_call("status=FAILED&page=1&size=10"), 10),
         (
@@ -322,6 +339,8 @@ def main() -> int:
             list_call(f"status=FAILED&page={deep_failed_2000}&size=2000"),
             2000,
         ),
+        ("type=SCHEDULED page 1 size 10", list_call("type=SCHEDULED&size=10"), 10),
+        ("clusterId=3 page 1 size 10", list_call("clusterId=3&size=10"), 10),
         ("name=Create tenant page 1 size 10", list_call("name=create%20tenant&size=10"), 10),
         (
             f"name=Create tenant page {deep_name_10} size 10",
@@ -337,18 +356,69 @@ def main() -> int:
         # One custom name matches: "Create tenant 123107".
         ("name=tenant 1231 (selective) size 10", list_call("name=tenant%201231&size=10"), 10),
         ("no filter page 1 size 10", list_call("size=10"), 10),
-        # sort=duration orders by an expression (finish or now, minus start): no index
-        # holds it, so each page reads every matching task; startTime is its indexed peer.
-        ("sort=startTime,desc size 10", list_call("sort=startTime,desc&size=10"), 10),
-        ("sort=duration,desc size 10", list_call("sort=duration,desc&size=10"), 10),
-        ("sort=duration,asc size 10", list_call("sort=duration,asc&size=10"), 10),
+        ("no filter page 1 size 2000", list_call("size=2000"), 2000),
+        # sort=startTime walks its index; sort=duration merges the walks of the finished
+        # tasks' duration index and the running tasks' start time index.
+        ("sort=startTime,desc page 1 size 10", list_call("sort=startTime,desc&size=10"), 10),
+        (
+            f"sort=startTime,desc page {deep_sort_10} size 10",
+            list_call(f"sort=startTime,desc&page={deep_sort_10}&size=10"),
+            10,
+        ),
+        ("sort=startTime,desc size 2000", list_call("sort=startTime,desc&size=2000"), 2000),
+        (
+            "status=FAILED sort=startTime,desc size 10",
+            list_call("status=FAILED&sort=startTime,desc&size=10"),
+            10,
+        ),
+        ("sort=duration,desc page 1 size 10", list_call("sort=duration,desc&size=10"), 10),
+        (
+            f"sort=duration,desc page {deep_sort_10} size 10",
+            list_call(f"sort=duration,desc&page={deep_sort_10}&size=10"),
+            10,
+        ),
+        ("sort=duration,asc page 1 size 10", list_call("sort=duration,asc&size=10"), 10),
+        (
+            f"sort=duration,asc page {deep_sort_10} size 10",
+            list_call(f"sort=duration,asc&page={deep_sort_10}&size=10"),
+            10,
+        ),
+        ("sort=duration,desc size 2000", list_call("sort=duration,desc&size=2000"), 2000),
+        ("sort=duration,asc size 2000", list_call("sort=duration,asc&size=2000"), 2000),
         (
             "status=FAILED sort=duration,desc size 10",
             list_call("status=FAILED&sort=duration,desc&size=10"),
             10,
         ),
+        (
+            f"status=FAILED sort=duration,asc page {deep_failed_10} size 10",
+            list_call(f"status=FAILED&sort=duration,asc&page={deep_failed_10}&size=10"),
+            10,
+        ),
+        (
+            "status=RUNNING sort=duration,desc size 10",
+            list_call("status=RUNNING&sort=duration,desc&size=10"),
+            10,
+        ),
+        (
+            "type=SCHEDULED sort=duration,desc size 10",
+            list_call("type=SCHEDULED&sort=duration,desc&size=10"),
+            10,
+        ),
+        (
+            "clusterId=3 sort=duration,asc size 10",
+            list_call("clusterId=3&sort=duration,asc&size=10"),
+            10,
+        ),
+        (
+            "name=Create tenant sort=duration,desc size 10",
+            list_call("name=create%20tenant&sort=duration,desc&size=10"),
+            10,
+        ),
         (f"detail of a {BIG_TASK_SUBTASKS}-subtask task", detail_call(task_count), None),
     ]
+    if args.cases:
+        cases = [case for case in cases if any(part in case[0] for part in args.cases)]
     rows, query_counts, misses = [], {}, []
     for label, call, size in cases:
         repeat = args.repeat if size != 2000 else max(5, args.repeat // 3)
@@ -356,10 +426,10 @@ def main() -> int:
         p50, p95 = statistics.median(api_ms), percentile(api_ms, 0.95)
         c95 = percentile(cached_ms, 0.95)
         s50, s95 = statistics.median(sql_ms), percentile(sql_ms, 0.95)
-        ok = True
-        if size == 10 and min(p95, c95) > TARGET_P95_MS:
-            ok = False
-            misses.append(label)
+        target = TARGET_P95_MS[size]
+        ok = p95 <= target
+        if not ok:
+            misses.append(label + (" (within it with the count cached)" if c95 <= target else ""))
         if size is not None:
             # Per filter: a name filter runs one more query (its matching names) than a
             # status filter, and that must not change with the page or its size.
@@ -376,7 +446,8 @@ def main() -> int:
                 f"{c95:.1f}",
                 str(queries),
                 f"{len(response.content) / 1024:.0f}",
-                common.verdict(ok) if size == 10 else "",
+                f"{target:.0f}",
+                common.verdict(ok),
             ]
         )
         print(f"  {label}: api p95 {p95:.1f} ms", flush=True)
@@ -392,7 +463,8 @@ def main() -> int:
             "p95 cached",
             "queries",
             "KB",
-            "p95<=150",
+            "target",
+            "p95 ok",
         ],
         rows,
     )
@@ -412,7 +484,8 @@ def main() -> int:
         "cursor; ratio = api p50 / sql p50.\n'p95 cached': the same calls with the "
         "product's default TASKCENTER_SLOW_COUNT_CACHE_SECONDS=5 (a count slower than 50 ms "
         "is reused by the next calls of the same list). The target counts as met when "
-        "either p95 is within it."
+        "exact-count p95 is within it (p95 ok); a case within it only with the count "
+        "cached is named so."
     )
     if misses:
         print("MISSED the p95 target:", "; ".join(misses))

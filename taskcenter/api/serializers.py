@@ -21,7 +21,7 @@ from rest_framework import serializers
 from taskcenter.api.envelope import iso
 from taskcenter.tasks import models
 from taskcenter.tasks.definitions import approval_settings
-from taskcenter.tasks.selectors import SubtaskBrief
+from taskcenter.tasks.selectors import SubtaskBrief, SubtaskRow, TaskRow
 
 
 @extend_schema_field(OpenApiTypes.INT64)
@@ -155,7 +155,7 @@ class ApprovalSerializer(_Fast):
     decision = ApprovalDecisionSerializer(allow_null=True)
 
     @staticmethod
-    def represent(sub: models.SubtaskInstance):
+    def represent(sub: models.SubtaskInstance | SubtaskRow):
         gate = approval_settings(sub.action)
         waiting = sub.status == models.SubtaskStatus.RUNNING
         expires = (
@@ -207,14 +207,14 @@ class SubtaskInstanceSerializer(_Fast):
     )
 
     @staticmethod
-    def represent(sub: models.SubtaskInstance):
+    def represent(sub: models.SubtaskInstance | SubtaskRow):
         data = SubtaskInstanceSerializer._ocp(sub)
         if sub.node_type == models.NodeType.APPROVAL_TASK:
             data["approval"] = ApprovalSerializer.represent(sub)
         return data
 
     @staticmethod
-    def _ocp(sub: models.SubtaskInstance) -> dict:
+    def _ocp(sub: models.SubtaskInstance | SubtaskRow) -> dict:
         return {
             "id": sub.pk,
             "name": sub.name,
@@ -297,6 +297,60 @@ class BasicTaskInstanceSerializer(_TaskFields):
         data["subtasks"] = subtasks
         return data
 
+    @staticmethod
+    def represent_row(row: TaskRow):
+        """represent() of a task read as a TaskRow (selectors.task_list_page): the same
+        dict, built from one tuple instead of four model instances."""
+        tenant = (
+            None
+            if row.tenant_id is None
+            else {
+                "id": row.tenant_id,
+                "name": row.tenant_name,
+                "obTenantId": row.tenant_ob_id,
+                "obClusterId": row.tenant_ob_id,
+                "clusterId": row.tenant_cluster_id,
+                "mode": row.tenant_mode,
+            }
+        )
+        subtasks = [
+            {
+                "id": pk,
+                "name": name,
+                "description": description,
+                "status": status,
+                "operation": operation,
+                "seriesId": series_id,
+            }
+            for pk, name, description, status, operation, series_id in row.subtasks
+        ]
+        return {
+            "id": row.pk,
+            "name": row.name,
+            "cluster": None
+            if row.cluster_id is None
+            else {
+                "id": row.cluster_id,
+                "name": row.cluster_name,
+                "obClusterId": row.cluster_ob_id,
+                "type": row.cluster_type,
+            },
+            "tenant": tenant,
+            "tenantInfo": tenant,
+            "creator": None
+            if row.creator_id is None
+            else {"id": row.creator_id, "name": row.creator_name},
+            "status": row.status,
+            "type": row.type,
+            "operation": row.operation,
+            "createTime": iso(row.create_time),
+            "startTime": iso(row.start_time),
+            "finishTime": iso(row.finish_time),
+            "subtaskTotal": len(subtasks),
+            "subtaskSuccessful": sum(1 for sub in subtasks if sub["status"] == "SUCCESSFUL"),
+            "subtasks": subtasks,
+        }
+
 
 class WrappedTaskInstanceSerializer(_TaskFields):
     """A task with every subtask in full."""
@@ -311,7 +365,9 @@ class WrappedTaskInstanceSerializer(_TaskFields):
         return self.represent(task, subtasks)
 
     @staticmethod
-    def represent(task: models.TaskInstance, subtasks: list[models.SubtaskInstance]):  # type: ignore[override]
+    def represent(  # type: ignore[override]
+        task: models.TaskInstance, subtasks: list[models.SubtaskInstance] | list[SubtaskRow]
+    ):
         data = _task_common(task)
         data["taskDefinitionId"] = task.definition_id if task.definition_id is not None else -1
         data["executor"] = task.executor

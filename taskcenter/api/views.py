@@ -148,8 +148,9 @@ def task_list(request):
     params = clean_params(request)
     page, size = parse.page(params)
     queryset = selectors.task_list(visible=access.visible_tasks(request.user), params=params)
-    rows, total = selectors.task_page(queryset=queryset, page=page, size=size)
-    contents = [s.BasicTaskInstanceSerializer.represent(task) for task in rows]
+    tally = selectors.task_tally(clusters=access.visible_clusters(request.user), params=params)
+    rows, total = selectors.task_list_page(queryset=queryset, page=page, size=size, tally=tally)
+    contents = [s.BasicTaskInstanceSerializer.represent_row(row) for row in rows]
     return ok(request, paged(contents, total=total, page=page, size=size))
 
 
@@ -189,7 +190,9 @@ def task_filter_options(request):
 
 def _wrapped(task_id: int) -> dict:
     task = selectors.task_get(task_id=task_id)
-    return s.WrappedTaskInstanceSerializer.represent(task, selectors.task_subtasks(task=task))
+    return s.WrappedTaskInstanceSerializer.represent(
+        task, selectors.task_subtask_rows(task_id=task.pk)
+    )
 
 
 @extend_schema(
@@ -208,7 +211,9 @@ def _detail(request, raw_id):
     task = access.get_task_for_user(request.user, parse.identifier(raw_id, "taskInstanceId"))
     return ok(
         request,
-        s.WrappedTaskInstanceSerializer.represent(task, selectors.task_subtasks(task=task)),
+        s.WrappedTaskInstanceSerializer.represent(
+            task, selectors.task_subtask_rows(task_id=task.pk)
+        ),
     )
 
 

@@ -89,7 +89,7 @@ class SignInView(LoginView):
 def task_list(request):
     visible = access.visible_tasks(request.user)
     params = request.GET
-    results, extra = _task_results(visible, params)
+    results, extra = _task_results(visible, params, clusters=access.visible_clusters(request.user))
     extra["bulk_ops"] = _bulk_ops(request.user)
     choices = selectors.task_filter_choices(clusters=access.visible_clusters(request.user))
     form = TaskFilterForm(
@@ -111,16 +111,22 @@ def _bulk_ops(user) -> list[dict]:
     ]
 
 
-def _task_results(visible, params, cursor: str | None = None) -> tuple[ListResults, dict]:
+def _task_results(
+    visible, params, *, clusters: frozenset[int] | None, cursor: str | None = None
+) -> tuple[ListResults, dict]:
     """One page of the task list and what its results part shows, with the URL of its
-    live poll (which carries the change cursor and the ids of the rows shown)."""
+    live poll (which carries the change cursor and the ids of the rows shown). `clusters`
+    is the scope of `visible` (access.visible_clusters), for the total's TaskCount."""
     if cursor is None:
         # Read before the rows: a change between the two is sent again, never missed.
         cursor = selectors.task_changes(visible=visible).cursor
 
     def fetch(page_no: int, size: int) -> tuple[list[TaskInstance], int]:
         queryset = selectors.task_list(visible=visible, params=params)
-        return selectors.task_page(queryset=queryset, page=page_no, size=size, with_subtasks=False)
+        tally = selectors.task_tally(clusters=clusters, params=params)
+        return selectors.task_page(
+            queryset=queryset, page=page_no, size=size, with_subtasks=False, tally=tally
+        )
 
     results = _page_of(params, default_size=DEFAULT_PAGE_SIZE, fetch=fetch)
     rows: list[TaskInstance] = results.rows
@@ -263,7 +269,12 @@ def task_list_live(request):
     if changes.changed:
         changed_shown = _rows_to_patch(visible, params, shown, changes.ids, size)
     if changed_shown is None:
-        results, extra = _task_results(visible, params, cursor=changes.cursor)
+        results, extra = _task_results(
+            visible,
+            params,
+            clusters=access.visible_clusters(request.user),
+            cursor=changes.cursor,
+        )
         form = TaskFilterForm(params, clusters=[], hosts=[], creators=[])
         rows, total, page_no, size, error, _ = results
         context.update(

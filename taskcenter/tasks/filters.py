@@ -281,6 +281,40 @@ def parse_sort(values: list[str]) -> list[str | OrderBy]:
     return order
 
 
+def duration_sort(order) -> str | None:
+    """ "asc" or "desc" when `order` (a queryset's ORDER BY terms) is parse_sort's for
+    sort=duration alone (the duration, then id DESC); None for any other order."""
+    if len(order) != 2 or order[1] not in ("-id", "-pk"):
+        return None
+    term = order[0]
+    if not isinstance(term, OrderBy) or term.expression != DURATION:
+        return None
+    return "desc" if term.descending else "asc"
+
+
+# The filters a total can be read for from TaskCount (selectors.task_tally).
+COUNTED_FILTERS = frozenset({"status", "type", "clusterId"})
+
+
+def counted_filters(params) -> tuple[list[str] | None, list[str] | None, int | None] | None:
+    """(statuses, types, cluster id) of a task list whose only filters are those (None
+    for one not given), or None when it has any other filter."""
+    filterset = TaskInstanceFilter(params, queryset=TaskInstance.objects.none())
+    if not filterset.is_valid():
+        raise _invalid(filterset.errors)
+    given = {
+        name for name, value in filterset.form.cleaned_data.items() if value not in (None, "", [])
+    }
+    if given - COUNTED_FILTERS:
+        return None
+    cleaned = filterset.form.cleaned_data
+    return (
+        cleaned.get("status") or None,
+        cleaned.get("type") or None,
+        cleaned.get("clusterId"),
+    )
+
+
 def _invalid(errors) -> InvalidParameter:
     """A filter form's errors as one refusal, named after the first parameter at fault."""
     parts = []

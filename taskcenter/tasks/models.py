@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
+from django.db.models import ExpressionWrapper, F, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -158,6 +159,15 @@ class TaskName(models.Model):
         return self.name
 
 
+# A started and finished task: its duration is a constant (sort=duration's stored part).
+FINISHED = Q(finish_time__isnull=False, start_time__isnull=False)
+# A started task not finished: its duration is now minus its start.
+RUNNING_STARTED = Q(finish_time__isnull=True, start_time__isnull=False)
+FINISHED_DURATION = ExpressionWrapper(
+    F("finish_time") - F("start_time"), output_field=models.DurationField()
+)
+
+
 class TaskInstance(models.Model):
     name = models.CharField(max_length=200)
     definition = models.ForeignKey(
@@ -211,6 +221,54 @@ class TaskInstance(models.Model):
             # The name filter's count and pages: an index-only scan over the matching names.
             models.Index(fields=["name", "-id"], name="task_name_id"),
             models.Index(fields=["updated_at", "id"], name="task_updated_id"),
+            # sort=startTime: an index walk instead of reading every task for a top-N sort
+            # (startTime,asc walks it backwards, with an incremental sort of equal times).
+            models.Index(fields=["-start_time", "-id"], name="task_start_id"),
+            # sort=duration (filters.DURATION): a finished task's duration never changes, so
+            # these two hold it, one per direction because the tie-break is id DESC in both;
+            # the running tasks, whose duration grows with the clock, come from the small
+            # index after them and are merged in (selectors.task_page_ids).
+            models.Index(
+                FINISHED_DURATION.desc(),
+                F("id").desc(),
+                name="task_finished_duration_desc",
+                condition=FINISHED,
+            ),
+            models.Index(
+                FINISHED_DURATION.asc(),
+                F("id").desc(),
+                name="task_finished_duration_asc",
+                condition=FINISHED,
+            ),
+            # With a status filter, the same walks within the status: without these a
+            # status matched by few finished (or running) tasks walked every one of them.
+            models.Index(
+                F("status"),
+                FINISHED_DURATION.desc(),
+                F("id").desc(),
+                name="task_status_duration_desc",
+                condition=FINISHED,
+            ),
+            models.Index(
+                F("status"),
+                FINISHED_DURATION.asc(),
+                F("id").desc(),
+                name="task_status_duration_asc",
+                condition=FINISHED,
+            ),
+            # Type, cluster and name are in it so that a walk that finds few matches reads only
+            # the index (an index-only scan), not every running task's row.
+            models.Index(
+                fields=["start_time", "-id"],
+                name="task_running_start_id",
+                condition=RUNNING_STARTED,
+                include=["type", "cluster_id", "name"],
+            ),
+            models.Index(
+                fields=["status", "start_time", "-id"],
+                name="task_running_status_start_id",
+                condition=RUNNING_STARTED,
+            ),
         ]
         permissions = [
             ("retry_taskinstance", "Can retry tasks and subtasks"),
@@ -228,6 +286,29 @@ class TaskInstance(models.Model):
     @property
     def is_rolled_back(self) -> bool:
         return self.status == TaskStatus.SUCCESSFUL and self.operation == TaskRunMode.ROLLBACK
+
+
+class TaskCount(models.Model):
+    """How many tasks there are per (cluster, status, type), as signed changes to add up.
+
+    The task list's exact total (totalElements) without counting a million rows: when a
+    list's filters are only status, type and cluster (and the caller's cluster scope), its
+    total is the sum of the matching rows here. PostgreSQL's triggers on
+    tasks_taskinstance (migration 0017) write the rows, whatever changes a task: +n for
+    inserted tasks, -n for deleted ones, -1 and +1 when a task's status, type or cluster
+    changes, and nothing is left after a TRUNCATE. Writers only insert (no row is updated,
+    so two transactions never wait for each other here); `services.counts.fold_task_counts`
+    adds them up into one row per key in the background. On SQLite (a single writer, small
+    lists) there are no triggers and the list counts its rows.
+    """
+
+    cluster_id = models.BigIntegerField(null=True)
+    status = models.CharField(max_length=16)
+    type = models.CharField(max_length=16)
+    n = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"cluster {self.cluster_id} {self.status} {self.type}: {self.n:+d}"
 
 
 class SubtaskInstance(models.Model):

@@ -12,14 +12,38 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
-from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Sum
+from django.db import connection, connections
+from django.db.models import (
+    Count,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from taskcenter.core.errors import InvalidDefinition, TaskNotFound
 from taskcenter.tasks import definitions, parameters
-from taskcenter.tasks.filters import filter_operations, filter_tasks, parse_sort
+from taskcenter.tasks.filters import (
+    AnyOf,
+    counted_filters,
+    duration_sort,
+    filter_operations,
+    filter_tasks,
+    parse_sort,
+)
 from taskcenter.tasks.models import (
     ACTIVE_SUBTASK_STATUSES,
+    FINISHED,
+    FINISHED_DURATION,
     AuditEntry,
     Cluster,
     Host,
@@ -28,6 +52,7 @@ from taskcenter.tasks.models import (
     SubtaskAttempt,
     SubtaskInstance,
     SubtaskStatus,
+    TaskCount,
     TaskDefinition,
     TaskInstance,
     TaskStatus,
@@ -95,7 +120,12 @@ class SubtaskBrief(NamedTuple):
 
 
 def task_page(
-    *, queryset: QuerySet[TaskInstance], page: int, size: int, with_subtasks: bool = True
+    *,
+    queryset: QuerySet[TaskInstance],
+    page: int,
+    size: int,
+    with_subtasks: bool = True,
+    tally: TaskTally | None = None,
 ) -> tuple[list[TaskInstance], int]:
     """One page of tasks with cluster, tenant, creator and basic subtasks (as
     `subtasks_brief`, a list of SubtaskBrief in series order), and the total.
@@ -103,17 +133,19 @@ def task_page(
     A constant number of queries whatever the page size: count, page ids, page, subtasks.
     with_subtasks=False skips the subtasks (the dashboard's list shows only counts, and a
     page of 50 tasks of 1,000 subtasks each would otherwise load 50,000 rows).
+    `tally` (from task_tally, for the same filters and scope) counts the total from
+    TaskCount instead of the tasks.
 
     The page's ids come first from the bare filtered, sorted queryset (an index walk), and
     only those rows are then joined and counted: joining and grouping before the OFFSET
     would make a deep page of a million tasks aggregate every row before it.
     """
-    total = _task_count(queryset)
-    ids = list(queryset.values_list("pk", flat=True)[(page - 1) * size : page * size])
+    total = tally.total() if tally is not None else _task_count(queryset)
+    ids = _page_ids(queryset, offset=(page - 1) * size, size=size)
     if not ids:
         return [], total
     rows = (
-        queryset.filter(pk__in=ids)
+        queryset.filter(AnyOf(F("pk"), ids))
         .select_related("cluster", "tenant", "creator")
         .annotate(subtask_successful=Count("subtasks", filter=Q(subtasks__status="SUCCESSFUL")))
     )
@@ -123,13 +155,171 @@ def task_page(
         # spent more time building instances than the database took to find the rows.
         for task in by_id.values():
             task.subtasks_brief = []
-        for task_id, *brief in (
-            SubtaskInstance.objects.filter(task_id__in=list(by_id))
-            .order_by("task_id", "series_id", "pk")
-            .values_list("task_id", *SubtaskBrief._fields)
-        ):
-            by_id[task_id].subtasks_brief.append(SubtaskBrief(*brief))
+        for task_id, brief in _subtasks_brief(list(by_id)):
+            by_id[task_id].subtasks_brief.append(brief)
     return [by_id[pk] for pk in ids if pk in by_id], total
+
+
+class TaskRow(NamedTuple):
+    """A task as the API's list shows it, read as one tuple (no model instances: a page
+    of 2,000 tasks spent more time building 8,000 of them than the database took)."""
+
+    pk: int
+    name: str
+    cluster_id: int | None
+    cluster_name: str | None
+    cluster_ob_id: int | None
+    cluster_type: str | None
+    tenant_id: int | None
+    tenant_name: str | None
+    tenant_ob_id: int | None
+    tenant_cluster_id: int | None
+    tenant_mode: str | None
+    creator_id: int | None
+    creator_name: str | None
+    status: str
+    type: str
+    operation: str
+    create_time: datetime | None
+    start_time: datetime | None
+    finish_time: datetime | None
+    subtasks: list[SubtaskBrief]
+
+
+_TASK_ROW_COLUMNS = (
+    "pk",
+    "name",
+    "cluster_id",
+    "cluster__name",
+    "cluster__ob_cluster_id",
+    "cluster__type",
+    "tenant_id",
+    "tenant__name",
+    "tenant__ob_tenant_id",
+    "tenant__cluster_id",
+    "tenant__mode",
+    "creator_id",
+    "creator__username",
+    "status",
+    "type",
+    "operation",
+    "create_time",
+    "start_time",
+    "finish_time",
+)
+
+
+def task_list_page(
+    *, queryset: QuerySet[TaskInstance], page: int, size: int, tally: TaskTally | None = None
+) -> tuple[list[TaskRow], int]:
+    """task_page for the API: the same tasks in the same order, as TaskRow tuples with
+    their subtasks in brief. Queries: count, page ids, rows, subtasks."""
+    total = tally.total() if tally is not None else _task_count(queryset)
+    ids = _page_ids(queryset, offset=(page - 1) * size, size=size)
+    if not ids:
+        return [], total
+    by_id = {
+        values[0]: TaskRow._make((*values, []))
+        for values in queryset.order_by()
+        .filter(AnyOf(F("pk"), ids))
+        .values_list(*_TASK_ROW_COLUMNS)
+    }
+    for task_id, brief in _subtasks_brief(list(by_id)):
+        by_id[task_id].subtasks.append(brief)
+    return [by_id[pk] for pk in ids if pk in by_id], total
+
+
+def _subtasks_brief(task_ids: list[int]) -> Iterator[tuple[int, SubtaskBrief]]:
+    """(task id, SubtaskBrief) of every subtask of `task_ids`, in series order."""
+    for task_id, *brief in (
+        SubtaskInstance.objects.filter(AnyOf(F("task_id"), task_ids))
+        .order_by("task_id", "series_id", "pk")
+        .values_list("task_id", *SubtaskBrief._fields)
+    ):
+        yield task_id, SubtaskBrief(*brief)
+
+
+def _page_ids(queryset: QuerySet[TaskInstance], *, offset: int, size: int) -> list[int]:
+    """The ids of one page of the filtered, sorted `queryset`.
+
+    sort=duration orders by an expression that no index holds (a running task's duration
+    grows with the clock). Where the database can order and limit each part of a UNION
+    (PostgreSQL), the page is merged from three index walks instead of a sort of every
+    matching task: finished tasks by their stored-by-index duration, running ones by start
+    time (now minus start: the earlier, the longer), then the tasks not started (no
+    duration: last, newest first). Each part stops at offset + size rows.
+    """
+    direction = duration_sort(queryset.query.order_by)
+    features = connections[queryset.db].features
+    if direction is None or not features.supports_slicing_ordering_in_compound:
+        return list(queryset.values_list("pk", flat=True)[offset : offset + size])
+    base = queryset.order_by()
+    limit = offset + size
+    descending = direction == "desc"
+    finished = (
+        base.filter(FINISHED)
+        .annotate(sort_duration=FINISHED_DURATION, sort_rank=Value(0))
+        .order_by(
+            FINISHED_DURATION.desc() if descending else FINISHED_DURATION.asc(), F("id").desc()
+        )
+        .values_list("pk", "sort_duration", "sort_rank")[:limit]
+    )
+    running = (
+        base.filter(finish_time__isnull=True, start_time__isnull=False)
+        .annotate(
+            sort_duration=ExpressionWrapper(Now() - F("start_time"), output_field=DurationField()),
+            sort_rank=Value(0),
+        )
+        .order_by("start_time" if descending else "-start_time", "-id")
+        .values_list("pk", "sort_duration", "sort_rank")[:limit]
+    )
+    unstarted = (
+        base.filter(start_time__isnull=True)
+        .annotate(sort_duration=Value(None, output_field=DurationField()), sort_rank=Value(1))
+        .order_by("-id")
+        .values_list("pk", "sort_duration", "sort_rank")[:limit]
+    )
+    merged = finished.union(running, unstarted, all=True).order_by(
+        "sort_rank", "-sort_duration" if descending else "sort_duration", "-pk"
+    )
+    return [pk for pk, _, _ in merged[offset:limit]]
+
+
+class TaskTally(NamedTuple):
+    """A task list's filters that TaskCount can total: statuses, types, one cluster, and
+    the caller's cluster scope (None: all of each)."""
+
+    scope: frozenset[int] | None
+    statuses: list[str] | None
+    types: list[str] | None
+    cluster_id: int | None
+
+    def total(self) -> int:
+        counts = TaskCount.objects.all()
+        if self.scope is not None:
+            counts = counts.filter(cluster_id__in=self.scope)
+        if self.cluster_id is not None:
+            counts = counts.filter(cluster_id=self.cluster_id)
+        if self.statuses:
+            counts = counts.filter(status__in=self.statuses)
+        if self.types:
+            counts = counts.filter(type__in=self.types)
+        return counts.aggregate(total=Sum("n"))["total"] or 0
+
+
+def task_tally(*, clusters: frozenset[int] | None, params) -> TaskTally | None:
+    """How to total the task list of `params` from TaskCount, for a caller who sees the
+    tasks of `clusters` (None: every cluster; access.visible_clusters), or None when its
+    filters need the tasks themselves (name, tenant, host, creator, keyword, time range)
+    or the database keeps no TaskCount (SQLite). Call it after task_list, which refuses
+    malformed parameters."""
+    if connection.vendor != "postgresql":
+        return None
+    counted = counted_filters(params)
+    if counted is None:
+        return None
+    statuses, types, cluster_id = counted
+    return TaskTally(scope=clusters, statuses=statuses, types=types, cluster_id=cluster_id)
 
 
 SLOW_COUNT_SECONDS = 0.05
@@ -318,6 +508,43 @@ def task_ids_among(*, queryset: QuerySet[TaskInstance], ids: list[int]) -> set[i
 
 def task_subtasks(*, task: TaskInstance) -> list[SubtaskInstance]:
     return list(task.subtasks.order_by("series_id", "pk"))
+
+
+class SubtaskRow(NamedTuple):
+    """A subtask with what the API's task detail shows of it, read as one tuple: the same
+    attribute names as SubtaskInstance, so its serializer reads either. A task of 1,000
+    subtasks spent three times the query's time building model instances."""
+
+    pk: int
+    name: str
+    series_id: int
+    description: str
+    timeout: int
+    status: str
+    operation: str
+    executor: str
+    run_time: int
+    retry_count: int
+    node_type: str
+    parallel_idx: int
+    upstream_ids: list[int]
+    downstream_ids: list[int]
+    prohibit_rollback: bool
+    create_time: datetime | None
+    start_time: datetime | None
+    finish_time: datetime | None
+    result: Any
+    action: dict
+
+
+def task_subtask_rows(*, task_id: int) -> list[SubtaskRow]:
+    """Every subtask of a task in series order, as SubtaskRow tuples."""
+    return [
+        SubtaskRow(*values)
+        for values in SubtaskInstance.objects.filter(task_id=task_id)
+        .order_by("series_id", "pk")
+        .values_list(*SubtaskRow._fields)
+    ]
 
 
 def subtask_get(*, task_id: int, subtask_id: int) -> SubtaskInstance:

@@ -625,3 +625,17 @@ def log_chunks_insert(rows: list[tuple[int, int, int, int, bytes, Any]]) -> Stat
         f"INSERT INTO {LOG_CHUNKS} ({log_chunk_columns()}) VALUES {values}",
         [value for row in rows for value in row],
     )
+
+
+# TaskCount's signed changes added up into one row per key, in one statement: rows a
+# writer inserts meanwhile are not in this statement's snapshot, so they are neither
+# deleted nor added here, and a reader sees the rows before or after, never half.
+FOLD_TASK_COUNTS = """
+    WITH folded AS (
+        DELETE FROM tasks_taskcount RETURNING cluster_id, status, type, n
+    )
+    INSERT INTO tasks_taskcount (cluster_id, status, type, n)
+    SELECT cluster_id, status, type, sum(n) FROM folded
+    GROUP BY cluster_id, status, type
+    HAVING sum(n) <> 0
+"""

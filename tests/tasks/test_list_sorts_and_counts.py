@@ -1,0 +1,158 @@
+"""The task list's sort by duration and start time, and its total kept in TaskCount.
+
+sort=duration's page is merged from index walks on PostgreSQL (selectors._page_ids); it
+must give the very rows, in the very order, of the ORDER BY it replaces: that order is
+asked of the database here beside it, as the oracle. The total read from TaskCount must be
+the count of the tasks, after any kind of change a task can go through.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.http import QueryDict
+from django.utils import timezone
+
+from taskcenter.tasks import selectors
+from taskcenter.tasks.models import Cluster, TaskCount, TaskInstance
+from taskcenter.tasks.services.counts import fold_task_counts
+
+postgres_only = pytest.mark.skipif(
+    "connection.vendor != 'postgresql'", reason="TaskCount is kept on PostgreSQL only"
+)
+
+
+def _tasks(clusters: list[Cluster]) -> None:
+    """Finished tasks with tied and distinct durations, running and unstarted ones."""
+    now = timezone.now()
+    rows = []
+    for index in range(60):
+        start = now - timedelta(hours=index % 7)
+        if index % 5 == 4:
+            start_time, finish_time, status = start, None, "RUNNING"
+        elif index % 11 == 10:
+            start_time, finish_time, status = None, None, "RUNNING"
+        else:
+            # Durations 0 to 3 minutes: many ties, broken by id.
+            start_time = start
+            finish_time = start + timedelta(minutes=index % 4)
+            status = "FAILED" if index % 3 == 0 else "SUCCESSFUL"
+        rows.append(
+            TaskInstance(
+                name=f"Task {index}",
+                status=status,
+                type="SCHEDULED" if index % 2 else "MANUAL",
+                cluster=clusters[index % len(clusters)],
+                start_time=start_time,
+                finish_time=finish_time,
+            )
+        )
+    TaskInstance.objects.bulk_create(rows)
+
+
+def _clusters() -> list[Cluster]:
+    return [Cluster.objects.create(name=f"c{n}", ob_cluster_id=100 + n) for n in range(3)]
+
+
+@pytest.mark.parametrize(
+    "filters",
+    ["", "status=FAILED", "status=RUNNING", "type=SCHEDULED", "name=task%201", "clusterId=c1"],
+)
+@pytest.mark.parametrize("sort", ["duration,desc", "duration,asc", "startTime,desc", "startTime"])
+def test_sorted_pages_are_the_rows_of_the_sort_in_its_order(db, filters, sort):
+    clusters = _clusters()
+    _tasks(clusters)
+    filters = filters.replace("c1", str(clusters[1].pk))
+    params = QueryDict(f"{filters}&sort={sort}")
+    queryset = selectors.task_list(visible=TaskInstance.objects.all(), params=params)
+    expected = list(queryset.values_list("pk", flat=True))
+    assert expected, "the filters match some tasks"
+    for size in (1, 7, 100):
+        pages = []
+        for page in range(1, len(expected) // size + 3):
+            rows, total = selectors.task_list_page(queryset=queryset, page=page, size=size)
+            assert total == len(expected)
+            pages.extend(row.pk for row in rows)
+        assert pages == expected, (filters, sort, size)
+
+
+def _tally(params: str = "", clusters=None) -> int:
+    tally = selectors.task_tally(clusters=clusters, params=QueryDict(params))
+    assert tally is not None
+    return tally.total()
+
+
+def _exact(params: str = "", clusters=None) -> int:
+    visible = TaskInstance.objects.all()
+    if clusters is not None:
+        visible = visible.filter(cluster_id__in=clusters)
+    return selectors.task_list(visible=visible, params=QueryDict(params)).count()
+
+
+LISTS = [
+    "",
+    "status=FAILED",
+    "status=RUNNING,SUCCESSFUL",
+    "type=MANUAL",
+    "status=FAILED&type=SCHEDULED",
+]
+
+
+def _check_every_list(clusters: list[Cluster]) -> None:
+    scopes = [None, frozenset({clusters[0].pk}), frozenset({clusters[1].pk, clusters[2].pk})]
+    for scope in scopes:
+        for params in [
+            *LISTS,
+            f"clusterId={clusters[2].pk}",
+            f"status=FAILED&clusterId={clusters[0].pk}",
+        ]:
+            assert _tally(params, scope) == _exact(params, scope), (params, scope)
+
+
+@postgres_only
+def test_the_kept_total_is_the_count_whatever_changes_the_tasks(db):
+    clusters = _clusters()
+    _tasks(clusters)  # a bulk insert
+    _check_every_list(clusters)
+    task = TaskInstance.objects.filter(status="RUNNING").first()
+    task.status = "FAILED"
+    task.save()  # a save of every column
+    TaskInstance.objects.filter(status="SUCCESSFUL", type="MANUAL").update(status="FAILED")
+    TaskInstance.objects.filter(pk=task.pk).update(cluster=clusters[2], type="SCHEDULED")
+    TaskInstance.objects.filter(status="FAILED").update(updated_at=timezone.now())  # no move
+    _check_every_list(clusters)
+    clusters[1].delete()  # its tasks' cluster becomes NULL
+    TaskInstance.objects.filter(name__endswith="7").delete()
+    TaskInstance.objects.create(name="One more", status="RUNNING", cluster=clusters[0])
+    _check_every_list([clusters[0], clusters[0], clusters[2]])
+    assert _tally() == TaskInstance.objects.count()
+    rows_before = TaskCount.objects.count()
+    fold_task_counts()
+    assert TaskCount.objects.count() < rows_before
+    _check_every_list([clusters[0], clusters[0], clusters[2]])
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE tasks_taskinstance CASCADE")
+    assert _tally() == 0
+
+
+@postgres_only
+def test_only_status_type_and_cluster_filters_are_totalled_from_the_counts(db):
+    for params in [
+        "name=x",
+        "tenantId=1",
+        "keyword=x",
+        "creator=a",
+        "createdFrom=2025-01-01T00:00:00Z",
+        "status=FAILED&hostId=1",
+    ]:
+        assert selectors.task_tally(clusters=None, params=QueryDict(params)) is None, params
+    for params in ["", "status=FAILED", "type=MANUAL&clusterId=3", "sort=duration,desc&page=3"]:
+        assert selectors.task_tally(clusters=None, params=QueryDict(params)) is not None, params
+
+
+def test_no_kept_total_on_sqlite(db):
+    if connection.vendor == "postgresql":
+        pytest.skip("SQLite only")
+    assert selectors.task_tally(clusters=None, params=QueryDict("status=FAILED")) is None
