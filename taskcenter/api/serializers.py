@@ -322,7 +322,7 @@ class BasicTaskInstanceSerializer(_TaskFields):
                 "operation": operation,
                 "seriesId": series_id,
             }
-            for pk, name, description, status, operation, series_id in row.subtasks
+            for _, pk, name, description, status, operation, series_id in row.subtasks
         ]
         return {
             "id": row.pk,
