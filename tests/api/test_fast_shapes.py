@@ -8,11 +8,22 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from taskcenter.accounts import roles
 from taskcenter.api import serializers as s
 from taskcenter.tasks import selectors
 from taskcenter.tasks.models import SubtaskInstance, TaskInstance
 from tests.api.conftest import check_envelope
-from tests.factories import failed_task, make_task, waiting_approval
+from tests.conftest import client_for
+from tests.factories import (
+    failed_task,
+    failed_task_on,
+    grant_scoped,
+    make_cluster,
+    make_task,
+    make_user,
+    running_task_on,
+    waiting_approval,
+)
 
 
 def _every_field_set() -> TaskInstance:
@@ -86,3 +97,30 @@ def test_the_api_list_answers_what_the_serializer_makes_of_the_models(as_viewer)
     task = selectors.task_get(task_id=tasks[0].pk)
     expected = s.WrappedTaskInstanceSerializer.represent(task, selectors.task_subtasks(task=task))
     assert _json(detail) == _json(expected)
+
+
+def test_a_scoped_callers_totals_count_their_clusters_tasks_only(db):
+    """The list's total for status, type and cluster filters comes from TaskCount on
+    PostgreSQL: the caller's cluster scope applies to it as to the rows."""
+    alpha, bravo = make_cluster("alpha"), make_cluster("bravo")
+    failed_task_on(alpha, "A1")
+    failed_task_on(alpha, "A2")
+    running_task_on(alpha, "A3")
+    failed_task_on(bravo, "B1")
+    scoped = make_user("scoped", roles.VIEWER)
+    grant_scoped(scoped, roles.VIEWER, alpha)
+    client = client_for(scoped)
+    cases = {
+        "": 3,
+        "status=FAILED": 2,
+        "status=RUNNING,FAILED&type=MANUAL": 3,
+        f"clusterId={bravo.pk}": 0,
+        f"clusterId={alpha.pk}&status=RUNNING": 1,
+    }
+    for query, expected in cases.items():
+        data = check_envelope(client.get(f"/api/v2/tasks/instances?{query}"))["data"]
+        assert data["page"]["totalElements"] == expected == len(data["contents"]), query
+        assert {item["cluster"]["name"] for item in data["contents"]} <= {"alpha"}
+    everyone = client_for(make_user("everyone", roles.VIEWER))
+    data = check_envelope(everyone.get("/api/v2/tasks/instances?status=FAILED"))["data"]
+    assert data["page"]["totalElements"] == 3
