@@ -271,6 +271,9 @@ def main() -> int:
 
     from taskcenter.accounts import roles
     from taskcenter.api import views
+    from taskcenter.webserver import freeze_startup_objects
+
+    freeze_startup_objects()  # as a web process does once it has started
 
     if connection.vendor != "postgresql":
         print("this benchmark needs PostgreSQL (--database postgres://...)", file=sys.stderr)

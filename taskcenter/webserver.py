@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import socket
 from collections import Counter
@@ -166,6 +167,19 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
 
 
+def freeze_startup_objects() -> None:
+    """Leave what starting the process made (Django, the apps, their modules: most of the
+    objects the process will ever hold) out of the garbage collector's passes.
+
+    A request that builds many objects, such as an API page of 2,000 tasks or a task of
+    1,000 subtasks as JSON, sets off collections; a full one walked every object of the
+    process each time, tens of milliseconds that landed on whichever request was running
+    (the slowest answers of those pages). Frozen objects are never collected, which is
+    what the startup's objects are for: they live as long as the process."""
+    gc.collect()
+    gc.freeze()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m taskcenter.webserver")
     where = parser.add_mutually_exclusive_group(required=True)
@@ -212,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
         "log_level": "warning",
         "backlog": 1024,
     }
+    freeze_startup_objects()
     print(f"web server up (pid {os.getpid()}, {args.threads} threads)", flush=True)
     if args.fd is not None:
         server = uvicorn.Server(uvicorn.Config(edge, **options))  # type: ignore[arg-type]
