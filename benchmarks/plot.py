@@ -148,7 +148,7 @@ def engine_scale_out(figures: dict, out: Path) -> None:
     right.set_xlabel("worker processes (one node each)")
     right.set_ylabel("machine CPU ms per subtask")
     right.set_ylim(bottom=0)
-    right.set_title("What a subtask costs the machine (database and broker included)")
+    right.set_title("Machine CPU per subtask (database, broker included)")
     right.legend()
     _save(fig, out, "engine_scale_out")
 
