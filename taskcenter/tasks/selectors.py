@@ -31,7 +31,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from taskcenter.core.errors import InvalidDefinition, TaskNotFound
-from taskcenter.tasks import definitions, parameters
+from taskcenter.tasks import definitions, parameters, sql
 from taskcenter.tasks.filters import (
     AnyOf,
     counted_filters,
@@ -541,13 +541,34 @@ class SubtaskRow(NamedTuple):
 
 
 def task_subtask_rows(*, task_id: int) -> list[SubtaskRow]:
-    """Every subtask of a task in series order, as SubtaskRow tuples."""
+    """Every subtask of a task in series order, as SubtaskRow tuples (on PostgreSQL read
+    by sql.subtask_rows_statement: see there why)."""
+    if connection.vendor != "postgresql":
+        return [
+            SubtaskRow(*values)
+            for values in SubtaskInstance.objects.filter(task_id=task_id)
+            .order_by("series_id", "pk")
+            .values_list(*SubtaskRow._fields)
+        ]
     return [
-        SubtaskRow(*values)
-        for values in SubtaskInstance.objects.filter(task_id=task_id)
-        .order_by("series_id", "pk")
-        .values_list(*SubtaskRow._fields)
+        SubtaskRow._make(
+            (
+                *head,
+                _from_micros(created),
+                _from_micros(started),
+                _from_micros(finished),
+                sql.json_value(result),
+                sql.json_value(action) or {},
+            )
+        )
+        for *head, created, started, finished, result, action in sql.run(
+            *sql.subtask_rows_statement(task_id)
+        )
     ]
+
+
+def _from_micros(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
 
 
 def subtask_get(*, task_id: int, subtask_id: int) -> SubtaskInstance:
