@@ -226,8 +226,8 @@ def main(argv: list[str] | None = None) -> None:
         "log_level": "warning",
         "backlog": 1024,
     }
-    freeze_startup_objects()
     print(f"web server up (pid {os.getpid()}, {args.threads} threads)", flush=True)
+    freeze_startup_objects()
     if args.fd is not None:
         server = uvicorn.Server(uvicorn.Config(edge, **options))  # type: ignore[arg-type]
         server.run(sockets=[socket.socket(fileno=args.fd)])
