@@ -6,6 +6,7 @@ the task ends, and `jobs run --wait` does so for a job run by a real worker."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,12 @@ pytestmark = [
     pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is not installed"),
 ]
 COMMAND = str(Path(sys.executable).parent / "taskcenter")
+
+
+def ended(screen: str) -> bool:
+    """The command has ended: its exit status is on the screen (the typed line, which
+    reads "echo EXIT=$?", may still be there before `clear` runs)."""
+    return re.search(r"EXIT=\d", screen) is not None
 
 
 @pytest.fixture
@@ -70,7 +77,7 @@ def test_logs_follow_a_live_log_to_its_end_in_a_terminal(terminal, no_broker):
     )
     terminal(f"{COMMAND} tasks logs {task.pk} {copy.pk} --follow")
     wait_for(lambda: "copying rows" in terminal.capture())
-    assert "EXIT=" not in terminal.capture()  # still following
+    assert not ended(terminal.capture())  # still following
     log_append(subtask_id=copy.pk, attempt=copy.attempt, data=b"half way\n")
     wait_for(lambda: "half way" in terminal.capture())
     attempt_finish(subtask_id=copy.pk, attempt=copy.attempt, succeeded=True, log=b"all copied\n")
@@ -86,7 +93,7 @@ def test_wait_shows_the_subtasks_live_until_the_task_ends(terminal, no_broker):
     copy = task.subtasks.get(name="copy")
     terminal(f"{COMMAND} tasks wait {task.pk}")
     wait_for(lambda: "copy  RUNNING" in terminal.capture())
-    assert "prepare  SUCCESSFUL" in terminal.capture() and "EXIT=" not in terminal.capture()
+    assert "prepare  SUCCESSFUL" in terminal.capture() and not ended(terminal.capture())
     attempt_finish(subtask_id=copy.pk, attempt=copy.attempt, succeeded=True)
     wait_for(lambda: "EXIT=0" in terminal.capture())
     assert "copy  SUCCESSFUL" in terminal.capture()
@@ -136,8 +143,8 @@ def test_jobs_run_wait_shows_the_progress_live_and_exits_0_when_successful(termi
     running = terminal.capture()
     assert "prepare  SUCCESSFUL" in running and "verify  PENDING" in running, running
     assert "RUNNING" in running.splitlines()[1] and "1/3 done" in running, running
-    assert "EXIT=" not in running  # still waiting, on the same screen
-    wait_for(lambda: "EXIT=" in terminal.capture(), timeout=60)
+    assert not ended(running)  # still waiting, on the same screen
+    wait_for(lambda: ended(terminal.capture()), timeout=60)
     screen = terminal.capture()
     assert "EXIT=0" in screen, screen
     task_id = int(screen.split("Started task ", 1)[1].split(";", 1)[0])
@@ -150,7 +157,7 @@ def test_jobs_run_wait_shows_the_progress_live_and_exits_0_when_successful(termi
 @pytest.mark.worker
 def test_jobs_run_wait_exits_1_when_the_job_fails(terminal, worker):
     terminal(f'{COMMAND} jobs run "{slow_job()}" -p seconds=1 -p exit_code=3 --wait')
-    wait_for(lambda: "EXIT=" in terminal.capture(), timeout=60)
+    wait_for(lambda: ended(terminal.capture()), timeout=60)
     screen = terminal.capture()
     assert "EXIT=1" in screen, screen
     assert "copy  FAILED" in screen and "verify  PENDING" in screen and "1/3 done" in screen
