@@ -140,14 +140,13 @@ def task_page(
     only those rows are then joined and counted: joining and grouping before the OFFSET
     would make a deep page of a million tasks aggregate every row before it.
     """
-    total = tally.total() if tally is not None else _task_count(queryset)
-    ids = _page_ids(queryset, offset=(page - 1) * size, size=size)
+    total, ids = _total_and_page_ids(queryset, page=page, size=size, tally=tally)
     if not ids:
         return [], total
     rows = (
         queryset.filter(AnyOf(F("pk"), ids))
         .select_related("cluster", "tenant", "creator")
-        .annotate(subtask_successful=Count("subtasks", filter=Q(subtasks__status="SUCCESSFUL")))
+        .annotate(subtask_successful=_successful_subtasks())
     )
     by_id = {row.pk: row for row in rows}
     if with_subtasks:
@@ -217,8 +216,7 @@ def task_list_page(
 ) -> tuple[list[TaskRow], int]:
     """task_page for the API: the same tasks in the same order, as TaskRow tuples with
     their subtasks in brief. Queries: count, page ids, rows, subtasks."""
-    total = tally.total() if tally is not None else _task_count(queryset)
-    ids = _page_ids(queryset, offset=(page - 1) * size, size=size)
+    total, ids = _total_and_page_ids(queryset, page=page, size=size, tally=tally)
     if not ids:
         return [], total
     by_id = {
@@ -230,6 +228,20 @@ def task_list_page(
     for values in _subtask_brief_values(list(by_id)):
         by_id[values[0]].subtasks.append(values)
     return [by_id[pk] for pk in ids if pk in by_id], total
+
+
+def _successful_subtasks() -> Count:
+    """A task's successful subtasks: what its progress bar shows."""
+    return Count("subtasks", filter=Q(subtasks__status=SubtaskStatus.SUCCESSFUL))
+
+
+def _total_and_page_ids(
+    queryset: QuerySet[TaskInstance], *, page: int, size: int, tally: TaskTally | None
+) -> tuple[int, list[int]]:
+    """A list's total (from TaskCount when `tally` says how, else counted) and the ids of
+    its page: the first two queries of task_page and task_list_page alike."""
+    total = tally.total() if tally is not None else _task_count(queryset)
+    return total, _page_ids(queryset, offset=(page - 1) * size, size=size)
 
 
 def _subtask_brief_values(task_ids: list[int]) -> QuerySet:
@@ -376,7 +388,7 @@ def running_progress(*, visible: QuerySet[TaskInstance], ids: list[int]) -> dict
         visible.filter(pk__in=ids, status=TaskStatus.RUNNING)
         .order_by()
         .values_list("pk")
-        .annotate(n=Count("subtasks", filter=Q(subtasks__status=SubtaskStatus.SUCCESSFUL)))
+        .annotate(n=_successful_subtasks())
     )
 
 

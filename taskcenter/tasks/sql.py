@@ -567,8 +567,10 @@ def _insert_columns(model: type[models.Model], ids: list[int], rows: list[dict[s
     arrays: list[Any] = [_array_literal(ids)]
     casts = [f"%s::{model._meta.pk.db_type(connection)}[]"]
     for field in model._meta.concrete_fields:
-        if field.primary_key:
-            continue
+        if field.primary_key or (
+            field.attname not in given and field.db_default is not models.NOT_PROVIDED
+        ):
+            continue  # the id is given; a database default is the database's to fill in
         columns.append(connection.ops.quote_name(field.column))
         if field.attname in given:
             column = [row[field.attname] for row in rows]
