@@ -37,7 +37,11 @@ def stack(installation):
     return installation
 
 
-def running_subtask(stack, task_id: int, timeout: float = 30) -> int:
+def running_subtask(stack, task_id: int, timeout: float = 60) -> int:
+    """The id of a subtask of the task once one runs: the drill's starting point, not
+    what it measures (a loaded CI machine, three stages side by side, once took over
+    30 s to get there)."""
+
     def running():
         return next((pk for pk, _, status in stack.subtasks(task_id) if status == "RUNNING"), 0)
 
