@@ -174,6 +174,12 @@ def command_cpu_seconds(command: str) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def pid_cpu_seconds(pid: int) -> float:
+    """CPU time so far of one process (user and system), e.g. a PostgreSQL backend."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop_group(proc: subprocess.Popen) -> None:
     """SIGTERM a subprocess started with start_new_session=True and its children; then KILL."""
     try:

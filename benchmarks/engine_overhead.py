@@ -323,7 +323,36 @@ def run_taskcenter(shape: Shape, worker: Workers, timeout: float) -> float:
     elapsed = time.perf_counter() - started
     if rows.get() != TaskStatus.SUCCESSFUL:
         raise BenchError(f"taskcenter task {task.pk} ({shape.label}) ended {rows.get()}")
+    if _print_timeline:
+        print_timeline(task.pk, elapsed)
     return elapsed
+
+
+_print_timeline = False  # --timeline
+
+
+def print_timeline(task_id: int, elapsed: float) -> None:
+    """Where the wall time of one run went, from the rows' own times (ms after the task
+    row was created): the start written, the first subtask's run, its downstreams' runs
+    (first start, last end), the last subtask's run, the task's end."""
+    from django.db.models import Max, Min
+
+    from taskcenter.tasks.models import SubtaskInstance, TaskInstance
+
+    task = TaskInstance.objects.get(pk=task_id)
+    subtasks = SubtaskInstance.objects.filter(task_id=task_id).order_by("id")
+    first, last = subtasks.first(), subtasks.last()
+    middle = subtasks.exclude(pk__in=[first.pk, last.pk]).aggregate(
+        start=Min("start_time"), end=Max("finish_time")
+    )
+
+    def ms(moment) -> str:
+        return f"{1000 * (moment - task.create_time).total_seconds():7.1f}" if moment else "      -"
+
+    print(f"    timeline (ms): first subtask {ms(first.start_time)} -> {ms(first.finish_time)}"
+          f" | others {ms(middle['start'])} -> {ms(middle['end'])}"
+          f" | last {ms(last.start_time)} -> {ms(last.finish_time)}"
+          f" | task ended {ms(task.finish_time)} | seen {1000 * elapsed:7.1f}")  # fmt: skip
 
 
 def measure(system: str, run, shapes: list[Shape], worker: Workers, args) -> dict[str, dict]:
@@ -416,6 +445,9 @@ class Profile:
     )
     stack: list[str] = field(default_factory=list)
     cpu_total: float = 0.0
+    # CPU of the PostgreSQL backend serving the run (None on SQLite or a remote server):
+    # the database's side of each attempt, which other load on the machine does not move.
+    backend_cpu: float | None = None
     work_before: dict = field(default_factory=dict)
     work_after: dict = field(default_factory=dict)
 
@@ -566,6 +598,8 @@ def profile_inline(shape: Shape) -> tuple[Profile, float]:
                 if shape.kind == "fan-out"
                 else ("Benchmark chain", {"length": shape.size})
             )
+            backend = backend_pid(connection)
+            backend_started = common.pid_cpu_seconds(backend) if backend else 0.0
             started, cpu_started = time.perf_counter(), time.process_time()
             task = measured("task_start", verbs.task_start)(definition_name=name, parameters=params)
             _created_tasks.append(task.pk)
@@ -574,6 +608,8 @@ def profile_inline(shape: Shape) -> tuple[Profile, float]:
                 execute(subtask_id=subtask_id, attempt=attempt)
             total = time.perf_counter() - started
             profile.cpu_total = time.process_time() - cpu_started
+            if backend:
+                profile.backend_cpu = common.pid_cpu_seconds(backend) - backend_started
     finally:
         for (target, name), value in originals.items():
             setattr(target, name, value)
@@ -584,11 +620,24 @@ def profile_inline(shape: Shape) -> tuple[Profile, float]:
     return profile, total
 
 
+def backend_pid(connection) -> int | None:
+    """The pid of the connection's PostgreSQL backend, when it runs on this machine."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    return pid if Path(f"/proc/{pid}/stat").exists() else None
+
+
 def print_profile(shape: Shape, profile: Profile, total: float) -> None:
     n = shape.subtasks
     print(f"\nInline profile of {shape.label} ({n} attempts, one process, no broker): "
           f"{total:.3f} s wall, {1000 * total / n:.2f} ms per subtask; "
           f"CPU {profile.cpu_total:.3f} s, {1000 * profile.cpu_total / n:.2f} ms per subtask")  # fmt: skip
+    if profile.backend_cpu is not None:
+        print(f"PostgreSQL backend CPU: {profile.backend_cpu:.3f} s, "
+              f"{1000 * profile.backend_cpu / n:.3f} ms per subtask")  # fmt: skip
     rows = []
     order = ["task_start", "attempt_claim", "attempt_finish",
              "execute_attempt, own"]  # fmt: skip
@@ -638,6 +687,9 @@ def main() -> int:
     parser.add_argument("--loglevel", default="warning", help="workers' -l (info logs tasks)")
     parser.add_argument("--only", choices=["plain", "taskcenter"], help="run one system")
     parser.add_argument("--profile", action="store_true", help="also profile inline")
+    parser.add_argument(
+        "--timeline", action="store_true", help="print where each taskcenter run's time went"
+    )
     parser.add_argument("--profile-only", action="store_true", help="only the inline profile")
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir (logs)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
@@ -645,6 +697,8 @@ def main() -> int:
         "--waits", action="store_true", help="sample what PostgreSQL's backends wait on"
     )
     args = parser.parse_args()
+    global _print_timeline
+    _print_timeline = args.timeline
 
     common.exit_on_sigterm()
     tmp = Path(tempfile.mkdtemp(prefix="taskcenter-bench-"))
