@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -179,6 +180,24 @@ def _to_prepare(statements: list[Statement]) -> dict[str, str]:
     return needed
 
 
+def literal(value: str) -> str:
+    """One of the code's own constants (a status, an operation, a node type: capital
+    letters and underscores, never input) written into the SQL text.
+
+    The statements run once per attempt bind only what changes between calls: each bound
+    value is converted and quoted by the client on every call, and binding the constants
+    too was a twelfth of a worker's time in a wide fan-out."""
+    if not _CONSTANT.fullmatch(value):
+        raise ValueError(f"not a constant of the code: {value!r}")
+    return f"'{value}'"
+
+
+_CONSTANT = re.compile(r"[A-Z][A-Z_]*")
+# A subtask still at work in its task; an attempt still at work (its end may be recorded).
+_ACTIVE = ", ".join(literal(status) for status in ACTIVE_SUBTASK_STATUSES)
+_AT_WORK = f"{literal(SubtaskStatus.RUNNING)}, {literal(SubtaskStatus.CANCELING)}"
+
+
 def placeholders(values: list) -> str:
     return ", ".join(["%s"] * len(values))
 
@@ -225,11 +244,9 @@ def lock_task_statement(task_id: int) -> Statement:
 
 def any_active_subtask(task_id: int) -> Statement:
     """A statement whose one row says that some subtask of the task is still at work."""
-    active = list(ACTIVE_SUBTASK_STATUSES)
     return prepared(
-        f"SELECT 1 FROM {SUBTASKS} WHERE task_id = %s AND status IN ({placeholders(active)})"
-        " LIMIT 1",
-        [task_id, *active],
+        f"SELECT 1 FROM {SUBTASKS} WHERE task_id = %s AND status IN ({_ACTIVE}) LIMIT 1",
+        [task_id],
     )
 
 
@@ -252,18 +269,35 @@ def task_set_first_executor(task_id: int, executor: str) -> Statement:
 
 def claim_statement(subtask_id: int, attempt: int, executor: str) -> Statement:
     """READY -> RUNNING for exactly this attempt, returning what running it needs (with the
-    task's parameters, executor and prohibit_rollback)."""
+    task's parameters, executor and prohibit_rollback).
+
+    PostgreSQL joins the task row once; SQLite, whose RETURNING cannot name a joined
+    table, reads each of the task's columns with a subquery."""
     now = db_time(timezone.now())
-    task_column = f"(SELECT {{}} FROM {TASKS} WHERE {TASKS}.id = {SUBTASKS}.task_id)"
-    return prepared(
-        f"UPDATE {SUBTASKS} SET status = %s, executor = %s, start_time = %s,"
+    claim = (
+        f"SET status = {literal(SubtaskStatus.RUNNING)}, executor = %s, start_time = %s,"
         " finish_time = NULL, heartbeat_at = %s"
-        " WHERE id = %s AND attempt = %s AND status = %s"
-        " RETURNING task_id, name, node_type, operation, action, rollback_action, run_time,"
-        f" timeout, prohibit_rollback, {task_column.format('parameters')},"
+    )
+    columns = "run_time, timeout, prohibit_rollback"
+    returning = f"task_id, name, node_type, operation, action, rollback_action, {columns}"
+    params = [executor, now, now, subtask_id, attempt]
+    if connection.vendor == "postgresql":
+        return prepared(
+            f"UPDATE {SUBTASKS} AS s {claim} FROM {TASKS} AS t WHERE s.id = %s"
+            f" AND s.attempt = %s AND s.status = {literal(SubtaskStatus.READY)}"
+            " AND t.id = s.task_id RETURNING "
+            + ", ".join(f"s.{column}" for column in returning.split(", "))
+            + ", t.parameters, t.executor, t.prohibit_rollback",
+            params,
+        )
+    task_column = f"(SELECT {{}} FROM {TASKS} WHERE {TASKS}.id = {SUBTASKS}.task_id)"
+    return (
+        f"UPDATE {SUBTASKS} {claim}"
+        f" WHERE id = %s AND attempt = %s AND status = {literal(SubtaskStatus.READY)}"
+        f" RETURNING {returning}, {task_column.format('parameters')},"
         f" {task_column.format('executor')}, {task_column.format('prohibit_rollback')}",
-        [SubtaskStatus.RUNNING, executor, now, now, subtask_id, attempt, SubtaskStatus.READY],
-    )  # fmt: skip
+        params,
+    )
 
 
 # The subtask columns that ending an attempt reads (attempt_read_statement).
@@ -276,8 +310,8 @@ def attempt_read_statement(task_id: int, subtask_id: int, attempt: int) -> State
     """The subtask's ATTEMPT_COLUMNS if `attempt` is its current one and still at work."""
     return prepared(
         f"SELECT {ATTEMPT_COLUMNS} FROM {SUBTASKS}"
-        " WHERE id = %s AND task_id = %s AND attempt = %s AND status IN (%s, %s)",
-        [subtask_id, task_id, attempt, SubtaskStatus.RUNNING, SubtaskStatus.CANCELING],
+        f" WHERE id = %s AND task_id = %s AND attempt = %s AND status IN ({_AT_WORK})",
+        [subtask_id, task_id, attempt],
     )
 
 
@@ -285,8 +319,8 @@ def attempt_end_statement(subtask_id: int, attempt: int, fields: dict[str, Any])
     """Compare-and-set the end of a running attempt: one row back when it was ended."""
     return (
         f"UPDATE {SUBTASKS} SET {', '.join(f'{name} = %s' for name in fields)}"
-        " WHERE id = %s AND attempt = %s AND status IN (%s, %s) RETURNING id",
-        [*fields.values(), subtask_id, attempt, SubtaskStatus.RUNNING, SubtaskStatus.CANCELING],
+        f" WHERE id = %s AND attempt = %s AND status IN ({_AT_WORK}) RETURNING id",
+        [*fields.values(), subtask_id, attempt],
     )
 
 
@@ -315,8 +349,9 @@ def forward_end_in_one_statement(
     return prepared(
         f"WITH ended AS (UPDATE {SUBTASKS} SET"
         f" {''.join(f'{name} = %s, ' for name in fields)}log_size = log_size + %s"
-        " WHERE id = %s AND task_id = %s AND attempt = %s AND status IN (%s, %s)"
-        " AND operation <> %s AND NOT log_truncated AND log_size + %s <= %s"
+        f" WHERE id = %s AND task_id = %s AND attempt = %s AND status IN ({_AT_WORK})"
+        f" AND operation <> {literal(SubtaskRunMode.ROLLBACK)} AND NOT log_truncated"
+        " AND log_size + %s <= %s"
         f" RETURNING id, attempt, log_size, downstream_ids){chunk},"
         f" counted AS (UPDATE {SUBTASKS} SET {count_sets} WHERE id = ANY (ARRAY"
         " (SELECT jsonb_array_elements_text(downstream_ids)::bigint FROM ended))"
@@ -329,9 +364,6 @@ def forward_end_in_one_statement(
             subtask_id,
             task_id,
             attempt,
-            SubtaskStatus.RUNNING,
-            SubtaskStatus.CANCELING,
-            SubtaskRunMode.ROLLBACK,
             len(log),
             settings.TASKCENTER_LOG_CAP_BYTES,
             *chunk_params,
@@ -354,20 +386,20 @@ def ready_assignments(operation: str, count_run: bool) -> list[tuple[str, str, l
     """
     now = db_time(timezone.now())
     if operation == SubtaskRunMode.ROLLBACK:
-        status: tuple[str, str, list[Any]] = ("status", "%s", [SubtaskStatus.READY])
+        status: tuple[str, str, list[Any]] = ("status", literal(SubtaskStatus.READY), [])
         gate: list[tuple[str, str, list[Any]]] = []
     else:
-        gate_status = [NodeType.APPROVAL_TASK, SubtaskStatus.RUNNING, SubtaskStatus.READY]
-        status = ("status", _GATE_CASE, gate_status)
+        running, ready = literal(SubtaskStatus.RUNNING), literal(SubtaskStatus.READY)
+        status = ("status", _GATE_CASE.format(running, ready), [])
         gate = [
-            ("start_time", _GATE_OR_KEEP.format("start_time"), [NodeType.APPROVAL_TASK, now]),
-            ("executor", _GATE_OR_KEEP.format("executor"), [NodeType.APPROVAL_TASK, ""]),
-            ("heartbeat_at", _GATE_OR_KEEP.format("heartbeat_at"), [NodeType.APPROVAL_TASK, None]),
-            ("result", _GATE_OR_KEEP.format("result"), [NodeType.APPROVAL_TASK, None]),
+            ("start_time", _GATE_OR_KEEP.format("%s", "start_time"), [now]),
+            ("executor", _GATE_OR_KEEP.format("''", "executor"), []),
+            ("heartbeat_at", _GATE_OR_KEEP.format("NULL", "heartbeat_at"), []),
+            ("result", _GATE_OR_KEEP.format("NULL", "result"), []),
         ]
     assignments: list[tuple[str, str, list[Any]]] = [
         status,
-        ("operation", "%s", [operation]),
+        ("operation", literal(operation), []),
         ("attempt", "attempt + 1", []),
         ("ready_at", "%s", [now]),
         ("finish_time", "NULL", []),
@@ -422,9 +454,9 @@ ATTEMPT_HISTORY_VALUES = (
 
 
 # An approval gate's value, else another (a subtask a worker runs).
-_GATE_CASE = "CASE WHEN node_type = %s THEN %s ELSE %s END"
+_GATE_CASE = f"CASE WHEN node_type = {literal(NodeType.APPROVAL_TASK)} THEN {{}} ELSE {{}} END"
 # An approval gate's value, else the column as it is.
-_GATE_OR_KEEP = "CASE WHEN node_type = %s THEN %s ELSE {} END"
+_GATE_OR_KEEP = _GATE_CASE
 
 
 def make_ready_statement(
@@ -450,12 +482,12 @@ def count_off_assignments() -> tuple[str, list[Any]]:
     """The SET list that counts a succeeded subtask off a downstream, and makes READY in
     the same statement one that waited for it alone (SET expressions all see the row as
     it was)."""
-    last_one = "upstreams_left <= 1 AND status = %s"
+    last_one = f"upstreams_left <= 1 AND status = {literal(SubtaskStatus.PENDING)}"
     sets = ["upstreams_left = upstreams_left - 1"]
     params: list[Any] = []
     for column, value, values in ready_assignments(SubtaskRunMode.EXECUTE, count_run=True):
         sets.append(f"{column} = CASE WHEN {last_one} THEN {value} ELSE {column} END")
-        params += [SubtaskStatus.PENDING, *values]
+        params += values
     return ", ".join(sets), params
 
 
@@ -579,8 +611,13 @@ def _insert_columns(model: type[models.Model], ids: list[int], rows: list[dict[s
         columns.append(connection.ops.quote_name(field.column))
         if field.attname in given:
             column = [row[field.attname] for row in rows]
-            if field.get_internal_type() in _NUMBERS_AND_TRUTHS:
+            kind = field.get_internal_type()
+            if kind in _NUMBERS_AND_TRUTHS:
                 arrays.append(_array_literal(column))
+            elif kind in _TEXTS:
+                arrays.append(_text_array_literal(column))
+            elif isinstance(field, models.JSONField):
+                arrays.append(_text_array_literal(_json_texts(field, column)))
             else:
                 arrays.append([field.get_db_prep_save(value, connection) for value in column])
             casts.append(f"%s::{field.db_type(connection)}[]")
@@ -607,6 +644,28 @@ _NUMBERS_AND_TRUTHS = {
     "PositiveSmallIntegerField",
     "SmallIntegerField",
 }
+
+
+# Columns whose values go in as a text array literal ({"a","b\\"c",NULL}), JSON ones
+# encoded first: psycopg quoted every element of a list in Python, which was most of
+# the start of a wide task after the insert itself.
+_TEXTS = {"CharField", "TextField"}
+
+
+def _json_texts(field: models.JSONField, values: list[Any]) -> list[str | None]:
+    """Each value as the field would store it (its own encoder); None: SQL NULL."""
+    return [None if value is None else json.dumps(value, cls=field.encoder) for value in values]
+
+
+def _text_array_literal(values: Sequence[str | None]) -> str:
+    """PostgreSQL's text form of an array of text, each element quoted."""
+
+    def element(value: str | None) -> str:
+        if value is None:
+            return "NULL"
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    return "{" + ",".join(map(element, values)) + "}"
 
 
 def _array_literal(values: Sequence[int | bool | None]) -> str:

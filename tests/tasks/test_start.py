@@ -244,3 +244,32 @@ def test_starting_many_writes_each_and_returns_the_error_of_a_refused_one(
     assert sends == [[(pk, 1) for pk in first]]  # both roots, in one send
     ends = selectors.task_subtasks(task=fan_out)
     assert ends[-1].upstream_ids == [s.pk for s in ends[1:3]]
+
+
+def test_a_start_stores_names_and_actions_as_written(db):
+    """Quotes, backslashes, braces, commas, NULL-looking words and other scripts go in
+    exactly as defined (the insert writes each column as one array literal)."""
+    awkward = ['say "hi"', "C:\\temp\\{x}", "a,b {c}", "NULL", "", "日本語 ✓", 'back\\"slash']
+    subtasks = [
+        {
+            "key": f"k{index}",
+            "name": name or "empty description",
+            "description": name,
+            "kind": "SHELL_TASK",
+            "action": {"command": f"echo '{name}'", "env": {"Q": name, "n": [1, None, 2.5]}},
+            "upstreams": [f"k{index - 1}"] if index else [],
+        }
+        for index, name in enumerate(awkward)
+    ]
+    services.definition_create_from_data(name="Awkward names", spec={"subtasks": subtasks})
+
+    task = verbs.task_start(definition_name="Awkward names")
+
+    rows = selectors.task_subtasks(task=task)
+    assert [row.name for row in rows] == [sub["name"] for sub in subtasks]
+    assert [row.description for row in rows] == [
+        sub["description"] or sub["name"] for sub in subtasks
+    ]
+    assert [row.action for row in rows] == [sub["action"] for sub in subtasks]
+    assert [row.rollback_action for row in rows] == [None] * len(awkward)
+    assert [row.upstream_ids for row in rows] == [[], *[[row.pk] for row in rows[:-1]]]
