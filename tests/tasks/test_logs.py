@@ -1,11 +1,16 @@
 """The append-only log store: offsets, tails, attempts and the size cap."""
 
+import zoneinfo
+from datetime import datetime
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from taskcenter.tasks import selectors, services, verbs
 from taskcenter.tasks.models import LogChunk, SubtaskInstance
+from taskcenter.tasks.services.logs import format_log_line
 from taskcenter.tasks.sql import LOG_CHUNK_MAX
 
 
@@ -66,3 +71,16 @@ def test_log_is_split_by_attempt_for_downloads(subtask):
         (1, b"first run\n"),
         (2, b"second run\n"),
     ]
+
+
+def test_a_log_line_is_stamped_in_the_servers_time_zone_whoever_writes_it(settings):
+    """Lines written while a user's zone is active (a request) read like the worker's."""
+    settings.TIME_ZONE = "Asia/Shanghai"  # clears Django's cached default zone
+    with timezone.override(zoneinfo.ZoneInfo("America/New_York")):
+        line = format_log_line("retry requested").decode()
+    local = timezone.localtime(timezone=zoneinfo.ZoneInfo("Asia/Shanghai"))
+
+    stamp, rest = line[:23], line[23:]
+    written = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f")
+    assert abs((local.replace(tzinfo=None) - written).total_seconds()) < 5
+    assert rest.endswith(" retry requested\n")

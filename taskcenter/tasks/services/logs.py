@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import time
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -23,8 +25,28 @@ class AttemptRef(Protocol):
 
 
 def format_log_line(message: str) -> bytes:
-    stamp = timezone.localtime().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    return f"{stamp} [{_HOSTNAME}] {message}\n".encode()
+    """One log line stamped to the millisecond in the server's time zone (TIME_ZONE),
+    whoever caused it: a line written during a request is not in its user's zone."""
+    now = time.time()
+    second = int(now)
+    return f"{_second_stamp(second)}.{int((now - second) * 1000):03d} [{_HOSTNAME}] {message}\n".encode()
+
+
+# (second, time zone) -> that second's local "YYYY-MM-DD HH:MM:SS". A worker writes three
+# lines per attempt; converting and formatting each line's time took 27 us, as much as a
+# tenth of what the engine itself spends on a no-op attempt.
+_last_stamp: tuple[int, Any, str] = (-1, None, "")
+
+
+def _second_stamp(second: int) -> str:
+    global _last_stamp
+    zone = timezone.get_default_timezone()
+    cached_second, cached_zone, stamp = _last_stamp
+    if cached_second != second or cached_zone is not zone:
+        moment = datetime.fromtimestamp(second, tz=UTC).astimezone(zone)
+        stamp = moment.strftime("%Y-%m-%d %H:%M:%S")
+        _last_stamp = (second, zone, stamp)
+    return stamp
 
 
 def log_append(*, subtask_id: int, attempt: int, data: bytes) -> None:
