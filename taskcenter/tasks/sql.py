@@ -329,9 +329,16 @@ def forward_end_in_one_statement(
 ) -> Statement:
     """PostgreSQL: end a forward attempt, store its last log (one chunk, at the log's
     current end) and count it off its downstreams, in one statement of data-modifying WITH
-    parts. Returns (0, NULL...) when it ended the attempt, then (1, COUNTED_COLUMNS) per
-    downstream. Nothing changes for a rollback, or a log that is truncated or would reach
-    the cap: those take the general path.
+    parts. Returns (0, NULL..., whether another subtask of the task is at work) when it
+    ended the attempt, then (1, COUNTED_COLUMNS, NULL) per downstream. Nothing changes for
+    a rollback, or a log that is truncated or would reach the cap: those take the general
+    path.
+
+    "Another subtask at work" is read in the statement's snapshot, which the statement's
+    own changes are not part of: this subtask is left out by its id, and a downstream it
+    makes READY does not need counting (a finish that releases one does not settle).
+    The caller has locked the task in an earlier statement, so the snapshot holds every
+    change of the finishes before it.
 
     The downstreams are matched as `id = ANY (ARRAY (...))`, an array computed first and
     looked up in the primary key. As `id IN (SELECT ...)` the planner guessed 100 ids and,
@@ -356,8 +363,9 @@ def forward_end_in_one_statement(
         f" counted AS (UPDATE {SUBTASKS} SET {count_sets} WHERE id = ANY (ARRAY"
         " (SELECT jsonb_array_elements_text(downstream_ids)::bigint FROM ended))"
         f" RETURNING {COUNTED_COLUMNS})"
-        " SELECT 0, NULL, NULL, NULL, NULL FROM ended UNION ALL"
-        f" SELECT 1, {COUNTED_COLUMNS} FROM counted",
+        " SELECT 0, NULL, NULL, NULL, NULL, EXISTS (SELECT 1 FROM"
+        f" {SUBTASKS} WHERE task_id = %s AND status IN ({_ACTIVE}) AND id <> %s) FROM ended"
+        f" UNION ALL SELECT 1, {COUNTED_COLUMNS}, NULL FROM counted",
         [
             *fields.values(),
             len(log),
@@ -368,6 +376,8 @@ def forward_end_in_one_statement(
             settings.TASKCENTER_LOG_CAP_BYTES,
             *chunk_params,
             *count_params,
+            task_id,
+            subtask_id,
         ],
     )
 

@@ -273,3 +273,24 @@ def test_a_start_stores_names_and_actions_as_written(db):
     assert [row.action for row in rows] == [sub["action"] for sub in subtasks]
     assert [row.rollback_action for row in rows] == [None] * len(awkward)
     assert [row.upstream_ids for row in rows] == [[], *[[row.pk] for row in rows[:-1]]]
+
+
+def test_a_fan_out_with_a_failed_node_fails_when_its_last_node_succeeds(db):
+    """The join never starts, so the last success must see that nothing else is at work
+    (its own row included, which the one-trip statement reads as it was) and settle."""
+    task = verbs.task_start(definition_name="Benchmark fan-out", parameters={"width": 3})
+    subs = {s.name: s for s in selectors.task_subtasks(task=task)}
+    nodes = [subs[f"node {i}"].pk for i in range(3)]
+    services.attempt_claim(subtask_id=subs["start"].pk, attempt=1, executor="host-a")
+    finish(task, subs["start"].pk)
+    for pk in nodes:
+        services.attempt_claim(subtask_id=pk, attempt=1, executor="host-a")
+
+    services.attempt_finish(subtask_id=nodes[0], attempt=1, task_id=task.pk, succeeded=False)
+    finish(task, nodes[1])
+    assert selectors.task_get(task_id=task.pk).status == "RUNNING"  # node 2 is at work
+    finish(task, nodes[2])
+
+    done = selectors.task_get(task_id=task.pk)
+    assert done.status == "FAILED" and done.finish_time is not None
+    assert selectors.task_subtasks(task=task)[-1].status == "PENDING"

@@ -211,19 +211,20 @@ def end_in_one_trip(
     The statements go in one simple query, which PostgreSQL runs as one transaction (or
     inside the caller's): lock the task row, then one statement whose data-modifying WITH
     parts end the attempt, store the log chunk at the log's current end and count the
-    attempt off its downstreams, then see whether any subtask is still at work.
+    attempt off its downstreams, and which says whether another subtask is still at work.
     """
     if len(log) > sql.LOG_CHUNK_MAX:
         return None
     fields = FORWARD_SUCCESS.subtask_fields(result)
-    task_rows, rows, active_rows = sql.run_batch(
+    task_rows, rows = sql.run_batch(
         [
             sql.lock_task_statement(task_id),
             sql.forward_end_in_one_statement(task_id, subtask_id, attempt, fields, log),
-            sql.any_active_subtask(task_id),
         ]
     )
-    if not task_rows or not any(kind == 0 for kind, *_ in rows):
+    ended = [row for row in rows if row[0] == 0]
+    if not task_rows or not ended:
         return None  # not this case (or already ended): the general path sorts it out
-    counted = [row[1:] for row in rows if row[0] == 1]
-    return _counted_off(counted, task_rows[0][0] == TaskStatus.RUNNING and bool(active_rows))
+    counted = [row[1:5] for row in rows if row[0] == 1]
+    others_at_work = bool(ended[0][5])
+    return _counted_off(counted, task_rows[0][0] == TaskStatus.RUNNING and others_at_work)
