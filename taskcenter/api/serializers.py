@@ -18,7 +18,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from taskcenter.api.envelope import iso
+from taskcenter.api.envelope import MicrosIso, iso
 from taskcenter.tasks import models
 from taskcenter.tasks.definitions import approval_settings
 from taskcenter.tasks.selectors import SubtaskBrief, SubtaskRow, TaskRow
@@ -207,14 +207,53 @@ class SubtaskInstanceSerializer(_Fast):
     )
 
     @staticmethod
-    def represent(sub: models.SubtaskInstance | SubtaskRow):
+    def represent(sub: models.SubtaskInstance):
         data = SubtaskInstanceSerializer._ocp(sub)
         if sub.node_type == models.NodeType.APPROVAL_TASK:
             data["approval"] = ApprovalSerializer.represent(sub)
         return data
 
     @staticmethod
-    def _ocp(sub: models.SubtaskInstance | SubtaskRow) -> dict:
+    def represent_rows(rows: list[SubtaskRow]) -> list[dict]:
+        """represent() of each of a task's subtasks read as SubtaskRow tuples
+        (selectors.task_subtask_rows): the same dicts, their times formatted from integer
+        microseconds (envelope.MicrosIso) and each edge list shared by its two spellings
+        (they are the same list in the JSON)."""
+        time = MicrosIso()
+        approval = models.NodeType.APPROVAL_TASK
+        subtasks = []
+        for row in rows:
+            downstreams = row.downstream_ids
+            data = {
+                "id": row.pk,
+                "name": row.name,
+                "seriesId": row.series_id,
+                "description": row.description,
+                "timeout": row.timeout,
+                "status": row.status,
+                "operation": row.operation,
+                "executor": row.executor,
+                "runTime": row.run_time,
+                "retryCount": row.retry_count,
+                "nodeType": row.node_type,
+                "paralleIdx": row.parallel_idx,
+                "parallelIdx": row.parallel_idx,
+                "upstreams": row.upstream_ids,
+                "downstream": downstreams,
+                "downstreams": downstreams,
+                "prohibitRollback": row.prohibit_rollback,
+                "createTime": time(row.create_us),
+                "startTime": time(row.start_us),
+                "finishTime": time(row.finish_us),
+                "result": row.result,
+            }
+            if row.node_type == approval:
+                data["approval"] = ApprovalSerializer.represent(row)
+            subtasks.append(data)
+        return subtasks
+
+    @staticmethod
+    def _ocp(sub: models.SubtaskInstance) -> dict:
         return {
             "id": sub.pk,
             "name": sub.name,
@@ -372,7 +411,16 @@ class WrappedTaskInstanceSerializer(_TaskFields):
         data["taskDefinitionId"] = task.definition_id if task.definition_id is not None else -1
         data["executor"] = task.executor
         data["prohibitRollback"] = task.prohibit_rollback
-        data["subtasks"] = [SubtaskInstanceSerializer.represent(s) for s in subtasks]
+        rows = [sub for sub in subtasks if isinstance(sub, SubtaskRow)]
+        data["subtasks"] = (
+            SubtaskInstanceSerializer.represent_rows(rows)
+            if rows
+            else [
+                SubtaskInstanceSerializer.represent(sub)
+                for sub in subtasks
+                if isinstance(sub, models.SubtaskInstance)
+            ]
+        )
         return data
 
 

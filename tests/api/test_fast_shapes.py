@@ -4,12 +4,15 @@ SubtaskRow): their JSON must be exactly the serializers' output from the models.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import pytest
+from django.test import override_settings
 from django.utils import timezone
 
 from taskcenter.accounts import roles
 from taskcenter.api import serializers as s
+from taskcenter.api.envelope import MicrosIso, iso
 from taskcenter.tasks import selectors
 from taskcenter.tasks.models import SubtaskInstance, TaskInstance
 from tests.api.conftest import check_envelope
@@ -85,6 +88,74 @@ def test_a_task_detail_is_the_same_json_from_rows_as_from_its_models(db):
         assert any(sub["result"] for sub in from_rows["subtasks"]) or any(
             "approval" in sub for sub in from_rows["subtasks"]
         )
+
+
+def _odd_subtasks(task: TaskInstance) -> None:
+    """The task's subtasks with what a JSON encoder and a time formatter may trip on:
+    floats, non-ASCII and line separators, nulls, nested values, no result at all; times
+    at a whole second, at a tenth, before 1970, in the hour a zone's clocks change, and
+    none."""
+    subtasks = list(SubtaskInstance.objects.filter(task=task).order_by("series_id", "pk"))
+    results = [
+        {"f": [1.5, -0.0, 1e300, 3.0, 0.1], "u": "é中😀\u2028\u2029\x7f", "n": None, "b": False},
+        None,
+        [1, "two", {"three": [3.25]}],
+    ]
+    times = [
+        (datetime(2026, 3, 29, 0, 59, 59, 999_999, tzinfo=UTC), None),  # Paris: to +02:00
+        (
+            datetime(2026, 10, 25, 0, 30, 0, 100_000, tzinfo=UTC),
+            datetime(1969, 12, 31, 23, 59, tzinfo=UTC),
+        ),
+        (
+            datetime(2026, 10, 25, 1, 0, 0, tzinfo=UTC),
+            datetime(2026, 10, 25, 1, 0, 0, 1, tzinfo=UTC),
+        ),
+    ]
+    for index, sub in enumerate(subtasks):
+        start, finish = times[index % len(times)]
+        SubtaskInstance.objects.filter(pk=sub.pk).update(
+            result=results[index % len(results)],
+            start_time=start,
+            finish_time=finish,
+            description="línea\u2028«x»",
+        )
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Shanghai", "Europe/Paris", "America/St_Johns"])
+def test_a_task_detail_is_the_same_json_for_odd_values_in_any_zone(db, zone):
+    task = make_task(["SUCCESSFUL", "FAILED", "PENDING", "PENDING"])
+    _odd_subtasks(task)
+    with override_settings(TIME_ZONE=zone):
+        task = selectors.task_get(task_id=task.pk)
+        from_models = s.WrappedTaskInstanceSerializer.represent(
+            task, selectors.task_subtasks(task=task)
+        )
+        from_rows = s.WrappedTaskInstanceSerializer.represent(
+            task, selectors.task_subtask_rows(task_id=task.pk)
+        )
+    assert _json(from_rows) == _json(from_models)
+    assert from_rows["subtasks"][1]["result"] is None
+    assert from_rows["subtasks"][1]["finishTime"] is not None
+    assert from_rows["subtasks"][0]["finishTime"] is None
+
+
+@pytest.mark.parametrize(
+    "zone", ["UTC", "Europe/Paris", "America/New_York", "Australia/Lord_Howe", "Africa/Monrovia"]
+)
+def test_times_from_microseconds_read_as_iso_writes_them(zone):
+    """MicrosIso against iso() around the year's clock changes, before 1970 and in the
+    zones' first offsets (Monrovia's was -00:44:30)."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    moments = [0, -1, 1, 999, 1_000, 740_000, 100_000, 59_999_999]
+    for year in (1901, 1969, 2026):
+        start = (datetime(year, 1, 1, tzinfo=UTC) - epoch) // timedelta(microseconds=1)
+        moments += [start + step * 1_234_567_891 for step in range(0, 26_000)]
+    with override_settings(TIME_ZONE=zone):
+        formatted = MicrosIso()
+        for micros in moments:
+            assert formatted(micros) == iso(epoch + timedelta(microseconds=micros)), micros
+    assert formatted(None) is None
 
 
 def test_the_api_list_answers_what_the_serializer_makes_of_the_models(as_viewer):
