@@ -120,6 +120,7 @@ _.input_type  # a form widget's attribute
 _.format_value
 _.lookup_name  # a custom Lookup (tasks/filters.py)
 _.prepare_rhs
+_.output_field  # an ORM expression's type, read by Django (tasks/sql.py EpochMicros)
 _.as_postgresql
 _._put  # kombu's filesystem Channel
 _.basic_ack  # a channel's, replaced on a lost connection (engine/worker.py)

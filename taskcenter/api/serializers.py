@@ -337,9 +337,17 @@ class BasicTaskInstanceSerializer(_TaskFields):
         return data
 
     @staticmethod
-    def represent_row(row: TaskRow):
+    def represent_rows(rows: list[TaskRow]) -> list[dict]:
+        """represent_row() of a page's tasks, their times formatted by one MicrosIso."""
+        time = MicrosIso()
+        return [BasicTaskInstanceSerializer.represent_row(row, time) for row in rows]
+
+    @staticmethod
+    def represent_row(row: TaskRow, time: MicrosIso | None = None):
         """represent() of a task read as a TaskRow (selectors.task_list_page): the same
         dict, built from one tuple instead of four model instances."""
+        if time is None:
+            time = MicrosIso()
         tenant = (
             None
             if row.tenant_id is None
@@ -382,9 +390,9 @@ class BasicTaskInstanceSerializer(_TaskFields):
             "status": row.status,
             "type": row.type,
             "operation": row.operation,
-            "createTime": iso(row.create_time),
-            "startTime": iso(row.start_time),
-            "finishTime": iso(row.finish_time),
+            "createTime": time(row.create_us),
+            "startTime": time(row.start_us),
+            "finishTime": time(row.finish_us),
             "subtaskTotal": len(subtasks),
             "subtaskSuccessful": sum(1 for sub in subtasks if sub["status"] == "SUCCESSFUL"),
             "subtasks": subtasks,

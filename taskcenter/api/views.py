@@ -150,7 +150,7 @@ def task_list(request):
     queryset = selectors.task_list(visible=access.visible_tasks(request.user), params=params)
     tally = selectors.task_tally(clusters=access.visible_clusters(request.user), params=params)
     rows, total = selectors.task_list_page(queryset=queryset, page=page, size=size, tally=tally)
-    contents = [s.BasicTaskInstanceSerializer.represent_row(row) for row in rows]
+    contents = s.BasicTaskInstanceSerializer.represent_rows(rows)
     return ok(request, paged(contents, total=total, page=page, size=size))
 
 

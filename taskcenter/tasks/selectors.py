@@ -179,9 +179,11 @@ class TaskRow(NamedTuple):
     status: str
     type: str
     operation: str
-    create_time: datetime | None
-    start_time: datetime | None
-    finish_time: datetime | None
+    # The times as integer microseconds since the epoch (api.envelope.MicrosIso formats
+    # them).
+    create_us: int | None
+    start_us: int | None
+    finish_us: int | None
     # Each subtask as the tuple the database sent: (task id, then SubtaskBrief's fields).
     # A page of 2,000 tasks holds 10,000 of them, and every object made per subtask is
     # time spent, in its making and in the garbage collector's passes over it.
@@ -205,10 +207,8 @@ _TASK_ROW_COLUMNS = (
     "status",
     "type",
     "operation",
-    "create_time",
-    "start_time",
-    "finish_time",
 )
+_TASK_ROW_TIMES = ("create_time", "start_time", "finish_time")
 
 
 def task_list_page(
@@ -219,12 +219,17 @@ def task_list_page(
     total, ids = _total_and_page_ids(queryset, page=page, size=size, tally=tally)
     if not ids:
         return [], total
-    by_id = {
-        values[0]: TaskRow._make((*values, []))
-        for values in queryset.order_by()
-        .filter(AnyOf(F("pk"), ids))
-        .values_list(*_TASK_ROW_COLUMNS)
-    }
+    rows = queryset.order_by().filter(AnyOf(F("pk"), ids))
+    if connection.vendor == "postgresql":
+        times = {f"{name}_us": sql.EpochMicros(name) for name in _TASK_ROW_TIMES}
+        values = rows.annotate(**times).values_list(*_TASK_ROW_COLUMNS, *times)
+        by_id = {row[0]: TaskRow._make((*row, [])) for row in values}
+    else:
+        width = len(_TASK_ROW_COLUMNS)
+        by_id = {
+            row[0]: TaskRow._make((*row[:width], *map(_micros, row[width:]), []))
+            for row in rows.values_list(*_TASK_ROW_COLUMNS, *_TASK_ROW_TIMES)
+        }
     for values in _subtask_brief_values(list(by_id)):
         by_id[values[0]].subtasks.append(values)
     return [by_id[pk] for pk in ids if pk in by_id], total

@@ -540,6 +540,14 @@ def _micros(column: str) -> str:
     return f"(extract(epoch from {column}) * 1000000)::bigint"
 
 
+class EpochMicros(models.Func):
+    """_micros as an ORM expression (PostgreSQL): a list page's times read as integers, not
+    parsed from text by Django's loader (6,000 of them on a page of 2,000 tasks)."""
+
+    template = _micros("%(expressions)s")
+    output_field = models.BigIntegerField()
+
+
 def subtask_rows_statement(task_id: int) -> Statement:
     """PostgreSQL: every subtask of a task in series order, with the columns of
     selectors.SubtaskRow, shaped so that reading them costs Python little: the DAG's edges

@@ -75,6 +75,23 @@ def test_a_listed_task_is_the_same_json_from_a_row_as_from_its_models(db):
     assert (bare["cluster"], bare["tenant"], bare["creator"]) == (None, None, None)
 
 
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "Europe/Paris", "America/St_Johns"])
+def test_a_listed_task_is_the_same_json_in_any_zone(db, zone):
+    """Its times read as microseconds: at a clock change, before 1970, none at all."""
+    task = make_task(["SUCCESSFUL"])
+    TaskInstance.objects.filter(pk=task.pk).update(
+        create_time=datetime(1969, 12, 31, 23, 59, 59, 5_000, tzinfo=UTC),
+        start_time=datetime(2026, 3, 29, 0, 59, 59, 999_999, tzinfo=UTC),
+        finish_time=datetime(2026, 3, 29, 1, 0, 0, 120_000, tzinfo=UTC),
+    )
+    unstarted = make_task(["PENDING"], name="Ünïcode\u2028task")
+    TaskInstance.objects.filter(pk=unstarted.pk).update(start_time=None, finish_time=None)
+    with override_settings(TIME_ZONE=zone):
+        for task_id in (task.pk, unstarted.pk):
+            assert _json(_from_row(task_id)) == _json(_from_models(task_id))
+        assert _from_row(unstarted.pk)["startTime"] is None
+
+
 def test_a_task_detail_is_the_same_json_from_rows_as_from_its_models(db):
     for task in (_every_field_set(), waiting_approval()):
         task = selectors.task_get(task_id=task.pk)
