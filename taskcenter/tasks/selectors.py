@@ -10,15 +10,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.conf import settings
+from django.contrib.postgres.aggregates import ArrayAgg
+from django.contrib.postgres.fields import ArrayField
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, connections
 from django.db.models import (
+    BigIntegerField,
     Count,
     DurationField,
     Exists,
     ExpressionWrapper,
     F,
+    Func,
     Max,
     Min,
     OuterRef,
@@ -240,13 +244,47 @@ def _successful_subtasks() -> Count:
     return Count("subtasks", filter=Q(subtasks__status=SubtaskStatus.SUCCESSFUL))
 
 
+# From this offset on, a list whose total is counted (not read from TaskCount) gets its
+# total and its page's ids from one pass over the matching tasks (PostgreSQL): the count
+# reads every match anyway, and a page this deep reads them all again and sorts them
+# (a name filter matching 101,000 tasks, page 5,000: 13 ms to count, then 25 ms for the
+# page; 25 ms for both at once). Shallower pages are a short index walk of their own.
+DEEP_COUNTED_OFFSET = 5_000
+
+
 def _total_and_page_ids(
     queryset: QuerySet[TaskInstance], *, page: int, size: int, tally: TaskTally | None
 ) -> tuple[int, list[int]]:
     """A list's total (from TaskCount when `tally` says how, else counted) and the ids of
-    its page: the first two queries of task_page and task_list_page alike."""
+    its page: the first two queries of task_page and task_list_page alike (one for a deep
+    page of a counted list)."""
+    offset = (page - 1) * size
+    if (
+        tally is None
+        and offset >= DEEP_COUNTED_OFFSET
+        and connections[queryset.db].vendor == "postgresql"
+        and duration_sort(queryset.query.order_by) is None
+    ):
+        return _total_and_deep_page_ids(queryset, offset=offset, size=size)
     total = tally.total() if tally is not None else _task_count(queryset)
-    return total, _page_ids(queryset, offset=(page - 1) * size, size=size)
+    return total, _page_ids(queryset, offset=offset, size=size)
+
+
+def _total_and_deep_page_ids(
+    queryset: QuerySet[TaskInstance], *, offset: int, size: int
+) -> tuple[int, list[int]]:
+    """PostgreSQL: the count of the filtered `queryset` and the ids of its rows offset + 1
+    to offset + size in its order, from one statement: count(*) and the sorted array of
+    the matching ids, sliced in the database (the same order as the ORDER BY, which
+    always ends with the id)."""
+    ordered = ArrayAgg("pk", order_by=queryset.query.order_by)
+    page = Func(
+        ordered,
+        template=f"(%(expressions)s)[{offset + 1}:{offset + size}]",
+        output_field=ArrayField(BigIntegerField()),
+    )
+    found = queryset.order_by().aggregate(total=Count("pk"), ids=page)
+    return found["total"], found["ids"] or []
 
 
 def _subtask_brief_values(task_ids: list[int]) -> QuerySet:

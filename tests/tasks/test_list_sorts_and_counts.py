@@ -158,3 +158,31 @@ def test_no_kept_total_on_sqlite(db):
     if connection.vendor == "postgresql":
         pytest.skip("SQLite only")
     assert selectors.task_tally(clusters=None, params=QueryDict("status=FAILED")) is None
+
+
+@pytest.mark.parametrize(
+    "filters",
+    ["name=task", "name=task%201", "status=FAILED&name=task", "createdFrom=2000-01-01", "name=zz"],
+)
+@pytest.mark.parametrize(
+    "sort", ["", "name", "name,desc", "startTime", "startTime,desc", "finishTime", "id,asc"]
+)
+def test_a_deep_page_of_a_counted_list_is_the_page_a_shallow_one_would_be(
+    db, monkeypatch, filters, sort
+):
+    """Past DEEP_COUNTED_OFFSET a counted list reads its total and its page in one
+    statement on PostgreSQL: the same total and the same rows in the same order, tasks
+    without a start or finish time included, and nothing past the end."""
+    _tasks(_clusters())
+    params = QueryDict(f"{filters}&sort={sort}")
+    queryset = selectors.task_list(visible=TaskInstance.objects.all(), params=params)
+    expected = list(queryset.values_list("pk", flat=True))
+    for deep_from in (10**9, 0):
+        monkeypatch.setattr(selectors, "DEEP_COUNTED_OFFSET", deep_from)
+        for size in (1, 7):
+            pages = []
+            for page in range(1, len(expected) // size + 3):
+                rows, total = selectors.task_list_page(queryset=queryset, page=page, size=size)
+                assert total == len(expected), (filters, sort, page)
+                pages.extend(row.pk for row in rows)
+            assert pages == expected, (filters, sort, size, deep_from)
