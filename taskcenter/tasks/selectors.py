@@ -277,7 +277,8 @@ def _total_and_deep_page_ids(
     to offset + size in its order, from one statement: count(*) and the sorted array of
     the matching ids, sliced in the database (the same order as the ORDER BY, which
     always ends with the id)."""
-    ordered = ArrayAgg("pk", order_by=queryset.query.order_by)
+    # The stubs allow names only; Django takes expressions too (sort=duration, name).
+    ordered = ArrayAgg("pk", order_by=queryset.query.order_by)  # type: ignore[arg-type]
     page = Func(
         ordered,
         template=f"(%(expressions)s)[{offset + 1}:{offset + size}]",

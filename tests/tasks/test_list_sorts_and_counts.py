@@ -165,7 +165,17 @@ def test_no_kept_total_on_sqlite(db):
     ["name=task", "name=task%201", "status=FAILED&name=task", "createdFrom=2000-01-01", "name=zz"],
 )
 @pytest.mark.parametrize(
-    "sort", ["", "name", "name,desc", "startTime", "startTime,desc", "finishTime", "id,asc"]
+    "sort",
+    [
+        "",
+        "name",
+        "name,desc",
+        "startTime",
+        "startTime,desc",
+        "finishTime",
+        "id,asc",
+        "duration,desc&sort=name",
+    ],
 )
 def test_a_deep_page_of_a_counted_list_is_the_page_a_shallow_one_would_be(
     db, monkeypatch, filters, sort
