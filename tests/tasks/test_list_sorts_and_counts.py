@@ -61,7 +61,13 @@ def _clusters() -> list[Cluster]:
     ["", "status=FAILED", "status=RUNNING", "type=SCHEDULED", "name=task%201", "clusterId=c1"],
 )
 @pytest.mark.parametrize("sort", ["duration,desc", "duration,asc", "startTime,desc", "startTime"])
-def test_sorted_pages_are_the_rows_of_the_sort_in_its_order(db, filters, sort):
+@pytest.mark.parametrize("deep_from", [10**9, 0], ids=["shallow", "deep"])
+def test_sorted_pages_are_the_rows_of_the_sort_in_its_order(
+    db, monkeypatch, filters, sort, deep_from
+):
+    """Every page also as a deep page (selectors.DEEP_OFFSET): where only finished tasks
+    match (status=FAILED), sort=duration's page is then their index walk alone."""
+    monkeypatch.setattr(selectors, "DEEP_OFFSET", deep_from)
     clusters = _clusters()
     _tasks(clusters)
     filters = filters.replace("c1", str(clusters[1].pk))
@@ -180,7 +186,7 @@ def test_no_kept_total_on_sqlite(db):
 def test_a_deep_page_of_a_counted_list_is_the_page_a_shallow_one_would_be(
     db, monkeypatch, filters, sort
 ):
-    """Past DEEP_COUNTED_OFFSET a counted list reads its total and its page in one
+    """Past DEEP_OFFSET a counted list reads its total and its page in one
     statement on PostgreSQL: the same total and the same rows in the same order, tasks
     without a start or finish time included, and nothing past the end."""
     _tasks(_clusters())
@@ -188,7 +194,7 @@ def test_a_deep_page_of_a_counted_list_is_the_page_a_shallow_one_would_be(
     queryset = selectors.task_list(visible=TaskInstance.objects.all(), params=params)
     expected = list(queryset.values_list("pk", flat=True))
     for deep_from in (10**9, 0):
-        monkeypatch.setattr(selectors, "DEEP_COUNTED_OFFSET", deep_from)
+        monkeypatch.setattr(selectors, "DEEP_OFFSET", deep_from)
         for size in (1, 7):
             pages = []
             for page in range(1, len(expected) // size + 3):
