@@ -38,6 +38,7 @@ Usage, from the project root:
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 import tempfile
@@ -271,6 +272,7 @@ def main() -> int:
 
     from taskcenter.accounts import roles
     from taskcenter.api import views
+    from taskcenter.tasks import selectors
     from taskcenter.webserver import freeze_startup_objects
 
     freeze_startup_objects()  # as a web process does once it has started
@@ -435,9 +437,16 @@ def main() -> int:
             misses.append(label + (" (within it with the count cached)" if c95 <= target else ""))
         if size is not None:
             # Per filter: a name filter runs one more query (its matching names) than a
-            # status filter, and that must not change with the page or its size.
+            # status filter, and that must not change with the page's size. A deep page
+            # (selectors.DEEP_OFFSET) may differ from a shallow one: a counted list reads
+            # its total with the page, sort=duration asks whether only finished tasks match.
             list_filter = label.split(" page ")[0].split(" size ")[0]
-            query_counts.setdefault(list_filter, {}).setdefault(size, set()).add(queries)
+            numbered = re.search(r" page (\d+)", label)
+            offset = (int(numbered.group(1)) - 1) * size if numbered else 0
+            depth = "deep" if offset >= selectors.DEEP_OFFSET else "shallow"
+            query_counts.setdefault(f"{list_filter} ({depth})", {}).setdefault(size, set()).add(
+                queries
+            )
         rows.append(
             [
                 label,
