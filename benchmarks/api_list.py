@@ -438,8 +438,8 @@ def main() -> int:
         if size is not None:
             # Per filter: a name filter runs one more query (its matching names) than a
             # status filter, and that must not change with the page's size. A deep page
-            # (selectors.DEEP_OFFSET) may differ from a shallow one: a counted list reads
-            # its total with the page, sort=duration asks whether only finished tasks match.
+            # (selectors.DEEP_OFFSET) may differ from a shallow one: sort=duration asks
+            # whether only finished tasks match.
             list_filter = label.split(" page ")[0].split(" size ")[0]
             numbered = re.search(r" page (\d+)", label)
             offset = (int(numbered.group(1)) - 1) * size if numbered else 0

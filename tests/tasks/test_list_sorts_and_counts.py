@@ -13,6 +13,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.http import QueryDict
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from taskcenter.tasks import selectors
@@ -193,6 +194,8 @@ def test_a_deep_page_of_a_counted_list_is_the_page_a_shallow_one_would_be(
     params = QueryDict(f"{filters}&sort={sort}")
     queryset = selectors.task_list(visible=TaskInstance.objects.all(), params=params)
     expected = list(queryset.values_list("pk", flat=True))
+    # One pass whatever the planner expects: the tables here are too small to expect few.
+    monkeypatch.setattr(selectors, "ONE_PASS_MATCHES_PER_ROW", 10**9)
     for deep_from in (10**9, 0):
         monkeypatch.setattr(selectors, "DEEP_OFFSET", deep_from)
         for size in (1, 7):
@@ -202,3 +205,24 @@ def test_a_deep_page_of_a_counted_list_is_the_page_a_shallow_one_would_be(
                 assert total == len(expected), (filters, sort, page)
                 pages.extend(row.pk for row in rows)
             assert pages == expected, (filters, sort, size, deep_from)
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="one pass on PostgreSQL only")
+def test_a_deep_page_of_a_broad_list_keeps_its_own_walk(db, monkeypatch):
+    """A deep page of a list the planner expects to match many more tasks than the page
+    reaches is not read in one pass (which would sort every match): its count and its page
+    are two statements, the page a walk that stops at offset + size."""
+    _tasks(_clusters())
+    monkeypatch.setattr(selectors, "DEEP_OFFSET", 0)
+    params = QueryDict("name=task")
+    queryset = selectors.task_list(visible=TaskInstance.objects.all(), params=params)
+    expected = list(queryset.values_list("pk", flat=True))
+    with CaptureQueriesContext(connection) as broad:
+        rows, total = selectors.task_list_page(queryset=queryset, page=2, size=1)
+    monkeypatch.setattr(selectors, "ONE_PASS_MATCHES_PER_ROW", 10**9)
+    with CaptureQueriesContext(connection) as one_pass:
+        rows_one_pass, total_one_pass = selectors.task_list_page(queryset=queryset, page=2, size=1)
+    assert (total, [row.pk for row in rows]) == (len(expected), expected[1:2])
+    assert (total_one_pass, [row.pk for row in rows_one_pass]) == (total, expected[1:2])
+    assert not any("ARRAY_AGG" in query["sql"] for query in broad.captured_queries)
+    assert any("ARRAY_AGG" in query["sql"] for query in one_pass.captured_queries)
