@@ -228,7 +228,23 @@ class AnyOf(Lookup):
 
     def as_postgresql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        return f"{lhs} = ANY(%s)", [*lhs_params, list(self.rhs)]
+        values = list(self.rhs)
+        if values and all(isinstance(value, str) for value in values):
+            # A name filter's names, written once as the array's text: psycopg escaped each
+            # of them for every statement that carries the filter (count, page, rows:
+            # five with sort=duration's three parts), a few ms for a thousand names.
+            literal = getattr(self, "_text_array", None)
+            if literal is None:
+                literal = self._text_array = text_array(values)
+            return f"{lhs} = ANY(%s::text[])", [*lhs_params, literal]
+        return f"{lhs} = ANY(%s)", [*lhs_params, values]
+
+
+def text_array(values: list[str]) -> str:
+    """PostgreSQL's text form of an array of texts: each element quoted, its quotes and
+    backslashes escaped (NULL, commas, braces and blanks are then plain text)."""
+    quoted = ('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values)
+    return "{" + ",".join(quoted) + "}"
 
 
 def filter_tasks(queryset: QuerySet, params) -> QuerySet:
