@@ -20,6 +20,7 @@ from django_filters import rest_framework as filters
 from taskcenter.core import params as parse
 from taskcenter.core.errors import InvalidParameter
 from taskcenter.tasks.models import AuditEntry, TaskInstance, TaskName, TaskStatus, TaskType
+from taskcenter.tasks.sql import text_array
 
 SORT_FIELDS = {
     "id": "id",
@@ -238,13 +239,6 @@ class AnyOf(Lookup):
                 literal = self._text_array = text_array(values)
             return f"{lhs} = ANY(%s::text[])", [*lhs_params, literal]
         return f"{lhs} = ANY(%s)", [*lhs_params, values]
-
-
-def text_array(values: list[str]) -> str:
-    """PostgreSQL's text form of an array of texts: each element quoted, its quotes and
-    backslashes escaped (NULL, commas, braces and blanks are then plain text)."""
-    quoted = ('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values)
-    return "{" + ",".join(quoted) + "}"
 
 
 def filter_tasks(queryset: QuerySet, params) -> QuerySet:

@@ -633,9 +633,9 @@ def _insert_columns(model: type[models.Model], ids: list[int], rows: list[dict[s
             if kind in _NUMBERS_AND_TRUTHS:
                 arrays.append(_array_literal(column))
             elif kind in _TEXTS:
-                arrays.append(_text_array_literal(column))
+                arrays.append(text_array(column))
             elif isinstance(field, models.JSONField):
-                arrays.append(_text_array_literal(_json_texts(field, column)))
+                arrays.append(text_array(_json_texts(field, column)))
             else:
                 arrays.append([field.get_db_prep_save(value, connection) for value in column])
             casts.append(f"%s::{field.db_type(connection)}[]")
@@ -675,8 +675,10 @@ def _json_texts(field: models.JSONField, values: list[Any]) -> list[str | None]:
     return [None if value is None else json.dumps(value, cls=field.encoder) for value in values]
 
 
-def _text_array_literal(values: Sequence[str | None]) -> str:
-    """PostgreSQL's text form of an array of text, each element quoted."""
+def text_array(values: Sequence[str | None]) -> str:
+    """PostgreSQL's text form of an array of texts: each element quoted, its quotes and
+    backslashes escaped (commas, braces, blanks and the word NULL are then plain text);
+    None is SQL's NULL."""
 
     def element(value: str | None) -> str:
         if value is None:

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import pytest
 from django.db import connection
 
-from taskcenter.tasks.filters import text_array
+from taskcenter.tasks.sql import text_array
 from tests.api.conftest import check_envelope
 from tests.factories import make_task
 
