@@ -29,6 +29,11 @@ each with --concurrency processes: the scale-out runs (for example --workers 4
 taskcenter runs and prints what the database's backends waited on, the lock waits per
 subtask and the statements that waited (PostgreSQL's own view of the task-row lock).
 
+--services-core C pins PostgreSQL, Redis and RabbitMQ to CPU C and this script and the
+workers to the other CPUs (restored at the end; needs root): the database and the broker
+then have a core of their own, as on a deployment where they run on machines of their own,
+and the workers' core is what both systems are timed on.
+
 --profile (or --profile-only) also runs each shape inline in this process (no broker, no
 worker) and prints the statements, wall, CPU and database time per engine step, the
 heaviest statements, and PostgreSQL's own counters for the engine's tables (rows
@@ -42,7 +47,8 @@ A worker that dies anyway is restarted and the run repeated (and counted).
 Usage, from the project root:
     .venv/bin/python benchmarks/engine_overhead.py [--broker redis|filesystem|amqp|URL]
         [--database sqlite|postgres|URL] [--width 1000] [--length 100]
-        [--concurrency 4] [--workers 1] [--repeat 3] [--waits] [--profile | --profile-only]
+        [--concurrency 4] [--workers 1] [--repeat 3] [--waits] [--timeline]
+        [--services-core 1] [--profile | --profile-only]
 """
 
 from __future__ import annotations
@@ -668,6 +674,50 @@ def print_profile(shape: Shape, profile: Profile, total: float) -> None:
               f"  {statement[:140]}")  # fmt: skip
 
 
+# --- Cores: the services on one, the workers on the others ------------------------------------
+
+SERVICES = ("postgres", "redis-server", "beam.smp", "epmd")
+
+
+def _service_pids() -> list[int]:
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if text[text.index("(") + 1 : text.rindex(")")] in SERVICES:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def _pin(pids: list[int], cores: set[int]) -> None:
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*"):  # every thread (RabbitMQ's VM has many)
+            try:
+                os.sched_setaffinity(int(task.name), cores)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def split_cores(services_core: int) -> None:
+    """PostgreSQL (its postmaster, so new backends too), Redis and RabbitMQ on one core; this
+    process, and so the workers it starts, on the others. Needs the right to set other
+    processes' affinity (root)."""
+    others = set(range(os.cpu_count() or 1)) - {services_core}
+    if not others:
+        raise BenchError("--services-core needs at least two CPUs")
+    _pin(_service_pids(), {services_core})
+    os.sched_setaffinity(0, others)
+    print(f"  cores: services on CPU {services_core}, workers on {sorted(others)}", flush=True)
+
+
+def unsplit_cores() -> None:
+    every = set(range(os.cpu_count() or 1))
+    _pin(_service_pids(), every)
+    os.sched_setaffinity(0, every)
+
+
 # --- Main ---------------------------------------------------------------------------------------
 
 
@@ -690,6 +740,12 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="also profile inline")
     parser.add_argument(
         "--timeline", action="store_true", help="print where each taskcenter run's time went"
+    )
+    parser.add_argument(
+        "--services-core",
+        type=int,
+        help="run PostgreSQL, Redis and RabbitMQ on this CPU alone and the workers and this "
+        "script on the others, as where the database and the broker have machines of their own",
     )
     parser.add_argument("--profile-only", action="store_true", help="only the inline profile")
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir (logs)")
@@ -739,6 +795,8 @@ def main() -> int:
     )
     results: dict[str, dict[str, dict[str, list[float]]]] = {}
     passed = True
+    if args.services_core is not None:
+        split_cores(args.services_core)
     try:
         if not args.profile_only:
             # Without DJANGO_SETTINGS_MODULE, Celery does not load its Django fix-up (which
@@ -767,6 +825,8 @@ def main() -> int:
         return 130
     finally:
         _stop_workers()
+        if args.services_core is not None:
+            unsplit_cores()
         cleanup_database(database)
         if args.keep_temp:
             print(f"kept {tmp}")
