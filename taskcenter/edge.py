@@ -170,7 +170,7 @@ class Edge:
                 self.lanes[key] = (turns, users - 1)
 
     async def _django(self, environ, send):
-        """Run Django in a thread and stream its answer; when the view handed a wait over,
+        """Run Django in a thread and send its answer; when the view handed a wait over,
         send nothing and return (status, headers, body, wait) instead."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue(maxsize=8)
@@ -182,9 +182,25 @@ class Edge:
             except (RuntimeError, TimeoutError) as exc:  # RuntimeError: the loop is closed
                 raise Abandoned from exc
 
-        ran = loop.run_in_executor(self.threads, self._run_wsgi, environ, put)
+        def put_whole(item) -> None:
+            # The whole answer, the thread's one and only item: the queue has room for it,
+            # so the thread need not wait for the loop to take it.
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError as exc:  # the loop is closed
+                raise Abandoned from exc
+
+        ran = loop.run_in_executor(self.threads, self._run_wsgi, environ, put, put_whole)
         try:
             first = await queue.get()
+            if first[0] == "whole":
+                _, status, headers, body = first
+                wait = environ.get(waits.WAIT_KEY)
+                if wait is not None:
+                    return status, headers, body, wait
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return None
             if first[0] != "start":
                 if first[0] == "error":
                     await _refuse(send, 500, "An unexpected error occurred.")
@@ -209,37 +225,52 @@ class Edge:
                 getter.cancel()
             await ran
 
-    def _run_wsgi(self, environ, put) -> None:
+    def _run_wsgi(self, environ, put, put_whole) -> None:
         try:
-            self._call_wsgi(environ, put)
+            self._call_wsgi(environ, put, put_whole)
         except Abandoned:
             pass  # the loop no longer takes this answer (a stop, or a client that never reads)
 
-    def _call_wsgi(self, environ, put) -> None:
+    def _call_wsgi(self, environ, put, put_whole) -> None:
+        """Django's answer handed to the loop: whole in one item when it is complete within
+        RESPONSE_CHUNK bytes (most answers: one hand-over, no waiting on the loop), else
+        streamed through `put` in pieces of up to RESPONSE_CHUNK, the thread waiting for the
+        loop to take each (a slow client slows the thread down, never fills memory)."""
         if environ[waits.GONE_KEY].is_set():
-            put(("gone",))  # left while waiting for this thread: Django never sees it
+            put_whole(("gone",))  # left while waiting for this thread: Django never sees it
             return
-        started = False
+        head: tuple[int, list] | None = None
+        streaming = False
+        pending = b""
 
         def start_response(status: str, headers, _exc_info=None):
-            nonlocal started
-            started = True
+            nonlocal head
             code = int(status.split(" ", 1)[0])
             raw = [(k.lower().encode("latin-1"), v.strip().encode("latin-1")) for k, v in headers]
-            put(("start", code, raw))
-            return lambda chunk: put(("body", chunk))
+            head = (code, raw)
+            return write
+
+        def write(chunk: bytes) -> None:
+            nonlocal pending
+            pending += chunk
+            if len(pending) >= RESPONSE_CHUNK:
+                flush()
+
+        def flush() -> None:
+            nonlocal streaming, pending
+            if not streaming:
+                assert head is not None
+                put(("start", *head))
+                streaming = True
+            if pending:
+                put(("body", pending))
+                pending = b""
 
         try:
             result = self.wsgi_app(environ, start_response)
             try:
-                pending = b""
                 for chunk in result:
-                    pending += chunk
-                    if len(pending) >= RESPONSE_CHUNK:
-                        put(("body", pending))
-                        pending = b""
-                if pending:
-                    put(("body", pending))
+                    write(chunk)
             finally:
                 close = getattr(result, "close", None)
                 if close is not None:
@@ -248,8 +279,16 @@ class Edge:
             raise
         except Exception:
             logger.exception("the WSGI application failed")
-            put(("body", b"") if started else ("error",))
-        put(("end",))
+            if not streaming:
+                put_whole(("error",))  # nothing sent yet: the client is told so (500)
+                return
+            pending = b""  # part of the answer is out: it ends where it stopped
+        if streaming:
+            flush()
+            put(("end",))
+        else:
+            assert head is not None
+            put_whole(("whole", head[0], head[1], pending))
 
     # --- Waits -------------------------------------------------------------------------------
 

@@ -277,3 +277,69 @@ def test_waits_of_many_callers_on_one_run_share_one_answer_each_checked_for_acce
 def _deactivate(user) -> None:
     user.is_active = False
     user.save(update_fields=["is_active"])
+
+
+# --- How Django's answer reaches the client -----------------------------------------------------
+
+
+def _answer_with(app, *, scope_user: str = "nobody") -> Client:
+    """What a client is sent for a GET answered by the WSGI application `app`."""
+
+    async def drill():
+        edge = Edge(app, threads=2, body_limit=4096, wait_seconds=30.0, waits_per_user=100)
+        client = Client()
+        await edge(_scope("GET", "/anything", scope_user), client.receive, client.send)
+        return client
+
+    return run_drill(drill)
+
+
+def test_a_small_answer_is_sent_whole_with_its_status_and_headers():
+    def app(environ, start_response):
+        start_response("201 Created", [("Content-Type", "text/plain"), ("X-Part", "one")])
+        return [b"first ", b"second"]
+
+    client = _answer_with(app)
+    assert client.status == 201
+    assert (b"x-part", b"one") in client.sent[0]["headers"]
+    assert b"".join(m.get("body", b"") for m in client.sent[1:]) == b"first second"
+    assert client.sent[-1].get("more_body", False) is False
+
+
+def test_a_large_answer_is_streamed_in_pieces_and_arrives_intact():
+    pieces = [bytes([65 + n % 26]) * 10_000 for n in range(40)]  # 400 KB in 40 writes
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return iter(pieces)
+
+    client = _answer_with(app)
+    bodies = [m for m in client.sent if m["type"] == "http.response.body"]
+    assert client.status == 200 and len(bodies) > 2  # sent as it came, not kept whole
+    assert all(len(m["body"]) <= 2 * edge_module.RESPONSE_CHUNK for m in bodies)
+    assert b"".join(m["body"] for m in bodies) == b"".join(pieces)
+    assert bodies[-1].get("more_body", False) is False
+
+
+def test_an_application_that_fails_before_answering_gives_a_500():
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"half an answer"
+        raise RuntimeError("broken halfway")
+
+    client = _answer_with(app)
+    assert client.status == 500
+    assert b"half an answer" not in b"".join(m.get("body", b"") for m in client.sent)
+
+
+def test_an_application_that_fails_while_streaming_ends_the_answer_where_it_stopped():
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"x" * (edge_module.RESPONSE_CHUNK + 1)
+        raise RuntimeError("broken after the first piece")
+
+    client = _answer_with(app)
+    assert client.status == 200
+    bodies = [m for m in client.sent if m["type"] == "http.response.body"]
+    assert b"".join(m["body"] for m in bodies) == b"x" * (edge_module.RESPONSE_CHUNK + 1)
+    assert bodies[-1].get("more_body", False) is False
