@@ -22,6 +22,7 @@ from taskcenter.accounts.services import (
     AccountNotFound,
     time_zone_cache_key,
 )
+from taskcenter.tasks import sql
 from taskcenter.tasks.models import AuditEntry, Cluster, SubtaskInstance
 
 
@@ -226,17 +227,17 @@ def subtask_if_still_let_in(
     """
     loaded = tuple(f for f in SubtaskInstance._meta.concrete_fields if f.attname in fields)
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    arguments = (
+    arguments = [
         *(subtask_id, task_id, session_key, now),
         *(user_id, True),
         *(user_id, epoch, access_version),
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(_let_in_statement(tuple(f.column for f in loaded)), arguments)
-        row = cursor.fetchone()
-    if row is None:
+    ]
+    # Prepared on PostgreSQL (once per connection): the database does not parse and plan
+    # it again every second for every open tail.
+    rows = sql.run(*sql.prepared(_let_in_statement(tuple(f.column for f in loaded)), arguments))
+    if not rows:
         return None
-    return SubtaskInstance.from_db(connection.alias, [f.attname for f in loaded], row)
+    return SubtaskInstance.from_db(connection.alias, [f.attname for f in loaded], rows[0])
 
 
 @functools.cache

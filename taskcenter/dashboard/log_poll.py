@@ -21,14 +21,15 @@ paths answer with the same function, `answer`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.http import HttpResponse
 from django.template.loader import render_to_string
-from django.urls import Resolver404, resolve
+from django.urls import Resolver404, ResolverMatch, resolve
 from django_htmx.http import HttpResponseStopPolling
 
 from taskcenter.accounts import selectors as account_selectors
@@ -130,17 +131,19 @@ def _shortcut(request) -> HttpResponse | None:
     session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
     if not session_key:
         return None
-    try:
-        match = resolve(request.path_info)
-    except Resolver404:
-        return None
-    if match.view_name != VIEW_NAME:
+    match = _log_route(request.path_info)
+    if match is None:
         return None
     key = (session_key, match.kwargs["task_id"], match.kwargs["subtask_id"])
     let_in = _let_in.get(key)
     if let_in is None:
         return None
     session_key, task_id, subtask_id = key
+    # The statement below is the connection's health check: Django's own (a SELECT 1
+    # before a request's first statement on a kept connection) would be one round trip
+    # more per poll. When the statement fails, the connection is closed, and the view
+    # answers on a new one.
+    connection.health_check_done = True  # type: ignore[attr-defined]  # not in the stubs
     try:
         subtask = account_selectors.subtask_if_still_let_in(
             subtask_id=subtask_id,
@@ -156,8 +159,23 @@ def _shortcut(request) -> HttpResponse | None:
             return None
         request.resolver_match = match  # the request metrics name the view
         return answer(request, subtask)
-    except (DatabaseError, TaskCenterError):
+    except DatabaseError:
+        if not connection.in_atomic_block:
+            connection.close()  # broken, say after a database restart: the view opens another
+        return None
+    except TaskCenterError:
         return None  # the view says what is wrong, as for any other request
+
+
+@functools.lru_cache(maxsize=4096)
+def _log_route(path: str) -> ResolverMatch | None:
+    """The URL's match when `path` is a log poll's, else None. Remembered per path (a tail
+    polls the same path every second), so the URL patterns are not walked each time."""
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return None
+    return match if match.view_name == VIEW_NAME else None
 
 
 class LogPollShortcutMiddleware:

@@ -63,7 +63,6 @@ from taskcenter.tasks.models import (
     TaskInstance,
     TaskStatus,
 )
-from taskcenter.tasks.sql import LOG_CHUNK_MAX
 
 
 def task_get(*, task_id: int) -> TaskInstance:
@@ -805,12 +804,9 @@ def log_read(
     end = size if limit is None else min(size, offset + max(0, limit))
     parts: list[bytes] = []
     if end > offset:
-        chunks = LogChunk.objects.filter(
-            subtask_id=subtask.pk, offset__gt=offset - LOG_CHUNK_MAX, offset__lt=end
-        )
-        if attempt is not None:
-            chunks = chunks.filter(attempt=attempt)
-        for chunk_offset, data in chunks.order_by("offset").values_list("offset", "data"):
+        for chunk_offset, data in sql.run(
+            *sql.log_read_statement(subtask.pk, offset, end, attempt)
+        ):
             data = bytes(data)
             lo = max(offset - chunk_offset, 0)
             hi = min(end - chunk_offset, len(data))

@@ -731,6 +731,26 @@ def log_chunk_columns() -> str:
     return f"subtask_id, attempt, {connection.ops.quote_name('offset')}, length, data, created_at"
 
 
+def log_read_statement(subtask_id: int, start: int, end: int, attempt: int | None) -> Statement:
+    """(offset, data) of the subtask's chunks that hold bytes [start, end) (of one attempt
+    when given), in order, through the (subtask, offset) index: chunks are contiguous and
+    at most LOG_CHUNK_MAX bytes, so the first one needed starts after start - LOG_CHUNK_MAX.
+
+    Hand-built and prepared: every open log panel reads through it every second
+    (taskcenter.dashboard.log_poll), and building it through the ORM cost more CPU than
+    the rest of the poll's answer."""
+    offset = connection.ops.quote_name("offset")
+    query = (
+        f"SELECT {offset}, data FROM {LOG_CHUNKS} WHERE subtask_id = %s"
+        f" AND {offset} > %s AND {offset} < %s"
+    )
+    params: list[Any] = [subtask_id, start - LOG_CHUNK_MAX, end]
+    if attempt is not None:
+        query += " AND attempt = %s"
+        params.append(attempt)
+    return prepared(f"{query} ORDER BY {offset}", params)
+
+
 def log_chunks_insert(rows: list[tuple[int, int, int, int, bytes, Any]]) -> Statement:
     """Insert log chunks given as (subtask id, attempt, offset, length, data, created at)."""
     values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))

@@ -4,12 +4,13 @@ and loses the shortcut on the next poll once anything the decision rested on cha
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
 from django.contrib.sessions.models import Session
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -157,3 +158,34 @@ def test_a_bad_offset_gets_the_whole_views_clear_refusal(tail):
     client, url, _sub, _size = tail
     answer = client.get(f"{url}?offset=-1", **HX)
     assert answer.status_code == 400 and b"offset" in answer.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_poll_on_a_connection_the_database_ended_is_answered_on_a_new_one(tail):
+    """The shortcut's statement stands in for Django's health check of a kept connection
+    (a SELECT 1 before each request's first statement): when the database ended the
+    connection (a restart), the statement fails, the connection is closed and the poll is
+    answered all the same, on a new one."""
+    if connection.vendor != "postgresql":
+        pytest.skip("terminates a PostgreSQL backend, as a restart does")
+    client, url, sub, size = tail
+    _append(sub)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+            for _ in range(100):  # until the backend is gone
+                cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid])
+                if cursor.fetchone() is None:
+                    break
+                time.sleep(0.05)
+    finally:
+        other.close()
+    connection.health_check_done = False  # as every request starts in production
+    answer, _ = _poll(client, url, size)
+    assert answer.status_code == 200 and SECRET_LINE.decode() in answer.content.decode()
+    again, statements = _poll(client, url, size)  # and the next poll takes the shortcut
+    assert again.status_code == 200 and statements == 2
