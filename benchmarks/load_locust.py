@@ -32,7 +32,7 @@ Usage, from the project root (locust and psutil are the benchmark's own needs, n
 project's: `.venv/bin/pip install locust psutil`):
     .venv/bin/python benchmarks/load_locust.py [--minutes 5] [--database postgres|URL]
         [--broker URL] [--operators 50] [--tails 200] [--history 2000]
-        [--web-processes N] [--waiters 100] [--json out.json]
+        [--web-processes N] [--waiters 100] [--port N] [--json out.json]
 """
 
 from __future__ import annotations
@@ -261,6 +261,12 @@ def main() -> None:
     parser.add_argument(
         "--waiters", type=int, default=0, help="HENGSHI clients waiting on runs (default 0)"
     )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="the web server's port (default: a free one of 18400-18499 or TASKCENTER_BENCH_PORTS)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument(
         "--baseline", type=Path, help="an earlier run's --json, printed side by side"
@@ -280,7 +286,8 @@ def main() -> None:
         extra = () if args.web_processes is None else ("--web-processes", str(args.web_processes))
         # The waited-for plan's runs get a worker process of their own beside the live tasks.
         concurrency = args.concurrency + (1 if args.waiters else 0)
-        server = common.Server(tmp, concurrency=concurrency, extra=extra)
+        ports = {} if args.port is None else {"ports": (args.port, args.port)}
+        server = common.Server(tmp, concurrency=concurrency, extra=extra, **ports)
         sampler = None
         try:
             server.wait_ready()
