@@ -186,6 +186,8 @@ rollback_pending
 followed_up
 
 # --- Read by the templates
+log_poller  # template tags: dashboard/_log.html
+log_state
 refused_at_start  # dashboard/bulk_detail.html
 grant_labels  # accounts/user_list.html
 short  # dashboard/_value.html

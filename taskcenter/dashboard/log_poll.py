@@ -28,8 +28,11 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.db import DatabaseError, connection
 from django.http import HttpResponse
+from django.template.defaultfilters import filesizeformat, urlencode
 from django.template.loader import render_to_string
-from django.urls import Resolver404, ResolverMatch, resolve
+from django.urls import Resolver404, ResolverMatch, resolve, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 from django_htmx.http import HttpResponseStopPolling
 
 from taskcenter.accounts import selectors as account_selectors
@@ -66,17 +69,73 @@ def answer(request, subtask: SubtaskInstance) -> HttpResponse:
     if not log["has_text"] and not piece.finished:
         return HttpResponse(status=204)
     quiet = parse.integer(request.GET, "quiet", minimum=0, maximum=subtask.attempt)
-    context = {
-        "subtask": subtask,
-        "skipped": skipped,
-        "log": {**log, "attempt": attempt, "quiet": None if log["has_text"] else quiet},
-        "attempt_option": _first_output_option(subtask, quiet) if log["has_text"] else None,
-        "subtask_label": presenters.subtask_label(subtask.status, subtask.operation),
-    }
-    # The piece needs nothing of the request (no CSRF token, no top bar), so it is rendered
-    # without the context processors.
-    body = render_to_string("dashboard/_log_chunk.html", context)
+    log = {**log, "attempt": attempt, "quiet": None if log["has_text"] else quiet}
+    option = _first_output_option(subtask, quiet) if log["has_text"] else None
+    # Written out here rather than through a template: every open log panel asks for this
+    # every second, and the template engine took a quarter of the answer's CPU. The page's
+    # panel renders the poller and the state line through these same functions
+    # (templatetags/log_panel.py).
+    parts = []
+    if skipped:
+        parts.append(
+            format_html(
+                '<span class="log-chunk log-skip">[… {} of output skipped here; download the'
+                " whole log to read it …]\n</span>",
+                filesizeformat(skipped),
+            )
+        )
+    if log["has_text"]:
+        parts.append(format_html('<span class="log-chunk">{}</span>', log["html"]))
+    parts.append(poller_html(subtask, log, oob=True))
+    if option is not None:
+        parts.append(
+            render_to_string("dashboard/_log_attempt_option.html", {"a": option, "oob": True})
+        )
+    label = presenters.subtask_label(subtask.status, subtask.operation)
+    parts.append(state_html(subtask, log, label, oob=True))
+    body = "".join(parts)
     return HttpResponseStopPolling(body) if piece.finished else HttpResponse(body)
+
+
+def poller_html(subtask: SubtaskInstance, log: dict, *, oob: bool = False) -> SafeString:
+    """The hidden element that polls for the log's next piece (nothing once it ended); the
+    only element of an answer htmx does not append (hx-select keeps the pieces alone)."""
+    swap = ' hx-swap-oob="true"' if oob else ""
+    if log["finished"]:
+        return mark_safe(f'<div id="log-poller" hidden{swap}></div>')  # noqa: S308 - constant
+    url = reverse(VIEW_NAME, args=[subtask.task_id, subtask.pk])
+    query = f"?offset={int(log['next_offset'])}"
+    if log.get("attempt") is not None:
+        query += f"&attempt={int(log['attempt'])}"
+    if log.get("quiet") is not None:
+        query += f"&quiet={int(log['quiet'])}"
+    if log.get("style"):
+        query += f"&sgr={urlencode(log['style'])}"
+    return format_html(
+        '<div id="log-poller" hidden{} hx-get="{}" hx-trigger="every 1s, visibilitychange'
+        ' from:document" hx-target="#log-text" hx-swap="beforeend" hx-select=".log-chunk">'
+        "</div>",
+        mark_safe(swap),  # noqa: S308 - constant
+        url + query,
+    )
+
+
+def state_html(subtask: SubtaskInstance, log: dict, label: str, *, oob: bool = False) -> SafeString:
+    """The panel's state line: live, an earlier attempt that ended, or the subtask's state."""
+    swap = mark_safe(' hx-swap-oob="true"' if oob else "")  # noqa: S308 - constant
+    if not log["finished"]:
+        return format_html(
+            '<span id="log-state" class="log-state is-live"{}><span class="live-dot"'
+            ' aria-hidden="true"></span>Live · following</span>',
+            swap,
+        )
+    attempt = log.get("attempt")
+    words = (
+        "An earlier attempt · ended"
+        if attempt is not None and attempt != subtask.attempt
+        else f"{label} · not running"
+    )
+    return format_html('<span id="log-state" class="log-state"{}>{}</span>', swap, words)
 
 
 def _first_output_option(subtask: SubtaskInstance, quiet: int | None) -> dict | None:
