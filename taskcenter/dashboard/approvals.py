@@ -69,7 +69,7 @@ def awaiting_count(user) -> int:
     approve = VERBS["approve"]
     return sum(
         1
-        for gate in selectors.waiting_gates(visible=access.visible_tasks(user))
+        for gate in selectors.waiting_gates_to_count(visible=access.visible_tasks(user))
         if access.can_operate(user, "approve", gate.task)
         and approve.refused(gate.task, gate, actor=user) is None
     )
