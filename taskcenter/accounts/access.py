@@ -176,6 +176,36 @@ def _grants_statement(permissions: int) -> str:
     """
 
 
+def permission_names(user_id: int) -> set[str]:
+    """Every "app.codename" the (active, not superuser) user holds directly or through a
+    role: Django's ModelBackend's answer, in one hand-built statement where ModelBackend
+    sends two through the ORM (ThrottledModelBackend.get_all_permissions). Every page's
+    top bar asks it, for the account and notification links."""
+    with connection.cursor() as cursor:
+        cursor.execute(_permission_names_statement(), [user_id, user_id])
+        return {f"{app}.{codename}" for app, codename in cursor}
+
+
+@functools.cache
+def _permission_names_statement() -> str:
+    user_model = get_user_model()
+    direct = user_model.user_permissions.through
+    memberships = user_model.groups.through
+    role_permissions = Group.permissions.through
+    return f"""
+        SELECT t.app_label, p.codename
+        FROM {Permission._meta.db_table} p
+        JOIN {ContentType._meta.db_table} t ON t.id = p.content_type_id
+        WHERE p.id IN (
+            SELECT d.permission_id FROM {direct._meta.db_table} d WHERE d.user_id = %s
+            UNION
+            SELECT g.permission_id FROM {role_permissions._meta.db_table} g
+            JOIN {memberships._meta.db_table} m ON m.group_id = g.group_id
+            WHERE m.user_id = %s
+        )
+    """
+
+
 def load_permissions(user, *permissions: str) -> None:
     """Find where `user` holds each of `permissions` at once, for the checks that follow
     (permission_clusters gives the same answers one permission at a time): a page that
