@@ -420,6 +420,24 @@ def main() -> int:
             list_call("name=create%20tenant&sort=duration,desc&size=10"),
             10,
         ),
+        # Filters and depths the cases above leave out: every list call is held to its target.
+        ("no filter page 10000 size 10", list_call("page=10000&size=10"), 10),
+        (
+            "sort=duration,asc page 10000 size 10",
+            list_call("sort=duration,asc&page=10000&size=10"),
+            10,
+        ),
+        ("tenantId=3 page 1 size 10", list_call("tenantId=3&size=10"), 10),
+        ("clusterName=3 page 1 size 10", list_call("clusterName=cluster-3&size=10"), 10),
+        ("creator page 1 size 10", list_call("creator=bench-user-7&size=10"), 10),
+        ("keyword page 1 size 10", list_call("keyword=tenant%2012&size=10"), 10),
+        # Matches every cluster's name, so every task.
+        ("keyword (broad) page 1 size 10", list_call("keyword=cluster&size=10"), 10),
+        (
+            "createdFrom page 1 size 10",
+            list_call("createdFrom=2025-12-01T00:00:00Z&size=10"),
+            10,
+        ),
         (f"detail of a {BIG_TASK_SUBTASKS}-subtask task", detail_call(task_count), None),
     ]
     if args.cases:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django import forms
+from django.contrib.auth import get_user_model
 from django.db.models import DurationField, ExpressionWrapper, F, Lookup, Q, QuerySet
 from django.db.models.expressions import OrderBy
 from django.db.models.functions import Coalesce, Now
@@ -19,7 +20,15 @@ from django_filters import rest_framework as filters
 
 from taskcenter.core import params as parse
 from taskcenter.core.errors import InvalidParameter
-from taskcenter.tasks.models import AuditEntry, TaskInstance, TaskName, TaskStatus, TaskType
+from taskcenter.tasks.models import (
+    AuditEntry,
+    Cluster,
+    TaskInstance,
+    TaskName,
+    TaskStatus,
+    TaskType,
+    Tenant,
+)
 from taskcenter.tasks.sql import text_array
 
 SORT_FIELDS = {
@@ -169,11 +178,15 @@ class TaskInstanceFilter(filters.FilterSet):
         )
 
     def filter_keyword(self, qs, name, value):
+        # The clusters, tenants and creators whose name contains the keyword are found
+        # first, among their few rows, then the tasks by those ids. Testing the joined
+        # names of every task instead read all of them: 1.16 s on a million tasks, where
+        # id lists let PostgreSQL combine index scans.
         match = (
             name_contains(value)
-            | Q(cluster__name__icontains=value)
-            | Q(tenant__name__icontains=value)
-            | Q(creator__username__icontains=value)
+            | Q(cluster_id__in=ids_containing(Cluster, "name", value))
+            | Q(tenant_id__in=ids_containing(Tenant, "name", value))
+            | Q(creator_id__in=ids_containing(get_user_model(), "username", value))
         )
         digits = value.strip()
         # ASCII digits only: "²" is a digit that int() refuses, and "１" one that int() reads
@@ -211,6 +224,14 @@ def name_contains(value: str) -> Q:
     if len(names) > NAME_LIST_MAX:
         return Q(name__in=TaskName.objects.filter(name__icontains=value).values("name"))
     return Q(AnyOf(F("name"), names))
+
+
+def ids_containing(model, field: str, value: str) -> list[int] | QuerySet:
+    """The ids of `model`'s rows whose `field` contains `value` (case-insensitive): a list,
+    or past NAME_LIST_MAX matches the query itself, as name_contains does for names."""
+    rows = model.objects.filter(**{f"{field}__icontains": value}).order_by()
+    ids = list(rows.values_list("pk", flat=True)[: NAME_LIST_MAX + 1])
+    return rows.values("pk") if len(ids) > NAME_LIST_MAX else ids
 
 
 class AnyOf(Lookup):

@@ -16,7 +16,7 @@ from django.db import connection
 from django.http import QueryDict
 
 from taskcenter.tasks import selectors
-from taskcenter.tasks.models import Cluster, TaskInstance, TaskName, TaskStatus
+from taskcenter.tasks.models import Cluster, TaskInstance, TaskName, TaskStatus, Tenant
 from tests.factories import make_cluster, make_user
 
 pytestmark = pytest.mark.django_db
@@ -191,6 +191,11 @@ def test_keyword_still_matches_names_and_other_fields(named_tasks):
         assert set(ids) == want and total == len(want), value
     ids, _ = listed(f"keyword={owned.pk}")
     assert owned.pk in ids
+    cluster = Cluster.objects.get(name="east")
+    tenant = Tenant.objects.create(cluster=cluster, name="keyword-tenant", ob_tenant_id=77)
+    in_tenant = TaskInstance.objects.create(name="Unrelated too", tenant=tenant)
+    ids, total = listed("keyword=WORD-TEN")
+    assert ids == [in_tenant.pk] and total == 1
 
 
 def test_name_filter_with_thousands_of_matching_names():
