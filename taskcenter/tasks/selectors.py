@@ -368,10 +368,25 @@ def _page_ids(queryset: QuerySet[TaskInstance], *, offset: int, size: int) -> li
         # merge's sort of offset + size rows (page 10,000 of status=FAILED: 100,000 rows
         # sorted on disk).
         return [pk for pk, _, _ in finished[offset:limit]]
+    if offset >= DEEP_OFFSET and not descending and _finished_walk_holds(base, finished, limit):
+        return [pk for pk, _, _ in finished[offset:limit]]
     merged = finished.union(running, unstarted, all=True).order_by(
         "sort_rank", "-sort_duration" if descending else "sort_duration", "-pk"
     )
     return [pk for pk, _, _ in merged[offset:limit]]
+
+
+def _finished_walk_holds(base: QuerySet[TaskInstance], finished, limit: int) -> bool:
+    """Ascending by duration: whether the first `limit` rows are all finished tasks, that
+    is, whether every running task that matches is longer than the `limit`-th finished one
+    (tasks not started come last). A running task only grows longer, so what holds now
+    still holds when the page is read. Page 10,000 of an unfiltered list merged and sorted
+    100,000 rows of each walk (57 ms); the finished walk alone reads its index."""
+    last = list(finished[limit - 1 : limit])
+    if not last:
+        return False
+    longest = last[0][1]
+    return not base.filter(RUNNING_STARTED, start_time__gte=Now() - longest).exists()
 
 
 class TaskTally(NamedTuple):
