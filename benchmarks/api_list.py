@@ -427,6 +427,16 @@ def main() -> int:
             list_call("sort=duration,asc&page=10000&size=10"),
             10,
         ),
+        (
+            "sort=duration,desc page 10000 size 10",
+            list_call("sort=duration,desc&page=10000&size=10"),
+            10,
+        ),
+        (
+            "sort=startTime,desc page 10000 size 10",
+            list_call("sort=startTime,desc&page=10000&size=10"),
+            10,
+        ),
         ("tenantId=3 page 1 size 10", list_call("tenantId=3&size=10"), 10),
         ("clusterName=3 page 1 size 10", list_call("clusterName=cluster-3&size=10"), 10),
         ("creator page 1 size 10", list_call("creator=bench-user-7&size=10"), 10),
