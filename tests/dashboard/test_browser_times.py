@@ -62,8 +62,11 @@ def test_running_durations_tick_in_the_page_without_requests(live_server, page, 
     assert not shown, (before, after)
     assert task_duration.get_attribute("data-probe") == "kept"
     assert subtask_duration.get_attribute("data-probe") == "kept"
-    # The page's live polls went on meanwhile, and each answered "nothing changed".
-    assert all(status == 204 for _, status in answers), answers
+    # The page's live polls went on meanwhile, and each answered "nothing changed". (Other
+    # requests may land in the window on a slow machine: the watch button the page loads
+    # once, the log panel's poll.)
+    live = [status for url, status in answers if "/live/" in url]
+    assert live and all(status == 204 for status in live), answers
 
 
 def test_times_in_the_browser_zone_then_the_chosen_one_with_utc_on_hover(
