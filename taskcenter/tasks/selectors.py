@@ -370,6 +370,10 @@ def _page_ids(queryset: QuerySet[TaskInstance], *, offset: int, size: int) -> li
         return [pk for pk, _, _ in finished[offset:limit]]
     if offset >= DEEP_OFFSET and not descending and _finished_walk_holds(base, finished, limit):
         return [pk for pk, _, _ in finished[offset:limit]]
+    if offset >= DEEP_OFFSET and descending:
+        page = _running_then_finished(base, running, finished, offset, limit)
+        if page is not None:
+            return page
     merged = finished.union(running, unstarted, all=True).order_by(
         "sort_rank", "-sort_duration" if descending else "sort_duration", "-pk"
     )
@@ -387,6 +391,26 @@ def _finished_walk_holds(base: QuerySet[TaskInstance], finished, limit: int) -> 
         return False
     longest = last[0][1]
     return not base.filter(RUNNING_STARTED, start_time__gte=Now() - longest).exists()
+
+
+def _running_then_finished(
+    base: QuerySet[TaskInstance], running, finished, offset: int, limit: int
+) -> list[int] | None:
+    """Descending by duration, when every matching running task is longer than every
+    finished one: the page is the running tasks' walk, then the finished tasks' walk past
+    the running ones' count (None otherwise, or when the page reaches the tasks not
+    started, which come last). A running task only grows longer, so what holds now still
+    holds when the page is read. Page 10,000 of an unfiltered list merged and sorted
+    100,000 rows of each walk (58 ms)."""
+    longest = list(finished[:1])
+    if longest and base.filter(RUNNING_STARTED, start_time__gte=Now() - longest[0][1]).exists():
+        return None
+    running_count = base.filter(RUNNING_STARTED).count()
+    rows = [pk for pk, _, _ in running[offset:limit]] if offset < running_count else []
+    if limit > running_count:
+        start = max(offset - running_count, 0)
+        rows += [pk for pk, _, _ in finished[start : limit - running_count]]
+    return rows if len(rows) == limit - offset else None
 
 
 class TaskTally(NamedTuple):

@@ -85,6 +85,48 @@ def test_sorted_pages_are_the_rows_of_the_sort_in_its_order(
         assert pages == expected, (filters, sort, size)
 
 
+@pytest.mark.parametrize("sort", ["duration,desc", "duration,asc"])
+@pytest.mark.parametrize("filters", ["", "status=RUNNING", "type=SCHEDULED"])
+def test_deep_duration_pages_where_every_running_task_is_the_longest(
+    db, monkeypatch, sort, filters
+):
+    """Every running task longer than every finished one, and tasks not started: a deep
+    page reads the running tasks' walk and then the finished tasks' (descending), or the
+    finished tasks' alone (ascending), and must still be the ORDER BY's rows."""
+    monkeypatch.setattr(selectors, "DEEP_OFFSET", 0)
+    now = timezone.now()
+    rows = []
+    for index in range(40):
+        if index % 4 == 0:  # running for days
+            start, finish, status = now - timedelta(days=1 + index), None, "RUNNING"
+        elif index % 9 == 8:  # not started
+            start, finish, status = None, None, "RUNNING"
+        else:  # finished within minutes, ties included
+            start = now - timedelta(hours=index)
+            finish, status = start + timedelta(minutes=index % 3), "SUCCESSFUL"
+        rows.append(
+            TaskInstance(
+                name=f"Task {index}",
+                status=status,
+                type="SCHEDULED" if index % 2 else "MANUAL",
+                start_time=start,
+                finish_time=finish,
+            )
+        )
+    TaskInstance.objects.bulk_create(rows)
+    queryset = selectors.task_list(
+        visible=TaskInstance.objects.all(), params=QueryDict(f"{filters}&sort={sort}")
+    )
+    expected = list(queryset.values_list("pk", flat=True))
+    for size in (1, 3, 7):
+        pages = []
+        for page in range(1, len(expected) // size + 3):
+            rows_, total = selectors.task_list_page(queryset=queryset, page=page, size=size)
+            assert total == len(expected)
+            pages.extend(row.pk for row in rows_)
+        assert pages == expected, (filters, sort, size)
+
+
 def _tally(params: str = "", clusters=None) -> int:
     tally = selectors.task_tally(clusters=clusters, params=QueryDict(params))
     assert tally is not None
