@@ -92,15 +92,19 @@ def test_a_listed_task_is_the_same_json_in_any_zone(db, zone):
         assert _from_row(unstarted.pk)["startTime"] is None
 
 
+def _details(task_id: int) -> tuple[dict, dict]:
+    """A task's detail built from its subtask rows, and from its subtask models."""
+    task = selectors.task_get(task_id=task_id)
+    represent = s.WrappedTaskInstanceSerializer.represent
+    return (
+        represent(task, selectors.task_subtask_rows(task_id=task_id)),
+        represent(task, selectors.task_subtasks(task=task)),
+    )
+
+
 def test_a_task_detail_is_the_same_json_from_rows_as_from_its_models(db):
     for task in (_every_field_set(), waiting_approval()):
-        task = selectors.task_get(task_id=task.pk)
-        from_models = s.WrappedTaskInstanceSerializer.represent(
-            task, selectors.task_subtasks(task=task)
-        )
-        from_rows = s.WrappedTaskInstanceSerializer.represent(
-            task, selectors.task_subtask_rows(task_id=task.pk)
-        )
+        from_rows, from_models = _details(task.pk)
         assert _json(from_rows) == _json(from_models)
         assert any(sub["result"] for sub in from_rows["subtasks"]) or any(
             "approval" in sub for sub in from_rows["subtasks"]
@@ -144,13 +148,7 @@ def test_a_task_detail_is_the_same_json_for_odd_values_in_any_zone(db, zone):
     task = make_task(["SUCCESSFUL", "FAILED", "PENDING", "PENDING"])
     _odd_subtasks(task)
     with override_settings(TIME_ZONE=zone):
-        task = selectors.task_get(task_id=task.pk)
-        from_models = s.WrappedTaskInstanceSerializer.represent(
-            task, selectors.task_subtasks(task=task)
-        )
-        from_rows = s.WrappedTaskInstanceSerializer.represent(
-            task, selectors.task_subtask_rows(task_id=task.pk)
-        )
+        from_rows, from_models = _details(task.pk)
     assert _json(from_rows) == _json(from_models)
     assert from_rows["subtasks"][1]["result"] is None
     assert from_rows["subtasks"][1]["finishTime"] is not None
