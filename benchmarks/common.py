@@ -9,6 +9,7 @@ settings read it once at import.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -172,6 +173,34 @@ def command_cpu_seconds(command: str) -> float:
         fields = text.rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def wsgi_get(url: str, **environ) -> int:
+    """GET `url` through the project's WSGI application as the web server calls it
+    (request_started and request_finished fire, so database connections are kept or
+    closed as in production) and return the status; `environ` adds headers
+    (HTTP_COOKIE=...) or keys of the WSGI environ."""
+    import io
+
+    from taskcenter.wsgi import application
+
+    request = _request_factory().get(url).environ
+    request.update({"wsgi.input": io.BytesIO(), "wsgi.errors": io.StringIO(), **environ})
+    status: list[str] = []
+    body = application(request, lambda line, headers, exc=None: status.append(line))
+    try:
+        for _ in body:
+            pass
+    finally:
+        body.close()
+    return int(status[0].split()[0])
+
+
+@functools.cache
+def _request_factory():
+    from django.test import RequestFactory
+
+    return RequestFactory()
 
 
 def pid_cpu_seconds(pid: int) -> float:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import time
@@ -151,28 +150,13 @@ def _viewer_sessions(count: int) -> list[str]:
 
 
 def _wsgi_caller():
-    """Call the WSGI application as the web server does (request_started and
-    request_finished fire: connections kept or closed as in production)."""
-    from django.test import RequestFactory
-
+    """A caller through the WSGI application (common.wsgi_get) with a session's cookie."""
     from taskcenter.api import waits
-    from taskcenter.wsgi import application
-
-    factory = RequestFactory()
 
     def get(url: str, cookie: str, *, edge: bool = False) -> int:
-        environ = factory.get(url, HTTP_COOKIE=f"sessionid={cookie}").environ
-        environ.update({"wsgi.input": io.BytesIO(), "wsgi.errors": io.StringIO()})
-        if edge:  # behind the edge, which holds the wait: the view answers at once
-            environ[waits.EDGE_KEY] = True
-        status = []
-        body = application(environ, lambda line, headers, exc=None: status.append(line))
-        try:
-            for _ in body:
-                pass
-        finally:
-            body.close()
-        return int(status[0].split()[0])
+        # Behind the edge, which holds the wait, the view answers at once.
+        extra = {waits.EDGE_KEY: True} if edge else {}
+        return common.wsgi_get(url, HTTP_COOKIE=f"sessionid={cookie}", **extra)
 
     return get
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
-import io
 import json
 import os
 import subprocess
@@ -173,23 +172,8 @@ def _waited_plan() -> None:
 
 
 def _wsgi_caller(cookies: dict):
-    from django.test import RequestFactory
-
-    from taskcenter.wsgi import application
-
-    factory = RequestFactory()
-
     def call(who: str, url: str) -> int:
-        environ = factory.get(url, HTTP_COOKIE=f"sessionid={cookies[who]}").environ
-        environ.update({"wsgi.input": io.BytesIO(), "wsgi.errors": io.StringIO()})
-        status = []
-        body = application(environ, lambda line, headers, exc=None: status.append(line))
-        try:
-            for _ in body:
-                pass
-        finally:
-            body.close()
-        return int(status[0].split()[0])
+        return common.wsgi_get(url, HTTP_COOKIE=f"sessionid={cookies[who]}")
 
     return call
 

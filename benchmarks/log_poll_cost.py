@@ -26,7 +26,6 @@ Usage, from the project root:
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import time
@@ -96,10 +95,9 @@ def _running_subtask_with_log() -> tuple[int, int, int]:
 def _signed_in_client():
     """A WSGI caller with a signed-in operator's session cookie and htmx's header."""
     from django.contrib.auth.models import Group, User
-    from django.test import Client, RequestFactory
+    from django.test import Client
 
     from taskcenter.accounts import roles
-    from taskcenter.wsgi import application
 
     user, created = User.objects.get_or_create(username="log-poll-bench")
     if created:
@@ -109,22 +107,9 @@ def _signed_in_client():
     signed_in = Client()
     signed_in.force_login(user)
     cookie = f"sessionid={signed_in.cookies['sessionid'].value}"
-    factory = RequestFactory()
 
     def get(url: str) -> int:
-        # Through the WSGI handler, as the web server calls it: request_started and
-        # request_finished fire, so database connections are opened and closed (or kept,
-        # with DB_CONN_MAX_AGE) exactly as in production.
-        environ = factory.get(url, HTTP_COOKIE=cookie, HTTP_HX_REQUEST="true").environ
-        environ.update({"wsgi.input": io.BytesIO(), "wsgi.errors": io.StringIO()})
-        status = []
-        body = application(environ, lambda line, headers, exc=None: status.append(line))
-        try:
-            for _ in body:
-                pass
-        finally:
-            body.close()
-        return int(status[0].split()[0])
+        return common.wsgi_get(url, HTTP_COOKIE=cookie, HTTP_HX_REQUEST="true")
 
     return get
 
