@@ -402,10 +402,10 @@ def ready_assignments(operation: str, count_run: bool) -> list[tuple[str, str, l
         running, ready = literal(SubtaskStatus.RUNNING), literal(SubtaskStatus.READY)
         status = ("status", _GATE_CASE.format(running, ready), [])
         gate = [
-            ("start_time", _GATE_OR_KEEP.format("%s", "start_time"), [now]),
-            ("executor", _GATE_OR_KEEP.format("''", "executor"), []),
-            ("heartbeat_at", _GATE_OR_KEEP.format("NULL", "heartbeat_at"), []),
-            ("result", _GATE_OR_KEEP.format("NULL", "result"), []),
+            ("start_time", _GATE_CASE.format("%s", "start_time"), [now]),
+            ("executor", _GATE_CASE.format("''", "executor"), []),
+            ("heartbeat_at", _GATE_CASE.format("NULL", "heartbeat_at"), []),
+            ("result", _GATE_CASE.format("NULL", "result"), []),
         ]
     assignments: list[tuple[str, str, list[Any]]] = [
         status,
@@ -463,10 +463,9 @@ ATTEMPT_HISTORY_VALUES = (
 )
 
 
-# An approval gate's value, else another (a subtask a worker runs).
+# An approval gate's value, else another: for a subtask a worker runs, a status of its
+# own or the column as it is.
 _GATE_CASE = f"CASE WHEN node_type = {literal(NodeType.APPROVAL_TASK)} THEN {{}} ELSE {{}} END"
-# An approval gate's value, else the column as it is.
-_GATE_OR_KEEP = _GATE_CASE
 
 
 def make_ready_statement(
