@@ -90,6 +90,7 @@ def test_malformed_ids_name_the_parameter(as_operator, path, parameter):
         ("sort=bogus,asc", "sort"),
         ("sort=name,sideways", "sort"),
         ("name=a%00b", "name"),
+        ("keyword=a%00b", "keyword"),
     ],
 )
 def test_bad_list_parameters_name_the_parameter(as_viewer, query, parameter):
