@@ -26,7 +26,7 @@ from typing import Any
 from celery.signals import worker_init, worker_ready, worker_shutdown
 from celery.worker import state as worker_state
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -117,15 +117,20 @@ class Beat(threading.Thread):
         }
         # An UPDATE of its own row in the common case; made by the first beat, and again if
         # someone deleted it. A worker started again under the same name gets a new row.
-        if self.row_id is None or not WorkerPresence.objects.filter(pk=self.row_id).update(
-            **fields
-        ):
-            self.row_id = WorkerPresence.objects.create(name=self.worker_name, **fields).pk
-        if delta:
-            minute = now.replace(second=0, microsecond=0)
-            row = FinishedMinute.objects.filter(minute=minute, worker=self.worker_name)
-            if not row.update(count=F("count") + delta):
-                FinishedMinute.objects.create(minute=minute, worker=self.worker_name, count=delta)
+        # One transaction with the minute's count: a reader never sees the row's total
+        # ahead of the throughput it is the sum of.
+        with transaction.atomic():
+            if self.row_id is None or not WorkerPresence.objects.filter(pk=self.row_id).update(
+                **fields
+            ):
+                self.row_id = WorkerPresence.objects.create(name=self.worker_name, **fields).pk
+            if delta:
+                minute = now.replace(second=0, microsecond=0)
+                row = FinishedMinute.objects.filter(minute=minute, worker=self.worker_name)
+                if not row.update(count=F("count") + delta):
+                    FinishedMinute.objects.create(
+                        minute=minute, worker=self.worker_name, count=delta
+                    )
 
     def stop(self) -> None:
         """Ask for the stop mark and wait for it. The thread writes it after any beat under
