@@ -344,6 +344,9 @@ TASKCENTER_CANCEL_POLL_INTERVAL = _env.TASKCENTER_CANCEL_POLL_INTERVAL
 # A READY attempt not claimed for this long is enqueued again (a lost message); claiming is
 # idempotent, so a duplicate is harmless.
 TASKCENTER_REDISPATCH_AFTER = _env.TASKCENTER_REDISPATCH_AFTER
+# A finish that makes many subtasks of one node type READY sends at most this many
+# messages for them; the turns those start drain the rest (taskcenter.tasks.services.attempts).
+TASKCENTER_FANOUT_MESSAGES = _env.TASKCENTER_FANOUT_MESSAGES
 TASKCENTER_REAPER_INTERVAL = _env.TASKCENTER_REAPER_INTERVAL
 # A worker whose finish the database does not take (an outage, a restart) keeps the
 # outcome and tries again, with pauses growing to 5 s, for this many seconds; meanwhile

@@ -113,6 +113,7 @@ class Environment(BaseSettings):
     TASKCENTER_WORKER_LOST_AFTER: Annotated[float, Field(ge=0.5)] = 30.0
     TASKCENTER_CANCEL_POLL_INTERVAL: Annotated[float, Field(ge=0.05)] = 0.5
     TASKCENTER_REDISPATCH_AFTER: Annotated[float, Field(ge=1.0)] = 300.0
+    TASKCENTER_FANOUT_MESSAGES: Annotated[int, Field(ge=1)] = 64
     TASKCENTER_REAPER_INTERVAL: Annotated[float, Field(ge=0.1)] = 5.0
     TASKCENTER_FINISH_RETRY_FOR: Annotated[float, Field(ge=0)] = 600.0
     TASKCENTER_WORKER_SYNCHRONOUS_COMMIT: bool = False

@@ -219,22 +219,17 @@ def process_watcher() -> Watcher:
         return _watcher
 
 
-# A worker runs the next link of a chain itself (claimed by the finish of the previous
-# one) while the Celery message it started from is younger than this; after that the
-# next link goes through the broker, so that no message stays unacknowledged for long
+# A worker takes its next subtask itself (a chain's next link, or a READY sibling in a
+# fan-out: see "Turns" in taskcenter.tasks.services.attempts), claimed by the finish of the
+# previous one, while the Celery message it started from is younger than this; after that
+# it hands its turn back to the broker, so that no message stays unacknowledged for long
 # (RabbitMQ's consumer timeout, Redis' visibility timeout) and queued work gets its turn.
 FOLLOW_FOR_SECONDS = 5.0
 
 
-def _may_follow() -> bool:
-    # A route by node type can send the next link to another queue, which this worker may
-    # not consume: then every link goes through the broker. Routes by cluster alone keep a
-    # task's subtasks on one queue, so following stays right.
-    return not any("node" in conditions for conditions, _ in settings.TASKCENTER_QUEUE_ROUTES)
-
-
 def execute_attempt(*, subtask_id: int, attempt: int) -> None:
-    """Run the message's attempt, then the chain links its finishes claim for this worker.
+    """Run the message's attempt (or, when that was claimed already, a READY sibling's),
+    then the subtasks its finishes claim for this worker.
 
     Only the first claim lets a transient database error out, to Celery, which tries this
     same message again (celery_tasks). Once an attempt is claimed, its outcome is recorded
@@ -243,10 +238,12 @@ def execute_attempt(*, subtask_id: int, attempt: int) -> None:
     long claimed, in place of the one whose finish failed.
     """
     executor = socket.gethostname()
-    claimed = services.attempt_claim(subtask_id=subtask_id, attempt=attempt, executor=executor)
+    claimed = services.attempt_claim_turn(subtask_id=subtask_id, attempt=attempt, executor=executor)
     if claimed is None:
         logger.info(
-            "subtask %s attempt %s already claimed or moved on; skipping", subtask_id, attempt
+            "subtask %s attempt %s already claimed or moved on, and no sibling is READY; skipping",
+            subtask_id,
+            attempt,
         )
         return
     follow_until = time.monotonic() + FOLLOW_FOR_SECONDS
@@ -291,7 +288,7 @@ def _record_finish(
     deadline = time.monotonic() + settings.TASKCENTER_FINISH_RETRY_FOR
     pause, failures = FINISH_RETRY_FIRST_PAUSE, 0
     while True:
-        follow = time.monotonic() < follow_until and _may_follow()
+        follow = time.monotonic() < follow_until
         try:
             finished = services.attempt_finish(
                 subtask_id=claimed.subtask_id,
@@ -301,6 +298,7 @@ def _record_finish(
                 log=log,
                 result=result,
                 claim_next_as=executor if follow else None,
+                hand_on_turn=not follow,
             )
         except TRANSIENT as exc:
             failures += 1
@@ -354,7 +352,9 @@ def _after_a_retried_finish(
         outcome,
     )
     try:
-        services.attempt_downstreams_resend(subtask_id=claimed.subtask_id)
+        if not services.attempt_downstreams_resend(subtask_id=claimed.subtask_id):
+            # This worker takes no next subtask: its turn goes on through the broker.
+            services.attempt_hand_on_turn(subtask_id=claimed.subtask_id, attempt=claimed.attempt)
     except TRANSIENT as exc:  # the reaper sends READY work that waits too long
         logger.warning("sending its READY downstreams failed (%s)", describe_error(exc))
         _drop_connection()

@@ -267,37 +267,101 @@ def task_set_first_executor(task_id: int, executor: str) -> Statement:
 # --- Attempts ------------------------------------------------------------------------------------
 
 
+_CLAIM_RETURNS = (
+    "task_id, name, node_type, operation, action, rollback_action, run_time, timeout,"
+    " prohibit_rollback"
+)
+
+
+def _claim_parts(executor: str) -> tuple[str, list[Any]]:
+    now = db_time(timezone.now())
+    claim = (
+        f"SET status = {literal(SubtaskStatus.RUNNING)}, executor = %s, start_time = %s,"
+        " finish_time = NULL, heartbeat_at = %s"
+    )
+    return claim, [executor, now, now]
+
+
+def _task_columns_of_claim() -> str:
+    """SQLite: the task's columns a claim returns, each read by a subquery (its RETURNING
+    cannot name a joined table)."""
+    task_column = f"(SELECT {{}} FROM {TASKS} WHERE {TASKS}.id = {SUBTASKS}.task_id)"
+    return ", ".join(
+        task_column.format(column) for column in ("parameters", "executor", "prohibit_rollback")
+    )
+
+
 def claim_statement(subtask_id: int, attempt: int, executor: str) -> Statement:
     """READY -> RUNNING for exactly this attempt, returning what running it needs (with the
     task's parameters, executor and prohibit_rollback).
 
     PostgreSQL joins the task row once; SQLite, whose RETURNING cannot name a joined
     table, reads each of the task's columns with a subquery."""
-    now = db_time(timezone.now())
-    claim = (
-        f"SET status = {literal(SubtaskStatus.RUNNING)}, executor = %s, start_time = %s,"
-        " finish_time = NULL, heartbeat_at = %s"
-    )
-    columns = "run_time, timeout, prohibit_rollback"
-    returning = f"task_id, name, node_type, operation, action, rollback_action, {columns}"
-    params = [executor, now, now, subtask_id, attempt]
+    claim, params = _claim_parts(executor)
+    params += [subtask_id, attempt]
     if connection.vendor == "postgresql":
         return prepared(
             f"UPDATE {SUBTASKS} AS s {claim} FROM {TASKS} AS t WHERE s.id = %s"
             f" AND s.attempt = %s AND s.status = {literal(SubtaskStatus.READY)}"
             " AND t.id = s.task_id RETURNING "
-            + ", ".join(f"s.{column}" for column in returning.split(", "))
+            + ", ".join(f"s.{column}" for column in _CLAIM_RETURNS.split(", "))
             + ", t.parameters, t.executor, t.prohibit_rollback",
             params,
         )
-    task_column = f"(SELECT {{}} FROM {TASKS} WHERE {TASKS}.id = {SUBTASKS}.task_id)"
     return (
         f"UPDATE {SUBTASKS} {claim}"
         f" WHERE id = %s AND attempt = %s AND status = {literal(SubtaskStatus.READY)}"
-        f" RETURNING {returning}, {task_column.format('parameters')},"
-        f" {task_column.format('executor')}, {task_column.format('prohibit_rollback')}",
+        f" RETURNING {_CLAIM_RETURNS}, {_task_columns_of_claim()}",
         params,
     )
+
+
+def claim_sibling_statement(subtask_id: int, executor: str) -> Statement:
+    """READY -> RUNNING for one READY subtask of the same task and node type as
+    `subtask_id` (its siblings in a fan-out): the (id, attempt) claimed, then what
+    claim_statement returns; no row when there is none.
+
+    Same task and node type means same queue, whatever the routes (they match on the node
+    type and the task's cluster). On PostgreSQL the row is picked in the order of the
+    (task, status) index, about the order the subtasks were made, skipping rows that
+    another claim has locked, so that workers draining one fan-out do not queue behind
+    each other; the claim's own status check re-reads the row it locked."""
+    claim, params = _claim_parts(executor)
+    ready = literal(SubtaskStatus.READY)
+    if connection.vendor == "postgresql":  # the WITH part comes first
+        return prepared(
+            f"WITH pick AS (SELECT id FROM {SUBTASKS} WHERE {_SIBLINGS}"
+            " LIMIT 1 FOR UPDATE SKIP LOCKED)"
+            f" UPDATE {SUBTASKS} AS s {claim} FROM {TASKS} AS t, pick"
+            f" WHERE s.id = pick.id AND s.status = {ready} AND t.id = s.task_id RETURNING"
+            " s.id, s.attempt, "
+            + ", ".join(f"s.{column}" for column in _CLAIM_RETURNS.split(", "))
+            + ", t.parameters, t.executor, t.prohibit_rollback",
+            [subtask_id, subtask_id, *params],
+        )
+    return (
+        f"UPDATE {SUBTASKS} {claim} WHERE id = (SELECT id FROM {SUBTASKS} WHERE {_SIBLINGS}"
+        f" ORDER BY id LIMIT 1) AND status = {ready}"
+        f" RETURNING id, attempt, {_CLAIM_RETURNS}, {_task_columns_of_claim()}",
+        [*params, subtask_id, subtask_id],
+    )
+
+
+def ready_sibling_statement(subtask_id: int) -> Statement:
+    """Whether a subtask of the same task and node type as `subtask_id` is READY."""
+    return prepared(
+        f"SELECT EXISTS (SELECT 1 FROM {SUBTASKS} WHERE {_SIBLINGS})", [subtask_id, subtask_id]
+    )
+
+
+# READY subtasks of the same task and node type as the one whose id is bound twice; the
+# task and node type are read first (scalar subqueries), so that the rows are looked up in
+# the (task, status) index whatever the planner thinks of a join.
+_SIBLINGS = (
+    f"task_id = (SELECT task_id FROM {SUBTASKS} WHERE id = %s)"
+    f" AND status = {literal(SubtaskStatus.READY)}"
+    f" AND node_type = (SELECT node_type FROM {SUBTASKS} WHERE id = %s)"
+)
 
 
 # The subtask columns that ending an attempt reads (attempt_read_statement).

@@ -254,7 +254,9 @@ def test_a_finish_whose_commit_was_not_seen_sends_its_downstreams_again(
     saw an error, its retry finds the attempt ended, and the step the finish released
     (never sent: its send ran on a commit the worker did not see) is sent now, once."""
     task, first, second = chain
-    monkeypatch.setattr(runner, "_may_follow", lambda: False)  # released steps are sent
+    from taskcenter.tasks.services import attempts
+
+    monkeypatch.setattr(attempts, "links_may_follow", lambda: False)  # released steps are sent
     finish = services.attempt_finish
     tries = Counter[str]()
 

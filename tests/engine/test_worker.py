@@ -58,6 +58,27 @@ def test_definition_runs_to_successful_in_dag_order(worker, definition, paramete
     assert_dag_order(task)
 
 
+def _messages_run(worker) -> int:
+    return worker.log_path.read_bytes().count(b"Task taskcenter.run_attempt[")
+
+
+def test_a_wide_fan_out_runs_each_node_once_on_fewer_messages_than_nodes(worker):
+    """The release of 300 nodes sends TASKCENTER_FANOUT_MESSAGES (64) messages; the turns
+    they start take the other nodes, each once."""
+    before = _messages_run(worker)
+    task = verbs.task_start(definition_name="Benchmark fan-out", parameters={"width": 300})
+    task = finished(task, 120)
+    subs = selectors.task_subtasks(task=task)
+
+    assert task.status == "SUCCESSFUL"
+    assert {(s.status, s.attempt, s.run_time) for s in subs} == {("SUCCESSFUL", 1, 1)}
+    for sub in subs:
+        assert selectors.log_read(subtask=sub).text.count("start run") == 1, sub.name
+    assert_dag_order(task)
+    # Received and run; a message whose node a turn took first runs a sibling.
+    assert _messages_run(worker) - before < 150
+
+
 def test_rolling_upgrade_has_more_than_fifty_subtasks(worker):
     task = verbs.task_start(definition_name="Rolling upgrade of observers")
     assert task.subtask_total == 65

@@ -52,16 +52,6 @@ def test_finishing_a_stale_attempt_changes_nothing(db):
     assert (second.status, second.attempt) == ("READY", 1)
 
 
-@pytest.fixture
-def sent(monkeypatch) -> list[tuple[int, int]]:
-    """The (subtask id, attempt) messages that committed transactions hand to the broker."""
-    from taskcenter.engine import dispatch
-
-    messages: list[tuple[int, int]] = []
-    monkeypatch.setattr(dispatch, "_send_all", messages.extend)
-    return messages
-
-
 def test_a_finish_can_claim_the_next_link_for_its_own_worker(
     db, django_capture_on_commit_callbacks, sent
 ):

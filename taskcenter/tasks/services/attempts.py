@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
@@ -24,6 +25,7 @@ from taskcenter.tasks.services.logs import log_line
 from taskcenter.tasks.services.progress import (
     TaskState,
     audit_subtask_change,
+    enqueue_turns,
     task_refresh_status,
 )
 
@@ -67,8 +69,28 @@ def attempt_claim(*, subtask_id: int, attempt: int, executor: str) -> ClaimedAtt
     previous link, when that finish claims it: see attempt_finish).
     """
     rows = sql.run(*sql.claim_statement(subtask_id, attempt, executor))
+    return _claimed(subtask_id, attempt, rows[0], executor) if rows else None
+
+
+def attempt_claim_sibling(*, subtask_id: int, executor: str) -> ClaimedAttempt | None:
+    """READY -> RUNNING for a READY subtask of the same task and node type as `subtask_id`
+    (see "Turns" in docs/engine.md); None when there is none."""
+    rows = sql.run(*sql.claim_sibling_statement(subtask_id, executor))
     if not rows:
         return None
+    sibling_id, attempt, *row = rows[0]
+    return _claimed(sibling_id, attempt, row, executor)
+
+
+def attempt_claim_turn(*, subtask_id: int, attempt: int, executor: str) -> ClaimedAttempt | None:
+    """What a message claims: its own attempt or, when that was claimed already or moved on,
+    a READY sibling (a message is a turn on its subtask's task and node type)."""
+    return attempt_claim(
+        subtask_id=subtask_id, attempt=attempt, executor=executor
+    ) or attempt_claim_sibling(subtask_id=subtask_id, executor=executor)
+
+
+def _claimed(subtask_id: int, attempt: int, row, executor: str) -> ClaimedAttempt:
     (
         task_id,
         name,
@@ -82,7 +104,7 @@ def attempt_claim(*, subtask_id: int, attempt: int, executor: str) -> ClaimedAtt
         parameters,
         task_executor,
         task_prohibits,
-    ) = rows[0]
+    ) = row
     claimed = ClaimedAttempt(
         subtask_id=subtask_id,
         task_id=task_id,
@@ -135,34 +157,43 @@ def attempt_finish(
     log: bytes = b"",
     result: Any = None,
     claim_next_as: str | None = None,
+    hand_on_turn: bool = False,
 ) -> FinishedAttempt:
     """End a running attempt with its outcome, then let the DAG move on (see finish.py).
 
     `ended` is False when the attempt had already been ended (by the reaper). With
-    `claim_next_as` (an executor name), one of the downstreams this finish makes READY is
-    claimed for that executor instead of being sent to the broker (in the same
-    transaction, or right after the one-trip finish on PostgreSQL, where a worker lost in
-    between leaves a READY subtask that the reaper sends again): a worker runs the next
-    link of a chain itself, without a trip through the broker. The others are sent as
-    usual.
+    `claim_next_as` (an executor name), the caller takes its next turn here (see
+    `_next_turn`): one of the downstreams this finish makes READY, or else a READY
+    sibling, is claimed for that executor instead of being sent to the broker (in the
+    same transaction, or right after the one-trip finish on PostgreSQL, where a worker
+    lost in between leaves a READY subtask that the reaper sends again). With
+    `hand_on_turn`, a worker that takes no next subtask hands its turn on.
     """
     if succeeded and task_id and finish.one_trip_available():
         ended = finish.end_in_one_trip(task_id, subtask_id, attempt, log, result)
         if ended is not None:
-            return FinishedAttempt(ended=True, next=_after_one_trip(task_id, ended, claim_next_as))
+            claimed = _after_one_trip(
+                task_id, subtask_id, attempt, ended, claim_next_as, hand_on_turn
+            )
+            return FinishedAttempt(ended=True, next=claimed)
     with transaction.atomic():
         task, subtask = _lock_attempt(task_id or _task_id_of(subtask_id), subtask_id, attempt)
         if task is None or subtask is None:
             return FinishedAttempt(ended=False)
         ended = finish.end_attempt(task, subtask, succeeded=succeeded, result=result, log=log)
-        claimed = _claim_one_send_others(ended.released, claim_next_as)
+        claimed = _next_turn(subtask_id, attempt, ended.released, claim_next_as, hand_on_turn)
         if ended.settle:
             task_refresh_status(task)
     return FinishedAttempt(ended=True, next=claimed)
 
 
 def _after_one_trip(
-    task_id: int, ended: finish.Ended, claim_next_as: str | None
+    task_id: int,
+    subtask_id: int,
+    attempt: int,
+    ended: finish.Ended,
+    claim_next_as: str | None,
+    hand_on_turn: bool,
 ) -> ClaimedAttempt | None:
     """What follows a one-trip finish, which has committed: claim or send the released
     downstreams, settle the task.
@@ -176,7 +207,7 @@ def _after_one_trip(
     (selectors.running_tasks_without_work), as when the process stops just before it.
     """
     try:
-        claimed = _claim_one_send_others(ended.released, claim_next_as)
+        claimed = _next_turn(subtask_id, attempt, ended.released, claim_next_as, hand_on_turn)
     except (OperationalError, InterfaceError) as exc:
         logger.warning(
             "task %s: claiming the next subtask failed (%s); sending %d released subtask(s) "
@@ -210,6 +241,7 @@ def attempt_fail_lost(*, subtask_id: int, attempt: int, why: str) -> bool:
             None, Action.WORKER_LOST, task, subtask, subtask.status, SubtaskStatus.FAILED, why
         )
         ended = finish.end_attempt(task, subtask, succeeded=False, result=None)
+        _next_turn(subtask_id, attempt, ended.released, claim_next_as=None, hand_on_turn=True)
         if ended.settle:  # a failure releases nothing
             task_refresh_status(task)
         return True
@@ -249,18 +281,64 @@ def attempt_downstreams_resend(*, subtask_id: int) -> int:
     return sent
 
 
-def _claim_one_send_others(
-    started: list[tuple[int, int]], claim_next_as: str | None
+# Turns. A wide fan-out does not send a message per subtask it makes READY: a message is a
+# turn on its subtask's task and node type (attempt_claim_turn), and a worker whose turn
+# ends a subtask takes the next READY sibling itself (_next_turn). So a finish that makes
+# more than TASKCENTER_FANOUT_MESSAGES subtasks of one node type READY sends that many
+# messages for them, and the turns they start drain the rest. A turn is never dropped
+# while siblings wait: a worker that stops taking turns (its message is old, see
+# taskcenter.engine.runner) sends one for them, and so does the reaper when it fails an
+# attempt as lost; and the reaper sends any READY attempt not claimed for
+# TASKCENTER_REDISPATCH_AFTER, as it always has. Every claim is still a compare-and-set
+# of one attempt, so no subtask runs twice; what a message per subtask cost (a publish,
+# the worker's receive, hand-over to a pool process and acknowledgement) was most of a
+# no-op subtask's time.
+
+
+def _next_turn(
+    subtask_id: int,
+    attempt: int,
+    released: list[tuple[int, int]],
+    claim_next_as: str | None,
+    hand_on_turn: bool,
 ) -> ClaimedAttempt | None:
-    """Claim the first of the (subtask id, attempt) just made READY for `claim_next_as`,
-    if given, and enqueue the others."""
+    """After ending `attempt` of `subtask_id`: claim the caller's next subtask when it takes
+    one (`claim_next_as`): the first of those this finish made READY (a chain's next link,
+    unless routes by node type may send it to another queue), or else a READY sibling;
+    and send messages for the rest (progress.enqueue_turns).
+
+    A worker that takes no next subtask (`hand_on_turn`) after a finish that made nothing
+    READY hands its turn on: when a sibling is READY, its own attempt is sent again, which
+    its message's claim turns into a sibling's claim."""
     claimed = None
-    if started and claim_next_as:
-        subtask_id, attempt = started[0]
-        claimed = attempt_claim(subtask_id=subtask_id, attempt=attempt, executor=claim_next_as)
-        started = started[1:]
-    enqueue_attempts(started)
+    if claim_next_as and released and links_may_follow():
+        claimed = attempt_claim(
+            subtask_id=released[0][0], attempt=released[0][1], executor=claim_next_as
+        )
+        released = released[1:]
+    elif claim_next_as and not released:
+        claimed = attempt_claim_sibling(subtask_id=subtask_id, executor=claim_next_as)
+    elif hand_on_turn and not released:
+        attempt_hand_on_turn(subtask_id=subtask_id, attempt=attempt)
+    enqueue_turns(released)
     return claimed
+
+
+def attempt_hand_on_turn(*, subtask_id: int, attempt: int) -> bool:
+    """A worker gives its turn back: when a sibling of the ended attempt is READY, the
+    attempt is sent again, and its message's claim takes the sibling (attempt_claim_turn).
+    True when it was sent."""
+    if not sql.run(*sql.ready_sibling_statement(subtask_id))[0][0]:
+        return False
+    enqueue_attempt(subtask_id, attempt)
+    return True
+
+
+def links_may_follow() -> bool:
+    """Whether a worker may run a chain's next link itself. A route by node type can send
+    the next link to a queue that this worker does not consume; routes by cluster alone
+    keep a task's subtasks on one queue."""
+    return not any("node" in conditions for conditions, _ in settings.TASKCENTER_QUEUE_ROUTES)
 
 
 def _task_id_of(subtask_id: int) -> int:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
@@ -42,7 +43,8 @@ def make_ready(
     count_run: bool = True,
     unblocked_only: bool = False,
 ) -> list[int]:
-    """Compare-and-set these subtasks to READY with a new attempt; enqueue them on commit.
+    """Compare-and-set these subtasks to READY with a new attempt; send their turns on
+    commit (enqueue_turns).
 
     Only those still in one of `from_statuses` (and, with `unblocked_only`, with no
     upstream left to wait for) change; their new attempt numbers come back from the same
@@ -55,9 +57,23 @@ def make_ready(
         sql.run(*sql.make_ready_statement(ids, from_statuses, operation, count_run, unblocked_only))
     )
     # An approval gate comes back RUNNING, opened without a worker (sql.ready_assignments).
-    enqueue_attempts([(pk, attempt) for pk, attempt, status in rows if status == "READY"])
+    enqueue_turns([(pk, attempt) for pk, attempt, status in rows if status == "READY"])
     emit_approvals_requested([pk for pk, _, status in rows if status == "RUNNING"])
     return [pk for pk, _, _ in rows]
+
+
+def enqueue_turns(ready: list[tuple[int, int]]) -> None:
+    """Send messages, on commit, for (subtask id, attempt) of one task just made READY: at
+    most TASKCENTER_FANOUT_MESSAGES of each node type. A message is a turn on its task and
+    node type, and the turns drain the others (see "Turns" in services.attempts)."""
+    most = settings.TASKCENTER_FANOUT_MESSAGES
+    if len(ready) > most:
+        attempts = dict(ready)
+        per_type: dict[str, list[tuple[int, int]]] = {}
+        for pk, node_type in selectors.subtask_node_types(subtask_ids=list(attempts)):
+            per_type.setdefault(node_type, []).append((pk, attempts[pk]))
+        ready = sorted(pair for pairs in per_type.values() for pair in sorted(pairs)[:most])
+    enqueue_attempts(ready)
 
 
 def emit_approvals_requested(gate_ids: list[int]) -> None:

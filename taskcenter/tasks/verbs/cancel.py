@@ -129,7 +129,7 @@ def _cancel_subtasks(task: TaskInstance, subtasks: list[SubtaskInstance], actor,
         attempt_row = SubtaskInstance.objects.filter(pk=subtask.pk, attempt=subtask.attempt)
         from_status, to_status, line = "", "", ""
         # Keyed by the attempt: the READY attempt's message, when a worker takes it later,
-        # finds nothing to claim (attempts.attempt_claim) and does nothing.
+        # cannot claim it (it claims a READY sibling instead, if any: attempt_claim_turn).
         if subtask.status == SubtaskStatus.READY and attempt_row.filter(
             status=SubtaskStatus.READY
         ).update(status=SubtaskStatus.FAILED, operation=SubtaskRunMode.CANCEL, finish_time=now):
