@@ -274,12 +274,19 @@ _CLAIM_RETURNS = (
 
 
 def _claim_parts(executor: str) -> tuple[str, list[Any]]:
+    """The SET list of a claim and its parameters.
+
+    The attempt does not start before it became READY: the time is read here, before the
+    statement runs, and a sibling claim may take a subtask that another worker's finish
+    made READY in between (its ready_at is that finish's time, so its start stays after
+    its upstreams' ends)."""
     now = db_time(timezone.now())
     claim = (
-        f"SET status = {literal(SubtaskStatus.RUNNING)}, executor = %s, start_time = %s,"
+        f"SET status = {literal(SubtaskStatus.RUNNING)}, executor = %s,"
+        " start_time = CASE WHEN ready_at > %s THEN ready_at ELSE %s END,"
         " finish_time = NULL, heartbeat_at = %s"
     )
-    return claim, [executor, now, now]
+    return claim, [executor, now, now, now]
 
 
 def _task_columns_of_claim() -> str:

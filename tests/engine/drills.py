@@ -207,6 +207,9 @@ class Installation:
             "TASKCENTER_DEMO": "true",
             "TASKCENTER_QUEUE": "drill",
             "TASKCENTER_REAPER_INTERVAL": "1",
+            # A fan-out sends two messages, as many as the worker has processes: the rest of
+            # it runs on their turns, which a drill must not lose.
+            "TASKCENTER_FANOUT_MESSAGES": "2",
             "DJANGO_SETTINGS_MODULE": "taskcenter.settings",
             "PYTHONUNBUFFERED": "1",
         }

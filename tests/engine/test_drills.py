@@ -66,6 +66,36 @@ def test_drill_a_worker_killed_mid_subtask(stack):
            successful_after=time.monotonic() - killed)  # fmt: skip
 
 
+def test_drill_a_worker_killed_mid_fan_out_loses_no_turn(stack):
+    """Both of the fan-out's messages are on the worker when it is killed (Redis gives an
+    unacknowledged message back only after an hour): the reaper fails the two attempts it
+    ran and hands their turns on, and the new worker runs every other unit at once, not
+    after TASKCENTER_REDISPATCH_AFTER (300 s)."""
+    task_id = started_task_id(stack.run_task("Scale out tenant units", units=12))
+
+    def units(status: str) -> list[int]:
+        return [pk for pk, name, s in stack.subtasks(task_id) if "unit" in name and s == status]
+
+    wait_for(lambda: len(units("SUCCESSFUL")) >= 2 and units("RUNNING"), timeout=60, interval=0.1)
+    stack.worker.kill()
+    killed = time.monotonic()
+    stack.worker.start()
+    stack.wait_status(task_id, {"FAILED"}, timeout=60)
+    to_end = time.monotonic() - killed
+
+    lost = units("FAILED")
+    assert 1 <= len(lost) <= 2, stack.subtasks(task_id)  # what the worker ran when killed
+    assert len(units("SUCCESSFUL")) == 12 - len(lost), stack.subtasks(task_id)
+    with stack.http() as http:
+        log = http.get(f"/api/v2/tasks/instances/{task_id}/subtasks/{lost[0]}/log").json()
+        assert "worker lost" in log["data"]["log"]
+        assert http.post(f"/api/v2/tasks/instances/{task_id}/retry").status_code == 200
+    stack.wait_status(task_id, {"SUCCESSFUL"}, timeout=60)
+    assert to_end < 40
+    report("worker killed mid fan-out", every_unit_ended_after=to_end,
+           successful_after=time.monotonic() - killed)  # fmt: skip
+
+
 def test_drill_the_broker_stopped_and_restarted_during_a_run(stack):
     failed, later = (
         started_task_id(stack.run_task("Migrate tenant", fail_step="copy", step_seconds=0))

@@ -6,9 +6,11 @@ a worker that stops taking subtasks hands its turn on. No subtask runs twice (ev
 is a compare-and-set of one attempt) and none waits for the reaper while a turn is alive.
 """
 
+import time
+
 import pytest
 
-from taskcenter.tasks import selectors, services, verbs
+from taskcenter.tasks import selectors, services, sql, verbs
 from taskcenter.tasks.definitions import (
     DefinitionSpec,
     ParameterSpec,
@@ -198,3 +200,26 @@ def test_the_reaper_hands_on_the_turn_of_a_worker_it_calls_lost(
     assert sent == [(taken.subtask_id, 1)]
     again = services.attempt_claim_turn(subtask_id=taken.subtask_id, attempt=1, executor="w")
     assert again is not None and again.name.startswith("node")
+
+
+def test_a_sibling_claimed_as_its_last_upstream_ends_does_not_start_before_that_end(
+    db, django_capture_on_commit_callbacks
+):
+    """A sibling claim reads the time before its statement runs; another worker's finish
+    may make the join READY in between, and the claim take it: its start is then that
+    finish's time, not earlier (the DAG's order as the pages show it)."""
+    task, subs = _started("Benchmark fan-out", 2, django_capture_on_commit_callbacks)
+    first, second = (subs[f"n{i}"] for i in range(2))
+    for node in (first, second):
+        services.attempt_claim(subtask_id=node.pk, attempt=1, executor="host-a")
+    services.attempt_finish(subtask_id=first.pk, attempt=1, task_id=task.pk, succeeded=True)
+    claim = sql.claim_sibling_statement(first.pk, "host-a")  # its time read now
+    time.sleep(0.01)
+
+    services.attempt_finish(subtask_id=second.pk, attempt=1, task_id=task.pk, succeeded=True)
+    (end_id, *_), *_ = sql.run(*claim)
+
+    end = SubtaskInstance.objects.get(pk=end_id)
+    second.refresh_from_db()
+    assert end.name == "end" and end.status == "RUNNING"
+    assert end.start_time >= second.finish_time
