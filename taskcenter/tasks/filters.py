@@ -8,7 +8,7 @@ parameters arrive repeated (status=A&status=B) or comma-separated (status=A,B).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -323,27 +323,49 @@ def duration_sort(order) -> str | None:
     return "desc" if term.descending else "asc"
 
 
-# The filters a total can be read for from TaskCount (selectors.task_tally).
+# The filters a total can be read for from TaskCount (selectors.task_tally), and the
+# keyword, whose matching clusters TaskCount can total (the rest is counted).
 COUNTED_FILTERS = frozenset({"status", "type", "clusterId"})
+KEYWORD = "keyword"
 
 
-def counted_filters(params) -> tuple[list[str] | None, list[str] | None, int | None] | None:
-    """(statuses, types, cluster id) of a task list whose only filters are those (None
-    for one not given), or None when it has any other filter."""
+class CountedFilters(NamedTuple):
+    statuses: list[str] | None
+    types: list[str] | None
+    cluster_id: int | None
+    keyword: str | None
+
+
+def counted_filters(params) -> CountedFilters | None:
+    """The statuses, types, cluster id and keyword of a task list whose only filters are
+    those (None for one not given), or None when it has any other filter."""
     filterset = TaskInstanceFilter(params, queryset=TaskInstance.objects.none())
     if not filterset.is_valid():
         raise _invalid(filterset.errors)
     given = {
         name for name, value in filterset.form.cleaned_data.items() if value not in (None, "", [])
     }
-    if given - COUNTED_FILTERS:
+    if given - COUNTED_FILTERS - {KEYWORD}:
         return None
     cleaned = filterset.form.cleaned_data
-    return (
-        cleaned.get("status") or None,
-        cleaned.get("type") or None,
-        cleaned.get("clusterId"),
+    return CountedFilters(
+        statuses=cleaned.get("status") or None,
+        types=cleaned.get("type") or None,
+        cluster_id=cleaned.get("clusterId"),
+        keyword=cleaned.get(KEYWORD) or None,
     )
+
+
+def clusters_named_like(keyword: str) -> tuple[list[int], list[int]] | None:
+    """(ids of the clusters whose name contains `keyword`, ids of the others), or None
+    when either is more than a few (NAME_LIST_MAX)."""
+    matching = ids_containing(Cluster, "name", keyword)
+    if not isinstance(matching, list):
+        return None
+    others = list(
+        Cluster.objects.exclude(pk__in=matching).values_list("pk", flat=True)[: NAME_LIST_MAX + 1]
+    )
+    return (matching, others) if len(others) <= NAME_LIST_MAX else None
 
 
 def _invalid(errors) -> InvalidParameter:

@@ -39,6 +39,7 @@ from taskcenter.core.errors import InvalidDefinition, TaskNotFound
 from taskcenter.tasks import definitions, parameters, sql
 from taskcenter.tasks.filters import (
     AnyOf,
+    clusters_named_like,
     counted_filters,
     duration_sort,
     filter_operations,
@@ -271,7 +272,7 @@ def _total_and_page_ids(
         and _expected_matches(queryset) <= ONE_PASS_MATCHES_PER_ROW * (offset + size)
     ):
         return _total_and_deep_page_ids(queryset, offset=offset, size=size)
-    total = tally.total() if tally is not None else _task_count(queryset)
+    total = tally.total(queryset) if tally is not None else _task_count(queryset)
     return total, _page_ids(queryset, offset=offset, size=size)
 
 
@@ -415,14 +416,17 @@ def _running_then_finished(
 
 class TaskTally(NamedTuple):
     """A task list's filters that TaskCount can total: statuses, types, one cluster, and
-    the caller's cluster scope (None: all of each)."""
+    the caller's cluster scope (None: all of each); and, for a keyword, the clusters whose
+    name contains it (every task of theirs matches) and the others (counted)."""
 
     scope: frozenset[int] | None
     statuses: list[str] | None
     types: list[str] | None
     cluster_id: int | None
+    keyword_clusters: tuple[list[int], list[int]] | None = None
 
-    def total(self) -> int:
+    def total(self, queryset: QuerySet[TaskInstance]) -> int:
+        """The total of `queryset`, the list these filters and scope select."""
         counts = TaskCount.objects.all()
         if self.scope is not None:
             counts = counts.filter(cluster_id__in=self.scope)
@@ -432,22 +436,41 @@ class TaskTally(NamedTuple):
             counts = counts.filter(status__in=self.statuses)
         if self.types:
             counts = counts.filter(type__in=self.types)
-        return counts.aggregate(total=Sum("n"))["total"] or 0
+        if self.keyword_clusters is None:
+            return counts.aggregate(total=Sum("n"))["total"] or 0
+        # A keyword that names a cluster matches all its tasks: those are totalled, and
+        # the tasks of the other clusters (and of none) counted. A keyword that every
+        # cluster's name holds counted all million tasks in 89 ms; now the few of no
+        # cluster, through the cluster index.
+        named, others = self.keyword_clusters
+        in_named = counts.filter(cluster_id__in=named).aggregate(total=Sum("n"))["total"] or 0
+        rest = queryset.filter(Q(cluster_id__in=others) | Q(cluster_id__isnull=True))
+        return in_named + _task_count(rest)
 
 
 def task_tally(*, clusters: frozenset[int] | None, params) -> TaskTally | None:
     """How to total the task list of `params` from TaskCount, for a caller who sees the
     tasks of `clusters` (None: every cluster; access.visible_clusters), or None when its
-    filters need the tasks themselves (name, tenant, host, creator, keyword, time range)
-    or the database keeps no TaskCount (SQLite). Call it after task_list, which refuses
-    malformed parameters."""
+    filters need the tasks themselves (name, tenant, host, creator, time range; a keyword
+    that names no cluster, or too many) or the database keeps no TaskCount (SQLite). Call
+    it after task_list, which refuses malformed parameters."""
     if connection.vendor != "postgresql":
         return None
     counted = counted_filters(params)
     if counted is None:
         return None
-    statuses, types, cluster_id = counted
-    return TaskTally(scope=clusters, statuses=statuses, types=types, cluster_id=cluster_id)
+    keyword_clusters = None
+    if counted.keyword is not None:
+        keyword_clusters = clusters_named_like(counted.keyword)
+        if keyword_clusters is None or not keyword_clusters[0]:
+            return None
+    return TaskTally(
+        scope=clusters,
+        statuses=counted.statuses,
+        types=counted.types,
+        cluster_id=counted.cluster_id,
+        keyword_clusters=keyword_clusters,
+    )
 
 
 SLOW_COUNT_SECONDS = 0.05

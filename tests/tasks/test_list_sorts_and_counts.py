@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from taskcenter.tasks import selectors
-from taskcenter.tasks.models import Cluster, TaskCount, TaskInstance
+from taskcenter.tasks.models import Cluster, TaskCount, TaskInstance, Tenant
 from taskcenter.tasks.services.counts import fold_task_counts
 
 postgres_only = pytest.mark.skipif(
@@ -125,17 +125,21 @@ def test_deep_duration_pages_where_every_running_task_is_the_longest(
     assert_pages_are_the_order(queryset, sizes=(1, 3, 7))
 
 
-def _tally(params: str = "", clusters=None) -> int:
-    tally = selectors.task_tally(clusters=clusters, params=QueryDict(params))
-    assert tally is not None
-    return tally.total()
-
-
-def _exact(params: str = "", clusters=None) -> int:
+def _visible_list(params: str, clusters):
     visible = TaskInstance.objects.all()
     if clusters is not None:
         visible = visible.filter(cluster_id__in=clusters)
-    return selectors.task_list(visible=visible, params=QueryDict(params)).count()
+    return selectors.task_list(visible=visible, params=QueryDict(params))
+
+
+def _tally(params: str = "", clusters=None) -> int:
+    tally = selectors.task_tally(clusters=clusters, params=QueryDict(params))
+    assert tally is not None
+    return tally.total(_visible_list(params, clusters))
+
+
+def _exact(params: str = "", clusters=None) -> int:
+    return _visible_list(params, clusters).count()
 
 
 LISTS = [
@@ -191,7 +195,7 @@ def test_only_status_type_and_cluster_filters_are_totalled_from_the_counts(db):
     for params in [
         "name=x",
         "tenantId=1",
-        "keyword=x",
+        "keyword=x",  # names no cluster
         "creator=a",
         "createdFrom=2025-01-01T00:00:00Z",
         "status=FAILED&hostId=1",
@@ -199,6 +203,44 @@ def test_only_status_type_and_cluster_filters_are_totalled_from_the_counts(db):
         assert selectors.task_tally(clusters=None, params=QueryDict(params)) is None, params
     for params in ["", "status=FAILED", "type=MANUAL&clusterId=3", "sort=duration,desc&page=3"]:
         assert selectors.task_tally(clusters=None, params=QueryDict(params)) is not None, params
+
+
+@postgres_only
+def test_a_keyword_naming_clusters_totals_their_tasks_and_counts_the_others(db):
+    """A keyword that names clusters matches every task of theirs: those are totalled from
+    TaskCount and the rest counted, matched by name, tenant, creator or id."""
+    clusters = _clusters()  # c0, c1, c2
+    clusters.append(Cluster.objects.create(name="other", ob_cluster_id=200))
+    _tasks(clusters)
+    tenant = Tenant.objects.create(name="tenant c-side", cluster=clusters[3], ob_tenant_id=7)
+    TaskInstance.objects.create(name="c outside", status="FAILED", cluster=clusters[3])
+    TaskInstance.objects.create(name="no cluster c", status="RUNNING")
+    TaskInstance.objects.create(name="none", status="RUNNING")
+    TaskInstance.objects.create(
+        name="by tenant", status="FAILED", cluster=clusters[3], tenant=tenant
+    )
+    some = TaskInstance.objects.filter(cluster=clusters[3]).first()
+    scopes = [None, frozenset({clusters[0].pk}), frozenset({clusters[0].pk, clusters[3].pk})]
+    for scope in scopes:
+        for params in [
+            "keyword=c",
+            "keyword=C1",
+            "keyword=c&status=FAILED",
+            "keyword=c&type=MANUAL&status=RUNNING,FAILED",
+            f"keyword=c&clusterId={clusters[3].pk}",
+            f"keyword=c&clusterId={clusters[1].pk}",
+            "keyword=c-side",  # a tenant's name, and no cluster's: not totalled
+            f"keyword={some.pk}",
+        ]:
+            tally = selectors.task_tally(clusters=scope, params=QueryDict(params))
+            if tally is None:  # it names no cluster (an id may, by its digits)
+                assert params in ("keyword=c-side", f"keyword={some.pk}"), params
+                continue
+            assert _tally(params, scope) == _exact(params, scope), (params, scope)
+    assert selectors.task_tally(clusters=None, params=QueryDict("keyword=c-side")) is None
+    # The rest counted: "c outside", "no cluster c" and "by tenant" (its tenant's name).
+    named = TaskInstance.objects.filter(cluster__in=clusters[:3]).count()
+    assert _tally("keyword=c") == named + 3
 
 
 def test_no_kept_total_on_sqlite(db):
