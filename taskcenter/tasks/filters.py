@@ -358,9 +358,9 @@ def counted_filters(params) -> CountedFilters | None:
 
 def clusters_named_like(keyword: str) -> tuple[list[int], list[int]] | None:
     """(ids of the clusters whose name contains `keyword`, ids of the others), or None
-    when either is more than a few (NAME_LIST_MAX)."""
+    when it names none, or either is more than a few (NAME_LIST_MAX)."""
     matching = ids_containing(Cluster, "name", keyword)
-    if not isinstance(matching, list):
+    if not isinstance(matching, list) or not matching:
         return None
     others = list(
         Cluster.objects.exclude(pk__in=matching).values_list("pk", flat=True)[: NAME_LIST_MAX + 1]

@@ -462,7 +462,7 @@ def task_tally(*, clusters: frozenset[int] | None, params) -> TaskTally | None:
     keyword_clusters = None
     if counted.keyword is not None:
         keyword_clusters = clusters_named_like(counted.keyword)
-        if keyword_clusters is None or not keyword_clusters[0]:
+        if keyword_clusters is None:
             return None
     return TaskTally(
         scope=clusters,
