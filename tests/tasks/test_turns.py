@@ -154,31 +154,30 @@ def test_a_worker_that_stops_taking_turns_hands_its_turn_on_while_siblings_wait(
     settings.TASKCENTER_FANOUT_MESSAGES = 1
     task, subs = _started("Benchmark fan-out", 2, django_capture_on_commit_callbacks)
     first = services.attempt_claim_turn(subtask_id=sent[0][0], attempt=1, executor="host-a")
-    sent.clear()
 
-    with django_capture_on_commit_callbacks(execute=True):
-        services.attempt_finish(
-            subtask_id=first.subtask_id,
-            attempt=1,
-            task_id=task.pk,
-            succeeded=True,
-            hand_on_turn=True,
-        )
-    assert sent == [(first.subtask_id, 1)]  # its own, ended attempt: a turn
+    assert sent_by_finish_without_next(first, task, sent, django_capture_on_commit_callbacks) == [
+        (first.subtask_id, 1)  # its own, ended attempt: a turn
+    ]
     second = services.attempt_claim_turn(subtask_id=first.subtask_id, attempt=1, executor="host-b")
     assert second is not None and second.subtask_id != first.subtask_id
-    sent.clear()
+    end = next(s for s in subs.values() if s.name == "end")
+    assert sent_by_finish_without_next(second, task, sent, django_capture_on_commit_callbacks) == [
+        (end.pk, 1)  # no sibling left: the join's own message, no turn
+    ]
 
-    with django_capture_on_commit_callbacks(execute=True):
+
+def sent_by_finish_without_next(claimed, task, sent, capture) -> list[tuple[int, int]]:
+    """The messages that a worker's finish sends when the worker takes no next subtask."""
+    sent.clear()
+    with capture(execute=True):
         services.attempt_finish(
-            subtask_id=second.subtask_id,
-            attempt=1,
+            subtask_id=claimed.subtask_id,
+            attempt=claimed.attempt,
             task_id=task.pk,
             succeeded=True,
             hand_on_turn=True,
         )
-    end = next(s for s in subs.values() if s.name == "end")
-    assert sent == [(end.pk, 1)]  # no sibling left: the join's own message, no turn
+    return list(sent)
 
 
 def test_the_reaper_hands_on_the_turn_of_a_worker_it_calls_lost(
