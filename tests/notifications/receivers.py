@@ -4,9 +4,12 @@ with the Standard Webhooks verification, and a local SMTP server (aiosmtpd)."""
 from __future__ import annotations
 
 import json
+import random
 import socket
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks import Webhook, WebhookVerificationError
@@ -15,7 +18,11 @@ PORTS = range(18810, 18900)
 
 
 def free_port() -> int:
-    for port in PORTS:
+    """A port of PORTS that nothing holds now. The scan starts at a random one: several
+    suites run side by side (CI's stages, pytest-xdist's processes), and scanning from the
+    first made them pick the same ports."""
+    start = random.randrange(len(PORTS))
+    for port in [*PORTS[start:], *PORTS[:start]]:
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
@@ -23,6 +30,16 @@ def free_port() -> int:
                 continue
             return port
     raise RuntimeError("no free port in 18810-18899")
+
+
+@contextmanager
+def port_of_a_receiver_that_is_down() -> Iterator[int]:
+    """A port that refuses connections, as a receiver's that is down, for the block; its
+    socket stays bound (not listening), so that no other process takes it meanwhile (one
+    once did, and answered 401). A receiver may take the port once the block is over."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", free_port()))
+        yield held.getsockname()[1]
 
 
 class WebhookReceiver:

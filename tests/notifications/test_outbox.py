@@ -27,7 +27,11 @@ from taskcenter.notifications.models import (
 )
 from taskcenter.tasks import events
 from tests.factories import failed_task, failed_task_on, grant_scoped, make_user
-from tests.notifications.receivers import WebhookReceiver, free_port
+from tests.notifications.receivers import (
+    WebhookReceiver,
+    free_port,
+    port_of_a_receiver_that_is_down,
+)
 
 
 def webhook_channel(admin, url: str, **extra) -> tuple[Channel, str]:
@@ -107,23 +111,24 @@ def test_a_receiver_that_fails_then_recovers_gets_it_once_with_one_id(admin):
 def test_receiver_down_for_five_minutes_and_the_sender_dying_mid_send_lose_nothing(admin):
     from taskcenter.notifications import outbox
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/hook"
-    channel, secret = webhook_channel(admin, url)
-    team_rule(admin, channel, events=["task.failed"])
-    tasks = [failed_task() for _ in range(3)]
-    now = timezone.now()
-    # The scheduler claims the first batch and dies before sending it (nothing settles).
-    outbox.fan_out(now)
-    assert len(outbox._claim(now, limit=50)) == 3
-    # Another scheduler meanwhile: the claims' lease keeps it off them...
-    drain.drain(now + timedelta(seconds=1))
-    assert not DeliveryAttempt.objects.exists()
-    # ...until the lease is over; the receiver is down for five minutes: the retries fail.
-    for seconds in (70, 100, 230, 300):
-        drain.drain(now + timedelta(seconds=seconds))
-    assert set(Delivery.objects.values_list("status", flat=True)) == {DeliveryStatus.PENDING}
-    assert all("ConnectError" in d.last_error for d in Delivery.objects.all())
+    with port_of_a_receiver_that_is_down() as port:
+        url = f"http://127.0.0.1:{port}/hook"
+        channel, secret = webhook_channel(admin, url)
+        team_rule(admin, channel, events=["task.failed"])
+        tasks = [failed_task() for _ in range(3)]
+        now = timezone.now()
+        # The scheduler claims the first batch and dies before sending it (nothing settles).
+        outbox.fan_out(now)
+        assert len(outbox._claim(now, limit=50)) == 3
+        # Another scheduler meanwhile: the claims' lease keeps it off them...
+        drain.drain(now + timedelta(seconds=1))
+        assert not DeliveryAttempt.objects.exists()
+        # ...until the lease is over; the receiver is down for five minutes: retries fail.
+        for seconds in (70, 100, 230, 300):
+            drain.drain(now + timedelta(seconds=seconds))
+        statuses = set(Delivery.objects.values_list("status", flat=True))
+        assert statuses == {DeliveryStatus.PENDING}
+        assert all("ConnectError" in d.last_error for d in Delivery.objects.all())
     # Both back: every event arrives, none twice.
     with WebhookReceiver(secret, port=port) as receiver:
         drain.drain(now + timedelta(hours=1))
