@@ -1098,11 +1098,6 @@ def task_audit_entries_after(*, task_id: int, after_id: int) -> list[AuditEntry]
     )
 
 
-def subtask_node_types(*, subtask_ids: list[int]) -> list[tuple[int, str]]:
-    """(subtask id, node type) of these subtasks."""
-    return list(SubtaskInstance.objects.filter(pk__in=subtask_ids).values_list("pk", "node_type"))
-
-
 def subtask_routing_facts(*, subtask_ids: list[int]) -> list[tuple[int, str, str | None]]:
     """(subtask id, node type, the task's cluster name or None): what routes a subtask."""
     return list(

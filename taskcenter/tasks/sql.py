@@ -323,6 +323,16 @@ def claim_statement(subtask_id: int, attempt: int, executor: str) -> Statement:
     )
 
 
+# READY subtasks of the same task and node type as the one whose id is bound twice; the
+# task and node type are read first (scalar subqueries), so that the rows are looked up in
+# the (task, status) index whatever the planner thinks of a join.
+_SIBLINGS = (
+    f"task_id = (SELECT task_id FROM {SUBTASKS} WHERE id = %s)"
+    f" AND status = {literal(SubtaskStatus.READY)}"
+    f" AND node_type = (SELECT node_type FROM {SUBTASKS} WHERE id = %s)"
+)
+
+
 def claim_sibling_statement(subtask_id: int, executor: str) -> Statement:
     """READY -> RUNNING for one READY subtask of the same task and node type as
     `subtask_id` (its siblings in a fan-out): the (id, attempt) claimed, then what
@@ -359,16 +369,6 @@ def ready_sibling_statement(subtask_id: int) -> Statement:
     return prepared(
         f"SELECT EXISTS (SELECT 1 FROM {SUBTASKS} WHERE {_SIBLINGS})", [subtask_id, subtask_id]
     )
-
-
-# READY subtasks of the same task and node type as the one whose id is bound twice; the
-# task and node type are read first (scalar subqueries), so that the rows are looked up in
-# the (task, status) index whatever the planner thinks of a join.
-_SIBLINGS = (
-    f"task_id = (SELECT task_id FROM {SUBTASKS} WHERE id = %s)"
-    f" AND status = {literal(SubtaskStatus.READY)}"
-    f" AND node_type = (SELECT node_type FROM {SUBTASKS} WHERE id = %s)"
-)
 
 
 # The subtask columns that ending an attempt reads (attempt_read_statement).

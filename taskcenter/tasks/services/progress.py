@@ -70,7 +70,7 @@ def enqueue_turns(ready: list[tuple[int, int]]) -> None:
     if len(ready) > most:
         attempts = dict(ready)
         per_type: dict[str, list[tuple[int, int]]] = {}
-        for pk, node_type in selectors.subtask_node_types(subtask_ids=list(attempts)):
+        for pk, node_type, _ in selectors.subtask_routing_facts(subtask_ids=list(attempts)):
             per_type.setdefault(node_type, []).append((pk, attempts[pk]))
         ready = sorted(pair for pairs in per_type.values() for pair in sorted(pairs)[:most])
     enqueue_attempts(ready)
