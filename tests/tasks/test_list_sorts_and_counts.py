@@ -90,15 +90,8 @@ def assert_pages_are_the_order(queryset, *, sizes) -> None:
         assert pages == expected, (str(queryset.query), size)
 
 
-@pytest.mark.parametrize("sort", ["duration,desc", "duration,asc"])
-@pytest.mark.parametrize("filters", ["", "status=RUNNING", "type=SCHEDULED"])
-def test_deep_duration_pages_where_every_running_task_is_the_longest(
-    db, monkeypatch, sort, filters
-):
-    """Every running task longer than every finished one, and tasks not started: a deep
-    page reads the running tasks' walk and then the finished tasks' (descending), or the
-    finished tasks' alone (ascending), and must still be the ORDER BY's rows."""
-    monkeypatch.setattr(selectors, "DEEP_OFFSET", 0)
+def _running_tasks_the_longest() -> None:
+    """40 tasks: every running one longer than every finished one, and some not started."""
     now = timezone.now()
     rows = []
     for index in range(40):
@@ -119,10 +112,46 @@ def test_deep_duration_pages_where_every_running_task_is_the_longest(
             )
         )
     TaskInstance.objects.bulk_create(rows)
+
+
+@pytest.mark.parametrize("sort", ["duration,desc", "duration,asc"])
+@pytest.mark.parametrize("filters", ["", "status=RUNNING", "type=SCHEDULED"])
+def test_deep_duration_pages_where_every_running_task_is_the_longest(
+    db, monkeypatch, sort, filters
+):
+    """Every running task longer than every finished one, and tasks not started: a deep
+    page reads the running tasks' walk and then the finished tasks' (descending), or the
+    finished tasks' alone (ascending), and must still be the ORDER BY's rows."""
+    monkeypatch.setattr(selectors, "DEEP_OFFSET", 0)
+    _running_tasks_the_longest()
     queryset = selectors.task_list(
         visible=TaskInstance.objects.all(), params=QueryDict(f"{filters}&sort={sort}")
     )
     assert_pages_are_the_order(queryset, sizes=(1, 3, 7))
+
+
+@postgres_only
+def test_a_deep_duration_page_walks_each_index_once(db, monkeypatch):
+    """Ascending, the finished tasks' walk that makes the page also tells whether it holds
+    (one walk, not one to check and one to read); descending, a running tasks' walk that
+    fills the page needs no count of them (each walk reads offset + size index entries,
+    100,000 on page 10,000)."""
+    monkeypatch.setattr(selectors, "DEEP_OFFSET", 0)
+    _running_tasks_the_longest()
+    visible = TaskInstance.objects.all()
+
+    def page_statements(sort: str, page: int) -> list[str]:
+        queryset = selectors.task_list(visible=visible, params=QueryDict(f"sort={sort}"))
+        with CaptureQueriesContext(connection) as captured:
+            rows, _ = selectors.task_list_page(queryset=queryset, page=page, size=3)
+        assert len(rows) == 3
+        return [query["sql"] for query in captured.captured_queries]
+
+    finished_walk = '("tasks_taskinstance"."finish_time" - "tasks_taskinstance"."start_time")'
+    ascending = page_statements("duration,asc", page=2)
+    assert sum(finished_walk in sql and "OFFSET" in sql for sql in ascending) == 1, ascending
+    descending = page_statements("duration,desc", page=2)  # rows 4-6 of 10 running tasks
+    assert not [sql for sql in descending if "COUNT(" in sql and "finish_time" in sql]
 
 
 def _visible_list(params: str, clusters):
