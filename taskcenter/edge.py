@@ -44,9 +44,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections
-from rest_framework.renderers import JSONRenderer
 
 from taskcenter.api import waits
+from taskcenter.api.renderers import FastJSONRenderer
 from taskcenter.api.schedules import answer_after_wait, may_still_see, run_answer
 from taskcenter.schedules import selectors
 
@@ -407,12 +407,12 @@ def _still_running(context_ids: list[int]) -> set[int]:
 def _render(wait: waits.Wait) -> bytes | None:
     close_old_connections()
     data = answer_after_wait(wait)
-    return None if data is None else JSONRenderer().render(data)
+    return None if data is None else FastJSONRenderer().render(data)
 
 
 def _render_run(wait: waits.Wait) -> bytes:
     close_old_connections()
-    return JSONRenderer().render(run_answer(wait.context_id, wait.kind))
+    return FastJSONRenderer().render(run_answer(wait.context_id, wait.kind))
 
 
 def _may_still_see(wait: waits.Wait) -> bool:
