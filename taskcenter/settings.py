@@ -78,6 +78,8 @@ MIDDLEWARE = [
     # First, so every later line logged for a request carries its trace id.
     "taskcenter.core.metrics.RequestMetricsMiddleware",
     "taskcenter.core.middleware.TraceIdMiddleware",
+    # An API response's data freed once it is sent, not at the next full garbage collection.
+    "taskcenter.core.middleware.ReleaseApiResponseMiddleware",
     "taskcenter.api.exceptions.ApiErrorMiddleware",
     # NUL, lone surrogates and malformed caller trace ids refused before anything reads
     # the request (the session, the user, a view): a 400 naming the field.

@@ -143,3 +143,33 @@ class ContentSecurityPolicyMiddleware:
         if self.policy and "Content-Security-Policy" not in response:
             response["Content-Security-Policy"] = self.policy
         return response
+
+
+class ReleaseApiResponseMiddleware:
+    """An API response, and all it holds, freed as soon as the server has sent it.
+
+    DRF ties a response into reference cycles: its view refers to it (`view.response`),
+    and rendering puts the response into its own `renderer_context`. So a response
+    outlived its request until the garbage collector's next full pass, and so did its
+    data: a task of 1,000 subtasks is 3,000 dicts and lists, a page of 2,000 tasks ten
+    times that. Each full pass then walked them, 12 to 16 ms landing on whichever request
+    was running (the slowest tenth of the detail's answers). The server closes every
+    response once sent; cutting both links then lets reference counting free it at once.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if getattr(response, "renderer_context", None) is not None:
+            # Run by response.close(), which then clears its closers: no cycle is left.
+            response._resource_closers.append(lambda: _release(response))
+        return response
+
+
+def _release(response) -> None:
+    view = response.renderer_context.get("view")
+    if getattr(view, "response", None) is response:
+        view.response = None
+    response.renderer_context = None
