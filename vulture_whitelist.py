@@ -72,6 +72,7 @@ RequestMetricsMiddleware
 TraceIdMiddleware
 DatabaseUnavailableMiddleware
 ApiErrorMiddleware
+ReleaseApiResponseMiddleware
 LogPollShortcutMiddleware
 TextInputMiddleware
 ContentSecurityPolicyMiddleware
