@@ -215,3 +215,29 @@ def test_name_filter_with_more_names_than_it_lists(named_tasks, monkeypatch):
     ids, total = listed("name=tenant&status=FAILED")
     want = expected(name__icontains="tenant", status="FAILED")
     assert want and ids == want and total == len(want)
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="a PostgreSQL index")
+def test_the_names_a_filter_looks_up_are_found_by_their_trigram_index():
+    """The lookup of matching names is the statement the dictionary's trigram index
+    serves (its expression is the one icontains compiles to): with the table read out of
+    the question, the plan is the index's, not a scan of every name."""
+    from django.test.utils import CaptureQueriesContext
+
+    from taskcenter.tasks.filters import name_contains
+
+    # A dictionary of thousands of names, as a production one is.
+    TaskName.objects.bulk_create(
+        TaskName(name=f"{name} {n}") for name in NAMES for n in range(1000)
+    )
+    with CaptureQueriesContext(connection) as captured:
+        name_contains("tenant t-42")
+    (lookup,) = [query["sql"] for query in captured.captured_queries]
+    with connection.cursor() as cursor:
+        # As autovacuum would: the new names moved from the index's pending list into it.
+        cursor.execute("SELECT gin_clean_pending_list('taskname_name_upper_trgm')")
+        cursor.execute("ANALYZE tasks_taskname")
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + lookup)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "taskname_name_upper_trgm" in plan, plan
