@@ -125,7 +125,9 @@ def flush_by_delete_on_postgresql():
     table is emptied again last. Unlike TRUNCATE, a DELETE does not hold off other
     writers: every table is emptied twice (below). A flush that resets sequences keeps
     TRUNCATE."""
+    from django.db import OperationalError
     from django.db.backends.postgresql.operations import DatabaseOperations
+    from psycopg.errors import DeadlockDetected
 
     truncate = DatabaseOperations.sql_flush
 
@@ -144,8 +146,22 @@ def flush_by_delete_on_postgresql():
             for table in [*tables, *tables, *last]
         ]
 
+    execute = DatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):
+        # That process's transaction (a worker's heartbeat, then its subtask's row) and the
+        # flush's (every table in turn) can lock the same rows in opposite orders, and
+        # PostgreSQL then aborts one of them. The flush is one transaction: run it again.
+        for attempt in range(5):
+            try:
+                return execute(self, sql_list)
+            except OperationalError as exc:
+                if attempt == 4 or not isinstance(exc.__cause__, DeadlockDetected):
+                    raise
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(DatabaseOperations, "sql_flush", sql_flush)
+        patch.setattr(DatabaseOperations, "execute_sql_flush", execute_sql_flush)
         yield
 
 
