@@ -911,7 +911,14 @@ def ensure_history(database: str) -> None:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from taskcenter.tasks.models import SubtaskInstance, TaskInstance
+    from taskcenter.tasks.models import (
+        NodeType,
+        SubtaskInstance,
+        SubtaskRunMode,
+        SubtaskStatus,
+        TaskInstance,
+        TaskStatus,
+    )
 
     have = TaskInstance.objects.filter(name=HISTORY_NAME).count()
     if have < HISTORY_TASKS:
@@ -920,7 +927,10 @@ def ensure_history(database: str) -> None:
         with transaction.atomic():
             tasks = TaskInstance.objects.bulk_create(
                 TaskInstance(
-                    name=HISTORY_NAME, status="SUCCESSFUL", start_time=now, finish_time=now
+                    name=HISTORY_NAME,
+                    status=TaskStatus.SUCCESSFUL,
+                    start_time=now,
+                    finish_time=now,
                 )
                 for _ in range(HISTORY_TASKS - have)
             )
@@ -931,9 +941,9 @@ def ensure_history(database: str) -> None:
                         name=f"Step {step}",
                         key=f"step-{step}",
                         series_id=step,
-                        status="SUCCESSFUL",
-                        operation="EXECUTE",
-                        node_type="PYTHON_TASK",
+                        status=SubtaskStatus.SUCCESSFUL,
+                        operation=SubtaskRunMode.EXECUTE,
+                        node_type=NodeType.PYTHON_TASK,
                         start_time=now,
                         finish_time=now,
                     )

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import orjson
 from rest_framework.renderers import JSONRenderer
-from rest_framework.utils.encoders import JSONEncoder
 
 # Non-text keys written as json does (str(key)); datetimes handed to DRF's encoder, which
 # writes them with milliseconds and "Z" where orjson would write microseconds.
@@ -32,7 +31,7 @@ class FastJSONRenderer(JSONRenderer):
             # Pretty-printed or ASCII-only JSON, as asked: DRF's own, rarely.
             return super().render(data, accepted_media_type, renderer_context)
         try:
-            rendered = orjson.dumps(data, default=JSONEncoder().default, option=_OPTIONS)
+            rendered = orjson.dumps(data, default=self.encoder_class().default, option=_OPTIONS)
         except orjson.JSONEncodeError:
             # What orjson refuses (an integer past 64 bits, say): DRF's answer, or its error.
             return super().render(data, accepted_media_type, renderer_context)

@@ -396,8 +396,7 @@ def _finished_walk_alone(
     rows = list(finished[offset:limit])
     if len(rows) < limit - offset:
         return None
-    longest = rows[-1][1]
-    if base.filter(RUNNING_STARTED, start_time__gte=Now() - longest).exists():
+    if _running_shorter_than(base, rows[-1][1]):
         return None
     return [pk for pk, _, _ in rows]
 
@@ -413,7 +412,7 @@ def _running_then_finished(
     100,000 rows of each walk (58 ms). The running tasks are counted only when their walk
     leaves the page empty: a walk that ends inside the page has counted them itself."""
     longest = list(finished[:1])
-    if longest and base.filter(RUNNING_STARTED, start_time__gte=Now() - longest[0][1]).exists():
+    if longest and _running_shorter_than(base, longest[0][1]):
         return None
     rows = [pk for pk, _, _ in running[offset:limit]]
     if len(rows) == limit - offset:
@@ -422,6 +421,12 @@ def _running_then_finished(
     start = max(offset - running_count, 0)
     rows += [pk for pk, _, _ in finished[start : limit - running_count]]
     return rows if len(rows) == limit - offset else None
+
+
+def _running_shorter_than(base: QuerySet[TaskInstance], duration) -> bool:
+    """Whether a matching running task has run for no longer than `duration` yet (it would
+    sort among finished tasks of that duration, not beyond them)."""
+    return base.filter(RUNNING_STARTED, start_time__gte=Now() - duration).exists()
 
 
 class TaskTally(NamedTuple):
