@@ -147,8 +147,11 @@ def task_list(request):
     access.require_view(request.user)
     params = clean_params(request)
     page, size = parse.page(params)
-    queryset = selectors.task_list(visible=access.visible_tasks(request.user), params=params)
-    tally = selectors.task_tally(clusters=access.visible_clusters(request.user), params=params)
+    queryset, tally = selectors.task_list_with_tally(
+        visible=access.visible_tasks(request.user),
+        clusters=access.visible_clusters(request.user),
+        params=params,
+    )
     rows, total = selectors.task_list_page(queryset=queryset, page=page, size=size, tally=tally)
     contents = s.BasicTaskInstanceSerializer.represent_rows(rows)
     return ok(request, paged(contents, total=total, page=page, size=size))

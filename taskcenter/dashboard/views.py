@@ -122,8 +122,9 @@ def _task_results(
         cursor = selectors.task_changes(visible=visible).cursor
 
     def fetch(page_no: int, size: int) -> tuple[list[TaskInstance], int]:
-        queryset = selectors.task_list(visible=visible, params=params)
-        tally = selectors.task_tally(clusters=clusters, params=params)
+        queryset, tally = selectors.task_list_with_tally(
+            visible=visible, clusters=clusters, params=params
+        )
         return selectors.task_page(
             queryset=queryset, page=page_no, size=size, with_subtasks=False, tally=tally
         )

@@ -39,12 +39,14 @@ from taskcenter.core.errors import InvalidDefinition, TaskNotFound
 from taskcenter.tasks import definitions, parameters, sql
 from taskcenter.tasks.filters import (
     AnyOf,
+    CountedFilters,
     clusters_named_like,
     counted_filters,
     duration_sort,
     filter_operations,
     filter_tasks,
     parse_sort,
+    read_task_filters,
 )
 from taskcenter.tasks.models import (
     ACTIVE_SUBTASK_STATUSES,
@@ -112,6 +114,17 @@ def task_list(*, visible: QuerySet[TaskInstance], params) -> QuerySet[TaskInstan
     """
     queryset = filter_tasks(visible, params)
     return queryset.order_by(*parse_sort(params.getlist("sort")))
+
+
+def task_list_with_tally(
+    *, visible: QuerySet[TaskInstance], clusters: frozenset[int] | None, params
+) -> tuple[QuerySet[TaskInstance], TaskTally | None]:
+    """task_list and task_tally of the same `params`, the filters read once: what a page
+    of the list asks for (the API's and the dashboard's). `clusters` is the scope of
+    `visible` (access.visible_clusters)."""
+    filterset = read_task_filters(visible, params)
+    queryset = filterset.qs.order_by(*parse_sort(params.getlist("sort")))
+    return queryset, _tally(clusters, counted_filters(filterset))
 
 
 class SubtaskBrief(NamedTuple):
@@ -469,10 +482,13 @@ def task_tally(*, clusters: frozenset[int] | None, params) -> TaskTally | None:
     filters need the tasks themselves (name, tenant, host, creator, time range; a keyword
     that names no cluster, or too many) or the database keeps no TaskCount (SQLite). Call
     it after task_list, which refuses malformed parameters."""
-    if connection.vendor != "postgresql":
-        return None
-    counted = counted_filters(params)
-    if counted is None:
+    filterset = read_task_filters(TaskInstance.objects.none(), params)
+    return _tally(clusters, counted_filters(filterset))
+
+
+def _tally(clusters: frozenset[int] | None, counted: CountedFilters | None) -> TaskTally | None:
+    """task_tally of the filters `counted` (counted_filters')."""
+    if counted is None or connection.vendor != "postgresql":
         return None
     keyword_clusters = None
     if counted.keyword is not None:

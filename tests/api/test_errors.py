@@ -175,7 +175,7 @@ def test_unexpected_error_is_a_500_envelope_with_the_trace_id_logged(
     def explode(**kwargs):
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr("taskcenter.tasks.selectors.task_list", explode)
+    monkeypatch.setattr("taskcenter.tasks.selectors.task_list_with_tally", explode)
     with caplog.at_level(logging.ERROR):
         response = as_viewer.get(LIST)
     body = check_envelope(response, 500)
