@@ -184,7 +184,14 @@ class TaskInstanceFilter(FilterSet):
         fields: list[str] = []
 
     def filter_name(self, qs, name, value):
-        return qs.filter(name_contains(value))
+        return qs.filter(self.name_match(value))
+
+    def name_match(self, value: str) -> Q:
+        """name_contains(value), its names looked up once for the list and its total."""
+        cached = getattr(self, "_name_match", None)
+        if cached is None or cached[0] != value:
+            cached = self._name_match = (value, name_contains(value))
+        return cached[1]
 
     def filter_host(self, qs, name, value):
         # A subquery instead of a join keeps one row per task without DISTINCT.
@@ -347,9 +354,10 @@ def duration_sort(order) -> str | None:
     return "desc" if term.descending else "asc"
 
 
-# The filters a total can be read for from TaskCount (selectors.task_tally), and the
-# keyword, whose matching clusters TaskCount can total (the rest is counted).
-COUNTED_FILTERS = frozenset({"status", "type", "clusterId"})
+# The filters a total can be read for from TaskCount, or with a name from TaskNameCount
+# (selectors.task_tally), and the keyword, whose matching clusters they can total (the rest
+# is counted).
+COUNTED_FILTERS = frozenset({"status", "type", "clusterId", "name"})
 KEYWORD = "keyword"
 
 
@@ -358,12 +366,14 @@ class CountedFilters(NamedTuple):
     types: list[str] | None
     cluster_id: int | None
     keyword: str | None
+    # The name filter's match (name_contains), or None without one.
+    names: Q | None
 
 
 def counted_filters(filterset: TaskInstanceFilter) -> CountedFilters | None:
-    """The statuses, types, cluster id and keyword of a task list whose only filters are
-    those (None for one not given), or None when it has any other filter. `filterset` is
-    read_task_filters'."""
+    """The statuses, types, cluster id, name match and keyword of a task list whose only
+    filters are those (None for one not given), or None when it has any other filter.
+    `filterset` is read_task_filters'."""
     given = {
         name for name, value in filterset.form.cleaned_data.items() if value not in (None, "", [])
     }
@@ -375,6 +385,7 @@ def counted_filters(filterset: TaskInstanceFilter) -> CountedFilters | None:
         types=cleaned.get("type") or None,
         cluster_id=cleaned.get("clusterId"),
         keyword=cleaned.get(KEYWORD) or None,
+        names=filterset.name_match(cleaned["name"]) if cleaned.get("name") else None,
     )
 
 

@@ -318,6 +318,41 @@ class TaskCount(models.Model):
         return f"cluster {self.cluster_id} {self.status} {self.type}: {self.n:+d}"
 
 
+class TaskNameCount(models.Model):
+    """How many tasks there are per (name, cluster, status, type), as signed changes to add
+    up: TaskCount with the name, for the total of a list filtered by name.
+
+    A name filter matches names first (filters.name_contains), then their tasks: on a
+    million tasks, counting the 101,000 tasks of 1,001 matching names read as many index
+    entries (13 to 20 ms); adding up their rows here reads about as many rows as names.
+    Kept apart from TaskCount so that the lists without a name filter still add up a
+    row per (cluster, status, type), however many distinct names there are.
+
+    The same triggers write both (migration 0020). A task given a name of its own has a
+    row of its own, so folding adds up only the keys with new rows (`folded` is false on
+    every row a trigger writes), not the whole table.
+    """
+
+    name = models.CharField(max_length=200)
+    cluster_id = models.BigIntegerField(null=True)
+    status = models.CharField(max_length=16)
+    type = models.CharField(max_length=16)
+    n = models.BigIntegerField()
+    folded = models.BooleanField(default=False, db_default=False)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["name"], name="taskname_count_name"),
+            # The fold's work: the keys of the rows written since the last fold.
+            models.Index(
+                fields=["name"], name="taskname_count_unfolded", condition=Q(folded=False)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} cluster {self.cluster_id} {self.status} {self.type}: {self.n:+d}"
+
+
 class SubtaskInstance(models.Model):
     # No index of its own: (task, status) below serves every lookup by task, and each index
     # is one more write on every status change of every subtask.

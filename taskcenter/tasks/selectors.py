@@ -64,6 +64,7 @@ from taskcenter.tasks.models import (
     TaskCount,
     TaskDefinition,
     TaskInstance,
+    TaskNameCount,
     TaskStatus,
 )
 
@@ -445,17 +446,23 @@ def _running_shorter_than(base: QuerySet[TaskInstance], duration) -> bool:
 class TaskTally(NamedTuple):
     """A task list's filters that TaskCount can total: statuses, types, one cluster, and
     the caller's cluster scope (None: all of each); and, for a keyword, the clusters whose
-    name contains it (every task of theirs matches) and the others (counted)."""
+    name contains it (every task of theirs matches) and the others (counted). With a name
+    filter's match (`names`), TaskNameCount totals the same filters."""
 
     scope: frozenset[int] | None
     statuses: list[str] | None
     types: list[str] | None
     cluster_id: int | None
     keyword_clusters: tuple[list[int], list[int]] | None = None
+    names: Q | None = None
 
     def total(self, queryset: QuerySet[TaskInstance]) -> int:
         """The total of `queryset`, the list these filters and scope select."""
-        counts = TaskCount.objects.all()
+        counts: QuerySet = (
+            TaskCount.objects.all()
+            if self.names is None
+            else TaskNameCount.objects.filter(self.names)
+        )
         if self.scope is not None:
             counts = counts.filter(cluster_id__in=self.scope)
         if self.cluster_id is not None:
@@ -479,8 +486,8 @@ class TaskTally(NamedTuple):
 def task_tally(*, clusters: frozenset[int] | None, params) -> TaskTally | None:
     """How to total the task list of `params` from TaskCount, for a caller who sees the
     tasks of `clusters` (None: every cluster; access.visible_clusters), or None when its
-    filters need the tasks themselves (name, tenant, host, creator, time range; a keyword
-    that names no cluster, or too many) or the database keeps no TaskCount (SQLite). Call
+    filters need the tasks themselves (tenant, host, creator, time range; a keyword that
+    names no cluster, or too many) or the database keeps no TaskCount (SQLite). Call
     it after task_list, which refuses malformed parameters."""
     filterset = read_task_filters(TaskInstance.objects.none(), params)
     return _tally(clusters, counted_filters(filterset))
@@ -501,6 +508,7 @@ def _tally(clusters: frozenset[int] | None, counted: CountedFilters | None) -> T
         types=counted.types,
         cluster_id=counted.cluster_id,
         keyword_clusters=keyword_clusters,
+        names=counted.names,
     )
 
 

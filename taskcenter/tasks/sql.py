@@ -842,3 +842,26 @@ FOLD_TASK_COUNTS = """
     GROUP BY cluster_id, status, type
     HAVING sum(n) <> 0
 """
+
+# TaskNameCount's signed changes added up per key, for the keys that have rows written
+# since the last fold (folded is false on those) and those alone: a task given a name of
+# its own has a key of its own, and a million of them need not be rewritten every time. A
+# row written meanwhile is not in this statement's snapshot: neither deleted nor added
+# here, it stays unfolded for the next fold.
+FOLD_TASK_NAME_COUNTS = """
+    WITH changed AS (
+        SELECT DISTINCT name, cluster_id, status, type
+        FROM tasks_tasknamecount WHERE NOT folded
+    ), gone AS (
+        DELETE FROM tasks_tasknamecount AS kept USING changed
+        WHERE kept.name = changed.name
+          AND kept.cluster_id IS NOT DISTINCT FROM changed.cluster_id
+          AND kept.status = changed.status
+          AND kept.type = changed.type
+        RETURNING kept.name, kept.cluster_id, kept.status, kept.type, kept.n
+    )
+    INSERT INTO tasks_tasknamecount (name, cluster_id, status, type, n, folded)
+    SELECT name, cluster_id, status, type, sum(n), true FROM gone
+    GROUP BY name, cluster_id, status, type
+    HAVING sum(n) <> 0
+"""

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from taskcenter.tasks import selectors
-from taskcenter.tasks.models import Cluster, TaskCount, TaskInstance, Tenant
+from taskcenter.tasks.models import Cluster, TaskCount, TaskInstance, TaskNameCount, Tenant
 from taskcenter.tasks.services.counts import fold_task_counts
 
 postgres_only = pytest.mark.skipif(
@@ -177,6 +177,12 @@ LISTS = [
     "status=RUNNING,SUCCESSFUL",
     "type=MANUAL",
     "status=FAILED&type=SCHEDULED",
+    # Totalled from TaskNameCount: a name filter, alone and with the others.
+    "name=task 1",
+    "name=TASK&status=FAILED",
+    "name=5&type=MANUAL&status=RUNNING,FAILED",
+    "name=renamed",
+    "name=nothing like it",
 ]
 
 
@@ -187,6 +193,7 @@ def _check_every_list(clusters: list[Cluster]) -> None:
             *LISTS,
             f"clusterId={clusters[2].pk}",
             f"status=FAILED&clusterId={clusters[0].pk}",
+            f"name=task&clusterId={clusters[1].pk}",
         ]:
             assert _tally(params, scope) == _exact(params, scope), (params, scope)
 
@@ -202,6 +209,7 @@ def test_the_kept_total_is_the_count_whatever_changes_the_tasks(db):
     TaskInstance.objects.filter(status="SUCCESSFUL", type="MANUAL").update(status="FAILED")
     TaskInstance.objects.filter(pk=task.pk).update(cluster=clusters[2], type="SCHEDULED")
     TaskInstance.objects.filter(status="FAILED").update(updated_at=timezone.now())  # no move
+    TaskInstance.objects.filter(name__endswith="3").update(name="Renamed")  # a name's move
     _check_every_list(clusters)
     clusters[1].delete()  # its tasks' cluster becomes NULL
     TaskInstance.objects.filter(name__endswith="7").delete()
@@ -209,20 +217,45 @@ def test_the_kept_total_is_the_count_whatever_changes_the_tasks(db):
     _check_every_list([clusters[0], clusters[0], clusters[2]])
     assert _tally() == TaskInstance.objects.count()
     rows_before = TaskCount.objects.count()
+    name_rows_before = TaskNameCount.objects.count()
     fold_task_counts()
     assert TaskCount.objects.count() < rows_before
+    assert TaskNameCount.objects.count() < name_rows_before
+    assert not TaskNameCount.objects.filter(folded=False).exists()
     _check_every_list([clusters[0], clusters[0], clusters[2]])
     with connection.cursor() as cursor:
         # The deletes above left foreign-key checks pending, which TRUNCATE refuses.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("TRUNCATE tasks_taskinstance CASCADE")
     assert _tally() == 0
+    assert _tally("name=task") == 0
 
 
 @postgres_only
-def test_only_status_type_and_cluster_filters_are_totalled_from_the_counts(db):
+def test_a_fold_adds_up_the_names_written_since_the_last_one_and_no_other(db):
+    """A task with a name of its own has a count row of its own: a fold rewrites the
+    rows of the keys that changed since the last fold, and leaves the others as they
+    are."""
+    clusters = _clusters()
+    _tasks(clusters)
+    fold_task_counts()
+    kept = dict(TaskNameCount.objects.values_list("pk", "n"))
+    task = TaskInstance.objects.filter(name="Task 12").get()
+    task.status = "SUCCESSFUL" if task.status == "FAILED" else "FAILED"
+    task.save(update_fields=["status"])
+    fold_task_counts()
+    after = dict(TaskNameCount.objects.values_list("pk", "n"))
+    rewritten = set(kept) - set(after)
+    assert len(rewritten) == 1  # "Task 12" in its old status: the one key gone to zero
+    assert set(after) - set(kept) == {
+        TaskNameCount.objects.get(name="Task 12", status=task.status).pk
+    }
+    _check_every_list(clusters)
+
+
+@postgres_only
+def test_only_status_type_cluster_and_name_filters_are_totalled_from_the_counts(db):
     for params in [
-        "name=x",
         "tenantId=1",
         "keyword=x",  # names no cluster
         "creator=a",
@@ -230,7 +263,14 @@ def test_only_status_type_and_cluster_filters_are_totalled_from_the_counts(db):
         "status=FAILED&hostId=1",
     ]:
         assert selectors.task_tally(clusters=None, params=QueryDict(params)) is None, params
-    for params in ["", "status=FAILED", "type=MANUAL&clusterId=3", "sort=duration,desc&page=3"]:
+    for params in [
+        "",
+        "status=FAILED",
+        "type=MANUAL&clusterId=3",
+        "sort=duration,desc&page=3",
+        "name=x",
+        "name=x&status=FAILED",
+    ]:
         assert selectors.task_tally(clusters=None, params=QueryDict(params)) is not None, params
 
 
@@ -258,6 +298,7 @@ def test_a_keyword_naming_clusters_totals_their_tasks_and_counts_the_others(db):
             "keyword=c&type=MANUAL&status=RUNNING,FAILED",
             f"keyword=c&clusterId={clusters[3].pk}",
             f"keyword=c&clusterId={clusters[1].pk}",
+            "keyword=c&name=task 1",
             "keyword=c-side",  # a tenant's name, and no cluster's: not totalled
             f"keyword={some.pk}",
         ]:
