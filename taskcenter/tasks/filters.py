@@ -158,11 +158,14 @@ class FilterSet(filters.FilterSet):
     """
 
     def get_form_class(self):
-        owner = type(self)
-        form_class = owner.__dict__.get("_form_class")
+        form_class = _FORM_CLASSES.get(type(self))
         if form_class is None:
-            form_class = owner._form_class = super().get_form_class()
+            form_class = _FORM_CLASSES[type(self)] = super().get_form_class()
         return form_class
+
+
+# Each FilterSet subclass's form class, made by its first instance.
+_FORM_CLASSES: dict[type, type] = {}
 
 
 class TaskInstanceFilter(FilterSet):
@@ -355,7 +358,7 @@ def duration_sort(order) -> str | None:
 
 
 # The filters a total can be read for from TaskCount, or with a name from TaskNameCount
-# (selectors.task_tally), and the keyword, whose matching clusters they can total (the rest
+# (selectors.task_list_with_tally), and the keyword, whose matching clusters they can total (the rest
 # is counted).
 COUNTED_FILTERS = frozenset({"status", "type", "clusterId", "name"})
 KEYWORD = "keyword"

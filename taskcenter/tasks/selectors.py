@@ -120,9 +120,9 @@ def task_list(*, visible: QuerySet[TaskInstance], params) -> QuerySet[TaskInstan
 def task_list_with_tally(
     *, visible: QuerySet[TaskInstance], clusters: frozenset[int] | None, params
 ) -> tuple[QuerySet[TaskInstance], TaskTally | None]:
-    """task_list and task_tally of the same `params`, the filters read once: what a page
-    of the list asks for (the API's and the dashboard's). `clusters` is the scope of
-    `visible` (access.visible_clusters)."""
+    """task_list, and how to total it (a TaskTally; None: count it), the filters read
+    once: what a page of the list asks for (the API's and the dashboard's). `clusters` is
+    the scope of `visible` (access.visible_clusters)."""
     filterset = read_task_filters(visible, params)
     queryset = filterset.qs.order_by(*parse_sort(params.getlist("sort")))
     return queryset, _tally(clusters, counted_filters(filterset))
@@ -153,7 +153,7 @@ def task_page(
     A constant number of queries whatever the page size: count, page ids, page, subtasks.
     with_subtasks=False skips the subtasks (the dashboard's list shows only counts, and a
     page of 50 tasks of 1,000 subtasks each would otherwise load 50,000 rows).
-    `tally` (from task_tally, for the same filters and scope) counts the total from
+    `tally` (from task_list_with_tally, for the same filters and scope) counts the total from
     TaskCount instead of the tasks.
 
     The page's ids come first from the bare filtered, sorted queryset (an index walk), and
@@ -483,18 +483,12 @@ class TaskTally(NamedTuple):
         return in_named + _task_count(rest)
 
 
-def task_tally(*, clusters: frozenset[int] | None, params) -> TaskTally | None:
-    """How to total the task list of `params` from TaskCount, for a caller who sees the
-    tasks of `clusters` (None: every cluster; access.visible_clusters), or None when its
-    filters need the tasks themselves (tenant, host, creator, time range; a keyword that
-    names no cluster, or too many) or the database keeps no TaskCount (SQLite). Call
-    it after task_list, which refuses malformed parameters."""
-    filterset = read_task_filters(TaskInstance.objects.none(), params)
-    return _tally(clusters, counted_filters(filterset))
-
-
 def _tally(clusters: frozenset[int] | None, counted: CountedFilters | None) -> TaskTally | None:
-    """task_tally of the filters `counted` (counted_filters')."""
+    """How to total the task list of the filters `counted` (counted_filters') from TaskCount
+    or TaskNameCount, for a caller who sees the tasks of `clusters` (None: every cluster;
+    access.visible_clusters); None when its filters need the tasks themselves (tenant, host,
+    creator, time range; a keyword that names no cluster, or too many) or the database
+    keeps no counts (SQLite)."""
     if counted is None or connection.vendor != "postgresql":
         return None
     keyword_clusters = None
