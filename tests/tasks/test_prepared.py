@@ -7,6 +7,7 @@ from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from taskcenter.tasks import selectors, services, sql, verbs
+from taskcenter.tasks.models import SubtaskInstance, SubtaskStatus
 
 
 def prepared_names() -> set[str]:
@@ -82,5 +83,39 @@ def subtask_rows_scanned() -> int:
         cursor.execute(
             "SELECT seq_tup_read FROM pg_stat_xact_user_tables"
             " WHERE relname = 'tasks_subtaskinstance'"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_sibling_claim_reads_its_own_task_row_once_however_many_are_ready(postgres):
+    """A fan-out member's claim of a READY sibling finds the row it picked by its primary
+    key. Where the statistics had seen few READY subtasks (a history of finished tasks,
+    as in use), the claim used to read every READY subtask of the fan-out and each one's
+    task row, then keep the one it picked: a fan-out's claims grew with its width."""
+    history = verbs.task_start(definition_name="Benchmark fan-out", parameters={"width": 300})
+    SubtaskInstance.objects.filter(task=history).update(status=SubtaskStatus.SUCCESSFUL)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE tasks_subtaskinstance")
+        cursor.execute("ANALYZE tasks_taskinstance")
+    task = verbs.task_start(definition_name="Benchmark fan-out", parameters={"width": 300})
+    start, member = selectors.task_subtasks(task=task)[:2]
+    services.attempt_claim(subtask_id=start.pk, attempt=1, executor="host-a")
+    services.attempt_finish(subtask_id=start.pk, attempt=1, task_id=task.pk, succeeded=True)
+    read_before = task_rows_fetched()
+
+    claimed = services.attempt_claim_sibling(subtask_id=member.pk, executor="host-a")
+
+    assert claimed is not None and claimed.task_id == task.pk
+    assert task_rows_fetched() - read_before <= 2  # not one per READY sibling (300)
+    ready = SubtaskInstance.objects.filter(task=task, status=SubtaskStatus.READY).count()
+    assert ready == 299
+
+
+def task_rows_fetched() -> int:
+    """Task rows read in this transaction (the test's), by scans and index lookups."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT seq_tup_read + idx_tup_fetch FROM pg_stat_xact_user_tables"
+            " WHERE relname = 'tasks_taskinstance'"
         )
         return cursor.fetchone()[0]
