@@ -8,6 +8,7 @@ parameters arrive repeated (status=A&status=B) or comma-separated (status=A,B).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any, NamedTuple
 
 from django import forms
@@ -250,7 +251,7 @@ def name_contains(value: str) -> Q:
     )
     if len(names) > NAME_LIST_MAX:
         return Q(name__in=TaskName.objects.filter(name__icontains=value).values("name"))
-    return Q(AnyOf(F("name"), names))
+    return Q(AnyOf(F("name"), Texts(names)))
 
 
 def ids_containing(model, field: str, value: str) -> list[int] | QuerySet:
@@ -277,16 +278,20 @@ class AnyOf(Lookup):
 
     def as_postgresql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        values = list(self.rhs)
-        if values and all(isinstance(value, str) for value in values):
-            # A name filter's names, written once as the array's text: psycopg escaped each
-            # of them for every statement that carries the filter (count, page, rows:
-            # five with sort=duration's three parts), a few ms for a thousand names.
-            literal = getattr(self, "_text_array", None)
-            if literal is None:
-                literal = self._text_array = text_array(values)
-            return f"{lhs} = ANY(%s::text[])", [*lhs_params, literal]
-        return f"{lhs} = ANY(%s)", [*lhs_params, values]
+        if isinstance(self.rhs, Texts):
+            return f"{lhs} = ANY(%s::text[])", [*lhs_params, self.rhs.literal]
+        return f"{lhs} = ANY(%s)", [*lhs_params, list(self.rhs)]
+
+
+class Texts(tuple):
+    """Texts for AnyOf, written once as the text of a PostgreSQL array: psycopg escaped each
+    of a name filter's names for every statement that carries the filter (the total, the
+    page, its rows: five with sort=duration's three parts), a few ms for a thousand names.
+    The cache is the values' own: each statement resolves a copy of the lookup."""
+
+    @cached_property
+    def literal(self) -> str:
+        return text_array(list(self))
 
 
 def read_task_filters(queryset: QuerySet, params) -> TaskInstanceFilter:
