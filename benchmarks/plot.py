@@ -49,7 +49,8 @@ def _paired_bars(ax, labels, first, second, names, *, horizontal: bool = True) -
     ):
         bars = draw([p + offset for p in positions], values, height, label=name, color=colour)
         ax.bar_label(bars, fmt="%g", padding=2, fontsize=8)
-    ax.margins(x=0.12, y=0.12) if horizontal else ax.margins(y=0.12)
+    # A margin of about a bar's width at either end, however many bars there are.
+    ax.margins(x=0.12, y=min(0.12, 1 / len(labels))) if horizontal else ax.margins(y=0.12)
     if horizontal:
         ax.set_yticks(list(positions), labels)
         ax.invert_yaxis()
@@ -60,11 +61,13 @@ def _paired_bars(ax, labels, first, second, names, *, horizontal: bool = True) -
 def _legend_below(ax) -> None:
     """The legend under the axes, where it hides no bar and no label."""
     handles, labels = ax.get_legend_handles_labels()
+    # Half an inch under the axes (below the x label), however tall the axes are.
+    axes_inches = ax.get_position().height * ax.figure.get_figheight()
     ax.legend(
         handles,
         labels,
         loc="upper center",
-        bbox_to_anchor=(0.5, -0.13),
+        bbox_to_anchor=(0.5, -0.5 / axes_inches),
         ncol=len(labels),
         fontsize=8,
         frameon=False,
@@ -74,7 +77,7 @@ def _legend_below(ax) -> None:
 def _save(fig, out: Path, name: str) -> None:
     fig.tight_layout()
     path = out / f"{name}.png"
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
