@@ -79,10 +79,15 @@ def test_a_finish_reads_its_downstreams_through_the_primary_key(postgres):
 
 def subtask_rows_scanned() -> int:
     """Subtask rows read by sequential scans in this transaction (the test's)."""
+    return rows_read("tasks_subtaskinstance", "seq_tup_read")
+
+
+def rows_read(table: str, counters: str) -> int:
+    """PostgreSQL's `counters` (an expression of pg_stat_xact_user_tables' columns) for
+    `table` in this transaction."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT seq_tup_read FROM pg_stat_xact_user_tables"
-            " WHERE relname = 'tasks_subtaskinstance'"
+            f"SELECT {counters} FROM pg_stat_xact_user_tables WHERE relname = %s", [table]
         )
         return cursor.fetchone()[0]
 
@@ -113,9 +118,4 @@ def test_a_sibling_claim_reads_its_own_task_row_once_however_many_are_ready(post
 
 def task_rows_fetched() -> int:
     """Task rows read in this transaction (the test's), by scans and index lookups."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT seq_tup_read + idx_tup_fetch FROM pg_stat_xact_user_tables"
-            " WHERE relname = 'tasks_taskinstance'"
-        )
-        return cursor.fetchone()[0]
+    return rows_read("tasks_taskinstance", "seq_tup_read + idx_tup_fetch")
