@@ -192,10 +192,13 @@ class TaskInstanceFilter(FilterSet):
 
     def name_match(self, value: str) -> Q:
         """name_contains(value), its names looked up once for the list and its total."""
-        cached = getattr(self, "_name_match", None)
-        if cached is None or cached[0] != value:
-            cached = self._name_match = (value, name_contains(value))
-        return cached[1]
+        if value not in self._name_matches:
+            self._name_matches[value] = name_contains(value)
+        return self._name_matches[value]
+
+    @cached_property
+    def _name_matches(self) -> dict[str, Q]:
+        return {}
 
     def filter_host(self, qs, name, value):
         # A subquery instead of a join keeps one row per task without DISTINCT.
@@ -363,8 +366,8 @@ def duration_sort(order) -> str | None:
 
 
 # The filters a total can be read for from TaskCount, or with a name from TaskNameCount
-# (selectors.task_list_with_tally), and the keyword, whose matching clusters they can total (the rest
-# is counted).
+# (selectors.task_list_with_tally), and the keyword, whose matching clusters they can
+# total (the rest is counted).
 COUNTED_FILTERS = frozenset({"status", "type", "clusterId", "name"})
 KEYWORD = "keyword"
 

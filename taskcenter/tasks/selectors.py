@@ -153,8 +153,8 @@ def task_page(
     A constant number of queries whatever the page size: count, page ids, page, subtasks.
     with_subtasks=False skips the subtasks (the dashboard's list shows only counts, and a
     page of 50 tasks of 1,000 subtasks each would otherwise load 50,000 rows).
-    `tally` (from task_list_with_tally, for the same filters and scope) counts the total from
-    TaskCount instead of the tasks.
+    `tally` (from task_list_with_tally, for the same filters and scope) adds the total up
+    from TaskCount or TaskNameCount instead of counting the tasks.
 
     The page's ids come first from the bare filtered, sorted queryset (an index walk), and
     only those rows are then joined and counted: joining and grouping before the OFFSET

@@ -339,10 +339,9 @@ def claim_sibling_statement(subtask_id: int, executor: str) -> Statement:
     claim_statement returns; no row when there is none.
 
     Same task and node type means same queue, whatever the routes (they match on the node
-    type and the task's cluster). On PostgreSQL the row is picked in the order of the
-    (task, status) index, about the order the subtasks were made, skipping rows that
-    another claim has locked, so that workers draining one fan-out do not queue behind
-    each other.
+    type and the task's cluster). On PostgreSQL the row is picked from an index that
+    holds it by status, skipping rows that another claim has locked, so that workers
+    draining one fan-out do not queue behind each other.
 
     The pick is the compare-and-set: FOR UPDATE re-reads the newest version of the row
     it locks and keeps it only if it is still READY, and the lock holds it so until this
